@@ -1,0 +1,31 @@
+# Both targets create and reuse .venv; a fresh clone needs nothing else.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO_OUT ?= demo_out
+PYTEST_WORKERS ?= 2
+
+.PHONY: demo test bench venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch and torchvision first and exactly pinned: a bare `torch` requirement pulls a multi-GB CUDA build.
+	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install --quiet -e '.[all,dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/lstmfpga demo --out $(DEMO_OUT)
+
+test: $(STAMP)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --timeout=1200 tests
+
+bench: $(STAMP)
+	$(VENV)/bin/lstmfpga bench all
+
+clean:
+	rm -rf $(DEMO_OUT) build sim_build .pytest_cache .hypothesis

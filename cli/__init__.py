@@ -1,0 +1,1 @@
+"""The ``lstmfpga`` console script: one subcommand per stage, each registered by its own package."""

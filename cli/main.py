@@ -1,0 +1,65 @@
+"""Entry point of the ``lstmfpga`` console script.
+
+Each stage package owns its subcommands in its own ``cli`` module, which exposes
+``register(subparsers)``.  Registration must stay cheap (argparse only): heavy imports (torch,
+amaranth, cocotb) happen inside the command handlers, so ``lstmfpga golden`` on a board never
+imports torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from lstmfpga.cli.errors import LstmfpgaError
+
+#: Stage packages whose ``cli.register`` adds subcommands, in help order.
+STAGE_CLIS = (
+    "lstmfpga.model.cli",
+    "lstmfpga.quant.cli",
+    "lstmfpga.sim.cli",
+    "lstmfpga.hw.cli",
+    "lstmfpga.host.cli",
+    "lstmfpga.cli.demo",
+    "lstmfpga.cli.bench",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lstmfpga",
+        description="Deepfake-video detector with a quantized LSTM head on an FPGA.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for module_name in STAGE_CLIS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            # A stage whose optional dependencies are not installed (e.g. the board image has
+            # no torch) simply contributes no commands.
+            if exc.name and exc.name.startswith("lstmfpga"):
+                if exc.name == module_name:
+                    continue
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.handler(args)
+    except LstmfpgaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

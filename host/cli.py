@@ -1,0 +1,7 @@
+"""Subcommands of the host stage."""
+
+from __future__ import annotations
+
+
+def register(subparsers) -> None:
+    """Add this stage's subcommands to the ``lstmfpga`` parser."""
