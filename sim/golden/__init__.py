@@ -1,0 +1,1 @@
+"""NumPy golden models of the LSTM head: float and integer (no torch import)."""

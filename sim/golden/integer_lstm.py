@@ -1,0 +1,200 @@
+"""Integer golden model: executes an :class:`LstmArtifact` exactly as the hardware does.
+
+Every value is an integer code; every rescaling is a :class:`Requant` (round half to even,
+saturation); every nonlinearity is a table look-up. Vectorised over the batch. Matrix products
+run as float64 BLAS calls, which are exact here: each partial sum stays far below 2**53
+(checked), so the result is the integer dot product.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lstmfpga.cli.errors import InputError
+from lstmfpga.quant.artifact import LayerArtifact, LstmArtifact
+
+_EXACT_FLOAT64 = 1 << 53
+
+
+@dataclass(frozen=True, eq=False)
+class IntegerResult:
+    """Codes produced by :func:`run_integer`.
+
+    Attributes
+    ----------
+    h_codes : list of ndarray
+        Per layer, int64 ``[B, T, H]`` hidden-state codes at the io scale.
+    c_codes : list of ndarray
+        Per layer, int64 ``[B, T, H]`` cell-state codes.
+    logits : ndarray or None
+        int64 ``[B, C]`` classifier accumulators (value = ``logits * classifier.out_scale``).
+    """
+
+    h_codes: list
+    c_codes: list
+    logits: np.ndarray | None
+
+    @property
+    def last_h(self) -> np.ndarray:
+        return self.h_codes[-1]
+
+
+def _check_exact(name: str, w: np.ndarray, max_in: int) -> None:
+    bound = int(np.abs(w).sum(axis=-1).max(initial=0)) * max_in
+    if bound >= _EXACT_FLOAT64:
+        raise InputError(f"{name}: integer products could exceed 2**53; cannot compute exactly")
+
+
+def _int_matmul(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Exact ``a @ w.T`` for small integer matrices, through float64 BLAS."""
+    return np.rint(a.astype(np.float64) @ w.astype(np.float64).T).astype(np.int64)
+
+
+def quantize_input(artifact: LstmArtifact, x: np.ndarray, *, normalize: bool = True) -> np.ndarray:
+    """Host-side input path: standardise (if the artifact has a normalisation) and io-quantize.
+
+    Parameters
+    ----------
+    x : ndarray
+        float ``[B, T, I]`` features.
+    normalize : bool
+        Apply the artifact's feature standardisation first (when it has one).
+    """
+    x = np.asarray(x)
+    if x.ndim != 3:
+        raise InputError(f"input must be [batch, time, features], got shape {x.shape}")
+    if x.shape[2] != artifact.input_size:
+        raise InputError(f"input has {x.shape[2]} features per step, the model expects "
+                         f"{artifact.input_size}")
+    if x.dtype.kind not in "fiu":
+        raise InputError(f"input must be numeric, got dtype {x.dtype}")
+    bad = ~np.isfinite(x)
+    if bad.any():
+        b, t, i = np.argwhere(bad)[0]
+        raise InputError(f"input contains {int(bad.sum())} NaN/inf values "
+                         f"(first at batch {b}, step {t}, feature {i})")
+    if normalize and artifact.normalization is not None:
+        x = artifact.normalization.apply(x)
+    return artifact.io_quant.quantize(x)
+
+
+def input_products(layer: LayerArtifact, x_codes: np.ndarray) -> np.ndarray:
+    """``W_x · x`` for every step: int64 ``[B, T, 4, H]`` (the split-mode host GEMM)."""
+    B, T, I = x_codes.shape
+    H = layer.hidden_size
+    w = layer.w_x.reshape(4 * H, I)
+    _check_exact("input products", w, int(np.abs(x_codes).max(initial=0)))
+    return _int_matmul(x_codes.reshape(B * T, I), w).reshape(B, T, 4, H)
+
+
+def gate_codes(layer: LayerArtifact, acc: np.ndarray) -> np.ndarray:
+    """Gate accumulators ``[..., 4, H]`` → gate-quantizer codes ``[..., 4, H]``."""
+    return np.stack([layer.gate_requant[g].apply(acc[..., g, :]) for g in range(4)], axis=-2)
+
+
+def cell_step(layer: LayerArtifact, acc: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The tail of one time step: gate accumulators ``[B, 4, H]`` and cell codes → (h, c)."""
+    a = gate_codes(layer, acc)
+    lo = np.array([layer.gate_requant[g].lo for g in range(4)])[:, None]
+    idx = a - lo
+    i = layer.gate_tables[0][idx[:, 0]]
+    f = layer.gate_tables[1][idx[:, 1]]
+    g = layer.gate_tables[2][idx[:, 2]]
+    o = layer.gate_tables[3][idx[:, 3]]
+    fc = layer.fc_requant.apply(f * c)
+    ig = layer.ig_requant.apply(i * g)
+    c_new = np.clip(fc + ig, layer.cell_lo, layer.cell_hi)
+    t = layer.tanh_c_table[c_new - layer.cell_lo]
+    h_new = layer.h_requant.apply(o * t)
+    return h_new, c_new
+
+
+def run_layer(layer: LayerArtifact, x_codes: np.ndarray | None = None, *,
+              pre: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Run one layer over a sequence from zero state.
+
+    Give either ``x_codes`` (int ``[B, T, I]``) or the split-mode pre-activations ``pre``
+    (int ``[B, T, 4, H]``, from :func:`input_products`). Returns h and c codes ``[B, T, H]``.
+    """
+    if pre is None:
+        pre = input_products(layer, x_codes)
+    B, T = pre.shape[:2]
+    H = layer.hidden_size
+    w_h = layer.w_h.reshape(4 * H, H)
+    io = layer.quant["io"]
+    _check_exact("recurrent products", w_h, max(abs(io.lo), abs(io.hi)))
+    h = np.zeros((B, H), dtype=np.int64)
+    c = np.zeros((B, H), dtype=np.int64)
+    hs = np.empty((B, T, H), dtype=np.int64)
+    cs = np.empty((B, T, H), dtype=np.int64)
+    bias = layer.bias[None]
+    for t in range(T):
+        acc = pre[:, t] + _int_matmul(h, w_h).reshape(B, 4, H) + bias
+        h, c = cell_step(layer, acc, c)
+        hs[:, t] = h
+        cs[:, t] = c
+    return hs, cs
+
+
+def classifier_logits(artifact: LstmArtifact, h_last: np.ndarray) -> np.ndarray | None:
+    """Integer classifier accumulators on the last step's hidden codes ``[B, H]``."""
+    if artifact.classifier is None:
+        return None
+    cls = artifact.classifier
+    return _int_matmul(h_last, cls.weight) + cls.bias[None]
+
+
+def _check_codes(artifact: LstmArtifact, x_codes: np.ndarray) -> np.ndarray:
+    x_codes = np.asarray(x_codes)
+    if x_codes.ndim != 3 or x_codes.shape[2] != artifact.input_size:
+        raise InputError(f"input codes must be [batch, time, {artifact.input_size}], got {x_codes.shape}")
+    if x_codes.dtype.kind not in "iu":
+        raise InputError(f"input codes must be integers, got dtype {x_codes.dtype}")
+    if x_codes.shape[1] < 1:
+        raise InputError("input has no time steps")
+    io = artifact.io_quant
+    if x_codes.size and (x_codes.min() < io.lo or x_codes.max() > io.hi):
+        raise InputError(f"input codes outside the io range [{io.lo}, {io.hi}]")
+    return x_codes.astype(np.int64)
+
+
+def run_integer(artifact: LstmArtifact, x_codes: np.ndarray, *,
+                layer0_pre: np.ndarray | None = None) -> IntegerResult:
+    """Run every layer and the classifier on io-quantized inputs ``[B, T, I]``.
+
+    ``layer0_pre`` optionally replaces layer 0's input products (split mode), to check that the
+    host GEMM path gives the same result.
+    """
+    x = _check_codes(artifact, x_codes)
+    h_all, c_all = [], []
+    for l, layer in enumerate(artifact.layers):
+        if l == 0 and layer0_pre is not None:
+            h, c = run_layer(layer, pre=np.asarray(layer0_pre, dtype=np.int64))
+        else:
+            h, c = run_layer(layer, x)
+        h_all.append(h)
+        c_all.append(c)
+        x = h
+    return IntegerResult(h_codes=h_all, c_codes=c_all,
+                         logits=classifier_logits(artifact, h_all[-1][:, -1]))
+
+
+@dataclass(frozen=True, eq=False)
+class GoldenOutput:
+    """Dequantized outputs, as ``lstmfpga golden`` writes them."""
+
+    hidden: np.ndarray         # float32 [B, T, H]
+    logits: np.ndarray | None  # float32 [B, C]
+    codes: IntegerResult
+
+
+def run_artifact(artifact: LstmArtifact, x: np.ndarray, *, normalize: bool = True) -> GoldenOutput:
+    """Float features in, dequantized hidden sequence (and logits) out."""
+    codes = run_integer(artifact, quantize_input(artifact, x, normalize=normalize))
+    hidden = artifact.io_quant.dequantize(codes.last_h)
+    logits = None
+    if codes.logits is not None:
+        logits = (codes.logits.astype(np.float64) * artifact.classifier.out_scale).astype(np.float32)
+    return GoldenOutput(hidden=hidden, logits=logits, codes=codes)
