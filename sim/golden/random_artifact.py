@@ -10,7 +10,8 @@ import numpy as np
 
 from lstmfpga.quant.artifact import (ClassifierArtifact, GATES, LayerArtifact, LstmArtifact,
                                      Normalization)
-from lstmfpga.quant.fixed_point import QuantSpec, Requant
+from lstmfpga.quant.fixed_point import QuantSpec
+from lstmfpga.quant.recipe import derive_recipe
 
 
 def _spec(scale: float, bits: int, signed: bool, narrow: bool = False) -> QuantSpec:
@@ -43,17 +44,9 @@ def random_layer(rng: np.random.Generator, *, input_size: int, hidden_size: int,
     sigmoid = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
     tables = np.stack([_table(sigmoid, acc["input"], sig), _table(sigmoid, acc["forget"], sig),
                        _table(np.tanh, acc["cell"], tanh), _table(sigmoid, acc["output"], sig)])
-    f64 = np.float64
-    return LayerArtifact(
-        input_size=I, hidden_size=H, w_x=w_x, w_h=w_h, bias=bias, quant=quant,
-        gate_requant=tuple(Requant.from_ratio(f64(io.scale) * f64(wq[g].scale) / f64(acc[g].scale),
-                                              lo=acc[g].lo, hi=acc[g].hi) for g in GATES),
-        gate_tables=tables,
-        fc_requant=Requant.from_ratio(f64(sig.scale) * f64(cell.scale) / f64(cell.scale), lo=cell.lo, hi=cell.hi),
-        ig_requant=Requant.from_ratio(f64(sig.scale) * f64(tanh.scale) / f64(cell.scale), lo=cell.lo, hi=cell.hi),
-        tanh_c_table=_table(np.tanh, cell, tanh),
-        h_requant=Requant.from_ratio(f64(sig.scale) * f64(tanh.scale) / f64(io.scale), lo=io.lo, hi=io.hi),
-    )
+    return LayerArtifact(input_size=I, hidden_size=H, w_x=w_x, w_h=w_h, bias=bias, quant=quant,
+                         gate_tables=tables, tanh_c_table=_table(np.tanh, cell, tanh),
+                         **derive_recipe(quant))
 
 
 def random_artifact(*, input_size: int, hidden_size: int, num_layers: int = 1, num_classes: int = 2,
