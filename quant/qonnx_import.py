@@ -1,0 +1,233 @@
+"""Build the integer artifact from any QONNX file Brevitas exported for a QuantLSTM.
+
+qonnx has no executor for the ``QuantLSTMCell`` custom op, so this parses the graph: each cell's
+48 inputs (15 state/weight/bias tensors, then scale / zero point / bit width for its 11
+quantizers), the ``Quant`` nodes that feed its weights and biases, and — when present — the
+feature standardisation in front (Sub → Div → Clip) and the classifier behind it
+(Gather of the last step → Gemm with Quant weight and bias).
+
+Needs the ``onnx`` package; torch is used when importable so that the σ/tanh tables are
+computed with the same float32 kernels Brevitas uses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from lstmfpga.cli.errors import ArtifactError
+from lstmfpga.quant.artifact import (ClassifierArtifact, GATES, LayerArtifact, LstmArtifact,
+                                     Normalization)
+from lstmfpga.quant.fixed_point import QuantSpec
+from lstmfpga.quant.recipe import derive_recipe
+
+#: The cell's quantizers in input order (inputs 15..47), with the artifact's names.
+CELL_QUANT_ORDER = (
+    ("output", "io"), ("cell_state", "cell_state"), ("input_acc", "input_acc"),
+    ("forget_acc", "forget_acc"), ("cell_acc", "cell_acc"), ("output_acc", "output_acc"),
+    ("input_sigmoid", "input_sigmoid"), ("forget_sigmoid", "forget_sigmoid"),
+    ("cell_tanh", "cell_tanh"), ("output_sigmoid", "output_sigmoid"),
+    ("hidden_state_tanh", "hidden_tanh"),
+)
+_SIGMOID_TABLES = {"input": "input_sigmoid", "forget": "forget_sigmoid", "output": "output_sigmoid"}
+
+
+class _Graph:
+    def __init__(self, model, path: Path):
+        from onnx import numpy_helper
+
+        self.path = path
+        self.consts: dict[str, np.ndarray] = {
+            t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+        self.producer = {}
+        self.consumers: dict[str, list] = {}
+        for node in model.graph.node:
+            for out in node.output:
+                self.producer[out] = node
+            for inp in node.input:
+                self.consumers.setdefault(inp, []).append(node)
+            if node.op_type == "Constant":
+                for attr in node.attribute:
+                    if attr.name == "value":
+                        self.consts[node.output[0]] = numpy_helper.to_array(attr.t)
+        self.nodes = list(model.graph.node)
+        self.inputs = {i.name for i in model.graph.input} - set(self.consts)
+
+    def const(self, name: str, what: str) -> np.ndarray:
+        if name not in self.consts:
+            raise ArtifactError(f"{self.path}: {what} ({name!r}) is not a constant")
+        return self.consts[name]
+
+    def scalar(self, name: str, what: str) -> float:
+        a = self.const(name, what)
+        if a.size != 1:
+            raise ArtifactError(f"{self.path}: {what} has {a.size} values: only per-tensor "
+                                "quantization is supported")
+        return float(a.reshape(()))
+
+    def attrs(self, node) -> dict:
+        from onnx import helper
+
+        return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _quant_node_codes(g: _Graph, tensor: str, what: str) -> tuple[np.ndarray, QuantSpec]:
+    """Codes and spec of a constant fed through a ``Quant`` node (weights, biases)."""
+    node = g.producer.get(tensor)
+    if node is None or node.op_type != "Quant":
+        raise ArtifactError(f"{g.path}: {what} is not produced by a Quant node")
+    values = g.const(node.input[0], what).astype(np.float32)
+    scale = g.const(node.input[1], f"{what} scale").astype(np.float32)
+    if scale.size != 1:
+        raise ArtifactError(f"{g.path}: {what} has per-channel scales ({scale.size}): only "
+                            "per-tensor quantization is supported")
+    zp = g.scalar(node.input[2], f"{what} zero point")
+    if zp != 0.0:
+        raise ArtifactError(f"{g.path}: {what} has zero point {zp}: only symmetric quantizers are supported")
+    bits = int(round(g.scalar(node.input[3], f"{what} bit width")))
+    a = g.attrs(node)
+    spec = QuantSpec(scale=float(scale.reshape(())), zero_point=0, bits=bits,
+                     signed=bool(a.get("signed", 1)), narrow=bool(a.get("narrow", 0)))
+    codes = np.clip(np.rint(values / scale.reshape(())), spec.lo, spec.hi).astype(np.int64)
+    return codes, spec
+
+
+def _table(fn: str, in_spec: QuantSpec, out_spec: QuantSpec) -> np.ndarray:
+    codes = np.arange(in_spec.lo, in_spec.lo + in_spec.levels, dtype=np.float32)
+    x = codes * np.float32(in_spec.scale)
+    try:
+        import torch
+    except ImportError:
+        y = (1.0 / (1.0 + np.exp(-x)) if fn == "sigmoid" else np.tanh(x)).astype(np.float32)
+        q = np.rint(y / np.float32(out_spec.scale))
+    else:
+        t = torch.from_numpy(x)
+        y = torch.sigmoid(t) if fn == "sigmoid" else torch.tanh(t)
+        q = torch.round(y / torch.tensor(out_spec.scale, dtype=torch.float32)).numpy()
+    return np.clip(q, out_spec.lo, out_spec.hi).astype(np.int64)
+
+
+def _cell_layer(g: _Graph, node, index: int) -> LayerArtifact:
+    a = g.attrs(node)
+    where = f"QuantLSTMCell #{index} ({node.name or node.output[0]})"
+    if len(node.input) != 48:
+        raise ArtifactError(f"{g.path}: {where} has {len(node.input)} inputs, expected 48")
+    if a.get("reverse_input", 0):
+        raise ArtifactError(f"{g.path}: {where} runs reversed (bidirectional LSTM): not supported")
+    if a.get("cifg", 0):
+        raise ArtifactError(f"{g.path}: {where} uses coupled input-forget gates (CIFG): not supported")
+    if not a.get("batch_first", 0):
+        pass  # layout only matters to the float graph; the integer recipe is the same
+    quant = {}
+    for k, (onnx_name, name) in enumerate(CELL_QUANT_ORDER):
+        base = 15 + 3 * k
+        narrow_key = "output_sigmoid_narrow_range" if onnx_name == "output_sigmoid" else f"{onnx_name}_narrow"
+        zp = g.scalar(node.input[base + 1], f"{where} {onnx_name} zero point")
+        if zp != 0.0:
+            raise ArtifactError(f"{g.path}: {where} quantizer {onnx_name} has zero point {zp}: "
+                                "only symmetric quantizers are supported")
+        quant[name] = QuantSpec(
+            scale=float(np.float32(g.scalar(node.input[base], f"{where} {onnx_name} scale"))),
+            zero_point=0, bits=int(round(g.scalar(node.input[base + 2], f"{where} {onnx_name} bit width"))),
+            signed=bool(a.get(f"{onnx_name}_signed", 1)), narrow=bool(a.get(narrow_key, 0)))
+    w_x, w_h, bias = [], [], []
+    for gi, gate in enumerate(GATES):
+        wx, spec = _quant_node_codes(g, node.input[3 + gi], f"{where} W_x[{gate}]")
+        wh, spec_h = _quant_node_codes(g, node.input[7 + gi], f"{where} W_h[{gate}]")
+        if spec_h != spec:
+            raise ArtifactError(f"{g.path}: {where} gate {gate}: input and hidden weights use "
+                                "different quantizers")
+        quant[f"weight_{gate}"] = spec
+        w_x.append(wx)
+        w_h.append(wh)
+        b_name = node.input[11 + gi]
+        if b_name in g.consts and np.all(g.consts[b_name] == 0):
+            bias.append(np.zeros(wx.shape[0], dtype=np.int64))
+        else:
+            bias.append(_quant_node_codes(g, b_name, f"{where} bias[{gate}]")[0])
+    tables = np.stack([
+        _table("sigmoid", quant["input_acc"], quant["input_sigmoid"]),
+        _table("sigmoid", quant["forget_acc"], quant["forget_sigmoid"]),
+        _table("tanh", quant["cell_acc"], quant["cell_tanh"]),
+        _table("sigmoid", quant["output_acc"], quant["output_sigmoid"]),
+    ])
+    w_x = np.stack(w_x)
+    return LayerArtifact(input_size=w_x.shape[2], hidden_size=w_x.shape[1], w_x=w_x,
+                         w_h=np.stack(w_h), bias=np.stack(bias), quant=quant, gate_tables=tables,
+                         tanh_c_table=_table("tanh", quant["cell_state"], quant["hidden_tanh"]),
+                         **derive_recipe(quant))
+
+
+def _normalization(g: _Graph, first_cell) -> Normalization | None:
+    quant = g.producer.get(first_cell.input[0])
+    if quant is None or quant.op_type != "Quant":
+        return None
+    clip = g.producer.get(quant.input[0])
+    if clip is None or clip.op_type != "Clip":
+        return None
+    div = g.producer.get(clip.input[0])
+    sub = g.producer.get(div.input[0]) if div is not None and div.op_type == "Div" else None
+    if sub is None or sub.op_type != "Sub":
+        return None
+    lo = g.scalar(clip.input[1], "standardisation clip min")
+    hi = g.scalar(clip.input[2], "standardisation clip max")
+    if lo != -hi:
+        raise ArtifactError(f"{g.path}: feature clip range [{lo}, {hi}] is not symmetric")
+    return Normalization(mean=g.const(sub.input[1], "feature mean").astype(np.float32).reshape(-1),
+                         std=g.const(div.input[1], "feature std").astype(np.float32).reshape(-1),
+                         clip=float(hi))
+
+
+def _classifier(g: _Graph, last_cell, io: QuantSpec) -> ClassifierArtifact | None:
+    for gather in g.consumers.get(last_cell.output[0], []):
+        if gather.op_type != "Gather":
+            continue
+        for gemm in g.consumers.get(gather.output[0], []):
+            if gemm.op_type != "Gemm":
+                continue
+            a = g.attrs(gemm)
+            if not a.get("transB", 0) or a.get("transA", 0) or a.get("alpha", 1.0) != 1.0:
+                raise ArtifactError(f"{g.path}: classifier Gemm layout not supported ({a})")
+            weight, wq = _quant_node_codes(g, gemm.input[1], "classifier weight")
+            bias = np.zeros(weight.shape[0], dtype=np.int64)
+            if len(gemm.input) > 2 and gemm.input[2]:
+                bias = _quant_node_codes(g, gemm.input[2], "classifier bias")[0]
+            return ClassifierArtifact(weight=weight, bias=bias, weight_quant=wq, input_scale=io.scale)
+    return None
+
+
+def artifact_from_qonnx(path: str | Path) -> LstmArtifact:
+    """Parse a Brevitas QONNX export of a (unidirectional) QuantLSTM into an artifact."""
+    path = Path(path)
+    try:
+        import onnx
+    except ImportError:
+        raise ArtifactError("reading QONNX files needs the 'onnx' package (pip install onnx)") from None
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # onnx raises DecodeError and friends from protobuf
+        raise ArtifactError(f"{path}: not a readable ONNX file ({type(exc).__name__}: {exc})") from None
+    g = _Graph(model, path)
+    cells = [n for n in g.nodes if n.op_type == "QuantLSTMCell"]
+    if not cells:
+        raise ArtifactError(f"{path}: no QuantLSTMCell node: not a Brevitas QuantLSTM export")
+    outputs = {c.output[0]: c for c in cells}
+    firsts = [c for c in cells if c.input[0] not in outputs]
+    if len(firsts) != 1:
+        raise ArtifactError(f"{path}: expected one chain of QuantLSTMCell nodes, found {len(firsts)} "
+                            "starts (bidirectional or several LSTMs are not supported)")
+    chain = [firsts[0]]
+    while True:
+        nxt = [c for c in cells if c.input[0] == chain[-1].output[0]]
+        if not nxt:
+            break
+        if len(nxt) > 1:
+            raise ArtifactError(f"{path}: a QuantLSTMCell output feeds {len(nxt)} cells (bidirectional?)")
+        chain.append(nxt[0])
+    if len(chain) != len(cells):
+        raise ArtifactError(f"{path}: {len(cells)} QuantLSTMCell nodes but only {len(chain)} in one chain")
+    layers = tuple(_cell_layer(g, node, i) for i, node in enumerate(chain))
+    return LstmArtifact(layers=layers, classifier=_classifier(g, chain[-1], layers[0].quant["io"]),
+                        normalization=_normalization(g, chain[0]),
+                        meta={"source": "qonnx", "file": path.name})
