@@ -1,0 +1,80 @@
+"""``lstmfpga golden``: run the integer (or float) golden model on an artifact or QONNX file."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from lstmfpga.cli.errors import InputError
+
+
+def _load_input(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise InputError(f"input file not found: {path}")
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise InputError(f"{path}: not a readable .npy array ({exc})") from None
+    if not isinstance(x, np.ndarray):
+        raise InputError(f"{path}: expected one .npy array, found an archive")
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3:
+        raise InputError(f"{path}: expected float32 [batch, time, features], got shape {x.shape}")
+    return x
+
+
+def logits_path(out: Path) -> Path:
+    """Where the logits go next to a hidden-sequence output: ``Y.npy`` → ``Y_logits.npy``."""
+    return out.with_name(out.stem + "_logits.npy")
+
+
+def save_outputs(out: Path, hidden: np.ndarray, logits: np.ndarray | None) -> list[Path]:
+    """Write ``Y.npy`` (and ``Y_logits.npy``) atomically; the format every backend shares."""
+    from lstmfpga.sim.golden.atomic import atomic_save_npy
+
+    written = [atomic_save_npy(out, hidden.astype(np.float32))]
+    if logits is not None:
+        written.append(atomic_save_npy(logits_path(out), logits.astype(np.float32)))
+    return written
+
+
+def run(args: argparse.Namespace) -> int:
+    from lstmfpga.quant.artifact import load_model
+    from lstmfpga.sim.golden.float_lstm import run_float_artifact
+    from lstmfpga.sim.golden.integer_lstm import run_artifact
+
+    artifact = load_model(args.model)
+    x = _load_input(Path(args.input))
+    normalize = not args.no_normalize
+    if args.float:
+        if not np.all(np.isfinite(x)):
+            raise InputError(f"{args.input}: input contains NaN/inf values")
+        if x.shape[2] != artifact.input_size:
+            raise InputError(f"{args.input}: {x.shape[2]} features per step, the model expects {artifact.input_size}")
+        hidden, logits = run_float_artifact(artifact, x, normalize=normalize)
+    else:
+        out = run_artifact(artifact, x, normalize=normalize)
+        hidden, logits = out.hidden, out.logits
+    written = save_outputs(Path(args.out), hidden, logits)
+    print(f"model: {artifact.summary()}")
+    print(f"{'float' if args.float else 'integer'} golden: {x.shape[0]} sequences x {x.shape[1]} steps "
+          f"-> hidden {tuple(hidden.shape)}" + (f", logits {tuple(logits.shape)}" if logits is not None else ""))
+    for p in written:
+        print(f"wrote {p}")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("golden", help="run the NumPy golden model (integer or float)",
+                              description=__doc__)
+    p.add_argument("--model", required=True, help="artifact .npz or Brevitas QONNX .onnx file")
+    p.add_argument("--input", required=True, help="float32 [B, T, I] .npy features")
+    p.add_argument("--out", required=True, help="output .npy: dequantized hidden sequence [B, T, H]; "
+                   "logits go to <out>_logits.npy when the model has a classifier")
+    p.add_argument("--float", action="store_true", help="run the unquantized float LSTM instead")
+    p.add_argument("--no-normalize", action="store_true",
+                   help="input is already standardized: skip the artifact's feature normalization")
+    p.set_defaults(handler=run)
