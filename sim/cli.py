@@ -1,10 +1,13 @@
-"""Subcommands of the sim stage: ``lstmfpga verify``."""
+"""Subcommands of the sim stage: ``lstmfpga golden`` (NumPy golden models) and ``lstmfpga verify``."""
 
 from __future__ import annotations
 
 
 def register(subparsers) -> None:
     """Add this stage's subcommands to the ``lstmfpga`` parser."""
+    from lstmfpga.sim.golden.cli import register as register_golden
+
+    register_golden(subparsers)
     p = subparsers.add_parser(
         "verify", help="check the generated RTL bit-exact against the integer golden (Verilator)",
         description="Generate the core for MODEL's shape, build it under Verilator, load MODEL's weight "
