@@ -2,8 +2,9 @@
 
 Every value is an integer code; every rescaling is a :class:`Requant` (round half to even,
 saturation); every nonlinearity is a table look-up. Vectorised over the batch. Matrix products
-run as float64 BLAS calls, which are exact here: each partial sum stays far below 2**53
-(checked), so the result is the integer dot product.
+run as float BLAS calls, which are exact here: every partial sum is an integer whose magnitude is
+bounded (checked) below 2**24 (then float32 is used) or 2**53 (float64), so the result is the
+integer dot product.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from lstmfpga.cli.errors import InputError
 from lstmfpga.quant.artifact import LayerArtifact, LstmArtifact
 
 _EXACT_FLOAT64 = 1 << 53
+_EXACT_FLOAT32 = 1 << 24
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,15 +43,18 @@ class IntegerResult:
         return self.h_codes[-1]
 
 
-def _check_exact(name: str, w: np.ndarray, max_in: int) -> None:
-    bound = int(np.abs(w).sum(axis=-1).max(initial=0)) * max_in
-    if bound >= _EXACT_FLOAT64:
-        raise InputError(f"{name}: integer products could exceed 2**53; cannot compute exactly")
+class _ExactMatmul:
+    """``a @ w.T`` for integer matrices via the narrowest float type that is exact for them."""
 
+    def __init__(self, name: str, w: np.ndarray, max_in: int):
+        bound = int(np.abs(w).sum(axis=-1).max(initial=0)) * max_in
+        if bound >= _EXACT_FLOAT64:
+            raise InputError(f"{name}: integer products could exceed 2**53; cannot compute exactly")
+        self.dtype = np.float32 if bound < _EXACT_FLOAT32 else np.float64
+        self.wt = np.ascontiguousarray(w.astype(self.dtype).T)
 
-def _int_matmul(a: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Exact ``a @ w.T`` for small integer matrices, through float64 BLAS."""
-    return np.rint(a.astype(np.float64) @ w.astype(np.float64).T).astype(np.int64)
+    def __call__(self, a: np.ndarray) -> np.ndarray:
+        return np.rint(a.astype(self.dtype) @ self.wt).astype(np.int64)
 
 
 def quantize_input(artifact: LstmArtifact, x: np.ndarray, *, normalize: bool = True) -> np.ndarray:
@@ -84,9 +89,9 @@ def input_products(layer: LayerArtifact, x_codes: np.ndarray) -> np.ndarray:
     """``W_x · x`` for every step: int64 ``[B, T, 4, H]`` (the split-mode host GEMM)."""
     B, T, I = x_codes.shape
     H = layer.hidden_size
-    w = layer.w_x.reshape(4 * H, I)
-    _check_exact("input products", w, int(np.abs(x_codes).max(initial=0)))
-    return _int_matmul(x_codes.reshape(B * T, I), w).reshape(B, T, 4, H)
+    matmul = _ExactMatmul("input products", layer.w_x.reshape(4 * H, I),
+                          int(np.abs(x_codes).max(initial=0)))
+    return matmul(x_codes.reshape(B * T, I)).reshape(B, T, 4, H)
 
 
 def gate_codes(layer: LayerArtifact, acc: np.ndarray) -> np.ndarray:
@@ -122,16 +127,15 @@ def run_layer(layer: LayerArtifact, x_codes: np.ndarray | None = None, *,
         pre = input_products(layer, x_codes)
     B, T = pre.shape[:2]
     H = layer.hidden_size
-    w_h = layer.w_h.reshape(4 * H, H)
     io = layer.quant["io"]
-    _check_exact("recurrent products", w_h, max(abs(io.lo), abs(io.hi)))
+    recurrent = _ExactMatmul("recurrent products", layer.w_h.reshape(4 * H, H), max(abs(io.lo), abs(io.hi)))
     h = np.zeros((B, H), dtype=np.int64)
     c = np.zeros((B, H), dtype=np.int64)
     hs = np.empty((B, T, H), dtype=np.int64)
     cs = np.empty((B, T, H), dtype=np.int64)
     bias = layer.bias[None]
     for t in range(T):
-        acc = pre[:, t] + _int_matmul(h, w_h).reshape(B, 4, H) + bias
+        acc = pre[:, t] + recurrent(h).reshape(B, 4, H) + bias
         h, c = cell_step(layer, acc, c)
         hs[:, t] = h
         cs[:, t] = c
@@ -143,7 +147,8 @@ def classifier_logits(artifact: LstmArtifact, h_last: np.ndarray) -> np.ndarray 
     if artifact.classifier is None:
         return None
     cls = artifact.classifier
-    return _int_matmul(h_last, cls.weight) + cls.bias[None]
+    matmul = _ExactMatmul("classifier", cls.weight, int(np.abs(h_last).max(initial=0)))
+    return matmul(h_last) + cls.bias[None]
 
 
 def _check_codes(artifact: LstmArtifact, x_codes: np.ndarray) -> np.ndarray:
