@@ -1,0 +1,112 @@
+"""The demo's ``index.html``: metrics of every stage, golden == RTL, hardware estimates, plots."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def _load_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _softmax_fake(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e[:, 1] / e.sum(axis=1)
+
+
+def backend_comparison(out: Path) -> dict:
+    """Golden vs RTL outputs of ``infer`` on the evaluation split, and their metrics."""
+    from lstmfpga.model.feature_cache import load_features
+    from lstmfpga.model.metrics import binary_metrics
+
+    infer = out / "infer"
+    g_h, r_h = np.load(infer / "golden.npy"), np.load(infer / "rtl.npy")
+    g_l, r_l = np.load(infer / "golden_logits.npy"), np.load(infer / "rtl_logits.npy")
+    fs = load_features(out / "features")
+    labels = fs.labels[fs.splits == "val"]
+    result = {
+        "sequences": int(g_h.shape[0]),
+        "hidden_values": int(g_h.size),
+        "hidden_identical": bool(np.array_equal(g_h, r_h)),
+        "logits_identical": bool(np.array_equal(g_l, r_l)),
+        "hidden_mismatches": int((g_h != r_h).sum()),
+    }
+    if labels.shape[0] == g_l.shape[0]:
+        result["golden"] = binary_metrics(labels, _softmax_fake(g_l.astype(np.float64)))
+        result["rtl"] = binary_metrics(labels, _softmax_fake(r_l.astype(np.float64)))
+    return result
+
+
+def _metrics_row(name: str, m: dict) -> str:
+    if not m:
+        return f"<tr><td>{html.escape(name)}</td><td colspan=6>not available</td></tr>"
+    cells = "".join(f"<td>{m.get(k, float('nan')):.3f}</td>" for k in ("accuracy", "precision", "recall", "f1", "roc_auc"))
+    cm = m.get("confusion_matrix")
+    return f"<tr><td>{html.escape(name)}</td>{cells}<td>{cm}</td></tr>"
+
+
+def _kind_rows(name: str, by_kind: dict) -> str:
+    return "".join(f"<tr><td>{html.escape(name)}</td><td>{html.escape(k)}</td><td>{v.get('accuracy', float('nan')):.3f}</td>"
+                   f"<td>{v.get('recall', float('nan')):.3f}</td><td>{v.get('roc_auc', float('nan')):.3f}</td></tr>"
+                   for k, v in sorted(by_kind.items()))
+
+
+def write_report(out: Path, *, timings: dict, plan_text: str, board: str) -> Path:
+    out = Path(out)
+    best = _load_json(out / "search" / "best" / "metrics.json")
+    base = _load_json(out / "baseline" / "metrics.json")
+    qat = _load_json(out / "qat" / "qat_metrics.json").get("metrics", {})
+    cmp = backend_comparison(out)
+    verdict = "identical" if cmp["hidden_identical"] and cmp["logits_identical"] else "DIFFERENT"
+    summary = {"float_lstm": best.get("eval", {}), "frame_average": base.get("eval", {}),
+               "quantized_brevitas": qat, "golden": cmp.get("golden", {}), "rtl": cmp.get("rtl", {}),
+               "golden_vs_rtl": {k: v for k, v in cmp.items() if k not in ("golden", "rtl")},
+               "lstm_by_kind": best.get("eval_by_kind", {}), "frame_average_by_kind": base.get("eval_by_kind", {}),
+               "stage_seconds": timings}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+
+    plots = []
+    for rel, caption in (("search/search.png", "random search: dev metric vs each hyperparameter"),
+                         ("search/best/loss_accuracy.png", "best LSTM: loss and accuracy per epoch"),
+                         ("search/best/confusion_matrix.png", "best LSTM: confusion matrix"),
+                         ("search/best/roc.png", "best LSTM: ROC"),
+                         ("baseline/confusion_matrix.png", "frame average: confusion matrix"),
+                         ("baseline/roc.png", "frame average: ROC")):
+        if (out / rel).exists():
+            plots.append(f'<figure><img src="{rel}" width="420"><figcaption>{html.escape(caption)}</figcaption></figure>')
+    split = best.get("eval_split", "val")
+    doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>lstmfpga demo</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}td,th{{border:1px solid #ccc;padding:3px 8px}}
+table{{border-collapse:collapse;margin:1em 0}}figure{{display:inline-block;margin:6px}}pre{{background:#f6f6f6;padding:8px;overflow-x:auto}}
+.ok{{color:#070;font-weight:bold}}.bad{{color:#a00;font-weight:bold}}</style></head><body>
+<h1>lstmfpga demo</h1>
+<p>Synthetic ForgeryNet-format videos → ResNet-50 features → random search → QAT (4-bit weights, 8-bit
+activations) → integer artifact → Verilog → Verilator. Metrics on the '{html.escape(split)}' split.</p>
+<h2>Detection</h2>
+<table><tr><th>model</th><th>accuracy</th><th>precision</th><th>recall</th><th>F1</th><th>ROC-AUC</th><th>confusion [[TN,FP],[FN,TP]]</th></tr>
+{_metrics_row("float LSTM (best search trial)", best.get("eval", {}))}
+{_metrics_row("frame-average baseline (same features, split)", base.get("eval", {}))}
+{_metrics_row("quantized LSTM (Brevitas fake-quant)", qat)}
+{_metrics_row("integer golden model", cmp.get("golden", {}))}
+{_metrics_row("RTL under Verilator (simulated board)", cmp.get("rtl", {}))}
+</table>
+<p>Golden vs RTL on {cmp['sequences']} sequences ({cmp['hidden_values']} hidden values and all logits):
+<span class="{'ok' if verdict == 'identical' else 'bad'}">{verdict}</span>
+({cmp['hidden_mismatches']} differing hidden values).</p>
+<h2>Temporal model vs frame average, per fake kind</h2>
+<table><tr><th>model</th><th>fake kind (vs all reals)</th><th>accuracy</th><th>recall</th><th>ROC-AUC</th></tr>
+{_kind_rows("LSTM", best.get("eval_by_kind", {}))}{_kind_rows("frame average", base.get("eval_by_kind", {}))}</table>
+<h2>Hardware ({html.escape(board)})</h2><pre>{html.escape(plan_text)}</pre>
+<h2>Plots</h2>{''.join(plots)}
+<h2>Stage times</h2><table>{''.join(f"<tr><td>{html.escape(k)}</td><td>{v:.1f} s</td></tr>" for k, v in timings.items())}</table>
+<p>Raw numbers: <a href="summary.json">summary.json</a>; every stage's output: <code>logs/</code>.</p>
+</body></html>"""
+    path = out / "index.html"
+    path.write_text(doc)
+    print(f"golden vs RTL: {verdict} on {cmp['sequences']} sequences")
+    return path
