@@ -37,7 +37,11 @@ def run_qat(args: argparse.Namespace) -> int:
                                   num_layers=args.layers, weight_bits=args.weight_bits,
                                   act_bits=args.act_bits, clip=args.clip)
     config = QatConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed)
-    print(f"QAT: {len(fs)} videos, head {head_config}")
+    if args.float_checkpoint:
+        print(f"QAT: {len(fs)} videos, head shape from {args.float_checkpoint}, "
+              f"{args.weight_bits}-bit weights, {args.act_bits}-bit activations")
+    else:
+        print(f"QAT: {len(fs)} videos, head {head_config}")
     result = qat_from_features(fs, args.out, head_config=head_config, frames=args.frames,
                                float_checkpoint=args.float_checkpoint, config=config)
     if result.metrics:

@@ -1,0 +1,121 @@
+"""The FPGA LSTM at batch 1 against torch.nn.LSTM on this CPU and against a GPU.
+
+    python bench/fpga_vs_cpu.py [--input 2048 --hidden 512 --layers 1 --steps 16 --weight-bits 4]
+
+FPGA figures are the planned configuration's cycle model ÷ its clock (the cycle model is
+checked against the core's cycle counter in simulation; see bench/hw.py). CPU figures are
+measured here. GPU figures are measured when CUDA is available (plain call and CUDA-graph
+replay, fp16 cuDNN); otherwise the H100 reference from issue #6 is printed and labelled so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import torch
+
+#: Measured on an H100 (cuDNN LSTM, I=2048, batch 1, T=16), from issue #6: not measured here.
+GPU_REFERENCE = {
+    "fp16 H=512 plain call": 350.0,        # µs per sequence
+    "fp16 H=512 CUDA graph": 92.0,
+    "fp16 H=2048 CUDA graph": 211.0,
+}
+
+
+def _median_us(fn, repeats: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples) * 1e6
+
+
+def cpu_lstm_us(I, H, L, T, repeats=30) -> float:
+    lstm = torch.nn.LSTM(I, H, num_layers=L, batch_first=True).eval()
+    x = torch.randn(1, T, I)
+    with torch.inference_mode():
+        return _median_us(lambda: lstm(x), repeats)
+
+
+def gpu_lstm_us(I, H, L, T, repeats=200) -> dict:
+    """fp16 cuDNN LSTM at batch 1: a plain call, and a replay of a captured CUDA graph."""
+    dev = torch.device("cuda")
+    lstm = torch.nn.LSTM(I, H, num_layers=L, batch_first=True).to(dev).half().eval()
+    x = torch.randn(1, T, I, device=dev, dtype=torch.half)
+
+    def plain():
+        with torch.inference_mode():
+            lstm(x)
+        torch.cuda.synchronize()
+
+    out = {f"fp16 H={H} plain call": _median_us(plain, repeats, warmup=20)}
+    static_x = x.clone()
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream), torch.inference_mode():
+        for _ in range(3):
+            lstm(static_x)
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph), torch.inference_mode():
+        lstm(static_x)
+
+    def replay():
+        graph.replay()
+        torch.cuda.synchronize()
+
+    out[f"fp16 H={H} CUDA graph"] = _median_us(replay, repeats, warmup=20)
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--input", type=int, default=2048)
+    p.add_argument("--hidden", type=int, default=512)
+    p.add_argument("--layers", type=int, default=1)
+    p.add_argument("--steps", type=int, default=16)
+    p.add_argument("--weight-bits", type=int, default=4)
+    p.add_argument("--boards", default="zcu104,kv260")
+    args = p.parse_args(argv)
+    I, H, L, T = args.input, args.hidden, args.layers, args.steps
+
+    from lstmfpga.hw.boards import get_board
+    from lstmfpga.hw.plan import make_plan, shape_config
+
+    template = shape_config(input_size=I, hidden_size=H, num_layers=L, weight_bits=args.weight_bits)
+    rows = []  # (name, µs per sequence, µs per step, note)
+    for key in args.boards.split(","):
+        plan = make_plan(template, get_board(key), timesteps=T, compare=False)
+        c = plan.config
+        rows.append((f"FPGA {plan.board.name} {c.mode} P={c.lanes} @{plan.clock_mhz:g} MHz (compute)",
+                     plan.us_per_step * T, plan.us_per_step,
+                     f"cycle model, MAC utilisation {plan.cycles.utilization:.1%}"))
+        rows.append((f"FPGA {plan.board.name} incl. input/output streams", plan.us_per_sequence,
+                     plan.us_per_sequence / T, "cycle model, stall-free stream"))
+    cpu = cpu_lstm_us(I, H, L, T)
+    rows.append((f"torch.nn.LSTM fp32 CPU ({torch.get_num_threads()} threads)", cpu, cpu / T,
+                 f"measured, {platform.processor() or platform.machine()}"))
+    if torch.cuda.is_available():
+        for name, us in gpu_lstm_us(I, H, L, T).items():
+            rows.append((f"GPU {name}", us, us / T, f"measured, {torch.cuda.get_device_name()}"))
+    elif (I, L, T) == (2048, 1, 16):
+        for name, us in GPU_REFERENCE.items():
+            if f"H={H} " in name:
+                rows.append((f"GPU {name}", us, us / T, "reference: H100, issue #6 (no GPU here)"))
+
+    print(f"# batch-1 LSTM latency: I={I} H={H} L={L} T={T}, {args.weight_bits}-bit weights on the FPGA")
+    base = rows[0][1]
+    print(f"{'':<58}{'µs/seq':>10}{'µs/step':>10}{'vs FPGA':>9}  note")
+    for name, seq, step, note in rows:
+        print(f"{name:<58}{seq:>10.1f}{step:>10.2f}{seq / base:>8.2f}x  {note}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
