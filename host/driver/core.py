@@ -1,0 +1,326 @@
+"""Register-level driver of the LSTM core: identify, load weights, run sequences.
+
+The same code drives the PYNQ board and the simulated board: it needs only an ``mmio`` with
+``read(offset)`` / ``write(offset, value)``, two DMA channels (``lstmfpga.host.driver.dma``) and
+an ``allocate(shape, dtype)`` returning buffers with ``flush()`` / ``invalidate()``. Offsets and
+bits come from ``lstmfpga.hw.register_map``; packet layouts from ``lstmfpga.hw.stream_format``.
+
+Per sequence: TIMESTEPS, receive armed, START, send; then the core's DONE, its ERROR word, the
+output DMA, CYCLES. ``run`` double-buffers: while the core computes sequence k, sequence k+1 is
+packed and flushed into the other input buffer and the output of k-1 is unpacked.
+
+NumPy only: runs on Python 3.10 / NumPy 1.21 on a PYNQ image.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from lstmfpga.cli.errors import ConfigError, InputError
+from lstmfpga.hw import register_map as rm
+from lstmfpga.hw import stream_format as sf
+from lstmfpga.hw.config import AcceleratorConfig
+from lstmfpga.hw.register_map import Ctrl, Error, Reg, Status
+from lstmfpga.hw.weight_image import build_weight_image
+from lstmfpga.host.driver.dma import check_transfer
+from lstmfpga.host.driver.errors import (
+    BitstreamMismatch,
+    CoreStreamError,
+    DmaTimeout,
+    DriverError,
+    StreamTimeout,
+    WeightLoadError,
+)
+
+SHAPE_REGS = (Reg.SHAPE_INPUT, Reg.SHAPE_HIDDEN, Reg.SHAPE_LAYERS, Reg.SHAPE_LANES, Reg.SHAPE_MODE,
+              Reg.SHAPE_BITS, Reg.SHAPE_CLASSES, Reg.SHAPE_MAX_T, Reg.SHAPE_STREAM)
+_BIT_FIELDS = ("weight_bits", "io_bits", "acc_bits", "sigmoid_bits", "tanh_bits", "cell_bits",
+               "hidden_tanh_bits", "classifier_weight_bits")
+_TIMEOUT_ERRORS = Error.INPUT_TIMEOUT | Error.OUTPUT_TIMEOUT
+_WEIGHT_ERRORS = Error.WEIGHT_HEADER | Error.WEIGHT_SHAPE | Error.WEIGHT_LENGTH | Error.WEIGHT_CHECKSUM
+
+
+def unpack_bits(word: int) -> dict:
+    """Inverse of ``register_map.pack_bits``."""
+    return {name: (int(word) >> (4 * i)) & 0xF for i, name in enumerate(_BIT_FIELDS)}
+
+
+def config_from_registers(values: dict) -> AcceleratorConfig:
+    """The ``AcceleratorConfig`` a bitstream reports in its SHAPE_* registers."""
+    bits = unpack_bits(values["SHAPE_BITS"])
+    if values["SHAPE_CLASSES"] == 0:
+        bits["classifier_weight_bits"] = 8  # packed as 0 without a classifier
+    try:
+        return AcceleratorConfig(
+            input_size=values["SHAPE_INPUT"], hidden_size=values["SHAPE_HIDDEN"],
+            num_layers=values["SHAPE_LAYERS"], lanes=values["SHAPE_LANES"],
+            mode="split" if values["SHAPE_MODE"] == 1 else "full", num_classes=values["SHAPE_CLASSES"],
+            max_timesteps=values["SHAPE_MAX_T"], stream_width=values["SHAPE_STREAM"], **bits)
+    except ConfigError as exc:
+        raise BitstreamMismatch(f"the core reports an impossible shape ({exc})") from None
+
+
+def hash_hex(words: Sequence[int]) -> str:
+    return "".join(f"{int(w) & 0xFFFFFFFF:08x}" for w in words)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One sequence's output: h codes ``[T, H]``, logits ``[C]`` or None, core cycles."""
+
+    h_codes: np.ndarray
+    logits: np.ndarray | None
+    cycles: int
+    seconds: float
+
+
+class LstmCoreDriver:
+    """Drive one LSTM core through its AXI-Lite registers and an AXI DMA.
+
+    Parameters
+    ----------
+    mmio
+        Register access of the core: ``read(offset) -> int``, ``write(offset, value)``.
+    sendchannel, recvchannel
+        DMA channels (see ``lstmfpga.host.driver.dma.DmaChannel``).
+    allocate
+        ``allocate(shape, dtype)`` -> DMA-able buffer (``pynq.allocate`` on a board).
+    max_transfer_bytes
+        Longest DMA transfer (from the DMA's ``c_sg_length_width``).
+    timeout_s
+        Wall-clock limit for a weight load or one sequence.
+    watchdog_cycles
+        Value written to the core's TIMEOUT register (0 disables its stream watchdog).
+    poll_s
+        Pause between STATUS polls.
+    clock, sleep
+        Time source and pause (wall clock by default; simulated time on the simulated board).
+    """
+
+    def __init__(self, *, mmio, sendchannel, recvchannel, allocate: Callable, max_transfer_bytes: int,
+                 timeout_s: float = 5.0, watchdog_cycles: int = rm.DEFAULT_TIMEOUT, poll_s: float = 0.0,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        if not isinstance(max_transfer_bytes, int) or max_transfer_bytes < 4:
+            raise ConfigError(f"max_transfer_bytes must be an integer >= 4, not {max_transfer_bytes!r}")
+        if not timeout_s > 0:
+            raise ConfigError(f"timeout_s must be positive, not {timeout_s!r}")
+        if not isinstance(watchdog_cycles, int) or not 0 <= watchdog_cycles < 1 << 32:
+            raise ConfigError(f"watchdog_cycles must be an integer in [0, 2**32), not {watchdog_cycles!r}")
+        self.mmio = mmio
+        self.send = sendchannel
+        self.recv = recvchannel
+        self.allocate = allocate
+        self.max_transfer_bytes = max_transfer_bytes
+        self.timeout_s = float(timeout_s)
+        self.watchdog_cycles = watchdog_cycles
+        self.poll_s = poll_s
+        self.clock = clock
+        self.sleep = sleep
+        self.config: AcceleratorConfig | None = None
+        self._in_bufs: list = []
+        self._out_bufs: list = []
+
+    # -- identification and weights -----------------------------------------------------------
+
+    def identify(self) -> AcceleratorConfig:
+        """Check ID and VERSION, read the shape registers, program the watchdog."""
+        core_id = self.mmio.read(Reg.ID)
+        if core_id != rm.CORE_ID:
+            raise BitstreamMismatch(f"no lstmfpga core at this address: ID reads {core_id:#010x}, "
+                                    f"expected {rm.CORE_ID:#010x} ('LSTM')")
+        version = self.mmio.read(Reg.VERSION)
+        if version >> 16 != rm.CORE_VERSION >> 16:
+            raise BitstreamMismatch(f"core version {version >> 16}.{version & 0xFFFF} is not supported; "
+                                    f"this driver speaks {rm.CORE_VERSION >> 16}.x")
+        values = {reg.name: self.mmio.read(reg) for reg in SHAPE_REGS}
+        self.config = config_from_registers(values)
+        self.mmio.write(Reg.TIMEOUT, self.watchdog_cycles)
+        return self.config
+
+    def loaded_hash(self) -> str | None:
+        """SHA-256 of the loaded weights, or None when the core holds no valid image."""
+        if not self.mmio.read(Reg.STATUS) & Status.WEIGHTS_VALID:
+            return None
+        return hash_hex([self.mmio.read(rm.hash_offset(i)) for i in range(rm.HASH_WORDS)])
+
+    def prepare(self, artifact) -> bool:
+        """Identify the core, refuse an artifact it cannot run, load its weights if needed.
+
+        Returns True when a weight image was loaded, False when the core already held it.
+        """
+        config = self.identify()
+        problem = config.mismatch(artifact)
+        if problem is not None:
+            raise BitstreamMismatch(f"this bitstream cannot run the artifact: {problem}")
+        self._allocate_buffers(config)
+        if self.loaded_hash() == artifact.sha256:
+            return False
+        self.load_weights(build_weight_image(artifact, config), artifact.sha256)
+        return True
+
+    def load_weights(self, image: np.ndarray, sha256: str) -> None:
+        nbytes = image.size * 4
+        check_transfer(nbytes, self.max_transfer_bytes, "the weight image")
+        buf = self.allocate(shape=(image.size,), dtype=np.uint32)
+        try:
+            buf[:] = image
+            buf.flush()
+            self.mmio.write(Reg.CTRL, Ctrl.CLEAR)
+            self.mmio.write(Reg.CTRL, Ctrl.LOAD_WEIGHTS)
+            self.send.transfer(buf, nbytes)
+            deadline = self.clock() + self.timeout_s
+            self._wait_dma(self.send, deadline, "weight image upload")
+            self._wait_done(deadline, "weight load")
+            error = self.mmio.read(Reg.ERROR)
+            if error:
+                raise WeightLoadError(f"the core rejected the weight image: {', '.join(rm.describe_errors(error))}")
+            loaded = hash_hex([self.mmio.read(rm.hash_offset(i)) for i in range(rm.HASH_WORDS)])
+            if loaded != sha256:
+                raise WeightLoadError(f"after loading, the core reports artifact {loaded[:16]}…, expected {sha256[:16]}…")
+        finally:
+            _free(buf)
+
+    # -- sequences ----------------------------------------------------------------------------
+
+    def _allocate_buffers(self, config: AcceleratorConfig) -> None:
+        self.close()
+        lanes = sf.lanes_per_beat(config)
+        in_words = sf.input_beats(config, config.max_timesteps) * lanes
+        out_words = sf.output_beats(config, config.max_timesteps) * lanes
+        check_transfer(in_words * 4, self.max_transfer_bytes, f"an input packet of T={config.max_timesteps}")
+        check_transfer(out_words * 4, self.max_transfer_bytes, f"an output packet of T={config.max_timesteps}")
+        self._in_bufs = [self.allocate(shape=(in_words,), dtype=np.uint32) for _ in range(2)]
+        self._out_bufs = [self.allocate(shape=(out_words,), dtype=np.uint32) for _ in range(2)]
+
+    def _pack(self, data: np.ndarray, slot: int) -> int:
+        config = self.config
+        lanes = sf.pack_preactivations(config, data) if config.mode == "split" else sf.pack_input(config, data)
+        buf = self._in_bufs[slot]
+        buf[: lanes.size] = lanes
+        buf.flush()
+        return lanes.size * 4
+
+    def _start(self, slot: int, timesteps: int, in_bytes: int) -> None:
+        out_bytes = sf.output_beats(self.config, timesteps) * sf.lanes_per_beat(self.config) * 4
+        self.mmio.write(Reg.TIMESTEPS, timesteps)
+        self.recv.transfer(self._out_bufs[slot], out_bytes)
+        self.mmio.write(Reg.CTRL, Ctrl.START)
+        self.send.transfer(self._in_bufs[slot], in_bytes)
+
+    def _finish(self, slot: int, timesteps: int, started: float) -> tuple[int, float]:
+        deadline = started + self.timeout_s
+        self._wait_dma(self.send, deadline, "input upload")
+        self._wait_done(deadline, "sequence")
+        error = self.mmio.read(Reg.ERROR)
+        if error:
+            self._recover()
+            raise _core_error(error)
+        self._wait_dma(self.recv, deadline, "output download")
+        cycles = self.mmio.read(Reg.CYCLES)
+        self._out_bufs[slot].invalidate()
+        return cycles, self.clock() - started
+
+    def _unpack(self, slot: int, timesteps: int, cycles: int, seconds: float) -> RunResult:
+        words = sf.output_beats(self.config, timesteps) * sf.lanes_per_beat(self.config)
+        h, logits = sf.unpack_output(self.config, np.asarray(self._out_bufs[slot][:words]), timesteps)
+        return RunResult(h_codes=h, logits=logits, cycles=int(cycles), seconds=seconds)
+
+    def check_sequence(self, data: np.ndarray) -> np.ndarray:
+        config = self.config
+        if config is None:
+            raise DriverError("the driver is not prepared: call prepare(artifact) first")
+        data = np.asarray(data)
+        expected = (4, config.hidden_size) if config.mode == "split" else (config.input_size,)
+        if data.ndim != 1 + len(expected) or data.shape[1:] != expected:
+            raise InputError(f"a {config.mode}-mode sequence must have shape [T, {', '.join(map(str, expected))}], "
+                             f"not {list(data.shape)}")
+        if not 1 <= data.shape[0] <= config.max_timesteps:
+            raise InputError(f"this bitstream runs 1 to {config.max_timesteps} time steps, not {data.shape[0]}")
+        return data
+
+    def run(self, sequences: Sequence[np.ndarray], *, double_buffer: bool = True) -> list[RunResult]:
+        """Run sequences (each ``[T, I]`` codes or ``[T, 4, H]`` pre-activations) one after another."""
+        sequences = [self.check_sequence(s) for s in sequences]
+        results: list = []
+        if not sequences:
+            return results
+        if not double_buffer:
+            for seq in sequences:
+                started = self.clock()
+                self._start(0, seq.shape[0], self._pack(seq, 0))
+                cycles, seconds = self._finish(0, seq.shape[0], started)
+                results.append(self._unpack(0, seq.shape[0], cycles, seconds))
+            return results
+        in_bytes = self._pack(sequences[0], 0)
+        previous = None  # (slot, T, cycles, seconds) of the output still to unpack
+        for k, seq in enumerate(sequences):
+            slot, steps = k % 2, seq.shape[0]
+            started = self.clock()
+            self._start(slot, steps, in_bytes)
+            if k + 1 < len(sequences):
+                in_bytes = self._pack(sequences[k + 1], 1 - slot)  # overlaps the core's compute
+            if previous is not None:
+                results.append(self._unpack(*previous))
+            cycles, seconds = self._finish(slot, steps, started)
+            previous = (slot, steps, cycles, seconds)
+        results.append(self._unpack(*previous))
+        return results
+
+    # -- waiting and recovery -----------------------------------------------------------------
+
+    def _wait_dma(self, channel, deadline: float, what: str) -> None:
+        try:
+            channel.wait(max(deadline - self.clock(), 0.0))
+        except DmaTimeout:
+            error = self.mmio.read(Reg.ERROR)
+            self._recover()
+            if error:
+                raise _core_error(error) from None
+            raise DmaTimeout(f"{what} did not finish within {self.timeout_s:g} s "
+                             f"(core STATUS={self.mmio.read(Reg.STATUS):#x})") from None
+
+    def _wait_done(self, deadline: float, what: str) -> None:
+        while True:
+            status = self.mmio.read(Reg.STATUS)
+            if status & Status.DONE:
+                return
+            if self.clock() > deadline:
+                self._recover()
+                raise DmaTimeout(f"the core did not finish the {what} within {self.timeout_s:g} s "
+                                 f"(STATUS={status:#x}; is its output stream stalled?)")
+            if self.poll_s:
+                self.sleep(self.poll_s)
+
+    def _recover(self) -> None:
+        """Leave the core and the DMA ready for the next sequence after a failure."""
+        self.mmio.write(Reg.CTRL, Ctrl.SOFT_RESET)
+        self.mmio.write(Reg.CTRL, Ctrl.CLEAR)
+        for channel in (self.send, self.recv):
+            channel.reset()
+
+    def close(self) -> None:
+        for buf in self._in_bufs + self._out_bufs:
+            _free(buf)
+        self._in_bufs, self._out_bufs = [], []
+
+
+def _core_error(error: int) -> CoreStreamError:
+    names = ", ".join(rm.describe_errors(error)) or f"{error:#x}"
+    if error & _TIMEOUT_ERRORS:
+        return StreamTimeout(f"the core's stream watchdog fired: {names}", error_bits=error)
+    if error & _WEIGHT_ERRORS:
+        return WeightLoadError(f"the core reports weight-image errors: {names}")
+    return CoreStreamError(f"the core reported: {names}", error_bits=error)
+
+
+def _free(buf) -> None:
+    for name in ("freebuffer", "close"):
+        method = getattr(buf, name, None)
+        if callable(method):
+            method()
+            return

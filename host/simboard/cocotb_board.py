@@ -1,0 +1,87 @@
+"""cocotb test module of the simulated board: reset, clock, then the unchanged driver in a
+bridge thread. Reads a job written by ``lstmfpga.host.backends.rtl`` and writes the outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.task import bridge
+from cocotb.triggers import ClockCycles
+
+import cocotb
+from lstmfpga.host.driver.core import LstmCoreDriver
+from lstmfpga.host.driver.errors import DriverError
+from lstmfpga.host.simboard.board import SimClock, SimDmaChannel, SimMmio, allocate
+from lstmfpga.quant.artifact import LstmArtifact
+from lstmfpga.sim.verilator import read_job
+
+JOB_ENV = "LSTMFPGA_BOARD_JOB"
+CLOCK_NS = 10
+
+
+@cocotb.test()
+async def board_job(dut):
+    job, arrays = read_job(os.environ[JOB_ENV])
+    Clock(dut.aclk, CLOCK_NS, unit="ns").start()
+    dut.s_axis_tvalid.value = 0
+    dut.aresetn.value = 0
+    await ClockCycles(dut.aclk, 4)
+    dut.aresetn.value = 1
+    await ClockCycles(dut.aclk, 2)
+
+    mmio = SimMmio(dut)
+    send = SimDmaChannel(dut, direction="send", pause=job["input_pause"], seed=job["seed"])
+    recv = SimDmaChannel(dut, direction="recv", pause=job["output_pause"], stalled=job["stall_output"],
+                         seed=job["seed"] + 1)
+    clock = SimClock()
+    artifact = LstmArtifact.load(job["artifact"])
+
+    def host():
+        """The driver on the simulated board: simulated time for its deadlines and pauses."""
+        driver = LstmCoreDriver(mmio=mmio, sendchannel=send, recvchannel=recv, allocate=allocate,
+                                max_transfer_bytes=job["max_transfer_bytes"], timeout_s=job["timeout_s"],
+                                watchdog_cycles=job["watchdog_cycles"], poll_s=job["poll_cycles"] * CLOCK_NS * 1e-9,
+                                clock=clock.now, sleep=clock.sleep)
+        driver.prepare(artifact)
+        wall = time.perf_counter()
+        results = driver.run(list(arrays["inputs"]), double_buffer=job["double_buffer"])
+        wall = time.perf_counter() - wall
+        logits = None if results[0].logits is None else np.stack([r.logits for r in results])
+        return (np.stack([r.h_codes for r in results]), logits, [r.cycles for r in results],
+                [r.seconds for r in results], wall)
+
+    def host_via_pynq():
+        """The pynq backend itself, unchanged, over a stand-in pynq whose overlay is this simulation."""
+        from lstmfpga.host.simboard import fake_pynq
+
+        fake_pynq.install(mmio=mmio, send=send, recv=recv)
+        from lstmfpga.host.backends.pynq_board import PynqBackend
+
+        backend = PynqBackend(artifact=artifact, overlay="simulated.bit", mode=job["mode"],
+                              double_buffer=job["double_buffer"], timeout_s=job["wall_timeout_s"])
+        wall = time.perf_counter()
+        out = backend.run(arrays["inputs"])
+        wall = time.perf_counter() - wall
+        backend.close()
+        return out.h_codes, out.logits, backend.cycles, list(out.seconds), wall
+
+    out = {}
+    summary = {"ok": True}
+    try:
+        h, logits, cycles, seconds, wall = await bridge(host_via_pynq if job["via"] == "pynq" else host)()
+    except DriverError as exc:
+        summary = {"ok": False, "error": type(exc).__name__, "message": str(exc)}
+    else:
+        out["h_codes"] = h
+        if logits is not None:
+            out["logits"] = logits
+        out["cycles"] = np.array(cycles, dtype=np.int64)
+        out["seconds"] = np.array(seconds, dtype=np.float64)  # simulated (driver) or wall (via pynq)
+        summary["wall_seconds"] = wall
+    np.savez(job["result_path"], **out)
+    with open(job["result_path"] + ".json", "w") as handle:
+        json.dump(summary, handle)

@@ -1,0 +1,504 @@
+"""The seed study's random search over head hyperparameters, on cached features: :func:`run_search`.
+
+How ``trials`` stays exact across worker processes and machines sharing one storage:
+
+* the study holds one *slot* per requested trial: whoever starts a search enqueues WAITING trials
+  until the slots (trials that are not superseded retries or surplus) number ``trials``;
+* workers only ever claim WAITING trials (an atomic state change in the storage), never create
+  them, so no two workers run one trial and no worker adds one;
+* a running trial records a heartbeat; a trial whose heartbeat stops (its worker was killed) is
+  marked FAIL by the next worker that looks, exactly once, and re-enqueued with the same
+  parameters (Optuna's ``RetryHeartbeatStaleTrialCallback``); the retry continues from the dead trial's
+  last finished epoch;
+* two searches started at the same moment may both enqueue: a worker that claims a trial beyond
+  the first ``trials`` slots marks it FAIL with the user attribute ``surplus`` instead of running it.
+
+Parameters are drawn by Optuna's ``RandomSampler``, reseeded per trial number, so a search gives
+the same trials whatever the number of workers.
+
+Output in ``out_dir``: ``search.db`` (default storage), ``trials/trial-NNNN/`` (each trial's
+training output), ``results.csv`` (sorted by the dev metric), ``search.png`` (metric vs each
+hyperparameter), ``best/`` (``config.json``, ``checkpoint.pt``, ``metrics.json`` and plots of the best
+trial).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+import multiprocessing
+import os
+import shutil
+import threading
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+from lstmfpga.cli.errors import ConfigError
+from lstmfpga.model.search_space import DEFAULT_SPACE, SearchSpace
+from lstmfpga.model.train_config import TrainConfig
+
+TRIALS_DIR = "trials"
+BEST_DIR = "best"
+RESULTS_CSV = "results.csv"
+PLOT_NAME = "search.png"
+MAX_RETRY = 3
+_SAMPLER_STRIDE = 1_000_003
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What :func:`run_search` found.  ``rows`` are the completed trials, best first."""
+
+    out_dir: Path
+    storage: str
+    study_name: str
+    monitor: str
+    rows: tuple
+    best_trial: int
+    best_value: float
+    best_config: TrainConfig
+    table_text: str
+    csv_path: Path
+    plot_path: Path
+
+
+@dataclass(frozen=True)
+class _WorkerSpec:
+    features: object  # a cache folder (str) or a FeatureSet
+    storage: str
+    study_name: str
+    space: dict
+    base: dict
+    trials: int
+    out_dir: str
+    heartbeat_interval: int
+    grace_period: int
+    sampler_seed: int
+    threads: int | None
+    trial_plots: bool
+    checkpoint_every_s: float
+    worker: int
+
+
+def default_storage(out_dir) -> str:
+    return f"sqlite:///{Path(out_dir).resolve() / 'search.db'}"
+
+
+def _quiet_optuna():
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    return optuna
+
+
+def _make_storage(url: str, heartbeat_interval: int, grace_period: int):
+    optuna = _quiet_optuna()
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+    engine_kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    for attempt in range(4):
+        try:
+            return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
+                              grace_period=grace_period,
+                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
+        except (ImportError, ValueError) as exc:
+            raise ConfigError(f"search storage {url!r} cannot be opened: {exc}") from exc
+        except Exception as exc:  # sqlalchemy.exc.*: a bad URL, a refused connection, a missing driver
+            # Two searches creating the tables of a new storage at once: the loser sees "already
+            # exists" or a unique-constraint error and succeeds on the next try.
+            import sqlalchemy.exc
+
+            bad_url = isinstance(exc, (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError))
+            if not bad_url and attempt < 3:
+                time.sleep(0.5 + attempt)
+                continue
+            raise ConfigError(f"search storage {url!r} cannot be opened: {type(exc).__name__}: {exc}") from exc
+
+
+def _superseded(trials) -> set[int]:
+    """Numbers of FAIL trials that a retry replaced."""
+    numbers = set()
+    for trial in trials:
+        numbers.update(trial.system_attrs.get("retry_history", ()))
+    return numbers
+
+
+def _slots(trials) -> list:
+    """The trials that count towards the requested number, in trial-number order."""
+    superseded = _superseded(trials)
+    return sorted((t for t in trials if t.number not in superseded and not t.user_attrs.get("surplus")),
+                  key=lambda t: t.number)
+
+
+def _claim_waiting_trial(study):
+    """Atomically move one WAITING trial to RUNNING and return it as a ``Trial``; None if none is left."""
+    optuna = _quiet_optuna()
+    from optuna.trial import TrialState
+
+    storage = study._storage
+    for frozen in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        # Heartbeat first: a worker killed right after claiming then still leaves a trial that goes stale.
+        storage.record_heartbeat(frozen._trial_id)
+        try:
+            if storage.set_trial_state_values(frozen._trial_id, state=TrialState.RUNNING):
+                return optuna.Trial(study, frozen._trial_id)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+    return None
+
+
+@contextlib.contextmanager
+def _heartbeat(storage, trial_id: int, interval: int):
+    stop = threading.Event()
+
+    def beat():
+        while not stop.wait(interval):
+            try:
+                storage.record_heartbeat(trial_id)
+            except Exception:  # a locked database now and then: the next beat retries
+                pass
+
+    storage.record_heartbeat(trial_id)
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _load_feature_set(features):
+    from lstmfpga.model.feature_cache import FeatureSet, load_features
+
+    return features if isinstance(features, FeatureSet) else load_features(features)
+
+
+def _where(trial) -> dict:
+    """Where a trial ran: ``trial_dir``, ``host``, ``pid``, ``worker`` (empty before it started)."""
+    return trial.user_attrs.get("where", {})
+
+
+def _trial_dir(out_dir, number: int) -> Path:
+    return Path(out_dir) / TRIALS_DIR / f"trial-{number:04d}"
+
+
+def _finish(study, trial, log, value=None, *, state=None, attrs: Mapping = MappingProxyType({})) -> None:
+    """Record ``attrs`` and tell the trial's outcome, unless another worker already failed it."""
+    import optuna
+
+    try:
+        for key, attr in attrs.items():
+            trial.set_user_attr(key, attr)
+        study.tell(trial, value, state=state)
+    except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
+        if not study._storage.get_trial(trial._trial_id).state.is_finished():
+            raise
+        # Another worker saw no heartbeat for longer than the grace period and declared this trial
+        # dead; its retry is already queued and will run it again.
+        log(f"trial {trial.number} was declared dead while running (heartbeats were late); a retry runs it")
+
+
+def _run_one_trial(study, trial, spec: _WorkerSpec, feature_set, log) -> None:
+    from optuna.samplers import RandomSampler
+    from optuna.trial import TrialState
+
+    from lstmfpga.model.training import RESUME_NAME, train_head
+
+    study.sampler = RandomSampler(seed=spec.sampler_seed * _SAMPLER_STRIDE + trial.number)
+    started = time.perf_counter()
+    trial_dir = _trial_dir(spec.out_dir, trial.number).resolve()
+    # Where this trial's files live: with workers on several machines, on the machine that ran it.
+    trial.set_user_attr("where", {"trial_dir": str(trial_dir), "host": os.uname().nodename, "pid": os.getpid(),
+                                  "worker": spec.worker})
+    try:
+        params = {name: trial.suggest_categorical(name, list(values)) for name, values in spec.space.items()}
+        config = TrainConfig(**{**spec.base, **params})
+        history = study._storage.get_trial(trial._trial_id).system_attrs.get("retry_history", ())
+        if history:
+            # A retry of a killed trial: continue from its last finished epoch when its files are here.
+            killed = study._storage.get_trial(study._storage.get_trial_id_from_study_id_trial_number(
+                study._study_id, history[-1]))
+            previous = Path(_where(killed).get("trial_dir", _trial_dir(spec.out_dir, history[-1]))) / RESUME_NAME
+            if previous.exists():
+                trial_dir.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(previous, trial_dir / RESUME_NAME)
+        result = train_head(config, feature_set, trial_dir, log=None, plots=spec.trial_plots,
+                            checkpoint_every_s=spec.checkpoint_every_s)
+    except Exception as exc:  # skip-and-report: one bad trial must not end the search
+        _finish(study, trial, log, state=TrialState.FAIL, attrs={"error": f"{type(exc).__name__}: {exc}"})
+        log(f"trial {trial.number} failed: {type(exc).__name__}: {exc}")
+        return
+    metrics = result.metrics
+    summary = {
+        "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"],
+        **{f"dev_{k}": metrics["dev"][k] for k in ("loss", "accuracy", "f1", "roc_auc")},
+        "eval_split": metrics["eval_split"],
+        **({f"eval_{k}": metrics["eval"][k] for k in ("loss", "accuracy", "f1", "roc_auc")}
+           if metrics["eval"] else {}),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    value = result.monitor_value
+    if math.isnan(value):
+        _finish(study, trial, log, state=TrialState.FAIL,
+                attrs={"summary": summary, "error": f"dev {config.monitor} is undefined"})
+        log(f"trial {trial.number} failed: dev {config.monitor} is undefined")
+        return
+    # one summary attribute: every attribute is a storage commit
+    _finish(study, trial, log, value, attrs={"summary": summary})
+    log(f"trial {trial.number:>4} done in {summary['seconds']:7.1f} s: dev {config.monitor} {value:.4f} "
+        f"[worker {spec.worker}]")
+
+
+def _worker_loop(spec: _WorkerSpec, log: Callable[[str], None]) -> int:
+    """Run WAITING trials of the study until none is waiting or running; returns trials run."""
+    optuna = _quiet_optuna()
+    from optuna.storages import fail_stale_trials
+    from optuna.trial import TrialState
+
+    if spec.threads:
+        import torch
+
+        torch.set_num_threads(spec.threads)
+    storage = _make_storage(spec.storage, spec.heartbeat_interval, spec.grace_period)
+    study = optuna.load_study(study_name=spec.study_name, storage=storage)
+    feature_set = _load_feature_set(spec.features)
+    done = 0
+    poll = min(1.0, spec.heartbeat_interval)
+    while True:
+        fail_stale_trials(study)
+        trial = _claim_waiting_trial(study)
+        if trial is None:
+            if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                return done
+            # Another worker is busy; if it dies, its trial goes stale and comes back as WAITING.
+            time.sleep(poll)
+            continue
+        slots = [t.number for t in _slots(study.get_trials(deepcopy=False))]
+        if trial.number not in slots[:spec.trials]:
+            trial.set_user_attr("surplus", True)
+            study.tell(trial, state=TrialState.FAIL)
+            continue
+        with _heartbeat(storage, trial._trial_id, spec.heartbeat_interval):
+            _run_one_trial(study, trial, spec, feature_set, log)
+        done += 1
+
+
+def _exit_with_parent(parent: int) -> None:
+    # A worker must not outlive a killed search: the resumed search would race it.
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+
+
+def _worker_main(spec: _WorkerSpec, parent: int) -> None:
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    _worker_loop(spec, lambda line: print(line, flush=True))
+
+
+def _prepare_study(study, trials: int, space: SearchSpace, base: dict) -> int:
+    """Check the study matches this search, recover dead trials, enqueue the missing slots."""
+    from optuna.storages import fail_stale_trials
+
+    signature = {"space": space.to_dict(), "base": base}
+    saved = study.user_attrs.get("search")
+    if saved is None:
+        study.set_user_attr("search", signature)
+    elif saved != json.loads(json.dumps(signature)):
+        raise ConfigError(f"study {study.study_name!r} was started with another search space or fixed "
+                          f"settings ({saved}); use another --study name or storage")
+    fail_stale_trials(study)
+    missing = trials - len(_slots(study.get_trials(deepcopy=False)))
+    for _ in range(max(0, missing)):
+        study.enqueue_trial({}, skip_if_exists=False)
+    return max(0, missing)
+
+
+def _row(trial, space_names, monitor) -> dict:
+    row = {"trial": trial.number, monitor: trial.value}
+    row.update({name: trial.params.get(name) for name in space_names})
+    for key in ("dev_accuracy", "dev_f1", "dev_roc_auc", "dev_loss", "eval_split", "eval_accuracy",
+                "eval_f1", "eval_roc_auc", "best_epoch", "epochs_run", "seconds"):
+        row.setdefault(key, trial.user_attrs.get("summary", {}).get(key))
+    return row
+
+
+def _table(rows, columns) -> str:
+    def cell(value):
+        if value is None:
+            return "-"
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        return str(value)
+
+    body = [[cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in body]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in body]
+    return "\n".join(lines)
+
+
+def _write_best(out_dir: Path, best_trial, config: TrainConfig, monitor: str, say) -> None:
+    best_dir = out_dir / BEST_DIR
+    best_dir.mkdir(parents=True, exist_ok=True)
+    where = _where(best_trial)
+    trial_dir = Path(where.get("trial_dir", _trial_dir(out_dir, best_trial.number)))
+    copied = False
+    for name in ("checkpoint.pt", "metrics.json", "loss_accuracy.png", "confusion_matrix.png", "roc.png"):
+        if (trial_dir / name).exists():
+            shutil.copyfile(trial_dir / name, best_dir / name)
+            copied = True
+    if not copied:
+        say(f"warning: the best trial's files are not on this machine: {where.get('host')}:{trial_dir}")
+    document = {"trial": best_trial.number, "monitor": monitor, "value": best_trial.value,
+                "config": config.to_dict(), "trial_dir": str(trial_dir), "host": where.get("host")}
+    (best_dir / "config.json").write_text(json.dumps(document, indent=2) + "\n")
+
+
+def run_search(features, *, trials: int, out_dir, storage: str | None = None,
+               study_name: str = "lstmfpga-search", workers: int = 1, space: SearchSpace | Mapping = DEFAULT_SPACE,
+               base_config: TrainConfig | Mapping | None = None, heartbeat_interval: int = 30,
+               grace_period: int | None = None, sampler_seed: int = 0, trial_plots: bool = True,
+               checkpoint_every_s: float = 30.0, log: Callable[[str], None] | None = print) -> SearchResult:
+    """Random search until the study holds ``trials`` finished trials; write the results.
+
+    Parameters
+    ----------
+    features : path or FeatureSet
+        The feature cache folder (each worker reads it) or an in-memory feature set.
+    trials : int
+        Trials to finish in total, across workers, machines and resumed runs.
+    out_dir : path
+        Results, trial folders, and the default SQLite storage.
+    storage : str, optional
+        SQLAlchemy URL shared by every worker (``postgresql://...`` for many machines).
+    workers : int
+        Worker processes on this machine; 1 runs the trials in this process.
+    space : SearchSpace or mapping
+        Hyperparameter choices; the seed's space by default.
+    base_config : TrainConfig or mapping, optional
+        Settings every trial shares (epochs, head, seed, ...); the space's keys win.
+    heartbeat_interval, grace_period : int
+        Seconds between a running trial's heartbeats, and of silence after which it counts as dead
+        (default ``3 * heartbeat_interval``).
+    sampler_seed : int
+        Seeds the RandomSampler (per trial number).
+    trial_plots : bool
+        Write each trial's PNG plots.
+    checkpoint_every_s : float
+        Least seconds between a trial's resume states (see :func:`~lstmfpga.model.training.train_head`).
+    log : callable or None
+        Progress lines; None is silent.
+    """
+    optuna = _quiet_optuna()
+    say = log or (lambda line: None)
+    for name, value, low in (("trials", trials, 1), ("workers", workers, 1), ("heartbeat_interval", heartbeat_interval, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"{name} must be an integer >= {low}, not {value!r}")
+    grace_period = 3 * heartbeat_interval if grace_period is None else grace_period
+    if not isinstance(grace_period, int) or grace_period <= heartbeat_interval:
+        raise ConfigError(f"grace_period must be an integer above heartbeat_interval={heartbeat_interval}, not {grace_period!r}")
+    space = space if isinstance(space, SearchSpace) else SearchSpace(space)
+    if isinstance(base_config, TrainConfig):
+        base = base_config.to_dict()
+    else:
+        base = TrainConfig.from_dict(dict(base_config or {})).to_dict()
+    base = {k: v for k, v in base.items() if k not in space.choices}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    url = storage or default_storage(out_dir)
+
+    feature_set = _load_feature_set(features)
+    too_long = [f for f in space.choices.get("frames", (base.get("frames", TrainConfig().frames),))
+                if f > feature_set.frames]
+    if too_long:
+        raise ConfigError(f"search frames {too_long} exceed the {feature_set.frames} frames per video in the feature cache")
+    monitor = TrainConfig(**base).monitor
+    direction = "minimize" if monitor == "loss" else "maximize"
+
+    rdb = _make_storage(url, heartbeat_interval, grace_period)
+    study = optuna.create_study(study_name=study_name, storage=rdb, direction=direction, load_if_exists=True,
+                                sampler=optuna.samplers.RandomSampler(seed=sampler_seed))
+    if study.direction.name.lower() != direction:
+        raise ConfigError(f"study {study_name!r} in {url} was created to {study.direction.name.lower()}, "
+                          f"not {direction} (monitor {monitor!r})")
+    added = _prepare_study(study, trials, space, base)
+    finished = sum(t.state.is_finished() for t in _slots(study.get_trials(deepcopy=False)))
+    say(f"search {study_name!r}: {trials} trials ({finished} finished, {added} enqueued now) over "
+        f"{space.size()} configurations, {workers} worker(s), storage {url}")
+
+    if workers == 1:
+        worker_features = feature_set
+    elif isinstance(features, (str, os.PathLike)):
+        worker_features = str(features)  # each worker reads the cache itself
+    else:
+        from lstmfpga.model.feature_cache import save_feature_set
+
+        # Spawned workers read features from disk (a FeatureSet does not pickle).
+        worker_features = str(out_dir / "features")
+        save_feature_set(feature_set, worker_features)
+    spec = dict(features=worker_features,
+                storage=url, study_name=study_name, space=space.to_dict(), base=base, trials=trials,
+                out_dir=str(out_dir), heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                sampler_seed=sampler_seed, trial_plots=trial_plots, checkpoint_every_s=checkpoint_every_s)
+    if workers == 1:
+        _worker_loop(_WorkerSpec(**spec, threads=None, worker=0), say)
+    else:
+        context = multiprocessing.get_context("spawn")
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        processes = [context.Process(target=_worker_main, name=f"lstmfpga-search-{i}",
+                                     args=(_WorkerSpec(**spec, threads=threads, worker=i), os.getpid()))
+                     for i in range(workers)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join()
+        crashed = [p.name for p in processes if p.exitcode != 0]
+        if crashed:
+            say(f"warning: workers {crashed} exited abnormally; re-run the same command to finish the search")
+    return _collect(study, out_dir, url, study_name, space, base, monitor, trials, say)
+
+
+def _collect(study, out_dir: Path, url: str, study_name: str, space: SearchSpace, base: dict, monitor: str,
+             trials: int, say) -> SearchResult:
+    from optuna.trial import TrialState
+
+    from lstmfpga.model.plots import plot_search
+
+    all_trials = study.get_trials(deepcopy=False)
+    complete = [t for t in _slots(all_trials) if t.state == TrialState.COMPLETE]
+    failed = [t for t in _slots(all_trials) if t.state == TrialState.FAIL]
+    maximize = monitor != "loss"
+    complete.sort(key=lambda t: (-t.value if maximize else t.value, t.number))
+    names = list(space.names)
+    rows = [_row(t, names, monitor) for t in complete]
+    for rank, row in enumerate(rows, start=1):
+        row["rank"] = rank
+    columns = ["rank", "trial", monitor, "dev_accuracy", "dev_loss", "eval_accuracy", "eval_roc_auc",
+               *[n for n in names if n not in (monitor,)], "best_epoch", "seconds"]
+    csv_path = out_dir / RESULTS_CSV
+    with open(csv_path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    for trial in failed:
+        say(f"trial {trial.number} failed: {trial.user_attrs.get('error', 'worker died too often')}")
+    if not complete:
+        raise ConfigError(f"search {study_name!r} has no completed trial ({len(failed)} failed); see the messages above")
+    plot_path = plot_search(rows, names, monitor, out_dir / PLOT_NAME)
+    best = complete[0]
+    best_config = TrainConfig(**{**base, **best.params})
+    _write_best(out_dir, best, best_config, monitor, say)
+    running = len(_slots(all_trials)) - len(complete) - len(failed)
+    if running:
+        say(f"{running} of {trials} trials are still waiting or running in other workers")
+    return SearchResult(out_dir=out_dir, storage=url, study_name=study_name, monitor=monitor, rows=tuple(rows),
+                        best_trial=best.number, best_value=float(best.value), best_config=best_config,
+                        table_text=_table(rows, columns), csv_path=csv_path, plot_path=plot_path)

@@ -1,0 +1,246 @@
+"""The driver's exact register/DMA traffic against a mock board, including every error path."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from lstmfpga.host.driver.core import SHAPE_REGS, LstmCoreDriver
+from lstmfpga.host.driver.errors import (
+    BitstreamMismatch,
+    CoreStreamError,
+    DmaLimitError,
+    DmaTimeout,
+    StreamTimeout,
+    WeightLoadError,
+)
+from lstmfpga.hw import stream_format as sf
+from lstmfpga.hw.config import AcceleratorConfig
+from lstmfpga.hw.register_map import (
+    CORE_ID,
+    CORE_VERSION,
+    Ctrl,
+    Error,
+    Reg,
+    Status,
+    hash_offset,
+    shape_registers,
+)
+from lstmfpga.hw.weight_image import build_weight_image, hash_words
+from lstmfpga.sim.golden.integer_lstm import input_products, run_integer
+
+from mock_devices import MockBoard
+
+WATCHDOG = 5000
+
+
+def _config(artifact, mode="full"):
+    return AcceleratorConfig.from_artifact(artifact, lanes=8, mode=mode, max_timesteps=6)
+
+
+def _identify_ops(config, *, overrides=None):
+    values = dict(shape_registers(config), **(overrides or {}))
+    return ([("read", Reg.ID, CORE_ID), ("read", Reg.VERSION, CORE_VERSION)]
+            + [("read", int(reg), values[reg.name]) for reg in SHAPE_REGS]
+            + [("write", Reg.TIMEOUT, WATCHDOG)])
+
+
+def _hash_ops(sha):
+    return [("read", hash_offset(i), w) for i, w in enumerate(hash_words(sha))]
+
+
+def _load_ops(artifact, config, *, error=0, sha=None):
+    nbytes = build_weight_image(artifact, config).size * 4
+    return ([("flush",), ("write", Reg.CTRL, Ctrl.CLEAR), ("write", Reg.CTRL, Ctrl.LOAD_WEIGHTS),
+             ("send", nbytes), ("wait", "send", None),
+             ("read", Reg.STATUS, Status.BUSY | Status.LOADING), ("read", Reg.STATUS, Status.DONE | Status.WEIGHTS_VALID),
+             ("read", Reg.ERROR, error)]
+            + ([] if error else _hash_ops(sha or artifact.sha256)))
+
+
+def _recover_ops():
+    return [("write", Reg.CTRL, Ctrl.SOFT_RESET), ("write", Reg.CTRL, Ctrl.CLEAR),
+            ("reset", "send"), ("reset", "recv")]
+
+
+def _driver(board, max_transfer_bytes=(1 << 23) - 1, clock=None):
+    kw = {} if clock is None else {"clock": clock}
+    return LstmCoreDriver(mmio=board, sendchannel=board.sendchannel, recvchannel=board.recvchannel,
+                          allocate=board.allocate, max_transfer_bytes=max_transfer_bytes,
+                          timeout_s=1.0, watchdog_cycles=WATCHDOG, **kw)
+
+
+@pytest.mark.parametrize("mode", ["full", "split"])
+def test_prepare_loads_weights_then_runs_double_buffered(small_artifact, rng, mode):
+    config = _config(small_artifact, mode)
+    xs = [rng.integers(-128, 128, size=(t, small_artifact.input_size)) for t in (6, 1, 4)]
+    expected = [run_integer(small_artifact, x[None]) for x in xs]
+    inputs = [x if mode == "full" else input_products(small_artifact.layers[0], x[None])[0] for x in xs]
+    packs = [sf.pack_input(config, x) if mode == "full" else sf.pack_preactivations(config, p)
+             for x, p in zip(xs, inputs)]
+    outs = [sf.pack_output(config, e.last_h[0], e.logits[0]) for e in expected]
+
+    ops = _identify_ops(config) + [("read", Reg.STATUS, 0)] + _load_ops(small_artifact, config)
+    ops += [("flush",)]  # sequence 0 packed before the loop
+    for k, x in enumerate(xs):
+        ops += [("write", Reg.TIMESTEPS, x.shape[0]), ("recv", outs[k].size * 4, outs[k]),
+                ("write", Reg.CTRL, Ctrl.START), ("send", packs[k].size * 4)]
+        if k + 1 < len(xs):
+            ops += [("flush",)]  # the next sequence uploads while this one computes
+        ops += [("wait", "send", None), ("read", Reg.STATUS, Status.BUSY), ("read", Reg.STATUS, Status.DONE),
+                ("read", Reg.ERROR, 0), ("wait", "recv", None), ("read", Reg.CYCLES, 100 + k), ("invalidate",)]
+    board = MockBoard(ops)
+    driver = _driver(board)
+    assert driver.prepare(small_artifact) is True
+    results = driver.run(inputs)
+    board.done()
+    image = build_weight_image(small_artifact, config)
+    np.testing.assert_array_equal(board.sent[0].view("<u4"), image)
+    for k, pack in enumerate(packs):
+        np.testing.assert_array_equal(board.sent[k + 1].view("<u4"), pack)
+        np.testing.assert_array_equal(results[k].h_codes, expected[k].last_h[0])
+        np.testing.assert_array_equal(results[k].logits, expected[k].logits[0])
+        assert results[k].cycles == 100 + k
+
+
+def test_prepare_skips_load_when_hash_matches(small_artifact):
+    config = _config(small_artifact)
+    board = MockBoard(_identify_ops(config) + [("read", Reg.STATUS, Status.WEIGHTS_VALID | Status.DONE)]
+                      + _hash_ops(small_artifact.sha256))
+    assert _driver(board).prepare(small_artifact) is False
+    board.done()
+
+
+def test_prepare_reloads_when_another_model_is_loaded(small_artifact):
+    config = _config(small_artifact)
+    other = "ab" * 32
+    board = MockBoard(_identify_ops(config) + [("read", Reg.STATUS, Status.WEIGHTS_VALID)] + _hash_ops(other)
+                      + _load_ops(small_artifact, config))
+    assert _driver(board).prepare(small_artifact) is True
+    board.done()
+
+
+def test_wrong_core_id(small_artifact):
+    board = MockBoard([("read", Reg.ID, 0xDEADBEEF)])
+    with pytest.raises(BitstreamMismatch, match="ID reads 0xdeadbeef, expected 0x4c53544d"):
+        _driver(board).prepare(small_artifact)
+    board.done()
+
+
+def test_wrong_major_version(small_artifact):
+    board = MockBoard([("read", Reg.ID, CORE_ID), ("read", Reg.VERSION, 0x0002_0003)])
+    with pytest.raises(BitstreamMismatch, match=r"core version 2.3 is not supported; this driver speaks 1.x"):
+        _driver(board).prepare(small_artifact)
+    board.done()
+
+
+def test_refuses_artifact_of_another_shape(small_artifact):
+    config = _config(small_artifact)
+    board = MockBoard(_identify_ops(config, overrides={"SHAPE_HIDDEN": config.hidden_size + 1}))
+    with pytest.raises(BitstreamMismatch, match="hidden_size: the hardware has 20, the artifact needs 19"):
+        _driver(board).prepare(small_artifact)
+    board.done()
+
+
+def test_weight_image_rejected(small_artifact):
+    config = _config(small_artifact)
+    board = MockBoard(_identify_ops(config) + [("read", Reg.STATUS, 0)]
+                      + _load_ops(small_artifact, config, error=Error.WEIGHT_CHECKSUM | Error.WEIGHT_LENGTH))
+    with pytest.raises(WeightLoadError, match="rejected the weight image: WEIGHT_LENGTH, WEIGHT_CHECKSUM"):
+        _driver(board).prepare(small_artifact)
+    board.done()
+
+
+def test_hash_after_load_differs(small_artifact):
+    config = _config(small_artifact)
+    board = MockBoard(_identify_ops(config) + [("read", Reg.STATUS, 0)]
+                      + _load_ops(small_artifact, config, sha="cd" * 32))
+    with pytest.raises(WeightLoadError, match="reports artifact cdcdcdcdcdcdcdcd…, expected"):
+        _driver(board).prepare(small_artifact)
+    board.done()
+
+
+def test_dma_limit_names_the_needed_width(small_artifact):
+    config = _config(small_artifact)
+    board = MockBoard(_identify_ops(config))
+    with pytest.raises(DmaLimitError, match=r"an input packet of T=6 is 240 bytes, the DMA moves at most 100 bytes per transfer; "
+                                            r"rebuild the block design with c_sg_length_width >= 8"):
+        _driver(board, max_transfer_bytes=100).prepare(small_artifact)
+    board.done()
+
+
+def _prepared(small_artifact, extra_ops, **kw):
+    config = _config(small_artifact)
+    board = MockBoard(_identify_ops(config) + [("read", Reg.STATUS, Status.WEIGHTS_VALID)]
+                      + _hash_ops(small_artifact.sha256) + extra_ops)
+    driver = _driver(board, **kw)
+    driver.prepare(small_artifact)
+    return board, driver, config
+
+
+def _start_ops(config, x):
+    out_bytes = sf.output_beats(config, x.shape[0]) * 4
+    return [("flush",), ("write", Reg.TIMESTEPS, x.shape[0]), ("recv", out_bytes, []),
+            ("write", Reg.CTRL, Ctrl.START), ("send", sf.input_beats(config, x.shape[0]) * 4)]
+
+
+@pytest.mark.parametrize("bits,exc,message", [
+    (Error.LAST_EARLY, CoreStreamError, "the core reported: LAST_EARLY"),
+    (Error.OUTPUT_TIMEOUT, StreamTimeout, "watchdog fired: OUTPUT_TIMEOUT"),
+    (Error.NO_WEIGHTS | Error.TIMESTEPS, CoreStreamError, "TIMESTEPS, NO_WEIGHTS"),
+])
+def test_core_error_bits_become_specific_exceptions(small_artifact, bits, exc, message):
+    x = np.zeros((3, small_artifact.input_size), np.int64)
+    config = _config(small_artifact)
+    ops = _start_ops(config, x) + [("wait", "send", None), ("read", Reg.STATUS, Status.DONE | Status.ERROR),
+                                   ("read", Reg.ERROR, bits)] + _recover_ops()
+    board, driver, _ = _prepared(small_artifact, ops)
+    with pytest.raises(exc, match=message) as info:
+        driver.run([x])
+    assert info.value.error_bits == bits
+    board.done()
+
+
+def test_dma_timeout_reads_core_error_and_recovers(small_artifact):
+    x = np.zeros((2, small_artifact.input_size), np.int64)
+    config = _config(small_artifact)
+    ops = _start_ops(config, x) + [("wait", "send", DmaTimeout("slow")), ("read", Reg.ERROR, 0)] + _recover_ops() + [
+        ("read", Reg.STATUS, Status.BUSY)]
+    board, driver, _ = _prepared(small_artifact, ops)
+    with pytest.raises(DmaTimeout, match=r"input upload did not finish within 1 s \(core STATUS=0x1\)"):
+        driver.run([x])
+    board.done()
+
+
+def test_dma_timeout_with_watchdog_error_is_a_stream_timeout(small_artifact):
+    x = np.zeros((2, small_artifact.input_size), np.int64)
+    config = _config(small_artifact)
+    ops = _start_ops(config, x) + [("wait", "send", DmaTimeout("slow")), ("read", Reg.ERROR, Error.INPUT_TIMEOUT)
+                                   ] + _recover_ops()
+    board, driver, _ = _prepared(small_artifact, ops)
+    with pytest.raises(StreamTimeout, match="INPUT_TIMEOUT"):
+        driver.run([x])
+    board.done()
+
+
+def test_core_that_never_finishes_times_out(small_artifact):
+    x = np.zeros((2, small_artifact.input_size), np.int64)
+    config = _config(small_artifact)
+    ticks = itertools.count()
+    # clock: +0.4 s per call (start 0, DMA wait 0.4, polls 0.8 and 1.2): the second poll passes the 1 s deadline
+    clock = lambda: 0.4 * next(ticks)  # noqa: E731
+    ops = _start_ops(config, x) + [("wait", "send", None)] + [("read", Reg.STATUS, Status.BUSY)] * 2 + _recover_ops()
+    board, driver, _ = _prepared(small_artifact, ops, clock=clock)
+    with pytest.raises(DmaTimeout, match="did not finish the sequence within 1 s"):
+        driver.run([x], double_buffer=False)
+    board.done()
+
+
+def test_bad_sequence_shapes_are_named(small_artifact):
+    board, driver, _ = _prepared(small_artifact, [])
+    from lstmfpga.cli.errors import InputError
+    with pytest.raises(InputError, match=r"must have shape \[T, 37\], not \[3, 36\]"):
+        driver.run([np.zeros((3, 36), np.int64)])
+    with pytest.raises(InputError, match="runs 1 to 6 time steps, not 7"):
+        driver.run([np.zeros((7, 37), np.int64)])
+    board.done()

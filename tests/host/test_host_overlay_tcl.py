@@ -1,0 +1,99 @@
+"""The overlay TCL agrees with the hardware manifest and the Verilog it packages (Vivado itself
+cannot run here): names, widths, addresses, DMA length width."""
+
+import json
+import re
+
+import pytest
+
+pytest.importorskip("amaranth")
+
+from lstmfpga.cli.errors import ConfigError  # noqa: E402
+from lstmfpga.hw import stream_format  # noqa: E402
+from lstmfpga.hw.config import AcceleratorConfig  # noqa: E402
+from lstmfpga.hw.generate import generate_verilog  # noqa: E402
+from lstmfpga.hw.manifest import read_manifest  # noqa: E402
+from lstmfpga.hw.weight_image import image_words  # noqa: E402
+from lstmfpga.host.driver.dma import check_transfer, max_transfer_bytes  # noqa: E402
+from lstmfpga.host.overlay.ip_identity import VLNV  # noqa: E402
+from lstmfpga.host.overlay.tcl import BOARDS, dma_length_width, write_overlay_tcl  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def hdl_dir(tmp_path_factory):
+    config = AcceleratorConfig(input_size=13, hidden_size=6, num_layers=2, lanes=8, num_classes=2, weight_bits=4,
+                               max_timesteps=5)
+    out = tmp_path_factory.mktemp("hdl")
+    generate_verilog(config, out)
+    return out
+
+
+def _ports(verilog_text, top):
+    header = re.search(rf"module {top}\((.*?)\);", verilog_text, re.S).group(1)
+    return {p.strip() for p in header.split(",")}
+
+
+@pytest.mark.parametrize("board", sorted(BOARDS))
+def test_tcl_matches_manifest_and_verilog(hdl_dir, board):
+    paths = write_overlay_tcl(manifest_path=hdl_dir / "manifest.json", board=board)
+    assert [p.parent for p in paths] == [hdl_dir] * 3
+    manifest = read_manifest(hdl_dir)
+    package, design, facts = paths[0].read_text(), paths[1].read_text(), json.loads(paths[2].read_text())
+    spec = BOARDS[board]
+
+    # packaging: the manifest's files and top, the driver's VLNV, interfaces named after real ports
+    for name in manifest.verilog_files:
+        assert f"{{{name}}}" in package
+    assert f"set_property top {manifest.top} " in package
+    vendor, library, name, version = VLNV.split(":")
+    for prop, value in (("vendor", vendor), ("library", library), ("name", name), ("version", version)):
+        assert f"set_property {prop} {value} $core" in package
+    ports = _ports((hdl_dir / manifest.verilog_files[0]).read_text(), manifest.top)
+    busifs = re.search(r"foreach busif \{(.*?)\}", package).group(1).split()
+    assert sorted(busifs) == ["m_axis", "s_axi", "s_axis"]
+    for busif in busifs:
+        assert {f"{busif}_tdata", f"{busif}_tvalid", f"{busif}_tready"} <= ports or f"{busif}_awaddr" in ports
+    assert {"s_axis_tlast", "m_axis_tlast", "aclk", "aresetn"} <= ports
+    assert "-clock aclk -reset aresetn" in package and "ACTIVE_LOW" in package
+
+    # block design: PS of the board, the core by VLNV, streams wired both ways
+    assert f"xilinx.com:ip:{spec.ps_ip}:*" in design and f"-part {spec.part}" in design
+    assert f"create_bd_cell -type ip -vlnv {VLNV} lstm_core_0" in design
+    assert "[get_bd_intf_pins axi_dma_0/M_AXIS_MM2S] [get_bd_intf_pins lstm_core_0/s_axis]" in design
+    assert "[get_bd_intf_pins lstm_core_0/m_axis] [get_bd_intf_pins axi_dma_0/S_AXIS_S2MM]" in design
+    width = int(re.search(r"CONFIG.c_sg_length_width \{(\d+)\}", design).group(1))
+    assert width == facts["dma"]["length_width"] >= 23
+    assert "CONFIG.c_include_sg {0}" in design
+    stream = manifest.config.stream_width
+    assert f"CONFIG.c_m_axis_mm2s_tdata_width {{{stream}}}" in design
+    assert f"CONFIG.c_s_axis_s2mm_tdata_width {{{stream}}}" in design
+
+    # every packet the driver sends or receives fits one transfer of that DMA
+    config = manifest.config
+    limit = max_transfer_bytes(width)
+    check_transfer(image_words(config) * 4, limit, "weight image")
+    check_transfer(stream_format.input_beats(config, config.max_timesteps) * 4, limit, "input")
+    check_transfer(stream_format.output_beats(config, config.max_timesteps) * 4, limit, "output")
+
+    # addresses: the TCL's equal overlay.json's, aligned, disjoint, and the core's covers the register map
+    offsets = dict(re.findall(r"set_property offset (0x[0-9a-f]+) .*?\*(\w+)\*", design))
+    assert {int(v, 16): k for v, k in offsets.items()} == {facts["dma"]["base"]: "axi_dma_0",
+                                                           facts["core"]["base"]: "lstm_core_0"}
+    spans = sorted((facts[k]["base"], facts[k]["base"] + facts[k]["range"]) for k in ("dma", "core"))
+    assert spans[0][1] <= spans[1][0]
+    for k in ("dma", "core"):
+        assert facts[k]["base"] % facts[k]["range"] == 0
+    highest = max(manifest.registers["registers"].values()) + 4 * (manifest.registers["hash_words"] - 1)
+    assert highest + 4 <= facts["core"]["range"]
+
+
+def test_dma_width_grows_with_the_weight_image():
+    small = AcceleratorConfig(input_size=16, hidden_size=8, lanes=8)
+    big = AcceleratorConfig(input_size=2048, hidden_size=512, num_layers=3, lanes=64, weight_bits=8)
+    assert dma_length_width(small) == 23
+    assert max_transfer_bytes(dma_length_width(big)) >= image_words(big) * 4 > max_transfer_bytes(23)
+
+
+def test_unknown_board_is_refused(hdl_dir):
+    with pytest.raises(ConfigError, match="board must be one of pynq-z2, ultra96-v2, kv260, zcu104, not 'arty'"):
+        write_overlay_tcl(manifest_path=hdl_dir / "manifest.json", board="arty")

