@@ -124,7 +124,8 @@ def run_demo(args) -> int:
     d.run("infer rtl", ["infer", "--backend", "rtl", "--model", str(artifact), "--features", str(cache),
                         "--split", "val", "--lanes", str(args.lanes), "--build-dir", str(build),
                         "--out", str(infer / "rtl.npy")])
-    plan_text = d.run(f"plan {args.board}", ["plan", "--model", str(artifact), "--board", args.board])
+    plan_text = d.run(f"plan {args.board}", ["plan", "--model", str(artifact), "--board", args.board,
+                                             "--no-compare"])
     from lstmfpga.cli.demo_report import write_report
 
     report = write_report(out, timings=d.timings, plan_text=plan_text, board=args.board)
