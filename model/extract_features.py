@@ -1,0 +1,317 @@
+"""``lstmfpga features``: decode, sample, crop, ResNet-50, and a resumable, shardable feature cache.
+
+The dataset's videos, sorted by path, are cut into fixed chunks of ``chunk_videos``; chunk ``k``
+is written once, atomically, as ``chunk-<k>.npz`` (rows of the videos that worked, reasons for
+those that did not).  A rerun with the same settings skips the chunks already on disk, so a
+killed run continues where it stopped with nothing lost or duplicated.  ``--shard i/N`` takes the
+chunks with ``k % N == i``; shards write distinct files, so running them into one folder (or
+copying their folders together) merges them.  ``cache.json`` pins the settings and a fingerprint
+of the video list, and a rerun with other settings is refused instead of mixing features.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lstmfpga.cli.errors import ConfigError, InputError
+from lstmfpga.model.backbone import FEATURE_DIM
+from lstmfpga.model.datasets import DatasetListing, VideoRecord, read_dataset
+from lstmfpga.model.feature_cache import (
+    REPORT_NAME,
+    SETTINGS_NAME,
+    FeatureSet,
+    atomic_write_bytes,
+    chunk_paths,
+    read_chunk,
+    write_chunk,
+)
+
+CACHE_FORMAT = 1
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class ExtractionConfig:
+    """Settings of one feature extraction.
+
+    Parameters
+    ----------
+    frames : int
+        T, frames sampled per video (the search uses 8, 16, 24).
+    image_size : int
+        Side of the square crop fed to ResNet-50 (224 is its native size).
+    face_crop : bool
+        Crop the detected face (Haar cascade) instead of the frame centre.
+    weights : str
+        ``'random'``, ``'imagenet'`` or a state-dict path.
+    seed : int
+        Seed of the random backbone.
+    batch_videos : int
+        Videos per forward pass (``batch_videos × frames`` images).
+    workers : int
+        DataLoader processes decoding ahead of the backbone (0: decode in this process).
+    device : str
+        ``'cpu'`` or ``'cuda'``.
+    chunk_videos : int
+        Videos per cache chunk: the unit of resumption.
+    shard : tuple of int
+        ``(i, n)``: this run does chunks ``k`` with ``k % n == i``.
+    """
+
+    frames: int = 16
+    image_size: int = 224
+    face_crop: bool = False
+    weights: str = "random"
+    seed: int = 0
+    batch_videos: int = 4
+    workers: int = 1
+    device: str = "cpu"
+    chunk_videos: int = 32
+    shard: tuple[int, int] = (0, 1)
+
+    def __post_init__(self):
+        if not _is_int(self.frames) or self.frames < 1:
+            raise ConfigError(f"frames must be a positive integer, not {self.frames!r}")
+        if not _is_int(self.image_size) or self.image_size < 32:
+            raise ConfigError(f"image size must be an integer >= 32, not {self.image_size!r}")
+        if not _is_int(self.seed) or self.seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer, not {self.seed!r}")
+        if not _is_int(self.batch_videos) or self.batch_videos < 1:
+            raise ConfigError(f"batch must be a positive integer, not {self.batch_videos!r}")
+        if not _is_int(self.workers) or self.workers < 0:
+            raise ConfigError(f"workers must be a non-negative integer, not {self.workers!r}")
+        if self.device not in ("cpu", "cuda"):
+            raise ConfigError(f"device must be 'cpu' or 'cuda', not {self.device!r}")
+        if not _is_int(self.chunk_videos) or self.chunk_videos < 1:
+            raise ConfigError(f"chunk size must be a positive integer, not {self.chunk_videos!r}")
+        i, n = self.shard
+        if not (_is_int(i) and _is_int(n) and n >= 1 and 0 <= i < n):
+            raise ConfigError(f"shard must be i/N with 0 <= i < N, not {i}/{n}")
+
+    def cache_settings(self, listing: DatasetListing, records: list[VideoRecord]) -> dict:
+        """What must be equal for two runs to share a cache folder."""
+        weights = self.weights if self.weights in ("random", "imagenet") else f"file:{_file_digest(Path(self.weights))}"
+        return {
+            "format": CACHE_FORMAT,
+            "dataset": listing.name,
+            "videos": len(records),
+            "list_sha256": _listing_digest(records),
+            "frames": self.frames,
+            "dim": FEATURE_DIM,
+            "image_size": self.image_size,
+            "face_crop": self.face_crop,
+            "weights": weights,
+            "seed": self.seed if self.weights == "random" else None,
+            "chunk_videos": self.chunk_videos,
+        }
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``'i/N'`` → ``(i, N)``."""
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ConfigError(f"shard must look like i/N (e.g. 0/4), not {text!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise ConfigError(f"shard must be i/N with 0 <= i < N, not {text!r}")
+    return i, n
+
+
+def _file_digest(path: Path) -> str:
+    if not path.is_file():
+        raise ConfigError(f"backbone weights {path} do not exist (use random, imagenet or a file path)")
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def _listing_digest(records: list[VideoRecord]) -> str:
+    digest = hashlib.sha256()
+    for r in records:
+        digest.update(f"{r.path}\t{r.label}\t{r.split}\n".encode())
+    return digest.hexdigest()
+
+
+def _check_settings(cache_dir: Path, settings: dict) -> None:
+    path = cache_dir / SETTINGS_NAME
+    if path.is_file():
+        try:
+            existing = json.loads(path.read_text())
+        except ValueError as exc:
+            raise InputError(f"feature cache settings {path} are unreadable: {exc}") from None
+        differing = {k: (existing.get(k), v) for k, v in settings.items() if existing.get(k) != v}
+        if differing:
+            detail = "; ".join(f"{k}: cache has {old!r}, this run {new!r}" for k, (old, new) in differing.items())
+            raise ConfigError(f"feature cache {cache_dir} was made with other settings ({detail}); "
+                              "use another --out folder or the same settings")
+    else:
+        atomic_write_bytes(path, json.dumps(settings, indent=2, sort_keys=True).encode())
+
+
+def chunk_name(k: int) -> str:
+    return f"chunk-{k:06d}.npz"
+
+
+@dataclass
+class ExtractionSummary:
+    videos: int
+    extracted_now: int = 0
+    extracted_before: int = 0
+    skipped: list = field(default_factory=list)
+    list_problems: list = field(default_factory=list)
+    other_shards: int = 0
+    seconds: float = 0.0
+
+    @property
+    def extracted(self) -> int:
+        return self.extracted_now + self.extracted_before
+
+
+def _records_columns(results, records_by_id: dict[str, VideoRecord]) -> dict:
+    keys = sorted({k for r in results for k in records_by_id[r.item.video_id].extra})
+    columns = {}
+    for key in keys:
+        values = [records_by_id[r.item.video_id].extra.get(key) for r in results]
+        if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+            columns[key] = np.array(values, dtype=np.int64)
+        else:
+            columns[key] = np.array(["" if v is None else str(v) for v in values], dtype=str)
+    columns["padded"] = np.array([r.padded for r in results], dtype=bool)
+    columns["source_frames"] = np.array([r.source_frames for r in results], dtype=np.int64)
+    columns["face_frames"] = np.array([r.face_frames for r in results], dtype=np.int64)
+    return columns
+
+
+def _write_chunk(path: Path, results, features, records_by_id, t: int) -> None:
+    good = [r for r in results if r.frames is not None]
+    feature_set = FeatureSet(
+        features=np.stack(features) if features else np.zeros((0, t, FEATURE_DIM), np.float16),
+        labels=np.array([records_by_id[r.item.video_id].label for r in good], dtype=np.int64),
+        video_ids=tuple(r.item.video_id for r in good),
+        splits=np.array([records_by_id[r.item.video_id].split for r in good], dtype=str),
+        extra=_records_columns(good, records_by_id),
+    )
+    write_chunk(path, feature_set, skipped=[(r.item.video_id, r.reason) for r in results if r.frames is None])
+
+
+def write_report(cache_dir: Path, listing: DatasetListing, summary: ExtractionSummary) -> Path:
+    """Write ``report.json``: counts, skipped videos with reasons, skipped list entries."""
+    skipped = []
+    for path in chunk_paths(cache_dir):
+        try:
+            skipped.extend({"video": v, "reason": r} for v, r in read_chunk(path).skipped)
+        except InputError as exc:
+            skipped.append({"video": str(path), "reason": str(exc)})
+    report = {
+        "dataset": listing.name,
+        "root": str(listing.root),
+        "videos_listed": summary.videos,
+        "extracted_this_run": summary.extracted_now,
+        "extracted_before": summary.extracted_before,
+        "skipped_videos": skipped,
+        "skipped_list_entries": [{"where": p.where, "reason": p.reason} for p in listing.problems],
+        "seconds": round(summary.seconds, 3),
+    }
+    path = cache_dir / REPORT_NAME
+    atomic_write_bytes(path, json.dumps(report, indent=2).encode())
+    return path
+
+
+def extract_features(listing: DatasetListing, cache_dir, config: ExtractionConfig, *, progress: bool = True) -> ExtractionSummary:
+    """Fill ``cache_dir`` with this shard's missing chunks of ``listing``; return what happened."""
+    from tqdm import tqdm
+
+    from lstmfpga.model.backbone import FrameEncoder
+    from lstmfpga.model.clip_loader import ClipDataset, WorkItem, chunk_batches, make_loader
+
+    started = time.perf_counter()
+    cache_dir = Path(cache_dir)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"feature cache folder {cache_dir} cannot be created: {exc}") from None
+    records = sorted(listing.records, key=lambda r: r.path)
+    records_by_id = {r.path: r for r in records}
+    _check_settings(cache_dir, config.cache_settings(listing, records))
+    summary = ExtractionSummary(videos=len(records), list_problems=list(listing.problems))
+
+    n_chunks = -(-len(records) // config.chunk_videos)
+    shard_i, shard_n = config.shard
+    mine = [k for k in range(n_chunks) if k % shard_n == shard_i]
+    present = {p.name for p in cache_dir.glob("chunk-*.npz")}
+    items = []
+    for k in mine:
+        chunk_records = records[k * config.chunk_videos:(k + 1) * config.chunk_videos]
+        if chunk_name(k) in present:
+            summary.extracted_before += read_chunk(cache_dir / chunk_name(k)).features.shape[0]
+            continue
+        items += [WorkItem(k, r.path, listing.resolve(r)) for r in chunk_records]
+
+    if items:
+        encoder = FrameEncoder(weights=config.weights, device=config.device, seed=config.seed)
+        dataset = ClipDataset(items, frames=config.frames, image_size=config.image_size, face_crop=config.face_crop)
+        batches = chunk_batches(items, config.batch_videos)
+        remaining = {}
+        for item in items:
+            remaining[item.chunk] = remaining.get(item.chunk, 0) + 1
+        pending: dict[int, tuple[list, list]] = {}
+        loader = make_loader(dataset, batches, workers=config.workers, pin_memory=config.device == "cuda")
+        with tqdm(total=len(items), desc="features", unit="video", disable=not progress) as bar:
+            for batch in loader:
+                good = [r for r in batch if r.frames is not None]
+                k = batch[0].item.chunk
+                results, features = pending.setdefault(k, ([], []))
+                results.extend(batch)
+                if good:
+                    stacked = np.concatenate([r.frames for r in good])
+                    features.extend(encoder(stacked).reshape(len(good), config.frames, -1).astype(np.float16))
+                remaining[k] -= len(batch)
+                bar.update(len(batch))
+                if remaining[k] == 0:
+                    _write_chunk(cache_dir / chunk_name(k), results, features, records_by_id, config.frames)
+                    summary.extracted_now += len(features)
+                    summary.skipped.extend(r for r in results if r.frames is None)
+                    del pending[k]
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def run_features(args) -> int:
+    """Handler of ``lstmfpga features``."""
+    options = {}
+    if args.dataset == "ffpp":
+        options = {"methods": tuple(args.ffpp_methods.split(",")), "compression": args.ffpp_compression}
+    data = Path(args.data)
+    if not data.exists():
+        raise InputError(f"dataset folder {data} does not exist")
+    listing = read_dataset(args.dataset, data, **options)
+    config = ExtractionConfig(
+        frames=args.frames, image_size=args.image_size, face_crop=args.face_crop, weights=args.backbone_weights,
+        seed=args.seed, batch_videos=args.batch, workers=args.workers, device=args.device,
+        chunk_videos=args.chunk_videos, shard=parse_shard(args.shard),
+    )
+    summary = extract_features(listing, args.out, config, progress=not args.quiet)
+    report_path = write_report(Path(args.out), listing, summary)
+    report = json.loads(report_path.read_text())
+    shard = "" if config.shard == (0, 1) else f" (shard {config.shard[0]}/{config.shard[1]})"
+    print(f"features{shard}: {summary.videos} videos listed; {summary.extracted} extracted "
+          f"({summary.extracted_now} this run, {summary.extracted_before} before); "
+          f"{len(report['skipped_videos'])} videos skipped; {len(listing.problems)} list entries skipped; "
+          f"{summary.seconds:.1f} s; reasons in {report_path}")
+    for problem in (summary.skipped + list(listing.problems))[:10]:
+        text = f"{problem.item.video_id}: {problem.reason}" if hasattr(problem, "item") else str(problem)
+        print(f"  skipped {text}", file=sys.stderr)
+    return 0
+
