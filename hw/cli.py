@@ -1,7 +1,48 @@
-"""Subcommands of the hw stage."""
+"""Subcommands of the hw stage: ``lstmfpga hdl``."""
 
 from __future__ import annotations
+
+from lstmfpga.hw.plan_cli import register_plan
 
 
 def register(subparsers) -> None:
     """Add this stage's subcommands to the ``lstmfpga`` parser."""
+    p = subparsers.add_parser(
+        "hdl", help="generate the accelerator's Verilog and manifest for a model's shape",
+        description="Write lstm_accel.v and manifest.json (parameters, register map, stream formats, "
+                    "cycle model) for the shape of MODEL. Weights are loaded at run time.")
+    p.add_argument("--model", required=True, help="integer artifact (.npz) or Brevitas QONNX file")
+    p.add_argument("--lanes", type=int, required=True, help="MAC lanes P (a multiple of 4)")
+    p.add_argument("--mode", choices=("full", "split"), default="full",
+                   help="full: W_x·x on chip; split: the host streams layer-0 pre-activations")
+    p.add_argument("--max-timesteps", type=int, default=24, help="largest T the core accepts (1-24)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--weight-image", action="store_true",
+                   help="also write weights.bin, the model's weight image (little-endian 32-bit words)")
+    p.set_defaults(handler=_hdl)
+    register_plan(subparsers)
+
+
+def _hdl(args) -> int:
+    from pathlib import Path
+
+    from lstmfpga.hw.config import AcceleratorConfig
+    from lstmfpga.hw.cycle_model import estimate
+    from lstmfpga.hw.generate import generate_verilog
+    from lstmfpga.quant.artifact import load_model
+
+    artifact = load_model(args.model)
+    config = AcceleratorConfig.from_artifact(artifact, lanes=args.lanes, mode=args.mode,
+                                             max_timesteps=args.max_timesteps)
+    manifest = generate_verilog(config, args.out, artifact=artifact)
+    if args.weight_image:
+        from lstmfpga.hw.weight_image import build_weight_image
+
+        (Path(args.out) / "weights.bin").write_bytes(build_weight_image(artifact, config).astype("<u4").tobytes())
+    est = estimate(config, config.max_timesteps)
+    print(f"wrote {manifest.parent / 'lstm_accel.v'} and {manifest}")
+    print(f"shape I={config.input_size} H={config.hidden_size} L={config.num_layers} P={config.lanes} "
+          f"mode={config.mode} weight_bits={config.weight_bits} classes={config.num_classes}")
+    print(f"cycle model T={est.timesteps}: {est.compute_cycles} compute cycles "
+          f"({est.cycles_per_step:.1f}/step), MAC utilisation {est.utilization:.1%}")
+    return 0

@@ -32,7 +32,7 @@ def _verify(args) -> int:
 
     import numpy as np
 
-    from lstmfpga.cli.errors import InputError
+    from lstmfpga.cli.errors import ConfigError, InputError
     from lstmfpga.hw.config import AcceleratorConfig
     from lstmfpga.hw.cycle_model import estimate
     from lstmfpga.quant.artifact import load_model
@@ -56,8 +56,11 @@ def _verify(args) -> int:
     print(f"building/simulating I={config.input_size} H={config.hidden_size} L={config.num_layers} "
           f"P={config.lanes} mode={config.mode} ({len(sequences)} sequences)...", flush=True)
     with tempfile.TemporaryDirectory(prefix="lstmfpga-verify-") as work:
-        results = run_sequences(config, [artifact], sequences, cache_dir=cache, work_dir=Path(work),
-                                seed=args.seed)
+        try:
+            results = run_sequences(config, [artifact], sequences, cache_dir=cache, work_dir=Path(work),
+                                    seed=args.seed)
+        except RuntimeError as exc:
+            raise ConfigError(f"Verilator build or simulation failed (build cache {cache}): {exc}") from None
     summary = summarize(results)
     drift = []
     for run in results["runs"]:

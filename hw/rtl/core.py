@@ -182,7 +182,8 @@ class LstmCore(wiring.Component):
                     m.d.comb += col.eq(hbufs[1][1].data)
             with m.Default():
                 m.d.comb += col.eq(0)
-        m.d.comb += [lanes.valid.eq(e1_valid), lanes.first.eq(e1_first), lanes.last.eq(e1_last),
+        m.d.comb += [lanes.valid.eq(e1_valid & ~flush), lanes.first.eq(e1_first), lanes.last.eq(e1_last),
+                     lanes.flush.eq(flush), tail.flush.eq(flush),
                      lanes.column.eq(col), lanes.weights.eq(wmem_r.data)]
         # group tags travel with the last column: MacLanes.LATENCY stages
         tag_layer = [e1_layer]; tag_base = [e1_base]; tag_jbase = [e1_jbase]
@@ -531,7 +532,7 @@ class LstmCore(wiring.Component):
         # soft reset from any state
         with m.If(self.soft_reset):
             m.d.comb += flush.eq(1)
-            m.d.sync += [issuing.eq(0), run_counting.eq(0), sh_left.eq(0), tail_in_valid.eq(0),
+            m.d.sync += [issuing.eq(0), run_counting.eq(0), sh_left.eq(0), tail_in_valid.eq(0), e1_valid.eq(0),
                          fsm.state.eq(fsm.encoding["IDLE"])]
             with m.If(fsm.ongoing("HEADER") | fsm.ongoing("LOAD")):
                 m.d.sync += weights_valid.eq(0)

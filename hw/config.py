@@ -1,0 +1,226 @@
+"""The shape a bitstream is built for: :class:`AcceleratorConfig`.
+
+NumPy/stdlib only: the board host imports it on a PYNQ image.  Everything the hardware fixes at
+build time lives here; the weights (and tables, requant parameters) arrive at run time through the
+weight stream, so one bitstream serves every retrained model of the same shape.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from lstmfpga.cli.errors import ConfigError
+
+MODES = ("full", "split")
+# Wider streams (64, 128) are an additive extension: the packers below are width-generic already.
+STREAM_WIDTHS = (32,)
+
+
+def _check_int(name: str, value: Any, lo: int, hi: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an integer, not {value!r}")
+    if value < lo or (hi is not None and value > hi):
+        bound = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
+        raise ConfigError(f"{name} must be {bound}, not {value!r}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AcceleratorConfig:
+    """Build-time shape of the LSTM accelerator.
+
+    Parameters
+    ----------
+    input_size, hidden_size, num_layers :
+        LSTM shape (``num_layers`` 1–3). Layers after the first take ``hidden_size`` inputs.
+    lanes :
+        MAC lanes P, a positive multiple of 4 (a group of P rows holds all four gates of P/4
+        hidden units).
+    mode :
+        ``"full"`` (W_x·x and W_h·h on chip) or ``"split"`` (layer 0's W_x·x arrives from the host
+        as int32 pre-activations).
+    weight_bits :
+        LSTM weight width (2–8), signed.
+    io_bits, acc_bits, sigmoid_bits, tanh_bits, cell_bits, hidden_tanh_bits :
+        Quantizer widths taken from the artifact (``io`` = x and h codes, signed; ``acc`` =
+        gate pre-activation codes, signed; ``sigmoid`` unsigned; ``tanh`` = the cell-gate tanh,
+        signed; ``cell`` = cell state, signed; ``hidden_tanh`` = tanh(c), signed).
+    num_classes :
+        Classifier outputs; 0 = no classifier.
+    classifier_weight_bits :
+        Classifier weight width (2–8), signed; ignored when ``num_classes`` is 0.
+    max_timesteps :
+        Largest T the on-chip sequence buffers hold (1–24).
+    stream_width :
+        AXI-Stream TDATA width in bits (32 for now).
+    """
+
+    input_size: int
+    hidden_size: int
+    num_layers: int = 1
+    lanes: int = 8
+    mode: str = "full"
+    weight_bits: int = 8
+    io_bits: int = 8
+    acc_bits: int = 8
+    sigmoid_bits: int = 8
+    tanh_bits: int = 8
+    cell_bits: int = 8
+    hidden_tanh_bits: int = 8
+    num_classes: int = 0
+    classifier_weight_bits: int = 8
+    max_timesteps: int = 24
+    stream_width: int = 32
+
+    def __post_init__(self) -> None:
+        _check_int("input_size", self.input_size, 1, 65535)
+        _check_int("hidden_size", self.hidden_size, 1, 65535)
+        _check_int("num_layers", self.num_layers, 1, 3)
+        _check_int("lanes", self.lanes, 4, 4096)
+        if self.lanes % 4:
+            raise ConfigError(f"lanes must be a positive multiple of 4, not {self.lanes!r}")
+        if self.mode not in MODES:
+            raise ConfigError(f"mode must be one of {MODES}, not {self.mode!r}")
+        _check_int("weight_bits", self.weight_bits, 2, 8)
+        for name in ("io_bits", "acc_bits", "sigmoid_bits", "tanh_bits", "cell_bits", "hidden_tanh_bits"):
+            _check_int(name, getattr(self, name), 4, 8)
+        _check_int("num_classes", self.num_classes, 0, 255)
+        _check_int("classifier_weight_bits", self.classifier_weight_bits, 2, 8)
+        _check_int("max_timesteps", self.max_timesteps, 1, 24)
+        if self.stream_width not in STREAM_WIDTHS:
+            raise ConfigError(f"stream_width must be one of {STREAM_WIDTHS}, not {self.stream_width!r}")
+
+    # -- derived shape ------------------------------------------------------------------------
+
+    def layer_input_size(self, layer: int) -> int:
+        return self.input_size if layer == 0 else self.hidden_size
+
+    @property
+    def groups(self) -> int:
+        """Row groups per layer and step: ceil(4H / P)."""
+        return -(-4 * self.hidden_size // self.lanes)
+
+    @property
+    def units_per_group(self) -> int:
+        return self.lanes // 4
+
+    def on_chip_input_columns(self, layer: int) -> int:
+        """Columns K the MAC engine streams per row group (x part only where it is on chip)."""
+        if layer == 0 and self.mode == "split":
+            return self.hidden_size
+        return self.layer_input_size(layer) + self.hidden_size
+
+    def weight_rows(self, layer: int) -> int:
+        """Rows of the P·weight_bits-wide weight memory used by one layer."""
+        return self.groups * self.on_chip_input_columns(layer)
+
+    @property
+    def weight_depth(self) -> int:
+        return sum(self.weight_rows(layer) for layer in range(self.num_layers))
+
+    @property
+    def bytes_per_word(self) -> int:
+        return self.stream_width // 8
+
+    @property
+    def accumulator_bits(self) -> int:
+        """Signed width of a MAC accumulator (plus int32 bias / pre-activation headroom)."""
+        k_max = max(self.layer_input_size(layer) + self.hidden_size for layer in range(self.num_layers))
+        products = self.weight_bits + self.io_bits - 1 + math.ceil(math.log2(k_max + 1))
+        return max(products, 32) + 2
+
+    @property
+    def table_bits(self) -> int:
+        """Signed width of a gate-table entry (unsigned sigmoid codes need one more bit)."""
+        return max(self.sigmoid_bits + 1, self.tanh_bits)
+
+    @property
+    def classifier_bits(self) -> int:
+        return self.classifier_weight_bits if self.num_classes else 0
+
+    # -- artifact ----------------------------------------------------------------------------
+
+    @staticmethod
+    def widths_of(artifact) -> dict[str, int]:
+        """The quantizer widths an artifact needs, checked to be equal across layers."""
+        found: dict[str, set[int]] = {k: set() for k in (
+            "weight_bits", "acc_bits", "sigmoid_bits", "tanh_bits", "cell_bits", "hidden_tanh_bits")}
+        for layer in artifact.layers:
+            q = layer.quant
+            found["weight_bits"].update(
+                int(q[f"weight_{g}"].bits) for g in ("input", "forget", "cell", "output"))
+            found["acc_bits"].update(
+                int(q[n].bits) for n in ("input_acc", "forget_acc", "cell_acc", "output_acc"))
+            found["sigmoid_bits"].update(
+                int(q[n].bits) for n in ("input_sigmoid", "forget_sigmoid", "output_sigmoid"))
+            found["tanh_bits"].add(int(q["cell_tanh"].bits))
+            found["cell_bits"].add(int(q["cell_state"].bits))
+            found["hidden_tanh_bits"].add(int(q["hidden_tanh"].bits))
+        widths = {}
+        for name, values in found.items():
+            if len(values) != 1:
+                raise ConfigError(
+                    f"the accelerator needs one {name} for all gates and layers; the artifact has {sorted(values)}")
+            widths[name] = values.pop()
+        widths["io_bits"] = int(artifact.io_quant.bits)
+        if artifact.classifier is not None:
+            widths["classifier_weight_bits"] = int(artifact.classifier.weight_quant.bits)
+        return widths
+
+    @classmethod
+    def from_artifact(cls, artifact, *, lanes: int, mode: str = "full",
+                      max_timesteps: int = 24, stream_width: int = 32) -> "AcceleratorConfig":
+        """The configuration whose bitstream runs ``artifact`` with ``lanes`` MAC lanes."""
+        layers = artifact.layers
+        if not 1 <= len(layers) <= 3:
+            raise ConfigError(f"num_layers must be in [1, 3], not {len(layers)}")
+        hidden = int(layers[0].hidden_size)
+        for index, layer in enumerate(layers[1:], start=1):
+            if int(layer.hidden_size) != hidden or int(layer.input_size) != hidden:
+                raise ConfigError(
+                    f"layer {index} has input_size {layer.input_size} and hidden_size {layer.hidden_size};"
+                    f" the accelerator needs {hidden} and {hidden}")
+        classes = 0 if artifact.classifier is None else int(artifact.classifier.weight.shape[0])
+        return cls(input_size=int(layers[0].input_size), hidden_size=hidden, num_layers=len(layers),
+                   lanes=lanes, mode=mode, num_classes=classes, max_timesteps=max_timesteps,
+                   stream_width=stream_width, **cls.widths_of(artifact))
+
+    def shape_matches(self, artifact) -> bool:
+        """Whether ``artifact`` can be loaded into a bitstream built for this configuration."""
+        try:
+            other = AcceleratorConfig.from_artifact(
+                artifact, lanes=self.lanes, mode=self.mode, max_timesteps=self.max_timesteps,
+                stream_width=self.stream_width)
+        except ConfigError:
+            return False
+        if other.num_classes == 0:
+            other = dataclasses.replace(other, classifier_weight_bits=self.classifier_weight_bits)
+        return other == self
+
+    def mismatch(self, artifact) -> str | None:
+        """A message naming the first field in which ``artifact`` differs from this shape, else None."""
+        try:
+            other = AcceleratorConfig.from_artifact(
+                artifact, lanes=self.lanes, mode=self.mode, max_timesteps=self.max_timesteps,
+                stream_width=self.stream_width)
+        except ConfigError as exc:
+            return str(exc)
+        for field in dataclasses.fields(self):
+            if field.name == "classifier_weight_bits" and other.num_classes == 0:
+                continue
+            mine, theirs = getattr(self, field.name), getattr(other, field.name)
+            if mine != theirs:
+                return f"{field.name}: the hardware has {mine!r}, the artifact needs {theirs!r}"
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "AcceleratorConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown accelerator config fields {unknown}")
+        return cls(**data)

@@ -1,0 +1,198 @@
+"""On-chip memories of a design and the Xilinx RAM tiles they need.
+
+The inventory comes from the elaborated Amaranth design itself (every ``memory.Memory`` it
+instantiates, at the real shape), so it cannot drift from the RTL; elaboration takes a fraction
+of a second where Yosys would need hours on megabit memories.  The tile arithmetic follows the
+block RAM primitives in their simple-dual-port aspect ratios, and the choice between distributed
+(LUT) RAM and block RAM follows the cost figures of Yosys's own Xilinx memory library
+(``share/xilinx/brams_xc4v.txt``, ``lutrams_xcu.txt``, ``lutrams_xc5v.txt``), so that at a size
+Yosys can synthesize the two agree (``tests/hw/test_resources_yosys.py`` checks it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+#: (depth, width, RAMB36 units) of the block RAM aspect ratios, RAMB18 = half a RAMB36.
+BRAM_ASPECTS = (
+    (32768, 1, 1.0), (16384, 2, 1.0), (8192, 4, 1.0), (4096, 9, 1.0), (2048, 18, 1.0),
+    (1024, 36, 1.0), (512, 72, 1.0),
+    (16384, 1, 0.5), (8192, 2, 0.5), (4096, 4, 0.5), (2048, 9, 0.5), (1024, 18, 0.5),
+    (512, 36, 0.5),
+)
+#: URAM288 has one shape, 4096 x 72; deeper memories cascade.
+URAM_DEPTH, URAM_WIDTH = 4096, 72
+# Yosys memory_libmap costs: RAMB18 129, RAMB36 257; simple-dual-port LUTRAM cells per family:
+# (depth, bits per cell, LUT sites per cell, cost per cell).
+_BRAM_COST_PER_UNIT = ((0.5, 129), (1.0, 257))
+_BRAM_UNITS = ((0.5, 0.5), (1.0, 1.0))
+_LUTRAM_CELLS = {
+    "xcup": ((32, 14, 8, 16), (64, 7, 8, 16)),     # RAM32M16, RAM64M8
+    "xc7": ((32, 6, 4, 8), (64, 3, 4, 8)),         # RAM32M, RAM64M
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class MemorySpec:
+    """One memory of a design: ``depth`` words of ``width`` bits."""
+
+    name: str
+    depth: int
+    width: int
+    async_read: bool = False
+    granularity: int = 0     #: write-enable granule in bits (0 = the whole word)
+
+    @property
+    def bits(self) -> int:
+        return self.depth * self.width
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryTiles:
+    """Where one memory lands: block RAM (RAMB36 units), UltraRAM, or LUT sites."""
+
+    memory: MemorySpec
+    bram36: float = 0.0
+    uram: int = 0
+    lut: int = 0
+
+    @property
+    def kind(self) -> str:
+        parts = [name for name, used in (("BRAM", self.bram36), ("URAM", self.uram),
+                                          ("LUTRAM", self.lut)) if used]
+        return "+".join(parts) or "none"
+
+
+def bram36_tiles(depth: int, width: int) -> float:
+    """RAMB36 units (RAMB18 = 0.5) for ``depth`` x ``width``.
+
+    Like Yosys's mapper, the depth may split into whole tiles of one aspect ratio plus a
+    remainder mapped on its own (4500 x 80 = 4096 rows of 4K x 9 tiles + 404 rows of 512 x 72).
+    """
+    if depth <= 0 or width <= 0:
+        return 0.0
+    return _bram_split(depth, width, _BRAM_UNITS)
+
+
+def _bram_cost(depth: int, width: int) -> float:
+    """Yosys's memory_libmap cost of the same tiling (RAMB18 129, RAMB36 257)."""
+    return _bram_split(depth, width, _BRAM_COST_PER_UNIT)
+
+
+@functools.lru_cache(maxsize=4096)
+def _bram_split(depth: int, width: int, price_items: tuple) -> float:
+    price = dict(price_items)
+    best = math.inf
+    for d, w, units in BRAM_ASPECTS:
+        columns = math.ceil(width / w)
+        best = min(best, price[units] * columns * math.ceil(depth / d))
+        whole, rest = divmod(depth, d)
+        if whole and rest:
+            best = min(best, price[units] * columns * whole + _bram_split(rest, width, price_items))
+    return best
+
+
+def uram_tiles(depth: int, width: int) -> int:
+    """URAM288 count for ``depth`` x ``width``: 72-bit columns in 4096-deep cascades; a narrower
+    last column folds 2^k words into one 72-bit word (as Yosys maps it)."""
+    if depth <= 0 or width <= 0:
+        return 0
+    full, rest = divmod(width, URAM_WIDTH)
+    tiles = full * math.ceil(depth / URAM_DEPTH)
+    if rest:
+        fold = 1 << int(math.floor(math.log2(URAM_WIDTH // rest)))
+        tiles += math.ceil(depth / (URAM_DEPTH * fold))
+    return tiles
+
+
+def lutram_luts(depth: int, width: int, family: str, granularity: int = 0) -> tuple[int, int]:
+    """(LUT sites, Yosys cost) of the cheapest distributed RAM for ``depth`` x ``width``.
+
+    Each write-enable granule packs into LUTRAM cells on its own.
+    """
+    granule = granularity if 0 < granularity < width else width
+    best = None
+    for cell_depth, cell_bits, sites, cost in _LUTRAM_CELLS[family]:
+        rows = math.ceil(depth / cell_depth)
+        cells = rows * (width // granule) * math.ceil(granule / cell_bits)
+        cells += rows * math.ceil((width % granule) / cell_bits)
+        candidate = (cells * sites, cost * cells)
+        if best is None or candidate[1] < best[1]:
+            best = candidate
+    return best
+
+
+def place_small(memory: MemorySpec, family: str) -> MemoryTiles:
+    """LUTRAM or block RAM, whichever Yosys's cost model prefers (async reads force LUTRAM)."""
+    luts, lut_cost = lutram_luts(memory.depth, memory.width, family, memory.granularity)
+    if memory.async_read or lut_cost < _bram_cost(memory.depth, memory.width):
+        return MemoryTiles(memory, lut=luts)
+    return MemoryTiles(memory, bram36=bram36_tiles(memory.depth, memory.width))
+
+
+def split_uram_bram(memory: MemorySpec, uram_columns: int) -> MemoryTiles:
+    """The first ``uram_columns`` x 72 bits of ``memory``'s width in URAM, the rest in block RAM."""
+    in_uram = max(0, min(uram_columns * URAM_WIDTH, memory.width))
+    return MemoryTiles(memory, uram=uram_tiles(memory.depth, in_uram),
+                       bram36=bram36_tiles(memory.depth, memory.width - in_uram))
+
+
+def design_memories(fragment) -> tuple[MemorySpec, ...]:
+    """Every memory instance in an elaborated Amaranth ``Fragment``, with hierarchical names."""
+    from amaranth.hdl._mem import MemoryInstance
+
+    found = []
+
+    def walk(frag, path):
+        if isinstance(frag, MemoryInstance):
+            data = frag._data
+            width = data.shape.width if hasattr(data.shape, "width") else len(data.shape)
+            async_read = any(port._domain == "comb" for port in frag._read_ports)
+            granules = [len(port._data) // len(port._en) for port in frag._write_ports
+                        if len(port._en) > 1]
+            found.append(MemorySpec("/".join(path), int(data.depth), int(width), async_read,
+                                    min(granules, default=0)))
+        for sub, name, *_ in frag.subfragments:
+            walk(sub, (*path, str(name)))
+
+    walk(fragment, ())
+    return tuple(found)
+
+
+@functools.lru_cache(maxsize=64)
+def accelerator_memories(config) -> tuple[MemorySpec, ...]:
+    """The memories of the accelerator generated for ``config`` (elaborated, not synthesized)."""
+    from amaranth.hdl import Fragment
+
+    from lstmfpga.hw.rtl.top import LstmAcceleratorTop
+
+    return design_memories(Fragment.get(LstmAcceleratorTop(config=config), None))
+
+
+def memories_at(config) -> tuple[MemorySpec, ...]:
+    """:func:`accelerator_memories` of ``config`` without elaborating it for every lane count.
+
+    The design is elaborated at P = 4 and P = 8; memories that differ between the two must be
+    the weight memory (``config.weight_depth`` rows of P·weight_bits), which is then sized for
+    ``config.lanes`` directly.  Anything else that depends on P falls back to elaborating.
+    """
+    import dataclasses
+
+    at4 = accelerator_memories(dataclasses.replace(config, lanes=4))
+    at8 = accelerator_memories(dataclasses.replace(config, lanes=8))
+    if [m.name for m in at4] != [m.name for m in at8]:
+        return accelerator_memories(config)
+    result = []
+    for m4, m8 in zip(at4, at8):
+        if m4 == m8:
+            result.append(m4)
+            continue
+        for lanes, m in ((4, m4), (8, m8)):
+            expected = dataclasses.replace(config, lanes=lanes)
+            if (m.depth, m.width) != (expected.weight_depth, lanes * config.weight_bits):
+                return accelerator_memories(config)
+        result.append(dataclasses.replace(m4, depth=config.weight_depth,
+                                          width=config.lanes * config.weight_bits))
+    return tuple(result)

@@ -1,0 +1,359 @@
+"""Board planning: the lane count and partition mode that fit a board, and what they buy.
+
+:func:`make_plan` searches every MAC lane count P (fastest first by the cycle model) in ``full``
+mode, then ``split`` mode, and keeps the fastest configuration (the fewest lanes among those within
+1 % of it) whose estimated resources
+(:mod:`lstmfpga.hw.resources`) fit the board's budget after the shell reserve and utilisation
+limits, and times it with the cycle model (:mod:`lstmfpga.hw.cycle_model`).  When nothing fits it
+raises :class:`NoFitError` naming the binding resource of every mode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+
+from lstmfpga.cli.errors import ConfigError
+from lstmfpga.hw.boards import MIB, Board
+from lstmfpga.hw.resources import (DEFAULT_SAMPLE_LANES, RESOURCE_FIELDS, LogicFit, ResourceEstimate,
+                                   estimate_resources, fit_logic)
+
+MODES = ("full", "split")
+#: Assumed programmable-logic cost of the shell around the core: an AXI DMA (MM2S + S2MM, no
+#: scatter-gather) and an AXI interconnect, as Vivado typically reports them.
+SHELL_RESERVE = {"lut": 4_000, "ff": 6_000, "dsp": 0, "bram36": 2, "uram": 0}
+#: Fraction of each resource a plan may use: past ~85 % LUT/FF, placement and timing closure at
+#: the planned clock become unlikely; hard blocks (DSP, BRAM, URAM) can be used to the last one.
+UTILIZATION_LIMIT = {"lut": 0.85, "ff": 0.85, "dsp": 1.0, "bram36": 1.0, "uram": 1.0}
+RESOURCE_NAMES = {"lut": "LUT", "ff": "FF", "dsp": "DSP", "bram36": "BRAM36", "uram": "URAM"}
+MAX_LANES = 4096
+
+
+class NoFitError(ConfigError):
+    """No lane count in any allowed mode fits the board; the message names the binding resource."""
+
+
+def parse_shape(text: str) -> dict[str, int]:
+    """``"I,H,L,WBITS"`` → keyword arguments of :class:`~lstmfpga.hw.config.AcceleratorConfig`."""
+    parts = [p.strip() for p in str(text).split(",")]
+    if len(parts) != 4:
+        raise ConfigError(f"--shape must be I,H,L,WBITS (four integers), not {text!r}")
+    names = ("input_size", "hidden_size", "num_layers", "weight_bits")
+    values = {}
+    for name, part in zip(names, parts):
+        try:
+            values[name] = int(part)
+        except ValueError:
+            raise ConfigError(f"--shape {name} must be an integer, not {part!r}") from None
+    return values
+
+
+def shape_config(*, input_size: int, hidden_size: int, num_layers: int, weight_bits: int,
+                 num_classes: int = 2, mode: str = "full"):
+    """A configuration template for a bare shape (other widths at their 8-bit defaults)."""
+    from lstmfpga.hw.config import AcceleratorConfig
+
+    return AcceleratorConfig(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers,
+                             weight_bits=weight_bits, num_classes=num_classes, lanes=4, mode=mode)
+
+
+def candidate_lanes(config, timesteps: int) -> list[int]:
+    """Every lane count (multiple of 4, at most 4H rounded up and :data:`MAX_LANES`), fastest
+    first by the cycle model, ties to the fewer lanes."""
+    from lstmfpga.hw.cycle_model import estimate as cycle_estimate
+
+    top = min(MAX_LANES, 4 * -(-4 * config.hidden_size // 4))
+    lanes = range(4, top + 1, 4)
+    cycles = {p: cycle_estimate(dataclasses.replace(config, lanes=p), timesteps).compute_cycles
+              for p in lanes}
+    return sorted(lanes, key=lambda p: (cycles[p], p))
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """A configuration's resource use against the board (shell reserve included)."""
+
+    estimate: ResourceEstimate
+    used: dict
+    limit: dict
+
+    @property
+    def over(self) -> dict[str, float]:
+        """resource → used ÷ limit, for the resources over their limit."""
+        return {k: self.used[k] / self.limit[k] if self.limit[k] else math.inf
+                for k in RESOURCE_FIELDS if self.used[k] > self.limit[k]}
+
+    @property
+    def fits(self) -> bool:
+        return not self.over
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """A configuration that fits a board, with its estimated speed and resources.
+
+    Attributes
+    ----------
+    config : AcceleratorConfig
+        The chosen shape, lanes and mode (what ``lstmfpga hdl`` builds).
+    board : Board
+    clock_mhz : float
+    timesteps : int
+        T the timings are for.
+    cycles : CycleEstimate
+        The cycle model of one run of T steps.
+    check : Check
+        Estimated resources, used vs limit.
+    alternative : str or None
+        The best configuration of the other mode, for comparison.
+    """
+
+    config: object
+    board: Board
+    clock_mhz: float
+    timesteps: int
+    cycles: object
+    check: Check
+    alternative: str | None = None
+
+    @property
+    def mode(self) -> str:
+        return self.config.mode
+
+    @property
+    def lanes(self) -> int:
+        return self.config.lanes
+
+    @property
+    def us_per_step(self) -> float:
+        """Compute time of one timestep (all layers), µs."""
+        return self.cycles.compute_cycles / self.timesteps / self.clock_mhz
+
+    @property
+    def us_per_sequence(self) -> float:
+        """One whole run of T steps including the input and output streams, µs."""
+        return self.cycles.run_cycles / self.clock_mhz
+
+    @property
+    def used(self) -> dict:
+        return self.check.used
+
+    @property
+    def available(self) -> dict:
+        return self.board.budget()
+
+    def report(self) -> str:
+        c, b = self.config, self.board
+        lines = [
+            f"board {b.name} ({b.device}, {b.family}) at {self.clock_mhz:g} MHz"
+            + (" (assumed default clock)" if self.clock_mhz == b.clock_mhz else ""),
+            f"model I={c.input_size} H={c.hidden_size} L={c.num_layers} weight_bits={c.weight_bits} "
+            f"classes={c.num_classes}",
+            f"plan: {c.mode} mode, P={c.lanes} MAC lanes ({c.groups} row groups per step and layer)",
+            f"cycle model T={self.timesteps}: {self.cycles.compute_cycles} compute cycles "
+            f"({self.cycles.cycles_per_step:.1f} per step), MAC-lane utilisation "
+            f"{self.cycles.utilization:.1%}",
+            f"estimated {self.us_per_step:.2f} µs per timestep, {self.us_per_sequence:.1f} µs per "
+            f"sequence of T={self.timesteps} (input and output streams included)",
+        ]
+        if c.mode == "split":
+            lines.append("split mode: the host computes layer 0's W_x·x for all steps (one GEMM) and "
+                         "streams int32 pre-activations")
+        lines.append("")
+        lines.append(resource_table(self.check, b))
+        lines.append("")
+        lines.append("how the numbers were obtained:")
+        lines.extend(f"  - {line}" for line in self.check.estimate.describe())
+        lines.append(f"  - shell reserve (AXI DMA + interconnect, assumed): "
+                     + ", ".join(f"{RESOURCE_NAMES[k]} {v}" for k, v in SHELL_RESERVE.items() if v))
+        lines.append("  - limits: " + ", ".join(f"{RESOURCE_NAMES[k]} {v:.0%}" for k, v in UTILIZATION_LIMIT.items())
+                     + " of the device")
+        if self.alternative:
+            lines.append(f"  - for comparison: {self.alternative}")
+        return "\n".join(lines)
+
+
+def resource_table(check: Check, board: Board) -> str:
+    rows = [f"{'resource':<9}{'used':>10}{'available':>11}{'%':>8}   {'source'}"]
+    sources = {"lut": "Yosys logic (extrapolated) + LUTRAM (model)", "ff": "Yosys (extrapolated)",
+               "dsp": "Yosys (extrapolated)", "bram36": "memory model (Yosys-checked)",
+               "uram": "memory model"}
+    for key in RESOURCE_FIELDS:
+        used, avail = check.used[key], board.budget()[key]
+        pct = f"{100 * used / avail:.1f}" if avail else ("—" if not used else "inf")
+        rows.append(f"{RESOURCE_NAMES[key]:<9}{used:>10g}{avail:>11}{pct:>8}   {sources[key]}")
+    return "\n".join(rows)
+
+
+def _check(config, fit: LogicFit | None, board: Board) -> Check:
+    """``config`` against ``board`` (``fit=None``: memories only, logic counted as zero)."""
+    limit = {k: max(0.0, board.budget()[k] * UTILIZATION_LIMIT[k] - SHELL_RESERVE[k])
+             for k in RESOURCE_FIELDS}
+    estimate = estimate_resources(config, fit, family=board.family, bram36_budget=limit["bram36"],
+                                  uram_budget=int(limit["uram"]))
+    used = {k: v + SHELL_RESERVE[k] for k, v in estimate.totals.items()}
+    limit = {k: v + SHELL_RESERVE[k] for k, v in limit.items()}
+    return Check(estimate, used, limit)
+
+
+#: Among fitting configurations within this fraction of the fastest, the fewest lanes win: a
+#: larger P that only trims a few stall cycles is not worth its DSPs and memory.
+CYCLE_TOLERANCE = 0.01
+
+
+def _fastest_fit(base, fit: LogicFit | None, board: Board, timesteps: int) -> Check | None:
+    """The fitting lane count with the fewest lanes among those within :data:`CYCLE_TOLERANCE` of
+    the fastest fitting one (by the cycle model), or None (``fit=None``: memory alone)."""
+    from lstmfpga.hw.cycle_model import estimate as cycle_estimate
+
+    best_cycles, chosen = None, None
+    for lanes in candidate_lanes(base, timesteps):
+        config = dataclasses.replace(base, lanes=lanes)
+        if best_cycles is not None:
+            if cycle_estimate(config, timesteps).compute_cycles > best_cycles * (1 + CYCLE_TOLERANCE):
+                break
+            if lanes > chosen.estimate.lanes:
+                continue
+        if fit is not None and not _logic_fits(fit, board, lanes):
+            continue
+        check = _check(config, fit, board)
+        if check.fits:
+            if best_cycles is None:
+                best_cycles = cycle_estimate(config, timesteps).compute_cycles
+            chosen = check
+    return chosen
+
+
+def _logic_fits(fit: LogicFit, board: Board, lanes: int) -> bool:
+    """Whether the extrapolated logic alone (no memory) stays within the limits at ``lanes``."""
+    for key, value in fit.logic_at(lanes).items():
+        if value + SHELL_RESERVE[key] > board.budget()[key] * UTILIZATION_LIMIT[key]:
+            return False
+    return True
+
+
+def _memory_summary(config) -> str:
+    parts = []
+    for layer in range(config.num_layers):
+        H, wb = config.hidden_size, config.weight_bits
+        w_x = 4 * H * config.layer_input_size(layer) * wb / MIB
+        w_h = 4 * H * H * wb / MIB
+        if layer == 0 and config.mode == "split":
+            parts.append(f"layer {layer} W_h {w_h:.1f} Mib (W_x on the host)")
+        else:
+            parts.append(f"layer {layer} W_x {w_x:.1f} + W_h {w_h:.1f} Mib")
+    return "; ".join(parts)
+
+
+def _why(check: Check) -> str:
+    """The over-limit resources of ``check``, worst first."""
+    over = sorted(check.over.items(), key=lambda kv: kv[1], reverse=True)
+    pieces = [f"{RESOURCE_NAMES[key]} {check.used[key]:g} > {check.limit[key]:g} allowed"
+              for key, _ in over]
+    scope = " (memory alone; no lane count fits it)" if check.estimate.fit is None else ""
+    return f"{check.estimate.mode} mode at P={check.estimate.lanes}{scope}: " + ", ".join(pieces)
+
+
+def make_plan(template, board: Board, *, clock_mhz: float | None = None, mode: str = "auto",
+              timesteps: int = 16, sample_lanes: Sequence[int] = DEFAULT_SAMPLE_LANES,
+              cache_dir=None, progress: bool = False, compare: bool = True) -> Plan:
+    """The fastest configuration of ``template``'s shape that fits ``board``.
+
+    Parameters
+    ----------
+    template : AcceleratorConfig
+        The model's shape and widths (its ``lanes`` and ``mode`` are ignored).
+    board : Board
+    clock_mhz :
+        Fabric clock; default the board's assumed clock.
+    mode :
+        ``"full"``, ``"split"`` or ``"auto"`` (full when it fits, else split).
+    timesteps :
+        T for the timings (1 to ``template.max_timesteps``).
+    sample_lanes :
+        Lane counts of the Yosys proxy runs.
+    cache_dir :
+        Yosys result cache (default: the user cache folder).
+    compare :
+        When full mode is chosen automatically, also size split mode for a comparison line
+        (two more Yosys runs the first time).
+
+    Raises
+    ------
+    NoFitError
+        Nothing fits; the message names each mode's binding resource.
+    ConfigError
+        A bad mode, clock or T.
+    """
+    from lstmfpga.hw.cycle_model import estimate as cycle_estimate
+
+    if mode not in (*MODES, "auto"):
+        raise ConfigError(f"mode must be one of full, split, auto, not {mode!r}")
+    clock = board.clock_mhz if clock_mhz is None else clock_mhz
+    if isinstance(clock, bool) or not isinstance(clock, (int, float)) or not 0 < clock <= 1000:
+        raise ConfigError(f"clock_mhz must be in (0, 1000], not {clock_mhz!r}")
+    if isinstance(timesteps, bool) or not isinstance(timesteps, int) or not 1 <= timesteps <= template.max_timesteps:
+        raise ConfigError(f"timesteps must be an integer in [1, {template.max_timesteps}], not {timesteps!r}")
+
+    modes = MODES if mode == "auto" else (mode,)
+    found: dict[str, Check] = {}
+    failures: dict[str, Check] = {}
+    for m in modes:
+        base = dataclasses.replace(template, mode=m, lanes=4)
+        if _fastest_fit(base, None, board, timesteps) is None:
+            # no lane count fits even on memory alone: no need to synthesize anything
+            failures[m] = _check(base, None, board)
+            continue
+        fit = fit_logic(base, family=board.family, sample_lanes=sample_lanes, cache_dir=cache_dir,
+                        progress=progress)
+        found_check = _fastest_fit(base, fit, board, timesteps)
+        if found_check is not None:
+            found[m] = found_check
+        if m not in found:
+            failures[m] = _check(base, fit, board)
+        if found:
+            break
+
+    if not found:
+        lines = [f"nothing fits {board.name} ({board.device}: {board.bram36} BRAM36 + {board.uram} URAM = "
+                 f"{board.on_chip_mib:.1f} Mib on chip, {board.dsp} DSP, {board.lut} LUT)"]
+        binding = []
+        for m, check in failures.items():
+            lines.append("  " + _why(check))
+            lines.append(f"    on-chip memory {check.estimate.memory_bits / MIB:.1f} Mib in total; weights: "
+                         f"{_memory_summary(dataclasses.replace(template, mode=m))}")
+            binding.append((max(check.over.items(), key=lambda kv: kv[1])[0], m))
+        names = {"bram36": "BRAM36 (on-chip memory)", "uram": "URAM (on-chip memory)"}
+        by_resource: dict[str, list[str]] = {}
+        for key, m in binding:
+            by_resource.setdefault(names.get(key, RESOURCE_NAMES[key]), []).append(m)
+        lines.append("binding resource: " + "; ".join(
+            f"{name} in {' and '.join(ms)} mode" for name, ms in by_resource.items()))
+        raise NoFitError("\n".join(lines))
+
+    chosen_mode = "full" if "full" in found else "split"
+    check = found[chosen_mode]
+    config = dataclasses.replace(template, mode=chosen_mode, lanes=check.estimate.lanes)
+    cycles = cycle_estimate(config, timesteps)
+    alternative = None
+    if mode == "auto" and chosen_mode == "full" and compare:
+        alternative = _alternative(template, board, clock, timesteps, sample_lanes, cache_dir)
+    elif mode == "auto" and chosen_mode == "split":
+        alternative = f"full mode does not fit: {_why(failures['full'])}"
+    return Plan(config, board, float(clock), timesteps, cycles, check, alternative)
+
+
+def _alternative(template, board, clock, timesteps, sample_lanes, cache_dir) -> str | None:
+    """One line on the best split-mode configuration."""
+    from lstmfpga.hw.cycle_model import estimate as cycle_estimate
+
+    base = dataclasses.replace(template, mode="split", lanes=4)
+    fit = fit_logic(base, family=board.family, sample_lanes=sample_lanes, cache_dir=cache_dir)
+    check = _fastest_fit(base, fit, board, timesteps)
+    if check is None:
+        return "split mode does not fit either"
+    lanes = check.estimate.lanes
+    cycles = cycle_estimate(dataclasses.replace(base, lanes=lanes), timesteps)
+    return (f"split mode would fit with P={lanes}: {cycles.compute_cycles / timesteps / clock:.2f} µs "
+            f"per timestep on the FPGA, the host computing layer 0's W_x·x")

@@ -1,0 +1,59 @@
+"""The ``lstmfpga plan`` subcommand (registered by :mod:`lstmfpga.hw.cli`)."""
+
+from __future__ import annotations
+
+BOARD_KEYS = ("pynq-z2", "ultra96", "kv260", "zcu104")
+
+
+def register_plan(subparsers) -> None:
+    """Add ``plan`` to the ``lstmfpga`` parser."""
+    p = subparsers.add_parser(
+        "plan", help="pick MAC lanes and partition mode that fit a board; estimate speed and resources",
+        description="Choose the lane count P and the mode (full: W_x·x on chip; split: the host "
+                    "computes layer 0's W_x·x) that fit BOARD, and print the estimated time per "
+                    "timestep and per sequence and the resource table. Logic is measured with Yosys "
+                    "on the generated Verilog at small P and extrapolated; memory is computed from the "
+                    "design's memories at the real shape. Yosys results are cached.")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="integer artifact (.npz) or Brevitas QONNX file")
+    source.add_argument("--shape", metavar="I,H,L,WBITS",
+                        help="plan a bare shape instead of a model, e.g. 2048,512,1,4")
+    p.add_argument("--board", required=True, choices=BOARD_KEYS, type=str.lower)
+    p.add_argument("--clock-mhz", type=float, default=None,
+                   help="fabric clock (default: the board's assumed clock)")
+    p.add_argument("--mode", choices=("full", "split", "auto"), default="auto",
+                   help="auto: full when it fits, else split (default)")
+    p.add_argument("--timesteps", type=int, default=16, help="T of the per-sequence estimate (default 16)")
+    p.add_argument("--sample-lanes", default="8,16", metavar="P1,P2[,...]",
+                   help="lane counts of the Yosys proxy runs (default 8,16)")
+    p.add_argument("--cache-dir", default=None, help="Yosys result cache (default: user cache folder)")
+    p.add_argument("--no-compare", action="store_true",
+                   help="do not size split mode for comparison when full mode is chosen")
+    p.set_defaults(handler=_plan)
+
+
+def _sample_lanes(text: str) -> tuple[int, ...]:
+    from lstmfpga.cli.errors import ConfigError
+
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--sample-lanes must be comma-separated integers, not {text!r}") from None
+
+
+def _plan(args) -> int:
+    from lstmfpga.hw.boards import get_board
+    from lstmfpga.hw.plan import make_plan, parse_shape, shape_config
+
+    if args.model is not None:
+        from lstmfpga.hw.config import AcceleratorConfig
+        from lstmfpga.quant.artifact import load_model
+
+        template = AcceleratorConfig.from_artifact(load_model(args.model), lanes=4)
+    else:
+        template = shape_config(**parse_shape(args.shape))
+    plan = make_plan(template, get_board(args.board), clock_mhz=args.clock_mhz, mode=args.mode,
+                     timesteps=args.timesteps, sample_lanes=_sample_lanes(args.sample_lanes),
+                     cache_dir=args.cache_dir, progress=True, compare=not args.no_compare)
+    print(plan.report())
+    return 0

@@ -1,0 +1,138 @@
+"""AXI4-Lite register map of the LSTM accelerator (32-bit registers, byte offsets).
+
+NumPy/stdlib only.  The RTL (``lstmfpga.hw.rtl``), the PYNQ driver and the simulated board all
+read offsets and bits from here; never write raw offsets elsewhere.
+"""
+
+from __future__ import annotations
+
+import enum
+
+#: Value of the ID register: ASCII "LSTM".
+CORE_ID = 0x4C53544D
+#: VERSION register: major << 16 | minor.
+CORE_VERSION = 0x0001_0000
+#: Default of the TIMEOUT register (cycles without stream progress before the watchdog fires).
+DEFAULT_TIMEOUT = 1 << 24
+
+
+class Reg(enum.IntEnum):
+    """Register byte offsets."""
+
+    ID = 0x00            #: RO  CORE_ID
+    VERSION = 0x04       #: RO  CORE_VERSION
+    CTRL = 0x08          #: WO  write-1 pulses, see :class:`Ctrl`
+    STATUS = 0x0C        #: RO  see :class:`Status`
+    ERROR = 0x10         #: RO  sticky error bits, see :class:`Error`; cleared by CTRL.CLEAR / START
+    TIMESTEPS = 0x14     #: RW  T for the next START (1..max_timesteps)
+    CYCLES = 0x18        #: RO  compute cycles of the last run (first MAC column to last h/logit)
+    TIMEOUT = 0x1C       #: RW  watchdog cycles (0 = off) for a stalled input or output stream
+    RUN_CYCLES = 0x20    #: RO  cycles of the last run from START to DONE (input, compute, output)
+    SHAPE_INPUT = 0x40   #: RO  input_size
+    SHAPE_HIDDEN = 0x44  #: RO  hidden_size
+    SHAPE_LAYERS = 0x48  #: RO  num_layers
+    SHAPE_LANES = 0x4C   #: RO  lanes P
+    SHAPE_MODE = 0x50    #: RO  0 full, 1 split
+    SHAPE_BITS = 0x54    #: RO  packed widths, see :func:`pack_bits`
+    SHAPE_CLASSES = 0x58  #: RO num_classes
+    SHAPE_MAX_T = 0x5C   #: RO  max_timesteps
+    SHAPE_STREAM = 0x60  #: RO  stream width in bits
+    HASH0 = 0x80         #: RO  HASH0..HASH7: SHA-256 of the loaded artifact, HASH0 = first 4 bytes
+
+
+HASH_WORDS = 8
+
+
+def hash_offset(index: int) -> int:
+    """Byte offset of HASH<index> (0..7)."""
+    if not 0 <= index < HASH_WORDS:
+        raise ValueError(f"hash word index must be in [0, 7], not {index!r}")
+    return Reg.HASH0 + 4 * index
+
+
+class Ctrl(enum.IntFlag):
+    """CTRL bits (write 1 to act; reads as 0)."""
+
+    START = 1 << 0         #: accept one input packet of TIMESTEPS steps, compute, send the output packet
+    SOFT_RESET = 1 << 1    #: abort whatever runs, drop state; loaded weights stay valid
+    LOAD_WEIGHTS = 1 << 2  #: the next input packet is a weight image
+    CLEAR = 1 << 3         #: clear DONE and ERROR
+
+
+class Status(enum.IntFlag):
+    """STATUS bits."""
+
+    BUSY = 1 << 0           #: a run or a weight load is in progress
+    DONE = 1 << 1           #: the last run or load finished (successfully or with ERROR set)
+    WEIGHTS_VALID = 1 << 2  #: a weight image was loaded and checked
+    ERROR = 1 << 3          #: ERROR != 0
+    LOADING = 1 << 4        #: a weight load is in progress
+
+
+class Error(enum.IntFlag):
+    """ERROR bits (sticky until CLEAR or the next START / LOAD_WEIGHTS)."""
+
+    LAST_EARLY = 1 << 0       #: input TLAST before the expected number of beats; run dropped
+    LAST_LATE = 1 << 1        #: no TLAST on the expected last beat; input drained up to TLAST, run dropped
+    INPUT_TIMEOUT = 1 << 2    #: input stalled TIMEOUT cycles mid-packet (or TLAST missing); back to idle
+    WEIGHT_HEADER = 1 << 3    #: weight image magic or format version wrong
+    WEIGHT_SHAPE = 1 << 4     #: weight image shape words differ from this bitstream's shape
+    WEIGHT_LENGTH = 1 << 5    #: weight image TLAST early or late
+    WEIGHT_CHECKSUM = 1 << 6  #: weight image checksum word wrong
+    TIMESTEPS = 1 << 7        #: START with TIMESTEPS outside 1..max_timesteps; refused
+    NO_WEIGHTS = 1 << 8       #: START without a valid weight image; refused
+    OUTPUT_TIMEOUT = 1 << 9   #: output stalled TIMEOUT cycles; output dropped, back to idle
+    BUSY = 1 << 10            #: START or LOAD_WEIGHTS while busy; ignored
+
+
+def pack_bits(*, weight_bits: int, io_bits: int, acc_bits: int, sigmoid_bits: int, tanh_bits: int,
+              cell_bits: int, hidden_tanh_bits: int, classifier_weight_bits: int) -> int:
+    """The SHAPE_BITS word (also header word 7 of a weight image): eight 4-bit fields."""
+    fields = (weight_bits, io_bits, acc_bits, sigmoid_bits, tanh_bits, cell_bits,
+              hidden_tanh_bits, classifier_weight_bits)
+    word = 0
+    for index, value in enumerate(fields):
+        word |= (int(value) & 0xF) << (4 * index)
+    return word
+
+
+def config_bits(config) -> int:
+    """SHAPE_BITS of an :class:`~lstmfpga.hw.config.AcceleratorConfig`."""
+    return pack_bits(weight_bits=config.weight_bits, io_bits=config.io_bits, acc_bits=config.acc_bits,
+                     sigmoid_bits=config.sigmoid_bits, tanh_bits=config.tanh_bits,
+                     cell_bits=config.cell_bits, hidden_tanh_bits=config.hidden_tanh_bits,
+                     classifier_weight_bits=config.classifier_bits)
+
+
+def shape_registers(config) -> dict[str, int]:
+    """Values of the read-only SHAPE_* registers for ``config``."""
+    return {
+        "SHAPE_INPUT": config.input_size,
+        "SHAPE_HIDDEN": config.hidden_size,
+        "SHAPE_LAYERS": config.num_layers,
+        "SHAPE_LANES": config.lanes,
+        "SHAPE_MODE": 0 if config.mode == "full" else 1,
+        "SHAPE_BITS": config_bits(config),
+        "SHAPE_CLASSES": config.num_classes,
+        "SHAPE_MAX_T": config.max_timesteps,
+        "SHAPE_STREAM": config.stream_width,
+    }
+
+
+def describe_errors(value: int) -> list[str]:
+    """Names of the ERROR bits set in ``value``."""
+    return [flag.name for flag in Error if value & flag]
+
+
+def as_dict() -> dict:
+    """The whole map as plain data (written into the hdl manifest)."""
+    return {
+        "registers": {r.name: int(r) for r in Reg},
+        "hash_words": HASH_WORDS,
+        "ctrl": {f.name: int(f) for f in Ctrl},
+        "status": {f.name: int(f) for f in Status},
+        "error": {f.name: int(f) for f in Error},
+        "core_id": CORE_ID,
+        "core_version": CORE_VERSION,
+        "default_timeout": DEFAULT_TIMEOUT,
+    }

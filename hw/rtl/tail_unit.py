@@ -1,0 +1,237 @@
+"""The per-hidden-unit tail of an LSTM step: bias, gate requantizers, σ/tanh tables, cell update,
+tanh(c), h requantizer and the classifier MAC.  One hidden unit per cycle, fully pipelined."""
+
+from __future__ import annotations
+
+from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from lstmfpga.hw.rtl.requantizer import Requantizer
+
+#: Parameter words per layer, in weight-image order: (M, S, lo, hi) × (gate i, f, g, o, fc, ig, h),
+#: then cell_lo, cell_hi.
+PARAM_WORDS = 30
+RQ_FC, RQ_IG, RQ_H = 4, 5, 6
+
+
+def _bits_for(n: int) -> int:
+    return max(1, (n - 1).bit_length())
+
+
+class TailUnit(wiring.Component):
+    """Turns the four gate accumulators of one hidden unit into its new c and h codes.
+
+    Inputs arrive with ``valid``; the h code leaves :attr:`LATENCY` cycles later with ``h_valid``
+    (``h_addr`` = ``step_base`` + ``unit``, the slot in the layer's h sequence).  Units of one
+    layer must arrive in step order (the cell state of unit j lives in one memory word).
+    ``classify`` marks units of the last step of the last layer: their h codes are accumulated
+    into ``logits`` (which ``cls_start`` presets to the classifier bias).
+
+    Parameters
+    ----------
+    config : AcceleratorConfig
+    """
+
+    LATENCY = 16
+
+    def __init__(self, *, config):
+        self.config = c = config
+        H, L = c.hidden_size, c.num_layers
+        self.unit_bits = _bits_for(H + 1)
+        self.seq_bits = _bits_for(c.max_timesteps * H + 1)
+        C = max(c.num_classes, 1)
+        super().__init__({
+            "valid": In(1), "layer": In(2), "step_base": In(self.seq_bits), "first_step": In(1),
+            "classify": In(1), "unit": In(self.unit_bits), "acc": In(unsigned(4 * c.accumulator_bits)),
+            "bias_we": In(1), "bias_addr": In(_bits_for(L * H)), "bias_lane": In(2), "bias_data": In(32),
+            "pre_we": In(1), "pre_addr": In(_bits_for(c.max_timesteps * H)), "pre_lane": In(2),
+            "pre_data": In(32),
+            "param_we": In(1), "param_layer": In(2), "param_index": In(5), "param_data": In(32),
+            "table_we": In(1), "table_gate": In(2), "table_addr": In(_bits_for(L << c.acc_bits)),
+            "table_data": In(32),
+            "tanh_we": In(1), "tanh_addr": In(_bits_for(L << c.cell_bits)), "tanh_data": In(32),
+            "clsw_we": In(1), "clsw_addr": In(_bits_for(H)), "clsw_lane": In(_bits_for(C)),
+            "clsw_data": In(32),
+            "clsb_we": In(1), "clsb_index": In(_bits_for(C)), "clsb_data": In(32),
+            "cls_start": In(1), "flush": In(1),
+            "h_valid": Out(1), "h_layer": Out(2), "h_addr": Out(self.seq_bits),
+            "h_code": Out(signed(c.io_bits)),
+            "logits": Out(unsigned(32 * C)),
+            "cls_valid": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self.config
+        H, L = c.hidden_size, c.num_layers
+        accw, ba, bc = c.accumulator_bits, c.acc_bits, c.cell_bits
+        tb, cb, htb, io = c.table_bits, c.cell_bits, c.hidden_tanh_bits, c.io_bits
+        split = c.mode == "split"
+
+        # -- parameter registers (loaded through the weight image) ---------------------------
+        params = [[Signal(32, name=f"param_l{l}_{i}") for i in range(PARAM_WORDS)] for l in range(L)]
+        with m.If(self.param_we):
+            with m.Switch(self.param_layer):
+                for l in range(L):
+                    with m.Case(l):
+                        with m.Switch(self.param_index):
+                            for i in range(PARAM_WORDS):
+                                with m.Case(i):
+                                    m.d.sync += params[l][i].eq(self.param_data)
+
+        def param(layer_sig, index):
+            return Array(params[l][index] for l in range(L))[layer_sig] if L > 1 else params[0][index]
+
+        # -- memories -----------------------------------------------------------------------
+        bias_mem = memory.Memory(shape=unsigned(128), depth=L * H, init=[])
+        m.submodules.bias_mem = bias_mem
+        bias_w = bias_mem.write_port(granularity=32)
+        bias_r = bias_mem.read_port()
+        m.d.comb += [bias_w.addr.eq(self.bias_addr), bias_w.data.eq(self.bias_data.replicate(4)),
+                     bias_w.en.eq(Mux(self.bias_we, 1 << self.bias_lane, 0))]
+        if split:
+            pre_mem = memory.Memory(shape=unsigned(128), depth=c.max_timesteps * H, init=[])
+            m.submodules.pre_mem = pre_mem
+            pre_w = pre_mem.write_port(granularity=32)
+            pre_r = pre_mem.read_port()
+            m.d.comb += [pre_w.addr.eq(self.pre_addr), pre_w.data.eq(self.pre_data.replicate(4)),
+                         pre_w.en.eq(Mux(self.pre_we, 1 << self.pre_lane, 0))]
+        cell_mem = memory.Memory(shape=signed(cb), depth=H, init=[])
+        m.submodules.cell_mem = cell_mem
+        cell_w = cell_mem.write_port()
+        cell_r = cell_mem.read_port()
+        tables, table_r = [], []
+        for g in range(4):
+            mem = memory.Memory(shape=signed(tb), depth=L << ba, init=[])
+            m.submodules[f"gate_table{g}"] = mem
+            wp = mem.write_port()
+            m.d.comb += [wp.addr.eq(self.table_addr), wp.data.eq(self.table_data),
+                         wp.en.eq(self.table_we & (self.table_gate == g))]
+            table_r.append(mem.read_port())
+        tanh_mem = memory.Memory(shape=signed(htb), depth=L << bc, init=[])
+        m.submodules.tanh_mem = tanh_mem
+        tanh_w = tanh_mem.write_port()
+        tanh_r = tanh_mem.read_port()
+        m.d.comb += [tanh_w.addr.eq(self.tanh_addr), tanh_w.data.eq(self.tanh_data),
+                     tanh_w.en.eq(self.tanh_we)]
+
+        # -- pipeline tags --------------------------------------------------------------------
+        depth = self.LATENCY + 2
+
+        def chain(name, shape, source):
+            regs = [source] + [Signal(shape, name=f"{name}{s}") for s in range(1, depth)]
+            for s in range(1, depth):
+                m.d.sync += regs[s].eq(regs[s - 1])
+            return regs
+
+        valid = chain("valid", 1, self.valid)
+        with m.If(self.flush):
+            # soft reset: units in flight must not write h codes or count as done
+            m.d.sync += [v.eq(0) for v in valid[1:]]
+        layer = chain("layer", 2, self.layer)
+        base = chain("base", self.seq_bits, self.step_base)
+        first = chain("first", 1, self.first_step)
+        cls = chain("cls", 1, self.classify)
+        unit = chain("unit", self.unit_bits, self.unit)
+
+        # stage 0: memory reads
+        m.d.comb += [bias_r.addr.eq(layer[0] * H + unit[0]), cell_r.addr.eq(unit[0])]
+        if split:
+            m.d.comb += pre_r.addr.eq(base[0] + unit[0])
+        acc1 = Signal(unsigned(4 * accw))
+        m.d.sync += acc1.eq(self.acc)
+        # stage 1: bias (+ split-mode pre-activation), previous cell state
+        v2 = [Signal(signed(accw), name=f"v{g}") for g in range(4)]
+        c_old = [None, None] + [Signal(signed(cb), name=f"c_old{s}") for s in range(2, 7)]
+        for g in range(4):
+            total = acc1[g * accw:(g + 1) * accw].as_signed() + bias_r.data[32 * g:32 * (g + 1)].as_signed()
+            if split:
+                total = total + Mux(layer[1] == 0, pre_r.data[32 * g:32 * (g + 1)].as_signed(), 0)
+            m.d.sync += v2[g].eq(total)
+        m.d.sync += c_old[2].eq(Mux(first[1], 0, cell_r.data))
+        for s in range(3, 7):
+            m.d.sync += c_old[s].eq(c_old[s - 1])
+        # stages 2-4: gate requantizers
+        gate_codes = []
+        for g in range(4):
+            rq = Requantizer(in_width=accw, out_width=ba)
+            m.submodules[f"gate_rq{g}"] = rq
+            m.d.comb += [rq.value.eq(v2[g]), rq.multiplier.eq(param(layer[2], 4 * g)),
+                         rq.shift.eq(param(layer[2], 4 * g + 1)), rq.lo.eq(param(layer[2], 4 * g + 2)),
+                         rq.hi.eq(param(layer[2], 4 * g + 3))]
+            gate_codes.append(rq.result)
+        # stage 5: table addresses
+        for g in range(4):
+            index = (gate_codes[g] - param(layer[5], 4 * g + 2).as_signed())[:ba]
+            m.d.comb += table_r[g].addr.eq(Cat(index, layer[5]) if L > 1 else index)
+        # stage 6: gate values -> products
+        i6, f6, g6, o6 = (table_r[g].data for g in range(4))
+        fc_in = Signal(signed(tb + cb))
+        ig_in = Signal(signed(2 * tb))
+        o7 = Signal(signed(tb))
+        m.d.sync += [fc_in.eq(f6 * c_old[6]), ig_in.eq(i6 * g6), o7.eq(o6)]
+        o_delay = [o7]
+        for s in range(8, 13):
+            r = Signal(signed(tb), name=f"o{s}")
+            m.d.sync += r.eq(o_delay[-1])
+            o_delay.append(r)
+        # stages 7-9: cell requantizers
+        rq_fc = Requantizer(in_width=tb + cb, out_width=cb)
+        rq_ig = Requantizer(in_width=2 * tb, out_width=cb)
+        m.submodules.fc_rq, m.submodules.ig_rq = rq_fc, rq_ig
+        for rq, which, value in ((rq_fc, RQ_FC, fc_in), (rq_ig, RQ_IG, ig_in)):
+            m.d.comb += [rq.value.eq(value), rq.multiplier.eq(param(layer[7], 4 * which)),
+                         rq.shift.eq(param(layer[7], 4 * which + 1)),
+                         rq.lo.eq(param(layer[7], 4 * which + 2)), rq.hi.eq(param(layer[7], 4 * which + 3))]
+        # stage 10: new cell state
+        c_sum = Signal(signed(cb + 1))
+        m.d.comb += c_sum.eq(rq_fc.result + rq_ig.result)
+        cell_lo10, cell_hi10 = param(layer[10], 28).as_signed(), param(layer[10], 29).as_signed()
+        c_new = Signal(signed(cb))
+        m.d.sync += c_new.eq(Mux(c_sum < cell_lo10, cell_lo10, Mux(c_sum > cell_hi10, cell_hi10, c_sum)))
+        # stage 11: write cell state, tanh(c) look-up
+        m.d.comb += [cell_w.addr.eq(unit[11]), cell_w.data.eq(c_new), cell_w.en.eq(valid[11])]
+        t_index = (c_new - param(layer[11], 28).as_signed())[:bc]
+        m.d.comb += tanh_r.addr.eq(Cat(t_index, layer[11]) if L > 1 else t_index)
+        # stage 12: o · tanh(c)
+        h_in = Signal(signed(tb + htb))
+        m.d.sync += h_in.eq(o_delay[-1] * tanh_r.data)
+        # stages 13-15: h requantizer
+        rq_h = Requantizer(in_width=tb + htb, out_width=io)
+        m.submodules.h_rq = rq_h
+        m.d.comb += [rq_h.value.eq(h_in), rq_h.multiplier.eq(param(layer[13], 4 * RQ_H)),
+                     rq_h.shift.eq(param(layer[13], 4 * RQ_H + 1)),
+                     rq_h.lo.eq(param(layer[13], 4 * RQ_H + 2)), rq_h.hi.eq(param(layer[13], 4 * RQ_H + 3))]
+        # stage 16: h out
+        m.d.comb += [self.h_valid.eq(valid[16]), self.h_layer.eq(layer[16]),
+                     self.h_addr.eq(base[16] + unit[16]), self.h_code.eq(rq_h.result)]
+
+        # -- classifier: logits[k] += w[k, j] · h_j over the last step of the last layer --------
+        C = c.num_classes
+        if C:
+            cw = c.classifier_weight_bits
+            cls_mem = memory.Memory(shape=unsigned(C * cw), depth=H, init=[])
+            m.submodules.cls_mem = cls_mem
+            cls_w = cls_mem.write_port(granularity=cw)
+            cls_r = cls_mem.read_port()
+            m.d.comb += [cls_w.addr.eq(self.clsw_addr), cls_w.data.eq(self.clsw_data[:cw].replicate(C)),
+                         cls_w.en.eq(Mux(self.clsw_we, 1 << self.clsw_lane, 0)),
+                         cls_r.addr.eq(unit[16])]
+            bias_regs = [Signal(32, name=f"cls_bias{k}") for k in range(C)]
+            for k in range(C):
+                with m.If(self.clsb_we & (self.clsb_index == k)):
+                    m.d.sync += bias_regs[k].eq(self.clsb_data)
+            h17 = Signal(signed(io))
+            m.d.sync += h17.eq(rq_h.result)
+            take = valid[17] & cls[17]
+            logits = [Signal(32, name=f"logit{k}") for k in range(C)]
+            for k in range(C):
+                w = cls_r.data[k * cw:(k + 1) * cw].as_signed()
+                with m.If(self.cls_start):
+                    m.d.sync += logits[k].eq(bias_regs[k])
+                with m.Elif(take):
+                    m.d.sync += logits[k].eq(logits[k].as_signed() + w * h17)
+            m.d.comb += self.logits.eq(Cat(*logits))
+            m.d.sync += self.cls_valid.eq(take)
+        return m

@@ -1,0 +1,98 @@
+"""Top level with Xilinx-style AXI port names: AXI4-Stream in/out and an AXI4-Lite register file."""
+
+from __future__ import annotations
+
+from amaranth import ClockDomain, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from lstmfpga.hw import register_map
+from lstmfpga.hw.register_map import Ctrl, Reg, Status
+from lstmfpga.hw.rtl.core import LstmCore
+
+AXIL_ADDR_BITS = 8
+
+
+class LstmAcceleratorTop(wiring.Component):
+    """The accelerator as Vivado expects an AXI IP: ``aclk``, ``aresetn``, ``s_axis_*`` (input:
+    sequences and weight images), ``m_axis_*`` (output) and ``s_axi_*`` (AXI4-Lite control).
+
+    Parameters
+    ----------
+    config : AcceleratorConfig
+    """
+
+    def __init__(self, *, config):
+        self.config = config
+        super().__init__({
+            "aclk": In(1), "aresetn": In(1),
+            "s_axis_tdata": In(32), "s_axis_tvalid": In(1), "s_axis_tready": Out(1), "s_axis_tlast": In(1),
+            "m_axis_tdata": Out(32), "m_axis_tvalid": Out(1), "m_axis_tready": In(1), "m_axis_tlast": Out(1),
+            "s_axi_awaddr": In(AXIL_ADDR_BITS), "s_axi_awvalid": In(1), "s_axi_awready": Out(1),
+            "s_axi_wdata": In(32), "s_axi_wstrb": In(4), "s_axi_wvalid": In(1), "s_axi_wready": Out(1),
+            "s_axi_bresp": Out(2), "s_axi_bvalid": Out(1), "s_axi_bready": In(1),
+            "s_axi_araddr": In(AXIL_ADDR_BITS), "s_axi_arvalid": In(1), "s_axi_arready": Out(1),
+            "s_axi_rdata": Out(32), "s_axi_rresp": Out(2), "s_axi_rvalid": Out(1), "s_axi_rready": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        m.domains.sync = cd = ClockDomain("sync")
+        m.d.comb += [cd.clk.eq(self.aclk), cd.rst.eq(~self.aresetn)]
+        m.submodules.core = core = LstmCore(config=cfg)
+        m.d.comb += [core.s_valid.eq(self.s_axis_tvalid), self.s_axis_tready.eq(core.s_ready),
+                     core.s_data.eq(self.s_axis_tdata), core.s_last.eq(self.s_axis_tlast),
+                     self.m_axis_tvalid.eq(core.m_valid), core.m_ready.eq(self.m_axis_tready),
+                     self.m_axis_tdata.eq(core.m_data), self.m_axis_tlast.eq(core.m_last)]
+
+        timesteps = Signal(8, init=1)
+        timeout = Signal(32, init=register_map.DEFAULT_TIMEOUT)
+        m.d.comb += [core.timesteps.eq(timesteps), core.timeout.eq(timeout)]
+
+        # write channel: address and data together, one response at a time
+        do_write = Signal()
+        m.d.comb += do_write.eq(self.s_axi_awvalid & self.s_axi_wvalid & ~self.s_axi_bvalid)
+        m.d.comb += [self.s_axi_awready.eq(do_write), self.s_axi_wready.eq(do_write), self.s_axi_bresp.eq(0)]
+        with m.If(do_write):
+            m.d.sync += self.s_axi_bvalid.eq(1)
+        with m.Elif(self.s_axi_bready):
+            m.d.sync += self.s_axi_bvalid.eq(0)
+        waddr = self.s_axi_awaddr[2:]
+        wdata = self.s_axi_wdata
+        ctrl_write = do_write & (waddr == Reg.CTRL >> 2)
+        m.d.comb += [core.start.eq(ctrl_write & wdata[Ctrl.START.bit_length() - 1]),
+                     core.soft_reset.eq(ctrl_write & wdata[Ctrl.SOFT_RESET.bit_length() - 1]),
+                     core.load_weights.eq(ctrl_write & wdata[Ctrl.LOAD_WEIGHTS.bit_length() - 1]),
+                     core.clear.eq(ctrl_write & wdata[Ctrl.CLEAR.bit_length() - 1])]
+        with m.If(do_write & (waddr == Reg.TIMESTEPS >> 2)):
+            m.d.sync += timesteps.eq(wdata)
+        with m.If(do_write & (waddr == Reg.TIMEOUT >> 2)):
+            m.d.sync += timeout.eq(wdata)
+
+        # read channel
+        status = Signal(32)
+        m.d.comb += status.eq(
+            (core.busy * int(Status.BUSY)) | (core.done * int(Status.DONE)) |
+            (core.weights_valid * int(Status.WEIGHTS_VALID)) | ((core.error != 0) * int(Status.ERROR)) |
+            (core.loading * int(Status.LOADING)))
+        shape = register_map.shape_registers(cfg)
+        values = {
+            Reg.ID: register_map.CORE_ID, Reg.VERSION: register_map.CORE_VERSION, Reg.STATUS: status,
+            Reg.ERROR: core.error, Reg.TIMESTEPS: timesteps, Reg.CYCLES: core.cycles,
+            Reg.TIMEOUT: timeout, Reg.RUN_CYCLES: core.run_cycles,
+            **{Reg[name]: value for name, value in shape.items()},
+            **{register_map.hash_offset(i): core.hash[32 * i:32 * (i + 1)] for i in range(register_map.HASH_WORDS)},
+        }
+        do_read = Signal()
+        m.d.comb += [do_read.eq(self.s_axi_arvalid & ~self.s_axi_rvalid), self.s_axi_arready.eq(do_read),
+                     self.s_axi_rresp.eq(0)]
+        with m.If(do_read):
+            m.d.sync += [self.s_axi_rvalid.eq(1), self.s_axi_rdata.eq(0)]
+            with m.Switch(self.s_axi_araddr[2:]):
+                for offset, value in values.items():
+                    with m.Case(int(offset) >> 2):
+                        m.d.sync += self.s_axi_rdata.eq(value)
+        with m.Elif(self.s_axi_rready):
+            m.d.sync += self.s_axi_rvalid.eq(0)
+        return m

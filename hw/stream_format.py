@@ -1,0 +1,174 @@
+"""How data travels over the accelerator's AXI-Stream ports (NumPy only).
+
+A stream is modelled as a ``uint32`` array of 32-bit lanes; ``stream_width // 32`` consecutive
+lanes form one beat, lane 0 in TDATA[31:0] (little-endian: the bytes of
+``words.astype('<u4').tobytes()`` are the DMA buffer).  TLAST is set on the final beat of every
+packet.  Packets:
+
+* **input, full mode** — for each timestep t, the ``input_size`` io codes as int8 bytes, padded
+  with zeros to a whole beat (``input_beats_per_step`` beats per step); T·that beats.
+* **input, split mode** — for each timestep t, hidden unit j, gate g (i, f, g, o): the layer-0
+  pre-activation Σ_k w_x[0][g, j, k]·x[t, k] as int32; 4·H lanes per step padded to a whole beat.
+* **output** — for each timestep t the last layer's ``hidden_size`` h codes as int8 bytes, padded
+  to a whole beat; then (``num_classes`` > 0) the logits as int32, padded to a whole beat.
+* **weight image** — 32-bit words of :mod:`lstmfpga.hw.weight_image`, padded to a whole beat.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lstmfpga.cli.errors import InputError
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def lanes_per_beat(config) -> int:
+    return config.stream_width // 32
+
+
+def input_beats_per_step(config) -> int:
+    """Beats one timestep occupies in the input packet."""
+    if config.mode == "split":
+        return _ceil_div(4 * config.hidden_size, lanes_per_beat(config))
+    return _ceil_div(config.input_size, config.bytes_per_word)
+
+
+def output_step_beats(config) -> int:
+    return _ceil_div(config.hidden_size, config.bytes_per_word)
+
+
+def output_logit_beats(config) -> int:
+    return _ceil_div(config.num_classes, lanes_per_beat(config))
+
+
+def input_beats(config, timesteps: int) -> int:
+    return timesteps * input_beats_per_step(config)
+
+
+def output_beats(config, timesteps: int) -> int:
+    return timesteps * output_step_beats(config) + output_logit_beats(config)
+
+
+def _check_timesteps(config, timesteps: int) -> None:
+    if not 1 <= timesteps <= config.max_timesteps:
+        raise InputError(f"timesteps must be in [1, {config.max_timesteps}], not {timesteps}")
+
+
+def _bytes_to_lanes(data: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(data, dtype=np.uint8).view("<u4").astype(np.uint32)
+
+
+def pack_input(config, x_codes: np.ndarray) -> np.ndarray:
+    """Full mode: int io codes ``[T, input_size]`` → uint32 lanes of one input packet."""
+    x = np.asarray(x_codes)
+    if x.ndim != 2 or x.shape[1] != config.input_size:
+        raise InputError(f"x codes must have shape [T, {config.input_size}], not {list(x.shape)}")
+    _check_timesteps(config, x.shape[0])
+    lo, hi = -(1 << (config.io_bits - 1)), (1 << (config.io_bits - 1)) - 1
+    if x.size and (x.min() < lo or x.max() > hi):
+        raise InputError(f"x codes must lie in [{lo}, {hi}] (io_bits={config.io_bits})")
+    step_bytes = input_beats_per_step(config) * config.bytes_per_word
+    buf = np.zeros((x.shape[0], step_bytes), dtype=np.uint8)
+    buf[:, : config.input_size] = x.astype(np.int8).view(np.uint8)
+    return _bytes_to_lanes(buf.reshape(-1))
+
+
+def unpack_input(config, lanes: np.ndarray, timesteps: int) -> np.ndarray:
+    """Inverse of :func:`pack_input`: int64 ``[T, input_size]``."""
+    step_bytes = input_beats_per_step(config) * config.bytes_per_word
+    data = np.asarray(lanes, dtype="<u4").astype("<u4").view(np.uint8).reshape(timesteps, step_bytes)
+    return data[:, : config.input_size].view(np.int8).astype(np.int64)
+
+
+def pack_preactivations(config, pre: np.ndarray) -> np.ndarray:
+    """Split mode: int32 pre-activations ``[T, 4, H]`` (gate-major, as the golden returns them)
+    → uint32 lanes of one input packet (order t, j, g)."""
+    p = np.asarray(pre)
+    H = config.hidden_size
+    if p.ndim != 3 or p.shape[1:] != (4, H):
+        raise InputError(f"pre-activations must have shape [T, 4, {H}], not {list(p.shape)}")
+    _check_timesteps(config, p.shape[0])
+    if p.size and (p.min() < -(1 << 31) or p.max() >= (1 << 31)):
+        raise InputError("pre-activations must fit in int32")
+    lanes = input_beats_per_step(config) * lanes_per_beat(config)
+    buf = np.zeros((p.shape[0], lanes), dtype=np.int64)
+    buf[:, : 4 * H] = p.transpose(0, 2, 1).reshape(p.shape[0], 4 * H)
+    return (buf.reshape(-1) & 0xFFFFFFFF).astype(np.uint32)
+
+
+def unpack_preactivations(config, lanes: np.ndarray, timesteps: int) -> np.ndarray:
+    H = config.hidden_size
+    per_step = input_beats_per_step(config) * lanes_per_beat(config)
+    v = np.asarray(lanes, dtype=np.uint32).astype(np.int64).reshape(timesteps, per_step)[:, : 4 * H]
+    v = np.where(v >= 1 << 31, v - (1 << 32), v)
+    return v.reshape(timesteps, H, 4).transpose(0, 2, 1)
+
+
+def pack_output(config, h_codes: np.ndarray, logits: np.ndarray | None) -> np.ndarray:
+    """Last-layer h codes ``[T, H]`` and logits ``[C]`` → uint32 lanes of one output packet."""
+    h = np.asarray(h_codes)
+    T = h.shape[0]
+    step_bytes = output_step_beats(config) * config.bytes_per_word
+    buf = np.zeros((T, step_bytes), dtype=np.uint8)
+    buf[:, : config.hidden_size] = h.astype(np.int8).view(np.uint8)
+    parts = [_bytes_to_lanes(buf.reshape(-1))]
+    if config.num_classes:
+        lanes = np.zeros(output_logit_beats(config) * lanes_per_beat(config), dtype=np.int64)
+        lanes[: config.num_classes] = np.asarray(logits, dtype=np.int64)
+        parts.append((lanes & 0xFFFFFFFF).astype(np.uint32))
+    return np.concatenate(parts)
+
+
+def unpack_output(config, lanes: np.ndarray, timesteps: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Output packet lanes → (h codes int64 ``[T, H]``, logits int64 ``[C]`` or None)."""
+    lanes = np.asarray(lanes, dtype=np.uint32)
+    expected = output_beats(config, timesteps) * lanes_per_beat(config)
+    if lanes.size != expected:
+        raise InputError(f"output packet has {lanes.size} 32-bit lanes, expected {expected} for T={timesteps}")
+    h_lanes = timesteps * output_step_beats(config) * lanes_per_beat(config)
+    data = lanes[:h_lanes].astype("<u4").view(np.uint8).reshape(timesteps, -1)
+    h = data[:, : config.hidden_size].view(np.int8).astype(np.int64)
+    if not config.num_classes:
+        return h, None
+    v = lanes[h_lanes:h_lanes + config.num_classes].astype(np.int64)
+    return h, np.where(v >= 1 << 31, v - (1 << 32), v)
+
+
+def to_beats(config, lanes: np.ndarray) -> list[int]:
+    """Lanes → one Python int per beat (TDATA values)."""
+    per = lanes_per_beat(config)
+    lanes = np.asarray(lanes, dtype=np.uint64)
+    if lanes.size % per:
+        raise InputError(f"{lanes.size} lanes are not a whole number of {config.stream_width}-bit beats")
+    return [sum(int(v) << (32 * i) for i, v in enumerate(lanes[b:b + per])) for b in range(0, lanes.size, per)]
+
+
+def to_bytes(lanes: np.ndarray) -> bytes:
+    return np.asarray(lanes, dtype="<u4").tobytes()
+
+
+def from_bytes(data: bytes) -> np.ndarray:
+    if len(data) % 4:
+        raise InputError(f"stream byte count {len(data)} is not a multiple of 4")
+    return np.frombuffer(data, dtype="<u4").astype(np.uint32)
+
+
+def describe(config) -> dict:
+    """Plain-data description of every packet (written into the hdl manifest)."""
+    return {
+        "lane_bits": 32,
+        "byte_order": "little",
+        "stream_width": config.stream_width,
+        "input": {
+            "kind": "preactivations_int32_t_j_g" if config.mode == "split" else "io_codes_int8_t_k",
+            "beats_per_step": input_beats_per_step(config),
+        },
+        "output": {
+            "h_codes_int8_beats_per_step": output_step_beats(config),
+            "logit_int32_beats": output_logit_beats(config),
+        },
+        "last": "final beat of every packet",
+    }

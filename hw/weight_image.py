@@ -1,0 +1,204 @@
+"""The weight image: everything a loaded model needs, as 32-bit words for the input stream.
+
+NumPy/stdlib only.  Sent as one input packet after CTRL.LOAD_WEIGHTS (padded to whole beats, see
+:mod:`lstmfpga.hw.stream_format`).  Layout (``w`` = 32-bit word, little-endian in the stream):
+
+header (``HEADER_WORDS``)
+    0 magic ``IMAGE_MAGIC``, 1 format version, 2 input_size, 3 hidden_size, 4 num_layers,
+    5 lanes, 6 mode (0 full, 1 split), 7 SHAPE_BITS (:func:`~lstmfpga.hw.register_map.pack_bits`),
+    8 num_classes, 9 payload words (everything between header and checksum),
+    10..17 artifact SHA-256 (word i = hex digits 8i..8i+7, so HASH0 reads as the first 8 digits).
+per layer l
+    weight rows: ``config.weight_rows(l)`` rows of P weights, ``row_words`` words each; row
+    ``grp·K + k`` holds, for lane p, the weight of gate row r = grp·P + p (hidden unit j = r // 4,
+    gate g = r % 4; rows with j ≥ H are 0) at column k (x columns first, then h columns; layer 0
+    of split mode has h columns only), packed as ``weight_bits``-bit two's complement at bit
+    p·weight_bits of the row, lane 0 in the least significant bits of the first word;
+    bias: 4·H words, order j then g (int32);
+    requant: 7 × (multiplier, shift, lo, hi) for gates i, f, g, o, then fc, ig, h; then cell_lo,
+    cell_hi (``REQUANT_WORDS`` words);
+    gate tables: 4 × 2^acc_bits entries (sign-extended), gate-major;
+    tanh(c) table: 2^cell_bits entries.
+classifier (num_classes > 0)
+    weights: C·H words (class-major, sign-extended); bias: C words (int32).
+checksum
+    one word: c = 0; for every header and payload word w: c = rotl32(c, 1) xor w.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lstmfpga.cli.errors import ArtifactError
+from lstmfpga.hw import register_map
+
+IMAGE_MAGIC = 0x574C5354  # "TSLW" little-endian: "LSTW"
+IMAGE_VERSION = 1
+HEADER_WORDS = 18
+REQUANT_COUNT = 7
+REQUANT_WORDS = 4 * REQUANT_COUNT + 2
+MAX_SHIFT = 126
+
+
+def row_words(config) -> int:
+    """32-bit words per weight-memory row (P·weight_bits bits, zero padded)."""
+    return -(-config.lanes * config.weight_bits // 32)
+
+
+def layer_words(config, layer: int) -> dict[str, int]:
+    """Word counts of one layer's sections, in image order."""
+    return {
+        "weights": config.weight_rows(layer) * row_words(config),
+        "bias": 4 * config.hidden_size,
+        "requant": REQUANT_WORDS,
+        "gate_tables": 4 * (1 << config.acc_bits),
+        "tanh_c_table": 1 << config.cell_bits,
+    }
+
+
+def classifier_words(config) -> dict[str, int]:
+    if not config.num_classes:
+        return {}
+    return {"weights": config.num_classes * config.hidden_size, "bias": config.num_classes}
+
+
+def payload_words(config) -> int:
+    total = sum(sum(layer_words(config, l).values()) for l in range(config.num_layers))
+    return total + sum(classifier_words(config).values())
+
+
+def image_words(config) -> int:
+    """Header + payload + checksum."""
+    return HEADER_WORDS + payload_words(config) + 1
+
+
+def hash_words(sha256_hex: str) -> list[int]:
+    if len(sha256_hex) != 64:
+        raise ArtifactError(f"artifact sha256 must be 64 hex digits, not {sha256_hex!r}")
+    return [int(sha256_hex[8 * i: 8 * i + 8], 16) for i in range(8)]
+
+
+def header(config, sha256_hex: str) -> list[int]:
+    return [IMAGE_MAGIC, IMAGE_VERSION, config.input_size, config.hidden_size, config.num_layers,
+            config.lanes, 0 if config.mode == "full" else 1, register_map.config_bits(config),
+            config.num_classes, payload_words(config), *hash_words(sha256_hex)]
+
+
+def checksum(words: np.ndarray) -> int:
+    c = 0
+    for w in np.asarray(words, dtype=np.uint32).tolist():
+        c = (((c << 1) | (c >> 31)) & 0xFFFFFFFF) ^ w
+    return c
+
+
+def _u32(values) -> np.ndarray:
+    return (np.asarray(values, dtype=np.int64).reshape(-1) & 0xFFFFFFFF).astype(np.uint32)
+
+
+def pack_weight_rows(config, w_cols: np.ndarray) -> np.ndarray:
+    """Gate-row-major weights ``[4, H, K]`` → words of the ``groups·K`` memory rows."""
+    H, P, wb = config.hidden_size, config.lanes, config.weight_bits
+    K = w_cols.shape[2]
+    rows = np.zeros((config.groups * P, K), dtype=np.int64)
+    # gate row r = 4 j + g
+    rows[: 4 * H] = w_cols.transpose(1, 0, 2).reshape(4 * H, K)
+    lanes = rows.reshape(config.groups, P, K).transpose(0, 2, 1).reshape(-1, P)  # [grp*K + k, p]
+    codes = (lanes & ((1 << wb) - 1)).astype(np.uint64)
+    n_words = row_words(config)
+    bits = np.zeros((lanes.shape[0], n_words * 32), dtype=np.uint8)
+    for b in range(wb):
+        bits[:, b: P * wb: wb] = (codes >> np.uint64(b)) & np.uint64(1)
+    weights = (1 << np.arange(32, dtype=np.uint64))
+    words = (bits.reshape(lanes.shape[0], n_words, 32).astype(np.uint64) * weights).sum(axis=2)
+    return words.astype(np.uint32).reshape(-1)
+
+
+def unpack_weight_rows(config, words: np.ndarray, columns: int) -> np.ndarray:
+    """Inverse of :func:`pack_weight_rows` (for tests and the simulated board): ``[4, H, K]``."""
+    P, wb, H = config.lanes, config.weight_bits, config.hidden_size
+    n_words = row_words(config)
+    w = np.asarray(words, dtype=np.uint32).reshape(-1, n_words).astype(np.uint64)
+    bits = ((w[:, :, None] >> np.arange(32, dtype=np.uint64)) & np.uint64(1)).reshape(w.shape[0], -1)
+    codes = np.zeros((w.shape[0], P), dtype=np.int64)
+    for b in range(wb):
+        codes |= bits[:, b: P * wb: wb].astype(np.int64) << b
+    codes = np.where(codes >= 1 << (wb - 1), codes - (1 << wb), codes)
+    rows = codes.reshape(config.groups, columns, P).transpose(0, 2, 1).reshape(-1, columns)
+    return rows[: 4 * H].reshape(H, 4, columns).transpose(1, 0, 2)
+
+
+def _check_range(name: str, values: np.ndarray, bits: int) -> None:
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if values.size and (values.min() < lo or values.max() > hi):
+        raise ArtifactError(f"{name}: values in [{values.min()}, {values.max()}] do not fit {bits}-bit codes")
+
+
+def _requant_words(name: str, rq) -> list[int]:
+    if not 0 < rq.multiplier < (1 << 31):
+        raise ArtifactError(f"{name}: multiplier {rq.multiplier} is outside [1, 2**31)")
+    if not 0 <= rq.shift <= MAX_SHIFT:
+        raise ArtifactError(f"{name}: shift {rq.shift} is outside [0, {MAX_SHIFT}]")
+    return [rq.multiplier, rq.shift, rq.lo, rq.hi]
+
+
+def layer_payload(config, artifact, layer_index: int) -> np.ndarray:
+    layer = artifact.layers[layer_index]
+    w_x = np.asarray(layer.w_x, dtype=np.int64)
+    w_h = np.asarray(layer.w_h, dtype=np.int64)
+    _check_range(f"layer {layer_index} weights", np.concatenate([w_x.ravel(), w_h.ravel()]), config.weight_bits)
+    cols = w_h if (layer_index == 0 and config.mode == "split") else np.concatenate([w_x, w_h], axis=2)
+    parts = [pack_weight_rows(config, cols)]
+    bias = np.asarray(layer.bias, dtype=np.int64)
+    _check_range(f"layer {layer_index} bias", bias, 32)
+    parts.append(_u32(bias.T))
+    rq_words = []
+    for name, rq in zip(("gate_i", "gate_f", "gate_g", "gate_o", "fc", "ig", "h"),
+                        (*layer.gate_requant, layer.fc_requant, layer.ig_requant, layer.h_requant)):
+        rq_words += _requant_words(f"layer {layer_index} {name} requant", rq)
+    rq_words += [layer.cell_lo, layer.cell_hi]
+    parts.append(_u32(rq_words))
+    tables = np.asarray(layer.gate_tables, dtype=np.int64)
+    if tables.shape != (4, 1 << config.acc_bits):
+        raise ArtifactError(f"layer {layer_index} gate_tables: shape {tables.shape} != {(4, 1 << config.acc_bits)}")
+    _check_range(f"layer {layer_index} gate tables", tables, config.table_bits)
+    parts.append(_u32(tables))
+    tanh_c = np.asarray(layer.tanh_c_table, dtype=np.int64)
+    _check_range(f"layer {layer_index} tanh(c) table", tanh_c, config.hidden_tanh_bits)
+    parts.append(_u32(tanh_c))
+    return np.concatenate(parts)
+
+
+def build_weight_image(artifact, config) -> np.ndarray:
+    """The uint32 word image that loads ``artifact`` into a core built for ``config``.
+
+    Raises
+    ------
+    ArtifactError
+        The artifact's shape or bit widths differ from ``config``, or a value does not fit.
+    """
+    problem = config.mismatch(artifact)
+    if problem is not None:
+        raise ArtifactError(f"artifact does not fit this accelerator: {problem}")
+    parts = [layer_payload(config, artifact, l) for l in range(config.num_layers)]
+    if config.num_classes:
+        cls = artifact.classifier
+        weight = np.asarray(cls.weight, dtype=np.int64)
+        _check_range("classifier weights", weight, config.classifier_weight_bits)
+        bias = np.asarray(cls.bias, dtype=np.int64)
+        _check_range("classifier bias", bias, 32)
+        # the core sends logits as int32: the largest reachable magnitude must fit
+        worst = int((np.abs(weight).sum(axis=1) * (1 << (config.io_bits - 1)) + np.abs(bias)).max())
+        if worst >= 1 << 31:
+            raise ArtifactError(f"classifier logits can reach {worst}, beyond the int32 the core sends")
+        parts += [_u32(weight), _u32(bias)]
+    body = np.concatenate([np.asarray(header(config, artifact.sha256), dtype=np.uint32), *parts])
+    if body.size != HEADER_WORDS + payload_words(config):
+        raise AssertionError("weight image length disagrees with payload_words")
+    return np.concatenate([body, np.asarray([checksum(body)], dtype=np.uint32)])
+
+
+def image_lanes(config, image: np.ndarray) -> np.ndarray:
+    """Pad an image to whole beats (for stream widths above 32 bits)."""
+    per = config.stream_width // 32
+    pad = (-image.size) % per
+    return np.concatenate([image, np.zeros(pad, dtype=np.uint32)]) if pad else image

@@ -1,0 +1,1 @@
+"""cocotb testbench modules (imported by the simulator process, not by pytest)."""

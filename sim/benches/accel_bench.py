@@ -1,0 +1,205 @@
+"""cocotb bench of the whole accelerator (``lstm_accel``) driven over its AXI ports.
+
+Reads a job (see :mod:`lstmfpga.sim.verilator`): weight images, input packets and the expected
+output packets of the integer golden, plus fault scenarios.  Normal runs go through cocotbext-axi
+AxiStreamSource/Sink with random pause generators and AxiLiteMaster; fault runs drive the input
+stream by hand to place TLAST wrongly.  Writes per-run results to ``result_path``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, RisingEdge
+from cocotbext.axi import (AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFrame, AxiStreamSink,
+                           AxiStreamSource)
+
+from lstmfpga.hw.register_map import Ctrl, DEFAULT_TIMEOUT, Reg, Status
+from lstmfpga.sim.verilator import JOB_ENV, read_job
+
+
+def _pauses(rng: random.Random, probability: float):
+    while True:
+        yield rng.random() < probability
+
+
+class Harness:
+    def __init__(self, dut, job):
+        self.dut = dut
+        self.job = job
+        self.rng = random.Random(job.get("seed", 0))
+        self.source = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis"), dut.aclk, dut.aresetn,
+                                      reset_active_level=False)
+        self.sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis"), dut.aclk, dut.aresetn,
+                                  reset_active_level=False)
+        self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axi"), dut.aclk, dut.aresetn,
+                                  reset_active_level=False)
+        for logger in (self.source.log, self.sink.log, self.axil.write_if.log, self.axil.read_if.log):
+            logger.setLevel("WARNING")
+
+    async def reset(self):
+        self.dut.aresetn.value = 0
+        await ClockCycles(self.dut.aclk, 4)
+        self.dut.aresetn.value = 1
+        await ClockCycles(self.dut.aclk, 2)
+
+    async def write(self, reg, value):
+        await self.axil.write_dword(int(reg), int(value) & 0xFFFFFFFF)
+
+    async def read(self, reg):
+        return int(await self.axil.read_dword(int(reg)))
+
+    async def wait_idle(self, limit=10_000_000):
+        for _ in range(limit // 64 + 1):
+            status = await self.read(Reg.STATUS)
+            if not status & Status.BUSY:
+                return status
+            await ClockCycles(self.dut.aclk, 64)
+        raise TimeoutError("core stayed busy")
+
+    async def send(self, lanes):
+        data = np.asarray(lanes, dtype="<u4").tobytes()
+        self.source.set_pause_generator(_pauses(self.rng, self.job.get("input_pause", 0.0)))
+        await self.source.send(AxiStreamFrame(data))
+        await self.source.wait()
+        self.source.clear_pause_generator()
+
+    async def receive(self, stall=0):
+        if not self.dut.m_axis_tvalid.value:
+            await RisingEdge(self.dut.m_axis_tvalid)
+        if stall:
+            self.sink.pause = True
+            await ClockCycles(self.dut.aclk, stall)
+            self.sink.pause = False
+        self.sink.set_pause_generator(_pauses(self.rng, self.job.get("output_pause", 0.0)))
+        frame = await self.sink.recv()
+        self.sink.clear_pause_generator()
+        self.sink.pause = False
+        return np.frombuffer(bytes(frame.tdata), dtype="<u4").astype(np.uint32)
+
+    async def drive_raw(self, lanes, last_index, *, stop_after=None):
+        """Drive beats by hand: TLAST only on beat ``last_index`` (None = never)."""
+        dut = self.dut
+        for index, word in enumerate(np.asarray(lanes, dtype=np.uint32).tolist()):
+            if stop_after is not None and index >= stop_after:
+                break
+            dut.s_axis_tdata.value = word
+            dut.s_axis_tlast.value = int(index == last_index)
+            dut.s_axis_tvalid.value = 1
+            while True:
+                await RisingEdge(dut.aclk)
+                if dut.s_axis_tready.value:
+                    break
+        dut.s_axis_tvalid.value = 0
+        dut.s_axis_tlast.value = 0
+
+    async def load(self, image):
+        await self.write(Reg.CTRL, Ctrl.LOAD_WEIGHTS)
+        await self.send(image)
+        status = await self.wait_idle()
+        error = await self.read(Reg.ERROR)
+        return status, error
+
+
+async def _normal(h: Harness, run, arrays):
+    await h.write(Reg.TIMESTEPS, run["T"])
+    await h.write(Reg.CTRL, Ctrl.START)
+    await h.send(arrays[run["input"]])
+    out = await h.receive(stall=run.get("output_stall", 0))
+    status = await h.wait_idle()
+    return out, status
+
+
+async def _fault(h: Harness, run, arrays):
+    """Returns (status, error) after the fault; no output packet is expected."""
+    lanes = arrays[run["input"]]
+    n = lanes.size
+    kind = run["kind"]
+    await h.write(Reg.TIMESTEPS, run["T"])
+    await h.write(Reg.CTRL, Ctrl.START)
+    if kind == "last_early":
+        await h.drive_raw(lanes[: n - 2], n - 3)
+    elif kind == "last_late":
+        extra = np.concatenate([lanes, lanes[:3]])
+        await h.drive_raw(extra, extra.size - 1)
+    elif kind == "last_missing":
+        await h.drive_raw(lanes, None)
+        await ClockCycles(h.dut.aclk, run["timeout"] + 200)
+    elif kind == "reset_mid_input":
+        await h.drive_raw(lanes, n - 1, stop_after=max(1, n // 2))
+        await h.write(Reg.CTRL, Ctrl.SOFT_RESET)
+    elif kind == "reset_mid_compute":
+        await h.drive_raw(lanes, n - 1)
+        await ClockCycles(h.dut.aclk, run["reset_after"])
+        await h.write(Reg.CTRL, Ctrl.SOFT_RESET)
+    elif kind == "input_stall":
+        await h.drive_raw(lanes, n - 1, stop_after=n // 2)
+        await ClockCycles(h.dut.aclk, run["stall"])
+        await h.drive_raw(lanes[n // 2:], n - 1 - n // 2)
+        out = await h.receive()
+        return out, await h.wait_idle(), await h.read(Reg.ERROR)
+    else:
+        raise ValueError(f"unknown fault kind {kind!r}")
+    status = await h.wait_idle()
+    return None, status, await h.read(Reg.ERROR)
+
+
+@cocotb.test()
+async def accel_job(dut):
+    job, arrays = read_job(os.environ[JOB_ENV])
+    h = Harness(dut, job)
+    Clock(dut.aclk, 10, unit="ns").start()
+    dut.s_axis_tvalid.value = 0
+    dut.s_axis_tlast.value = 0
+    await h.reset()
+    results = {"id": await h.read(Reg.ID), "runs": []}
+    shape = {name: await h.read(Reg[name]) for name in job.get("shape_registers", [])}
+    results["shape"] = shape
+    loaded = None
+    for run in job["runs"]:
+        entry = {"index": len(results["runs"]), "kind": run.get("kind", "normal"), "T": run["T"]}
+        if run.get("image") is not None and run["image"] != loaded:
+            status, error = await h.load(arrays[f"image_{run['image']}"])
+            entry["load_status"], entry["load_error"] = status, error
+            loaded = run["image"] if error == 0 else None
+            entry["hash"] = [await h.read(int(Reg.HASH0) + 4 * i) for i in range(8)]
+        if "timeout" in run:
+            await h.write(Reg.TIMEOUT, run["timeout"])
+        if entry["kind"] == "load_only":
+            out, status, error = None, entry["load_status"], entry["load_error"]
+        elif entry["kind"] == "normal":
+            out, status = await _normal(h, run, arrays)
+            error = await h.read(Reg.ERROR)
+        elif entry["kind"] == "output_timeout":
+            await h.write(Reg.TIMESTEPS, run["T"])
+            await h.write(Reg.CTRL, Ctrl.START)
+            h.sink.pause = True
+            await h.send(arrays[run["input"]])
+            await ClockCycles(dut.aclk, run["stall"])
+            status = await h.wait_idle()
+            error = await h.read(Reg.ERROR)
+            h.sink.pause = False
+            out = None
+        else:
+            out, status, error = await _fault(h, run, arrays)
+        if "timeout" in run:
+            await h.write(Reg.TIMEOUT, DEFAULT_TIMEOUT)
+        entry.update(status=status, error=error, cycles=await h.read(Reg.CYCLES),
+                     run_cycles=await h.read(Reg.RUN_CYCLES))
+        expected = arrays.get(run.get("expected", ""), None)
+        if expected is not None:
+            entry["ok"] = out is not None and out.size == expected.size and bool(np.array_equal(out, expected))
+            if not entry["ok"]:
+                entry["got"] = None if out is None else out.tolist()
+                entry["want"] = expected.tolist()
+        else:
+            entry["ok"] = out is None
+        results["runs"].append(entry)
+        await h.write(Reg.CTRL, Ctrl.CLEAR)
+    with open(job["result_path"], "w") as handle:
+        json.dump(results, handle)

