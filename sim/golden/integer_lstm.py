@@ -53,8 +53,12 @@ class _ExactMatmul:
         self.dtype = np.float32 if bound < _EXACT_FLOAT32 else np.float64
         self.wt = np.ascontiguousarray(w.astype(self.dtype).T)
 
+    def exact_float(self, a: np.ndarray) -> np.ndarray:
+        """The products as floats holding exact integers (no conversion pass)."""
+        return a.astype(self.dtype) @ self.wt
+
     def __call__(self, a: np.ndarray) -> np.ndarray:
-        return np.rint(a.astype(self.dtype) @ self.wt).astype(np.int64)
+        return self.exact_float(a).astype(np.int64)
 
 
 def quantize_input(artifact: LstmArtifact, x: np.ndarray, *, normalize: bool = True) -> np.ndarray:
@@ -124,7 +128,11 @@ def run_layer(layer: LayerArtifact, x_codes: np.ndarray | None = None, *,
     (int ``[B, T, 4, H]``, from :func:`input_products`). Returns h and c codes ``[B, T, H]``.
     """
     if pre is None:
-        pre = input_products(layer, x_codes)
+        # Kept as exact-integer floats; each step's slice becomes int64 below.
+        B, T, I = x_codes.shape
+        matmul = _ExactMatmul("input products", layer.w_x.reshape(4 * layer.hidden_size, I),
+                              int(np.abs(x_codes).max(initial=0)))
+        pre = matmul.exact_float(x_codes.reshape(B * T, I)).reshape(B, T, 4, layer.hidden_size)
     B, T = pre.shape[:2]
     H = layer.hidden_size
     io = layer.quant["io"]
@@ -135,7 +143,7 @@ def run_layer(layer: LayerArtifact, x_codes: np.ndarray | None = None, *,
     cs = np.empty((B, T, H), dtype=np.int64)
     bias = layer.bias[None]
     for t in range(T):
-        acc = pre[:, t] + recurrent(h).reshape(B, 4, H) + bias
+        acc = pre[:, t].astype(np.int64) + recurrent(h).reshape(B, 4, H) + bias
         h, c = cell_step(layer, acc, c)
         hs[:, t] = h
         cs[:, t] = c
