@@ -99,8 +99,25 @@ def input_products(layer: LayerArtifact, x_codes: np.ndarray) -> np.ndarray:
 
 
 def gate_codes(layer: LayerArtifact, acc: np.ndarray) -> np.ndarray:
-    """Gate accumulators ``[..., 4, H]`` → gate-quantizer codes ``[..., 4, H]``."""
-    return np.stack([layer.gate_requant[g].apply(acc[..., g, :]) for g in range(4)], axis=-2)
+    """Gate accumulators ``[..., 4, H]`` → gate-quantizer codes ``[..., 4, H]``.
+
+    The four gates' requantizers run as one broadcast pass when the products fit in int64
+    (always, for real models); otherwise gate by gate through the exact slow path.
+    """
+    rq = layer.gate_requant
+    mult = np.array([r.multiplier for r in rq], dtype=np.int64)[:, None]
+    shift = np.array([r.shift for r in rq], dtype=np.int64)[:, None]
+    vmax = int(np.abs(acc).max(initial=0))
+    if vmax * int(mult.max()) >= (1 << 62) or not 1 <= int(shift.min()) <= int(shift.max()) <= 62:
+        return np.stack([rq[g].apply(acc[..., g, :]) for g in range(4)], axis=-2)
+    p = acc * mult
+    q = p >> shift
+    rem = p - (q << shift)
+    half = np.int64(1) << (shift - 1)
+    q += (rem > half) | ((rem == half) & ((q & 1) == 1))
+    lo = np.array([r.lo for r in rq], dtype=np.int64)[:, None]
+    hi = np.array([r.hi for r in rq], dtype=np.int64)[:, None]
+    return np.clip(q, lo, hi)
 
 
 def cell_step(layer: LayerArtifact, acc: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
