@@ -139,8 +139,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("demo", help="the whole pipeline on the built-in synthetic dataset",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
-    p.add_argument("--videos", type=int, default=96, help="synthetic videos (default 96)")
-    p.add_argument("--trials", type=int, default=4, help="random-search trials (default 4)")
+    p.add_argument("--videos", type=int, default=192, help="synthetic videos (default 192)")
+    p.add_argument("--trials", type=int, default=8, help="random-search trials (default 8)")
     p.add_argument("--epochs", type=int, default=20, help="max epochs per trial (default 20)")
     p.add_argument("--qat-epochs", type=int, default=3)
     p.add_argument("--image-size", type=int, default=112, help="ResNet-50 input size (default 112)")
