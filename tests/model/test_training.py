@@ -135,8 +135,9 @@ def test_resume_after_interruption_matches_uninterrupted(tiny_set, tmp_path):
 def test_cli_training_killed_by_sigkill_resumes_to_the_same_weights(tiny_set, tmp_path):
     cache = tmp_path / "cache"
     save_feature_set(tiny_set, cache)
-    args = ["--features", str(cache), "--head", "lstm", "--hidden", "6", "--frames", "5", "--epochs", "30",
-            "--patience", "30", "--batch-size", "2", "--seed", "9", "--no-plots", "--checkpoint-every", "0"]
+    # Enough epochs that a quiet machine cannot finish them in the 0.3 s before the kill.
+    args = ["--features", str(cache), "--head", "lstm", "--hidden", "6", "--frames", "5", "--epochs", "200",
+            "--patience", "200", "--batch-size", "2", "--seed", "9", "--no-plots", "--checkpoint-every", "0"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-c", "import sys, torch; torch.set_num_threads(1); "
                "from lstmfpga.cli.main import main; sys.exit(main(sys.argv[1:]))", "train"]
@@ -155,7 +156,7 @@ def test_cli_training_killed_by_sigkill_resumes_to_the_same_weights(tiny_set, tm
     assert done.returncode == 0, done.stderr
     assert "resuming" in done.stdout
 
-    config = TrainConfig(head="lstm", hidden=6, frames=5, epochs=30, patience=30, batch_size=2, seed=9)
+    config = TrainConfig(head="lstm", hidden=6, frames=5, epochs=200, patience=200, batch_size=2, seed=9)
     reference = train_head(config, tiny_set, tmp_path / "straight", log=None, plots=False)
     assert _states_equal(torch.load(reference.checkpoint_path, weights_only=True)["state_dict"],
                          torch.load(out / "checkpoint.pt", weights_only=True)["state_dict"])
