@@ -37,3 +37,14 @@ def make_qat_artifact(out_dir, *, input_size=37, hidden_size=19, num_layers=2, w
 def qat_artifact_path(tmp_path_factory):
     """Path of a QAT-trained, exported artifact (I=37, H=19, 2 layers, 4-bit weights)."""
     return make_qat_artifact(tmp_path_factory.mktemp("qat_artifact"))
+
+
+@pytest.fixture(scope="session")
+def verilator_cache(tmp_path_factory):
+    """One Verilator build folder for the session, shared by all xdist workers (tests/sim and
+    tests/host build the same cores); builds are keyed by the Verilog's hash and file-locked."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if base.name.startswith("popen-gw") else base
+    path = root / "verilator-builds"
+    path.mkdir(exist_ok=True)
+    return path

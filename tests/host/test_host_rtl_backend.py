@@ -47,17 +47,6 @@ def trained_artifact():
     return artifact_from_head(head)
 
 
-@pytest.fixture(scope="session")
-def verilator_cache(tmp_path_factory):
-    # The same folder as tests/sim/conftest.py: xdist workers share it through the session's
-    # folder; builds are keyed by the Verilog's hash and file-locked.
-    base = tmp_path_factory.getbasetemp()
-    root = base.parent if base.name.startswith("popen-gw") else base
-    path = root / "verilator-builds"
-    path.mkdir(exist_ok=True)
-    return path
-
-
 def _rtl(artifact, cache, mode, **kw):
     from lstmfpga.host.backends.rtl import RtlBackend
     return RtlBackend(artifact=artifact, mode=mode, lanes=LANES, cache_dir=cache, work_dir=cache.parent, **kw)
