@@ -8,7 +8,6 @@ SHA-256 over a canonical serialisation of both.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import tempfile

@@ -16,7 +16,7 @@ from brevitas.quant_tensor import IntQuantTensor
 from lstmfpga.cli.errors import ArtifactError
 from lstmfpga.quant.artifact import (GATES, ClassifierArtifact, LayerArtifact, LstmArtifact,
                                      Normalization)
-from lstmfpga.quant.fixed_point import QuantSpec, Requant
+from lstmfpga.quant.fixed_point import QuantSpec
 from lstmfpga.quant.recipe import derive_recipe
 
 #: Brevitas cell attribute for each artifact quantizer name.
@@ -59,12 +59,14 @@ def _weight(gate_weight, name: str) -> tuple[np.ndarray, QuantSpec]:
     return qt.int().detach().cpu().numpy().astype(np.int64), spec
 
 
-def _bias_codes(gate_params, io: QuantSpec, w_quant, w_spec: QuantSpec) -> np.ndarray:
-    if gate_params.bias is None:
-        return np.zeros(gate_params.hidden_weight.weight.shape[0], dtype=np.int64)
-    dummy = IntQuantTensor(torch.zeros(1, 1), torch.tensor(io.scale), torch.tensor(0.0),
-                           torch.tensor(float(io.bits)), io.signed, False)
-    qb = gate_params.bias_quant(gate_params.bias, dummy, w_quant)
+def _io_tensor(io: QuantSpec) -> IntQuantTensor:
+    """A stand-in input at the io scale: Int32Bias takes its scale from the layer's input."""
+    return IntQuantTensor(torch.zeros(1, 1), torch.tensor(io.scale), torch.tensor(0.0),
+                          torch.tensor(float(io.bits)), io.signed, False)
+
+
+def _bias_codes(bias_quant, bias, io: QuantSpec, quant_weight) -> np.ndarray:
+    qb = bias_quant(bias, _io_tensor(io), quant_weight)
     return torch.round(qb.value / qb.scale).detach().cpu().numpy().astype(np.int64)
 
 
@@ -95,7 +97,10 @@ def layer_artifact(layer) -> LayerArtifact:
         quant[f"weight_{gate}"] = spec
         w_x.append(wx)
         w_h.append(wh)
-        bias.append(_bias_codes(params, quant["io"], params.input_weight(), spec))
+        if params.bias is None:
+            bias.append(np.zeros(wx.shape[0], dtype=np.int64))
+        else:
+            bias.append(_bias_codes(params.bias_quant, params.bias, quant["io"], params.input_weight()))
     fast = layer.fast_cell
     tables = np.stack([
         _table(fast.input_sigmoid_quant, quant["input_acc"]),
@@ -130,12 +135,9 @@ def artifact_from_head(head, *, meta: dict | None = None) -> LstmArtifact:
                 wq = QuantSpec(scale=float(qw.scale.float().item()), zero_point=0,
                                bits=int(qw.bit_width), signed=bool(qw.signed),
                                narrow=bool(cls.weight_quant.is_narrow_range))
-                dummy = IntQuantTensor(torch.zeros(1, 1), torch.tensor(io.scale), torch.tensor(0.0),
-                                       torch.tensor(float(io.bits)), io.signed, False)
-                qb = cls.bias_quant(cls.bias, dummy, qw)
                 classifier = ClassifierArtifact(
                     weight=qw.int().cpu().numpy().astype(np.int64),
-                    bias=torch.round(qb.value / qb.scale).cpu().numpy().astype(np.int64),
+                    bias=_bias_codes(cls.bias_quant, cls.bias, io, qw),
                     weight_quant=wq, input_scale=io.scale)
             normalization = Normalization(mean=head.feature_mean.cpu().numpy().astype(np.float32),
                                           std=head.feature_std.cpu().numpy().astype(np.float32),
@@ -165,12 +167,3 @@ def export_qonnx_file(head, path: str | Path, *, timesteps: int = 8) -> Path:
         tmp.unlink(missing_ok=True)
     return path
 
-
-def check_requant_ranges(layer: LayerArtifact) -> None:
-    """Sanity: every Requant's clamp range is its target quantizer's code range."""
-    targets = {"fc_requant": "cell_state", "ig_requant": "cell_state", "h_requant": "io"}
-    for attr, qname in targets.items():
-        r: Requant = getattr(layer, attr)
-        q = layer.quant[qname]
-        if (r.lo, r.hi) != (q.lo, q.hi):
-            raise ArtifactError(f"{attr} clamps to [{r.lo}, {r.hi}], quantizer {qname} is [{q.lo}, {q.hi}]")

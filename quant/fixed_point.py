@@ -94,7 +94,7 @@ def round_shift_half_even(p: np.ndarray, shift: int) -> np.ndarray:
     rem = p - (q << shift)
     half = 1 << (shift - 1)
     up = (rem > half) | ((rem == half) & ((q & 1) == 1))
-    return q + up.astype(q.dtype) if q.dtype != object else q + up.astype(np.int64).astype(object)
+    return q + up
 
 
 @dataclass(frozen=True)
@@ -151,11 +151,9 @@ class Requant:
         vmax = int(np.abs(v).max()) if v.size else 0
         if vmax * self.multiplier < (1 << 62) and self.shift <= 62:
             out = round_shift_half_even(v * np.int64(self.multiplier), self.shift)
-        else:  # exact but slow path for extreme magnitudes
-            p = v.astype(object) * self.multiplier
-            out = round_shift_half_even(p, self.shift)
-            out = np.clip(out, self.lo, self.hi).astype(np.int64)
-        return np.clip(out, self.lo, self.hi)
+        else:  # exact but slow path for extreme magnitudes: Python integers
+            out = round_shift_half_even(v.astype(object) * self.multiplier, self.shift)
+        return np.clip(out, self.lo, self.hi).astype(np.int64)
 
     def to_dict(self) -> dict:
         return {"multiplier": self.multiplier, "shift": self.shift, "lo": self.lo, "hi": self.hi}

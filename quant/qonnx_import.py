@@ -117,8 +117,6 @@ def _cell_layer(g: _Graph, node, index: int) -> LayerArtifact:
         raise ArtifactError(f"{g.path}: {where} runs reversed (bidirectional LSTM): not supported")
     if a.get("cifg", 0):
         raise ArtifactError(f"{g.path}: {where} uses coupled input-forget gates (CIFG): not supported")
-    if not a.get("batch_first", 0):
-        pass  # layout only matters to the float graph; the integer recipe is the same
     quant = {}
     for k, (onnx_name, name) in enumerate(CELL_QUANT_ORDER):
         base = 15 + 3 * k

@@ -89,13 +89,17 @@ def quantize_input(artifact: LstmArtifact, x: np.ndarray, *, normalize: bool = T
     return artifact.io_quant.quantize(x)
 
 
-def input_products(layer: LayerArtifact, x_codes: np.ndarray) -> np.ndarray:
-    """``W_x · x`` for every step: int64 ``[B, T, 4, H]`` (the split-mode host GEMM)."""
+def _input_products_exact_float(layer: LayerArtifact, x_codes: np.ndarray) -> np.ndarray:
     B, T, I = x_codes.shape
     H = layer.hidden_size
     matmul = _ExactMatmul("input products", layer.w_x.reshape(4 * H, I),
                           int(np.abs(x_codes).max(initial=0)))
-    return matmul(x_codes.reshape(B * T, I)).reshape(B, T, 4, H)
+    return matmul.exact_float(x_codes.reshape(B * T, I)).reshape(B, T, 4, H)
+
+
+def input_products(layer: LayerArtifact, x_codes: np.ndarray) -> np.ndarray:
+    """``W_x · x`` for every step: int64 ``[B, T, 4, H]`` (the split-mode host GEMM)."""
+    return _input_products_exact_float(layer, x_codes).astype(np.int64)
 
 
 def gate_codes(layer: LayerArtifact, acc: np.ndarray) -> np.ndarray:
@@ -146,10 +150,7 @@ def run_layer(layer: LayerArtifact, x_codes: np.ndarray | None = None, *,
     """
     if pre is None:
         # Kept as exact-integer floats; each step's slice becomes int64 below.
-        B, T, I = x_codes.shape
-        matmul = _ExactMatmul("input products", layer.w_x.reshape(4 * layer.hidden_size, I),
-                              int(np.abs(x_codes).max(initial=0)))
-        pre = matmul.exact_float(x_codes.reshape(B * T, I)).reshape(B, T, 4, layer.hidden_size)
+        pre = _input_products_exact_float(layer, x_codes)
     B, T = pre.shape[:2]
     H = layer.hidden_size
     io = layer.quant["io"]
@@ -187,7 +188,7 @@ def _check_codes(artifact: LstmArtifact, x_codes: np.ndarray) -> np.ndarray:
     io = artifact.io_quant
     if x_codes.size and (x_codes.min() < io.lo or x_codes.max() > io.hi):
         raise InputError(f"input codes outside the io range [{io.lo}, {io.hi}]")
-    return x_codes.astype(np.int64)
+    return x_codes.astype(np.int64, copy=False)
 
 
 def run_integer(artifact: LstmArtifact, x_codes: np.ndarray, *,

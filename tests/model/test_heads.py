@@ -12,36 +12,17 @@ import torch.nn.functional as F
 from lstmfpga.cli.errors import ConfigError
 from lstmfpga.model.heads import FrameAverageHead, RecurrentHead, build_head
 from lstmfpga.model.losses import FocalLoss, make_loss
+from lstmfpga.sim.golden.float_lstm import FloatLayer, run_float
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _numpy_lstm_last_hidden(rnn: torch.nn.LSTM, x: np.ndarray) -> np.ndarray:
-    """Independent float64 LSTM (torch's gate order i, f, g, o) returning the last layer's h_T."""
-    sig = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
-    seq = x.astype(np.float64)
-    for layer in range(rnn.num_layers):
-        w_ih = getattr(rnn, f"weight_ih_l{layer}").detach().double().numpy()
-        w_hh = getattr(rnn, f"weight_hh_l{layer}").detach().double().numpy()
-        b = (getattr(rnn, f"bias_ih_l{layer}") + getattr(rnn, f"bias_hh_l{layer}")).detach().double().numpy()
-        hidden = rnn.hidden_size
-        h = np.zeros((seq.shape[0], hidden))
-        c = np.zeros((seq.shape[0], hidden))
-        outputs = []
-        for t in range(seq.shape[1]):
-            gates = seq[:, t] @ w_ih.T + h @ w_hh.T + b
-            i, f, g, o = (gates[:, k * hidden:(k + 1) * hidden] for k in range(4))
-            c = sig(f) * c + sig(i) * np.tanh(g)
-            h = sig(o) * np.tanh(c)
-            outputs.append(h)
-        seq = np.stack(outputs, axis=1)
-    return seq[:, -1]
+    """The NumPy float golden LSTM (itself checked against torch.nn.LSTM) on the head's weights: h_T."""
+    sd = {k: v.detach().numpy() for k, v in rnn.state_dict().items()}
+    layers = [FloatLayer(w_ih=sd[f"weight_ih_l{l}"], w_hh=sd[f"weight_hh_l{l}"],
+                         b_ih=sd[f"bias_ih_l{l}"], b_hh=sd[f"bias_hh_l{l}"]) for l in range(rnn.num_layers)]
+    return run_float(layers, x)[-1][:, -1].astype(np.float64)
 
 
 @pytest.mark.parametrize("batch,t,d,hidden,layers", [(1, 1, 1, 1, 1), (3, 7, 5, 4, 2), (2, 9, 33, 17, 3)])

@@ -26,16 +26,9 @@ from lstmfpga.model.training import load_checkpoint, train_head
 sys.path.insert(0, str(Path(__file__).parent))
 from temporal_features import random_feature_set, temporal_feature_set  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny heads run several times faster on one thread, and results must not depend on it.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
