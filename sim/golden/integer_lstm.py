@@ -15,9 +15,7 @@ import numpy as np
 
 from lstmfpga.cli.errors import InputError
 from lstmfpga.quant.artifact import LayerArtifact, LstmArtifact
-
-_EXACT_FLOAT64 = 1 << 53
-_EXACT_FLOAT32 = 1 << 24
+from lstmfpga.sim.golden.exact_float import EXACT_FLOAT64, ExactMatmul, layer_kernel
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,24 +39,6 @@ class IntegerResult:
     @property
     def last_h(self) -> np.ndarray:
         return self.h_codes[-1]
-
-
-class _ExactMatmul:
-    """``a @ w.T`` for integer matrices via the narrowest float type that is exact for them."""
-
-    def __init__(self, name: str, w: np.ndarray, max_in: int):
-        bound = int(np.abs(w).sum(axis=-1).max(initial=0)) * max_in
-        if bound >= _EXACT_FLOAT64:
-            raise InputError(f"{name}: integer products could exceed 2**53; cannot compute exactly")
-        self.dtype = np.float32 if bound < _EXACT_FLOAT32 else np.float64
-        self.wt = np.ascontiguousarray(w.astype(self.dtype).T)
-
-    def exact_float(self, a: np.ndarray) -> np.ndarray:
-        """The products as floats holding exact integers (no conversion pass)."""
-        return a.astype(self.dtype) @ self.wt
-
-    def __call__(self, a: np.ndarray) -> np.ndarray:
-        return self.exact_float(a).astype(np.int64)
 
 
 def quantize_input(artifact: LstmArtifact, x: np.ndarray, *, normalize: bool = True) -> np.ndarray:
@@ -90,16 +70,20 @@ def quantize_input(artifact: LstmArtifact, x: np.ndarray, *, normalize: bool = T
 
 
 def _input_products_exact_float(layer: LayerArtifact, x_codes: np.ndarray) -> np.ndarray:
+    x_codes = np.asarray(x_codes)
+    io = layer.quant["io"]
+    if x_codes.ndim != 3 or x_codes.shape[2] != layer.input_size:
+        raise InputError(f"layer input codes must be [batch, time, {layer.input_size}], got {x_codes.shape}")
+    if x_codes.size and (x_codes.min() < io.lo or x_codes.max() > io.hi):
+        raise InputError(f"layer input codes outside the io range [{io.lo}, {io.hi}]")
     B, T, I = x_codes.shape
-    H = layer.hidden_size
-    matmul = _ExactMatmul("input products", layer.w_x.reshape(4 * H, I),
-                          int(np.abs(x_codes).max(initial=0)))
-    return matmul.exact_float(x_codes.reshape(B * T, I)).reshape(B, T, 4, H)
+    return layer_kernel(layer).input.exact_float(x_codes.reshape(B * T, I)).reshape(B, T, 4 * layer.hidden_size)
 
 
 def input_products(layer: LayerArtifact, x_codes: np.ndarray) -> np.ndarray:
-    """``W_x · x`` for every step: int64 ``[B, T, 4, H]`` (the split-mode host GEMM)."""
-    return _input_products_exact_float(layer, x_codes).astype(np.int64)
+    """``W_x · x`` for every step: int64 ``[B, T, 4, H]`` (the split-mode host GEMM) of io codes."""
+    B, T = x_codes.shape[:2]
+    return _input_products_exact_float(layer, x_codes).astype(np.int64).reshape(B, T, 4, layer.hidden_size)
 
 
 def gate_codes(layer: LayerArtifact, acc: np.ndarray) -> np.ndarray:
@@ -145,27 +129,40 @@ def run_layer(layer: LayerArtifact, x_codes: np.ndarray | None = None, *,
               pre: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Run one layer over a sequence from zero state.
 
-    Give either ``x_codes`` (int ``[B, T, I]``) or the split-mode pre-activations ``pre``
-    (int ``[B, T, 4, H]``, from :func:`input_products`). Returns h and c codes ``[B, T, H]``.
+    Give either ``x_codes`` (int ``[B, T, I]``, in the io range) or the split-mode
+    pre-activations ``pre`` (int ``[B, T, 4, H]``, from :func:`input_products`). Returns h and c
+    codes int64 ``[B, T, H]``.
+
+    Each step runs on exact-integer floats (:mod:`~lstmfpga.sim.golden.exact_float`) when the
+    magnitudes allow it, else through :func:`cell_step` in int64; both give the same codes.
     """
-    if pre is None:
-        # Kept as exact-integer floats; each step's slice becomes int64 below.
-        pre = _input_products_exact_float(layer, x_codes)
-    B, T = pre.shape[:2]
+    kernel = layer_kernel(layer)
     H = layer.hidden_size
-    io = layer.quant["io"]
-    recurrent = _ExactMatmul("recurrent products", layer.w_h.reshape(4 * H, H), max(abs(io.lo), abs(io.hi)))
-    h = np.zeros((B, H), dtype=np.int64)
-    c = np.zeros((B, H), dtype=np.int64)
-    hs = np.empty((B, T, H), dtype=np.int64)
-    cs = np.empty((B, T, H), dtype=np.int64)
-    bias = layer.bias[None]
+    if pre is None:
+        pre = _input_products_exact_float(layer, x_codes)
+        pre_bound = kernel.input.bound
+    else:
+        pre = np.asarray(pre, dtype=np.int64)
+        pre_bound = int(np.abs(pre).max(initial=0))
+        if pre_bound >= EXACT_FLOAT64:
+            raise InputError("input products exceed 2**53 in magnitude")
+        pre = pre.reshape(pre.shape[0], pre.shape[1], 4 * H).astype(np.float64)
+    B, T = pre.shape[:2]
+    acc_exact = kernel.gates_exact(kernel.acc_bound(pre_bound))
+    h = np.zeros((B, H))
+    c = np.zeros((B, H))
+    hs = np.empty((B, T, H))
+    cs = np.empty((B, T, H))
     for t in range(T):
-        acc = pre[:, t].astype(np.int64) + recurrent(h).reshape(B, 4, H) + bias
-        h, c = cell_step(layer, acc, c)
+        acc = kernel.accumulate(pre[:, t], h)
+        if kernel.tail_exact and (acc_exact or kernel.gates_exact(int(np.abs(acc).max(initial=0)))):
+            h, c = kernel.tail(acc, c)
+        else:
+            h, c = cell_step(layer, acc.astype(np.int64).reshape(B, 4, H), c.astype(np.int64))
+            h, c = h.astype(np.float64), c.astype(np.float64)
         hs[:, t] = h
         cs[:, t] = c
-    return hs, cs
+    return hs.astype(np.int64), cs.astype(np.int64)
 
 
 def classifier_logits(artifact: LstmArtifact, h_last: np.ndarray) -> np.ndarray | None:
@@ -173,7 +170,7 @@ def classifier_logits(artifact: LstmArtifact, h_last: np.ndarray) -> np.ndarray 
     if artifact.classifier is None:
         return None
     cls = artifact.classifier
-    matmul = _ExactMatmul("classifier", cls.weight, int(np.abs(h_last).max(initial=0)))
+    matmul = ExactMatmul("classifier", cls.weight, int(np.abs(h_last).max(initial=0)))
     return matmul(h_last) + cls.bias[None]
 
 
