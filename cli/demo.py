@@ -1,8 +1,12 @@
 """``lstmfpga demo``: the whole co-design loop on the built-in synthetic dataset.
 
-data → ResNet-50 features → random search → frame-average baseline → QAT (4-bit weights, 8-bit
-activations) → QONNX + integer artifact → Verilog → Verilator verification → inference on the
-simulated board (RTL) and on the golden model → board plan → ``index.html`` report.
+data → ResNet-50 features → random search → frame-average baseline → temporal check → QAT
+(4-bit weights, 8-bit activations) → QONNX + integer artifact → Verilog → Verilator verification →
+inference on the simulated board (RTL) and on the golden model → board plan → ``index.html``.
+
+The temporal check is a second synthetic set whose fakes are temporal-only (every frame a
+plausible face; only the frame order gives them away): an LSTM and the frame-average head train on
+the same features and split with the same recipe, and the report shows both.
 
 Every stage calls the same command a user would run, writes under one output folder, and is
 skipped when its result already exists, so an interrupted demo continues where it stopped.
@@ -35,6 +39,10 @@ DEMO_SPACE = {
     "optimizer": ["RAdam", "RMSprop", "AdamW"],
 }
 
+#: The temporal check's training recipe, shared by the LSTM and the frame-average head.
+TEMPORAL_RECIPE = ["--hidden", "32", "--frames", "16", "--epochs", "60", "--patience", "15", "--lr", "0.003",
+                   "--weight-decay", "0.001", "--reverse-prob", "0.5", "--input-dropout", "0.5"]
+
 
 class _Tee(io.TextIOBase):
     def __init__(self, *streams):
@@ -60,13 +68,14 @@ class Demo:
         self.timings: dict[str, float] = {}
         self.started = time.perf_counter()
         self.stage_no = 0
+        self.stages = STAGES + (TEMPORAL_STAGES if args.temporal_videos else 0)
 
     def run(self, name: str, argv: list[str], *, done: Path | None = None) -> str:
         """Run one ``lstmfpga`` command in-process, echo and log its output."""
         from lstmfpga.cli.main import main
 
         self.stage_no += 1
-        banner = f"[{self.stage_no}/{STAGES}] {name}"
+        banner = f"[{self.stage_no}/{self.stages}] {name}"
         log_path = self.log_dir / f"{self.stage_no:02d}-{name.split()[0]}.log"
         if done is not None and done.exists():
             print(f"{banner}: already done ({done.relative_to(self.out)}), skipping", flush=True)
@@ -85,6 +94,7 @@ class Demo:
 
 
 STAGES = 11
+TEMPORAL_STAGES = 4
 
 
 def run_demo(args) -> int:
@@ -108,6 +118,19 @@ def run_demo(args) -> int:
         "--hidden", str(best_cfg["hidden"]), "--frames", str(best_cfg["frames"]),
         "--epochs", str(args.epochs), "--lr", str(best_cfg["lr"]), "--batch-size", str(best_cfg["batch_size"]),
         "--seed", str(args.seed)], done=baseline / "metrics.json")
+    if args.temporal_videos:
+        temporal = out / "temporal"
+        d.run("synth-data (temporal-only fakes)", [
+            "synth-data", "--out", str(temporal / "data"), "--videos", str(args.temporal_videos),
+            "--fake-kinds", "temporal", "--val-fraction", "0.5", "--seed", str(args.seed + 1)],
+            done=temporal / "data" / "Validation" / "video_list.txt")
+        d.run("features (temporal-only set)", [
+            "features", "--data", str(temporal / "data"), "--dataset", "forgerynet", "--out",
+            str(temporal / "features"), "--frames", "16", "--image-size", str(args.image_size), "--workers", "1"])
+        for head in ("lstm", "frame-avg"):
+            d.run(f"train {head} (temporal-only set)", [
+                "train", "--features", str(temporal / "features"), "--out", str(temporal / head), "--head", head,
+                *TEMPORAL_RECIPE, "--seed", str(args.seed)], done=temporal / head / "metrics.json")
     d.run("qat", ["qat", "--features", str(cache), "--out", str(qat), "--float-checkpoint",
                   str(search / "best" / "checkpoint.pt"), "--weight-bits", "4", "--act-bits", "8",
                   "--epochs", str(args.qat_epochs), "--seed", str(args.seed)], done=qat / "qat_head.pt")
@@ -140,6 +163,8 @@ def register(subparsers) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
     p.add_argument("--videos", type=int, default=192, help="synthetic videos (default 192)")
+    p.add_argument("--temporal-videos", type=int, default=384,
+                   help="videos of the temporal-only check set, half in Validation; 0 skips it (default 384)")
     p.add_argument("--trials", type=int, default=8, help="random-search trials (default 8)")
     p.add_argument("--epochs", type=int, default=20, help="max epochs per trial (default 20)")
     p.add_argument("--qat-epochs", type=int, default=3)

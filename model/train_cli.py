@@ -22,6 +22,9 @@ def _add_hyperparameters(parser: argparse.ArgumentParser, *, defaults: bool) -> 
         ("--layers", "layers", int, "stacked recurrent layers"),
         ("--frames", "frames", int, "sequence length T, sub-sampled uniformly from the cache"),
         ("--dropout", "dropout", float, "dropout rate"),
+        ("--input-dropout", "input_dropout", float, "dropout on the input features while training"),
+        ("--reverse-prob", "reverse_prob", float, "augmentation: probability of showing a training "
+                                                  "sequence time-reversed"),
         ("--lr", "lr", float, "learning rate (OneCycleLR's peak)"),
         ("--weight-decay", "weight_decay", float, "weight decay"),
         ("--batch-size", "batch_size", int, "batch size"),

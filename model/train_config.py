@@ -63,6 +63,12 @@ class TrainConfig:
         Sequence length T: frames sub-sampled uniformly from the cache's T_max.
     dropout : float
         On the head's input to the classifier, and between stacked recurrent layers.
+    input_dropout : float
+        Dropout on the standardized input features while training (every frame, every feature).
+    reverse_prob : float
+        Augmentation: the probability that a training sequence is shown in reverse time order
+        (a forgery stays a forgery played backwards; the order statistics a temporal head should
+        learn, such as frame-to-frame smoothness, do not depend on the direction).
     lr, weight_decay : float
         Learning rate (OneCycleLR's peak) and decoupled/L2 weight decay.
     batch_size, epochs, patience : int
@@ -89,6 +95,8 @@ class TrainConfig:
     layers: int = 1
     frames: int = 16
     dropout: float = 0.3
+    input_dropout: float = 0.0
+    reverse_prob: float = 0.0
     lr: float = 1e-3
     weight_decay: float = 1e-4
     batch_size: int = 16
@@ -118,6 +126,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be an integer >= {low}, not {value!r}")
         checks = (
             ("dropout", lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+            ("input_dropout", lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+            ("reverse_prob", lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
             ("lr", lambda v: 0.0 < v <= 10.0, "in (0, 10]"),
             ("weight_decay", lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
             ("focal_gamma", lambda v: 0.0 <= v <= 10.0, "in [0, 10]"),

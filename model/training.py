@@ -119,6 +119,17 @@ def _predict(model, x: np.ndarray, y: np.ndarray, loss_fn) -> tuple[float, np.nd
     return total / len(x), torch.softmax(logits, dim=-1)[:, 1].double().numpy()
 
 
+def _augment(xb: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+    """Training-time input changes; draws from torch's global RNG (saved in the resume state) only
+    when enabled, so runs without them are unchanged."""
+    if config.reverse_prob:
+        flip = torch.rand(len(xb)) < config.reverse_prob
+        xb = torch.where(flip[:, None, None], xb.flip(1), xb)
+    if config.input_dropout:
+        xb = torch.nn.functional.dropout(xb, config.input_dropout)
+    return xb
+
+
 def _is_better(value: float, loss: float, best: tuple | None, maximize: bool) -> bool:
     """Better monitor value; on a tie (common for AUC and accuracy on a small dev part), lower loss."""
     if best is None:
@@ -288,7 +299,7 @@ def train_head(config: TrainConfig, feature_set: FeatureSet, out_dir, *,
                        leave=False, disable=log is None or steps_per_epoch < 50)
         for start in batches:
             batch = order[start:start + config.batch_size]
-            xb, yb = train_x[batch], train_y[batch]
+            xb, yb = _augment(train_x[batch], config), train_y[batch]
             optimizer.zero_grad(set_to_none=True)
             logits = model(xb)
             loss = loss_fn(logits, yb)

@@ -81,6 +81,22 @@ def test_lstm_learns_a_temporal_task_frame_average_cannot(tmp_path):
     assert set(by_kind) == {"temporal", "spatial"} and by_kind["temporal"]["accuracy"] >= 0.85
 
 
+def test_reverse_augmentation_shows_training_sequences_backwards(tmp_path):
+    """Each fake here is its real twin played backwards: trained only on reversed sequences
+    (``reverse_prob=1``) the LSTM learns the mirrored rule and ranks forward-played validation
+    videos upside down; at 0 it ranks them right.  Input dropout changes what is learnt."""
+    feature_set = temporal_feature_set(pairs=32, t=6, d=8, seed=4)
+    common = dict(head="lstm", hidden=8, frames=6, epochs=20, patience=20, lr=1e-2, batch_size=8, dropout=0.0,
+                  seed=1)
+    auc, states = {}, {}
+    for name, extra in (("forward", {}), ("reversed", {"reverse_prob": 1.0}), ("dropped", {"input_dropout": 0.5})):
+        result = train_head(TrainConfig(**common, **extra), feature_set, tmp_path / name, log=None, plots=False)
+        auc[name] = result.metrics["eval"]["roc_auc"]
+        states[name] = torch.load(result.checkpoint_path, weights_only=True)["state_dict"]
+    assert auc["forward"] >= 0.9 and auc["reversed"] <= 0.1, auc
+    assert not _states_equal(states["forward"], states["dropped"])
+
+
 def test_same_seed_same_result_other_seed_differs(tiny_set, tmp_path):
     config = TrainConfig(head="lstm", hidden=4, frames=5, epochs=3, batch_size=4, dropout=0.3, seed=11)
     runs = [train_head(c, tiny_set, tmp_path / f"run{i}", log=None, plots=False)
@@ -96,9 +112,10 @@ class _Killed(Exception):
     pass
 
 
-def test_resume_after_interruption_matches_uninterrupted(tiny_set, tmp_path):
+@pytest.mark.parametrize("augment", [{}, {"reverse_prob": 0.5, "input_dropout": 0.3}])
+def test_resume_after_interruption_matches_uninterrupted(tiny_set, tmp_path, augment):
     config = TrainConfig(head="gru", hidden=5, layers=2, frames=4, epochs=5, patience=5, batch_size=4,
-                         dropout=0.3, scheduler="OneCycleLR", optimizer="RAdam", seed=5)
+                         dropout=0.3, scheduler="OneCycleLR", optimizer="RAdam", seed=5, **augment)
     reference = train_head(config, tiny_set, tmp_path / "straight", log=None, plots=False)
 
     def die_after_two(row):
@@ -191,6 +208,10 @@ def test_dev_part_is_stratified_and_seeded():
 def test_bad_configs_and_inputs_name_the_field(tiny_set, tmp_path):
     with pytest.raises(ConfigError, match="dropout must be a number in \\[0, 1\\), not 1.5"):
         TrainConfig(dropout=1.5)
+    with pytest.raises(ConfigError, match="reverse_prob must be a number in \\[0, 1\\], not 1.5"):
+        TrainConfig(reverse_prob=1.5)
+    with pytest.raises(ConfigError, match="input_dropout must be a number in \\[0, 1\\), not 1.0"):
+        TrainConfig(input_dropout=1.0)
     with pytest.raises(ConfigError, match="batch_size must be an integer >= 1, not 0"):
         TrainConfig(batch_size=0)
     with pytest.raises(ConfigError, match="optimizer must be one of RAdam, RMSprop, AdamW, not 'sgd'"):
