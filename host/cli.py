@@ -109,5 +109,6 @@ def register(subparsers) -> None:
                               description="Generate Vivado TCL next to the Verilog (in the manifest's folder): IP packaging and a block design "
                                           "(Zynq PS + AXI DMA + the core) for a board.")
     p.add_argument("--manifest", required=True, help="manifest.json written by `lstmfpga hdl`")
-    p.add_argument("--board", required=True, choices=("pynq-z2", "ultra96-v2", "kv260", "zcu104"))
+    p.add_argument("--board", required=True, choices=("pynq-z2", "ultra96", "kv260", "zcu104"),
+                   help="the same board keys as `lstmfpga plan`")
     p.set_defaults(handler=_handler("overlay"))

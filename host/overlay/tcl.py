@@ -58,8 +58,8 @@ class BoardSpec:
 BOARDS = {
     "pynq-z2": BoardSpec("pynq-z2", "xc7z020clg400-1", "tul.com.tw:pynq-z2:part0:1.0", "processing_system7",
                          "M_AXI_GP0", "S_AXI_HP0", "FCLK_CLK0", 0x4040_0000, 0x43C0_0000, 32),
-    "ultra96-v2": BoardSpec("ultra96-v2", "xczu3eg-sbva484-1-i", "avnet.com:ultra96v2:part0:1.2", "zynq_ultra_ps_e",
-                            "M_AXI_HPM0_FPD", "S_AXI_HP0_FPD", "pl_clk0", 0xA000_0000, 0xA001_0000, 64),
+    "ultra96": BoardSpec("ultra96", "xczu3eg-sbva484-1-i", "avnet.com:ultra96v2:part0:1.2", "zynq_ultra_ps_e",
+                         "M_AXI_HPM0_FPD", "S_AXI_HP0_FPD", "pl_clk0", 0xA000_0000, 0xA001_0000, 64),
     "kv260": BoardSpec("kv260", "xck26-sfvc784-2LV-c", "xilinx.com:kv260_som:part0:1.4", "zynq_ultra_ps_e",
                        "M_AXI_HPM0_FPD", "S_AXI_HP0_FPD", "pl_clk0", 0xA000_0000, 0xA001_0000, 64),
     "zcu104": BoardSpec("zcu104", "xczu7ev-ffvc1156-2-e", "xilinx.com:zcu104:part0:1.1", "zynq_ultra_ps_e",

@@ -95,5 +95,5 @@ def test_dma_width_grows_with_the_weight_image():
 
 
 def test_unknown_board_is_refused(hdl_dir):
-    with pytest.raises(ConfigError, match="board must be one of pynq-z2, ultra96-v2, kv260, zcu104, not 'arty'"):
+    with pytest.raises(ConfigError, match="board must be one of pynq-z2, ultra96, kv260, zcu104, not 'arty'"):
         write_overlay_tcl(manifest_path=hdl_dir / "manifest.json", board="arty")
