@@ -74,6 +74,8 @@ def _input_products_exact_float(layer: LayerArtifact, x_codes: np.ndarray) -> np
     io = layer.quant["io"]
     if x_codes.ndim != 3 or x_codes.shape[2] != layer.input_size:
         raise InputError(f"layer input codes must be [batch, time, {layer.input_size}], got {x_codes.shape}")
+    if x_codes.dtype.kind not in "iu":
+        raise InputError(f"layer input codes must be integers, got dtype {x_codes.dtype}")
     if x_codes.size and (x_codes.min() < io.lo or x_codes.max() > io.hi):
         raise InputError(f"layer input codes outside the io range [{io.lo}, {io.hi}]")
     B, T, I = x_codes.shape
@@ -82,8 +84,8 @@ def _input_products_exact_float(layer: LayerArtifact, x_codes: np.ndarray) -> np
 
 def input_products(layer: LayerArtifact, x_codes: np.ndarray) -> np.ndarray:
     """``W_x · x`` for every step: int64 ``[B, T, 4, H]`` (the split-mode host GEMM) of io codes."""
-    B, T = x_codes.shape[:2]
-    return _input_products_exact_float(layer, x_codes).astype(np.int64).reshape(B, T, 4, layer.hidden_size)
+    pre = _input_products_exact_float(layer, x_codes)
+    return pre.astype(np.int64).reshape(*pre.shape[:2], 4, layer.hidden_size)
 
 
 def gate_codes(layer: LayerArtifact, acc: np.ndarray) -> np.ndarray:
@@ -144,8 +146,8 @@ def run_layer(layer: LayerArtifact, x_codes: np.ndarray | None = None, *,
     else:
         pre = np.asarray(pre, dtype=np.int64)
         pre_bound = int(np.abs(pre).max(initial=0))
-        if pre_bound >= EXACT_FLOAT64:
-            raise InputError("input products exceed 2**53 in magnitude")
+        if kernel.acc_bound(pre_bound) >= EXACT_FLOAT64:
+            raise InputError("input products this large could make the gate accumulators exceed 2**53")
         pre = pre.reshape(pre.shape[0], pre.shape[1], 4 * H).astype(np.float64)
     B, T = pre.shape[:2]
     acc_exact = kernel.gates_exact(kernel.acc_bound(pre_bound))

@@ -10,6 +10,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from lstmfpga.cli.errors import InputError
 from lstmfpga.quant.fixed_point import Requant
 from lstmfpga.sim.golden.exact_float import EXACT_FLOAT64, layer_kernel
 from lstmfpga.sim.golden.integer_lstm import input_products, run_layer
@@ -102,13 +103,17 @@ def test_huge_input_products_take_the_int64_path():
 
 def test_products_beyond_float64_are_refused():
     layer = random_artifact(input_size=3, hidden_size=2, seed=1).layers[0]
-    pre = np.full((1, 1, 4, 2), EXACT_FLOAT64, dtype=np.int64)
-    with pytest.raises(Exception, match="2\\*\\*53"):
+    pre = np.full((1, 1, 4, 2), EXACT_FLOAT64 - 1, dtype=np.int64)
+    with pytest.raises(InputError, match="exceed 2\\*\\*53"):
         run_layer(layer, pre=pre)
 
 
 def test_out_of_range_codes_are_refused():
     layer = random_artifact(input_size=3, hidden_size=2, seed=1).layers[0]
     x = np.full((1, 2, 3), layer.quant["io"].hi + 1)
-    with pytest.raises(Exception, match="outside the io range"):
+    with pytest.raises(InputError, match="outside the io range"):
         input_products(layer, x)
+    with pytest.raises(InputError, match="must be integers"):
+        input_products(layer, x.astype(np.float32) - 5)
+    with pytest.raises(InputError, match="must be \\[batch, time, 3\\]"):
+        run_layer(layer, x[0])
