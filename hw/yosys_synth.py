@@ -18,6 +18,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from lstmfpga.cli.atomic import atomic_write_bytes
 from lstmfpga.cli.errors import LstmfpgaError
 
 FAMILIES = ("xc7", "xcup")
@@ -231,9 +232,6 @@ def synthesize(verilog_files: Sequence[str | os.PathLike], *, top: str, family: 
             raise SynthesisError(f"Yosys failed on {paths[0]} (exit {proc.returncode}):\n{tail}")
         resources, cells = parse_stat_json(stat.read_text())
 
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = entry.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"resources": resources.to_dict(), "cells": cells, "seconds": seconds,
-                               "top": top, "family": family, "files": [str(p) for p in paths]}))
-    os.replace(tmp, entry)
+    atomic_write_bytes(entry, json.dumps({"resources": resources.to_dict(), "cells": cells, "seconds": seconds,
+                                          "top": top, "family": family, "files": [str(p) for p in paths]}).encode())
     return SynthResult(resources, cells, seconds, False, key)

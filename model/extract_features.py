@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lstmfpga.cli.atomic import atomic_write_bytes
 from lstmfpga.cli.errors import ConfigError, InputError
 from lstmfpga.model.backbone import FEATURE_DIM
 from lstmfpga.model.datasets import DatasetListing, VideoRecord, read_dataset
@@ -27,7 +28,6 @@ from lstmfpga.model.feature_cache import (
     REPORT_NAME,
     SETTINGS_NAME,
     FeatureSet,
-    atomic_write_bytes,
     chunk_paths,
     read_chunk,
     write_chunk,

@@ -18,7 +18,6 @@ NumPy only: the training side reads a cache without torch.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from types import MappingProxyType
 
 import numpy as np
 
+from lstmfpga.cli.atomic import atomic_file, atomic_write_bytes
 from lstmfpga.cli.errors import ConfigError, InputError
 
 SPLITS = ("train", "val", "test")
@@ -149,26 +149,10 @@ def _chunk_arrays(feature_set: FeatureSet, skipped: Iterable[tuple[str, str]] = 
     return arrays
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see either the old file or the whole new one."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def write_chunk(path: Path, feature_set: FeatureSet, skipped: Iterable[tuple[str, str]] = ()) -> None:
     """Write one chunk atomically: the feature rows and the ``(video_id, reason)`` skips."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
+    with atomic_file(path) as handle:
         np.savez(handle, **_chunk_arrays(feature_set, skipped))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 @dataclass(frozen=True)

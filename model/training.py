@@ -21,7 +21,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from lstmfpga.cli.atomic import atomic_file
 from lstmfpga.cli.errors import ArtifactError, ConfigError
 from lstmfpga.model.feature_cache import FeatureSet
 from lstmfpga.model.heads import build_head
@@ -80,9 +80,8 @@ def _json_ready(value):
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_file(path) as handle:
+        torch.save(obj, handle)
 
 
 def _make_optimizer(config: TrainConfig, params):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Mapping
 
 import numpy as np
 
+from lstmfpga.cli.atomic import atomic_file
 from lstmfpga.cli.errors import ArtifactError
 from lstmfpga.quant.fixed_point import QuantSpec, Requant
 
@@ -277,16 +277,9 @@ class LstmArtifact:
         path = Path(path)
         header, arrays = self._header_and_arrays()
         header["sha256"] = self._digest(header, arrays)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
-                         **{k.replace("/", "__"): v for k, v in arrays.items()})
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_file(path) as f:
+            np.savez(f, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
+                     **{k.replace("/", "__"): v for k, v in arrays.items()})
         return path
 
     @classmethod

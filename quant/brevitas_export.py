@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from brevitas.quant_tensor import IntQuantTensor
 
+from lstmfpga.cli.atomic import atomic_path
 from lstmfpga.cli.errors import ArtifactError
 from lstmfpga.quant.artifact import (GATES, ClassifierArtifact, LayerArtifact, LstmArtifact,
                                      Normalization)
@@ -153,17 +154,14 @@ def export_qonnx_file(head, path: str | Path, *, timesteps: int = 8) -> Path:
     from brevitas.export import export_qonnx
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     was_training = head.training
     head.eval()
     try:
         example = torch.zeros(1, timesteps, head.config.input_size if hasattr(head, "config")
                               else head.layers[0][0].input_size)
-        export_qonnx(head, example, export_path=str(tmp), dynamo=False)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            export_qonnx(head, example, export_path=str(tmp), dynamo=False)
     finally:
         head.train(was_training)
-        tmp.unlink(missing_ok=True)
     return path
 

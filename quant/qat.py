@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +18,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from lstmfpga.cli.atomic import atomic_file
 from lstmfpga.cli.errors import ArtifactError, ConfigError
 from lstmfpga.quant.head import QuantHeadConfig, QuantLstmHead
 
@@ -103,14 +102,8 @@ def init_from_float(head: QuantLstmHead, float_head: nn.Module) -> None:
 def save_qat_checkpoint(head: QuantLstmHead, path: Path, *, extra: dict | None = None) -> Path:
     payload = {"format": CHECKPOINT_FORMAT, "head_config": head.config.to_dict(),
                "state_dict": head.state_dict(), **(extra or {})}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_file(path) as handle:
+        torch.save(payload, handle)
     return path
 
 

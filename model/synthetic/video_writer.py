@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
+
+from lstmfpga.cli.atomic import atomic_path
 
 FPS = 25
 
@@ -30,10 +30,8 @@ def write_mp4(path, frames: np.ndarray, *, fps: int = FPS) -> None:
     import av
     import cv2
 
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.mp4")
     codec = video_codec()
-    with av.open(str(tmp), mode="w") as container:
+    with atomic_path(path, suffix=".mp4") as tmp, av.open(str(tmp), mode="w") as container:
         # Near-lossless (small artifacts survive), single-threaded and without macroblock-tree rate
         # control: with mbtree, this libx264 reads uninitialised memory and the bytes vary run to run.
         options = {"crf": "14", "preset": "medium", "threads": "1", "x264-params": "mbtree=0:rc-lookahead=0"} \
@@ -51,4 +49,3 @@ def write_mp4(path, frames: np.ndarray, *, fps: int = FPS) -> None:
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    os.replace(tmp, path)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lstmfpga.cli.atomic import atomic_file
 from lstmfpga.cli.errors import InputError
 
 
@@ -33,12 +34,11 @@ def logits_path(out: Path) -> Path:
 
 def save_outputs(out: Path, hidden: np.ndarray, logits: np.ndarray | None) -> list[Path]:
     """Write ``Y.npy`` (and ``Y_logits.npy``) atomically; the format every backend shares."""
-    from lstmfpga.sim.golden.atomic import atomic_save_npy
-
-    written = [atomic_save_npy(out, hidden.astype(np.float32))]
-    if logits is not None:
-        written.append(atomic_save_npy(logits_path(out), logits.astype(np.float32)))
-    return written
+    written = [(out, hidden)] + ([(logits_path(out), logits)] if logits is not None else [])
+    for path, array in written:
+        with atomic_file(path) as handle:
+            np.save(handle, array.astype(np.float32), allow_pickle=False)
+    return [path for path, _ in written]
 
 
 def run(args: argparse.Namespace) -> int:
