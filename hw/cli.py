@@ -29,6 +29,7 @@ def _hdl(args) -> int:
     from lstmfpga.hw.config import AcceleratorConfig
     from lstmfpga.hw.cycle_model import estimate
     from lstmfpga.hw.generate import generate_verilog
+    from lstmfpga.hw.manifest import TOP_NAME
     from lstmfpga.quant.artifact import load_model
 
     artifact = load_model(args.model)
@@ -40,7 +41,7 @@ def _hdl(args) -> int:
 
         (Path(args.out) / "weights.bin").write_bytes(build_weight_image(artifact, config).astype("<u4").tobytes())
     est = estimate(config, config.max_timesteps)
-    print(f"wrote {manifest.parent / 'lstm_accel.v'} and {manifest}")
+    print(f"wrote {manifest.parent / (TOP_NAME + '.v')} and {manifest}")
     print(f"shape I={config.input_size} H={config.hidden_size} L={config.num_layers} P={config.lanes} "
           f"mode={config.mode} weight_bits={config.weight_bits} classes={config.num_classes}")
     print(f"cycle model T={est.timesteps}: {est.compute_cycles} compute cycles "

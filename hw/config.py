@@ -188,15 +188,7 @@ class AcceleratorConfig:
 
     def shape_matches(self, artifact) -> bool:
         """Whether ``artifact`` can be loaded into a bitstream built for this configuration."""
-        try:
-            other = AcceleratorConfig.from_artifact(
-                artifact, lanes=self.lanes, mode=self.mode, max_timesteps=self.max_timesteps,
-                stream_width=self.stream_width)
-        except ConfigError:
-            return False
-        if other.num_classes == 0:
-            other = dataclasses.replace(other, classifier_weight_bits=self.classifier_weight_bits)
-        return other == self
+        return self.mismatch(artifact) is None
 
     def mismatch(self, artifact) -> str | None:
         """A message naming the first field in which ``artifact`` differs from this shape, else None."""

@@ -6,8 +6,7 @@ import os
 from pathlib import Path
 
 from lstmfpga.hw import manifest as manifest_mod
-
-TOP_NAME = "lstm_accel"
+from lstmfpga.hw.manifest import TOP_NAME
 
 
 def verilog_text(config) -> str:

@@ -16,6 +16,9 @@ from lstmfpga.cli.errors import ArtifactError, ConfigError
 from lstmfpga.hw import cycle_model, register_map, stream_format, weight_image
 from lstmfpga.hw.config import AcceleratorConfig
 
+#: The Verilog module (and file stem) of the accelerator's top level.
+TOP_NAME = "lstm_accel"
+
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "lstmfpga-hw-manifest"
 MANIFEST_VERSION = 1
@@ -52,7 +55,7 @@ def build_manifest(config: AcceleratorConfig, *, verilog_files: list[str], artif
     return {
         "format": MANIFEST_FORMAT,
         "version": MANIFEST_VERSION,
-        "top": "lstm_accel",
+        "top": TOP_NAME,
         "verilog_files": list(verilog_files),
         "config": config.to_dict(),
         "registers": register_map.as_dict(),

@@ -165,7 +165,7 @@ class Plan:
         lines.append("")
         lines.append("how the numbers were obtained:")
         lines.extend(f"  - {line}" for line in self.check.estimate.describe())
-        lines.append(f"  - shell reserve (AXI DMA + interconnect, assumed): "
+        lines.append("  - shell reserve (AXI DMA + interconnect, assumed): "
                      + ", ".join(f"{RESOURCE_NAMES[k]} {v}" for k, v in SHELL_RESERVE.items() if v))
         lines.append("  - limits: " + ", ".join(f"{RESOURCE_NAMES[k]} {v:.0%}" for k, v in UTILIZATION_LIMIT.items())
                      + " of the device")

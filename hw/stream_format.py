@@ -137,20 +137,13 @@ def unpack_output(config, lanes: np.ndarray, timesteps: int) -> tuple[np.ndarray
     return h, np.where(v >= 1 << 31, v - (1 << 32), v)
 
 
-def to_beats(config, lanes: np.ndarray) -> list[int]:
-    """Lanes → one Python int per beat (TDATA values)."""
-    per = lanes_per_beat(config)
-    lanes = np.asarray(lanes, dtype=np.uint64)
-    if lanes.size % per:
-        raise InputError(f"{lanes.size} lanes are not a whole number of {config.stream_width}-bit beats")
-    return [sum(int(v) << (32 * i) for i, v in enumerate(lanes[b:b + per])) for b in range(0, lanes.size, per)]
-
-
 def to_bytes(lanes: np.ndarray) -> bytes:
+    """32-bit lanes → the little-endian bytes of a stream packet."""
     return np.asarray(lanes, dtype="<u4").tobytes()
 
 
 def from_bytes(data: bytes) -> np.ndarray:
+    """A stream packet's bytes → its 32-bit lanes."""
     if len(data) % 4:
         raise InputError(f"stream byte count {len(data)} is not a multiple of 4")
     return np.frombuffer(data, dtype="<u4").astype(np.uint32)

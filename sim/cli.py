@@ -37,6 +37,7 @@ def _verify(args) -> int:
     from lstmfpga.hw.cycle_model import estimate
     from lstmfpga.quant.artifact import load_model
     from lstmfpga.sim.rtl_check import Sequence, random_codes, run_sequences, summarize
+    from lstmfpga.sim.verilator import DEFAULT_CACHE
 
     if args.sequences < 1:
         raise InputError(f"--sequences must be at least 1, not {args.sequences}")
@@ -52,7 +53,7 @@ def _verify(args) -> int:
         steps = [1, config.max_timesteps] + rng.integers(1, config.max_timesteps + 1, size=args.sequences).tolist()
         steps = steps[: args.sequences]
     sequences = [Sequence(0, random_codes(artifact, rng, int(T))) for T in steps]
-    cache = Path(args.build_dir) if args.build_dir else Path.home() / ".cache" / "lstmfpga" / "verilator"
+    cache = Path(args.build_dir) if args.build_dir else DEFAULT_CACHE
     print(f"building/simulating I={config.input_size} H={config.hidden_size} L={config.num_layers} "
           f"P={config.lanes} mode={config.mode} ({len(sequences)} sequences)...", flush=True)
     with tempfile.TemporaryDirectory(prefix="lstmfpga-verify-") as work:

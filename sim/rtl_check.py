@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lstmfpga.hw import stream_format
+from lstmfpga.hw import register_map, stream_format
 from lstmfpga.hw.config import AcceleratorConfig
 from lstmfpga.hw.weight_image import build_weight_image, image_lanes
 from lstmfpga.sim.golden.integer_lstm import input_products, run_integer
@@ -65,8 +65,7 @@ def build_job(config: AcceleratorConfig, artifacts: list, sequences: list[Sequen
         runs.append(run)
     job = {"config": config.to_dict(), "runs": runs, "input_pause": input_pause,
            "output_pause": output_pause, "seed": seed,
-           "shape_registers": ["SHAPE_INPUT", "SHAPE_HIDDEN", "SHAPE_LAYERS", "SHAPE_LANES", "SHAPE_MODE",
-                               "SHAPE_BITS", "SHAPE_CLASSES", "SHAPE_MAX_T"]}
+           "shape_registers": list(register_map.shape_registers(config))}
     return job, arrays
 
 

@@ -18,10 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from lstmfpga.cli.errors import ConfigError
+from lstmfpga.hw.manifest import TOP_NAME
 
-TOPLEVEL = "lstm_accel"
+TOPLEVEL = TOP_NAME
 BENCH_MODULE = "lstmfpga.sim.benches.accel_bench"
 JOB_ENV = "LSTMFPGA_BENCH_JOB"
+#: Where Verilator builds are kept and shared when no folder is given.
+DEFAULT_CACHE = Path.home() / ".cache" / "lstmfpga" / "verilator"
 # Amaranth emits width-extending assignments and `casez` without a default where no branch means
 # "no assignment" (its semantics): those three warning classes are expected; every other warning
 # stays fatal.
@@ -100,8 +103,12 @@ def read_job(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
 
 
 def run_job(build_dir: Path, work_dir: Path, job: dict, arrays: dict[str, np.ndarray],
-            *, testcase: str = "accel_job") -> dict:
-    """Run one bench job in the simulator; return the results dictionary the bench wrote."""
+            *, testcase: str = "accel_job", test_module: str = BENCH_MODULE) -> dict:
+    """Run one cocotb job in the simulator; return the results dictionary it wrote.
+
+    The test module reads the job from ``$JOB_ENV`` and writes its JSON results to the job's
+    ``result_path`` (arrays, if any, next to it as ``result.npz``).
+    """
     from cocotb_tools.runner import get_runner
 
     setup_verilator()
@@ -114,11 +121,11 @@ def run_job(build_dir: Path, work_dir: Path, job: dict, arrays: dict[str, np.nda
     job = dict(job, result_path=str(result_path))
     write_job(job_path, job, arrays)
     runner = get_runner("verilator")
-    runner.test(test_module=BENCH_MODULE, hdl_toplevel=TOPLEVEL, hdl_toplevel_lang="verilog", testcase=testcase,
+    runner.test(test_module=test_module, hdl_toplevel=TOPLEVEL, hdl_toplevel_lang="verilog", testcase=testcase,
                 build_dir=Path(build_dir) / "sim", test_dir=work_dir,
                 extra_env={JOB_ENV: str(job_path)}, results_xml=str(work_dir / "results.xml"),
                 log_file=work_dir / "sim.log")
     if not result_path.exists():
         log = (work_dir / "sim.log").read_text()[-3000:] if (work_dir / "sim.log").exists() else ""
-        raise RuntimeError(f"the bench wrote no result; simulator log tail:\n{log}")
+        raise RuntimeError(f"{test_module} wrote no result; simulator log tail:\n{log}")
     return json.loads(result_path.read_text())

@@ -8,7 +8,6 @@ and runs the batch, exactly as on a board. The Verilator build is shared per con
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
@@ -20,7 +19,6 @@ from lstmfpga.host.driver import errors as driver_errors
 from lstmfpga.hw.config import AcceleratorConfig
 
 TEST_MODULE = "lstmfpga.host.simboard.cocotb_board"
-DEFAULT_CACHE = Path.home() / ".cache" / "lstmfpga" / "verilator"
 
 
 class RtlBackend(Backend):
@@ -61,7 +59,7 @@ class RtlBackend(Backend):
         super().__init__(artifact=artifact, mode=mode)
         if via not in ("driver", "pynq"):
             raise ConfigError(f"via must be 'driver' or 'pynq', not {via!r}")
-        from lstmfpga.sim.verilator import build
+        from lstmfpga.sim.verilator import DEFAULT_CACHE, build
 
         self.config = AcceleratorConfig.from_artifact(artifact, lanes=lanes, mode=mode, max_timesteps=max_steps)
         self.build_dir = build(self.config, Path(cache_dir) if cache_dir else DEFAULT_CACHE)
@@ -80,33 +78,18 @@ class RtlBackend(Backend):
         self.last_wall_seconds = 0.0
 
     def run(self, data: np.ndarray) -> BackendOutput:
-        from cocotb_tools.runner import get_runner
-
-        from lstmfpga.sim.verilator import setup_verilator, write_job
+        from lstmfpga.sim.verilator import run_job
 
         data = self.check_input(data)
         if data.shape[1] > self.config.max_timesteps:
             raise ConfigError(f"the simulated core holds {self.config.max_timesteps} steps, not {data.shape[1]}")
         work = Path(tempfile.mkdtemp(dir=self._work.name))
-        result = work / "result.npz"
-        job = dict(self.job, artifact=str(self.artifact_path), result_path=str(result))
-        write_job(work / "job.npz", job, {"inputs": data})
-        setup_verilator()
-        from lstmfpga.host.simboard.cocotb_board import JOB_ENV
-
-        get_runner("verilator").test(
-            test_module=TEST_MODULE, hdl_toplevel="lstm_accel", hdl_toplevel_lang="verilog", testcase="board_job",
-            build_dir=self.build_dir / "sim", test_dir=work, extra_env={JOB_ENV: str(work / "job.npz")},
-            results_xml=str(work / "results.xml"), log_file=work / "sim.log")
-        summary_path = Path(str(result) + ".json")
-        if not summary_path.exists():
-            log = (work / "sim.log").read_text()[-3000:] if (work / "sim.log").exists() else ""
-            raise RuntimeError(f"the simulated board wrote no result; simulator log tail:\n{log}")
-        summary = json.loads(summary_path.read_text())
+        summary = run_job(self.build_dir, work, dict(self.job, artifact=str(self.artifact_path)), {"inputs": data},
+                          testcase="board_job", test_module=TEST_MODULE)
         if not summary["ok"]:
             cls = getattr(driver_errors, summary["error"], driver_errors.DriverError)
             raise cls(f"simulated board: {summary['message']}")
-        with np.load(result) as out:
+        with np.load(work / "result.npz") as out:
             h, cycles = out["h_codes"], out["cycles"]
             self.sim_seconds.extend(float(v) for v in out["seconds"])
             logits = out["logits"] if "logits" in out.files else None

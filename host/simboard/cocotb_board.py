@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 from cocotb.clock import Clock
@@ -17,9 +18,7 @@ from lstmfpga.host.driver.core import LstmCoreDriver
 from lstmfpga.host.driver.errors import DriverError
 from lstmfpga.host.simboard.board import SimClock, SimDmaChannel, SimMmio, allocate
 from lstmfpga.quant.artifact import LstmArtifact
-from lstmfpga.sim.verilator import read_job
-
-JOB_ENV = "LSTMFPGA_BOARD_JOB"
+from lstmfpga.sim.verilator import JOB_ENV, read_job
 CLOCK_NS = 10
 
 
@@ -82,6 +81,6 @@ async def board_job(dut):
         out["cycles"] = np.array(cycles, dtype=np.int64)
         out["seconds"] = np.array(seconds, dtype=np.float64)  # simulated (driver) or wall (via pynq)
         summary["wall_seconds"] = wall
-    np.savez(job["result_path"], **out)
-    with open(job["result_path"] + ".json", "w") as handle:
+    np.savez(Path(job["result_path"]).with_suffix(".npz"), **out)
+    with open(job["result_path"], "w") as handle:
         json.dump(summary, handle)

@@ -63,14 +63,12 @@ class LstmCore(wiring.Component):
         seq_bits = _bits_for(T_max * max(H, wps) + 1) + 2
 
         m.submodules.tail = tail = TailUnit(config=cfg)
-        self._tail = tail  # exposed for unit benches
         m.submodules.lanes = lanes = MacLanes(lanes=P, weight_bits=wb, column_bits=8, acc_bits=accw)
 
         # -- memories ------------------------------------------------------------------------
         wmem = memory.Memory(shape=unsigned(P * wb), depth=cfg.weight_depth, init=[])
         m.submodules.weight_mem = wmem
         wmem_w, wmem_r = wmem.write_port(), wmem.read_port()
-        xbuf = None
         if not split:
             xbuf = memory.Memory(shape=unsigned(32), depth=T_max * wps, init=[])
             m.submodules.input_buf = xbuf
@@ -285,7 +283,6 @@ class LstmCore(wiring.Component):
 
         # loader datapath (driven in LOAD state)
         load_word = Signal()
-        cur = Array(Const(i, 8) for i in range(len(sections)))
         m.d.comb += [tail.param_data.eq(self.s_data), tail.table_data.eq(self.s_data),
                      tail.tanh_data.eq(self.s_data), tail.bias_data.eq(self.s_data),
                      tail.clsw_data.eq(self.s_data), tail.clsb_data.eq(self.s_data),
@@ -350,6 +347,17 @@ class LstmCore(wiring.Component):
         C = cfg.num_classes
         logits = [tail.logits[32 * i:32 * (i + 1)] for i in range(max(C, 1))]
 
+        def fail(bits, *also):
+            """Latch error ``bits`` and end the command."""
+            m.d.sync += [error.eq(error | bits), done.eq(1), *also]
+
+        def idle_or_drain():
+            """After a fault mid-packet: idle on the packet's last beat, else drain the rest."""
+            with m.If(self.s_last):
+                m.next = "IDLE"
+            with m.Else():
+                m.next = "DRAIN"
+
         with m.FSM(name="ctrl") as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
@@ -389,13 +397,10 @@ class LstmCore(wiring.Component):
                                 else:
                                     m.d.comb += bad.eq(Mux(self.s_data != expected_header[i], Error.WEIGHT_SHAPE, 0))
                     with m.If(bad != 0):
-                        m.d.sync += [error.eq(error | bad), done.eq(1)]
-                        with m.If(self.s_last):
-                            m.next = "IDLE"
-                        with m.Else():
-                            m.next = "DRAIN"
+                        fail(bad)
+                        idle_or_drain()
                     with m.Elif(self.s_last):
-                        m.d.sync += [error.eq(error | Error.WEIGHT_LENGTH), done.eq(1)]
+                        fail(Error.WEIGHT_LENGTH)
                         m.next = "IDLE"
                     with m.Elif(header_count == weight_image.HEADER_WORDS - 1):
                         m.next = "LOAD"
@@ -404,7 +409,7 @@ class LstmCore(wiring.Component):
                 m.d.comb += [self.s_ready.eq(1), self.loading.eq(1), self.busy.eq(1),
                              watch.eq(1), progress.eq(in_fire), load_word.eq(in_fire & ~image_end)]
                 with m.If(timed_out):
-                    m.d.sync += [error.eq(error | Error.INPUT_TIMEOUT), done.eq(1)]
+                    fail(Error.INPUT_TIMEOUT)
                     m.next = "IDLE"
                 with m.Elif(in_fire):
                     m.d.sync += word_count.eq(word_count + 1)
@@ -412,15 +417,12 @@ class LstmCore(wiring.Component):
                         fault = Signal(16)
                         m.d.comb += fault.eq(Mux(self.s_data != checksum, Error.WEIGHT_CHECKSUM, 0) |
                                              Mux(self.s_last, 0, Error.WEIGHT_LENGTH))
-                        m.d.sync += [error.eq(error | fault), done.eq(1)]
+                        fail(fault)
                         with m.If(fault == 0):
                             m.d.sync += [weights_valid.eq(1), hash_regs.eq(hash_tmp)]
-                        with m.If(self.s_last):
-                            m.next = "IDLE"
-                        with m.Else():
-                            m.next = "DRAIN"
+                        idle_or_drain()
                     with m.Elif(self.s_last):
-                        m.d.sync += [error.eq(error | Error.WEIGHT_LENGTH), done.eq(1)]
+                        fail(Error.WEIGHT_LENGTH)
                         m.next = "IDLE"
 
             with m.State("RECV"):
@@ -431,7 +433,7 @@ class LstmCore(wiring.Component):
                 else:
                     m.d.comb += tail.pre_we.eq(in_fire)
                 with m.If(timed_out):
-                    m.d.sync += [error.eq(error | Error.INPUT_TIMEOUT), done.eq(1), run_counting.eq(0)]
+                    fail(Error.INPUT_TIMEOUT, run_counting.eq(0))
                     m.next = "IDLE"
                 with m.Elif(in_fire):
                     m.d.sync += word_count.eq(word_count + 1)
@@ -442,13 +444,13 @@ class LstmCore(wiring.Component):
                         m.d.sync += [error.eq(error | Error.LAST_LATE), run_counting.eq(0)]
                         m.next = "DRAIN"
                     with m.Elif(self.s_last):
-                        m.d.sync += [error.eq(error | Error.LAST_EARLY), done.eq(1), run_counting.eq(0)]
+                        fail(Error.LAST_EARLY, run_counting.eq(0))
                         m.next = "IDLE"
 
             with m.State("DRAIN"):
                 m.d.comb += [self.s_ready.eq(1), self.busy.eq(1), watch.eq(1), progress.eq(in_fire)]
                 with m.If(timed_out):
-                    m.d.sync += [error.eq(error | Error.INPUT_TIMEOUT), done.eq(1)]
+                    fail(Error.INPUT_TIMEOUT)
                     m.next = "IDLE"
                 with m.Elif(in_fire & self.s_last):
                     m.d.sync += done.eq(1)
@@ -499,7 +501,7 @@ class LstmCore(wiring.Component):
                 if C == 0:
                     m.d.comb += self.m_last.eq(last_h_word)
                 with m.If(timed_out):
-                    m.d.sync += [error.eq(error | Error.OUTPUT_TIMEOUT), done.eq(1), run_counting.eq(0)]
+                    fail(Error.OUTPUT_TIMEOUT, run_counting.eq(0))
                     m.next = "IDLE"
                 with m.Elif(self.m_ready):
                     m.d.sync += [out_byte.eq(0), out_word.eq(0)]
@@ -521,7 +523,7 @@ class LstmCore(wiring.Component):
                                  self.m_data.eq(Array(logits)[out_logit]), self.m_last.eq(out_logit == C - 1),
                                  watch.eq(1), progress.eq(self.m_ready)]
                     with m.If(timed_out):
-                        m.d.sync += [error.eq(error | Error.OUTPUT_TIMEOUT), done.eq(1), run_counting.eq(0)]
+                        fail(Error.OUTPUT_TIMEOUT, run_counting.eq(0))
                         m.next = "IDLE"
                     with m.Elif(self.m_ready):
                         m.d.sync += out_logit.eq(out_logit + 1)

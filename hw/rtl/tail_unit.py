@@ -7,12 +7,15 @@ from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from lstmfpga.hw import weight_image
 from lstmfpga.hw.rtl.requantizer import Requantizer
 
 #: Parameter words per layer, in weight-image order: (M, S, lo, hi) × (gate i, f, g, o, fc, ig, h),
 #: then cell_lo, cell_hi.
-PARAM_WORDS = 30
+PARAM_WORDS = weight_image.REQUANT_WORDS
 RQ_FC, RQ_IG, RQ_H = 4, 5, 6
+CELL_LO = 4 * weight_image.REQUANT_COUNT
+CELL_HI = CELL_LO + 1
 
 
 def _bits_for(n: int) -> int:
@@ -58,14 +61,13 @@ class TailUnit(wiring.Component):
             "h_valid": Out(1), "h_layer": Out(2), "h_addr": Out(self.seq_bits),
             "h_code": Out(signed(c.io_bits)),
             "logits": Out(unsigned(32 * C)),
-            "cls_valid": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
         c = self.config
         H, L = c.hidden_size, c.num_layers
-        accw, ba, bc = c.accumulator_bits, c.acc_bits, c.cell_bits
+        accw, ba = c.accumulator_bits, c.acc_bits
         tb, cb, htb, io = c.table_bits, c.cell_bits, c.hidden_tanh_bits, c.io_bits
         split = c.mode == "split"
 
@@ -101,7 +103,7 @@ class TailUnit(wiring.Component):
         m.submodules.cell_mem = cell_mem
         cell_w = cell_mem.write_port()
         cell_r = cell_mem.read_port()
-        tables, table_r = [], []
+        table_r = []
         for g in range(4):
             mem = memory.Memory(shape=signed(tb), depth=L << ba, init=[])
             m.submodules[f"gate_table{g}"] = mem
@@ -109,7 +111,7 @@ class TailUnit(wiring.Component):
             m.d.comb += [wp.addr.eq(self.table_addr), wp.data.eq(self.table_data),
                          wp.en.eq(self.table_we & (self.table_gate == g))]
             table_r.append(mem.read_port())
-        tanh_mem = memory.Memory(shape=signed(htb), depth=L << bc, init=[])
+        tanh_mem = memory.Memory(shape=signed(htb), depth=L << cb, init=[])
         m.submodules.tanh_mem = tanh_mem
         tanh_w = tanh_mem.write_port()
         tanh_r = tanh_mem.read_port()
@@ -153,13 +155,16 @@ class TailUnit(wiring.Component):
         for s in range(3, 7):
             m.d.sync += c_old[s].eq(c_old[s - 1])
         # stages 2-4: gate requantizers
+        def drive(rq, which, stage, value):
+            """Feed a requantizer ``value`` and its (M, S, lo, hi) words, read at pipeline ``stage``."""
+            m.d.comb += [rq.value.eq(value), *(port.eq(param(layer[stage], 4 * which + k))
+                                               for k, port in enumerate((rq.multiplier, rq.shift, rq.lo, rq.hi)))]
+
         gate_codes = []
         for g in range(4):
             rq = Requantizer(in_width=accw, out_width=ba)
             m.submodules[f"gate_rq{g}"] = rq
-            m.d.comb += [rq.value.eq(v2[g]), rq.multiplier.eq(param(layer[2], 4 * g)),
-                         rq.shift.eq(param(layer[2], 4 * g + 1)), rq.lo.eq(param(layer[2], 4 * g + 2)),
-                         rq.hi.eq(param(layer[2], 4 * g + 3))]
+            drive(rq, g, 2, v2[g])
             gate_codes.append(rq.result)
         # stage 5: table addresses
         for g in range(4):
@@ -180,19 +185,17 @@ class TailUnit(wiring.Component):
         rq_fc = Requantizer(in_width=tb + cb, out_width=cb)
         rq_ig = Requantizer(in_width=2 * tb, out_width=cb)
         m.submodules.fc_rq, m.submodules.ig_rq = rq_fc, rq_ig
-        for rq, which, value in ((rq_fc, RQ_FC, fc_in), (rq_ig, RQ_IG, ig_in)):
-            m.d.comb += [rq.value.eq(value), rq.multiplier.eq(param(layer[7], 4 * which)),
-                         rq.shift.eq(param(layer[7], 4 * which + 1)),
-                         rq.lo.eq(param(layer[7], 4 * which + 2)), rq.hi.eq(param(layer[7], 4 * which + 3))]
+        drive(rq_fc, RQ_FC, 7, fc_in)
+        drive(rq_ig, RQ_IG, 7, ig_in)
         # stage 10: new cell state
         c_sum = Signal(signed(cb + 1))
         m.d.comb += c_sum.eq(rq_fc.result + rq_ig.result)
-        cell_lo10, cell_hi10 = param(layer[10], 28).as_signed(), param(layer[10], 29).as_signed()
+        cell_lo10, cell_hi10 = param(layer[10], CELL_LO).as_signed(), param(layer[10], CELL_HI).as_signed()
         c_new = Signal(signed(cb))
         m.d.sync += c_new.eq(Mux(c_sum < cell_lo10, cell_lo10, Mux(c_sum > cell_hi10, cell_hi10, c_sum)))
         # stage 11: write cell state, tanh(c) look-up
         m.d.comb += [cell_w.addr.eq(unit[11]), cell_w.data.eq(c_new), cell_w.en.eq(valid[11])]
-        t_index = (c_new - param(layer[11], 28).as_signed())[:bc]
+        t_index = (c_new - param(layer[11], CELL_LO).as_signed())[:cb]
         m.d.comb += tanh_r.addr.eq(Cat(t_index, layer[11]) if L > 1 else t_index)
         # stage 12: o · tanh(c)
         h_in = Signal(signed(tb + htb))
@@ -200,9 +203,7 @@ class TailUnit(wiring.Component):
         # stages 13-15: h requantizer
         rq_h = Requantizer(in_width=tb + htb, out_width=io)
         m.submodules.h_rq = rq_h
-        m.d.comb += [rq_h.value.eq(h_in), rq_h.multiplier.eq(param(layer[13], 4 * RQ_H)),
-                     rq_h.shift.eq(param(layer[13], 4 * RQ_H + 1)),
-                     rq_h.lo.eq(param(layer[13], 4 * RQ_H + 2)), rq_h.hi.eq(param(layer[13], 4 * RQ_H + 3))]
+        drive(rq_h, RQ_H, 13, h_in)
         # stage 16: h out
         m.d.comb += [self.h_valid.eq(valid[16]), self.h_layer.eq(layer[16]),
                      self.h_addr.eq(base[16] + unit[16]), self.h_code.eq(rq_h.result)]
@@ -233,5 +234,4 @@ class TailUnit(wiring.Component):
                 with m.Elif(take):
                     m.d.sync += logits[k].eq(logits[k].as_signed() + w * h17)
             m.d.comb += self.logits.eq(Cat(*logits))
-            m.d.sync += self.cls_valid.eq(take)
         return m

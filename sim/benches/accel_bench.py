@@ -19,7 +19,8 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from cocotbext.axi import (AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFrame, AxiStreamSink,
                            AxiStreamSource)
 
-from lstmfpga.hw.register_map import Ctrl, DEFAULT_TIMEOUT, Reg, Status
+from lstmfpga.hw import stream_format
+from lstmfpga.hw.register_map import DEFAULT_TIMEOUT, HASH_WORDS, Ctrl, Reg, Status, hash_offset
 from lstmfpga.sim.verilator import JOB_ENV, read_job
 
 
@@ -63,7 +64,7 @@ class Harness:
         raise TimeoutError("core stayed busy")
 
     async def send(self, lanes):
-        data = np.asarray(lanes, dtype="<u4").tobytes()
+        data = stream_format.to_bytes(lanes)
         self.source.set_pause_generator(_pauses(self.rng, self.job.get("input_pause", 0.0)))
         await self.source.send(AxiStreamFrame(data))
         await self.source.wait()
@@ -80,7 +81,7 @@ class Harness:
         frame = await self.sink.recv()
         self.sink.clear_pause_generator()
         self.sink.pause = False
-        return np.frombuffer(bytes(frame.tdata), dtype="<u4").astype(np.uint32)
+        return stream_format.from_bytes(bytes(frame.tdata))
 
     async def drive_raw(self, lanes, last_index, *, stop_after=None):
         """Drive beats by hand: TLAST only on beat ``last_index`` (None = never)."""
@@ -98,6 +99,10 @@ class Harness:
         dut.s_axis_tvalid.value = 0
         dut.s_axis_tlast.value = 0
 
+    async def start(self, timesteps):
+        await self.write(Reg.TIMESTEPS, timesteps)
+        await self.write(Reg.CTRL, Ctrl.START)
+
     async def load(self, image):
         await self.write(Reg.CTRL, Ctrl.LOAD_WEIGHTS)
         await self.send(image)
@@ -107,8 +112,7 @@ class Harness:
 
 
 async def _normal(h: Harness, run, arrays):
-    await h.write(Reg.TIMESTEPS, run["T"])
-    await h.write(Reg.CTRL, Ctrl.START)
+    await h.start(run["T"])
     await h.send(arrays[run["input"]])
     out = await h.receive(stall=run.get("output_stall", 0))
     status = await h.wait_idle()
@@ -120,8 +124,7 @@ async def _fault(h: Harness, run, arrays):
     lanes = arrays[run["input"]]
     n = lanes.size
     kind = run["kind"]
-    await h.write(Reg.TIMESTEPS, run["T"])
-    await h.write(Reg.CTRL, Ctrl.START)
+    await h.start(run["T"])
     if kind == "last_early":
         await h.drive_raw(lanes[: n - 2], n - 3)
     elif kind == "last_late":
@@ -167,7 +170,7 @@ async def accel_job(dut):
             status, error = await h.load(arrays[f"image_{run['image']}"])
             entry["load_status"], entry["load_error"] = status, error
             loaded = run["image"] if error == 0 else None
-            entry["hash"] = [await h.read(int(Reg.HASH0) + 4 * i) for i in range(8)]
+            entry["hash"] = [await h.read(hash_offset(i)) for i in range(HASH_WORDS)]
         if "timeout" in run:
             await h.write(Reg.TIMEOUT, run["timeout"])
         if entry["kind"] == "load_only":
@@ -176,8 +179,7 @@ async def accel_job(dut):
             out, status = await _normal(h, run, arrays)
             error = await h.read(Reg.ERROR)
         elif entry["kind"] == "output_timeout":
-            await h.write(Reg.TIMESTEPS, run["T"])
-            await h.write(Reg.CTRL, Ctrl.START)
+            await h.start(run["T"])
             h.sink.pause = True
             await h.send(arrays[run["input"]])
             await ClockCycles(dut.aclk, run["stall"])
