@@ -55,6 +55,7 @@ def main(argv=None) -> int:
 
     from lstmfpga.quant.brevitas_export import artifact_from_head
     from lstmfpga.quant.head import QuantHeadConfig, QuantLstmHead
+    from lstmfpga.quant.qat import calibrate
     from lstmfpga.sim.golden.integer_lstm import quantize_input, run_integer
 
     torch.manual_seed(0)
@@ -63,10 +64,7 @@ def main(argv=None) -> int:
     head = QuantLstmHead(QuantHeadConfig(input_size=I, hidden_size=H, num_layers=args.layers,
                                          weight_bits=args.weight_bits, act_bits=args.act_bits))
     x = rng.normal(size=(B, T, I)).astype(np.float32)
-    head.train()
-    with torch.no_grad():
-        for k in range(3):
-            head(torch.from_numpy(rng.normal(size=(8, T, I)).astype(np.float32)))
+    calibrate(head, rng.normal(size=(24, T, I)).astype(np.float32), batches=3, batch_size=8)
     head.eval()
     artifact = artifact_from_head(head)
     xt = torch.from_numpy(x)

@@ -15,14 +15,9 @@ def _load_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _softmax_fake(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e[:, 1] / e.sum(axis=1)
-
-
 def backend_comparison(out: Path) -> dict:
     """Golden vs RTL outputs of ``infer`` on the evaluation split, and their metrics."""
+    from lstmfpga.host.verdicts import fake_scores
     from lstmfpga.model.feature_cache import load_features
     from lstmfpga.model.metrics import binary_metrics
 
@@ -39,8 +34,8 @@ def backend_comparison(out: Path) -> dict:
         "hidden_mismatches": int((g_h != r_h).sum()),
     }
     if labels.shape[0] == g_l.shape[0]:
-        result["golden"] = binary_metrics(labels, _softmax_fake(g_l.astype(np.float64)))
-        result["rtl"] = binary_metrics(labels, _softmax_fake(r_l.astype(np.float64)))
+        result["golden"] = binary_metrics(labels, fake_scores(g_l, 1.0))
+        result["rtl"] = binary_metrics(labels, fake_scores(r_l, 1.0))
     return result
 
 

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
+from lstmfpga.model import data_cli, train_cli
 
 
 def register(subparsers) -> None:
     """Add this stage's subcommands to the ``lstmfpga`` parser."""
-    for name in ("lstmfpga.model.data_cli", "lstmfpga.model.train_cli"):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        module.register(subparsers)
+    data_cli.register(subparsers)
+    train_cli.register(subparsers)

@@ -1,10 +1,13 @@
-"""``lstmfpga synth-data`` and ``lstmfpga features``: argparse only, the work is imported in the handlers."""
+"""``lstmfpga synth-data`` and ``lstmfpga features``: argparse and the dataset names (standard library
+only); the work is imported in the handlers."""
 
 from __future__ import annotations
 
 import argparse
 
-DATASETS = ("celebdf", "csv", "dfdc", "ffpp", "forgerynet")
+from lstmfpga.model.datasets import READERS, ffpp
+
+DATASETS = tuple(sorted(READERS))
 
 
 def _synth_data(args) -> int:
@@ -66,8 +69,8 @@ def register(subparsers) -> None:
                        help="random (seeded), imagenet (needs a network) or a state-dict PATH")
     feats.add_argument("--seed", type=int, default=0, help="seed of the random backbone")
     feats.add_argument("--chunk-videos", type=int, default=32, help="videos per cache chunk (unit of resumption)")
-    feats.add_argument("--ffpp-methods", default="Deepfakes,Face2Face,FaceSwap,NeuralTextures",
+    feats.add_argument("--ffpp-methods", default=",".join(ffpp.METHODS[:4]),
                        help="FF++ only: comma-separated manipulation methods")
-    feats.add_argument("--ffpp-compression", default="c23", choices=("raw", "c23", "c40"), help="FF++ only")
+    feats.add_argument("--ffpp-compression", default="c23", choices=ffpp.COMPRESSIONS, help="FF++ only")
     feats.add_argument("--quiet", action="store_true", help="no progress bar")
     feats.set_defaults(handler=_features)

@@ -25,11 +25,12 @@ from lstmfpga.cli.errors import ConfigError, InputError
 from lstmfpga.model.backbone import FEATURE_DIM
 from lstmfpga.model.datasets import DatasetListing, VideoRecord, read_dataset
 from lstmfpga.model.feature_cache import (
+    CHUNK_GLOB,
     REPORT_NAME,
     SETTINGS_NAME,
     FeatureSet,
     chunk_paths,
-    read_chunk,
+    chunk_summary,
     write_chunk,
 )
 
@@ -184,7 +185,7 @@ def _records_columns(results, records_by_id: dict[str, VideoRecord]) -> dict:
     columns = {}
     for key in keys:
         values = [records_by_id[r.item.video_id].extra.get(key) for r in results]
-        if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+        if all(_is_int(v) for v in values):
             columns[key] = np.array(values, dtype=np.int64)
         else:
             columns[key] = np.array(["" if v is None else str(v) for v in values], dtype=str)
@@ -206,12 +207,13 @@ def _write_chunk(path: Path, results, features, records_by_id, t: int) -> None:
     write_chunk(path, feature_set, skipped=[(r.item.video_id, r.reason) for r in results if r.frames is None])
 
 
-def write_report(cache_dir: Path, listing: DatasetListing, summary: ExtractionSummary) -> Path:
-    """Write ``report.json``: counts, skipped videos with reasons, skipped list entries."""
+def write_report(cache_dir: Path, listing: DatasetListing, summary: ExtractionSummary) -> tuple[Path, dict]:
+    """Write ``report.json`` (counts, skipped videos with reasons, skipped list entries); return
+    its path and content."""
     skipped = []
     for path in chunk_paths(cache_dir):
         try:
-            skipped.extend({"video": v, "reason": r} for v, r in read_chunk(path).skipped)
+            skipped.extend({"video": v, "reason": r} for v, r in chunk_summary(path)[1])
         except InputError as exc:
             skipped.append({"video": str(path), "reason": str(exc)})
     report = {
@@ -226,7 +228,7 @@ def write_report(cache_dir: Path, listing: DatasetListing, summary: ExtractionSu
     }
     path = cache_dir / REPORT_NAME
     atomic_write_bytes(path, json.dumps(report, indent=2).encode())
-    return path
+    return path, report
 
 
 def extract_features(listing: DatasetListing, cache_dir, config: ExtractionConfig, *, progress: bool = True) -> ExtractionSummary:
@@ -250,12 +252,12 @@ def extract_features(listing: DatasetListing, cache_dir, config: ExtractionConfi
     n_chunks = -(-len(records) // config.chunk_videos)
     shard_i, shard_n = config.shard
     mine = [k for k in range(n_chunks) if k % shard_n == shard_i]
-    present = {p.name for p in cache_dir.glob("chunk-*.npz")}
+    present = {p.name for p in cache_dir.glob(CHUNK_GLOB)}
     items = []
     for k in mine:
         chunk_records = records[k * config.chunk_videos:(k + 1) * config.chunk_videos]
         if chunk_name(k) in present:
-            summary.extracted_before += read_chunk(cache_dir / chunk_name(k)).features.shape[0]
+            summary.extracted_before += chunk_summary(cache_dir / chunk_name(k))[0]
             continue
         items += [WorkItem(k, r.path, listing.resolve(r)) for r in chunk_records]
 
@@ -303,8 +305,7 @@ def run_features(args) -> int:
         chunk_videos=args.chunk_videos, shard=parse_shard(args.shard),
     )
     summary = extract_features(listing, args.out, config, progress=not args.quiet)
-    report_path = write_report(Path(args.out), listing, summary)
-    report = json.loads(report_path.read_text())
+    report_path, report = write_report(Path(args.out), listing, summary)
     shard = "" if config.shard == (0, 1) else f" (shard {config.shard[0]}/{config.shard[1]})"
     print(f"features{shard}: {summary.videos} videos listed; {summary.extracted} extracted "
           f"({summary.extracted_now} this run, {summary.extracted_before} before); "

@@ -27,8 +27,8 @@ import numpy as np
 
 from lstmfpga.cli.atomic import atomic_file, atomic_write_bytes
 from lstmfpga.cli.errors import ConfigError, InputError
+from lstmfpga.model.datasets.record import SPLITS
 
-SPLITS = ("train", "val", "test")
 CHUNK_GLOB = "chunk-*.npz"
 SETTINGS_NAME = "cache.json"
 REPORT_NAME = "report.json"
@@ -168,17 +168,35 @@ class Chunk:
     skipped: tuple[tuple[str, str], ...]
 
 
+def _load_chunk_arrays(path: Path, names=None) -> dict:
+    """The arrays ``names`` (all when None) of a chunk file that holds every required array."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            files = set(data.files)
+            arrays = {name: data[name] for name in (data.files if names is None else names) if name in files}
+    except Exception as exc:  # zipfile/ValueError/OSError: all mean a damaged chunk
+        raise InputError(f"feature chunk {path} cannot be read: {exc}") from exc
+    missing = {"features", "labels", "video_ids", "splits"} - files
+    if missing:
+        raise InputError(f"feature chunk {path} lacks arrays {sorted(missing)}")
+    return arrays
+
+
+def _skipped(arrays: dict) -> tuple[tuple[str, str], ...]:
+    return tuple(zip(arrays.get("skipped_ids", np.zeros(0, str)).tolist(),
+                     arrays.get("skipped_reasons", np.zeros(0, str)).tolist()))
+
+
+def chunk_summary(path: Path) -> tuple[int, tuple[tuple[str, str], ...]]:
+    """The number of videos in a chunk and its ``(video_id, reason)`` skips, without reading features."""
+    arrays = _load_chunk_arrays(Path(path), ("labels", "skipped_ids", "skipped_reasons"))
+    return len(arrays["labels"]), _skipped(arrays)
+
+
 def read_chunk(path: Path) -> Chunk:
     """Read one chunk file; a damaged file raises :class:`InputError` naming it."""
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
-    except Exception as exc:  # zipfile/ValueError/OSError: all mean a damaged chunk
-        raise InputError(f"feature chunk {path} cannot be read: {exc}") from exc
-    missing = {"features", "labels", "video_ids", "splits"} - set(arrays)
-    if missing:
-        raise InputError(f"feature chunk {path} lacks arrays {sorted(missing)}")
+    arrays = _load_chunk_arrays(path)
     features = arrays["features"]
     if features.ndim != 3:
         raise InputError(f"feature chunk {path} holds features of shape {features.shape}, not [N, T, D]")
@@ -189,8 +207,7 @@ def read_chunk(path: Path) -> Chunk:
         video_ids=tuple(arrays["video_ids"].tolist()),
         splits=arrays["splits"],
         extra={k[len(_EXTRA_PREFIX):]: v for k, v in arrays.items() if k.startswith(_EXTRA_PREFIX)},
-        skipped=tuple(zip(arrays.get("skipped_ids", np.zeros(0, str)).tolist(),
-                          arrays.get("skipped_reasons", np.zeros(0, str)).tolist())),
+        skipped=_skipped(arrays),
     )
 
 

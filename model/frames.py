@@ -17,8 +17,6 @@ import numpy as np
 
 from lstmfpga.cli.errors import ConfigError, InputError
 
-FRAME_COUNTS = (8, 16, 24)
-
 
 class VideoDecodeError(InputError):
     """A video that cannot be used: missing, unreadable, corrupt, or without frames."""

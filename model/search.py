@@ -99,7 +99,7 @@ def _quiet_optuna():
 
 
 def _make_storage(url: str, heartbeat_interval: int, grace_period: int):
-    optuna = _quiet_optuna()
+    _quiet_optuna()
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     engine_kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {"pool_pre_ping": True}
@@ -420,8 +420,9 @@ def run_search(features, *, trials: int, out_dir, storage: str | None = None,
                 if f > feature_set.frames]
     if too_long:
         raise ConfigError(f"search frames {too_long} exceed the {feature_set.frames} frames per video in the feature cache")
-    monitor = TrainConfig(**base).monitor
-    direction = "minimize" if monitor == "loss" else "maximize"
+    base_train = TrainConfig(**base)
+    monitor = base_train.monitor
+    direction = "maximize" if base_train.maximize else "minimize"
 
     rdb = _make_storage(url, heartbeat_interval, grace_period)
     study = optuna.create_study(study_name=study_name, storage=rdb, direction=direction, load_if_exists=True,
@@ -472,10 +473,10 @@ def _collect(study, out_dir: Path, url: str, study_name: str, space: SearchSpace
 
     from lstmfpga.model.plots import plot_search
 
-    all_trials = study.get_trials(deepcopy=False)
-    complete = [t for t in _slots(all_trials) if t.state == TrialState.COMPLETE]
-    failed = [t for t in _slots(all_trials) if t.state == TrialState.FAIL]
-    maximize = monitor != "loss"
+    slots = _slots(study.get_trials(deepcopy=False))
+    complete = [t for t in slots if t.state == TrialState.COMPLETE]
+    failed = [t for t in slots if t.state == TrialState.FAIL]
+    maximize = TrainConfig(monitor=monitor).maximize
     complete.sort(key=lambda t: (-t.value if maximize else t.value, t.number))
     names = list(space.names)
     rows = [_row(t, names, monitor) for t in complete]
@@ -496,7 +497,7 @@ def _collect(study, out_dir: Path, url: str, study_name: str, space: SearchSpace
     best = complete[0]
     best_config = TrainConfig(**{**base, **best.params})
     _write_best(out_dir, best, best_config, monitor, say)
-    running = len(_slots(all_trials)) - len(complete) - len(failed)
+    running = len(slots) - len(complete) - len(failed)
     if running:
         say(f"{running} of {trials} trials are still waiting or running in other workers")
     return SearchResult(out_dir=out_dir, storage=url, study_name=study_name, monitor=monitor, rows=tuple(rows),

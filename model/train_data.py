@@ -12,6 +12,7 @@ import numpy as np
 
 from lstmfpga.cli.errors import ConfigError, InputError
 from lstmfpga.model.feature_cache import FeatureSet
+from lstmfpga.quant.artifact import Normalization
 
 
 def frame_indices(t_max: int, frames: int) -> np.ndarray:
@@ -34,36 +35,6 @@ def stratified_dev_mask(labels: np.ndarray, *, fraction: float, seed: int) -> np
         take = min(max(take, 1 if members.size >= 2 else 0), members.size - 1)
         mask[rng.permutation(members)[:take]] = True
     return mask
-
-
-@dataclass(frozen=True)
-class Normalization:
-    """Per-feature standardization ``clip((x - mean) / std, -clip, clip)``, float32.
-
-    The checkpoint stores it as ``{"mean", "std", "clip"}``; the quantized head and the FPGA host
-    apply the same operation before quantizing.
-    """
-
-    mean: np.ndarray
-    std: np.ndarray
-    clip: float
-
-    @classmethod
-    def fit(cls, features: np.ndarray, *, clip: float) -> Normalization:
-        """Mean and std of ``features [N, T, D]`` over videos and frames (float64 sums)."""
-        flat = np.asarray(features, dtype=np.float64).reshape(-1, features.shape[-1])
-        mean = flat.mean(axis=0)
-        std = flat.std(axis=0)
-        # A constant feature (e.g. a dead ReLU channel) would divide by zero: leave it centred.
-        std = np.where(std < 1e-6, 1.0, std)
-        return cls(mean=mean.astype(np.float32), std=std.astype(np.float32), clip=float(clip))
-
-    def apply(self, features: np.ndarray) -> np.ndarray:
-        x = (np.asarray(features, dtype=np.float32) - self.mean) / self.std
-        return np.clip(x, -self.clip, self.clip).astype(np.float32)
-
-    def to_dict(self) -> dict:
-        return {"mean": self.mean, "std": self.std, "clip": self.clip}
 
 
 @dataclass(frozen=True)

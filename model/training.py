@@ -37,7 +37,8 @@ from lstmfpga.model.heads import build_head
 from lstmfpga.model.losses import make_loss
 from lstmfpga.model.metrics import binary_metrics, metrics_by_kind, roc_curve
 from lstmfpga.model.train_config import TrainConfig
-from lstmfpga.model.train_data import Normalization, PreparedData, prepare_data
+from lstmfpga.model.train_data import PreparedData, prepare_data
+from lstmfpga.quant.artifact import Normalization
 
 CHECKPOINT_FORMAT = "lstmfpga-head-1"
 RESUME_NAME = "last.pt"
@@ -246,6 +247,8 @@ def train_head(config: TrainConfig, feature_set: FeatureSet, out_dir, *,
     """
     if not isinstance(config, TrainConfig):
         raise ConfigError(f"config must be a TrainConfig, not {type(config).__name__}")
+    if not checkpoint_every_s >= 0:
+        raise ConfigError(f"checkpoint_every_s must be >= 0, not {checkpoint_every_s!r}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     say = log or (lambda line: None)
@@ -278,8 +281,6 @@ def train_head(config: TrainConfig, feature_set: FeatureSet, out_dir, *,
         start_epoch = state["epoch"] + 1
         say(f"resuming {out_dir} after epoch {state['epoch']}")
 
-    if not checkpoint_every_s >= 0:
-        raise ConfigError(f"checkpoint_every_s must be >= 0, not {checkpoint_every_s!r}")
     last_save = time.monotonic()
     train_x = torch.from_numpy(data.train_x)
     train_y = torch.from_numpy(data.train_y)

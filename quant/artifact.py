@@ -142,7 +142,8 @@ class ClassifierArtifact:
 
 @dataclass(frozen=True, eq=False)
 class Normalization:
-    """Feature standardisation applied on the host before the io quantizer."""
+    """Feature standardisation ``clip((x - mean) / std, -clip, clip)`` in float32: fitted by training,
+    applied again by QAT, the golden model and the host before the io quantizer."""
 
     mean: np.ndarray  # float32 [I]
     std: np.ndarray   # float32 [I]
@@ -156,6 +157,16 @@ class Normalization:
             raise ArtifactError("normalization mean must be finite and std positive")
         if not (self.clip > 0):
             raise ArtifactError(f"normalization clip must be positive, not {self.clip!r}")
+
+    @classmethod
+    def fit(cls, features: np.ndarray, *, clip: float) -> "Normalization":
+        """Mean and std of ``features [N, T, D]`` over videos and frames (float64 sums)."""
+        flat = np.asarray(features, dtype=np.float64).reshape(-1, features.shape[-1])
+        mean = flat.mean(axis=0)
+        std = flat.std(axis=0)
+        # A constant feature (e.g. a dead ReLU channel) would divide by zero: leave it centred.
+        std = np.where(std < 1e-6, 1.0, std)
+        return cls(mean=mean.astype(np.float32), std=std.astype(np.float32), clip=float(clip))
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         x32 = np.asarray(x, dtype=np.float32)
@@ -276,7 +287,7 @@ class LstmArtifact:
         """Write atomically: a temporary file in the same folder, then ``os.replace``."""
         path = Path(path)
         header, arrays = self._header_and_arrays()
-        header["sha256"] = self._digest(header, arrays)
+        header["sha256"] = self.sha256
         with atomic_file(path) as f:
             np.savez(f, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
                      **{k.replace("/", "__"): v for k, v in arrays.items()})

@@ -47,9 +47,8 @@ def _spec_from_proxy(proxy, name: str) -> QuantSpec:
                      narrow=bool(proxy.is_narrow_range))
 
 
-def _weight(gate_weight, name: str) -> tuple[np.ndarray, QuantSpec]:
-    qt = gate_weight()
-    proxy = gate_weight.weight_quant
+def _weight_codes(qt, proxy, name: str) -> tuple[np.ndarray, QuantSpec]:
+    """Integer codes and spec of a quantized weight ``qt`` from the weight quantizer ``proxy``."""
     if qt.scale.numel() != 1:
         raise ArtifactError(f"weight quantizer {name} is per-channel: only per-tensor scales are supported")
     if float(qt.zero_point.abs().max()) != 0.0:
@@ -91,8 +90,9 @@ def layer_artifact(layer) -> LayerArtifact:
     w_x, w_h, bias = [], [], []
     for gate in GATES:
         params = getattr(layer, GATE_PARAMS[gate])
-        wx, spec = _weight(params.input_weight, f"weight_{gate}")
-        wh, spec_h = _weight(params.hidden_weight, f"weight_{gate}")
+        qx = params.input_weight()
+        wx, spec = _weight_codes(qx, params.input_weight.weight_quant, f"weight_{gate}")
+        wh, spec_h = _weight_codes(params.hidden_weight(), params.hidden_weight.weight_quant, f"weight_{gate}")
         if spec_h != spec:
             raise ArtifactError(f"gate {gate}: input and hidden weights use different quantizers")
         quant[f"weight_{gate}"] = spec
@@ -101,7 +101,7 @@ def layer_artifact(layer) -> LayerArtifact:
         if params.bias is None:
             bias.append(np.zeros(wx.shape[0], dtype=np.int64))
         else:
-            bias.append(_bias_codes(params.bias_quant, params.bias, quant["io"], params.input_weight()))
+            bias.append(_bias_codes(params.bias_quant, params.bias, quant["io"], qx))
     fast = layer.fast_cell
     tables = np.stack([
         _table(fast.input_sigmoid_quant, quant["input_acc"]),
@@ -133,12 +133,9 @@ def artifact_from_head(head, *, meta: dict | None = None) -> LstmArtifact:
             if head.classifier is not None:
                 cls = head.classifier
                 qw = cls.quant_weight()
-                wq = QuantSpec(scale=float(qw.scale.float().item()), zero_point=0,
-                               bits=int(qw.bit_width), signed=bool(qw.signed),
-                               narrow=bool(cls.weight_quant.is_narrow_range))
+                weight, wq = _weight_codes(qw, cls.weight_quant, "classifier weight")
                 classifier = ClassifierArtifact(
-                    weight=qw.int().cpu().numpy().astype(np.int64),
-                    bias=_bias_codes(cls.bias_quant, cls.bias, io, qw),
+                    weight=weight, bias=_bias_codes(cls.bias_quant, cls.bias, io, qw),
                     weight_quant=wq, input_scale=io.scale)
             normalization = Normalization(mean=head.feature_mean.cpu().numpy().astype(np.float32),
                                           std=head.feature_std.cpu().numpy().astype(np.float32),

@@ -89,8 +89,7 @@ def _quant_node_codes(g: _Graph, tensor: str, what: str) -> tuple[np.ndarray, Qu
     a = g.attrs(node)
     spec = QuantSpec(scale=float(scale.reshape(())), zero_point=0, bits=bits,
                      signed=bool(a.get("signed", 1)), narrow=bool(a.get("narrow", 0)))
-    codes = np.clip(np.rint(values / scale.reshape(())), spec.lo, spec.hi).astype(np.int64)
-    return codes, spec
+    return spec.quantize(values), spec
 
 
 def _table(fn: str, in_spec: QuantSpec, out_spec: QuantSpec) -> np.ndarray:

@@ -95,14 +95,3 @@ class ListingBuilder:
 
     def build(self) -> DatasetListing:
         return DatasetListing(self.name, self.root, tuple(self.records), tuple(self.problems))
-
-
-def relative_posix(path: Path, root: Path) -> str:
-    """``path`` relative to ``root`` with ``/`` separators (``path`` may already be relative)."""
-    path = Path(path)
-    if path.is_absolute():
-        try:
-            path = path.relative_to(root)
-        except ValueError:
-            return path.as_posix()
-    return path.as_posix()

@@ -98,7 +98,7 @@ def test_subset_mask_indices_and_validation():
     np.testing.assert_array_equal(sub.features, fs.features[mask])
     np.testing.assert_array_equal(fs.subset([8, 0]).labels, fs.labels[[8, 0]])
     assert len(fs.subset([])) == 0
-    assert set(fs.split("val").splits.tolist()) <= {"val"}
+    assert set(fs.split("val").splits.tolist()) == {"val"}
     with pytest.raises(InputError, match="boolean mask must have shape"):
         fs.subset(mask[:-1])
     with pytest.raises(InputError, match="labels must be 0"):

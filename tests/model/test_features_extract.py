@@ -142,5 +142,8 @@ def test_cli_errors_are_clean(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["features", "--data", str(tmp_path / "empty"), "--dataset", "forgerynet", "--out", str(tmp_path / "c")]) == 2
     assert "has none of Training/video_list.txt" in capsys.readouterr().err
-    assert main(["features", "--data", str(tmp_path), "--dataset", "csv", "--out", str(tmp_path / "c"), "--shard", "3/3"]) == 2
-    assert "error:" in capsys.readouterr().err
+    (tmp_path / "csvset").mkdir()
+    (tmp_path / "csvset" / "list.csv").write_text("a.mp4,0\n")
+    assert main(["features", "--data", str(tmp_path / "csvset"), "--dataset", "csv", "--out", str(tmp_path / "c"),
+                 "--shard", "3/3"]) == 2
+    assert "error: shard must be i/N with 0 <= i < N, not '3/3'" in capsys.readouterr().err

@@ -54,8 +54,8 @@ def test_layout_parses_with_the_forgerynet_reader(tmp_path, videos, frames, val_
         assert record.split == planned[f"synth{plan.target:05d}"].split  # a fake stays with its real video
         assert record.label == int(plan.kind != "none")
         assert record.extra["artifact_kind"] == plan.kind
-        assert record.extra["label_16cls"] == ({"spatial": 1, "temporal": 2, "both": 3}[plan.kind] if record.label
-                                               else record.extra["label_16cls"])
+        if record.label:
+            assert record.extra["label_16cls"] == {"spatial": 1, "temporal": 2, "both": 3}[plan.kind]
         assert (record.extra["label_16cls"] >= 16) == (record.label == 0)
         folder = "Training" if record.split == "train" else "Validation"
         assert record.path.startswith(f"{folder}/video/{record.split}_video_release/")

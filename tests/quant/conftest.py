@@ -45,7 +45,7 @@ def _make_head(*, input_size, hidden_size, num_layers=1, num_classes=2, weight_b
     import torch
 
     from lstmfpga.quant.head import QuantHeadConfig, QuantLstmHead
-    from lstmfpga.quant.qat import QatConfig, qat_train
+    from lstmfpga.quant.qat import QatConfig, calibrate, qat_train
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -60,10 +60,7 @@ def _make_head(*, input_size, hidden_size, num_layers=1, num_classes=2, weight_b
                   progress=False)
     else:
         x = rng.normal(size=(48, 9, input_size)).astype(np.float32)
-        head.train()
-        with torch.no_grad():
-            for k in range(4):  # a few training-mode passes set the activation scales
-                head(torch.from_numpy(x[12 * k:12 * (k + 1)]))
+        calibrate(head, x, batches=4, batch_size=12)
     if normalization:
         head.set_normalization(rng.normal(size=input_size), rng.uniform(0.5, 2.0, size=input_size))
     head.eval()
