@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from lstmfpga.cli.errors import LstmfpgaError
+from lstmfpga.hw.plan_cli import BOARD_KEYS
 
 #: The demo's search space: the seed's space at demo scale (small heads, few epochs), LSTM only
 #: because the FPGA head is an LSTM. `lstmfpga search` without --space uses the seed's full space.
@@ -171,6 +172,6 @@ def register(subparsers) -> None:
     p.add_argument("--image-size", type=int, default=112, help="ResNet-50 input size (default 112)")
     p.add_argument("--lanes", type=int, default=16, help="MAC lanes of the simulated core (default 16)")
     p.add_argument("--verify-sequences", type=int, default=8)
-    p.add_argument("--board", default="zcu104", choices=["pynq-z2", "ultra96", "kv260", "zcu104"])
+    p.add_argument("--board", default="zcu104", choices=BOARD_KEYS)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=run_demo)

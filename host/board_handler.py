@@ -11,7 +11,7 @@ import numpy as np
 
 from lstmfpga.cli.errors import InputError
 from lstmfpga.host.backends.base import Backend
-from lstmfpga.host.payloads import quantize_features, split_products
+from lstmfpga.host.payloads import backend_input, payload_kind_for, quantize_features
 from lstmfpga.host.stream_protocol import PayloadKind, SequenceMessage
 from lstmfpga.host.verdicts import VERDICT_NAMES, fake_scores, predicted_labels
 
@@ -45,8 +45,7 @@ class BackendHandler:
             from lstmfpga.host.backends.golden import GoldenBackend
 
             self.golden = GoldenBackend(artifact=self.artifact, mode=backend.mode)
-        native = PayloadKind.CODES_I8 if backend.mode == "full" else PayloadKind.PREACT_I32
-        self.kinds = _FLOAT_KINDS + (native,)
+        self.kinds = _FLOAT_KINDS + (payload_kind_for(backend.mode),)
 
     def describe(self) -> dict:
         a = self.artifact
@@ -87,8 +86,7 @@ class BackendHandler:
 
     def _backend_input(self, message: SequenceMessage) -> np.ndarray:
         if message.kind in _FLOAT_KINDS:
-            codes = quantize_features(self.artifact, message.array)
-            return codes if self.backend.mode == "full" else split_products(self.artifact, codes)
+            return backend_input(self.artifact, quantize_features(self.artifact, message.array), self.backend.mode)
         return message.array
 
     def process(self, messages: Sequence[SequenceMessage]) -> list[dict]:

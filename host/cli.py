@@ -6,6 +6,8 @@ need when they run (the board has no torch).
 
 from __future__ import annotations
 
+from lstmfpga.hw.plan_cli import BOARD_KEYS
+
 DEFAULT_PORT = 7878
 TOKEN_ENV = "LSTMFPGA_STREAM_TOKEN"
 
@@ -109,6 +111,6 @@ def register(subparsers) -> None:
                               description="Generate Vivado TCL next to the Verilog (in the manifest's folder): IP packaging and a block design "
                                           "(Zynq PS + AXI DMA + the core) for a board.")
     p.add_argument("--manifest", required=True, help="manifest.json written by `lstmfpga hdl`")
-    p.add_argument("--board", required=True, choices=("pynq-z2", "ultra96", "kv260", "zcu104"),
+    p.add_argument("--board", required=True, choices=BOARD_KEYS,
                    help="the same board keys as `lstmfpga plan`")
     p.set_defaults(handler=_handler("overlay"))

@@ -107,9 +107,9 @@ def infer(args) -> int:
 def board_infer(args) -> int:
     from lstmfpga.quant.artifact import load_model
 
-    artifact = load_model(args.model)
     if (args.features is None) == (args.listen is None):
         raise ConfigError("give exactly one of --features FILE and --listen [HOST:]PORT")
+    artifact = load_model(args.model)
     with build_backend(args, artifact) as backend:
         print(f"model: {artifact.summary()}")
         print(f"backend: {backend.name}, mode {backend.mode}"
@@ -142,9 +142,9 @@ def _listen(args, artifact, backend) -> int:
     from lstmfpga.host.sequence_server import SequenceServer
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    host, port = parse_address(args.listen if ":" in args.listen else f"127.0.0.1:{args.listen}")
-    max_steps = backend.config.max_timesteps if hasattr(backend, "config") else 4096
-    handler = BackendHandler(backend=backend, max_steps=max_steps, check_golden=args.check_golden)
+    host, port = parse_address(args.listen)
+    limits = {"max_steps": backend.config.max_timesteps} if hasattr(backend, "config") else {}
+    handler = BackendHandler(backend=backend, check_golden=args.check_golden, **limits)
 
     def show(record: dict) -> None:
         verdict = record.get("verdict", "-")

@@ -45,11 +45,9 @@ def run_backend(backend: Backend, features: np.ndarray, *, batch: int = 64, devi
 
 def dequantized(artifact, run: InferenceRun) -> tuple[np.ndarray, np.ndarray | None]:
     """The float outputs ``lstmfpga golden`` writes: hidden ``[N, T, H]`` and logits ``[N, C]``."""
-    hidden = artifact.io_quant.dequantize(run.h_codes)
-    logits = None
-    if run.logits is not None:
-        logits = (run.logits.astype(np.float64) * artifact.classifier.out_scale).astype(np.float32)
-    return hidden, logits
+    from lstmfpga.sim.golden.integer_lstm import dequantize_outputs
+
+    return dequantize_outputs(artifact, run.h_codes, run.logits)
 
 
 def report_lines(artifact, run: InferenceRun, video_ids, labels=None) -> list[str]:

@@ -31,6 +31,7 @@ from lstmfpga.host.stream_protocol import (
     SequenceMessage,
     StreamClosed,
     StreamError,
+    close_socket,
     decode_json,
     encode_json,
     encode_sequence,
@@ -187,22 +188,22 @@ class SequenceSender:
                     sock.sendall(encode_sequence(item))
                 if exhausted and not inflight:
                     sock.sendall(encode_json(MessageType.BYE, {}))
-                    _close(sock)
+                    close_socket(sock)
                     return
                 frame = read_frame(sock, max_payload=self.max_payload)
                 attempts = 0
                 self._answer(frame, inflight, report, result_log)
             except FatalStreamError:
                 if sock is not None:
-                    _close(sock)
+                    close_socket(sock)
                 raise
             except _ProducerFailure as failure:  # preparing payloads failed: not a network problem
                 if sock is not None:
-                    _close(sock)
+                    close_socket(sock)
                 raise failure.error from None
             except (OSError, StreamClosed, StreamError) as exc:
                 if sock is not None:
-                    _close(sock)
+                    close_socket(sock)
                 sock = None
                 attempts += 1
                 if attempts > self.retries:
@@ -251,27 +252,17 @@ class SequenceSender:
             if frame.type != MessageType.WELCOME:
                 raise FatalStreamError(f"expected WELCOME from the board, got {frame.type.name}")
             welcome = decode_json(frame)
+            kinds = welcome.get("kinds")
+            if kinds is not None and self.kind.name not in kinds:
+                raise FatalStreamError(f"the board accepts {', '.join(kinds)} payloads, not {self.kind.name}")
+            window = welcome.get("window")
+            if not isinstance(window, int) or window < 1:
+                raise FatalStreamError(f"the board offered an invalid credit window {window!r}")
         except BaseException:
-            _close(sock)
+            close_socket(sock)
             raise
-        kinds = welcome.get("kinds")
-        if kinds is not None and self.kind.name not in kinds:
-            _close(sock)
-            raise FatalStreamError(f"the board accepts {', '.join(kinds)} payloads, not {self.kind.name}")
-        window = welcome.get("window")
-        if not isinstance(window, int) or window < 1:
-            _close(sock)
-            raise FatalStreamError(f"the board offered an invalid credit window {window!r}")
         report.welcome = welcome
         return sock, window
-
-
-def _close(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    sock.close()
 
 
 def iter_pairs(video_ids, arrays) -> Iterator[tuple[str, np.ndarray]]:

@@ -29,6 +29,7 @@ from lstmfpga.host.stream_protocol import (
     StreamClosed,
     StreamError,
     check_token,
+    close_socket,
     decode_json,
     decode_sequence,
     encode_json,
@@ -150,7 +151,7 @@ class SequenceServer:
         self._stop.set()
         with self._conns_lock:
             for conn in list(self._conns):
-                _close(conn)
+                close_socket(conn)
         for thread in list(self._threads):
             thread.join(timeout=5)
         if self._listener is not None:
@@ -203,10 +204,10 @@ class SequenceServer:
             log.info("sender %s disconnected", peer)
         except (StreamError, InputError) as exc:
             self._reject(peer, send, str(exc), fatal=True)
-            _close(conn)  # nothing more goes to a peer that broke the protocol
+            close_socket(conn)  # nothing more goes to a peer that broke the protocol
         except (socket.timeout, TimeoutError):
             self._reject(peer, send, f"no message for {self.idle_timeout:g} s; closing", fatal=True)
-            _close(conn)
+            close_socket(conn)
         except OSError as exc:
             log.info("connection to %s failed: %s", peer, exc)
         finally:
@@ -215,7 +216,7 @@ class SequenceServer:
                 worker.join()
             with self._conns_lock:
                 self._conns.discard(conn)
-            _close(conn)
+            close_socket(conn)
 
     def _handshake(self, conn: socket.socket, send) -> None:
         hello = decode_json(expect(read_frame(conn, max_payload=self.max_payload), MessageType.HELLO))
@@ -289,7 +290,7 @@ class SequenceServer:
             except Exception as exc:  # the board failed (timeout, core error): tell the sender, stop
                 log.exception("inference failed for %s", peer)
                 self._reject(peer, send, f"board inference failed: {type(exc).__name__}: {exc}", fatal=True)
-                _close(conn)
+                close_socket(conn)
                 alive = False
         try:
             send(encode_json(MessageType.BYE, {"sequences": self.stats.sequences}))
@@ -317,11 +318,3 @@ def _put_while(pending: queue.Queue, item, worker: threading.Thread) -> bool:
         except queue.Full:
             continue
     return False
-
-
-def _close(conn: socket.socket) -> None:
-    try:
-        conn.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    conn.close()

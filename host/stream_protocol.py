@@ -214,3 +214,12 @@ def expect(frame: Frame, *types: MessageType) -> Frame:
         raise StreamError(f"peer reported: {decode_json(frame).get('message', '?')}")
     names = " or ".join(t.name for t in types)
     raise StreamError(f"expected a {names} message, got {frame.type.name}")
+
+
+def close_socket(sock: socket.socket) -> None:
+    """Shut both directions down (the peer sees EOF at once), then close; a dead peer is fine."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()

@@ -146,6 +146,9 @@ class LstmCoreDriver:
         """SHA-256 of the loaded weights, or None when the core holds no valid image."""
         if not self.mmio.read(Reg.STATUS) & Status.WEIGHTS_VALID:
             return None
+        return self._read_hash()
+
+    def _read_hash(self) -> str:
         return hash_hex([self.mmio.read(rm.hash_offset(i)) for i in range(rm.HASH_WORDS)])
 
     def prepare(self, artifact) -> bool:
@@ -179,7 +182,7 @@ class LstmCoreDriver:
             error = self.mmio.read(Reg.ERROR)
             if error:
                 raise WeightLoadError(f"the core rejected the weight image: {', '.join(rm.describe_errors(error))}")
-            loaded = hash_hex([self.mmio.read(rm.hash_offset(i)) for i in range(rm.HASH_WORDS)])
+            loaded = self._read_hash()
             if loaded != sha256:
                 raise WeightLoadError(f"after loading, the core reports artifact {loaded[:16]}…, expected {sha256[:16]}…")
         finally:
@@ -212,7 +215,7 @@ class LstmCoreDriver:
         self.mmio.write(Reg.CTRL, Ctrl.START)
         self.send.transfer(self._in_bufs[slot], in_bytes)
 
-    def _finish(self, slot: int, timesteps: int, started: float) -> tuple[int, float]:
+    def _finish(self, slot: int, started: float) -> tuple[int, float]:
         deadline = started + self.timeout_s
         self._wait_dma(self.send, deadline, "input upload")
         self._wait_done(deadline, "sequence")
@@ -253,7 +256,7 @@ class LstmCoreDriver:
             for seq in sequences:
                 started = self.clock()
                 self._start(0, seq.shape[0], self._pack(seq, 0))
-                cycles, seconds = self._finish(0, seq.shape[0], started)
+                cycles, seconds = self._finish(0, started)
                 results.append(self._unpack(0, seq.shape[0], cycles, seconds))
             return results
         in_bytes = self._pack(sequences[0], 0)
@@ -266,7 +269,7 @@ class LstmCoreDriver:
                 in_bytes = self._pack(sequences[k + 1], 1 - slot)  # overlaps the core's compute
             if previous is not None:
                 results.append(self._unpack(*previous))
-            cycles, seconds = self._finish(slot, steps, started)
+            cycles, seconds = self._finish(slot, started)
             previous = (slot, steps, cycles, seconds)
         results.append(self._unpack(*previous))
         return results

@@ -9,6 +9,7 @@ import numpy as np
 from lstmfpga.host.backends.golden import GoldenBackend
 from lstmfpga.host.board_handler import BackendHandler
 from lstmfpga.host.sequence_server import SequenceServer
+from lstmfpga.host.stream_protocol import close_socket
 from lstmfpga.sim.golden.integer_lstm import quantize_input, run_integer
 
 TOKEN = "t0ken-for-tests"
@@ -75,11 +76,7 @@ class DroppingProxy:
         except OSError:
             pass
         for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
+            close_socket(s)
 
     def close(self):
         self.listener.close()

@@ -54,6 +54,24 @@ def test_infer_input_errors_are_named(files, capsys, monkeypatch, argv, message)
     assert message in capsys.readouterr().err
 
 
+def test_board_infer_golden_check_catches_a_backend_that_differs(files, capsys, monkeypatch):
+    """A backend whose h codes are off by one in every 3rd sequence fails the check, naming the first."""
+    from lstmfpga.host import commands
+    from lstmfpga.host.backends.golden import GoldenBackend
+
+    class OffByOne(GoldenBackend):
+        def run(self, data):
+            out = super().run(data)
+            out.h_codes[::3, -1, 0] += 1
+            return out
+
+    monkeypatch.setattr(commands, "build_backend", lambda args, artifact: OffByOne(artifact=artifact, mode="full"))
+    tmp, x = files
+    assert main(["board-infer", "--backend", "golden", "--model", str(tmp / "model.npz"),
+                 "--features", str(tmp / "X.npy"), "--check-golden", "--batch", "30"]) == 1
+    assert "golden check FAILED: 10 of 30 sequences differ (first: 0)" in capsys.readouterr().err
+
+
 def test_board_infer_from_file_with_golden_check(files, capsys):
     tmp, x = files
     assert main(["board-infer", "--backend", "golden", "--model", str(tmp / "model.npz"),

@@ -120,42 +120,22 @@ def test_prepare_reloads_when_another_model_is_loaded(small_artifact):
     board.done()
 
 
-def test_wrong_core_id(small_artifact):
-    board = MockBoard([("read", Reg.ID, 0xDEADBEEF)])
-    with pytest.raises(BitstreamMismatch, match="ID reads 0xdeadbeef, expected 0x4c53544d"):
-        _driver(board).prepare(small_artifact)
-    board.done()
-
-
-def test_wrong_major_version(small_artifact):
-    board = MockBoard([("read", Reg.ID, CORE_ID), ("read", Reg.VERSION, 0x0002_0003)])
-    with pytest.raises(BitstreamMismatch, match=r"core version 2.3 is not supported; this driver speaks 1.x"):
-        _driver(board).prepare(small_artifact)
-    board.done()
-
-
-def test_refuses_artifact_of_another_shape(small_artifact):
-    config = _config(small_artifact)
-    board = MockBoard(_identify_ops(config, overrides={"SHAPE_HIDDEN": config.hidden_size + 1}))
-    with pytest.raises(BitstreamMismatch, match="hidden_size: the hardware has 20, the artifact needs 19"):
-        _driver(board).prepare(small_artifact)
-    board.done()
-
-
-def test_weight_image_rejected(small_artifact):
-    config = _config(small_artifact)
-    board = MockBoard(_identify_ops(config) + [("read", Reg.STATUS, 0)]
-                      + _load_ops(small_artifact, config, error=Error.WEIGHT_CHECKSUM | Error.WEIGHT_LENGTH))
-    with pytest.raises(WeightLoadError, match="rejected the weight image: WEIGHT_LENGTH, WEIGHT_CHECKSUM"):
-        _driver(board).prepare(small_artifact)
-    board.done()
-
-
-def test_hash_after_load_differs(small_artifact):
-    config = _config(small_artifact)
-    board = MockBoard(_identify_ops(config) + [("read", Reg.STATUS, 0)]
-                      + _load_ops(small_artifact, config, sha="cd" * 32))
-    with pytest.raises(WeightLoadError, match="reports artifact cdcdcdcdcdcdcdcd…, expected"):
+@pytest.mark.parametrize("ops,error,message", [
+    (lambda art, config: [("read", Reg.ID, 0xDEADBEEF)],
+     BitstreamMismatch, "ID reads 0xdeadbeef, expected 0x4c53544d"),
+    (lambda art, config: [("read", Reg.ID, CORE_ID), ("read", Reg.VERSION, 0x0002_0003)],
+     BitstreamMismatch, r"core version 2.3 is not supported; this driver speaks 1.x"),
+    (lambda art, config: _identify_ops(config, overrides={"SHAPE_HIDDEN": config.hidden_size + 1}),
+     BitstreamMismatch, "hidden_size: the hardware has 20, the artifact needs 19"),
+    (lambda art, config: _identify_ops(config) + [("read", Reg.STATUS, 0)]
+     + _load_ops(art, config, error=Error.WEIGHT_CHECKSUM | Error.WEIGHT_LENGTH),
+     WeightLoadError, "rejected the weight image: WEIGHT_LENGTH, WEIGHT_CHECKSUM"),
+    (lambda art, config: _identify_ops(config) + [("read", Reg.STATUS, 0)] + _load_ops(art, config, sha="cd" * 32),
+     WeightLoadError, "reports artifact cdcdcdcdcdcdcdcd…, expected"),
+], ids=["wrong-core-id", "wrong-major-version", "other-shape", "image-rejected", "hash-after-load-differs"])
+def test_prepare_refuses_with_exact_traffic(small_artifact, ops, error, message):
+    board = MockBoard(ops(small_artifact, _config(small_artifact)))
+    with pytest.raises(error, match=message):
         _driver(board).prepare(small_artifact)
     board.done()
 

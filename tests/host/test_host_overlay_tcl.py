@@ -68,13 +68,6 @@ def test_tcl_matches_manifest_and_verilog(hdl_dir, board):
     assert f"CONFIG.c_m_axis_mm2s_tdata_width {{{stream}}}" in design
     assert f"CONFIG.c_s_axis_s2mm_tdata_width {{{stream}}}" in design
 
-    # every packet the driver sends or receives fits one transfer of that DMA
-    config = manifest.config
-    limit = max_transfer_bytes(width)
-    check_transfer(image_words(config) * 4, limit, "weight image")
-    check_transfer(stream_format.input_beats(config, config.max_timesteps) * 4, limit, "input")
-    check_transfer(stream_format.output_beats(config, config.max_timesteps) * 4, limit, "output")
-
     # addresses: the TCL's equal overlay.json's, aligned, disjoint, and the core's covers the register map
     offsets = dict(re.findall(r"set_property offset (0x[0-9a-f]+) .*?\*(\w+)\*", design))
     assert {int(v, 16): k for v, k in offsets.items()} == {facts["dma"]["base"]: "axi_dma_0",
@@ -92,6 +85,17 @@ def test_dma_width_grows_with_the_weight_image():
     big = AcceleratorConfig(input_size=2048, hidden_size=512, num_layers=3, lanes=64, weight_bits=8)
     assert dma_length_width(small) == 23
     assert max_transfer_bytes(dma_length_width(big)) >= image_words(big) * 4 > max_transfer_bytes(23)
+    for config in (small, big):
+        # every packet the driver sends or receives fits one transfer, and one bit less would not do
+        lanes = stream_format.lanes_per_beat(config)
+        packets = {"weight image": image_words(config) * 4,
+                   "input": stream_format.input_beats(config, config.max_timesteps) * lanes * 4,
+                   "output": stream_format.output_beats(config, config.max_timesteps) * lanes * 4}
+        width = dma_length_width(config)
+        for what, nbytes in packets.items():
+            check_transfer(nbytes, max_transfer_bytes(width), what)
+        if width > 23:
+            assert max(packets.values()) > max_transfer_bytes(width - 1)
 
 
 def test_unknown_board_is_refused(hdl_dir):
