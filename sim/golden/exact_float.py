@@ -41,8 +41,7 @@ class ExactMatmul:
     """
 
     def __init__(self, name: str, w: np.ndarray, max_in: int):
-        self.row_bound = int(np.abs(w).sum(axis=-1, dtype=np.int64).max(initial=0))
-        self.bound = self.row_bound * int(max_in)
+        self.bound = int(np.abs(w).sum(axis=-1, dtype=np.int64).max(initial=0)) * int(max_in)
         if self.bound >= EXACT_FLOAT64:
             raise InputError(f"{name}: integer products could exceed 2**53; cannot compute exactly")
         self.dtype = np.float32 if self.bound < EXACT_FLOAT32 else np.float64
@@ -90,6 +89,8 @@ class LayerKernel:
         self.gate_hi = np.array([r.hi for r in rq], dtype=np.float64)[:, None]
         self.gate_offset = np.arange(4, dtype=np.float64)[:, None] * levels - self.gate_lo
         self.tanh_table = layer.tanh_c_table.astype(np.float64)
+        self.fc_scale, self.ig_scale, self.h_scale = (
+            _scale(r) for r in (layer.fc_requant, layer.ig_requant, layer.h_requant))
 
         tables = np.abs(layer.gate_tables).max(axis=1)
         cell_max = max(abs(layer.cell_lo), abs(layer.cell_hi))
@@ -124,11 +125,11 @@ class LayerKernel:
         a += self.gate_offset
         gates = self.gate_table[a.astype(np.intp)]
         i, f, g, o = gates[:, 0], gates[:, 1], gates[:, 2], gates[:, 3]
-        fc = _requant(f * c, _scale(layer.fc_requant), layer.fc_requant.lo, layer.fc_requant.hi)
-        ig = _requant(i * g, _scale(layer.ig_requant), layer.ig_requant.lo, layer.ig_requant.hi)
+        fc = _requant(f * c, self.fc_scale, layer.fc_requant.lo, layer.fc_requant.hi)
+        ig = _requant(i * g, self.ig_scale, layer.ig_requant.lo, layer.ig_requant.hi)
         c_new = np.clip(fc + ig, layer.cell_lo, layer.cell_hi, out=fc)
         t = self.tanh_table[(c_new - layer.cell_lo).astype(np.intp)]
-        h_new = _requant(o * t, _scale(layer.h_requant), layer.h_requant.lo, layer.h_requant.hi)
+        h_new = _requant(o * t, self.h_scale, layer.h_requant.lo, layer.h_requant.hi)
         return h_new, c_new
 
 

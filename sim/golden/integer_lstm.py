@@ -69,22 +69,30 @@ def quantize_input(artifact: LstmArtifact, x: np.ndarray, *, normalize: bool = T
     return artifact.io_quant.quantize(x)
 
 
-def _input_products_exact_float(layer: LayerArtifact, x_codes: np.ndarray) -> np.ndarray:
+def _check_layer_codes(x_codes, size: int, io, what: str) -> np.ndarray:
+    """``x_codes`` as an integer array ``[B, T, size]`` inside the io range, else InputError."""
     x_codes = np.asarray(x_codes)
-    io = layer.quant["io"]
-    if x_codes.ndim != 3 or x_codes.shape[2] != layer.input_size:
-        raise InputError(f"layer input codes must be [batch, time, {layer.input_size}], got {x_codes.shape}")
+    if x_codes.ndim != 3 or x_codes.shape[2] != size:
+        raise InputError(f"{what} must be [batch, time, {size}], got {x_codes.shape}")
     if x_codes.dtype.kind not in "iu":
-        raise InputError(f"layer input codes must be integers, got dtype {x_codes.dtype}")
+        raise InputError(f"{what} must be integers, got dtype {x_codes.dtype}")
     if x_codes.size and (x_codes.min() < io.lo or x_codes.max() > io.hi):
-        raise InputError(f"layer input codes outside the io range [{io.lo}, {io.hi}]")
+        raise InputError(f"{what} outside the io range [{io.lo}, {io.hi}]")
+    return x_codes
+
+
+def _layer_codes(layer: LayerArtifact, x_codes) -> np.ndarray:
+    return _check_layer_codes(x_codes, layer.input_size, layer.quant["io"], "layer input codes")
+
+
+def _input_products_exact_float(layer: LayerArtifact, x_codes: np.ndarray) -> np.ndarray:
     B, T, I = x_codes.shape
     return layer_kernel(layer).input.exact_float(x_codes.reshape(B * T, I)).reshape(B, T, 4 * layer.hidden_size)
 
 
 def input_products(layer: LayerArtifact, x_codes: np.ndarray) -> np.ndarray:
     """``W_x · x`` for every step: int64 ``[B, T, 4, H]`` (the split-mode host GEMM) of io codes."""
-    pre = _input_products_exact_float(layer, x_codes)
+    pre = _input_products_exact_float(layer, _layer_codes(layer, x_codes))
     return pre.astype(np.int64).reshape(*pre.shape[:2], 4, layer.hidden_size)
 
 
@@ -138,6 +146,10 @@ def run_layer(layer: LayerArtifact, x_codes: np.ndarray | None = None, *,
     Each step runs on exact-integer floats (:mod:`~lstmfpga.sim.golden.exact_float`) when the
     magnitudes allow it, else through :func:`cell_step` in int64; both give the same codes.
     """
+    return _run_layer(layer, None if x_codes is None else _layer_codes(layer, x_codes), pre)
+
+
+def _run_layer(layer: LayerArtifact, x_codes: np.ndarray | None, pre: np.ndarray | None):
     kernel = layer_kernel(layer)
     H = layer.hidden_size
     if pre is None:
@@ -177,16 +189,9 @@ def classifier_logits(artifact: LstmArtifact, h_last: np.ndarray) -> np.ndarray 
 
 
 def _check_codes(artifact: LstmArtifact, x_codes: np.ndarray) -> np.ndarray:
-    x_codes = np.asarray(x_codes)
-    if x_codes.ndim != 3 or x_codes.shape[2] != artifact.input_size:
-        raise InputError(f"input codes must be [batch, time, {artifact.input_size}], got {x_codes.shape}")
-    if x_codes.dtype.kind not in "iu":
-        raise InputError(f"input codes must be integers, got dtype {x_codes.dtype}")
+    x_codes = _check_layer_codes(x_codes, artifact.input_size, artifact.io_quant, "input codes")
     if x_codes.shape[1] < 1:
         raise InputError("input has no time steps")
-    io = artifact.io_quant
-    if x_codes.size and (x_codes.min() < io.lo or x_codes.max() > io.hi):
-        raise InputError(f"input codes outside the io range [{io.lo}, {io.hi}]")
     return x_codes.astype(np.int64, copy=False)
 
 
@@ -201,9 +206,9 @@ def run_integer(artifact: LstmArtifact, x_codes: np.ndarray, *,
     h_all, c_all = [], []
     for l, layer in enumerate(artifact.layers):
         if l == 0 and layer0_pre is not None:
-            h, c = run_layer(layer, pre=np.asarray(layer0_pre, dtype=np.int64))
+            h, c = _run_layer(layer, None, np.asarray(layer0_pre, dtype=np.int64))
         else:
-            h, c = run_layer(layer, x)
+            h, c = _run_layer(layer, x, None)
         h_all.append(h)
         c_all.append(c)
         x = h
@@ -223,8 +228,14 @@ class GoldenOutput:
 def run_artifact(artifact: LstmArtifact, x: np.ndarray, *, normalize: bool = True) -> GoldenOutput:
     """Float features in, dequantized hidden sequence (and logits) out."""
     codes = run_integer(artifact, quantize_input(artifact, x, normalize=normalize))
-    hidden = artifact.io_quant.dequantize(codes.last_h)
-    logits = None
-    if codes.logits is not None:
-        logits = (codes.logits.astype(np.float64) * artifact.classifier.out_scale).astype(np.float32)
+    hidden, logits = dequantize_outputs(artifact, codes.last_h, codes.logits)
     return GoldenOutput(hidden=hidden, logits=logits, codes=codes)
+
+
+def dequantize_outputs(artifact: LstmArtifact, h_codes: np.ndarray,
+                       logits: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """float32 hidden values and logits from their integer codes (what ``lstmfpga golden`` writes)."""
+    hidden = artifact.io_quant.dequantize(h_codes)
+    if logits is not None:
+        logits = (logits.astype(np.float64) * artifact.classifier.out_scale).astype(np.float32)
+    return hidden, logits
