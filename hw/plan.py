@@ -139,10 +139,6 @@ class Plan:
     def used(self) -> dict:
         return self.check.used
 
-    @property
-    def available(self) -> dict:
-        return self.board.budget()
-
     def report(self) -> str:
         c, b = self.config, self.board
         lines = [

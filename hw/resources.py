@@ -101,12 +101,11 @@ class LogicFit:
                      for s in self.samples)
 
     def describe(self) -> str:
+        fit = "; ".join(f"{name.upper()} {a:.0f} + {b:.2f}·P" for name, (a, b) in self.coefficients.items())
         if not self.samples:
-            return "logic from a given fit (no Yosys samples): " + "; ".join(
-                f"{name.upper()} {a:.0f} + {b:.2f}·P" for name, (a, b) in self.coefficients.items())
+            return "logic from a given fit (no Yosys samples): " + fit
         lanes = ", ".join(str(s.lanes) for s in self.samples)
         first = self.samples[0]
-        fit = "; ".join(f"{name.upper()} {a:.0f} + {b:.2f}·P" for name, (a, b) in self.coefficients.items())
         how = "exact line through 2 points" if len(self.samples) == 2 else (
             "least squares, worst residual " + ", ".join(
                 f"{k.upper()} {v:.0f}" for k, v in self.max_residual.items()))

@@ -52,6 +52,16 @@ def output_beats(config, timesteps: int) -> int:
     return timesteps * output_step_beats(config) + output_logit_beats(config)
 
 
+def input_lanes(config, timesteps: int) -> int:
+    """32-bit words of an input packet of ``timesteps`` steps (what the DMA moves)."""
+    return input_beats(config, timesteps) * lanes_per_beat(config)
+
+
+def output_lanes(config, timesteps: int) -> int:
+    """32-bit words of an output packet of ``timesteps`` steps."""
+    return output_beats(config, timesteps) * lanes_per_beat(config)
+
+
 def _check_timesteps(config, timesteps: int) -> None:
     if not 1 <= timesteps <= config.max_timesteps:
         raise InputError(f"timesteps must be in [1, {config.max_timesteps}], not {timesteps}")
@@ -125,7 +135,7 @@ def pack_output(config, h_codes: np.ndarray, logits: np.ndarray | None) -> np.nd
 def unpack_output(config, lanes: np.ndarray, timesteps: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Output packet lanes → (h codes int64 ``[T, H]``, logits int64 ``[C]`` or None)."""
     lanes = np.asarray(lanes, dtype=np.uint32)
-    expected = output_beats(config, timesteps) * lanes_per_beat(config)
+    expected = output_lanes(config, timesteps)
     if lanes.size != expected:
         raise InputError(f"output packet has {lanes.size} 32-bit lanes, expected {expected} for T={timesteps}")
     h_lanes = timesteps * output_step_beats(config) * lanes_per_beat(config)

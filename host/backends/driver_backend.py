@@ -9,7 +9,6 @@ import numpy as np
 
 from lstmfpga.host.backends.base import Backend, BackendOutput
 from lstmfpga.host.driver.core import LstmCoreDriver
-from lstmfpga.host.driver.errors import BitstreamMismatch
 
 
 class DriverBackend(Backend):
@@ -27,13 +26,11 @@ class DriverBackend(Backend):
 
     def __init__(self, *, artifact, driver: LstmCoreDriver, mode: str | None = None,
                  double_buffer: bool = True) -> None:
-        config = driver.identify()
-        if mode is not None and mode != config.mode:
-            raise BitstreamMismatch(f"the bitstream is built for {config.mode} mode, not {mode}")
-        super().__init__(artifact=artifact, mode=config.mode)
+        weights_loaded = driver.prepare(artifact, mode=mode)
+        super().__init__(artifact=artifact, mode=driver.config.mode)
         self.driver = driver
         self.double_buffer = bool(double_buffer)
-        self.weights_loaded = driver.prepare(artifact)
+        self.weights_loaded = weights_loaded
         self.cycles: list[int] = []
 
     @property

@@ -151,12 +151,15 @@ class LstmCoreDriver:
     def _read_hash(self) -> str:
         return hash_hex([self.mmio.read(rm.hash_offset(i)) for i in range(rm.HASH_WORDS)])
 
-    def prepare(self, artifact) -> bool:
-        """Identify the core, refuse an artifact it cannot run, load its weights if needed.
+    def prepare(self, artifact, *, mode: str | None = None) -> bool:
+        """Identify the core, refuse an artifact it cannot run (or a bitstream of another ``mode``),
+        load its weights if needed.
 
         Returns True when a weight image was loaded, False when the core already held it.
         """
         config = self.identify()
+        if mode is not None and mode != config.mode:
+            raise BitstreamMismatch(f"the bitstream is built for {config.mode} mode, not {mode}")
         problem = config.mismatch(artifact)
         if problem is not None:
             raise BitstreamMismatch(f"this bitstream cannot run the artifact: {problem}")
@@ -192,9 +195,8 @@ class LstmCoreDriver:
 
     def _allocate_buffers(self, config: AcceleratorConfig) -> None:
         self.close()
-        lanes = sf.lanes_per_beat(config)
-        in_words = sf.input_beats(config, config.max_timesteps) * lanes
-        out_words = sf.output_beats(config, config.max_timesteps) * lanes
+        in_words = sf.input_lanes(config, config.max_timesteps)
+        out_words = sf.output_lanes(config, config.max_timesteps)
         check_transfer(in_words * 4, self.max_transfer_bytes, f"an input packet of T={config.max_timesteps}")
         check_transfer(out_words * 4, self.max_transfer_bytes, f"an output packet of T={config.max_timesteps}")
         self._in_bufs = [self.allocate(shape=(in_words,), dtype=np.uint32) for _ in range(2)]
@@ -209,7 +211,7 @@ class LstmCoreDriver:
         return lanes.size * 4
 
     def _start(self, slot: int, timesteps: int, in_bytes: int) -> None:
-        out_bytes = sf.output_beats(self.config, timesteps) * sf.lanes_per_beat(self.config) * 4
+        out_bytes = sf.output_lanes(self.config, timesteps) * 4
         self.mmio.write(Reg.TIMESTEPS, timesteps)
         self.recv.transfer(self._out_bufs[slot], out_bytes)
         self.mmio.write(Reg.CTRL, Ctrl.START)
@@ -229,7 +231,7 @@ class LstmCoreDriver:
         return cycles, self.clock() - started
 
     def _unpack(self, slot: int, timesteps: int, cycles: int, seconds: float) -> RunResult:
-        words = sf.output_beats(self.config, timesteps) * sf.lanes_per_beat(self.config)
+        words = sf.output_lanes(self.config, timesteps)
         h, logits = sf.unpack_output(self.config, np.asarray(self._out_bufs[slot][:words]), timesteps)
         return RunResult(h_codes=h, logits=logits, cycles=int(cycles), seconds=seconds)
 

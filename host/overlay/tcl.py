@@ -71,10 +71,8 @@ def dma_length_width(config) -> int:
     """Buffer-length register width that fits the weight image and the longest sequence packets."""
     from lstmfpga.hw.weight_image import image_words
 
-    lanes = stream_format.lanes_per_beat(config)
-    biggest = 4 * max(image_words(config),
-                      stream_format.input_beats(config, config.max_timesteps) * lanes,
-                      stream_format.output_beats(config, config.max_timesteps) * lanes)
+    biggest = 4 * max(image_words(config), stream_format.input_lanes(config, config.max_timesteps),
+                      stream_format.output_lanes(config, config.max_timesteps))
     width = max(MIN_DMA_LENGTH_WIDTH, required_length_width(biggest))
     if width > MAX_DMA_LENGTH_WIDTH:
         raise ConfigError(f"a {biggest}-byte packet needs a DMA length width of {width} bits; the AXI DMA "

@@ -140,6 +140,13 @@ def test_prepare_refuses_with_exact_traffic(small_artifact, ops, error, message)
     board.done()
 
 
+def test_prepare_refuses_a_bitstream_of_the_other_mode(small_artifact):
+    board = MockBoard(_identify_ops(_config(small_artifact)))
+    with pytest.raises(BitstreamMismatch, match="the bitstream is built for full mode, not split"):
+        _driver(board).prepare(small_artifact, mode="split")
+    board.done()
+
+
 def test_dma_limit_names_the_needed_width(small_artifact):
     config = _config(small_artifact)
     board = MockBoard(_identify_ops(config))

@@ -87,10 +87,9 @@ def test_dma_width_grows_with_the_weight_image():
     assert max_transfer_bytes(dma_length_width(big)) >= image_words(big) * 4 > max_transfer_bytes(23)
     for config in (small, big):
         # every packet the driver sends or receives fits one transfer, and one bit less would not do
-        lanes = stream_format.lanes_per_beat(config)
         packets = {"weight image": image_words(config) * 4,
-                   "input": stream_format.input_beats(config, config.max_timesteps) * lanes * 4,
-                   "output": stream_format.output_beats(config, config.max_timesteps) * lanes * 4}
+                   "input": stream_format.input_lanes(config, config.max_timesteps) * 4,
+                   "output": stream_format.output_lanes(config, config.max_timesteps) * 4}
         width = dma_length_width(config)
         for what, nbytes in packets.items():
             check_transfer(nbytes, max_transfer_bytes(width), what)
