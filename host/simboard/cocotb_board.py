@@ -14,6 +14,7 @@ from cocotb.task import bridge
 from cocotb.triggers import ClockCycles
 
 import cocotb
+from lstmfpga.host.backends.driver_backend import DriverBackend
 from lstmfpga.host.driver.core import LstmCoreDriver
 from lstmfpga.host.driver.errors import DriverError
 from lstmfpga.host.simboard.board import SimClock, SimDmaChannel, SimMmio, allocate
@@ -39,39 +40,34 @@ async def board_job(dut):
     clock = SimClock()
     artifact = LstmArtifact.load(job["artifact"])
 
-    def host():
+    def driver_backend():
         """The driver on the simulated board: simulated time for its deadlines and pauses."""
         driver = LstmCoreDriver(mmio=mmio, sendchannel=send, recvchannel=recv, allocate=allocate,
                                 max_transfer_bytes=job["max_transfer_bytes"], timeout_s=job["timeout_s"],
                                 watchdog_cycles=job["watchdog_cycles"], poll_s=job["poll_cycles"] * CLOCK_NS * 1e-9,
                                 clock=clock.now, sleep=clock.sleep)
-        driver.prepare(artifact)
-        wall = time.perf_counter()
-        results = driver.run(list(arrays["inputs"]), double_buffer=job["double_buffer"])
-        wall = time.perf_counter() - wall
-        logits = None if results[0].logits is None else np.stack([r.logits for r in results])
-        return (np.stack([r.h_codes for r in results]), logits, [r.cycles for r in results],
-                [r.seconds for r in results], wall)
+        return DriverBackend(artifact=artifact, driver=driver, mode=job["mode"], double_buffer=job["double_buffer"])
 
-    def host_via_pynq():
+    def pynq_backend():
         """The pynq backend itself, unchanged, over a stand-in pynq whose overlay is this simulation."""
         from lstmfpga.host.simboard import fake_pynq
 
         fake_pynq.install(mmio=mmio, send=send, recv=recv)
         from lstmfpga.host.backends.pynq_board import PynqBackend
 
-        backend = PynqBackend(artifact=artifact, overlay="simulated.bit", mode=job["mode"],
-                              double_buffer=job["double_buffer"], timeout_s=job["wall_timeout_s"])
-        wall = time.perf_counter()
-        out = backend.run(arrays["inputs"])
-        wall = time.perf_counter() - wall
-        backend.close()
-        return out.h_codes, out.logits, backend.cycles, list(out.seconds), wall
+        return PynqBackend(artifact=artifact, overlay="simulated.bit", mode=job["mode"],
+                           double_buffer=job["double_buffer"], timeout_s=job["wall_timeout_s"])
+
+    def host():
+        with (pynq_backend if job["via"] == "pynq" else driver_backend)() as backend:
+            wall = time.perf_counter()
+            out = backend.run(arrays["inputs"])
+            return out.h_codes, out.logits, backend.cycles, list(out.seconds), time.perf_counter() - wall
 
     out = {}
     summary = {"ok": True}
     try:
-        h, logits, cycles, seconds, wall = await bridge(host_via_pynq if job["via"] == "pynq" else host)()
+        h, logits, cycles, seconds, wall = await bridge(host)()
     except DriverError as exc:
         summary = {"ok": False, "error": type(exc).__name__, "message": str(exc)}
     else:

@@ -74,7 +74,9 @@ def float_layers_from_artifact(artifact) -> list[FloatLayer]:
 
 def run_float_artifact(artifact, x: np.ndarray, *, normalize: bool = True):
     """The unquantized counterpart of an artifact: (hidden [B,T,H], logits [B,C] | None)."""
-    x = np.asarray(x, dtype=np.float32)
+    from lstmfpga.sim.golden.integer_lstm import check_features
+
+    x = np.asarray(check_features(artifact, x), dtype=np.float32)
     if normalize and artifact.normalization is not None:
         x = artifact.normalization.apply(x)
     hidden = run_float(float_layers_from_artifact(artifact), x)[-1]

@@ -51,6 +51,14 @@ def quantize_input(artifact: LstmArtifact, x: np.ndarray, *, normalize: bool = T
     normalize : bool
         Apply the artifact's feature standardisation first (when it has one).
     """
+    x = check_features(artifact, x)
+    if normalize and artifact.normalization is not None:
+        x = artifact.normalization.apply(x)
+    return artifact.io_quant.quantize(x)
+
+
+def check_features(artifact: LstmArtifact, x) -> np.ndarray:
+    """``x`` as a finite numeric ``[B, T, I]`` array for ``artifact``, else one InputError naming the problem."""
     x = np.asarray(x)
     if x.ndim != 3:
         raise InputError(f"input must be [batch, time, features], got shape {x.shape}")
@@ -64,9 +72,7 @@ def quantize_input(artifact: LstmArtifact, x: np.ndarray, *, normalize: bool = T
         b, t, i = np.argwhere(bad)[0]
         raise InputError(f"input contains {int(bad.sum())} NaN/inf values "
                          f"(first at batch {b}, step {t}, feature {i})")
-    if normalize and artifact.normalization is not None:
-        x = artifact.normalization.apply(x)
-    return artifact.io_quant.quantize(x)
+    return x
 
 
 def _check_layer_codes(x_codes, size: int, io, what: str) -> np.ndarray:

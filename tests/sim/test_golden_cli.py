@@ -42,10 +42,12 @@ def test_golden_cli_writes_hidden_and_logits(model_and_input, capsys):
     (lambda x: np.where(x > 1.5, np.nan, x), "NaN/inf"),
     (lambda x: x[0, 0], r"\[batch, time, features\]"),
 ])
-def test_golden_cli_bad_input_is_one_clear_error(model_and_input, capsys, make_input, message):
+@pytest.mark.parametrize("flags", [[], ["--float"]])
+def test_golden_cli_bad_input_is_one_clear_error(model_and_input, capsys, make_input, message, flags):
     art, model, x, tmp = model_and_input
     np.save(tmp / "bad.npy", make_input(x))
-    code = main(["golden", "--model", str(model), "--input", str(tmp / "bad.npy"), "--out", str(tmp / "y.npy")])
+    code = main(["golden", "--model", str(model), "--input", str(tmp / "bad.npy"), "--out", str(tmp / "y.npy"),
+                 *flags])
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("error: ") and "Traceback" not in err
