@@ -6,6 +6,7 @@ need when they run (the board has no torch).
 
 from __future__ import annotations
 
+from lstmfpga.hw.config import MODES
 from lstmfpga.hw.plan_cli import BOARD_KEYS
 
 DEFAULT_PORT = 7878
@@ -28,7 +29,7 @@ def _add_model(p) -> None:
 def _add_backend(p, *, default: str) -> None:
     p.add_argument("--backend", choices=("golden", "rtl", "pynq"), default=default,
                    help=f"where the LSTM runs (default {default})")
-    p.add_argument("--mode", choices=("full", "split"), default=None,
+    p.add_argument("--mode", choices=MODES, default=None,
                    help="partition: full (W_x.x on chip) or split (host GEMM); default: the bitstream's, else full")
     p.add_argument("--lanes", type=int, default=8, help="MAC lanes P of the simulated core (rtl backend)")
     p.add_argument("--max-steps", type=int, default=None, help="longest sequence of the simulated core (rtl)")
@@ -83,7 +84,7 @@ def register(subparsers) -> None:
     p.add_argument("--image-size", type=int, default=224, help="crop side for --videos")
     p.add_argument("--backbone-weights", default="random", help="ResNet-50 weights for --videos (path or imagenet)")
     p.add_argument("--board", default=f"127.0.0.1:{DEFAULT_PORT}", help="HOST:PORT of the board (default loopback)")
-    p.add_argument("--mode", choices=("full", "split"), default="full", help="the board's partition mode")
+    p.add_argument("--mode", choices=MODES, default="full", help="the board's partition mode")
     p.add_argument("--send-float", action="store_true", help="send float32 features; the board quantizes")
     p.add_argument("--results", default="stream_results.jsonl",
                    help="durable log of acknowledged results; a rerun resumes after them")

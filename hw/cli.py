@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lstmfpga.hw.config import MODES
 from lstmfpga.hw.plan_cli import register_plan
 
 
@@ -13,7 +14,7 @@ def register(subparsers) -> None:
                     "cycle model) for the shape of MODEL. Weights are loaded at run time.")
     p.add_argument("--model", required=True, help="integer artifact (.npz) or Brevitas QONNX file")
     p.add_argument("--lanes", type=int, required=True, help="MAC lanes P (a multiple of 4)")
-    p.add_argument("--mode", choices=("full", "split"), default="full",
+    p.add_argument("--mode", choices=MODES, default="full",
                    help="full: W_x·x on chip; split: the host streams layer-0 pre-activations")
     p.add_argument("--max-timesteps", type=int, default=24, help="largest T the core accepts (1-24)")
     p.add_argument("--out", required=True, help="output directory")

@@ -16,10 +16,10 @@ from collections.abc import Sequence
 
 from lstmfpga.cli.errors import ConfigError
 from lstmfpga.hw.boards import MIB, Board
+from lstmfpga.hw.config import MODES
 from lstmfpga.hw.resources import (DEFAULT_SAMPLE_LANES, RESOURCE_FIELDS, LogicFit, ResourceEstimate,
                                    estimate_resources, fit_logic)
 
-MODES = ("full", "split")
 #: Assumed programmable-logic cost of the shell around the core: an AXI DMA (MM2S + S2MM, no
 #: scatter-gather) and an AXI interconnect, as Vivado typically reports them.
 SHELL_RESERVE = {"lut": 4_000, "ff": 6_000, "dsp": 0, "bram36": 2, "uram": 0}

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from lstmfpga.cli.atomic import atomic_write_bytes
 from lstmfpga.cli.errors import LstmfpgaError
+from lstmfpga.hw.boards import FAMILIES
 
-FAMILIES = ("xc7", "xcup")
 #: Bumped whenever the script or the counting rules change, so old cache entries are not reused.
 SCRIPT_VERSION = 2
 

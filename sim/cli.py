@@ -5,6 +5,7 @@ from __future__ import annotations
 
 def register(subparsers) -> None:
     """Add this stage's subcommands to the ``lstmfpga`` parser."""
+    from lstmfpga.hw.config import MODES
     from lstmfpga.sim.golden.cli import register as register_golden
 
     register_golden(subparsers)
@@ -15,7 +16,7 @@ def register(subparsers) -> None:
                     "integer golden model, under random stream idle and backpressure.")
     p.add_argument("--model", required=True, help="integer artifact (.npz) or Brevitas QONNX file")
     p.add_argument("--lanes", type=int, required=True, help="MAC lanes P (a multiple of 4)")
-    p.add_argument("--mode", choices=("full", "split"), default="full")
+    p.add_argument("--mode", choices=MODES, default="full")
     p.add_argument("--sequences", type=int, default=20, help="random sequences to run (default 20)")
     p.add_argument("--timesteps", type=int, default=None,
                    help="fixed T for every sequence (default: random in 1..max, including 1 and max)")

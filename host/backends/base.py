@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from lstmfpga.cli.errors import ConfigError, InputError
+from lstmfpga.hw.config import MODES
 
-MODES = ("full", "split")
 BACKENDS = {
     "golden": "lstmfpga.host.backends.golden:GoldenBackend",
     "rtl": "lstmfpga.host.backends.rtl:RtlBackend",
