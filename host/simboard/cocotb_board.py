@@ -20,6 +20,7 @@ from lstmfpga.host.driver.errors import DriverError
 from lstmfpga.host.simboard.board import SimClock, SimDmaChannel, SimMmio, allocate
 from lstmfpga.quant.artifact import LstmArtifact
 from lstmfpga.sim.verilator import JOB_ENV, read_job
+
 CLOCK_NS = 10
 
 
