@@ -77,9 +77,9 @@ def simulations(names: list[str], timesteps: int, cache_dir: Path) -> str:
     """Table 2: measured CYCLES vs the model and simulation speed (Verilator builds cached)."""
     import numpy as np
 
-    from lstmfpga.hw.config import AcceleratorConfig
+    from lstmfpga.foundation.hw.config import AcceleratorConfig
     from lstmfpga.hw.cycle_model import estimate
-    from lstmfpga.hw.weight_image import build_weight_image, image_lanes
+    from lstmfpga.foundation.hw.weight_image import build_weight_image, image_lanes
     from lstmfpga.sim import verilator
     from lstmfpga.sim.golden.random_artifact import random_artifact
     from lstmfpga.sim.rtl_check import Sequence, build_job, random_codes

@@ -33,7 +33,7 @@ def _no_overlap_cycles(config, T: int) -> int:
 
 
 def model_rows(shapes, T: int) -> list[dict]:
-    from lstmfpga.hw.config import AcceleratorConfig
+    from lstmfpga.foundation.hw.config import AcceleratorConfig
     from lstmfpga.hw.cycle_model import estimate
 
     rows = []
@@ -49,7 +49,7 @@ def model_rows(shapes, T: int) -> list[dict]:
 
 
 def simulate_rows(shapes, T: int, cache_dir: Path) -> list[dict]:
-    from lstmfpga.hw.config import AcceleratorConfig
+    from lstmfpga.foundation.hw.config import AcceleratorConfig
     from lstmfpga.hw.cycle_model import estimate
     from lstmfpga.sim.golden.random_artifact import random_artifact
     from lstmfpga.sim.rtl_check import Sequence, random_codes, run_sequences

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from lstmfpga.cli.errors import ConfigError
+from lstmfpga.foundation.errors import ConfigError
 
 #: Benchmark name → (script, what it measures), in the order ``bench all`` runs them.
 BENCHES = {

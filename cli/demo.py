@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from lstmfpga.cli.errors import LstmfpgaError
+from lstmfpga.foundation.errors import LstmfpgaError
 from lstmfpga.hw.plan_cli import BOARD_KEYS
 
 #: The demo's search space: the seed's space at demo scale (small heads, few epochs), LSTM only

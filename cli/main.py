@@ -12,7 +12,7 @@ import argparse
 import importlib
 import sys
 
-from lstmfpga.cli.errors import LstmfpgaError
+from lstmfpga.foundation.errors import LstmfpgaError
 
 #: Stage packages whose ``cli.register`` adds subcommands, in help order.
 STAGE_CLIS = (

@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from lstmfpga.cli.errors import InputError
+from lstmfpga.foundation.errors import InputError
 from lstmfpga.host.backends.base import Backend
 from lstmfpga.host.payloads import backend_input, payload_kind_for, quantize_features
 from lstmfpga.host.stream_protocol import PayloadKind, SequenceMessage

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lstmfpga.cli.errors import LstmfpgaError
+from lstmfpga.foundation.errors import LstmfpgaError
 
 
 def main(argv=None) -> int:

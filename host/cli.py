@@ -6,7 +6,7 @@ need when they run (the board has no torch).
 
 from __future__ import annotations
 
-from lstmfpga.hw.config import MODES
+from lstmfpga.foundation.hw.config import MODES
 from lstmfpga.hw.plan_cli import BOARD_KEYS
 
 DEFAULT_PORT = 7878

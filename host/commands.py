@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lstmfpga.cli.errors import ConfigError, InputError
+from lstmfpga.foundation.errors import ConfigError, InputError
 from lstmfpga.host.cli import TOKEN_ENV
 
 
@@ -83,7 +83,7 @@ def _golden_check(artifact, mode: str, features, run) -> list[str]:
 def infer(args) -> int:
     from lstmfpga.host.feature_source import load_feature_input
     from lstmfpga.host.infer import dequantized, report_lines, run_backend
-    from lstmfpga.quant.artifact import load_model
+    from lstmfpga.quant.model_file import load_model
 
     artifact = load_model(args.model)
     fi = load_feature_input(args.features, expected_dim=artifact.input_size, labels=args.labels, split=args.split)
@@ -105,7 +105,7 @@ def infer(args) -> int:
 
 
 def board_infer(args) -> int:
-    from lstmfpga.quant.artifact import load_model
+    from lstmfpga.quant.model_file import load_model
 
     if (args.features is None) == (args.listen is None):
         raise ConfigError("give exactly one of --features FILE and --listen [HOST:]PORT")
@@ -177,7 +177,7 @@ def serve_features(args) -> int:
     from lstmfpga.host.payloads import payload_kind_for, prepare_payloads
     from lstmfpga.host.sequence_sender import SequenceSender
     from lstmfpga.host.verdicts import binary_metrics
-    from lstmfpga.quant.artifact import load_model
+    from lstmfpga.quant.model_file import load_model
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     artifact = load_model(args.model)

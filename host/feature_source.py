@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lstmfpga.cli.errors import InputError
+from lstmfpga.foundation.errors import InputError
 
 
 @dataclass(frozen=True, eq=False)

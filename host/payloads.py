@@ -11,7 +11,7 @@ import importlib.util
 
 import numpy as np
 
-from lstmfpga.cli.errors import ConfigError, InputError
+from lstmfpga.foundation.errors import ConfigError, InputError
 from lstmfpga.host.stream_protocol import PayloadKind
 from lstmfpga.sim.golden.integer_lstm import input_products, quantize_input
 

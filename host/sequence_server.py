@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence
 
-from lstmfpga.cli.errors import InputError
+from lstmfpga.foundation.errors import InputError
 from lstmfpga.host.result_log import ResultLog
 from lstmfpga.host.stream_protocol import (
     DEFAULT_MAX_PAYLOAD,

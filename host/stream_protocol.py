@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lstmfpga.cli.errors import InputError
+from lstmfpga.foundation.errors import InputError
 
 PROTOCOL_VERSION = 1
 MAGIC = b"LF"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lstmfpga.cli.errors import InputError
+from lstmfpga.foundation.errors import InputError
 
 VERDICT_NAMES = ("real", "fake")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from lstmfpga.cli.errors import ConfigError
+from lstmfpga.foundation.errors import ConfigError
 
 #: Bits of one 36 Kib block RAM (RAMB36) and of one UltraRAM (URAM288).
 BRAM36_BITS = 36 * 1024

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lstmfpga.hw.config import MODES
+from lstmfpga.foundation.hw.config import MODES
 from lstmfpga.hw.plan_cli import register_plan
 
 
@@ -27,18 +27,18 @@ def register(subparsers) -> None:
 def _hdl(args) -> int:
     from pathlib import Path
 
-    from lstmfpga.hw.config import AcceleratorConfig
+    from lstmfpga.foundation.hw.config import AcceleratorConfig
     from lstmfpga.hw.cycle_model import estimate
     from lstmfpga.hw.generate import generate_verilog
     from lstmfpga.hw.manifest import TOP_NAME
-    from lstmfpga.quant.artifact import load_model
+    from lstmfpga.quant.model_file import load_model
 
     artifact = load_model(args.model)
     config = AcceleratorConfig.from_artifact(artifact, lanes=args.lanes, mode=args.mode,
                                              max_timesteps=args.max_timesteps)
     manifest = generate_verilog(config, args.out, artifact=artifact)
     if args.weight_image:
-        from lstmfpga.hw.weight_image import build_weight_image
+        from lstmfpga.foundation.hw.weight_image import build_weight_image
 
         (Path(args.out) / "weights.bin").write_bytes(build_weight_image(artifact, config).astype("<u4").tobytes())
     est = estimate(config, config.max_timesteps)

@@ -75,7 +75,7 @@ def group_stall(config, layer: int) -> int:
 
 def estimate(config, timesteps: int) -> CycleEstimate:
     """Predicted cycles of one run of ``timesteps`` steps on a core built for ``config``."""
-    from lstmfpga.hw import stream_format
+    from lstmfpga.foundation.hw import stream_format
 
     T = int(timesteps)
     if not 1 <= T <= config.max_timesteps:

@@ -12,9 +12,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lstmfpga.cli.errors import ArtifactError, ConfigError
-from lstmfpga.hw import cycle_model, register_map, stream_format, weight_image
-from lstmfpga.hw.config import AcceleratorConfig
+from lstmfpga.foundation.errors import ArtifactError, ConfigError
+from lstmfpga.hw import cycle_model
+from lstmfpga.foundation.hw import register_map, stream_format, weight_image
+from lstmfpga.foundation.hw.config import AcceleratorConfig
 
 #: The Verilog module (and file stem) of the accelerator's top level.
 TOP_NAME = "lstm_accel"

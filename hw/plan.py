@@ -14,9 +14,9 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
-from lstmfpga.cli.errors import ConfigError
+from lstmfpga.foundation.errors import ConfigError
 from lstmfpga.hw.boards import MIB, Board
-from lstmfpga.hw.config import MODES
+from lstmfpga.foundation.hw.config import MODES
 from lstmfpga.hw.resources import (DEFAULT_SAMPLE_LANES, RESOURCE_FIELDS, LogicFit, ResourceEstimate,
                                    estimate_resources, fit_logic)
 
@@ -35,7 +35,7 @@ class NoFitError(ConfigError):
 
 
 def parse_shape(text: str) -> dict[str, int]:
-    """``"I,H,L,WBITS"`` → keyword arguments of :class:`~lstmfpga.hw.config.AcceleratorConfig`."""
+    """``"I,H,L,WBITS"`` → keyword arguments of :class:`~lstmfpga.foundation.hw.config.AcceleratorConfig`."""
     parts = [p.strip() for p in str(text).split(",")]
     if len(parts) != 4:
         raise ConfigError(f"--shape must be I,H,L,WBITS (four integers), not {text!r}")
@@ -52,7 +52,7 @@ def parse_shape(text: str) -> dict[str, int]:
 def shape_config(*, input_size: int, hidden_size: int, num_layers: int, weight_bits: int,
                  num_classes: int = 2, mode: str = "full"):
     """A configuration template for a bare shape (other widths at their 8-bit defaults)."""
-    from lstmfpga.hw.config import AcceleratorConfig
+    from lstmfpga.foundation.hw.config import AcceleratorConfig
 
     return AcceleratorConfig(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers,
                              weight_bits=weight_bits, num_classes=num_classes, lanes=4, mode=mode)

@@ -33,7 +33,7 @@ def register_plan(subparsers) -> None:
 
 
 def _sample_lanes(text: str) -> tuple[int, ...]:
-    from lstmfpga.cli.errors import ConfigError
+    from lstmfpga.foundation.errors import ConfigError
 
     try:
         return tuple(int(part) for part in text.split(","))
@@ -46,8 +46,8 @@ def _plan(args) -> int:
     from lstmfpga.hw.plan import make_plan, parse_shape, shape_config
 
     if args.model is not None:
-        from lstmfpga.hw.config import AcceleratorConfig
-        from lstmfpga.quant.artifact import load_model
+        from lstmfpga.foundation.hw.config import AcceleratorConfig
+        from lstmfpga.quant.model_file import load_model
 
         template = AcceleratorConfig.from_artifact(load_model(args.model), lanes=4)
     else:

@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from lstmfpga.cli.errors import ConfigError
+from lstmfpga.foundation.errors import ConfigError
 from lstmfpga.hw.memory_map import (URAM_WIDTH, MemoryTiles, accelerator_memories, bram36_tiles,
                                     memories_at, place_small, split_uram_bram)
 from lstmfpga.hw.yosys_synth import ResourceCount, synthesize

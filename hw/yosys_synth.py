@@ -18,8 +18,8 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from lstmfpga.cli.atomic import atomic_write_bytes
-from lstmfpga.cli.errors import LstmfpgaError
+from lstmfpga.foundation.atomic import atomic_write_bytes
+from lstmfpga.foundation.errors import LstmfpgaError
 from lstmfpga.hw.boards import FAMILIES
 
 #: Bumped whenever the script or the counting rules change, so old cache entries are not reused.

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lstmfpga.cli.errors import ArtifactError, ConfigError
+from lstmfpga.foundation.errors import ArtifactError, ConfigError
 
 FEATURE_DIM = 2048
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lstmfpga.cli.atomic import atomic_write_bytes
-from lstmfpga.cli.errors import ConfigError, InputError
+from lstmfpga.foundation.atomic import atomic_write_bytes
+from lstmfpga.foundation.errors import ConfigError, InputError
 from lstmfpga.model.backbone import FEATURE_DIM
 from lstmfpga.model.datasets import DatasetListing, VideoRecord, read_dataset
 from lstmfpga.model.feature_cache import (

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lstmfpga.cli.errors import ConfigError
+from lstmfpga.foundation.errors import ConfigError
 
 CASCADE_NAME = "haarcascade_frontalface_default.xml"
 #: Detection runs on frames scaled so that their short side is at most this (speed).

@@ -25,8 +25,8 @@ from types import MappingProxyType
 
 import numpy as np
 
-from lstmfpga.cli.atomic import atomic_file, atomic_write_bytes
-from lstmfpga.cli.errors import ConfigError, InputError
+from lstmfpga.foundation.atomic import atomic_file, atomic_write_bytes
+from lstmfpga.foundation.errors import ConfigError, InputError
 from lstmfpga.model.datasets.record import SPLITS
 
 CHUNK_GLOB = "chunk-*.npz"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lstmfpga.cli.errors import ConfigError, InputError
+from lstmfpga.foundation.errors import ConfigError, InputError
 
 
 class VideoDecodeError(InputError):

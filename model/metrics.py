@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from lstmfpga.cli.errors import InputError
+from lstmfpga.foundation.errors import InputError
 
 
 def _check_binary(labels, scores=None) -> tuple[np.ndarray, np.ndarray | None]:

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from lstmfpga.cli.errors import ConfigError
+from lstmfpga.foundation.errors import ConfigError
 from lstmfpga.model.search_space import DEFAULT_SPACE, SearchSpace
 from lstmfpga.model.train_config import TrainConfig
 

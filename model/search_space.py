@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from types import MappingProxyType
 
-from lstmfpga.cli.errors import ConfigError
+from lstmfpga.foundation.errors import ConfigError
 from lstmfpga.model.train_config import TrainConfig
 
 SEED_SPACE = {

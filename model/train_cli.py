@@ -6,7 +6,7 @@ import argparse
 import math
 from pathlib import Path
 
-from lstmfpga.cli.errors import ConfigError
+from lstmfpga.foundation.errors import ConfigError
 
 _TRAIN_DEFAULTS_HELP = "(default: %(default)s)"
 

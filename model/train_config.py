@@ -12,7 +12,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from lstmfpga.cli.errors import ConfigError
+from lstmfpga.foundation.errors import ConfigError
 
 HEADS = ("lstm", "bilstm", "gru", "frame-avg")
 LOSSES = ("CrossEntropyLoss", "MSE", "FocalLoss")

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lstmfpga.cli.errors import ConfigError, InputError
+from lstmfpga.foundation.errors import ConfigError, InputError
 from lstmfpga.model.feature_cache import FeatureSet
-from lstmfpga.quant.artifact import Normalization
+from lstmfpga.foundation.artifact import Normalization
 
 
 def frame_indices(t_max: int, frames: int) -> np.ndarray:

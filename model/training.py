@@ -30,15 +30,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lstmfpga.cli.atomic import atomic_file
-from lstmfpga.cli.errors import ArtifactError, ConfigError
+from lstmfpga.foundation.atomic import atomic_file
+from lstmfpga.foundation.errors import ArtifactError, ConfigError
 from lstmfpga.model.feature_cache import FeatureSet
 from lstmfpga.model.heads import build_head
 from lstmfpga.model.losses import make_loss
 from lstmfpga.model.metrics import binary_metrics, metrics_by_kind, roc_curve
 from lstmfpga.model.train_config import TrainConfig
 from lstmfpga.model.train_data import PreparedData, prepare_data
-from lstmfpga.quant.artifact import Normalization
+from lstmfpga.foundation.artifact import Normalization
 
 CHECKPOINT_FORMAT = "lstmfpga-head-1"
 RESUME_NAME = "last.pt"

@@ -13,12 +13,12 @@ import numpy as np
 import torch
 from brevitas.quant_tensor import IntQuantTensor
 
-from lstmfpga.cli.atomic import atomic_path
-from lstmfpga.cli.errors import ArtifactError
-from lstmfpga.quant.artifact import (GATES, ClassifierArtifact, LayerArtifact, LstmArtifact,
+from lstmfpga.foundation.atomic import atomic_path
+from lstmfpga.foundation.errors import ArtifactError
+from lstmfpga.foundation.artifact import (GATES, ClassifierArtifact, LayerArtifact, LstmArtifact,
                                      Normalization)
-from lstmfpga.quant.fixed_point import QuantSpec
-from lstmfpga.quant.recipe import derive_recipe
+from lstmfpga.foundation.fixed_point import QuantSpec
+from lstmfpga.foundation.recipe import derive_recipe
 
 #: Brevitas cell attribute for each artifact quantizer name.
 CELL_QUANTIZERS = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lstmfpga.cli.errors import ArtifactError, InputError
+from lstmfpga.foundation.errors import ArtifactError, InputError
 
 
 def _feature_set(args):
@@ -71,7 +71,7 @@ def export_checkpoint(checkpoint, out_dir, *, timesteps: int = 16) -> tuple[Path
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from lstmfpga.quant.artifact import LstmArtifact
+    from lstmfpga.foundation.artifact import LstmArtifact
 
     onnx_path, artifact_path = export_checkpoint(args.checkpoint, args.out, timesteps=args.timesteps)
     artifact = LstmArtifact.load(artifact_path)

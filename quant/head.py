@@ -10,7 +10,7 @@ from brevitas.quant import Int32Bias
 from brevitas.quant_tensor import IntQuantTensor
 from torch import nn
 
-from lstmfpga.cli.errors import ConfigError
+from lstmfpga.foundation.errors import ConfigError
 
 
 @dataclass(frozen=True)

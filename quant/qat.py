@@ -18,8 +18,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from lstmfpga.cli.atomic import atomic_file
-from lstmfpga.cli.errors import ArtifactError, ConfigError
+from lstmfpga.foundation.atomic import atomic_file
+from lstmfpga.foundation.errors import ArtifactError, ConfigError
 from lstmfpga.quant.head import QuantHeadConfig, QuantLstmHead
 
 CHECKPOINT_FORMAT = "lstmfpga-qat-head/1"

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from lstmfpga.cli.errors import ArtifactError
-from lstmfpga.quant.artifact import (ClassifierArtifact, GATES, LayerArtifact, LstmArtifact,
+from lstmfpga.foundation.errors import ArtifactError
+from lstmfpga.foundation.artifact import (ClassifierArtifact, GATES, LayerArtifact, LstmArtifact,
                                      Normalization)
-from lstmfpga.quant.fixed_point import QuantSpec
-from lstmfpga.quant.recipe import derive_recipe
+from lstmfpga.foundation.fixed_point import QuantSpec
+from lstmfpga.foundation.recipe import derive_recipe
 
 #: The cell's quantizers in input order (inputs 15..47), with the artifact's names.
 CELL_QUANT_ORDER = (

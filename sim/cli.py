@@ -5,7 +5,7 @@ from __future__ import annotations
 
 def register(subparsers) -> None:
     """Add this stage's subcommands to the ``lstmfpga`` parser."""
-    from lstmfpga.hw.config import MODES
+    from lstmfpga.foundation.hw.config import MODES
     from lstmfpga.sim.golden.cli import register as register_golden
 
     register_golden(subparsers)
@@ -33,10 +33,10 @@ def _verify(args) -> int:
 
     import numpy as np
 
-    from lstmfpga.cli.errors import ConfigError, InputError
-    from lstmfpga.hw.config import AcceleratorConfig
+    from lstmfpga.foundation.errors import ConfigError, InputError
+    from lstmfpga.foundation.hw.config import AcceleratorConfig
     from lstmfpga.hw.cycle_model import estimate
-    from lstmfpga.quant.artifact import load_model
+    from lstmfpga.quant.model_file import load_model
     from lstmfpga.sim.rtl_check import Sequence, random_codes, run_sequences, summarize
     from lstmfpga.sim.verilator import DEFAULT_CACHE
 

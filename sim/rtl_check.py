@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lstmfpga.hw import register_map, stream_format
-from lstmfpga.hw.config import AcceleratorConfig
-from lstmfpga.hw.weight_image import build_weight_image, image_lanes
+from lstmfpga.foundation.hw import register_map, stream_format
+from lstmfpga.foundation.hw.config import AcceleratorConfig
+from lstmfpga.foundation.hw.weight_image import build_weight_image, image_lanes
 from lstmfpga.sim.golden.integer_lstm import input_products, run_integer
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lstmfpga.cli.errors import ConfigError
+from lstmfpga.foundation.errors import ConfigError
 from lstmfpga.hw.manifest import TOP_NAME
 
 TOPLEVEL = TOP_NAME

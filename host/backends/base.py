@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lstmfpga.cli.errors import ConfigError, InputError
-from lstmfpga.hw.config import MODES
+from lstmfpga.foundation.errors import ConfigError, InputError
+from lstmfpga.foundation.hw.config import MODES
 
 BACKENDS = {
     "golden": "lstmfpga.host.backends.golden:GoldenBackend",

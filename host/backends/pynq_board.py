@@ -5,7 +5,7 @@ Needs the ``pynq`` package (the ``board`` extra; PYNQ images ship it). NumPy onl
 
 from __future__ import annotations
 
-from lstmfpga.cli.errors import ConfigError
+from lstmfpga.foundation.errors import ConfigError
 from lstmfpga.host.backends.driver_backend import DriverBackend
 from lstmfpga.host.overlay.ip_identity import VLNV
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lstmfpga.cli.errors import ConfigError
+from lstmfpga.foundation.errors import ConfigError
 from lstmfpga.host.backends.base import Backend, BackendOutput
 from lstmfpga.host.driver import errors as driver_errors
-from lstmfpga.hw.config import AcceleratorConfig
+from lstmfpga.foundation.hw.config import AcceleratorConfig
 
 TEST_MODULE = "lstmfpga.host.simboard.cocotb_board"
 

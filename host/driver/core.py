@@ -3,7 +3,7 @@
 The same code drives the PYNQ board and the simulated board: it needs only an ``mmio`` with
 ``read(offset)`` / ``write(offset, value)``, two DMA channels (``lstmfpga.host.driver.dma``) and
 an ``allocate(shape, dtype)`` returning buffers with ``flush()`` / ``invalidate()``. Offsets and
-bits come from ``lstmfpga.hw.register_map``; packet layouts from ``lstmfpga.hw.stream_format``.
+bits come from ``lstmfpga.foundation.hw.register_map``; packet layouts from ``lstmfpga.foundation.hw.stream_format``.
 
 Per sequence: TIMESTEPS, receive armed, START, send; then the core's DONE, its ERROR word, the
 output DMA, CYCLES. ``run`` double-buffers: while the core computes sequence k, sequence k+1 is
@@ -20,12 +20,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from lstmfpga.cli.errors import ConfigError, InputError
-from lstmfpga.hw import register_map as rm
-from lstmfpga.hw import stream_format as sf
-from lstmfpga.hw.config import AcceleratorConfig
-from lstmfpga.hw.register_map import Ctrl, Error, Reg, Status
-from lstmfpga.hw.weight_image import build_weight_image
+from lstmfpga.foundation.errors import ConfigError, InputError
+from lstmfpga.foundation.hw import register_map as rm
+from lstmfpga.foundation.hw import stream_format as sf
+from lstmfpga.foundation.hw.config import AcceleratorConfig
+from lstmfpga.foundation.hw.register_map import Ctrl, Error, Reg, Status
+from lstmfpga.foundation.hw.weight_image import build_weight_image
 from lstmfpga.host.driver.dma import check_transfer
 from lstmfpga.host.driver.errors import (
     BitstreamMismatch,

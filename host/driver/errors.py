@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lstmfpga.cli.errors import ArtifactError, LstmfpgaError
+from lstmfpga.foundation.errors import ArtifactError, LstmfpgaError
 
 
 class DriverError(LstmfpgaError):

@@ -6,7 +6,7 @@ an incompatible core never binds this driver.
 
 from __future__ import annotations
 
-from lstmfpga.hw.register_map import CORE_VERSION
+from lstmfpga.foundation.hw.register_map import CORE_VERSION
 
 IP_VENDOR = "lstmfpga.org"
 IP_LIBRARY = "hls"

@@ -24,8 +24,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from lstmfpga.cli.errors import ConfigError
-from lstmfpga.hw import stream_format
+from lstmfpga.foundation.errors import ConfigError
+from lstmfpga.foundation.hw import stream_format
 from lstmfpga.host.driver.dma import required_length_width
 from lstmfpga.host.overlay.ip_identity import IP_LIBRARY, IP_NAME, IP_VENDOR, IP_VERSION, VLNV
 
@@ -69,7 +69,7 @@ BOARDS = {
 
 def dma_length_width(config) -> int:
     """Buffer-length register width that fits the weight image and the longest sequence packets."""
-    from lstmfpga.hw.weight_image import image_words
+    from lstmfpga.foundation.hw.weight_image import image_words
 
     biggest = 4 * max(image_words(config), stream_format.input_lanes(config, config.max_timesteps),
                       stream_format.output_lanes(config, config.max_timesteps))

@@ -18,7 +18,7 @@ from lstmfpga.host.backends.driver_backend import DriverBackend
 from lstmfpga.host.driver.core import LstmCoreDriver
 from lstmfpga.host.driver.errors import DriverError
 from lstmfpga.host.simboard.board import SimClock, SimDmaChannel, SimMmio, allocate
-from lstmfpga.quant.artifact import LstmArtifact
+from lstmfpga.foundation.artifact import LstmArtifact
 from lstmfpga.sim.verilator import JOB_ENV, read_job
 
 CLOCK_NS = 10

@@ -8,8 +8,8 @@ from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from lstmfpga.hw import stream_format, weight_image
-from lstmfpga.hw.register_map import Error
+from lstmfpga.foundation.hw import stream_format, weight_image
+from lstmfpga.foundation.hw.register_map import Error
 from lstmfpga.hw.rtl.mac_lanes import MacLanes
 from lstmfpga.hw.rtl.tail_unit import TailUnit, _bits_for
 

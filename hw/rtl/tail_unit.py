@@ -7,7 +7,7 @@ from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from lstmfpga.hw import weight_image
+from lstmfpga.foundation.hw import weight_image
 from lstmfpga.hw.rtl.requantizer import Requantizer
 
 #: Parameter words per layer, in weight-image order: (M, S, lo, hi) × (gate i, f, g, o, fc, ig, h),

@@ -6,8 +6,8 @@ from amaranth import ClockDomain, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from lstmfpga.hw import register_map
-from lstmfpga.hw.register_map import Ctrl, Reg, Status
+from lstmfpga.foundation.hw import register_map
+from lstmfpga.foundation.hw.register_map import Ctrl, Reg, Status
 from lstmfpga.hw.rtl.core import LstmCore
 
 AXIL_ADDR_BITS = 8

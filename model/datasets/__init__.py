@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from lstmfpga.cli.errors import ConfigError
+from lstmfpga.foundation.errors import ConfigError
 from lstmfpga.model.datasets.celebdf import read_celebdf
 from lstmfpga.model.datasets.csv_list import read_csv_list
 from lstmfpga.model.datasets.dfdc import read_dfdc

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lstmfpga.cli.errors import InputError
+from lstmfpga.foundation.errors import InputError
 from lstmfpga.model.datasets.record import FAKE, REAL, DatasetListing, ListingBuilder, VideoRecord
 
 TEST_LIST = "List_of_testing_videos.txt"

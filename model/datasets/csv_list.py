@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from lstmfpga.cli.errors import InputError
+from lstmfpga.foundation.errors import InputError
 from lstmfpga.model.datasets.record import FAKE, REAL, SPLITS, DatasetListing, ListingBuilder, VideoRecord
 
 LABELS = {"0": REAL, "1": FAKE, "real": REAL, "fake": FAKE}

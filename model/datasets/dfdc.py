@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lstmfpga.cli.errors import InputError
+from lstmfpga.foundation.errors import InputError
 from lstmfpga.model.datasets.record import FAKE, REAL, DatasetListing, ListingBuilder, VideoRecord
 
 METADATA = "metadata.json"

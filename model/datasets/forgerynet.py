@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lstmfpga.cli.errors import InputError
+from lstmfpga.foundation.errors import InputError
 from lstmfpga.model.datasets.record import FAKE, REAL, DatasetListing, ListingBuilder, VideoRecord
 
 #: Split folder name → split.  The official test list has no labels, so it is not read.

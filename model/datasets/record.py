@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from lstmfpga.cli.errors import InputError
+from lstmfpga.foundation.errors import InputError
 
 REAL, FAKE = 0, 1
 SPLITS = ("train", "val", "test")

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lstmfpga.cli.atomic import atomic_write_bytes
-from lstmfpga.cli.errors import ConfigError
+from lstmfpga.foundation.atomic import atomic_write_bytes
+from lstmfpga.foundation.errors import ConfigError
 from lstmfpga.model.synthetic.forgery import KINDS, ForgeryPlan, render_fake
 from lstmfpga.model.synthetic.scene import Identity, Motion, background_texture, render_real
 from lstmfpga.model.synthetic.video_writer import write_mp4

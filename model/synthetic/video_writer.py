@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from lstmfpga.cli.atomic import atomic_path
+from lstmfpga.foundation.atomic import atomic_path
 
 FPS = 25
 

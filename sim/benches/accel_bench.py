@@ -19,8 +19,8 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from cocotbext.axi import (AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFrame, AxiStreamSink,
                            AxiStreamSource)
 
-from lstmfpga.hw import stream_format
-from lstmfpga.hw.register_map import DEFAULT_TIMEOUT, HASH_WORDS, Ctrl, Reg, Status, hash_offset
+from lstmfpga.foundation.hw import stream_format
+from lstmfpga.foundation.hw.register_map import DEFAULT_TIMEOUT, HASH_WORDS, Ctrl, Reg, Status, hash_offset
 from lstmfpga.sim.verilator import JOB_ENV, read_job
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lstmfpga.cli.atomic import atomic_file
-from lstmfpga.cli.errors import InputError
+from lstmfpga.foundation.atomic import atomic_file
+from lstmfpga.foundation.errors import InputError
 
 
 def _load_input(path: Path) -> np.ndarray:
@@ -42,7 +42,7 @@ def save_outputs(out: Path, hidden: np.ndarray, logits: np.ndarray | None) -> li
 
 
 def run(args: argparse.Namespace) -> int:
-    from lstmfpga.quant.artifact import load_model
+    from lstmfpga.quant.model_file import load_model
     from lstmfpga.sim.golden.float_lstm import run_float_artifact
     from lstmfpga.sim.golden.integer_lstm import run_artifact
 

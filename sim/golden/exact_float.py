@@ -19,9 +19,9 @@ import weakref
 
 import numpy as np
 
-from lstmfpga.cli.errors import InputError
-from lstmfpga.quant.artifact import LayerArtifact
-from lstmfpga.quant.fixed_point import Requant
+from lstmfpga.foundation.errors import InputError
+from lstmfpga.foundation.artifact import LayerArtifact
+from lstmfpga.foundation.fixed_point import Requant
 
 EXACT_FLOAT64 = 1 << 53
 EXACT_FLOAT32 = 1 << 24

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lstmfpga.cli.errors import InputError
+from lstmfpga.foundation.errors import InputError
 
 
 @dataclass(frozen=True, eq=False)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lstmfpga.cli.errors import InputError
-from lstmfpga.quant.artifact import LayerArtifact, LstmArtifact
+from lstmfpga.foundation.errors import InputError
+from lstmfpga.foundation.artifact import LayerArtifact, LstmArtifact
 from lstmfpga.sim.golden.exact_float import EXACT_FLOAT64, ExactMatmul, layer_kernel
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from lstmfpga.quant.artifact import (ClassifierArtifact, GATES, LayerArtifact, LstmArtifact,
+from lstmfpga.foundation.artifact import (ClassifierArtifact, GATES, LayerArtifact, LstmArtifact,
                                      Normalization)
-from lstmfpga.quant.fixed_point import QuantSpec
-from lstmfpga.quant.recipe import derive_recipe
+from lstmfpga.foundation.fixed_point import QuantSpec
+from lstmfpga.foundation.recipe import derive_recipe
 
 
 def _spec(scale: float, bits: int, signed: bool, narrow: bool = False) -> QuantSpec:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lstmfpga.cli.atomic import atomic_file, atomic_path, atomic_write_bytes
+from lstmfpga.foundation.atomic import atomic_file, atomic_path, atomic_write_bytes
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):

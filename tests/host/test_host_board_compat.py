@@ -32,7 +32,7 @@ BOARD_MODULES = [
     "lstmfpga.host.driver.errors",
     "lstmfpga.host.driver.pynq_ip",
     "lstmfpga.host.overlay.ip_identity",
-    "lstmfpga.quant.artifact",
+    "lstmfpga.foundation.artifact",
     "lstmfpga.sim.golden.integer_lstm",
 ]
 
@@ -183,7 +183,7 @@ BIND_SCRIPT = textwrap.dedent("""
     import pynq
     from lstmfpga.host.driver.pynq_ip import LstmCoreIP
     from lstmfpga.host.overlay.ip_identity import VLNV
-    from lstmfpga.hw.register_map import CORE_ID, Reg
+    from lstmfpga.foundation.hw.register_map import CORE_ID, Reg
     assert pynq._ip_drivers[VLNV] is LstmCoreIP, pynq._ip_drivers
     assert issubclass(LstmCoreIP, pynq.DefaultIP)
     # What Overlay does for each ip_dict entry: look the driver up by VLNV and construct it.
@@ -216,7 +216,7 @@ def test_defaultip_subclass_registers_and_binds(tmp_path):
 BOARD_RUN = textwrap.dedent("""
     import sys
     import numpy as np
-    from lstmfpga.quant.artifact import LstmArtifact
+    from lstmfpga.foundation.artifact import LstmArtifact
     from lstmfpga.host.backends.golden import GoldenBackend
     from lstmfpga.host.board_handler import BackendHandler
     from lstmfpga.host.payloads import prepare_payloads

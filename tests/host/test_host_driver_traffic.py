@@ -14,9 +14,9 @@ from lstmfpga.host.driver.errors import (
     StreamTimeout,
     WeightLoadError,
 )
-from lstmfpga.hw import stream_format as sf
-from lstmfpga.hw.config import AcceleratorConfig
-from lstmfpga.hw.register_map import (
+from lstmfpga.foundation.hw import stream_format as sf
+from lstmfpga.foundation.hw.config import AcceleratorConfig
+from lstmfpga.foundation.hw.register_map import (
     CORE_ID,
     CORE_VERSION,
     Ctrl,
@@ -26,7 +26,7 @@ from lstmfpga.hw.register_map import (
     hash_offset,
     shape_registers,
 )
-from lstmfpga.hw.weight_image import build_weight_image, hash_words
+from lstmfpga.foundation.hw.weight_image import build_weight_image, hash_words
 from lstmfpga.sim.golden.integer_lstm import input_products, run_integer
 
 from mock_devices import MockBoard
@@ -225,7 +225,7 @@ def test_core_that_never_finishes_times_out(small_artifact):
 
 def test_bad_sequence_shapes_are_named(small_artifact):
     board, driver, _ = _prepared(small_artifact, [])
-    from lstmfpga.cli.errors import InputError
+    from lstmfpga.foundation.errors import InputError
     with pytest.raises(InputError, match=r"must have shape \[T, 37\], not \[3, 36\]"):
         driver.run([np.zeros((3, 36), np.int64)])
     with pytest.raises(InputError, match="runs 1 to 6 time steps, not 7"):

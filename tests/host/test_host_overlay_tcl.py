@@ -8,12 +8,12 @@ import pytest
 
 pytest.importorskip("amaranth")
 
-from lstmfpga.cli.errors import ConfigError  # noqa: E402
-from lstmfpga.hw import stream_format  # noqa: E402
-from lstmfpga.hw.config import AcceleratorConfig  # noqa: E402
+from lstmfpga.foundation.errors import ConfigError  # noqa: E402
+from lstmfpga.foundation.hw import stream_format  # noqa: E402
+from lstmfpga.foundation.hw.config import AcceleratorConfig  # noqa: E402
 from lstmfpga.hw.generate import generate_verilog  # noqa: E402
 from lstmfpga.hw.manifest import read_manifest  # noqa: E402
-from lstmfpga.hw.weight_image import image_words  # noqa: E402
+from lstmfpga.foundation.hw.weight_image import image_words  # noqa: E402
 from lstmfpga.host.driver.dma import check_transfer, max_transfer_bytes  # noqa: E402
 from lstmfpga.host.overlay.ip_identity import VLNV  # noqa: E402
 from lstmfpga.host.overlay.tcl import BOARDS, dma_length_width, write_overlay_tcl  # noqa: E402

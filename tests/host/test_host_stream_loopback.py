@@ -183,7 +183,7 @@ def test_reconnect_resends_unacknowledged(small_artifact, rng, tmp_path):
 SENDER_SCRIPT = textwrap.dedent("""
     import sys
     import numpy as np
-    from lstmfpga.quant.artifact import LstmArtifact
+    from lstmfpga.foundation.artifact import LstmArtifact
     from lstmfpga.host.payloads import prepare_payloads
     from lstmfpga.host.sequence_sender import SequenceSender, iter_pairs
     from lstmfpga.host.stream_protocol import PayloadKind

@@ -87,7 +87,7 @@ def test_token_check():
 
 
 def test_encode_rejects_wrong_rank():
-    from lstmfpga.cli.errors import InputError
+    from lstmfpga.foundation.errors import InputError
     with pytest.raises(InputError, match="PREACT_I32 payload of video 'v' must have rank 3"):
         encode_sequence(SequenceMessage(seq=0, video_id="v", kind=PayloadKind.PREACT_I32, array=np.zeros((2, 3))))
     assert encode_frame(MessageType.BYE, b"")[:2] == MAGIC

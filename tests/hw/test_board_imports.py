@@ -3,8 +3,8 @@
 import subprocess
 import sys
 
-BOARD_MODULES = ["lstmfpga.hw.config", "lstmfpga.hw.register_map", "lstmfpga.hw.stream_format",
-                 "lstmfpga.hw.weight_image", "lstmfpga.hw.manifest", "lstmfpga.hw.cycle_model",
+BOARD_MODULES = ["lstmfpga.foundation.hw.config", "lstmfpga.foundation.hw.register_map", "lstmfpga.foundation.hw.stream_format",
+                 "lstmfpga.foundation.hw.weight_image", "lstmfpga.hw.manifest", "lstmfpga.hw.cycle_model",
                  "lstmfpga.hw.cli", "lstmfpga.sim.cli"]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lstmfpga.cli.errors import ConfigError
+from lstmfpga.foundation.errors import ConfigError
 from lstmfpga.hw.boards import BOARDS, BRAM36_BITS, URAM_BITS, Board, get_board
 
 # (BRAM36, URAM, DSP, LUT, FF, family, on-chip Mib as DESIGN.md rounds it)

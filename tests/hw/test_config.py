@@ -4,8 +4,8 @@ import dataclasses
 
 import pytest
 
-from lstmfpga.cli.errors import ConfigError
-from lstmfpga.hw.config import AcceleratorConfig
+from lstmfpga.foundation.errors import ConfigError
+from lstmfpga.foundation.hw.config import AcceleratorConfig
 from lstmfpga.sim.golden.random_artifact import random_artifact
 
 

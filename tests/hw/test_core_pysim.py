@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from lstmfpga.hw import cycle_model, stream_format
-from lstmfpga.hw.config import AcceleratorConfig
-from lstmfpga.hw.register_map import Error
+from lstmfpga.hw import cycle_model
+from lstmfpga.foundation.hw import stream_format
+from lstmfpga.foundation.hw.config import AcceleratorConfig
+from lstmfpga.foundation.hw.register_map import Error
 from lstmfpga.hw.rtl.core import LstmCore
-from lstmfpga.hw.weight_image import build_weight_image
+from lstmfpga.foundation.hw.weight_image import build_weight_image
 from lstmfpga.sim.golden.random_artifact import random_artifact
 from lstmfpga.sim.rtl_check import golden_packets, random_codes
 

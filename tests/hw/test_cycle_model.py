@@ -3,7 +3,7 @@
 import pytest
 
 from lstmfpga.hw import cycle_model
-from lstmfpga.hw.config import AcceleratorConfig
+from lstmfpga.foundation.hw.config import AcceleratorConfig
 
 
 @pytest.mark.parametrize("P", [512, 1024])

@@ -5,12 +5,13 @@ import re
 
 import pytest
 
-from lstmfpga.cli.errors import ArtifactError
+from lstmfpga.foundation.errors import ArtifactError
 from lstmfpga.cli.main import main
-from lstmfpga.hw import cycle_model, register_map
-from lstmfpga.hw.config import AcceleratorConfig
+from lstmfpga.hw import cycle_model
+from lstmfpga.foundation.hw import register_map
+from lstmfpga.foundation.hw.config import AcceleratorConfig
 from lstmfpga.hw.manifest import read_manifest
-from lstmfpga.hw.weight_image import image_words
+from lstmfpga.foundation.hw.weight_image import image_words
 from lstmfpga.sim.golden.random_artifact import random_artifact
 
 AXI_PORTS = ["aclk", "aresetn", "s_axis_tdata", "s_axis_tvalid", "s_axis_tready", "s_axis_tlast",

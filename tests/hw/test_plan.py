@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("amaranth")
 
-from lstmfpga.cli.errors import ConfigError  # noqa: E402
+from lstmfpga.foundation.errors import ConfigError  # noqa: E402
 from lstmfpga.cli.main import main  # noqa: E402
 from lstmfpga.hw import plan as plan_mod  # noqa: E402
 from lstmfpga.hw.boards import get_board  # noqa: E402

@@ -5,7 +5,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from lstmfpga.hw.rtl.requantizer import Requantizer
-from lstmfpga.quant.fixed_point import Requant
+from lstmfpga.foundation.fixed_point import Requant
 
 
 def _cases(rng, in_width, out_width, n):

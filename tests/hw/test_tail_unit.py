@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from lstmfpga.hw.config import AcceleratorConfig
+from lstmfpga.foundation.hw.config import AcceleratorConfig
 from lstmfpga.hw.rtl.tail_unit import TailUnit
 from lstmfpga.sim.golden.integer_lstm import cell_step
 from lstmfpga.sim.golden.random_artifact import random_artifact

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lstmfpga.cli.errors import ConfigError, InputError
+from lstmfpga.foundation.errors import ConfigError, InputError
 from lstmfpga.model.datasets import READERS, read_dataset
 from lstmfpga.model.datasets.forgerynet import parse_line
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lstmfpga.cli.errors import InputError
+from lstmfpga.foundation.errors import InputError
 from lstmfpga.cli.main import main
 from lstmfpga.model.datasets import read_dataset
 from lstmfpga.model.feature_cache import load_features, read_chunk

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lstmfpga.cli.errors import ArtifactError, ConfigError, InputError
+from lstmfpga.foundation.errors import ArtifactError, ConfigError, InputError
 from lstmfpga.model.face_crop import FaceCropper, centre_crop
 from lstmfpga.model.frames import VideoDecodeError, decode_clip, sample_indices
 from lstmfpga.model.synthetic.video_writer import write_mp4

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lstmfpga.cli.errors import ConfigError
+from lstmfpga.foundation.errors import ConfigError
 from lstmfpga.model.heads import FrameAverageHead, RecurrentHead, build_head
 from lstmfpga.model.losses import FocalLoss, make_loss
 from lstmfpga.sim.golden.float_lstm import FloatLayer, run_float

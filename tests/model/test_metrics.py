@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from lstmfpga.cli.errors import InputError
+from lstmfpga.foundation.errors import InputError
 from lstmfpga.model.metrics import binary_metrics, confusion_matrix, metrics_by_kind, roc_auc, roc_curve
 
 

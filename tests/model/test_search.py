@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lstmfpga.cli.errors import ConfigError
+from lstmfpga.foundation.errors import ConfigError
 from lstmfpga.cli.main import main as lstmfpga_main
 from lstmfpga.model.feature_cache import save_feature_set
 from lstmfpga.model.search_space import DEFAULT_SPACE, SearchSpace, load_space

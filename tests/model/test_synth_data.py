@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from lstmfpga.cli.errors import ConfigError
+from lstmfpga.foundation.errors import ConfigError
 from lstmfpga.cli.main import main
 from lstmfpga.model.datasets import read_dataset
 from lstmfpga.model.datasets.forgerynet import parse_line

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from lstmfpga.cli.errors import ConfigError, InputError
+from lstmfpga.foundation.errors import ConfigError, InputError
 from lstmfpga.cli.main import main as lstmfpga_main
 from lstmfpga.model.feature_cache import save_feature_set
 from lstmfpga.model.heads import build_head

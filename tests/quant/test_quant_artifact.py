@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from lstmfpga.cli.errors import ArtifactError
-from lstmfpga.quant.artifact import FORMAT_VERSION, LstmArtifact, load_model
+from lstmfpga.foundation.errors import ArtifactError
+from lstmfpga.foundation.artifact import FORMAT_VERSION, LstmArtifact
+from lstmfpga.quant.model_file import load_model
 from lstmfpga.quant.brevitas_export import artifact_from_head, export_qonnx_file
 from lstmfpga.quant.qonnx_import import artifact_from_qonnx
 from lstmfpga.sim.golden.integer_lstm import run_artifact

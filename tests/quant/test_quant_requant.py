@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from lstmfpga.quant.fixed_point import MULTIPLIER_BITS, QuantSpec, Requant, code_range
+from lstmfpga.foundation.fixed_point import MULTIPLIER_BITS, QuantSpec, Requant, code_range
 
 
 def _reference(v: int, r: Requant) -> int:

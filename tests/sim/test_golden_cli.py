@@ -75,7 +75,7 @@ def test_golden_path_never_imports_torch(model_and_input):
         "        if name.split('.')[0] in ('torch', 'brevitas', 'amaranth', 'cocotb'):\n"
         "            raise ImportError('blocked: ' + name)\n"
         "sys.meta_path.insert(0, Block())\n"
-        "from lstmfpga.quant.artifact import load_model\n"
+        "from lstmfpga.quant.model_file import load_model\n"
         "from lstmfpga.sim.golden.integer_lstm import run_artifact\n"
         "import numpy as np\n"
         f"out = run_artifact(load_model({str(model)!r}), np.load({str(tmp / 'x.npy')!r}))\n"

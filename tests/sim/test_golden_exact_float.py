@@ -10,8 +10,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from lstmfpga.cli.errors import InputError
-from lstmfpga.quant.fixed_point import Requant
+from lstmfpga.foundation.errors import InputError
+from lstmfpga.foundation.fixed_point import Requant
 from lstmfpga.sim.golden.exact_float import EXACT_FLOAT64, layer_kernel
 from lstmfpga.sim.golden.integer_lstm import input_products, run_layer
 from lstmfpga.sim.golden.random_artifact import random_artifact

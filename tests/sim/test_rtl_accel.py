@@ -9,9 +9,10 @@ import zlib
 import numpy as np
 import pytest
 
-from lstmfpga.hw import cycle_model, register_map, weight_image
-from lstmfpga.hw.config import AcceleratorConfig
-from lstmfpga.hw.register_map import Error, Status
+from lstmfpga.hw import cycle_model
+from lstmfpga.foundation.hw import register_map, weight_image
+from lstmfpga.foundation.hw.config import AcceleratorConfig
+from lstmfpga.foundation.hw.register_map import Error, Status
 from lstmfpga.sim.golden.random_artifact import random_artifact
 from lstmfpga.sim.rtl_check import Sequence, random_codes, run_sequences, summarize
 
@@ -100,7 +101,7 @@ def test_rtl_bit_exact(case, verilator_cache, tmp_path):
 def test_rtl_trained_artifact(request, verilator_cache, tmp_path):
     """A QAT-trained artifact (tests/conftest.py), or LSTMFPGA_QAT_ARTIFACT=path (read when the
     test runs) with LSTMFPGA_QAT_LANES / LSTMFPGA_QAT_MODE, bit-exact on 200 sequences."""
-    from lstmfpga.quant.artifact import load_model
+    from lstmfpga.quant.model_file import load_model
 
     path = os.environ.get("LSTMFPGA_QAT_ARTIFACT") or request.getfixturevalue("qat_artifact_path")
     art = load_model(path)

@@ -9,7 +9,7 @@ from typing import Mapping
 
 import numpy as np
 
-from lstmfpga.quant.fixed_point import QuantSpec, Requant
+from lstmfpga.foundation.fixed_point import QuantSpec, Requant
 
 _GATES = ("input", "forget", "cell", "output")
 

@@ -1,11 +1,11 @@
 """The weight image: everything a loaded model needs, as 32-bit words for the input stream.
 
 NumPy/stdlib only.  Sent as one input packet after CTRL.LOAD_WEIGHTS (padded to whole beats, see
-:mod:`lstmfpga.hw.stream_format`).  Layout (``w`` = 32-bit word, little-endian in the stream):
+:mod:`lstmfpga.foundation.hw.stream_format`).  Layout (``w`` = 32-bit word, little-endian in the stream):
 
 header (``HEADER_WORDS``)
     0 magic ``IMAGE_MAGIC``, 1 format version, 2 input_size, 3 hidden_size, 4 num_layers,
-    5 lanes, 6 mode (0 full, 1 split), 7 SHAPE_BITS (:func:`~lstmfpga.hw.register_map.pack_bits`),
+    5 lanes, 6 mode (0 full, 1 split), 7 SHAPE_BITS (:func:`~lstmfpga.foundation.hw.register_map.pack_bits`),
     8 num_classes, 9 payload words (everything between header and checksum),
     10..17 artifact SHA-256 (word i = hex digits 8i..8i+7, so HASH0 reads as the first 8 digits).
 per layer l
@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lstmfpga.cli.errors import ArtifactError
-from lstmfpga.hw import register_map
+from lstmfpga.foundation.errors import ArtifactError
+from lstmfpga.foundation.hw import register_map
 
 IMAGE_MAGIC = 0x574C5354  # "TSLW" little-endian: "LSTW"
 IMAGE_VERSION = 1

@@ -11,7 +11,7 @@ import dataclasses
 import math
 from typing import Any
 
-from lstmfpga.cli.errors import ConfigError
+from lstmfpga.foundation.errors import ConfigError
 
 MODES = ("full", "split")
 # Wider streams (64, 128) are an additive extension: the packers below are width-generic already.

@@ -97,7 +97,7 @@ def pack_bits(*, weight_bits: int, io_bits: int, acc_bits: int, sigmoid_bits: in
 
 
 def config_bits(config) -> int:
-    """SHAPE_BITS of an :class:`~lstmfpga.hw.config.AcceleratorConfig`."""
+    """SHAPE_BITS of an :class:`~lstmfpga.foundation.hw.config.AcceleratorConfig`."""
     return pack_bits(weight_bits=config.weight_bits, io_bits=config.io_bits, acc_bits=config.acc_bits,
                      sigmoid_bits=config.sigmoid_bits, tanh_bits=config.tanh_bits,
                      cell_bits=config.cell_bits, hidden_tanh_bits=config.hidden_tanh_bits,

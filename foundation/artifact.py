@@ -17,9 +17,9 @@ from typing import Mapping
 
 import numpy as np
 
-from lstmfpga.cli.atomic import atomic_file
-from lstmfpga.cli.errors import ArtifactError
-from lstmfpga.quant.fixed_point import QuantSpec, Requant
+from lstmfpga.foundation.atomic import atomic_file
+from lstmfpga.foundation.errors import ArtifactError
+from lstmfpga.foundation.fixed_point import QuantSpec, Requant
 
 FORMAT_NAME = "lstmfpga-integer-lstm"
 FORMAT_VERSION = 1
@@ -368,16 +368,3 @@ class LstmArtifact:
         parts.append(f"sha256 {self.sha256[:16]}…")
         return ", ".join(parts)
 
-
-def load_model(path: str | os.PathLike) -> LstmArtifact:
-    """Load an artifact (``.npz``) or build one from a Brevitas-exported QONNX file (``.onnx``)."""
-    path = Path(path)
-    if not path.exists():
-        raise ArtifactError(f"model file not found: {path}")
-    with open(path, "rb") as f:
-        magic = f.read(4)
-    if magic.startswith(b"PK"):
-        return LstmArtifact.load(path)
-    from lstmfpga.quant.qonnx_import import artifact_from_qonnx
-
-    return artifact_from_qonnx(path)

@@ -11,14 +11,14 @@ packet.  Packets:
   pre-activation Σ_k w_x[0][g, j, k]·x[t, k] as int32; 4·H lanes per step padded to a whole beat.
 * **output** — for each timestep t the last layer's ``hidden_size`` h codes as int8 bytes, padded
   to a whole beat; then (``num_classes`` > 0) the logits as int32, padded to a whole beat.
-* **weight image** — 32-bit words of :mod:`lstmfpga.hw.weight_image`, padded to a whole beat.
+* **weight image** — 32-bit words of :mod:`lstmfpga.foundation.hw.weight_image`, padded to a whole beat.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from lstmfpga.cli.errors import InputError
+from lstmfpga.foundation.errors import InputError
 
 
 def _ceil_div(a: int, b: int) -> int:

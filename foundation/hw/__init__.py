@@ -1,0 +1,1 @@
+"""lstmfpga.foundation.hw: the hardware contract that the RTL, the simulators and the driver share."""
