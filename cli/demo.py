@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from lstmfpga.foundation.errors import LstmfpgaError
-from lstmfpga.hw.plan_cli import BOARD_KEYS
+from lstmfpga.hw.boards import BOARD_KEYS
 
 #: The demo's search space: the seed's space at demo scale (small heads, few epochs), LSTM only
 #: because the FPGA head is an LSTM. `lstmfpga search` without --space uses the seed's full space.

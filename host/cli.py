@@ -7,7 +7,7 @@ need when they run (the board has no torch).
 from __future__ import annotations
 
 from lstmfpga.foundation.hw.config import MODES
-from lstmfpga.hw.plan_cli import BOARD_KEYS
+from lstmfpga.hw.boards import BOARD_KEYS
 
 DEFAULT_PORT = 7878
 TOKEN_ENV = "LSTMFPGA_STREAM_TOKEN"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 
 from lstmfpga.foundation.errors import ConfigError
+from lstmfpga.foundation.validation import check_integer
 
 #: Bits of one 36 Kib block RAM (RAMB36) and of one UltraRAM (URAM288).
 BRAM36_BITS = 36 * 1024
@@ -54,9 +55,7 @@ class Board:
         if self.family not in FAMILIES:
             raise ConfigError(f"board family must be one of {FAMILIES}, not {self.family!r}")
         for field in ("lut", "ff", "dsp", "bram36", "uram"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(f"board {field} must be a non-negative integer, not {value!r}")
+            check_integer(f"board {field}", getattr(self, field), low=0, what="a non-negative integer")
         if not self.clock_mhz > 0:
             raise ConfigError(f"board clock_mhz must be positive, not {self.clock_mhz!r}")
 
@@ -87,6 +86,7 @@ BOARDS: dict[str, Board] = {
               lut=230_400, ff=460_800, dsp=1_728, bram36=312, uram=96, clock_mhz=250.0),
     )
 }
+BOARD_KEYS = tuple(BOARDS)  #: what ``--board`` accepts
 
 
 def get_board(key: str) -> Board:

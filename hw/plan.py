@@ -15,6 +15,7 @@ import math
 from collections.abc import Sequence
 
 from lstmfpga.foundation.errors import ConfigError
+from lstmfpga.foundation.validation import check_integer
 from lstmfpga.hw.boards import MIB, Board
 from lstmfpga.foundation.hw.config import MODES
 from lstmfpga.hw.resources import (DEFAULT_SAMPLE_LANES, RESOURCE_FIELDS, LogicFit, ResourceEstimate,
@@ -59,11 +60,11 @@ def shape_config(*, input_size: int, hidden_size: int, num_layers: int, weight_b
 
 
 def candidate_lanes(config, timesteps: int) -> list[int]:
-    """Every lane count (multiple of 4, at most 4H rounded up and :data:`MAX_LANES`), fastest
-    first by the cycle model, ties to the fewer lanes."""
+    """Every lane count (multiple of 4, at most 4H — one row per gate of every hidden unit — and
+    :data:`MAX_LANES`), fastest first by the cycle model, ties to the fewer lanes."""
     from lstmfpga.hw.cycle_model import estimate as cycle_estimate
 
-    top = min(MAX_LANES, 4 * -(-4 * config.hidden_size // 4))
+    top = min(MAX_LANES, 4 * config.hidden_size)
     lanes = range(4, top + 1, 4)
     cycles = {p: cycle_estimate(dataclasses.replace(config, lanes=p), timesteps).compute_cycles
               for p in lanes}
@@ -285,12 +286,11 @@ def make_plan(template, board: Board, *, clock_mhz: float | None = None, mode: s
     from lstmfpga.hw.cycle_model import estimate as cycle_estimate
 
     if mode not in (*MODES, "auto"):
-        raise ConfigError(f"mode must be one of full, split, auto, not {mode!r}")
+        raise ConfigError(f"mode must be one of {', '.join((*MODES, 'auto'))}, not {mode!r}")
     clock = board.clock_mhz if clock_mhz is None else clock_mhz
     if isinstance(clock, bool) or not isinstance(clock, (int, float)) or not 0 < clock <= 1000:
         raise ConfigError(f"clock_mhz must be in (0, 1000], not {clock_mhz!r}")
-    if isinstance(timesteps, bool) or not isinstance(timesteps, int) or not 1 <= timesteps <= template.max_timesteps:
-        raise ConfigError(f"timesteps must be an integer in [1, {template.max_timesteps}], not {timesteps!r}")
+    check_integer("timesteps", timesteps, low=1, high=template.max_timesteps)
 
     modes = MODES if mode == "auto" else (mode,)
     found: dict[str, Check] = {}

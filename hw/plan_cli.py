@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-BOARD_KEYS = ("pynq-z2", "ultra96", "kv260", "zcu104")
+from lstmfpga.foundation.hw.config import MODES
+from lstmfpga.hw.boards import BOARD_KEYS
 
 
 def register_plan(subparsers) -> None:
@@ -21,7 +22,7 @@ def register_plan(subparsers) -> None:
     p.add_argument("--board", required=True, choices=BOARD_KEYS, type=str.lower)
     p.add_argument("--clock-mhz", type=float, default=None,
                    help="fabric clock (default: the board's assumed clock)")
-    p.add_argument("--mode", choices=("full", "split", "auto"), default="auto",
+    p.add_argument("--mode", choices=(*MODES, "auto"), default="auto",
                    help="auto: full when it fits, else split (default)")
     p.add_argument("--timesteps", type=int, default=16, help="T of the per-sequence estimate (default 16)")
     p.add_argument("--sample-lanes", default="8,16", metavar="P1,P2[,...]",

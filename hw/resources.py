@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lstmfpga.foundation.errors import ConfigError
+from lstmfpga.foundation.validation import is_integer
 from lstmfpga.hw.memory_map import (URAM_WIDTH, MemoryTiles, accelerator_memories, bram36_tiles,
                                     memories_at, place_small, split_uram_bram)
 from lstmfpga.hw.yosys_synth import ResourceCount, synthesize
@@ -54,7 +55,7 @@ def _check_sample_lanes(sample_lanes) -> tuple[int, ...]:
     if len(set(lanes)) < 2:
         raise ConfigError(f"sample_lanes needs at least two different lane counts, not {lanes!r}")
     for p in lanes:
-        if isinstance(p, bool) or not isinstance(p, int) or p < 4 or p % 4:
+        if not is_integer(p) or p < 4 or p % 4:
             raise ConfigError(f"sample_lanes must be positive multiples of 4, not {p!r}")
     return tuple(sorted(set(lanes)))
 

@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 from lstmfpga.foundation.errors import ConfigError
+from lstmfpga.foundation.validation import is_integer
 
 MODES = ("full", "split")
 # Wider streams (64, 128) are an additive extension: the packers below are width-generic already.
@@ -19,7 +20,7 @@ STREAM_WIDTHS = (32,)
 
 
 def _check_int(name: str, value: Any, lo: int, hi: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not is_integer(value):
         raise ConfigError(f"{name} must be an integer, not {value!r}")
     if value < lo or (hi is not None and value > hi):
         bound = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
