@@ -48,6 +48,9 @@ def read_celebdf(root) -> DatasetListing:
                 builder.skip(where, f"label {label_text!r} is not 1 (real) or 0 (fake)")
                 continue
             label = LIST_LABELS[label_text]
+            relpath = builder.confine(where, relpath)
+            if relpath is None:
+                continue
             folder = relpath.split("/", 1)[0]
             if folder not in FOLDER_LABELS:
                 builder.skip(where, f"path {relpath} is not under one of {list(FOLDER_LABELS)}")

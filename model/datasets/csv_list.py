@@ -1,7 +1,7 @@
 """A plain CSV list: ``path,label[,split]`` with an optional header row.
 
 Labels are ``0``/``1`` or ``real``/``fake`` (any case); the split defaults to ``train``.  Paths
-are relative to the CSV file's folder (or absolute).
+are relative to the CSV file's folder; absolute paths and paths leading out of it are skipped.
 """
 
 from __future__ import annotations
@@ -53,5 +53,5 @@ def read_csv_list(path, *, default_split: str = "train") -> DatasetListing:
             if split not in SPLITS:
                 builder.skip(where, f"split {cells[2]!r} is not one of {SPLITS}")
                 continue
-            builder.add(where, VideoRecord(Path(relpath).as_posix(), LABELS[label_text], split))
+            builder.add(where, VideoRecord(relpath, LABELS[label_text], split))
     return builder.build()

@@ -8,7 +8,8 @@ exactly ``3 × n_segments`` integers.
 Video classes: 1–8 fake methods, 16–19 real sources (0 is also read as real).  The binary label
 must agree with the class, and the 3-way label (0 real, 1 identity-replaced, 2 identity-remained)
 must be 0 exactly for real videos.  Paths are relative to the list's folder or to its ``video/``
-subfolder (the official archives use both); the reader picks the one that exists.
+subfolder (the official archives use both); the reader picks the one that exists.  Entries that
+leave the dataset root are skipped (see :func:`~lstmfpga.model.datasets.record.confine`).
 
 A synthetic set made by ``lstmfpga synth-data`` also carries ``synthetic_meta.json`` next to
 each list, mapping a video path to its artifact kind; it becomes the ``artifact_kind`` column.
@@ -89,10 +90,16 @@ def _read_sidecar(path: Path, builder: ListingBuilder) -> dict[str, str]:
     return {str(k): str(v) for k, v in kinds.items()}
 
 
-def _video_path(split_dir: Path, relpath: str, root: Path) -> str:
-    candidates = (split_dir / relpath, split_dir / "video" / relpath)
-    chosen = next((c for c in candidates if c.exists()), candidates[0])
-    return chosen.relative_to(root).as_posix()
+def _video_path(builder: ListingBuilder, where: str, folder: str, relpath: str) -> str | None:
+    """The root-relative path of a list entry (``<folder>/<relpath>`` or ``<folder>/video/<relpath>``,
+    whichever exists), or None when the entry leaves the root (the skip is recorded)."""
+    direct = builder.confine(where, f"{folder}/{relpath}")
+    if direct is None:
+        return None
+    nested = builder.confine(where, f"{folder}/video/{relpath}")
+    if nested is None:
+        return None
+    return nested if not (builder.root / direct).exists() and (builder.root / nested).exists() else direct
 
 
 def read_forgerynet(root, *, splits: tuple[str, ...] = ("train", "val")) -> DatasetListing:
@@ -136,7 +143,9 @@ def read_forgerynet(root, *, splits: tuple[str, ...] = ("train", "val")) -> Data
                     builder.skip(where, f"artifact kind {kind!r} of {relpath} in {SIDECAR_NAME} is not one of {ARTIFACT_KINDS}")
                     continue
                 extra["artifact_kind"] = kind
-            builder.add(where, VideoRecord(_video_path(split_dir, relpath, root), binary, split, extra))
+            path = _video_path(builder, where, folder, relpath)
+            if path is not None:
+                builder.add(where, VideoRecord(path, binary, split, extra))
     if not found:
         wanted = ", ".join(f"{f}/{LIST_NAME}" for f, s in SPLIT_FOLDERS.items() if s in splits)
         raise InputError(f"ForgeryNet folder {root} has none of {wanted}")

@@ -1,16 +1,61 @@
-"""The record every dataset reader returns: one labelled video, plus what could not be read."""
+"""The record every dataset reader returns: one labelled video, plus what could not be read.
+
+Every video path a reader lists goes through :func:`confine` before anything looks at the file:
+an entry that is absolute, too long, or leads out of the dataset root (``..`` or a symbolic
+link) is skipped with its reason, so a list file can never make the extractor open a file
+outside the dataset.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from types import MappingProxyType
 
 from lstmfpga.foundation.errors import InputError
 
 REAL, FAKE = 0, 1
 SPLITS = ("train", "val", "test")
+#: Longest entry accepted, in UTF-8 bytes (Linux refuses paths past 4096 and names past 255).
+MAX_PATH_BYTES = 1024
+MAX_NAME_BYTES = 255
+
+
+def confine(root: Path, relpath: str) -> str:
+    """``relpath`` normalised (``a/./b/../c`` → ``a/c``) as a path inside ``root``.
+
+    Only ``root`` and what lies lexically below it is looked at (to follow symbolic links).
+
+    Raises
+    ------
+    ValueError
+        With the reason: empty, a NUL byte, too long, absolute, leaving ``root`` by ``..``, or
+        by a symbolic link that points outside it.
+    """
+    if not relpath:
+        raise ValueError("empty path")
+    if "\0" in relpath:
+        raise ValueError(f"path {relpath!r} holds a NUL byte")
+    size = len(relpath.encode("utf-8", "surrogateescape"))
+    if size > MAX_PATH_BYTES:
+        raise ValueError(f"path of {size} bytes is longer than {MAX_PATH_BYTES} ({relpath[:40]!r}...)")
+    long_name = next((part for part in PurePosixPath(relpath).parts
+                      if len(part.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES), None)
+    if long_name is not None:
+        raise ValueError(f"path {relpath[:40]!r}... has a name longer than {MAX_NAME_BYTES} bytes")
+    if PurePosixPath(relpath).is_absolute() or PureWindowsPath(relpath).is_absolute():
+        raise ValueError(f"path {relpath} is absolute: entries must be relative to the dataset root")
+    normal = os.path.normpath(relpath)
+    if normal == os.curdir:
+        raise ValueError(f"path {relpath} names the dataset root itself, not a video")
+    if normal == os.pardir or normal.startswith(os.pardir + os.sep):
+        raise ValueError(f"path {relpath} leads outside the dataset root")
+    root_real = Path(root).resolve()
+    if not (root_real / normal).resolve().is_relative_to(root_real):
+        raise ValueError(f"path {relpath} leads outside the dataset root through a symbolic link")
+    return PurePosixPath(normal).as_posix()
 
 
 @dataclass(frozen=True)
@@ -73,7 +118,7 @@ class DatasetListing:
 
 
 class ListingBuilder:
-    """Collects records and problems, dropping repeated paths with a reason."""
+    """Collects records and problems, dropping repeated and unconfined paths with a reason."""
 
     def __init__(self, name: str, root: Path):
         self.name = name
@@ -85,7 +130,20 @@ class ListingBuilder:
     def skip(self, where: str, reason: str) -> None:
         self.problems.append(Problem(where, reason))
 
+    def confine(self, where: str, relpath: str) -> str | None:
+        """``relpath`` confined to the root (see :func:`confine`), or None with the skip recorded."""
+        try:
+            return confine(self.root, relpath)
+        except ValueError as exc:
+            self.skip(where, str(exc))
+            return None
+
     def add(self, where: str, record: VideoRecord) -> None:
+        path = self.confine(where, record.path)
+        if path is None:
+            return
+        if path != record.path:
+            record = VideoRecord(path, record.label, record.split, record.extra)
         first = self._seen.get(record.path)
         if first is not None:
             self.skip(where, f"video {record.path} already listed at {first}")
