@@ -10,16 +10,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
+from lstmfpga.foundation.artifact_header import (BIAS_DTYPE, FLOAT_DTYPE, MAX_CLASSES, MAX_CODE_BITS,
+                                                 TABLE_DTYPE, WEIGHT_DTYPE, parse_header, positive_real)
 from lstmfpga.foundation.atomic import atomic_file
 from lstmfpga.foundation.errors import ArtifactError
 from lstmfpga.foundation.fixed_point import QuantSpec, Requant
+from lstmfpga.foundation.stored_npz import StoredNpz
+from lstmfpga.foundation.validation import is_integer
 
 FORMAT_NAME = "lstmfpga-integer-lstm"
 FORMAT_VERSION = 1
@@ -34,6 +37,40 @@ WEIGHT_QUANTIZERS = tuple(f"weight_{g}" for g in GATES)
 LAYER_QUANTIZERS = ACTIVATION_QUANTIZERS + WEIGHT_QUANTIZERS
 ACC_QUANTIZERS = ("input_acc", "forget_acc", "cell_acc", "output_acc")
 GATE_OUT_QUANTIZERS = ("input_sigmoid", "forget_sigmoid", "cell_tanh", "output_sigmoid")
+#: A header is JSON of a few kilobytes; more is not an artifact.
+MAX_HEADER_BYTES = 1 << 22
+
+
+def _check_quant(name: str, spec, storage: str | None = None) -> None:
+    """A quantizer the artifact can hold: at most MAX_CODE_BITS wide, its codes fitting ``storage``."""
+    if not isinstance(spec, QuantSpec):
+        raise ArtifactError(f"quantizer {name} must be a QuantSpec, not {type(spec).__name__}")
+    if spec.bits > MAX_CODE_BITS:
+        raise ArtifactError(f"quantizer {name}: bit width {spec.bits} exceeds {MAX_CODE_BITS} "
+                            f"(a {spec.bits}-bit code would need a 2**{spec.bits}-entry table or wider storage)")
+    if storage is not None:
+        info = np.iinfo(storage)
+        if spec.lo < info.min or spec.hi > info.max:
+            raise ArtifactError(f"quantizer {name}: codes [{spec.lo}, {spec.hi}] do not fit the artifact's "
+                                f"{np.dtype(storage)} storage")
+
+
+def _check_clamp(name: str, requant, spec: QuantSpec, spec_name: str) -> None:
+    if not isinstance(requant, Requant):
+        raise ArtifactError(f"{name} must be a Requant, not {type(requant).__name__}")
+    if (requant.lo, requant.hi) != (spec.lo, spec.hi):
+        raise ArtifactError(f"{name} clamp range [{requant.lo}, {requant.hi}] does not match quantizer "
+                            f"{spec_name} [{spec.lo}, {spec.hi}]")
+
+
+def _stored(name: str, a: np.ndarray, dtype: str) -> np.ndarray:
+    """``a`` in its storage dtype; refuses values the dtype cannot hold instead of wrapping them."""
+    if a.dtype.kind in "iu" and np.dtype(dtype).kind == "i" and a.size:
+        info = np.iinfo(dtype)
+        if int(a.min()) < info.min or int(a.max()) > info.max:
+            raise ArtifactError(f"{name}: values [{int(a.min())}, {int(a.max())}] do not fit the artifact's "
+                                f"{np.dtype(dtype)} storage")
+    return np.ascontiguousarray(a, dtype=dtype)
 
 
 def _int_array(name: str, a, shape: tuple[int, ...], lo: int, hi: int) -> np.ndarray:
@@ -67,11 +104,15 @@ class LayerArtifact:
 
     def __post_init__(self):
         H, I = self.hidden_size, self.input_size
-        if not (isinstance(H, int) and H >= 1 and isinstance(I, int) and I >= 1):
+        if not (is_integer(H) and H >= 1 and is_integer(I) and I >= 1):
             raise ArtifactError(f"layer sizes must be positive integers, not I={I!r}, H={H!r}")
         missing = [n for n in LAYER_QUANTIZERS if n not in self.quant]
         if missing:
             raise ArtifactError(f"layer is missing quantizers: {', '.join(missing)}")
+        for name in LAYER_QUANTIZERS:
+            storage = (WEIGHT_DTYPE if name in WEIGHT_QUANTIZERS
+                       else TABLE_DTYPE if name in GATE_OUT_QUANTIZERS + ("hidden_tanh",) else None)
+            _check_quant(name, self.quant[name], storage)
         _int_array("w_x", self.w_x, (4, H, I), -(1 << 31), (1 << 31) - 1)
         _int_array("w_h", self.w_h, (4, H, H), -(1 << 31), (1 << 31) - 1)
         _int_array("bias", self.bias, (4, H), -(1 << 31), (1 << 31) - 1)
@@ -84,13 +125,15 @@ class LayerArtifact:
             raise ArtifactError(f"all gate accumulator quantizers must share one bit width, got {acc_bits}")
         if len(self.gate_requant) != 4:
             raise ArtifactError("gate_requant must hold one Requant per gate")
+        cq, io = self.quant["cell_state"], self.quant["io"]
+        _check_clamp("fc_requant", self.fc_requant, cq, "cell_state")
+        _check_clamp("ig_requant", self.ig_requant, cq, "cell_state")
+        _check_clamp("h_requant", self.h_requant, io, "io")
         for g, (name, out) in enumerate(zip(ACC_QUANTIZERS, GATE_OUT_QUANTIZERS)):
             q = self.quant[name]
-            if (self.gate_requant[g].lo, self.gate_requant[g].hi) != (q.lo, q.hi):
-                raise ArtifactError(f"gate_requant[{g}] clamp range does not match quantizer {name}")
+            _check_clamp(f"gate_requant[{g}]", self.gate_requant[g], q, name)
             oq = self.quant[out]
             _int_array(f"gate_tables[{GATES[g]}]", self.gate_tables[g], (q.levels,), oq.lo, oq.hi)
-        cq = self.quant["cell_state"]
         _int_array("tanh_c_table", self.tanh_c_table, (cq.levels,), self.quant["hidden_tanh"].lo,
                    self.quant["hidden_tanh"].hi)
 
@@ -124,9 +167,13 @@ class ClassifierArtifact:
     input_scale: float  # s_io of the hidden state it reads
 
     def __post_init__(self):
-        if self.weight.ndim != 2:
-            raise ArtifactError(f"classifier weight must be 2-D [C, H], got shape {self.weight.shape}")
+        _check_quant("classifier.weight_quant", self.weight_quant, WEIGHT_DTYPE)
+        if np.ndim(self.weight) != 2:
+            raise ArtifactError(f"classifier weight must be 2-D [C, H], got shape {np.shape(self.weight)}")
         C, H = self.weight.shape
+        if not 1 <= C <= MAX_CLASSES:
+            raise ArtifactError(f"classifier must have 1 to {MAX_CLASSES} classes, not {C}")
+        positive_real("classifier.input_scale", self.input_scale)
         _int_array("classifier.weight", self.weight, (C, H), self.weight_quant.lo, self.weight_quant.hi)
         _int_array("classifier.bias", self.bias, (C,), -(1 << 31), (1 << 31) - 1)
 
@@ -232,11 +279,9 @@ class LstmArtifact:
         layers = []
         for l, layer in enumerate(self.layers):
             p = f"layer{l}/"
-            arrays[p + "w_x"] = np.ascontiguousarray(layer.w_x, dtype="<i2")
-            arrays[p + "w_h"] = np.ascontiguousarray(layer.w_h, dtype="<i2")
-            arrays[p + "bias"] = np.ascontiguousarray(layer.bias, dtype="<i8")
-            arrays[p + "gate_tables"] = np.ascontiguousarray(layer.gate_tables, dtype="<i4")
-            arrays[p + "tanh_c_table"] = np.ascontiguousarray(layer.tanh_c_table, dtype="<i4")
+            for name, dtype in (("w_x", WEIGHT_DTYPE), ("w_h", WEIGHT_DTYPE), ("bias", BIAS_DTYPE),
+                                ("gate_tables", TABLE_DTYPE), ("tanh_c_table", TABLE_DTYPE)):
+                arrays[p + name] = _stored(p + name, getattr(layer, name), dtype)
             layers.append({
                 "input_size": layer.input_size,
                 "hidden_size": layer.hidden_size,
@@ -249,13 +294,13 @@ class LstmArtifact:
         header: dict = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "layers": layers,
                         "meta": dict(self.meta)}
         if self.classifier is not None:
-            arrays["classifier/weight"] = np.ascontiguousarray(self.classifier.weight, dtype="<i2")
-            arrays["classifier/bias"] = np.ascontiguousarray(self.classifier.bias, dtype="<i8")
+            arrays["classifier/weight"] = _stored("classifier/weight", self.classifier.weight, WEIGHT_DTYPE)
+            arrays["classifier/bias"] = _stored("classifier/bias", self.classifier.bias, BIAS_DTYPE)
             header["classifier"] = {"weight_quant": self.classifier.weight_quant.to_dict(),
                                     "input_scale": self.classifier.input_scale}
         if self.normalization is not None:
-            arrays["normalization/mean"] = np.ascontiguousarray(self.normalization.mean, dtype="<f4")
-            arrays["normalization/std"] = np.ascontiguousarray(self.normalization.std, dtype="<f4")
+            arrays["normalization/mean"] = np.ascontiguousarray(self.normalization.mean, dtype=FLOAT_DTYPE)
+            arrays["normalization/std"] = np.ascontiguousarray(self.normalization.std, dtype=FLOAT_DTYPE)
             header["normalization"] = {"clip": float(self.normalization.clip)}
         return header, arrays
 
@@ -284,10 +329,25 @@ class LstmArtifact:
         return cached
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write atomically: a temporary file in the same folder, then ``os.replace``."""
+        """Write atomically: a temporary file in the same folder, then ``os.replace``.
+
+        Raises
+        ------
+        ArtifactError
+            A value the file cannot hold exactly, or arrays changed after the hash was taken:
+            a file that :meth:`load` would refuse is never written.
+        """
         path = Path(path)
+        for layer in self.layers:
+            layer.__post_init__()
+        if self.classifier is not None:
+            self.classifier.__post_init__()
         header, arrays = self._header_and_arrays()
-        header["sha256"] = self.sha256
+        digest = self._digest(header, arrays)
+        if digest != self.sha256:
+            raise ArtifactError(f"artifact arrays were modified after its hash {self.sha256[:16]}… was "
+                                "taken; build a new LstmArtifact from them")
+        header["sha256"] = digest
         with atomic_file(path) as f:
             np.savez(f, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
                      **{k.replace("/", "__"): v for k, v in arrays.items()})
@@ -295,69 +355,76 @@ class LstmArtifact:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "LstmArtifact":
+        """Read and check an artifact file.
+
+        The header is read first and checked field by field; each array is then read only when
+        its stored dtype, shape and size are those the header implies, so a small hostile file
+        cannot make this allocate more than the file's own size (a few times over).
+
+        Raises
+        ------
+        ArtifactError
+            Naming the file and the first field or array that is wrong.
+        """
         path = Path(path)
         if not path.is_file():
-            raise ArtifactError(f"artifact not found: {path}")
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                files = {k: z[k] for k in z.files}
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-            raise ArtifactError(f"{path}: not a readable lstmfpga artifact (corrupt or wrong format: {exc})") from None
-        if "header" not in files:
-            raise ArtifactError(f"{path}: not an lstmfpga artifact (no header)")
-        try:
-            header = json.loads(files.pop("header").tobytes().decode())
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ArtifactError(f"{path}: corrupt artifact header ({exc})") from None
-        if header.get("format") != FORMAT_NAME:
-            raise ArtifactError(f"{path}: not an lstmfpga artifact (format {header.get('format')!r})")
-        if header.get("version") != FORMAT_VERSION:
-            raise ArtifactError(f"{path}: artifact format version {header.get('version')!r}; this "
-                                f"lstmfpga reads version {FORMAT_VERSION}: re-export the model")
-        arrays = {k.replace("__", "/"): v for k, v in files.items()}
+            raise ArtifactError(f"artifact not found: {path}" if not path.exists()
+                                else f"artifact {path} is not a file")
+        with StoredNpz(path) as z:
+            if "header" not in z.names:
+                raise ArtifactError(f"{path}: not an lstmfpga artifact (no header)")
+            raw = z.read("header", "|u1", (None,), limit=MAX_HEADER_BYTES)
+            try:
+                header = json.loads(raw.tobytes().decode())
+            except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+                raise ArtifactError(f"{path}: corrupt artifact header ({type(exc).__name__}: {exc})") from None
+            try:
+                parsed = parse_header(header, format_name=FORMAT_NAME, version=FORMAT_VERSION)
+            except ArtifactError as exc:
+                raise ArtifactError(f"{path}: {exc}") from None
+            expected = {k.replace("/", "__"): v for k, v in parsed.arrays().items()}
+            unexpected = sorted(z.names - set(expected) - {"header"})
+            if unexpected:
+                raise ArtifactError(f"{path}: holds arrays the header does not declare: {', '.join(unexpected)}")
+            arrays = {k.replace("__", "/"): z.read(k, dtype, shape, limit=MAX_CLASSES)
+                      for k, (dtype, shape) in expected.items()}
         digest = cls._digest(header, arrays)
-        if digest != header.get("sha256"):
-            raise ArtifactError(f"{path}: content hash mismatch (header says {header.get('sha256')}, "
+        if digest != header["sha256"]:
+            raise ArtifactError(f"{path}: content hash mismatch (header says {header['sha256']}, "
                                 f"content hashes to {digest}): the file was modified or is corrupt")
         try:
-            artifact = cls._from_parts(header, arrays)
-        except KeyError as exc:
-            raise ArtifactError(f"{path}: artifact is missing {exc}") from None
+            artifact = cls._from_parts(parsed, arrays)
+        except ArtifactError as exc:
+            raise ArtifactError(f"{path}: {exc}") from None
         object.__setattr__(artifact, "_sha256", digest)
         return artifact
 
     @classmethod
-    def _from_parts(cls, header: dict, arrays: Mapping[str, np.ndarray]) -> "LstmArtifact":
+    def _from_parts(cls, header, arrays: Mapping[str, np.ndarray]) -> "LstmArtifact":
         layers = []
-        for l, lh in enumerate(header["layers"]):
+        for l, lh in enumerate(header.layers):
             p = f"layer{l}/"
             layers.append(LayerArtifact(
-                input_size=int(lh["input_size"]), hidden_size=int(lh["hidden_size"]),
+                input_size=lh.input_size, hidden_size=lh.hidden_size,
                 w_x=arrays[p + "w_x"].astype(np.int64), w_h=arrays[p + "w_h"].astype(np.int64),
-                bias=arrays[p + "bias"].astype(np.int64),
-                quant={k: QuantSpec.from_dict(v) for k, v in lh["quant"].items()},
-                gate_requant=tuple(Requant.from_dict(r) for r in lh["gate_requant"]),
-                gate_tables=arrays[p + "gate_tables"].astype(np.int64),
-                fc_requant=Requant.from_dict(lh["fc_requant"]),
-                ig_requant=Requant.from_dict(lh["ig_requant"]),
-                tanh_c_table=arrays[p + "tanh_c_table"].astype(np.int64),
-                h_requant=Requant.from_dict(lh["h_requant"]),
+                bias=arrays[p + "bias"].astype(np.int64), quant=dict(lh.quant),
+                gate_requant=lh.gate_requant, gate_tables=arrays[p + "gate_tables"].astype(np.int64),
+                fc_requant=lh.fc_requant, ig_requant=lh.ig_requant,
+                tanh_c_table=arrays[p + "tanh_c_table"].astype(np.int64), h_requant=lh.h_requant,
             ))
         classifier = None
-        if "classifier" in header:
-            ch = header["classifier"]
+        if header.classifier_quant is not None:
             classifier = ClassifierArtifact(
                 weight=arrays["classifier/weight"].astype(np.int64),
                 bias=arrays["classifier/bias"].astype(np.int64),
-                weight_quant=QuantSpec.from_dict(ch["weight_quant"]),
-                input_scale=float(ch["input_scale"]))
+                weight_quant=header.classifier_quant, input_scale=header.classifier_input_scale)
         normalization = None
-        if "normalization" in header:
+        if header.normalization_clip is not None:
             normalization = Normalization(mean=arrays["normalization/mean"].astype(np.float32),
                                           std=arrays["normalization/std"].astype(np.float32),
-                                          clip=float(header["normalization"]["clip"]))
+                                          clip=header.normalization_clip)
         return cls(layers=tuple(layers), classifier=classifier, normalization=normalization,
-                   meta=header.get("meta", {}))
+                   meta=header.meta)
 
     def summary(self) -> str:
         io = self.io_quant
