@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     from lstmfpga.quant.brevitas_export import artifact_from_head
     from lstmfpga.quant.head import QuantHeadConfig, QuantLstmHead
     from lstmfpga.quant.qat import calibrate
-    from lstmfpga.sim.golden.integer_lstm import quantize_input, run_integer
+    from lstmfpga.foundation.integer_lstm import quantize_input, run_integer
 
     torch.manual_seed(0)
     rng = np.random.default_rng(0)

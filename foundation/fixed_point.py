@@ -86,15 +86,37 @@ class QuantSpec:
                    signed=bool(d["signed"]), narrow=bool(d["narrow"]))
 
 
-def round_shift_half_even(p: np.ndarray, shift: int) -> np.ndarray:
-    """``round_half_even(p / 2**shift)`` for integer ``p`` (int64 or Python-int object arrays)."""
-    if shift == 0:
-        return p
+def round_shift_half_even(p, shift):
+    """``round_half_even(p / 2**shift)`` for integer ``p`` (int64, or Python-int object arrays).
+
+    ``q = p >> shift`` is the floor and ``r = p - (q << shift)`` the remainder, ``0 <= r < 2**shift``;
+    the result rounds up when ``r`` is above half of ``2**shift``, or exactly half and ``q`` odd.
+    ``shift`` may be an array that broadcasts against ``p`` (one shift per gate).
+    """
     q = p >> shift
-    rem = p - (q << shift)
-    half = 1 << (shift - 1)
-    up = (rem > half) | ((rem == half) & ((q & 1) == 1))
-    return q + up
+    twice_r = (p - (q << shift)) * 2
+    unit = 1 << shift
+    return q + ((twice_r > unit) | ((twice_r == unit) & ((q & 1) == 1)))
+
+
+def requantize(v, multiplier, shift, lo, hi) -> np.ndarray:
+    """``clamp(round_half_even(v * multiplier / 2**shift), lo, hi)`` in exact integers, as int64.
+
+    The one requantization of the integer LSTM (:class:`Requant` applies it with its own
+    parameters). ``multiplier``, ``shift``, ``lo`` and ``hi`` broadcast against ``v``; products run
+    in int64 when they fit below 2**62, else in Python integers.
+    """
+    v = np.asarray(v)
+    if v.dtype.kind not in "iu":
+        raise TypeError(f"requantize expects integers, got {v.dtype}")
+    v = v.astype(np.int64, copy=False)
+    multiplier = np.asarray(multiplier, dtype=np.int64)
+    shift = np.asarray(shift, dtype=np.int64)
+    if int(np.abs(v).max(initial=0)) * int(multiplier.max()) < 1 << 62 and int(shift.max()) <= 62:
+        p = v * multiplier
+    else:
+        p, shift = v.astype(object) * multiplier.astype(object), shift.astype(object)
+    return np.clip(round_shift_half_even(p, shift), lo, hi).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -143,17 +165,8 @@ class Requant:
         return self.multiplier / float(1 << self.shift)
 
     def apply(self, v: np.ndarray) -> np.ndarray:
-        """Requantize an integer array; returns int64."""
-        v = np.asarray(v)
-        if v.dtype.kind not in "iu":
-            raise TypeError(f"Requant.apply expects integers, got {v.dtype}")
-        v = v.astype(np.int64, copy=False)
-        vmax = int(np.abs(v).max()) if v.size else 0
-        if vmax * self.multiplier < (1 << 62) and self.shift <= 62:
-            out = round_shift_half_even(v * np.int64(self.multiplier), self.shift)
-        else:  # exact but slow path for extreme magnitudes: Python integers
-            out = round_shift_half_even(v.astype(object) * self.multiplier, self.shift)
-        return np.clip(out, self.lo, self.hi).astype(np.int64)
+        """Requantize an integer array (see :func:`requantize`); returns int64."""
+        return requantize(v, self.multiplier, self.shift, self.lo, self.hi)
 
     def to_dict(self) -> dict:
         return {"multiplier": self.multiplier, "shift": self.shift, "lo": self.lo, "hi": self.hi}

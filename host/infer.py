@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
+from lstmfpga.foundation.printable import printable
 from lstmfpga.host.backends.base import Backend
 from lstmfpga.host.payloads import backend_input, quantize_features
 from lstmfpga.host.verdicts import VERDICT_NAMES, binary_metrics, fake_scores, predicted_labels
@@ -45,7 +46,7 @@ def run_backend(backend: Backend, features: np.ndarray, *, batch: int = 64, devi
 
 def dequantized(artifact, run: InferenceRun) -> tuple[np.ndarray, np.ndarray | None]:
     """The float outputs ``lstmfpga golden`` writes: hidden ``[N, T, H]`` and logits ``[N, C]``."""
-    from lstmfpga.sim.golden.integer_lstm import dequantize_outputs
+    from lstmfpga.foundation.integer_lstm import dequantize_outputs
 
     return dequantize_outputs(artifact, run.h_codes, run.logits)
 
@@ -58,7 +59,8 @@ def report_lines(artifact, run: InferenceRun, video_ids, labels=None) -> list[st
         return lines
     predicted = predicted_labels(run.logits)
     scores = fake_scores(run.logits, artifact.classifier.out_scale)
-    width = max(8, max(len(str(v)) for v in video_ids))
+    video_ids = [printable(v) for v in video_ids]  # an id from a file name may hold a newline or an escape
+    width = max(8, max(len(v) for v in video_ids))
     header = f"{'video':<{width}}  verdict  p(fake)  logits"
     if labels is not None:
         header += "  label"

@@ -13,7 +13,7 @@ import numpy as np
 
 from lstmfpga.foundation.errors import ConfigError, InputError
 from lstmfpga.host.stream_protocol import PayloadKind
-from lstmfpga.sim.golden.integer_lstm import input_products, quantize_input
+from lstmfpga.foundation.integer_lstm import input_products, quantize_input
 
 DEVICES = ("auto", "cpu", "cuda")
 _EXACT_FLOAT64 = 1 << 53

@@ -11,7 +11,7 @@ import numpy as np
 from lstmfpga.foundation.hw import register_map, stream_format
 from lstmfpga.foundation.hw.config import AcceleratorConfig
 from lstmfpga.foundation.hw.weight_image import build_weight_image, image_lanes
-from lstmfpga.sim.golden.integer_lstm import input_products, run_integer
+from lstmfpga.foundation.integer_lstm import input_products, run_integer
 
 
 @dataclasses.dataclass

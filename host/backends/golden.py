@@ -7,11 +7,11 @@ import time
 import numpy as np
 
 from lstmfpga.host.backends.base import Backend, BackendOutput
-from lstmfpga.sim.golden.integer_lstm import classifier_logits, run_layer
+from lstmfpga.foundation.integer_lstm import classifier_logits, run_layer
 
 
 class GoldenBackend(Backend):
-    """Runs ``lstmfpga.sim.golden.integer_lstm`` on the whole batch at once."""
+    """Runs ``lstmfpga.foundation.integer_lstm`` on the whole batch at once."""
 
     name = "golden"
 

@@ -36,15 +36,20 @@ def save_outputs(out: Path, hidden: np.ndarray, logits: np.ndarray | None) -> li
     """Write ``Y.npy`` (and ``Y_logits.npy``) atomically; the format every backend shares."""
     written = [(out, hidden)] + ([(logits_path(out), logits)] if logits is not None else [])
     for path, array in written:
-        with atomic_file(path) as handle:
-            np.save(handle, array.astype(np.float32), allow_pickle=False)
+        if path.is_dir():
+            raise InputError(f"output {path} is a folder; give a .npy file name")
+        try:
+            with atomic_file(path) as handle:
+                np.save(handle, array.astype(np.float32), allow_pickle=False)
+        except OSError as exc:
+            raise InputError(f"cannot write output {path}: {exc.strerror or exc}") from None
     return [path for path, _ in written]
 
 
 def run(args: argparse.Namespace) -> int:
     from lstmfpga.quant.model_file import load_model
     from lstmfpga.sim.golden.float_lstm import run_float_artifact
-    from lstmfpga.sim.golden.integer_lstm import run_artifact
+    from lstmfpga.foundation.integer_lstm import run_artifact
 
     artifact = load_model(args.model)
     x = _load_input(Path(args.input))

@@ -74,7 +74,7 @@ def float_layers_from_artifact(artifact) -> list[FloatLayer]:
 
 def run_float_artifact(artifact, x: np.ndarray, *, normalize: bool = True):
     """The unquantized counterpart of an artifact: (hidden [B,T,H], logits [B,C] | None)."""
-    from lstmfpga.sim.golden.integer_lstm import check_features
+    from lstmfpga.foundation.integer_lstm import check_features
 
     x = np.asarray(check_features(artifact, x), dtype=np.float32)
     if normalize and artifact.normalization is not None:

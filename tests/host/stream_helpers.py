@@ -10,7 +10,7 @@ from lstmfpga.host.backends.golden import GoldenBackend
 from lstmfpga.host.board_handler import BackendHandler
 from lstmfpga.host.sequence_server import SequenceServer
 from lstmfpga.host.stream_protocol import close_socket
-from lstmfpga.sim.golden.integer_lstm import quantize_input, run_integer
+from lstmfpga.foundation.integer_lstm import quantize_input, run_integer
 
 TOKEN = "t0ken-for-tests"
 

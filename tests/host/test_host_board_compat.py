@@ -33,7 +33,7 @@ BOARD_MODULES = [
     "lstmfpga.host.driver.pynq_ip",
     "lstmfpga.host.overlay.ip_identity",
     "lstmfpga.foundation.artifact",
-    "lstmfpga.sim.golden.integer_lstm",
+    "lstmfpga.foundation.integer_lstm",
 ]
 
 BLOCKER = textwrap.dedent("""
@@ -255,7 +255,7 @@ def test_board_path_runs_on_python310_numpy1(small_artifact, rng, tmp_path):
         (package / name).symlink_to(root / name)
     small_artifact.save(tmp_path / "model.npz")
     import numpy as np
-    from lstmfpga.sim.golden.integer_lstm import quantize_input, run_integer
+    from lstmfpga.foundation.integer_lstm import quantize_input, run_integer
     x = rng.normal(size=(25, 3, small_artifact.input_size)).astype(np.float32)
     np.save(tmp_path / "X.npy", x)
     proc = subprocess.run([exe, "-c", BOARD_RUN, str(tmp_path)], capture_output=True, text=True, timeout=300,

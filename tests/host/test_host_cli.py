@@ -11,7 +11,7 @@ import pytest
 
 from lstmfpga.cli.main import main
 from lstmfpga.host.result_log import read_results
-from lstmfpga.sim.golden.integer_lstm import quantize_input, run_integer
+from lstmfpga.foundation.integer_lstm import quantize_input, run_integer
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def files(small_artifact, rng, tmp_path):
 
 
 def test_infer_writes_what_golden_writes(small_artifact, files, capsys):
-    from lstmfpga.sim.golden.integer_lstm import run_artifact
+    from lstmfpga.foundation.integer_lstm import run_artifact
 
     tmp, x = files
     want = run_artifact(small_artifact, x)  # what `lstmfpga golden --out` saves

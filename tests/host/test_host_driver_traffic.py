@@ -27,7 +27,7 @@ from lstmfpga.foundation.hw.register_map import (
     shape_registers,
 )
 from lstmfpga.foundation.hw.weight_image import build_weight_image, hash_words
-from lstmfpga.sim.golden.integer_lstm import input_products, run_integer
+from lstmfpga.foundation.integer_lstm import input_products, run_integer
 
 from mock_devices import MockBoard
 

@@ -6,7 +6,7 @@ from amaranth.sim import Simulator
 
 from lstmfpga.foundation.hw.config import AcceleratorConfig
 from lstmfpga.hw.rtl.tail_unit import TailUnit
-from lstmfpga.sim.golden.integer_lstm import cell_step
+from lstmfpga.foundation.integer_lstm import cell_step
 from lstmfpga.sim.golden.random_artifact import random_artifact
 
 

@@ -6,7 +6,7 @@ import pytest
 from lstmfpga.foundation.errors import ArtifactError, InputError
 from lstmfpga.foundation.hw import register_map, stream_format, weight_image
 from lstmfpga.foundation.hw.config import AcceleratorConfig
-from lstmfpga.sim.golden.integer_lstm import input_products
+from lstmfpga.foundation.integer_lstm import input_products
 from lstmfpga.sim.golden.random_artifact import random_artifact
 
 

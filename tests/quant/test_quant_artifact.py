@@ -12,7 +12,7 @@ from lstmfpga.foundation.artifact import FORMAT_VERSION, LstmArtifact
 from lstmfpga.quant.model_file import load_model
 from lstmfpga.quant.brevitas_export import artifact_from_head, export_qonnx_file
 from lstmfpga.quant.qonnx_import import artifact_from_qonnx
-from lstmfpga.sim.golden.integer_lstm import run_artifact
+from lstmfpga.foundation.integer_lstm import run_artifact
 from lstmfpga.sim.golden.random_artifact import random_artifact
 
 

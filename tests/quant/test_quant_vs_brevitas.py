@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lstmfpga.quant.brevitas_export import artifact_from_head
-from lstmfpga.sim.golden.integer_lstm import run_artifact
+from lstmfpga.foundation.integer_lstm import run_artifact
 
 STEP_QUANTIZERS = ("input_acc_quant", "forget_acc_quant", "cell_acc_quant", "output_acc_quant",
                    "input_sigmoid_quant", "forget_sigmoid_quant", "cell_tanh_quant",
@@ -206,6 +206,6 @@ def test_saturation_at_extreme_inputs_matches_brevitas(make_head):
     assert (ours.codes.last_h == theirs).mean() >= 0.995
     io = artifact_from_head(head).io_quant
     # Inputs pinned to the rails of the io range.
-    from lstmfpga.sim.golden.integer_lstm import quantize_input
+    from lstmfpga.foundation.integer_lstm import quantize_input
     codes = quantize_input(artifact_from_head(head), x)
     assert set(np.unique(codes)) <= {io.lo, io.hi}

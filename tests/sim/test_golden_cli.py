@@ -8,7 +8,7 @@ import pytest
 
 from lstmfpga.cli.main import main
 from lstmfpga.sim.golden.float_lstm import run_float_artifact
-from lstmfpga.sim.golden.integer_lstm import run_artifact
+from lstmfpga.foundation.integer_lstm import run_artifact
 from lstmfpga.sim.golden.random_artifact import random_artifact
 
 
@@ -76,7 +76,7 @@ def test_golden_path_never_imports_torch(model_and_input):
         "            raise ImportError('blocked: ' + name)\n"
         "sys.meta_path.insert(0, Block())\n"
         "from lstmfpga.quant.model_file import load_model\n"
-        "from lstmfpga.sim.golden.integer_lstm import run_artifact\n"
+        "from lstmfpga.foundation.integer_lstm import run_artifact\n"
         "import numpy as np\n"
         f"out = run_artifact(load_model({str(model)!r}), np.load({str(tmp / 'x.npy')!r}))\n"
         "print(out.hidden.shape)\n"

@@ -1,8 +1,10 @@
-"""The golden's float fast path gives exactly the int64 reference codes.
+"""The golden's exact-float fast path gives exactly the codes of the int64 definition.
 
-The reference below is written independently of :mod:`lstmfpga.sim.golden.exact_float`: NumPy
-integer matmuls (no BLAS) and :meth:`Requant.apply` per gate. Requants with tiny multipliers make
-half-way ties on most values, so round-half-to-even is exercised, not just reached by chance.
+Three ways to the same codes: the fast path (``run_layer``), the int64 definition it optimises
+(``run_layer(..., exact_float=False)``: ``accumulate`` + ``cell_step``), and a reference written
+independently of both below (NumPy integer matmuls, :meth:`Requant.apply` per gate). Requants
+with tiny multipliers make half-way ties on most values, so round-half-to-even is exercised, not
+just reached by chance.
 """
 
 import dataclasses
@@ -12,8 +14,8 @@ import pytest
 
 from lstmfpga.foundation.errors import InputError
 from lstmfpga.foundation.fixed_point import Requant
-from lstmfpga.sim.golden.exact_float import EXACT_FLOAT64, layer_kernel
-from lstmfpga.sim.golden.integer_lstm import input_products, run_layer
+from lstmfpga.foundation.exact_float import EXACT_FLOAT64, layer_kernel
+from lstmfpga.foundation.integer_lstm import input_products, run_integer, run_layer
 from lstmfpga.sim.golden.random_artifact import random_artifact
 
 
@@ -80,11 +82,32 @@ def test_fast_path_equals_int64_reference(weight_bits, act_bits, I, H, ties):
     pre = _reference_pre(layer, x)
     np.testing.assert_array_equal(input_products(layer, x), pre)
     h_ref, c_ref, n_ties = _reference_layer(layer, pre)
-    for h, c in (run_layer(layer, x), run_layer(layer, pre=pre)):
+    for h, c in (run_layer(layer, x), run_layer(layer, pre=pre), run_layer(layer, x, exact_float=False),
+                 run_layer(layer, pre=pre, exact_float=False)):
         np.testing.assert_array_equal(h, h_ref)
         np.testing.assert_array_equal(c, c_ref)
     if ties:  # worth something only if half-way values really occur
         assert n_ties > 20
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_fast_path_equals_definition_on_drawn_configurations(seed):
+    """Shapes, widths, batch, length and tie-prone requants drawn at random (seeded)."""
+    rng = np.random.default_rng(1300 + seed)
+    I, H = (int(n) for n in rng.integers(1, 80, size=2))
+    artifact = random_artifact(input_size=I, hidden_size=H, num_layers=int(rng.integers(1, 4)),
+                               weight_bits=int(rng.integers(2, 9)), act_bits=int(rng.integers(4, 9)),
+                               num_classes=int(rng.integers(0, 4)), seed=seed)
+    if rng.random() < 0.5:
+        artifact = dataclasses.replace(artifact, layers=tuple(_with_tie_prone_requants(l) for l in artifact.layers))
+    B, T = (int(n) for n in rng.integers(1, 12, size=2))
+    x = _random_codes(artifact.layers[0], rng, B=B, T=T)
+    fast, definition = run_integer(artifact, x), run_integer(artifact, x, exact_float=False)
+    for h_fast, h_def, c_fast, c_def in zip(fast.h_codes, definition.h_codes, fast.c_codes, definition.c_codes):
+        np.testing.assert_array_equal(h_fast, h_def)
+        np.testing.assert_array_equal(c_fast, c_def)
+    if artifact.classifier is not None:
+        np.testing.assert_array_equal(fast.logits, definition.logits)
 
 
 def test_huge_input_products_take_the_int64_path():
@@ -96,9 +119,9 @@ def test_huge_input_products_take_the_int64_path():
     pre[1] //= 1 << 30  # some sequences small enough for the fast path
     assert not kernel.gates_exact(int(np.abs(pre).max()))
     h_ref, c_ref, _ = _reference_layer(layer, pre)
-    h, c = run_layer(layer, pre=pre)
-    np.testing.assert_array_equal(h, h_ref)
-    np.testing.assert_array_equal(c, c_ref)
+    for h, c in (run_layer(layer, pre=pre), run_layer(layer, pre=pre, exact_float=False)):
+        np.testing.assert_array_equal(h, h_ref)
+        np.testing.assert_array_equal(c, c_ref)
 
 
 def test_products_beyond_float64_are_refused():

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lstmfpga.sim.golden.integer_lstm import gate_codes
+from lstmfpga.foundation.integer_lstm import gate_codes
 from lstmfpga.sim.golden.random_artifact import random_artifact
 
 

@@ -1,10 +1,16 @@
-"""Integer golden model: executes an :class:`LstmArtifact` exactly as the hardware does.
+"""The integer LSTM: what an :class:`LstmArtifact` means, executed exactly as the hardware does.
 
-Every value is an integer code; every rescaling is a :class:`Requant` (round half to even,
-saturation); every nonlinearity is a table look-up. Vectorised over the batch. Matrix products
-run as float BLAS calls, which are exact here: every partial sum is an integer whose magnitude is
-bounded (checked) below 2**24 (then float32 is used) or 2**53 (float64), so the result is the
-integer dot product.
+This is the contract every other stage is checked against (docs/INTEGER_CONTRACT.md, line by
+line): every value is an integer code, every rescaling is :func:`~lstmfpga.foundation.fixed_point.
+requantize` (round half to even, saturation), every nonlinearity a table look-up.
+
+:func:`accumulate` and :func:`cell_step` are the definition, in int64. :func:`run_layer` runs
+them for every step with ``exact_float=False``; by default it takes the exact-float path of
+:mod:`~lstmfpga.foundation.exact_float` (the same integers in float BLAS, exact because every
+magnitude is bounded below 2**53 first), falling back to :func:`cell_step` for any step whose
+magnitudes are not proven exact.
+
+NumPy only: the board runs this for ``--check-golden`` and the host's input path.
 """
 
 from __future__ import annotations
@@ -13,9 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lstmfpga.foundation.errors import InputError
 from lstmfpga.foundation.artifact import LayerArtifact, LstmArtifact
-from lstmfpga.sim.golden.exact_float import EXACT_FLOAT64, ExactMatmul, layer_kernel
+from lstmfpga.foundation.errors import InputError
+from lstmfpga.foundation.exact_float import EXACT_FLOAT64, ExactMatmul, layer_kernel
+from lstmfpga.foundation.fixed_point import requantize
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,6 +47,8 @@ class IntegerResult:
     def last_h(self) -> np.ndarray:
         return self.h_codes[-1]
 
+
+# -- host side: float features to io codes -------------------------------------------------------
 
 def quantize_input(artifact: LstmArtifact, x: np.ndarray, *, normalize: bool = True) -> np.ndarray:
     """Host-side input path: standardise (if the artifact has a normalisation) and io-quantize.
@@ -102,37 +111,29 @@ def input_products(layer: LayerArtifact, x_codes: np.ndarray) -> np.ndarray:
     return pre.astype(np.int64).reshape(*pre.shape[:2], 4, layer.hidden_size)
 
 
-def gate_codes(layer: LayerArtifact, acc: np.ndarray) -> np.ndarray:
-    """Gate accumulators ``[..., 4, H]`` → gate-quantizer codes ``[..., 4, H]``.
+# -- the definition: one time step in int64 ------------------------------------------------------
 
-    The four gates' requantizers run as one broadcast pass when the products fit in int64
-    (always, for real models); otherwise gate by gate through the exact slow path.
+def accumulate(layer: LayerArtifact, pre: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Gate accumulators ``acc[g] = W_x[g]·x + W_h[g]·h + bias[g]``: int64 ``[B, 4, H]``.
+
+    ``pre`` holds the input products ``W_x·x`` ``[B, 4, H]`` (computed once for all steps),
+    ``h`` the previous hidden codes ``[B, H]``.
     """
+    recurrent = np.einsum("ghk,bk->bgh", layer.w_h.astype(np.int64), h.astype(np.int64))
+    return pre.astype(np.int64) + recurrent + layer.bias[None].astype(np.int64)
+
+
+def gate_codes(layer: LayerArtifact, acc: np.ndarray) -> np.ndarray:
+    """Gate quantize: ``a[g] = RQ_gate[g](acc[g])`` for accumulators ``[..., 4, H]``."""
     rq = layer.gate_requant
-    mult = np.array([r.multiplier for r in rq], dtype=np.int64)[:, None]
-    shift = np.array([r.shift for r in rq], dtype=np.int64)[:, None]
-    vmax = int(np.abs(acc).max(initial=0))
-    if vmax * int(mult.max()) >= (1 << 62) or not 1 <= int(shift.min()) <= int(shift.max()) <= 62:
-        return np.stack([rq[g].apply(acc[..., g, :]) for g in range(4)], axis=-2)
-    p = acc * mult
-    q = p >> shift
-    rem = p - (q << shift)
-    half = np.int64(1) << (shift - 1)
-    q += (rem > half) | ((rem == half) & ((q & 1) == 1))
-    lo = np.array([r.lo for r in rq], dtype=np.int64)[:, None]
-    hi = np.array([r.hi for r in rq], dtype=np.int64)[:, None]
-    return np.clip(q, lo, hi)
+    return requantize(acc, *(np.array([getattr(r, name) for r in rq], dtype=np.int64)[:, None]
+                             for name in ("multiplier", "shift", "lo", "hi")))
 
 
 def cell_step(layer: LayerArtifact, acc: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The tail of one time step: gate accumulators ``[B, 4, H]`` and cell codes → (h, c)."""
+    """The rest of one time step: gate accumulators ``[B, 4, H]`` and cell codes ``[B, H]`` → (h, c)."""
     a = gate_codes(layer, acc)
-    lo = np.array([layer.gate_requant[g].lo for g in range(4)])[:, None]
-    idx = a - lo
-    i = layer.gate_tables[0][idx[:, 0]]
-    f = layer.gate_tables[1][idx[:, 1]]
-    g = layer.gate_tables[2][idx[:, 2]]
-    o = layer.gate_tables[3][idx[:, 3]]
+    i, f, g, o = (layer.gate_tables[k][a[:, k] - layer.gate_requant[k].lo] for k in range(4))
     fc = layer.fc_requant.apply(f * c)
     ig = layer.ig_requant.apply(i * g)
     c_new = np.clip(fc + ig, layer.cell_lo, layer.cell_hi)
@@ -141,21 +142,45 @@ def cell_step(layer: LayerArtifact, acc: np.ndarray, c: np.ndarray) -> tuple[np.
     return h_new, c_new
 
 
-def run_layer(layer: LayerArtifact, x_codes: np.ndarray | None = None, *,
-              pre: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+# -- running layers and the model ----------------------------------------------------------------
+
+def run_layer(layer: LayerArtifact, x_codes: np.ndarray | None = None, *, pre: np.ndarray | None = None,
+              exact_float: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Run one layer over a sequence from zero state.
 
     Give either ``x_codes`` (int ``[B, T, I]``, in the io range) or the split-mode
     pre-activations ``pre`` (int ``[B, T, 4, H]``, from :func:`input_products`). Returns h and c
     codes int64 ``[B, T, H]``.
 
-    Each step runs on exact-integer floats (:mod:`~lstmfpga.sim.golden.exact_float`) when the
-    magnitudes allow it, else through :func:`cell_step` in int64; both give the same codes.
+    ``exact_float=False`` runs the int64 definition (:func:`accumulate`, :func:`cell_step`) at
+    every step; the default runs the exact-float kernel where its bounds hold. Both give the same
+    codes.
     """
-    return _run_layer(layer, None if x_codes is None else _layer_codes(layer, x_codes), pre)
+    if x_codes is not None:
+        x_codes = _layer_codes(layer, x_codes)
+    if not exact_float:
+        return _run_layer_int64(layer, x_codes, pre)
+    return _run_layer_exact_float(layer, x_codes, pre)
 
 
-def _run_layer(layer: LayerArtifact, x_codes: np.ndarray | None, pre: np.ndarray | None):
+def _run_layer_int64(layer: LayerArtifact, x_codes: np.ndarray | None, pre: np.ndarray | None):
+    H = layer.hidden_size
+    if pre is None:
+        w_x = layer.w_x.reshape(4 * H, layer.input_size).astype(np.int64)
+        pre = (x_codes.astype(np.int64) @ w_x.T).reshape(*x_codes.shape[:2], 4, H)
+    pre = np.asarray(pre, dtype=np.int64)
+    B, T = pre.shape[:2]
+    h = np.zeros((B, H), dtype=np.int64)
+    c = np.zeros((B, H), dtype=np.int64)
+    hs, cs = [], []
+    for t in range(T):
+        h, c = cell_step(layer, accumulate(layer, pre[:, t], h), c)
+        hs.append(h)
+        cs.append(c)
+    return np.stack(hs, axis=1), np.stack(cs, axis=1)
+
+
+def _run_layer_exact_float(layer: LayerArtifact, x_codes: np.ndarray | None, pre: np.ndarray | None):
     kernel = layer_kernel(layer)
     H = layer.hidden_size
     if pre is None:
@@ -186,7 +211,7 @@ def _run_layer(layer: LayerArtifact, x_codes: np.ndarray | None, pre: np.ndarray
 
 
 def classifier_logits(artifact: LstmArtifact, h_last: np.ndarray) -> np.ndarray | None:
-    """Integer classifier accumulators on the last step's hidden codes ``[B, H]``."""
+    """Integer classifier accumulators ``Σ w_cls·h_T + bias_cls`` on the last step's hidden codes ``[B, H]``."""
     if artifact.classifier is None:
         return None
     cls = artifact.classifier
@@ -202,19 +227,19 @@ def _check_codes(artifact: LstmArtifact, x_codes: np.ndarray) -> np.ndarray:
 
 
 def run_integer(artifact: LstmArtifact, x_codes: np.ndarray, *,
-                layer0_pre: np.ndarray | None = None) -> IntegerResult:
+                layer0_pre: np.ndarray | None = None, exact_float: bool = True) -> IntegerResult:
     """Run every layer and the classifier on io-quantized inputs ``[B, T, I]``.
 
     ``layer0_pre`` optionally replaces layer 0's input products (split mode), to check that the
-    host GEMM path gives the same result.
+    host GEMM path gives the same result; ``exact_float`` as in :func:`run_layer`.
     """
     x = _check_codes(artifact, x_codes)
     h_all, c_all = [], []
     for l, layer in enumerate(artifact.layers):
         if l == 0 and layer0_pre is not None:
-            h, c = _run_layer(layer, None, np.asarray(layer0_pre, dtype=np.int64))
+            h, c = run_layer(layer, pre=np.asarray(layer0_pre, dtype=np.int64), exact_float=exact_float)
         else:
-            h, c = _run_layer(layer, x, None)
+            h, c = run_layer(layer, x, exact_float=exact_float)
         h_all.append(h)
         c_all.append(c)
         x = h

@@ -1,4 +1,7 @@
-"""Exact integer arithmetic carried out in floats, for the integer golden's speed.
+"""Exact integer arithmetic carried out in floats: the integer golden's fast path.
+
+An optimisation of the int64 definition in :mod:`lstmfpga.foundation.integer_lstm`, never a
+second definition: tests check that both give the same codes on every shape and on rounding ties.
 
 A float holds an integer exactly while its magnitude stays below 2**24 (float32) or 2**53
 (float64), and scaling by a power of two is exact. So, with the magnitudes bounded first:
@@ -10,7 +13,7 @@ A float holds an integer exactly while its magnitude stays below 2**24 (float32)
 
 :class:`LayerKernel` prepares one layer once (weights as floats, the four gate tables as one
 table, the per-layer bounds) for the time step on that path; the caller falls back to the int64
-reference for any step whose magnitudes do not fit.
+definition for any step whose magnitudes do not fit.
 """
 
 from __future__ import annotations
