@@ -30,7 +30,9 @@ from lstmfpga.model.feature_cache import (
     SETTINGS_NAME,
     FeatureSet,
     chunk_paths,
+    chunk_settings,
     chunk_summary,
+    read_settings,
     write_chunk,
 )
 
@@ -145,20 +147,30 @@ def _listing_digest(records: list[VideoRecord]) -> str:
     return digest.hexdigest()
 
 
+def _differing(existing: dict, settings: dict, holder: str) -> str:
+    return "; ".join(f"{k}: {holder} has {existing.get(k)!r}, this run {v!r}"
+                     for k, v in settings.items() if existing.get(k) != v)
+
+
 def _check_settings(cache_dir: Path, settings: dict) -> None:
-    path = cache_dir / SETTINGS_NAME
-    if path.is_file():
-        try:
-            existing = json.loads(path.read_text())
-        except ValueError as exc:
-            raise InputError(f"feature cache settings {path} are unreadable: {exc}") from None
-        differing = {k: (existing.get(k), v) for k, v in settings.items() if existing.get(k) != v}
-        if differing:
-            detail = "; ".join(f"{k}: cache has {old!r}, this run {new!r}" for k, (old, new) in differing.items())
-            raise ConfigError(f"feature cache {cache_dir} was made with other settings ({detail}); "
-                              "use another --out folder or the same settings")
-    else:
-        atomic_write_bytes(path, json.dumps(settings, indent=2, sort_keys=True).encode())
+    """Refuse a cache made with other settings: ``cache.json`` and every chunk (each carries its
+    own), so a lost ``cache.json`` cannot let a rerun mix settings."""
+    existing = read_settings(cache_dir)
+    detail = _differing(existing, settings, "cache") if existing is not None else ""
+    if detail:
+        raise ConfigError(f"feature cache {cache_dir} was made with other settings ({detail}); "
+                          "use another --out folder or the same settings")
+    for path in chunk_paths(cache_dir):
+        made_with = chunk_settings(path)
+        if made_with is None:
+            raise ConfigError(f"feature cache {cache_dir} holds chunk {path} written without its settings; "
+                              "use another --out folder")
+        detail = _differing(made_with, settings, "chunk")
+        if detail:
+            raise ConfigError(f"feature cache {cache_dir} holds chunk {path} made with other settings "
+                              f"({detail}); use another --out folder or the same settings")
+    if existing is None:
+        atomic_write_bytes(cache_dir / SETTINGS_NAME, json.dumps(settings, indent=2, sort_keys=True).encode())
 
 
 def chunk_name(k: int) -> str:
@@ -204,7 +216,8 @@ def _write_chunk(path: Path, results, features, records_by_id, t: int) -> None:
         splits=np.array([records_by_id[r.item.video_id].split for r in good], dtype=str),
         extra=_records_columns(good, records_by_id),
     )
-    write_chunk(path, feature_set, skipped=[(r.item.video_id, r.reason) for r in results if r.frames is None])
+    write_chunk(path, feature_set, skipped=[(r.item.video_id, r.reason) for r in results if r.frames is None],
+                settings=read_settings(path.parent))
 
 
 def write_report(cache_dir: Path, listing: DatasetListing, summary: ExtractionSummary) -> tuple[Path, dict]:

@@ -4,8 +4,12 @@ Layout of a cache folder::
 
     cache.json                    settings every chunk was made with (frames, dim, backbone, ...)
     chunk-<shard>-<seq>.npz       one chunk of videos: features, labels, ids, splits, extra columns,
-                                  plus the videos of that chunk that were skipped and why
+                                  the videos of that chunk that were skipped and why, and a copy of
+                                  the settings it was made with
     report.json                   what the last extraction run skipped, with reasons
+
+Each chunk carries its settings, so chunks made with different settings are never read (or
+resumed) as one cache, even when ``cache.json`` is lost.
 
 Every file is written to a temporary name and moved into place with ``os.replace``, so a killed
 run leaves only whole chunks behind.  Shards (``--shard i/N``) write chunks with their own tag;
@@ -33,6 +37,7 @@ CHUNK_GLOB = "chunk-*.npz"
 SETTINGS_NAME = "cache.json"
 REPORT_NAME = "report.json"
 _EXTRA_PREFIX = "extra__"
+_SETTINGS_ARRAY = "settings"
 
 
 @dataclass(frozen=True, eq=False)
@@ -149,10 +154,46 @@ def _chunk_arrays(feature_set: FeatureSet, skipped: Iterable[tuple[str, str]] = 
     return arrays
 
 
-def write_chunk(path: Path, feature_set: FeatureSet, skipped: Iterable[tuple[str, str]] = ()) -> None:
-    """Write one chunk atomically: the feature rows and the ``(video_id, reason)`` skips."""
+def write_chunk(path: Path, feature_set: FeatureSet, skipped: Iterable[tuple[str, str]] = (), *,
+                settings: Mapping | None = None) -> None:
+    """Write one chunk atomically: the feature rows, the ``(video_id, reason)`` skips, and the
+    ``settings`` it was made with (JSON)."""
+    arrays = _chunk_arrays(feature_set, skipped)
+    if settings is not None:
+        arrays[_SETTINGS_ARRAY] = np.array(json.dumps(dict(settings), sort_keys=True))
     with atomic_file(path) as handle:
-        np.savez(handle, **_chunk_arrays(feature_set, skipped))
+        np.savez(handle, **arrays)
+
+
+def read_settings(cache_dir) -> dict | None:
+    """The settings of ``cache.json`` in ``cache_dir``, or None when there is none."""
+    path = Path(cache_dir) / SETTINGS_NAME
+    if not path.is_file():
+        return None
+    try:
+        settings = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError) as exc:
+        raise InputError(f"feature cache settings {path} are unreadable: {exc}") from None
+    if not isinstance(settings, dict):
+        raise InputError(f"feature cache settings {path} are not a JSON object")
+    return settings
+
+
+def chunk_settings(path: Path) -> dict | None:
+    """The settings a chunk was made with, or None for a chunk written without them."""
+    arrays = _load_chunk_arrays(Path(path), (_SETTINGS_ARRAY,))
+    if _SETTINGS_ARRAY not in arrays:
+        return None
+    try:
+        return json.loads(str(arrays[_SETTINGS_ARRAY]))
+    except (ValueError, RecursionError) as exc:
+        raise InputError(f"feature chunk {path} holds unreadable settings: {exc}") from None
+
+
+def settings_difference(old: Mapping, new: Mapping) -> str:
+    """``"key: <old> vs <new>; ..."`` over the keys of either; empty when they agree."""
+    keys = sorted(set(old) | set(new))
+    return "; ".join(f"{k}: {old.get(k)!r} vs {new.get(k)!r}" for k in keys if old.get(k) != new.get(k))
 
 
 @dataclass(frozen=True)
@@ -200,6 +241,10 @@ def read_chunk(path: Path) -> Chunk:
     features = arrays["features"]
     if features.ndim != 3:
         raise InputError(f"feature chunk {path} holds features of shape {features.shape}, not [N, T, D]")
+    for name in ("labels", "video_ids", "splits"):
+        if arrays[name].shape != features.shape[:1]:
+            raise InputError(f"feature chunk {path} holds {features.shape[0]} feature rows but {name} of "
+                             f"shape {arrays[name].shape}")
     return Chunk(
         path=path,
         features=features,
@@ -230,13 +275,15 @@ def load_features(cache_dir, *, expected_dim: int | None = None, expected_t: int
     """Read every chunk of a feature cache (all shards) into one :class:`FeatureSet`.
 
     Rows are ordered by video id, so the result does not depend on how the work was chunked or
-    sharded.  A video present in two chunks (two overlapping shards) is kept once.
+    sharded.  A video present in two chunks (two overlapping shards) is kept once when both rows
+    are identical.
 
     Raises
     ------
     InputError
-        The folder is missing or holds no chunks, a chunk is damaged, chunks disagree on T or D,
-        or T / D differ from ``expected_t`` / ``expected_dim``.
+        The folder is missing or holds no chunks, a chunk is damaged, chunks were made with
+        different settings (or other settings than ``cache.json``), one video has two different
+        rows, chunks disagree on T or D, or T / D differ from ``expected_t`` / ``expected_dim``.
     """
     cache_dir = Path(cache_dir)
     if not cache_dir.is_dir():
@@ -244,6 +291,7 @@ def load_features(cache_dir, *, expected_dim: int | None = None, expected_t: int
     paths = chunk_paths(cache_dir)
     if not paths:
         raise InputError(f"feature cache {cache_dir} holds no {CHUNK_GLOB} files")
+    _check_same_settings(cache_dir, paths)
     chunks = [read_chunk(p) for p in paths]
     nonempty = [c for c in chunks if c.features.shape[0]]
     if not nonempty:
@@ -265,7 +313,10 @@ def load_features(cache_dir, *, expected_dim: int | None = None, expected_t: int
     rows: dict[str, tuple[Chunk, int]] = {}
     for chunk in nonempty:
         for i, vid in enumerate(chunk.video_ids):
-            rows.setdefault(vid, (chunk, i))
+            first = rows.setdefault(vid, (chunk, i))
+            if first[0] is not chunk and not _same_row(first, (chunk, i)):
+                raise InputError(f"feature cache {cache_dir}: video {vid} is in {first[0].path} and {chunk.path} "
+                                 "with different rows; remove one of the two chunks")
     order = sorted(rows)
     features = np.empty((len(order), t, d), dtype=np.float16)
     labels = np.empty(len(order), dtype=np.int64)
@@ -287,6 +338,26 @@ def load_features(cache_dir, *, expected_dim: int | None = None, expected_t: int
                       splits=np.array(splits, dtype=str), extra=extra)
 
 
+def _check_same_settings(cache_dir: Path, paths: list[Path]) -> None:
+    pinned = read_settings(cache_dir)
+    reference = (cache_dir / SETTINGS_NAME, pinned) if pinned is not None else None
+    for path in paths:
+        settings = chunk_settings(path)
+        if settings is None:
+            continue
+        if reference is None:
+            reference = (path, settings)
+        elif any(settings.get(k) != v for k, v in reference[1].items() if k in settings):
+            raise InputError(f"feature cache {cache_dir} mixes settings: {path} differs from {reference[0]} "
+                             f"({settings_difference(reference[1], settings)})")
+
+
+def _same_row(a: tuple[Chunk, int], b: tuple[Chunk, int]) -> bool:
+    (ca, i), (cb, j) = a, b
+    return (ca.labels[i] == cb.labels[j] and ca.splits[i] == cb.splits[j]
+            and np.array_equal(ca.features[i], cb.features[j]))
+
+
 def save_feature_set(feature_set: FeatureSet, cache_dir) -> None:
     """Write a whole :class:`FeatureSet` as a one-chunk cache in ``cache_dir`` (created if needed).
 
@@ -297,6 +368,6 @@ def save_feature_set(feature_set: FeatureSet, cache_dir) -> None:
         raise InputError(f"save_feature_set takes a FeatureSet, not {type(feature_set).__name__}")
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    write_chunk(cache_dir / "chunk-saved-000000.npz", feature_set)
     settings = {"frames": feature_set.frames, "dim": feature_set.dim, "source": "save_feature_set"}
+    write_chunk(cache_dir / "chunk-saved-000000.npz", feature_set, settings=settings)
     atomic_write_bytes(cache_dir / SETTINGS_NAME, json.dumps(settings, indent=2).encode())

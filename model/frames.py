@@ -5,7 +5,8 @@ the i-th of T equal bins of an ``n``-frame video.  For ``n ≥ T`` the indices a
 spread over the whole video.  A video shorter than T is *repeat-padded* by the same formula
 (uniform sampling with replacement, still in time order: every source frame appears once or
 twice, adjacent repeats) and flagged ``padded``; it is not an error.  A video with no decodable
-frame is.
+frame is, and so is an image file under a video name (a PNG renamed ``.mp4``): FFmpeg opens it
+as a one-frame stream, which padding would turn into a still "video".
 """
 
 from __future__ import annotations
@@ -19,7 +20,16 @@ from lstmfpga.foundation.errors import ConfigError, InputError
 
 
 class VideoDecodeError(InputError):
-    """A video that cannot be used: missing, unreadable, corrupt, or without frames."""
+    """A video that cannot be used: missing, unreadable, corrupt, an image, or without frames."""
+
+
+#: FFmpeg demuxers of still images: the ``*_pipe`` family (png_pipe, jpeg_pipe, webp_pipe, ...),
+#: ``image2`` and the animated-image formats.
+_IMAGE_DEMUXERS = frozenset({"image2", "image2pipe", "gif", "apng", "webp"})
+
+
+def _is_image_format(name: str) -> bool:
+    return any(n.endswith("_pipe") or n in _IMAGE_DEMUXERS for n in name.split(","))
 
 
 def sample_indices(n_frames: int, t: int) -> tuple[np.ndarray, bool]:
@@ -70,6 +80,9 @@ def _open(path: Path):
     if not container.streams.video:
         container.close()
         raise VideoDecodeError(f"video {path} has no video stream")
+    if _is_image_format(container.format.name):
+        container.close()
+        raise VideoDecodeError(f"video {path} is an image ({container.format.long_name}), not a video")
     return container
 
 
