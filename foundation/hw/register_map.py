@@ -7,6 +7,10 @@ read offsets and bits from here; never write raw offsets elsewhere.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
+
+from lstmfpga.foundation.errors import ConfigError
+from lstmfpga.foundation.hw.config import MODES, AcceleratorConfig
 
 #: Value of the ID register: ASCII "LSTM".
 CORE_ID = 0x4C53544D
@@ -41,6 +45,12 @@ class Reg(enum.IntEnum):
 
 
 HASH_WORDS = 8
+#: The read-only shape registers, in the order :func:`shape_registers` lists them.
+SHAPE_REGS = (Reg.SHAPE_INPUT, Reg.SHAPE_HIDDEN, Reg.SHAPE_LAYERS, Reg.SHAPE_LANES, Reg.SHAPE_MODE,
+              Reg.SHAPE_BITS, Reg.SHAPE_CLASSES, Reg.SHAPE_MAX_T, Reg.SHAPE_STREAM)
+#: The 4-bit fields of SHAPE_BITS, lowest first.
+BIT_FIELDS = ("weight_bits", "io_bits", "acc_bits", "sigmoid_bits", "tanh_bits", "cell_bits",
+              "hidden_tanh_bits", "classifier_weight_bits")
 
 
 def hash_offset(index: int) -> int:
@@ -88,12 +98,18 @@ class Error(enum.IntFlag):
 def pack_bits(*, weight_bits: int, io_bits: int, acc_bits: int, sigmoid_bits: int, tanh_bits: int,
               cell_bits: int, hidden_tanh_bits: int, classifier_weight_bits: int) -> int:
     """The SHAPE_BITS word (also header word 7 of a weight image): eight 4-bit fields."""
-    fields = (weight_bits, io_bits, acc_bits, sigmoid_bits, tanh_bits, cell_bits,
-              hidden_tanh_bits, classifier_weight_bits)
+    fields = dict(weight_bits=weight_bits, io_bits=io_bits, acc_bits=acc_bits, sigmoid_bits=sigmoid_bits,
+                  tanh_bits=tanh_bits, cell_bits=cell_bits, hidden_tanh_bits=hidden_tanh_bits,
+                  classifier_weight_bits=classifier_weight_bits)
     word = 0
-    for index, value in enumerate(fields):
-        word |= (int(value) & 0xF) << (4 * index)
+    for index, name in enumerate(BIT_FIELDS):
+        word |= (int(fields[name]) & 0xF) << (4 * index)
     return word
+
+
+def unpack_bits(word: int) -> dict[str, int]:
+    """The widths packed in a SHAPE_BITS word (inverse of :func:`pack_bits`)."""
+    return {name: (int(word) >> (4 * index)) & 0xF for index, name in enumerate(BIT_FIELDS)}
 
 
 def config_bits(config) -> int:
@@ -111,12 +127,37 @@ def shape_registers(config) -> dict[str, int]:
         "SHAPE_HIDDEN": config.hidden_size,
         "SHAPE_LAYERS": config.num_layers,
         "SHAPE_LANES": config.lanes,
-        "SHAPE_MODE": 0 if config.mode == "full" else 1,
+        "SHAPE_MODE": MODES.index(config.mode),
         "SHAPE_BITS": config_bits(config),
         "SHAPE_CLASSES": config.num_classes,
         "SHAPE_MAX_T": config.max_timesteps,
         "SHAPE_STREAM": config.stream_width,
     }
+
+
+def decode_shape(values: Mapping[str, int]) -> AcceleratorConfig:
+    """The configuration a core reports in its SHAPE_* registers (inverse of :func:`shape_registers`).
+
+    Parameters
+    ----------
+    values :
+        Register name (``"SHAPE_INPUT"``, ...) → the 32-bit value read.
+
+    Raises
+    ------
+    ConfigError
+        The registers describe no valid configuration.
+    """
+    bits = unpack_bits(values["SHAPE_BITS"])
+    if values["SHAPE_CLASSES"] == 0:
+        bits["classifier_weight_bits"] = 8  # packed as 0 without a classifier
+    mode = values["SHAPE_MODE"]
+    if not 0 <= mode < len(MODES):
+        raise ConfigError(f"SHAPE_MODE must be one of {list(range(len(MODES)))} ({', '.join(MODES)}), not {mode!r}")
+    return AcceleratorConfig(
+        input_size=values["SHAPE_INPUT"], hidden_size=values["SHAPE_HIDDEN"], num_layers=values["SHAPE_LAYERS"],
+        lanes=values["SHAPE_LANES"], mode=MODES[mode], num_classes=values["SHAPE_CLASSES"],
+        max_timesteps=values["SHAPE_MAX_T"], stream_width=values["SHAPE_STREAM"], **bits)
 
 
 def describe_errors(value: int) -> list[str]:

@@ -3,9 +3,9 @@
 NumPy/stdlib only.  Sent as one input packet after CTRL.LOAD_WEIGHTS (padded to whole beats, see
 :mod:`lstmfpga.foundation.hw.stream_format`).  Layout (``w`` = 32-bit word, little-endian in the stream):
 
-header (``HEADER_WORDS``)
+header (``HEADER_WORDS``, word indices named by :class:`Header`)
     0 magic ``IMAGE_MAGIC``, 1 format version, 2 input_size, 3 hidden_size, 4 num_layers,
-    5 lanes, 6 mode (0 full, 1 split), 7 SHAPE_BITS (:func:`~lstmfpga.foundation.hw.register_map.pack_bits`),
+    5 lanes, 6 mode (SHAPE_MODE), 7 SHAPE_BITS (:func:`~lstmfpga.foundation.hw.register_map.pack_bits`),
     8 num_classes, 9 payload words (everything between header and checksum),
     10..17 artifact SHA-256 (word i = hex digits 8i..8i+7, so HASH0 reads as the first 8 digits).
 per layer l
@@ -27,6 +27,8 @@ checksum
 
 from __future__ import annotations
 
+import enum
+
 import numpy as np
 
 from lstmfpga.foundation.errors import ArtifactError
@@ -34,7 +36,27 @@ from lstmfpga.foundation.hw import register_map
 
 IMAGE_MAGIC = 0x574C5354  # "TSLW" little-endian: "LSTW"
 IMAGE_VERSION = 1
-HEADER_WORDS = 18
+
+
+class Header(enum.IntEnum):
+    """Word index of each header field."""
+
+    MAGIC = 0
+    VERSION = 1
+    INPUT_SIZE = 2
+    HIDDEN_SIZE = 3
+    NUM_LAYERS = 4
+    LANES = 5
+    MODE = 6
+    BITS = 7
+    NUM_CLASSES = 8
+    PAYLOAD_WORDS = 9
+    HASH0 = 10  #: HASH0 .. HASH0 + HASH_WORDS - 1
+
+
+#: The words a core compares with its own build (magic and version: WEIGHT_HEADER; the rest: WEIGHT_SHAPE).
+IDENTITY_WORDS = (Header.MAGIC, Header.VERSION)
+HEADER_WORDS = Header.HASH0 + register_map.HASH_WORDS
 REQUANT_COUNT = 7
 REQUANT_WORDS = 4 * REQUANT_COUNT + 2
 MAX_SHIFT = 126
@@ -73,15 +95,21 @@ def image_words(config) -> int:
 
 
 def hash_words(sha256_hex: str) -> list[int]:
-    if len(sha256_hex) != 64:
+    if len(sha256_hex) != 8 * register_map.HASH_WORDS:
         raise ArtifactError(f"artifact sha256 must be 64 hex digits, not {sha256_hex!r}")
-    return [int(sha256_hex[8 * i: 8 * i + 8], 16) for i in range(8)]
+    return [int(sha256_hex[8 * i: 8 * i + 8], 16) for i in range(register_map.HASH_WORDS)]
 
 
 def header(config, sha256_hex: str) -> list[int]:
-    return [IMAGE_MAGIC, IMAGE_VERSION, config.input_size, config.hidden_size, config.num_layers,
-            config.lanes, 0 if config.mode == "full" else 1, register_map.config_bits(config),
-            config.num_classes, payload_words(config), *hash_words(sha256_hex)]
+    """The ``HEADER_WORDS`` header words, in :class:`Header` order."""
+    shape = register_map.shape_registers(config)
+    fields = {
+        Header.MAGIC: IMAGE_MAGIC, Header.VERSION: IMAGE_VERSION, Header.INPUT_SIZE: shape["SHAPE_INPUT"],
+        Header.HIDDEN_SIZE: shape["SHAPE_HIDDEN"], Header.NUM_LAYERS: shape["SHAPE_LAYERS"],
+        Header.LANES: shape["SHAPE_LANES"], Header.MODE: shape["SHAPE_MODE"], Header.BITS: shape["SHAPE_BITS"],
+        Header.NUM_CLASSES: shape["SHAPE_CLASSES"], Header.PAYLOAD_WORDS: payload_words(config),
+    }
+    return [fields[index] for index in sorted(fields)] + hash_words(sha256_hex)
 
 
 def checksum(words: np.ndarray) -> int:

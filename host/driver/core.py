@@ -36,30 +36,14 @@ from lstmfpga.host.driver.errors import (
     WeightLoadError,
 )
 
-SHAPE_REGS = (Reg.SHAPE_INPUT, Reg.SHAPE_HIDDEN, Reg.SHAPE_LAYERS, Reg.SHAPE_LANES, Reg.SHAPE_MODE,
-              Reg.SHAPE_BITS, Reg.SHAPE_CLASSES, Reg.SHAPE_MAX_T, Reg.SHAPE_STREAM)
-_BIT_FIELDS = ("weight_bits", "io_bits", "acc_bits", "sigmoid_bits", "tanh_bits", "cell_bits",
-               "hidden_tanh_bits", "classifier_weight_bits")
 _TIMEOUT_ERRORS = Error.INPUT_TIMEOUT | Error.OUTPUT_TIMEOUT
 _WEIGHT_ERRORS = Error.WEIGHT_HEADER | Error.WEIGHT_SHAPE | Error.WEIGHT_LENGTH | Error.WEIGHT_CHECKSUM
 
 
-def unpack_bits(word: int) -> dict:
-    """Inverse of ``register_map.pack_bits``."""
-    return {name: (int(word) >> (4 * i)) & 0xF for i, name in enumerate(_BIT_FIELDS)}
-
-
 def config_from_registers(values: dict) -> AcceleratorConfig:
     """The ``AcceleratorConfig`` a bitstream reports in its SHAPE_* registers."""
-    bits = unpack_bits(values["SHAPE_BITS"])
-    if values["SHAPE_CLASSES"] == 0:
-        bits["classifier_weight_bits"] = 8  # packed as 0 without a classifier
     try:
-        return AcceleratorConfig(
-            input_size=values["SHAPE_INPUT"], hidden_size=values["SHAPE_HIDDEN"],
-            num_layers=values["SHAPE_LAYERS"], lanes=values["SHAPE_LANES"],
-            mode="split" if values["SHAPE_MODE"] == 1 else "full", num_classes=values["SHAPE_CLASSES"],
-            max_timesteps=values["SHAPE_MAX_T"], stream_width=values["SHAPE_STREAM"], **bits)
+        return rm.decode_shape(values)
     except ConfigError as exc:
         raise BitstreamMismatch(f"the core reports an impossible shape ({exc})") from None
 
@@ -137,7 +121,7 @@ class LstmCoreDriver:
         if version >> 16 != rm.CORE_VERSION >> 16:
             raise BitstreamMismatch(f"core version {version >> 16}.{version & 0xFFFF} is not supported; "
                                     f"this driver speaks {rm.CORE_VERSION >> 16}.x")
-        values = {reg.name: self.mmio.read(reg) for reg in SHAPE_REGS}
+        values = {reg.name: self.mmio.read(reg) for reg in rm.SHAPE_REGS}
         self.config = config_from_registers(values)
         self.mmio.write(Reg.TIMEOUT, self.watchdog_cycles)
         return self.config

@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from lstmfpga.host.driver.core import SHAPE_REGS, LstmCoreDriver
+from lstmfpga.host.driver.core import LstmCoreDriver
 from lstmfpga.host.driver.errors import (
     BitstreamMismatch,
     CoreStreamError,
@@ -24,6 +24,7 @@ from lstmfpga.foundation.hw.register_map import (
     Reg,
     Status,
     hash_offset,
+    SHAPE_REGS,
     shape_registers,
 )
 from lstmfpga.foundation.hw.weight_image import build_weight_image, hash_words
