@@ -69,12 +69,17 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def quant_spec(where: str, scale: Any, zero_point: Any, bits: Any, signed: Any, narrow: Any) -> QuantSpec:
-    """A :class:`QuantSpec` from untrusted values, each checked with ``where`` in the message."""
+def quant_spec(where: str, scale: Any, zero_point: Any, bits: Any, signed: Any, narrow: Any, *,
+               max_bits: int = MAX_CODE_BITS) -> QuantSpec:
+    """A :class:`QuantSpec` from untrusted values, each checked with ``where`` in the message.
+
+    ``max_bits`` is :data:`MAX_CODE_BITS` for every quantizer the artifact holds; 32 for the
+    Int32 bias codes a QONNX file carries.
+    """
     scale = positive_real(f"{where}.scale", scale)
     if not (is_integer(zero_point) and zero_point == 0):
         raise ArtifactError(f"{where}.zero_point must be 0 (symmetric quantizers only), not {_short(zero_point)}")
-    bits = integer(f"{where}.bits", bits, 1, MAX_CODE_BITS)
+    bits = integer(f"{where}.bits", bits, 1, max_bits)
     return QuantSpec(scale=scale, zero_point=0, bits=bits, signed=flag(f"{where}.signed", signed),
                      narrow=flag(f"{where}.narrow", narrow))
 
