@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lstmfpga.foundation.validation import is_integer
+
 #: Multipliers are normalised into [2**(MULTIPLIER_BITS-1), 2**MULTIPLIER_BITS): relative error
 #: below 2**-30, far below the float32 error of the Brevitas computation being reproduced.
 MULTIPLIER_BITS = 31
@@ -51,7 +53,7 @@ class QuantSpec:
             raise ValueError(f"Quantizer scale must be a positive finite float, not {self.scale!r}")
         if self.zero_point != 0:
             raise ValueError(f"Quantizer zero point must be 0, not {self.zero_point!r}")
-        if not (isinstance(self.bits, int) and 1 <= self.bits <= 32):
+        if not (is_integer(self.bits) and 1 <= self.bits <= 32):
             raise ValueError(f"Quantizer bit width must be an integer in 1..32, not {self.bits!r}")
 
     @property
@@ -134,10 +136,10 @@ class Requant:
     hi: int
 
     def __post_init__(self):
-        if not (isinstance(self.multiplier, int) and 0 < self.multiplier < (1 << MULTIPLIER_BITS)):
+        if not (is_integer(self.multiplier) and 0 < self.multiplier < (1 << MULTIPLIER_BITS)):
             raise ValueError(f"Requant multiplier must be an integer in 1..2**{MULTIPLIER_BITS}-1, "
                              f"not {self.multiplier!r}")
-        if not (isinstance(self.shift, int) and 0 <= self.shift <= 126):
+        if not (is_integer(self.shift) and 0 <= self.shift <= 126):
             raise ValueError(f"Requant shift must be an integer in 0..126, not {self.shift!r}")
         if self.lo > self.hi:
             raise ValueError(f"Requant clamp range is empty: lo={self.lo} > hi={self.hi}")

@@ -26,6 +26,7 @@ from lstmfpga.foundation.hw import stream_format as sf
 from lstmfpga.foundation.hw.config import AcceleratorConfig
 from lstmfpga.foundation.hw.register_map import Ctrl, Error, Reg, Status
 from lstmfpga.foundation.hw.weight_image import build_weight_image
+from lstmfpga.foundation.validation import is_integer
 from lstmfpga.host.driver.dma import check_transfer
 from lstmfpga.host.driver.errors import (
     BitstreamMismatch,
@@ -89,11 +90,11 @@ class LstmCoreDriver:
                  timeout_s: float = 5.0, watchdog_cycles: int = rm.DEFAULT_TIMEOUT, poll_s: float = 0.0,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        if not isinstance(max_transfer_bytes, int) or max_transfer_bytes < 4:
+        if not is_integer(max_transfer_bytes) or max_transfer_bytes < 4:
             raise ConfigError(f"max_transfer_bytes must be an integer >= 4, not {max_transfer_bytes!r}")
         if not timeout_s > 0:
             raise ConfigError(f"timeout_s must be positive, not {timeout_s!r}")
-        if not isinstance(watchdog_cycles, int) or not 0 <= watchdog_cycles < 1 << 32:
+        if not is_integer(watchdog_cycles) or not 0 <= watchdog_cycles < 1 << 32:
             raise ConfigError(f"watchdog_cycles must be an integer in [0, 2**32), not {watchdog_cycles!r}")
         self.mmio = mmio
         self.send = sendchannel

@@ -19,6 +19,7 @@ import enum
 import time
 from typing import Protocol
 
+from lstmfpga.foundation.validation import is_integer
 from lstmfpga.host.driver.errors import DmaError, DmaLimitError, DmaTimeout
 
 #: PYNQ's assumption when the .hwh does not give ``c_sg_length_width``.
@@ -44,7 +45,7 @@ ERROR_BITS = DmaStatus.INTERNAL_ERROR | DmaStatus.SLAVE_ERROR | DmaStatus.DECODE
 
 def max_transfer_bytes(length_width: int) -> int:
     """Largest transfer the buffer-length register (``length_width`` bits) describes."""
-    if not isinstance(length_width, int) or not 8 <= length_width <= 26:
+    if not is_integer(length_width) or not 8 <= length_width <= 26:
         raise ValueError(f"DMA length width must be an integer in [8, 26], not {length_width!r}")
     return (1 << length_width) - 1
 
