@@ -15,7 +15,7 @@ from lstmfpga.cli.main import main  # noqa: E402
 from lstmfpga.hw import plan as plan_mod  # noqa: E402
 from lstmfpga.hw.boards import get_board  # noqa: E402
 from lstmfpga.hw.cycle_model import estimate as cycle_estimate  # noqa: E402
-from lstmfpga.hw.plan import NoFitError, candidate_lanes, make_plan, parse_shape, shape_config  # noqa: E402
+from lstmfpga.hw.plan import MAX_LANES, NoFitError, candidate_lanes, make_plan, parse_shape, shape_config  # noqa: E402
 from lstmfpga.hw.resources import LogicFit, estimate_resources  # noqa: E402
 
 
@@ -27,11 +27,12 @@ def test_parse_shape():
         parse_shape("3,x,1,4")
 
 
-@pytest.mark.parametrize("hidden", [1, 3, 17, 100])
+@pytest.mark.parametrize("hidden", [1, 3, 17, 100, 1100])
 def test_candidate_lanes_cover_every_lane_count_fastest_first(hidden):
+    """One lane per gate row at most (4H rows), and no more than MAX_LANES."""
     config = shape_config(input_size=7, hidden_size=hidden, num_layers=2, weight_bits=4)
     candidates = candidate_lanes(config, 5)
-    assert sorted(candidates) == list(range(4, 4 * -(-4 * hidden // 4) + 1, 4))
+    assert sorted(candidates) == list(range(4, min(4 * hidden, MAX_LANES) + 1, 4))
     cycles = [cycle_estimate(dataclasses.replace(config, lanes=p), 5).compute_cycles for p in candidates]
     assert cycles == sorted(cycles)
 
