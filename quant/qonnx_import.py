@@ -153,7 +153,7 @@ def _table(fn: str, in_spec: QuantSpec, out_spec: QuantSpec) -> np.ndarray:
         import torch
     except ImportError:
         y = (1.0 / (1.0 + np.exp(-x)) if fn == "sigmoid" else np.tanh(x)).astype(np.float32)
-        q = np.rint(y / np.float32(out_spec.scale))
+        return out_spec.quantize(y)
     else:
         t = torch.from_numpy(x)
         y = torch.sigmoid(t) if fn == "sigmoid" else torch.tanh(t)
