@@ -1,31 +1,35 @@
-"""Analytic cycle model of the accelerator (NumPy/stdlib only).
+"""Cycle model of the accelerator (stdlib only), exact against the RTL's CYCLES register.
 
 Schedule (what the RTL does): layers run one after another over all T steps; the layer's h
 sequence stays on chip and is the next layer's input.  Per step the MAC engine walks
-``groups = ceil(4H/P)`` row groups; per group it streams K columns (the x part — when on chip —
+``groups = ceil(4H/P)`` row groups; per group it issues K columns (the x part — when on chip —
 then the h part), one column per cycle to all P lanes.  When a group's last column has been
 accumulated, the P accumulators move to a shadow bank and the tail unit (bias, requantizers,
 σ/tanh tables, cell update, h requantizer, classifier MAC) drains it at one hidden unit per cycle
-while the engine already runs the next group — and the next step's x part, which does not depend
-on h_t.  The engine stalls only where a column needs an h value the tail has not written yet
-(h-part column k of step t waits for h_{t-1}[k]) or where the shadow bank is still busy.
+while the engine already runs the next group.
 
-Per step that costs ``groups·K`` cycles plus ``max(0, D - X - (groups-1)·P/4)`` stall cycles, where
-X is the number of x columns of that layer streamed before the h part and D the round trip
-engine→tail→h buffer (:data:`ENGINE_LATENCY` + :data:`TAIL_LATENCY`).  A run ends when the tail
-has drained the last group.
+A column waits only for what it reads: an h-part column k of step t for h_{t-1}[k], an x-part
+column k of layer l > 0 for h^{l-1}_t[k]; and a group's last column waits until the shadow bank
+has been drained (``ENGINE + SHADOW_LOAD + P/4`` cycles after the previous group's last column).
+Unit u of a group is visible to the scheduler :data:`~lstmfpga.hw.latency.ROUND_TRIP` + u cycles
+after the group's last column.  Within a run of columns issued back to back from a start cycle s,
+column i issues at ``i + max(s, max_{j<=i}(r_j - j))`` with r_j the cycle its operand becomes
+visible; as every group's units are visible one per cycle, ``r_j - j`` depends only on the group,
+so the model walks groups, not columns.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-#: Cycles from a column's issue to its accumulation into the shadow bank (issue, read, multiply).
-ENGINE_LATENCY = 3
-#: Cycles from the shadow bank load to a hidden unit's h code being visible to the engine.
-TAIL_LATENCY = 18
-#: Fixed cycles around a run (start of compute, classifier bias, done flag).
-RUN_OVERHEAD = 3
+from lstmfpga.hw import latency
+
+#: Cycles from a column's issue to the lanes' done (weight read, multiply, accumulate).
+ENGINE_LATENCY = latency.ENGINE
+#: Cycles from the lanes' done to a hidden unit's h code being visible to the scheduler.
+TAIL_LATENCY = latency.ROUND_TRIP - latency.ENGINE
+#: Fixed cycles after the last h code (classifier, done flag).
+RUN_OVERHEAD = latency.RUN_TAIL
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +39,7 @@ class CycleEstimate:
     timesteps: int
     compute_cycles: int          #: predicted CYCLES register
     ideal_cycles: float          #: 4·H·K/P summed over layers and steps (no padding, no stalls)
-    step_cycles: tuple           #: steady-state cycles of one step, per layer
+    step_cycles: tuple           #: cycles of the layer's last step (its steady state), per layer
     input_beats: int             #: beats of the input packet
     output_beats: int            #: beats of the output packet
     run_cycles: int              #: predicted RUN_CYCLES at a stall-free stream (input + compute + output)
@@ -61,16 +65,36 @@ def _x_columns(config, layer: int) -> int:
     return config.on_chip_input_columns(layer) - config.hidden_size
 
 
-def step_stall(config, layer: int) -> int:
-    """Engine stall cycles of one step t > 0 of ``layer`` waiting for h_{t-1}."""
-    depth = ENGINE_LATENCY + TAIL_LATENCY
-    return max(0, depth - _x_columns(config, layer) - (config.groups - 1) * config.units_per_group)
+def _step(config, layer: int, start: int, shadow_free: int, x_ready, h_ready):
+    """Issue cycles of one step's groups.
 
-
-def group_stall(config, layer: int) -> int:
-    """Engine stall per group waiting for the shadow bank (only when K < P/4 + latency)."""
-    K = config.on_chip_input_columns(layer)
-    return max(0, ENGINE_LATENCY + config.units_per_group + 1 - K)
+    ``start`` is the first cycle the engine is free, ``shadow_free`` the first cycle a last column
+    may issue; ``x_ready`` / ``h_ready`` are the offsets ``max_j(r_j - j)`` of the step's x and h
+    operands (None where a part has no dependency).  Returns (last-column cycle per group, the
+    offset ``max_j(r_j - j)`` of this step's h codes).
+    """
+    G, H, UPG = config.groups, config.hidden_size, config.units_per_group
+    X, K = _x_columns(config, layer), config.on_chip_input_columns(layer)
+    drain = latency.ENGINE + latency.SHADOW_LOAD + UPG
+    lasts = []
+    t = start
+    for g in range(G):
+        if x_ready is not None:
+            t = max(t, x_ready)
+        t += X
+        if h_ready is not None:
+            t = max(t, h_ready)
+        last = max(t + H - 1, shadow_free)
+        lasts.append(last)
+        shadow_free = last + drain
+        t = last + 1
+        if (g + 1 < G and K >= drain and (x_ready is None or t >= x_ready)
+                and (h_ready is None or t + X >= h_ready)):
+            # free-running from here on: the rest of the step's groups follow every K cycles
+            lasts.extend(last + K * n for n in range(1, G - g))
+            break
+    ready = max(last - g * UPG for g, last in enumerate(lasts)) + latency.ROUND_TRIP
+    return lasts, ready
 
 
 def estimate(config, timesteps: int) -> CycleEstimate:
@@ -81,24 +105,27 @@ def estimate(config, timesteps: int) -> CycleEstimate:
     if not 1 <= T <= config.max_timesteps:
         raise ValueError(f"timesteps must be in [1, {config.max_timesteps}], not {timesteps!r}")
     G, H, P = config.groups, config.hidden_size, config.lanes
-    total = 0
-    ideal = 0.0
+    start, shadow_free = 0, 0
+    previous_layer = None     # h offsets of the layer below, per step
     steps = []
-    depth = ENGINE_LATENCY + TAIL_LATENCY
+    ideal = 0.0
     for layer in range(config.num_layers):
         K = config.on_chip_input_columns(layer)
-        per_group = K + group_stall(config, layer)
-        # a step after the first waits for h_{t-1} (step_stall) or for the shadow bank, not both
-        step = max(G * per_group, G * K + step_stall(config, layer))
-        steps.append(step)
-        first = G * per_group
-        if layer > 0 and T == 1:
-            # layer l's x part at t = 0 reads h^{l-1}_0, written by the step just before
-            first = max(first, G * K + max(0, depth - (G - 1) * config.units_per_group))
-        total += first + (T - 1) * step
+        offsets = []
+        step_start = start
+        for t in range(T):
+            step_start = start
+            x_ready = previous_layer[t] if layer > 0 else None
+            h_ready = offsets[-1] if t > 0 else None
+            lasts, ready = _step(config, layer, start, shadow_free, x_ready, h_ready)
+            offsets.append(ready)
+            start = lasts[-1] + 1
+            shadow_free = lasts[-1] + latency.ENGINE + latency.SHADOW_LOAD + config.units_per_group
+        steps.append(start - step_start)
+        previous_layer = offsets
         ideal += T * 4 * H * K / P
-    last_units = H - (G - 1) * config.units_per_group
-    total += ENGINE_LATENCY + last_units + TAIL_LATENCY + RUN_OVERHEAD
+    last_unit = H - 1 - (G - 1) * config.units_per_group
+    total = (start - 1) + latency.ROUND_TRIP + last_unit + RUN_OVERHEAD
     in_beats = stream_format.input_beats(config, T)
     out_beats = stream_format.output_beats(config, T)
     run = in_beats + total + out_beats * (config.bytes_per_word + 2) + 8

@@ -154,10 +154,12 @@ class LstmCore(wiring.Component):
         sh_unit = Signal(range(G * UPG + 1))
         sh_layer, sh_base, sh_first, sh_cls = Signal(2), Signal(seq_bits), Signal(), Signal()
         tail_in_valid = Signal()
-        m.d.comb += [tail.valid.eq(tail_in_valid & (tail.unit < H)),
+        unit_reg = Signal(range(G * UPG + 1))
+        # a partial last group pads past H: drop those units before the tail's narrower unit port
+        # would wrap them onto real ones
+        m.d.comb += [tail.valid.eq(tail_in_valid & (unit_reg < H)),
                      tail.layer.eq(sh_layer), tail.step_base.eq(sh_base), tail.first_step.eq(sh_first),
                      tail.classify.eq(sh_cls)]
-        unit_reg = Signal(range(G * UPG + 1))
         acc_reg = Signal(4 * accw)
         m.d.comb += [tail.unit.eq(unit_reg), tail.acc.eq(acc_reg)]
 
@@ -390,9 +392,9 @@ class LstmCore(wiring.Component):
                     with m.Switch(header_count):
                         for i in range(weight_image.HEADER_WORDS):
                             with m.Case(i):
-                                if i >= 10:
-                                    m.d.sync += hash_tmp.word_select(i - 10, 32).eq(self.s_data)
-                                elif i < 2:
+                                if i >= weight_image.Header.HASH0:
+                                    m.d.sync += hash_tmp.word_select(i - weight_image.Header.HASH0, 32).eq(self.s_data)
+                                elif i in weight_image.IDENTITY_WORDS:
                                     m.d.comb += bad.eq(Mux(self.s_data != expected_header[i], Error.WEIGHT_HEADER, 0))
                                 else:
                                     m.d.comb += bad.eq(Mux(self.s_data != expected_header[i], Error.WEIGHT_SHAPE, 0))

@@ -6,6 +6,8 @@ from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from lstmfpga.hw import latency
+
 
 class MacLanes(wiring.Component):
     """Row-parallel MAC lanes with a shadow bank.
@@ -21,7 +23,7 @@ class MacLanes(wiring.Component):
     lanes, weight_bits, column_bits, acc_bits : int
     """
 
-    LATENCY = 2
+    LATENCY = latency.MAC_LANES
 
     def __init__(self, *, lanes: int, weight_bits: int, column_bits: int, acc_bits: int):
         for name, value in (("lanes", lanes), ("weight_bits", weight_bits),

@@ -6,6 +6,8 @@ from amaranth import Module, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from lstmfpga.hw import latency
+
 MULTIPLIER_BITS = 31
 SHIFT_BITS = 7
 
@@ -24,7 +26,7 @@ class Requantizer(wiring.Component):
         Signed width of ``lo``, ``hi`` and ``result``.
     """
 
-    LATENCY = 3
+    LATENCY = latency.REQUANTIZER
 
     def __init__(self, *, in_width: int, out_width: int):
         if not isinstance(in_width, int) or in_width < 2:

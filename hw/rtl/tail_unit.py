@@ -8,6 +8,7 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from lstmfpga.foundation.hw import weight_image
+from lstmfpga.hw import latency
 from lstmfpga.hw.rtl.requantizer import Requantizer
 
 #: Parameter words per layer, in weight-image order: (M, S, lo, hi) × (gate i, f, g, o, fc, ig, h),
@@ -36,7 +37,7 @@ class TailUnit(wiring.Component):
     config : AcceleratorConfig
     """
 
-    LATENCY = 16
+    LATENCY = latency.TAIL
 
     def __init__(self, *, config):
         self.config = c = config
@@ -137,24 +138,24 @@ class TailUnit(wiring.Component):
         cls = chain("cls", 1, self.classify)
         unit = chain("unit", self.unit_bits, self.unit)
 
-        # stage 0: memory reads
-        m.d.comb += [bias_r.addr.eq(layer[0] * H + unit[0]), cell_r.addr.eq(unit[0])]
+        S = latency.TAIL_STAGES
+        m.d.comb += [bias_r.addr.eq(layer[S["read"]] * H + unit[S["read"]]), cell_r.addr.eq(unit[S["read"]])]
         if split:
-            m.d.comb += pre_r.addr.eq(base[0] + unit[0])
+            m.d.comb += pre_r.addr.eq(base[S["read"]] + unit[S["read"]])
         acc1 = Signal(unsigned(4 * accw))
         m.d.sync += acc1.eq(self.acc)
-        # stage 1: bias (+ split-mode pre-activation), previous cell state
+        # bias (+ split-mode pre-activation), previous cell state
         v2 = [Signal(signed(accw), name=f"v{g}") for g in range(4)]
-        c_old = [None, None] + [Signal(signed(cb), name=f"c_old{s}") for s in range(2, 7)]
+        c_old = {s: Signal(signed(cb), name=f"c_old{s}") for s in range(S["gate_rq"], S["gate_value"] + 1)}
         for g in range(4):
             total = acc1[g * accw:(g + 1) * accw].as_signed() + bias_r.data[32 * g:32 * (g + 1)].as_signed()
             if split:
-                total = total + Mux(layer[1] == 0, pre_r.data[32 * g:32 * (g + 1)].as_signed(), 0)
+                total = total + Mux(layer[S["bias"]] == 0, pre_r.data[32 * g:32 * (g + 1)].as_signed(), 0)
             m.d.sync += v2[g].eq(total)
-        m.d.sync += c_old[2].eq(Mux(first[1], 0, cell_r.data))
-        for s in range(3, 7):
+        m.d.sync += c_old[S["gate_rq"]].eq(Mux(first[S["bias"]], 0, cell_r.data))
+        for s in range(S["gate_rq"] + 1, S["gate_value"] + 1):
             m.d.sync += c_old[s].eq(c_old[s - 1])
-        # stages 2-4: gate requantizers
+        # gate requantizers
         def drive(rq, which, stage, value):
             """Feed a requantizer ``value`` and its (M, S, lo, hi) words, read at pipeline ``stage``."""
             m.d.comb += [rq.value.eq(value), *(port.eq(param(layer[stage], 4 * which + k))
@@ -164,49 +165,50 @@ class TailUnit(wiring.Component):
         for g in range(4):
             rq = Requantizer(in_width=accw, out_width=ba)
             m.submodules[f"gate_rq{g}"] = rq
-            drive(rq, g, 2, v2[g])
+            drive(rq, g, S["gate_rq"], v2[g])
             gate_codes.append(rq.result)
-        # stage 5: table addresses
+        # table addresses
         for g in range(4):
-            index = (gate_codes[g] - param(layer[5], 4 * g + 2).as_signed())[:ba]
-            m.d.comb += table_r[g].addr.eq(Cat(index, layer[5]) if L > 1 else index)
-        # stage 6: gate values -> products
+            index = (gate_codes[g] - param(layer[S["gate_table"]], 4 * g + 2).as_signed())[:ba]
+            m.d.comb += table_r[g].addr.eq(Cat(index, layer[S["gate_table"]]) if L > 1 else index)
+        # gate values -> products
         i6, f6, g6, o6 = (table_r[g].data for g in range(4))
         fc_in = Signal(signed(tb + cb))
         ig_in = Signal(signed(2 * tb))
         o7 = Signal(signed(tb))
-        m.d.sync += [fc_in.eq(f6 * c_old[6]), ig_in.eq(i6 * g6), o7.eq(o6)]
+        m.d.sync += [fc_in.eq(f6 * c_old[S["gate_value"]]), ig_in.eq(i6 * g6), o7.eq(o6)]
         o_delay = [o7]
-        for s in range(8, 13):
+        for s in range(S["cell_rq"] + 1, S["hidden_tanh"] + 1):
             r = Signal(signed(tb), name=f"o{s}")
             m.d.sync += r.eq(o_delay[-1])
             o_delay.append(r)
-        # stages 7-9: cell requantizers
+        # cell requantizers
         rq_fc = Requantizer(in_width=tb + cb, out_width=cb)
         rq_ig = Requantizer(in_width=2 * tb, out_width=cb)
         m.submodules.fc_rq, m.submodules.ig_rq = rq_fc, rq_ig
-        drive(rq_fc, RQ_FC, 7, fc_in)
-        drive(rq_ig, RQ_IG, 7, ig_in)
-        # stage 10: new cell state
+        drive(rq_fc, RQ_FC, S["cell_rq"], fc_in)
+        drive(rq_ig, RQ_IG, S["cell_rq"], ig_in)
+        # new cell state
         c_sum = Signal(signed(cb + 1))
         m.d.comb += c_sum.eq(rq_fc.result + rq_ig.result)
-        cell_lo10, cell_hi10 = param(layer[10], CELL_LO).as_signed(), param(layer[10], CELL_HI).as_signed()
+        cell_lo, cell_hi = (param(layer[S["cell_sum"]], i).as_signed() for i in (CELL_LO, CELL_HI))
         c_new = Signal(signed(cb))
-        m.d.sync += c_new.eq(Mux(c_sum < cell_lo10, cell_lo10, Mux(c_sum > cell_hi10, cell_hi10, c_sum)))
-        # stage 11: write cell state, tanh(c) look-up
-        m.d.comb += [cell_w.addr.eq(unit[11]), cell_w.data.eq(c_new), cell_w.en.eq(valid[11])]
-        t_index = (c_new - param(layer[11], CELL_LO).as_signed())[:cb]
-        m.d.comb += tanh_r.addr.eq(Cat(t_index, layer[11]) if L > 1 else t_index)
-        # stage 12: o · tanh(c)
+        m.d.sync += c_new.eq(Mux(c_sum < cell_lo, cell_lo, Mux(c_sum > cell_hi, cell_hi, c_sum)))
+        # write cell state, tanh(c) look-up
+        w = S["cell_write"]
+        m.d.comb += [cell_w.addr.eq(unit[w]), cell_w.data.eq(c_new), cell_w.en.eq(valid[w])]
+        t_index = (c_new - param(layer[w], CELL_LO).as_signed())[:cb]
+        m.d.comb += tanh_r.addr.eq(Cat(t_index, layer[w]) if L > 1 else t_index)
+        # o · tanh(c)
         h_in = Signal(signed(tb + htb))
         m.d.sync += h_in.eq(o_delay[-1] * tanh_r.data)
-        # stages 13-15: h requantizer
+        # h requantizer
         rq_h = Requantizer(in_width=tb + htb, out_width=io)
         m.submodules.h_rq = rq_h
-        drive(rq_h, RQ_H, 13, h_in)
-        # stage 16: h out
-        m.d.comb += [self.h_valid.eq(valid[16]), self.h_layer.eq(layer[16]),
-                     self.h_addr.eq(base[16] + unit[16]), self.h_code.eq(rq_h.result)]
+        drive(rq_h, RQ_H, S["h_rq"], h_in)
+        out = S["h_out"]
+        m.d.comb += [self.h_valid.eq(valid[out]), self.h_layer.eq(layer[out]),
+                     self.h_addr.eq(base[out] + unit[out]), self.h_code.eq(rq_h.result)]
 
         # -- classifier: logits[k] += w[k, j] · h_j over the last step of the last layer --------
         C = c.num_classes
@@ -218,14 +220,14 @@ class TailUnit(wiring.Component):
             cls_r = cls_mem.read_port()
             m.d.comb += [cls_w.addr.eq(self.clsw_addr), cls_w.data.eq(self.clsw_data[:cw].replicate(C)),
                          cls_w.en.eq(Mux(self.clsw_we, 1 << self.clsw_lane, 0)),
-                         cls_r.addr.eq(unit[16])]
+                         cls_r.addr.eq(unit[out])]
             bias_regs = [Signal(32, name=f"cls_bias{k}") for k in range(C)]
             for k in range(C):
                 with m.If(self.clsb_we & (self.clsb_index == k)):
                     m.d.sync += bias_regs[k].eq(self.clsb_data)
             h17 = Signal(signed(io))
             m.d.sync += h17.eq(rq_h.result)
-            take = valid[17] & cls[17]
+            take = valid[out + 1] & cls[out + 1]
             logits = [Signal(32, name=f"logit{k}") for k in range(C)]
             for k in range(C):
                 w = cls_r.data[k * cw:(k + 1) * cw].as_signed()

@@ -71,7 +71,9 @@ def _simulate(config, image, packets, timesteps):
 
 
 @pytest.mark.parametrize("I,H,L,P,wb,mode,C", [(5, 3, 2, 8, 8, "full", 3), (3, 5, 2, 4, 2, "split", 0),
-                                               (6, 2, 3, 12, 4, "full", 1)])
+                                               (6, 2, 3, 12, 4, "full", 1),
+                                               # one real unit and two padding units in the one group
+                                               (4, 1, 2, 12, 3, "full", 2)])
 def test_core_matches_golden(I, H, L, P, wb, mode, C):
     art = random_artifact(input_size=I, hidden_size=H, num_layers=L, num_classes=C, weight_bits=wb, seed=I * H)
     config = AcceleratorConfig.from_artifact(art, lanes=P, mode=mode, max_timesteps=4)
@@ -86,8 +88,7 @@ def test_core_matches_golden(I, H, L, P, wb, mode, C):
         h, _ = stream_format.unpack_output(config, got, T)
         assert h.shape == (T, H)
     model = [cycle_model.estimate(config, T).compute_cycles for T in steps]
-    for got_cycles, want_cycles in zip(flags["cycles"], model):
-        assert abs(got_cycles - want_cycles) <= 0.02 * want_cycles, (flags["cycles"], model)
+    assert flags["cycles"] == model
 
 
 def test_core_rejects_corrupt_image():

@@ -1,9 +1,58 @@
-"""Cycle model: closed-form checks (the RTL comparison lives in tests/sim/test_rtl_accel.py)."""
+"""Cycle model: closed-form checks and a column-by-column reference of the scheduler's rules
+(the RTL comparison, CYCLES == model, lives in tests/sim/test_rtl_accel.py and the sweep)."""
+
+import random
 
 import pytest
 
-from lstmfpga.hw import cycle_model
 from lstmfpga.foundation.hw.config import AcceleratorConfig
+from lstmfpga.hw import cycle_model, latency
+
+
+def _column_by_column(config, T):
+    """CYCLES by issuing every column in turn under the scheduler's three rules (no shortcuts)."""
+    G, H, UPG = config.groups, config.hidden_size, config.units_per_group
+    visible = {}          # (layer, t, unit) -> first cycle the scheduler sees its h code
+    cycle, shadow_free = 0, 0
+    for layer in range(config.num_layers):
+        K = config.on_chip_input_columns(layer)
+        X = K - H
+        for t in range(T):
+            for g in range(G):
+                for k in range(K):
+                    if k < X:
+                        ready = visible[(layer - 1, t, k)] if layer > 0 else 0
+                    else:
+                        ready = visible[(layer, t - 1, k - X)] if t > 0 else 0
+                    if k == K - 1:
+                        ready = max(ready, shadow_free)
+                    cycle = max(cycle, ready)
+                    issued = cycle
+                    cycle += 1
+                shadow_free = issued + latency.ENGINE + latency.SHADOW_LOAD + UPG
+                for u in range(UPG):
+                    if g * UPG + u < H:
+                        visible[(layer, t, g * UPG + u)] = issued + latency.ROUND_TRIP + u
+    last_unit = H - 1 - (G - 1) * UPG
+    return issued + latency.ROUND_TRIP + last_unit + latency.RUN_TAIL
+
+
+def test_matches_column_reference_on_random_configs():
+    rng = random.Random(20261201)
+    for _ in range(60):
+        H = rng.randint(1, 24)
+        cfg = AcceleratorConfig(input_size=rng.randint(1, 40), hidden_size=H, num_layers=rng.randint(1, 3),
+                                lanes=4 * rng.randint(1, H + 3), mode=rng.choice(["full", "split"]),
+                                max_timesteps=6)
+        T = rng.randint(1, 6)
+        assert cycle_model.estimate(cfg, T).compute_cycles == _column_by_column(cfg, T), (cfg, T)
+
+
+def test_partial_group_three_layers():
+    # 4H = 28 rows at P = 12: three groups, the last one holding one real unit of three
+    cfg = AcceleratorConfig(input_size=23, hidden_size=7, num_layers=3, lanes=12, max_timesteps=24)
+    for T in (1, 2, 24):
+        assert cycle_model.estimate(cfg, T).compute_cycles == _column_by_column(cfg, T)
 
 
 @pytest.mark.parametrize("P", [512, 1024])
@@ -18,16 +67,14 @@ def test_full_size_utilization(P, mode):
 
 
 def test_stalls_when_tail_cannot_hide():
-    # one group, split mode: every step waits for the tail round trip
+    # one group, split mode: every step waits for the tail round trip of the step before
     cfg = AcceleratorConfig(input_size=3, hidden_size=2, lanes=8, mode="split")
-    depth = cycle_model.ENGINE_LATENCY + cycle_model.TAIL_LATENCY
-    assert cycle_model.step_stall(cfg, 0) == depth
     T = 5
     est = cycle_model.estimate(cfg, T)
-    assert est.step_cycles == (2 + depth,)
-    assert est.compute_cycles == (cycle_model.group_stall(cfg, 0) + 2 + (T - 1) * (2 + depth)
-                                  + cycle_model.ENGINE_LATENCY + 2 + cycle_model.TAIL_LATENCY
-                                  + cycle_model.RUN_OVERHEAD)
+    period = latency.ROUND_TRIP + 2 - 1
+    assert est.step_cycles == (period,)
+    last_issue = 1 + (T - 1) * period
+    assert est.compute_cycles == last_issue + latency.ROUND_TRIP + 1 + latency.RUN_TAIL
     assert est.utilization < 0.2
 
 

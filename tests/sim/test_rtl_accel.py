@@ -62,7 +62,7 @@ def _check_cycles(config, results):
     for run in results["runs"]:
         if run["kind"] == "normal" and run["ok"]:
             model = cycle_model.estimate(config, run["T"]).compute_cycles
-            assert abs(run["cycles"] - model) <= 0.02 * model, (run["T"], run["cycles"], model)
+            assert run["cycles"] == model, (run["T"], run["cycles"], model)
 
 
 def _run_case(case, verilator_cache, tmp_path, artifacts=None):

@@ -1,0 +1,53 @@
+"""Pipeline latencies of the RTL blocks, in clock cycles.
+
+Stdlib only: the cycle model, the manifest and the planner read these numbers without Amaranth.
+Each RTL block declares ``LATENCY`` from here, and the tail unit places its stages with
+:data:`TAIL_STAGES`, so a block that gains a register moves the cycle model with it.
+"""
+
+from __future__ import annotations
+
+#: A synchronous memory read port: address in one cycle, data the next.
+MEMORY_READ = 1
+#: MAC lanes: product register, then the accumulator (``done`` with the finished sums).
+MAC_LANES = 2
+#: Requantizer: product, floor shift with the rounding decision, round and saturate.
+REQUANTIZER = 3
+
+
+def _tail_stages() -> dict[str, int]:
+    """The tail unit's stage numbers: each is the previous one plus the blocks in between."""
+    stages = {"read": 0}
+    stages["bias"] = stages["read"] + MEMORY_READ            # acc + bias (+ pre-activation)
+    stages["gate_rq"] = stages["bias"] + 1                   # gate requantizers start
+    stages["gate_table"] = stages["gate_rq"] + REQUANTIZER   # σ/tanh table addresses
+    stages["gate_value"] = stages["gate_table"] + MEMORY_READ  # gate values: f·c, i·g products
+    stages["cell_rq"] = stages["gate_value"] + 1             # cell requantizers start
+    stages["cell_sum"] = stages["cell_rq"] + REQUANTIZER     # c = clamp(fc + ig)
+    stages["cell_write"] = stages["cell_sum"] + 1            # cell write, tanh(c) address
+    stages["hidden_tanh"] = stages["cell_write"] + MEMORY_READ  # o·tanh(c) product
+    stages["h_rq"] = stages["hidden_tanh"] + 1               # h requantizer starts
+    stages["h_out"] = stages["h_rq"] + REQUANTIZER           # h code valid
+    return stages
+
+
+#: Stage of each step of the tail unit, counted from the cycle a unit's accumulators arrive.
+TAIL_STAGES = _tail_stages()
+#: Tail unit: accumulators in to h code out.
+TAIL = TAIL_STAGES["h_out"]
+
+#: Core registers around the blocks (see :mod:`lstmfpga.hw.rtl.core`).
+#: The shadow bank takes the lanes' sums one cycle after ``done``.
+SHADOW_LOAD = 1
+#: The shadow reader registers each unit's accumulators before the tail.
+TAIL_FEED = 1
+#: The count of finished units, against which the scheduler checks dependencies, is a register.
+UNIT_COUNT = 1
+#: Cycles from a column's issue until the lanes' ``done`` (weight read, then the lanes).
+ENGINE = MEMORY_READ + MAC_LANES
+#: Cycles from a group's last column issue until its first unit's h code is visible to the
+#: scheduler.
+ROUND_TRIP = ENGINE + SHADOW_LOAD + TAIL_FEED + TAIL + UNIT_COUNT
+#: Cycles after the last h code before the run is done (the classifier's last accumulate and the
+#: done flag).
+RUN_TAIL = 4
