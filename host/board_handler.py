@@ -12,7 +12,7 @@ import numpy as np
 from lstmfpga.foundation.errors import InputError
 from lstmfpga.host.backends.base import Backend
 from lstmfpga.host.payloads import backend_input, payload_kind_for, quantize_features
-from lstmfpga.host.stream_protocol import PayloadKind, SequenceMessage
+from lstmfpga.host.stream_protocol import PayloadKind, SequenceMessage, sequence_payload_bytes
 from lstmfpga.host.verdicts import VERDICT_NAMES, fake_scores, predicted_labels
 
 _FLOAT_KINDS = (PayloadKind.FEATURES_F16, PayloadKind.FEATURES_F32)
@@ -58,6 +58,14 @@ class BackendHandler:
             "kinds": [k.name for k in self.kinds],
         }
 
+    def _row_shape(self, kind: PayloadKind) -> tuple[int, ...]:
+        a = self.artifact
+        return (4, a.hidden_size) if kind == PayloadKind.PREACT_I32 else (a.input_size,)
+
+    def max_payload_bytes(self) -> int:
+        """The largest SEQUENCE payload ``check`` could accept: ``max_steps`` rows of the widest kind."""
+        return max(sequence_payload_bytes(k, self._row_shape(k), self.max_steps) for k in self.kinds)
+
     def check(self, message: SequenceMessage) -> None:
         a = self.artifact
         where = f"sequence {message.seq} (video {message.video_id!r})"
@@ -69,7 +77,7 @@ class BackendHandler:
         if not 1 <= steps <= self.max_steps:
             raise InputError(f"{where}: {steps} time steps; this board runs 1 to {self.max_steps}")
         if message.kind == PayloadKind.PREACT_I32:
-            if array.shape[1:] != (4, a.hidden_size):
+            if array.shape[1:] != self._row_shape(message.kind):
                 raise InputError(f"{where}: pre-activations must be [T, 4, {a.hidden_size}], got {array.shape}")
             return
         if array.shape[1] != a.input_size:

@@ -25,10 +25,16 @@ class FeatureInput:
 
 
 def _load_npy(path: Path, what: str) -> np.ndarray:
+    if not path.is_file():
+        raise InputError(f"{what} not found: {path} is not a file")
     try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise InputError(f"{path}: not a readable .npy {what} ({exc})") from None
+    if not isinstance(array, np.ndarray):  # an .npz archive under an .npy name
+        array.close()
+        raise InputError(f"{path}: an .npz archive, not one .npy {what}")
+    return array
 
 
 def load_feature_input(path, *, expected_dim: int, labels=None, split: str | None = None) -> FeatureInput:
@@ -68,9 +74,13 @@ def load_feature_input(path, *, expected_dim: int, labels=None, split: str | Non
         raise InputError(f"{path}: features must be numeric, got dtype {x.dtype}")
     if x.shape[2] != expected_dim:
         raise InputError(f"{path}: {x.shape[2]} features per step, the model expects {expected_dim}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise InputError(f"{path}: no {'sequences' if x.shape[0] == 0 else 'time steps'} (shape {x.shape})")
     y = None
     if labels is not None:
         y = np.asarray(_load_npy(Path(labels), "label array"))
+        if y.dtype.kind not in "biu":
+            raise InputError(f"{labels}: labels must be integers 0 or 1, got dtype {y.dtype}")
         if y.shape != (x.shape[0],):
             raise InputError(f"{labels}: labels must have shape ({x.shape[0]},), got {y.shape}")
         if not np.isin(y, (0, 1)).all():

@@ -12,6 +12,8 @@ import os
 import threading
 from pathlib import Path
 
+from lstmfpga.foundation.errors import InputError
+
 
 class ResultLog:
     """Durable appender; thread-safe.
@@ -27,11 +29,16 @@ class ResultLog:
 
     def __init__(self, *, path: str | os.PathLike, fsync: bool = True) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fsync = bool(fsync)
         self._lock = threading.Lock()
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self._repair_torn_tail()
+        self._fd = -1
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._repair_torn_tail()
+        except OSError as exc:
+            self.close()
+            raise InputError(f"result log {self.path} cannot be opened: {exc.strerror or exc}") from None
 
     def _repair_torn_tail(self) -> None:
         # A previous writer killed mid-line leaves no trailing newline; start our records on a fresh line.
@@ -81,8 +88,12 @@ def read_results(path: str | os.PathLike) -> list[dict]:
     path = Path(path)
     if not path.exists():
         return []
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"result log {path} cannot be read: {exc.strerror or exc}") from None
     records = []
-    for line in path.read_bytes().split(b"\n"):
+    for line in data.split(b"\n"):
         if not line.strip():
             continue
         try:

@@ -22,6 +22,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from lstmfpga.foundation.printable import printable
 from lstmfpga.host.result_log import ResultLog, read_results
 from lstmfpga.host.stream_protocol import (
     DEFAULT_MAX_PAYLOAD,
@@ -228,10 +229,10 @@ class SequenceSender:
         elif frame.type == MessageType.ERROR:
             body = decode_json(frame)
             if body.get("fatal", True):
-                raise FatalStreamError(f"the board refused the stream: {body.get('message', '?')}")
+                raise FatalStreamError(f"the board refused the stream: {printable(body.get('message', '?'))}")
             inflight.pop(body.get("seq"), None)
             report.errors.append(body)
-            log.warning("board skipped %s: %s", body.get("video_id"), body.get("message"))
+            log.warning("board skipped %s: %s", printable(body.get("video_id")), printable(body.get("message")))
         else:
             raise StreamError(f"unexpected {frame.type.name} message from the board")
 
@@ -248,7 +249,11 @@ class SequenceSender:
             sock.sendall(encode_json(MessageType.HELLO, hello))
             frame = read_frame(sock, max_payload=self.max_payload)
             if frame.type == MessageType.ERROR:
-                raise FatalStreamError(f"the board refused the stream: {decode_json(frame).get('message', '?')}")
+                body = decode_json(frame)
+                text = f"the board refused the stream: {printable(body.get('message', '?'))}"
+                if body.get("retry") is True:  # a connection cap: a later attempt can succeed
+                    raise StreamError(text)
+                raise FatalStreamError(text)
             if frame.type != MessageType.WELCOME:
                 raise FatalStreamError(f"expected WELCOME from the board, got {frame.type.name}")
             welcome = decode_json(frame)

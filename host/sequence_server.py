@@ -6,12 +6,15 @@ sends SEQUENCE frames; every sequence is answered by exactly one RESULT or one n
 durable result log *before* its RESULT is sent, so whatever a sender saw acknowledged survives
 the sender, the connection, and this process. Protocol violations (version, size, truncation,
 token) get a fatal ERROR and close only that connection; other senders are not disturbed.
+Every allocation and wait a peer can cause is bounded by ``ServerLimits``; a peer over a
+connection cap, or failing before authentication, gets an ERROR saying why before the close.
 
 NumPy and stdlib only: this runs on the board.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import socket
@@ -20,10 +23,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence
 
-from lstmfpga.foundation.errors import InputError
+from lstmfpga.foundation.errors import ConfigError, InputError
+from lstmfpga.foundation.printable import printable
 from lstmfpga.host.result_log import ResultLog
+from lstmfpga.host.server_limits import ServerLimits
 from lstmfpga.host.stream_protocol import (
-    DEFAULT_MAX_PAYLOAD,
+    MAX_CONTROL_PAYLOAD,
     MessageType,
     SequenceMessage,
     StreamClosed,
@@ -33,7 +38,6 @@ from lstmfpga.host.stream_protocol import (
     decode_json,
     decode_sequence,
     encode_json,
-    expect,
     read_frame,
 )
 
@@ -54,15 +58,31 @@ class SequenceHandler(Protocol):
     def process(self, messages: Sequence[SequenceMessage]) -> list[dict]:
         """One JSON-able result record per message, in order."""
 
+    def max_payload_bytes(self) -> int:
+        """Largest SEQUENCE payload this handler could accept (its longest, widest sequence)."""
+
 
 @dataclass
 class ServerStats:
-    connections: int = 0
-    sequences: int = 0
-    rejected: list = field(default_factory=list)  # (peer, message) per error sent
+    """Counts since the server started; only the last few rejections are kept as text."""
+
+    connections: int = 0  # accepted and served
+    refused: int = 0  # turned away by a connection cap
+    sequences: int = 0  # answered with a RESULT
+    rejected_connections: int = 0  # closed after a fatal ERROR
+    rejected_sequences: int = 0  # skipped with a non-fatal ERROR
+    recent: collections.deque = field(default_factory=collections.deque)  # (peer, printable message)
+
+    @property
+    def rejected(self) -> int:
+        return self.rejected_connections + self.rejected_sequences
 
 
 _END = object()
+#: Bytes read and dropped after a fatal ERROR, so the close does not reset the connection
+#: (and discard the ERROR) while the peer's unread data is still arriving.
+_LINGER_BYTES = 1 << 20
+_LINGER_SECONDS = 1.0
 
 
 class SequenceServer:
@@ -80,10 +100,10 @@ class SequenceServer:
         Credits per connection: sequences a sender may have unacknowledged.
     results_path
         Durable JSON-lines log of every result, written before the RESULT is sent.
-    max_payload
-        Largest SEQUENCE payload in bytes.
-    idle_timeout
-        Seconds a connection may stay silent before it is closed.
+    limits
+        Sizes, deadlines and connection caps (``ServerLimits``).
+    on_result
+        Called with every result record, after it is logged and before it is sent.
     """
 
     def __init__(
@@ -95,33 +115,33 @@ class SequenceServer:
         port: int = 0,
         window: int = 8,
         results_path=None,
-        max_payload: int = DEFAULT_MAX_PAYLOAD,
-        idle_timeout: float = 300.0,
+        limits: ServerLimits = ServerLimits(),
         on_result: Callable[[dict], None] | None = None,
     ) -> None:
         if not isinstance(token, str) or not token:
             raise ValueError("token must be a non-empty string")
-        if not isinstance(window, int) or window < 1:
+        if not isinstance(window, int) or isinstance(window, bool) or window < 1:
             raise ValueError(f"window must be a positive integer, not {window!r}")
-        if not isinstance(max_payload, int) or max_payload < 1:
-            raise ValueError(f"max_payload must be a positive integer, not {max_payload!r}")
-        if not idle_timeout > 0:
-            raise ValueError(f"idle_timeout must be positive, not {idle_timeout!r}")
+        if not isinstance(limits, ServerLimits):
+            raise ValueError(f"limits must be a ServerLimits, not {type(limits).__name__}")
         self.handler = handler
         self._token = token
         self._bind = (host, int(port))
         self.window = window
-        self.max_payload = max_payload
-        self.idle_timeout = float(idle_timeout)
+        self.limits = limits
+        #: The negotiated SEQUENCE size: no frame larger than the longest sequence the board runs.
+        self.max_payload = min(limits.max_payload, int(handler.max_payload_bytes()))
         self._log = ResultLog(path=results_path) if results_path is not None else None
         self._on_result = on_result
         self._engine_lock = threading.Lock()
         self._stop = threading.Event()
         self._listener: socket.socket | None = None
         self._threads: list[threading.Thread] = []
-        self._conns: set[socket.socket] = set()
+        self._conns: dict[socket.socket, str] = {}  # open connection -> peer address
+        self._per_peer: collections.Counter = collections.Counter()
         self._conns_lock = threading.Lock()
-        self.stats = ServerStats()
+        self._stats_lock = threading.Lock()
+        self.stats = ServerStats(recent=collections.deque(maxlen=limits.rejection_history))
 
     @property
     def address(self) -> tuple[str, int]:
@@ -130,7 +150,11 @@ class SequenceServer:
         return self._listener.getsockname()[:2]
 
     def start(self) -> "SequenceServer":
-        listener = socket.create_server(self._bind, reuse_port=False)
+        """Bind and start accepting; ``ConfigError`` names an address that cannot be listened on."""
+        try:
+            listener = socket.create_server(self._bind, reuse_port=False)
+        except OSError as exc:  # busy port, unknown host, an address of no local interface
+            raise ConfigError(f"cannot listen on {self._bind[0]}:{self._bind[1]}: {exc.strerror or exc}") from None
         listener.settimeout(0.2)
         self._listener = listener
         thread = threading.Thread(target=self._accept_loop, name="lstmfpga-accept", daemon=True)
@@ -173,14 +197,52 @@ class SequenceServer:
                 continue
             except OSError:
                 return
-            self.stats.connections += 1
-            with self._conns_lock:
-                self._conns.add(conn)
+            refusal = self._admit(conn, peer[0])
+            if refusal is not None:
+                self._turn_away(conn, peer, refusal)
+                continue
             thread = threading.Thread(
                 target=self._serve_connection, args=(conn, peer), name=f"lstmfpga-conn-{peer}", daemon=True
             )
             thread.start()
             self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+
+    def _admit(self, conn: socket.socket, address: str) -> str | None:
+        """Register ``conn`` unless a cap is reached; then return why it is refused."""
+        limits = self.limits
+        with self._conns_lock:
+            if len(self._conns) >= limits.max_connections:
+                return f"server busy: {len(self._conns)} connections open, the limit is {limits.max_connections}"
+            if self._per_peer[address] >= limits.max_per_peer:
+                return (f"too many connections from {address}: {self._per_peer[address]} open, "
+                        f"the limit is {limits.max_per_peer}")
+            self._conns[conn] = address
+            self._per_peer[address] += 1
+        with self._stats_lock:
+            self.stats.connections += 1
+        return None
+
+    def _release(self, conn: socket.socket) -> None:
+        with self._conns_lock:
+            address = self._conns.pop(conn, None)
+            if address is not None:
+                self._per_peer[address] -= 1
+                if not self._per_peer[address]:
+                    del self._per_peer[address]
+
+    def _turn_away(self, conn: socket.socket, peer, reason: str) -> None:
+        """Refuse a connection over a cap, from the accepting thread, without ever blocking on it."""
+        with self._stats_lock:
+            self.stats.refused += 1
+        log.warning("refused connection from %s: %s", peer, reason)
+        try:
+            conn.setblocking(False)
+            _drain_ready(conn)  # the HELLO already sent, so that closing does not reset the connection
+            conn.send(encode_json(MessageType.ERROR, {"message": f"{reason}; try again later", "fatal": True,
+                                                      "retry": True}))
+        except OSError:
+            pass
+        close_socket(conn)
 
     def _serve_connection(self, conn: socket.socket, peer) -> None:
         send_lock = threading.Lock()
@@ -191,10 +253,11 @@ class SequenceServer:
 
         pending: queue.Queue = queue.Queue(maxsize=self.window)
         worker = None
+        waiting_for = f"no complete HELLO within {self.limits.handshake_timeout:g} s"
         try:
-            conn.settimeout(self.idle_timeout)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small RESULTs must not wait for delayed ACKs
             self._handshake(conn, send)
+            waiting_for = f"no complete frame within {self.limits.frame_timeout:g} s"
             worker = threading.Thread(
                 target=self._work, args=(pending, send, peer, conn), name=f"lstmfpga-work-{peer}", daemon=True
             )
@@ -203,29 +266,41 @@ class SequenceServer:
         except StreamClosed:
             log.info("sender %s disconnected", peer)
         except (StreamError, InputError) as exc:
-            self._reject(peer, send, str(exc), fatal=True)
-            close_socket(conn)  # nothing more goes to a peer that broke the protocol
+            self._refuse(conn, peer, send, str(exc))
         except (socket.timeout, TimeoutError):
-            self._reject(peer, send, f"no message for {self.idle_timeout:g} s; closing", fatal=True)
-            close_socket(conn)
+            self._refuse(conn, peer, send, f"{waiting_for}; closing")
         except OSError as exc:
             log.info("connection to %s failed: %s", peer, exc)
+        except Exception as exc:  # a bug must cost this connection only, never the server
+            log.exception("connection to %s failed", peer)
+            self._refuse(conn, peer, send, f"internal error: {type(exc).__name__}")
         finally:
             if worker is not None:
                 _put_while(pending, _END, worker)
                 worker.join()
-            with self._conns_lock:
-                self._conns.discard(conn)
+            self._release(conn)
             close_socket(conn)
 
+    def _refuse(self, conn: socket.socket, peer, send, text: str) -> None:
+        """Fatal ERROR, then close once the peer's data in flight is drained (bounded in bytes and time)."""
+        self._reject(peer, send, text, fatal=True)
+        try:
+            conn.shutdown(socket.SHUT_WR)
+            _drain(conn, deadline=time.monotonic() + _LINGER_SECONDS)
+        except OSError:
+            pass
+        close_socket(conn)
+
     def _handshake(self, conn: socket.socket, send) -> None:
-        hello = decode_json(expect(read_frame(conn, max_payload=self.max_payload), MessageType.HELLO))
+        frame = read_frame(conn, limits={MessageType.HELLO: self.limits.hello_payload},
+                           deadline=time.monotonic() + self.limits.handshake_timeout)
+        hello = decode_json(frame)
         if not check_token(self._token, hello.get("token")):
             raise StreamError("authentication failed: wrong or missing token")
         wanted = hello.get("artifact_sha256")
         if wanted is not None and wanted != self.handler.artifact_sha256:
             raise StreamError(
-                f"sender prepared its data for artifact {str(wanted)[:16]}…, this board runs "
+                f"sender prepared its data for artifact {printable(wanted, limit=16)}, this board runs "
                 f"{self.handler.artifact_sha256[:16]}…"
             )
         welcome = {
@@ -237,8 +312,9 @@ class SequenceServer:
         send(encode_json(MessageType.WELCOME, welcome))
 
     def _read_loop(self, conn: socket.socket, pending: queue.Queue, worker: threading.Thread) -> None:
+        limits = {MessageType.SEQUENCE: self.max_payload, MessageType.BYE: MAX_CONTROL_PAYLOAD}
         while not self._stop.is_set():
-            frame = expect(read_frame(conn, max_payload=self.max_payload), MessageType.SEQUENCE, MessageType.BYE)
+            frame = read_frame(conn, limits=limits, deadline=time.monotonic() + self.limits.frame_timeout)
             if frame.type == MessageType.BYE:
                 return
             message = decode_sequence(frame)
@@ -280,7 +356,8 @@ class SequenceServer:
                     if isinstance(answer, str):
                         self._reject(peer, send, answer, fatal=False, message=message)
                         continue
-                    self.stats.sequences += 1
+                    with self._stats_lock:
+                        self.stats.sequences += 1
                     if self._on_result is not None:
                         self._on_result(answer)
                     send(encode_json(MessageType.RESULT, answer))
@@ -298,8 +375,14 @@ class SequenceServer:
             pass
 
     def _reject(self, peer, send, text: str, *, fatal: bool, message: SequenceMessage | None = None) -> None:
-        self.stats.rejected.append((peer, text))
-        log.warning("rejected %s from %s: %s", "connection" if fatal else "sequence", peer, text)
+        shown = printable(text)
+        with self._stats_lock:
+            if fatal:
+                self.stats.rejected_connections += 1
+            else:
+                self.stats.rejected_sequences += 1
+            self.stats.recent.append((peer, shown))
+        log.warning("rejected %s from %s: %s", "connection" if fatal else "sequence", peer, shown)
         body = {"message": text, "fatal": fatal}
         if message is not None:
             body.update(seq=message.seq, video_id=message.video_id)
@@ -307,6 +390,37 @@ class SequenceServer:
             send(encode_json(MessageType.ERROR, body))
         except OSError:
             pass
+
+
+def _drain_ready(conn: socket.socket) -> None:
+    """Read and drop what a non-blocking socket already holds, up to ``_LINGER_BYTES``."""
+    dropped = 0
+    while dropped < _LINGER_BYTES:
+        try:
+            count = len(conn.recv(65536))
+        except (BlockingIOError, InterruptedError):
+            return
+        if not count:
+            return
+        dropped += count
+
+
+def _drain(conn: socket.socket, *, deadline: float) -> None:
+    """Read and drop the peer's data until it closes, ``_LINGER_BYTES`` are read, or ``deadline``."""
+    scratch = bytearray(65536)
+    dropped = 0
+    while dropped < _LINGER_BYTES:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        conn.settimeout(left)
+        try:
+            count = conn.recv_into(scratch)
+        except (socket.timeout, TimeoutError):
+            return
+        if not count:
+            return
+        dropped += count
 
 
 def _put_while(pending: queue.Queue, item, worker: threading.Thread) -> bool:

@@ -5,8 +5,9 @@ Every message is a frame::
     magic b"LF" | version u8 | type u8 | payload length u32 (big endian) | payload
 
 Control messages (HELLO, WELCOME, RESULT, ERROR, BYE) carry UTF-8 JSON objects; a SEQUENCE
-carries a small binary header and the raw little-endian array. Limits are checked before any
-payload byte is read, so a hostile length cannot make the receiver allocate.
+carries a small binary header and the raw little-endian array. The type and length are checked
+against the receiver's limits before any payload byte is read, so a hostile length cannot make
+the receiver allocate, and an optional deadline bounds the time a whole frame may take.
 
 NumPy and stdlib only: the board imports this.
 """
@@ -19,6 +20,8 @@ import json
 import math
 import socket
 import struct
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,10 +79,10 @@ SEQUENCE_HEADER = struct.Struct(">QBBH")
 MAX_VIDEO_ID_BYTES = 1024
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Frame:
     type: MessageType
-    payload: bytes
+    payload: bytes | bytearray
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,8 @@ def decode_json(frame: Frame) -> dict:
         obj = json.loads(frame.payload.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise StreamError(f"{frame.type.name} message is not valid UTF-8 JSON: {exc}") from None
+    except RecursionError:
+        raise StreamError(f"{frame.type.name} message nests JSON too deeply") from None
     if not isinstance(obj, dict):
         raise StreamError(f"{frame.type.name} message must be a JSON object, not {type(obj).__name__}")
     return obj
@@ -138,6 +143,8 @@ def decode_sequence(frame: Frame) -> SequenceMessage:
         raise StreamError(f"SEQUENCE payload kind {kind_code} is unknown") from None
     if rank != PAYLOAD_RANKS[kind]:
         raise StreamError(f"SEQUENCE of kind {kind.name} must have rank {PAYLOAD_RANKS[kind]}, not {rank}")
+    if id_len > MAX_VIDEO_ID_BYTES:
+        raise StreamError(f"SEQUENCE video id is {id_len} bytes long; the limit is {MAX_VIDEO_ID_BYTES}")
     offset = SEQUENCE_HEADER.size
     dims_at = offset + id_len
     data_at = dims_at + 4 * rank
@@ -159,29 +166,57 @@ def decode_sequence(frame: Frame) -> SequenceMessage:
     return SequenceMessage(seq=seq, video_id=video_id, kind=kind, array=array)
 
 
+def sequence_payload_bytes(kind: PayloadKind, row_shape: tuple[int, ...], steps: int) -> int:
+    """Largest SEQUENCE payload of ``steps`` rows of ``row_shape`` (id of the longest length allowed)."""
+    kind = PayloadKind(kind)
+    row = math.prod(row_shape) * PAYLOAD_DTYPES[kind].itemsize
+    return SEQUENCE_HEADER.size + MAX_VIDEO_ID_BYTES + 4 * PAYLOAD_RANKS[kind] + steps * row
+
+
 def check_token(expected: str, offered: object) -> bool:
-    """Constant-time token comparison; a missing or non-string token never matches."""
+    """Constant-time token comparison; a missing or non-string token never matches.
+
+    Lone surrogates (a JSON ``"\\ud800"``, an undecodable command-line byte) are compared as
+    their code points rather than refused with an encoding error.
+    """
     if not isinstance(offered, str):
         return False
-    return hmac.compare_digest(expected.encode("utf-8"), offered.encode("utf-8"))
+    return hmac.compare_digest(expected.encode("utf-8", "surrogatepass"), offered.encode("utf-8", "surrogatepass"))
 
 
-def _recv_exact(sock: socket.socket, n: int, *, at_boundary: bool) -> bytes:
-    chunks = []
-    remaining = n
-    while remaining:
-        chunk = sock.recv(min(remaining, 1 << 20))
-        if not chunk:
-            if at_boundary and remaining == n:
+def _recv_exact(sock: socket.socket, n: int, *, at_boundary: bool, deadline: float | None) -> bytearray:
+    """Exactly ``n`` bytes into one buffer of that size (no chunk list, no joined copy)."""
+    buffer = bytearray(n)
+    view = memoryview(buffer)
+    got = 0
+    while got < n:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("frame deadline passed")
+            sock.settimeout(left)
+        count = sock.recv_into(view[got:], min(n - got, 1 << 20))
+        if not count:
+            if at_boundary and got == 0:
                 raise StreamClosed("peer closed the connection")
-            raise StreamError(f"message truncated: connection closed with {remaining} of {n} bytes missing")
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
+            raise StreamError(f"message truncated: connection closed with {n - got} of {n} bytes missing")
+        got += count
+    return buffer
 
 
-def read_frame(sock: socket.socket, *, max_payload: int = DEFAULT_MAX_PAYLOAD) -> Frame:
+def read_frame(sock: socket.socket, *, max_payload: int = DEFAULT_MAX_PAYLOAD,
+               limits: Mapping[MessageType, int] | None = None, deadline: float | None = None) -> Frame:
     """Read one frame, validating its header before reading the payload.
+
+    Parameters
+    ----------
+    max_payload
+        Largest SEQUENCE payload when ``limits`` is not given (control messages: 64 KiB).
+    limits
+        The message types accepted here, each with its largest payload in bytes; any other type
+        is refused from its header alone.
+    deadline
+        ``time.monotonic()`` value by which the whole frame must have arrived.
 
     Raises
     ------
@@ -189,8 +224,10 @@ def read_frame(sock: socket.socket, *, max_payload: int = DEFAULT_MAX_PAYLOAD) -
         The peer closed the connection between frames.
     StreamError
         Bad magic, version, type, an oversized length, or a truncated message.
+    socket.timeout
+        The deadline passed (or, without one, the socket's own timeout).
     """
-    header = _recv_exact(sock, HEADER.size, at_boundary=True)
+    header = _recv_exact(sock, HEADER.size, at_boundary=True, deadline=deadline)
     magic, version, type_code, length = HEADER.unpack(header)
     if magic != MAGIC:
         raise StreamError(f"bad frame magic {magic!r}; expected {MAGIC!r} (not an lstmfpga stream?)")
@@ -200,10 +237,15 @@ def read_frame(sock: socket.socket, *, max_payload: int = DEFAULT_MAX_PAYLOAD) -
         message_type = MessageType(type_code)
     except ValueError:
         raise StreamError(f"message type {type_code} is unknown") from None
-    limit = max_payload if message_type == MessageType.SEQUENCE else MAX_CONTROL_PAYLOAD
+    if limits is None:
+        limit = max_payload if message_type == MessageType.SEQUENCE else MAX_CONTROL_PAYLOAD
+    elif message_type in limits:
+        limit = limits[message_type]
+    else:
+        raise StreamError(f"expected a {' or '.join(t.name for t in limits)} message, got {message_type.name}")
     if length > limit:
         raise StreamError(f"{message_type.name} frame length {length} exceeds the limit of {limit} bytes")
-    return Frame(message_type, _recv_exact(sock, length, at_boundary=False))
+    return Frame(message_type, _recv_exact(sock, length, at_boundary=False, deadline=deadline))
 
 
 def expect(frame: Frame, *types: MessageType) -> Frame:

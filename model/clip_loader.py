@@ -6,11 +6,14 @@ used comes back with the reason instead of frames, so the job skips it and goes 
 
 from __future__ import annotations
 
+import functools
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from lstmfpga.foundation.process_lifetime import die_with_parent
 from lstmfpga.model.face_crop import FaceCropper, centre_crop
 from lstmfpga.model.frames import decode_clip
 
@@ -79,10 +82,11 @@ def chunk_batches(items: list[WorkItem], batch_videos: int) -> list[list[int]]:
     return batches
 
 
-def _worker_init(_worker_id: int) -> None:
+def _worker_init(_worker_id: int, *, parent: int) -> None:
     import cv2
     import torch
 
+    die_with_parent(parent)
     # Workers only decode and crop: one thread each, the cores stay with the backbone.
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
@@ -102,7 +106,7 @@ def make_loader(dataset: ClipDataset, batches: list[list[int]], *, workers: int,
         batch_sampler=batches,
         num_workers=workers,
         collate_fn=list,
-        worker_init_fn=_worker_init if workers else None,
+        worker_init_fn=functools.partial(_worker_init, parent=os.getpid()) if workers else None,
         prefetch_factor=2 if workers else None,
         persistent_workers=False,
         pin_memory=pin_memory,

@@ -40,6 +40,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from lstmfpga.foundation.errors import ConfigError
+from lstmfpga.foundation.process_lifetime import die_with_parent
 from lstmfpga.model.search_space import DEFAULT_SPACE, SearchSpace
 from lstmfpga.model.train_config import TrainConfig
 
@@ -291,15 +292,8 @@ def _worker_loop(spec: _WorkerSpec, log: Callable[[str], None]) -> int:
         done += 1
 
 
-def _exit_with_parent(parent: int) -> None:
-    # A worker must not outlive a killed search: the resumed search would race it.
-    while os.getppid() == parent:
-        time.sleep(0.5)
-    os._exit(1)
-
-
 def _worker_main(spec: _WorkerSpec, parent: int) -> None:
-    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    die_with_parent(parent)  # a worker outliving a killed search would race the resumed one
     _worker_loop(spec, lambda line: print(line, flush=True))
 
 

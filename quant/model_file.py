@@ -14,8 +14,13 @@ def load_model(path: str | os.PathLike) -> LstmArtifact:
     path = Path(path)
     if not path.exists():
         raise ArtifactError(f"model file not found: {path}")
-    with open(path, "rb") as f:
-        magic = f.read(4)
+    if path.is_dir():
+        raise ArtifactError(f"model {path} is a folder; give the artifact .npz or the .onnx file")
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise ArtifactError(f"model file {path} cannot be read: {exc.strerror or exc}") from None
     if magic.startswith(b"PK"):
         return LstmArtifact.load(path)
     from lstmfpga.quant.qonnx_import import artifact_from_qonnx

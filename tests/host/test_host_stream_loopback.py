@@ -13,6 +13,7 @@ import pytest
 from lstmfpga.host.payloads import prepare_payloads
 from lstmfpga.host.result_log import read_results
 from lstmfpga.host.sequence_sender import FatalStreamError, SequenceSender, iter_pairs
+from lstmfpga.host.server_limits import ServerLimits
 from lstmfpga.host.stream_protocol import (
     HEADER,
     MAGIC,
@@ -95,7 +96,7 @@ def test_bad_frames_rejected_while_other_senders_are_served(small_artifact, rng)
     ids = [f"good-{i}" for i in range(len(xs))]
     payloads = [prepare_payloads(small_artifact, x[None], PayloadKind.CODES_I8)[0] for x in xs]
     I = small_artifact.input_size
-    with golden_server(small_artifact, delay=0.01, window=3, max_payload=100_000) as server:
+    with golden_server(small_artifact, delay=0.01, window=3, limits=ServerLimits(max_payload=100_000)) as server:
         good = {}
         thread = threading.Thread(target=lambda: good.setdefault(
             "report", _send(small_artifact, server, ids, payloads, PayloadKind.CODES_I8)))
@@ -150,7 +151,7 @@ def test_bad_frames_rejected_while_other_senders_are_served(small_artifact, rng)
     for r in report.results:
         i = ids.index(r["video_id"])
         assert r["logits"] == golden_logits(small_artifact, xs[i][None])[0].tolist()
-    assert len(server.stats.rejected) == 7
+    assert server.stats.rejected == 7 and len(server.stats.recent) == 7
 
 
 def test_sender_refused_gets_fatal_error(small_artifact):
