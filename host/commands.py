@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from lstmfpga.foundation.errors import ConfigError, InputError
+from lstmfpga.foundation.printable import printable
+from lstmfpga.foundation.validation import check_integer
 from lstmfpga.host.cli import TOKEN_ENV
 
 
@@ -25,6 +27,19 @@ def parse_address(text: str) -> tuple[str, int]:
     if not 0 <= number <= 65535:
         raise ConfigError(f"port must be in [0, 65535], not {number}")
     return host, number
+
+
+def check_options(args) -> None:
+    """Refuse counts and times out of range before a model or a file is loaded."""
+    for name in ("batch", "queue", "window", "lanes", "max_steps", "frames", "image_size"):
+        value = getattr(args, name, None)
+        if value is not None:
+            check_integer(f"--{name.replace('_', '-')}", value, low=1, what="a positive integer")
+    if getattr(args, "retries", None) is not None:
+        check_integer("--retries", args.retries, low=0, what="a non-negative integer")
+    timeout = getattr(args, "timeout", None)
+    if timeout is not None and not 0 < timeout < float("inf"):
+        raise ConfigError(f"--timeout must be a positive number of seconds, not {timeout!r}")
 
 
 def resolve_token(args) -> str:
@@ -85,6 +100,7 @@ def infer(args) -> int:
     from lstmfpga.host.infer import dequantized, report_lines, run_backend
     from lstmfpga.quant.model_file import load_model
 
+    check_options(args)
     artifact = load_model(args.model)
     fi = load_feature_input(args.features, expected_dim=artifact.input_size, labels=args.labels, split=args.split)
     start = time.perf_counter()
@@ -109,6 +125,7 @@ def board_infer(args) -> int:
 
     if (args.features is None) == (args.listen is None):
         raise ConfigError("give exactly one of --features FILE and --listen [HOST:]PORT")
+    check_options(args)
     artifact = load_model(args.model)
     with build_backend(args, artifact) as backend:
         print(f"model: {artifact.summary()}")
@@ -149,7 +166,7 @@ def _listen(args, artifact, backend) -> int:
     def show(record: dict) -> None:
         verdict = record.get("verdict", "-")
         check = "" if "golden_match" not in record else ("  golden ok" if record["golden_match"] else "  GOLDEN MISMATCH")
-        print(f"{record['video_id']}  {verdict}  p(fake)={record.get('fake_score', float('nan')):.4f}  "
+        print(f"{printable(record['video_id'])}  {verdict}  p(fake)={record.get('fake_score', float('nan')):.4f}  "
               f"{record['backend_us']:.1f} µs{check}", flush=True)
 
     server = SequenceServer(handler=handler, token=resolve_token(args), host=host, port=port, window=args.window,
@@ -164,7 +181,8 @@ def _listen(args, artifact, backend) -> int:
         server.stop()
     wall = time.perf_counter() - start
     n = server.stats.sequences
-    print(f"served {n} sequences on {server.stats.connections} connections, {len(server.stats.rejected)} rejected; "
+    print(f"served {n} sequences on {server.stats.connections} connections ({server.stats.refused} refused), "
+          f"{server.stats.rejected} rejected; "
           f"{n / wall if wall else 0:.1f} sequences/s while listening")
     if args.check_golden and handler.golden_mismatches:
         print(f"golden check FAILED for {len(handler.golden_mismatches)} sequences", file=sys.stderr)
@@ -180,6 +198,8 @@ def serve_features(args) -> int:
     from lstmfpga.quant.model_file import load_model
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    check_options(args)
+    address = parse_address(args.board)
     artifact = load_model(args.model)
     if args.videos is not None:
         _extract(args)
@@ -194,10 +214,11 @@ def serve_features(args) -> int:
                 yield fi.video_ids[start + offset], payload
 
     def show(record: dict) -> None:
-        print(f"{record['video_id']}  {record.get('verdict', '-')}  p(fake)={record.get('fake_score', float('nan')):.4f}",
+        print(f"{printable(record['video_id'])}  {record.get('verdict', '-')}  "
+              f"p(fake)={record.get('fake_score', float('nan')):.4f}",
               flush=True)
 
-    sender = SequenceSender(address=parse_address(args.board), token=resolve_token(args), kind=kind,
+    sender = SequenceSender(address=address, token=resolve_token(args), kind=kind,
                             artifact_sha256=None if args.send_float else artifact.sha256,
                             results_path=args.results, queue_size=args.queue, retries=args.retries, on_result=show)
     start = time.perf_counter()
@@ -207,7 +228,7 @@ def serve_features(args) -> int:
     print(f"sent {n} sequences ({report.skipped} already done, {len(report.errors)} rejected, "
           f"{report.reconnects} reconnects) in {wall:.2f} s: {n / wall if wall else 0:.1f} sequences/s")
     for err in report.errors:
-        print(f"rejected {err.get('video_id')}: {err.get('message')}", file=sys.stderr)
+        print(f"rejected {printable(err.get('video_id'))}: {printable(err.get('message'))}", file=sys.stderr)
     if fi.labels is not None and n:
         from lstmfpga.host.result_log import read_results
 
