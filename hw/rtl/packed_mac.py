@@ -1,0 +1,180 @@
+"""Several gate rows per hardware multiplier, exact: one packed multiply-accumulate unit.
+
+The arithmetic (field distance, guard bits, the biased accumulator) is in
+:mod:`lstmfpga.hw.packed_mac_model`; this block is its register-transfer form.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from lstmfpga.foundation.errors import ConfigError
+from lstmfpga.hw.packed_mac_model import DSP48E2, DspShape, plan_packing, signed_bits, sum_range
+
+
+def row_name(row: int) -> str:
+    """Field of a row's sum in the output payload.
+
+    A struct, not an array: Yosys's ABC9 pass names the bits of a wire ``name[i]`` and aborts
+    when the design already has a wire named that way, as an array view's members are.
+    """
+    return f"row{row}"
+
+
+class PackedMac(wiring.Component):
+    """Exact dot products of ``macs_per_dsp`` weight rows with one shared activation column.
+
+    Each input beat carries one column: the rows' weights (row ``r`` at bits ``r·wb``; a row
+    with no weights is zero), the broadcast activation, and ``first``/``last`` marking a dot
+    product.  The packed operand ``Σ w_r·2^(rS)`` and the activation enter the A and B registers,
+    their product the M register, and P accumulates it, starting each run at the packing's bias,
+    so the four registers and the multiplier form one DSP48E2 (A/B, M and P registers, the bias
+    on the C port through the Z multiplexer).  Every ``run`` products, or at ``last``, the
+    fields are read from P by wiring alone and, when a dot product may be longer than a run,
+    added into per-row accumulators in fabric.  :attr:`LATENCY` cycles after a beat with
+    ``last`` is taken, ``o_stream`` offers the row sums; it holds them until taken, and
+    ``i_stream`` waits only when a new result would overwrite one not yet taken.
+
+    Parameters
+    ----------
+    weight_bits : int
+        Signed weight width, 2–8 (full or narrow range).
+    act_bits : int
+        Signed activation width, 4–8.
+    macs_per_dsp : int
+        Rows sharing one multiplier (1 = no packing).
+    max_length : int
+        Longest dot product (products between ``first`` and ``last``); sets the sum width.
+    dsp : DspShape
+        The multiplier the packing must fit (:data:`~lstmfpga.hw.packed_mac_model.DSP48E2`).
+
+    Attributes
+    ----------
+    packing : Packing
+        Field distance, run and widths.
+    run : int
+        Products accumulated in P before a flush (the packing's run, or ``max_length``).
+    sum_bits : int
+        Signed width of each row sum.
+
+    Raises
+    ------
+    ConfigError
+        A width or count out of range, or a packing that does not fit ``dsp``.
+    """
+
+    LATENCY = 4
+
+    def __init__(self, *, weight_bits: int, act_bits: int, macs_per_dsp: int, max_length: int,
+                 dsp: DspShape = DSP48E2):
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+            raise ConfigError(f"max_length must be a positive integer, not {max_length!r}")
+        self.packing = plan_packing(weight_bits=weight_bits, act_bits=act_bits,
+                                    macs_per_dsp=macs_per_dsp, dsp=dsp)
+        self.max_length = max_length
+        self.run = min(self.packing.run, max_length)
+        self.sum_bits = signed_bits(*sum_range(weight_bits, act_bits, max_length))
+        self.acc_bits = signed_bits(*self.packing.accumulator_range(self.run))
+        beat = data.StructLayout({
+            "weights": unsigned(macs_per_dsp * weight_bits),
+            "activation": signed(act_bits),
+            "first": 1,
+            "last": 1,
+        })
+        super().__init__({
+            "i_stream": In(stream.Signature(beat)),
+            "o_stream": Out(stream.Signature(data.StructLayout(
+                {row_name(r): signed(self.sum_bits) for r in range(macs_per_dsp)}))),
+        })
+
+    @property
+    def splits(self) -> bool:
+        """Whether a dot product may span several runs (per-row accumulators in fabric)."""
+        return self.max_length > self.run
+
+    def _packed_operand(self, m: Module, weights) -> Signal:
+        """``Σ w_r·2^(rS)`` built field by field: each field borrows the sign of those below."""
+        pk = self.packing
+        wb, s = pk.weight_bits, pk.shift
+        rows = [weights[r * wb:(r + 1) * wb].as_signed() for r in range(pk.macs_per_dsp)]
+        value = rows[0]
+        for r in range(1, pk.macs_per_dsp):
+            lower = Signal(signed(r * s), name=f"packed_lower{r}")
+            m.d.comb += lower.eq(value)
+            value = Cat(lower, rows[r] - lower[-1]).as_signed()
+        operand = Signal(signed(pk.packed_bits), name="packed_operand")
+        m.d.comb += operand.eq(value)
+        return operand
+
+    def _fields(self, acc: Signal) -> list:
+        """Row sums in a biased accumulator: lower fields with the top bit inverted, then the rest."""
+        pk = self.packing
+        s, top = pk.shift, pk.macs_per_dsp - 1
+        lower = [Cat(acc[r * s:(r + 1) * s - 1], ~acc[(r + 1) * s - 1]).as_signed() for r in range(top)]
+        return [*lower, acc[top * s:].as_signed()]
+
+    def elaborate(self, platform):
+        m = Module()
+        pk = self.packing
+        i, o = self.i_stream, self.o_stream
+        beat = i.payload
+
+        # run boundaries at the input
+        if self.splits:
+            pos = Signal(range(self.run), name="run_pos")
+            here = Signal.like(pos, name="run_here")
+            m.d.comb += here.eq(Mux(beat.first, 0, pos))
+            run_start, run_end = here == 0, beat.last | (here == self.run - 1)
+        else:
+            run_start, run_end = beat.first, beat.last
+
+        v1, v2, v3 = Signal(name="a_valid"), Signal(name="m_valid"), Signal(name="p_valid")
+        start1, end1, first1, last1 = (Signal(name=n) for n in ("a_start", "a_end", "a_first", "a_last"))
+        start2, end2, first2, last2 = (Signal(name=n) for n in ("m_start", "m_end", "m_first", "m_last"))
+        end3, last3, dot_first3 = Signal(name="p_end"), Signal(name="p_last"), Signal(name="p_dot_first")
+        a = Signal(signed(pk.packed_bits), name="a_reg", reset_less=True)
+        b = Signal(signed(pk.act_bits), name="b_reg", reset_less=True)
+        mreg = Signal(signed(pk.packed_bits + pk.act_bits), name="m_reg", reset_less=True)
+        p = Signal(signed(self.acc_bits), name="p_reg", reset_less=True)
+
+        result = Signal(name="result_ready")
+        m.d.comb += result.eq(v3 & last3)
+        advance = Signal()
+        m.d.comb += [advance.eq(~(o.valid & ~o.ready & result)), i.ready.eq(advance)]
+        take = i.valid & advance
+
+        operand = self._packed_operand(m, beat.weights)
+        with m.If(advance):
+            m.d.sync += [v1.eq(i.valid), v2.eq(v1), v3.eq(v2)]
+        with m.If(take):
+            m.d.sync += [a.eq(operand), b.eq(beat.activation), start1.eq(run_start), end1.eq(run_end),
+                         first1.eq(beat.first), last1.eq(beat.last)]
+            if self.splits:
+                m.d.sync += pos.eq(Mux(run_end, 0, here + 1))
+        with m.If(advance & v1):
+            m.d.sync += [mreg.eq(a * b), start2.eq(start1), end2.eq(end1), first2.eq(first1), last2.eq(last1)]
+        with m.If(advance & v2):
+            m.d.sync += [p.eq(Mux(start2, pk.bias, p) + mreg), end3.eq(end2), last3.eq(last2)]
+            with m.If(start2):
+                m.d.sync += dot_first3.eq(first2)
+
+        fields = self._fields(p)
+        if self.splits:
+            totals = []
+            for r, field in enumerate(fields):
+                acc = Signal(signed(self.sum_bits), name=f"row_acc{r}", reset_less=True)
+                total = Signal(signed(self.sum_bits), name=f"row_total{r}")
+                m.d.comb += total.eq(Mux(dot_first3, 0, acc) + field)
+                with m.If(advance & v3 & end3):
+                    m.d.sync += acc.eq(total)
+                totals.append(total)
+        else:
+            totals = fields
+
+        with m.If(advance & result):
+            m.d.sync += [o.valid.eq(1), *[o.payload[row_name(r)].eq(t) for r, t in enumerate(totals)]]
+        with m.Elif(o.ready):
+            m.d.sync += o.valid.eq(0)
+        return m

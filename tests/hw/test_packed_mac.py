@@ -1,0 +1,312 @@
+"""Packed multiply-accumulate: the packing arithmetic (NumPy model) and the Amaranth block
+(simulated) against independent int64 dot products, edge cases at the guard-bit limit, random
+configurations, cycle timing, and Yosys DSP inference."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from lstmfpga.foundation.errors import ConfigError
+from lstmfpga.hw.packed_mac_model import (
+    DSP48E1, DSP48E2, accumulate, max_macs_per_dsp, pack_weights, plan_packing, product_range, signed_range,
+    unpack_fields)
+
+WIDTHS = [(wb, ab) for wb in range(2, 9) for ab in range(4, 9)]
+
+
+def _packings(dsp):
+    for wb, ab in WIDTHS:
+        for macs in range(1, max_macs_per_dsp(weight_bits=wb, act_bits=ab, dsp=dsp) + 1):
+            yield plan_packing(weight_bits=wb, act_bits=ab, macs_per_dsp=macs, dsp=dsp)
+
+
+def _reference(weights: np.ndarray, activations: np.ndarray) -> list[int]:
+    return (np.asarray(weights, dtype=np.int64) @ np.asarray(activations, dtype=np.int64)).tolist()
+
+
+def _corner_dots(packing, length: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Most-negative and most-positive operands in every field, and one field (the top or the
+    bottom) empty, each ``length`` products long."""
+    k = packing.macs_per_dsp
+    wlo, whi = signed_range(packing.weight_bits)
+    xlo, xhi = signed_range(packing.act_bits)
+    full = np.ones((k, length), dtype=np.int64)
+    dots = [(wlo * full, np.full(length, xlo)), (wlo * full, np.full(length, xhi)),
+            (whi * full, np.full(length, xlo)), (whi * full, np.full(length, xhi))]
+    if k > 1:
+        top_empty, bottom_empty = wlo * full, wlo * full
+        top_empty[-1], bottom_empty[0] = 0, 0
+        dots += [(top_empty, np.full(length, xlo)), (bottom_empty, np.full(length, xlo))]
+    return dots
+
+
+# -- the packing arithmetic --------------------------------------------------------------------
+
+@pytest.mark.parametrize("dsp", [DSP48E2, DSP48E1], ids=lambda d: d.name)
+def test_every_packing_fits_its_dsp_and_its_run_is_the_longest(dsp):
+    for pk in _packings(dsp):
+        lo, hi = product_range(pk.weight_bits, pk.act_bits)
+        assert pk.packed_bits <= dsp.a_bits and pk.acc_bits <= dsp.p_bits
+        p_lo, p_hi = signed_range(dsp.p_bits)
+        acc_lo, acc_hi = pk.accumulator_range(pk.run)
+        assert p_lo <= acc_lo and acc_hi <= p_hi
+        beyond_lo, beyond_hi = pk.accumulator_range(pk.run + 1)
+        overflow = beyond_lo < p_lo or beyond_hi > p_hi
+        if pk.macs_per_dsp > 1:
+            f_lo, f_hi = signed_range(pk.shift)
+            assert f_lo <= pk.run * lo and pk.run * hi <= f_hi
+            overflow |= (pk.run + 1) * lo < f_lo or (pk.run + 1) * hi > f_hi
+        assert overflow, pk
+
+
+def test_known_packings():
+    int8 = plan_packing(weight_bits=8, act_bits=8, macs_per_dsp=2)
+    # two int8 products 18 bits apart in the 27-bit port; 2 guard bits: 7 products per run
+    assert (int8.shift, int8.packed_bits, int8.guard_bits, int8.run) == (18, 27, 2, 7)
+    study = plan_packing(weight_bits=4, act_bits=8, macs_per_dsp=2)
+    assert (study.shift, study.run) == (22, 2047)
+    assert max_macs_per_dsp(weight_bits=4, act_bits=8) == 2
+    assert max_macs_per_dsp(weight_bits=4, act_bits=4) == 3
+    assert max_macs_per_dsp(weight_bits=2, act_bits=4) == 5
+    assert max_macs_per_dsp(weight_bits=2, act_bits=4, min_run=2) == 4
+    assert max_macs_per_dsp(weight_bits=8, act_bits=8, dsp=DSP48E1) == 2
+    assert plan_packing(weight_bits=8, act_bits=8, macs_per_dsp=2, dsp=DSP48E1).run == 1
+    assert study.dsps(7) == 4 and study.dsps(8) == 4
+
+
+def test_model_is_exact_on_random_and_corner_operands():
+    rng = np.random.default_rng(7)
+    packings = [pk for pk in _packings(DSP48E2) if pk.run <= 4096]
+    for pk in (packings[i] for i in rng.choice(len(packings), size=40, replace=False)):
+        k = pk.macs_per_dsp
+        wlo, whi = signed_range(pk.weight_bits)
+        xlo, xhi = signed_range(pk.act_bits)
+        for length in sorted({1, pk.run, pk.run + 1, 2 * pk.run + 1, int(rng.integers(1, 3 * pk.run + 2))}):
+            w = rng.integers(wlo, whi + 1, size=(k, length))
+            x = rng.integers(xlo, xhi + 1, size=length)
+            assert accumulate(pk, w, x) == _reference(w, x)
+            for cw, cx in _corner_dots(pk, length):
+                assert accumulate(pk, cw, cx) == _reference(cw, cx), (pk, length)
+
+
+def test_one_product_past_the_guard_corrupts_a_field():
+    for pk in _packings(DSP48E2):
+        if pk.macs_per_dsp == 1 or pk.run > 1 << 16:
+            continue
+        results = [(accumulate(pk, w, x, run=pk.run + 1), _reference(w, x))
+                   for w, x in _corner_dots(pk, pk.run + 1)]
+        assert any(got != want for got, want in results), pk
+
+
+def test_packed_operand_and_biased_fields():
+    pk = plan_packing(weight_bits=3, act_bits=4, macs_per_dsp=3)
+    w = np.array([[-4], [3], [-1]])
+    assert pack_weights(pk, w).tolist() == [-4 + 3 * 2 ** pk.shift - 2 ** (2 * pk.shift)]
+    assert unpack_fields(pk, pk.bias + int(pack_weights(pk, w)[0]) * -8) == [32, -24, 8]
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(weight_bits=1, act_bits=8, macs_per_dsp=2), r"weight_bits must be in \[2, 8\], not 1"),
+    (dict(weight_bits=4, act_bits=9, macs_per_dsp=2), r"act_bits must be in \[4, 8\], not 9"),
+    (dict(weight_bits=4, act_bits=8, macs_per_dsp=0), r"macs_per_dsp must be >= 1, not 0"),
+    (dict(weight_bits=4, act_bits=8, macs_per_dsp="2"), r"macs_per_dsp must be an integer, not '2'"),
+    (dict(weight_bits=4, act_bits=8, macs_per_dsp=3),
+     r"macs_per_dsp 3 does not fit a 27x18 DSP48E2 with 4-bit weights and 8-bit activations \(at most 2\)"),
+])
+def test_plan_packing_rejects(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        plan_packing(**kwargs)
+
+
+def test_pack_weights_checks_rows():
+    with pytest.raises(ConfigError, match=r"weights must have 2 rows first, not shape \(3, 4\)"):
+        pack_weights(plan_packing(weight_bits=4, act_bits=8, macs_per_dsp=2), np.zeros((3, 4)))
+
+
+# -- the Amaranth block ------------------------------------------------------------------------
+
+amaranth = pytest.importorskip("amaranth")
+
+from amaranth.sim import Simulator  # noqa: E402
+
+from lstmfpga.hw.rtl.packed_mac import PackedMac, row_name  # noqa: E402
+
+
+@dataclasses.dataclass
+class Trace:
+    sums: list            # one list of row sums per dot product, in order
+    taken_last: list      # cycle each dot product's last beat was taken
+    offered: list         # cycle each result was first offered (o_stream.valid rose)
+    input_waits: int      # cycles the block refused an offered beat
+
+
+def simulate(dut: PackedMac, dots, rng, *, idle: float = 0.0, stall: float = 0.0) -> Trace:
+    """Feed ``dots`` ([(weights [k, n], activations [n]), …]) with random idle input cycles and
+    output backpressure; collect the results."""
+    pk = dut.packing
+    mask = (1 << pk.weight_bits) - 1
+    beats = []
+    for w, x in dots:
+        for j in range(len(x)):
+            word = sum((int(w[r, j]) & mask) << (r * pk.weight_bits) for r in range(pk.macs_per_dsp))
+            beats.append({"weights": word, "activation": int(x[j]), "first": j == 0, "last": j == len(x) - 1})
+    trace = Trace([], [], [], 0)
+
+    async def bench(ctx):
+        sent, cycle, was_valid = 0, 0, False
+        while len(trace.sums) < len(dots):
+            offer = sent < len(beats) and rng.random() >= idle
+            ctx.set(dut.i_stream.valid, offer)
+            if offer:
+                ctx.set(dut.i_stream.payload, beats[sent])
+            ready = rng.random() >= stall
+            ctx.set(dut.o_stream.ready, ready)
+            valid = ctx.get(dut.o_stream.valid)
+            if valid and not was_valid:
+                trace.offered.append(cycle)
+            if offer:
+                if ctx.get(dut.i_stream.ready):
+                    if beats[sent]["last"]:
+                        trace.taken_last.append(cycle)
+                    sent += 1
+                else:
+                    trace.input_waits += 1
+            if valid and ready:
+                payload = ctx.get(dut.o_stream.payload)
+                trace.sums.append([payload[row_name(r)] for r in range(pk.macs_per_dsp)])
+            was_valid = valid and not ready
+            await ctx.tick()
+            cycle += 1
+            assert cycle < 20 * len(beats) + 100, "the block stopped producing results"
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return trace
+
+
+def _check(dut, dots, trace):
+    assert trace.sums == [_reference(w, x) for w, x in dots]
+
+
+# weight bits 2/3/4/5/8 against 8-bit activations at the most rows per DSP48E2 (and two rows
+# where the run is short enough to simulate past it); 4-bit activations for the short runs
+EDGE_CASES = [(2, 8, 3), (3, 8, 3), (4, 8, 2), (5, 8, 2), (8, 8, 2), (8, 8, 1),
+              (2, 4, 5), (3, 4, 4), (4, 4, 3), (5, 4, 3), (8, 4, 2)]
+
+
+@pytest.mark.parametrize("wb,ab,macs", EDGE_CASES, ids=[f"w{w}a{a}x{k}" for w, a, k in EDGE_CASES])
+def test_corner_operands_at_and_past_the_guard_limit(wb, ab, macs):
+    pk = plan_packing(weight_bits=wb, act_bits=ab, macs_per_dsp=macs)
+    run = pk.run if macs > 1 else 9
+    dut = PackedMac(weight_bits=wb, act_bits=ab, macs_per_dsp=macs, max_length=2 * run + 1)
+    assert dut.splits == (macs > 1)
+    if run <= 64:
+        dots = [dot for n in (1, run, run + 1, 2 * run, 2 * run + 1) for dot in _corner_dots(pk, n)]
+    else:   # long runs: the two corners that bind, at the limit and one past it
+        dots = [dot for n in (run, run + 1) for dot in _corner_dots(pk, n)[:2]]
+    rng = np.random.default_rng(wb * 100 + ab * 10 + macs)
+    _check(dut, dots, simulate(dut, dots, rng, idle=0.2, stall=0.2))
+
+
+def _random_configuration(rng):
+    wb, ab = (int(v) for v in (rng.integers(2, 9), rng.integers(4, 9)))
+    macs = int(rng.integers(1, max_macs_per_dsp(weight_bits=wb, act_bits=ab) + 1))
+    run = plan_packing(weight_bits=wb, act_bits=ab, macs_per_dsp=macs).run
+    # a dot product longer than a run where runs are short enough to simulate, else shorter
+    max_length = int(rng.integers(1, 3 * run + 2)) if run <= 20 else int(rng.integers(1, 40))
+    return wb, ab, macs, max_length
+
+
+def test_random_configurations_under_backpressure():
+    rng = np.random.default_rng(2026)
+    seen_split = seen_single = seen_empty = 0
+    for _ in range(30):
+        wb, ab, macs, max_length = _random_configuration(rng)
+        dut = PackedMac(weight_bits=wb, act_bits=ab, macs_per_dsp=macs, max_length=max_length)
+        wlo, whi = signed_range(wb)
+        xlo, xhi = signed_range(ab)
+        dots = []
+        for _ in range(int(rng.integers(2, 6))):
+            n = int(rng.choice([1, max_length, rng.integers(1, max_length + 1)]))
+            w = rng.integers(wlo, whi + 1, size=(macs, n))
+            if macs > 1 and rng.random() < 0.4:
+                w[rng.integers(0, macs)] = 0      # an odd row count leaves a field empty
+                seen_empty += 1
+            dots.append((w, rng.integers(xlo, xhi + 1, size=n)))
+        seen_split += dut.splits
+        seen_single += macs == 1
+        trace = simulate(dut, dots, rng, idle=float(rng.uniform(0, 0.5)), stall=float(rng.uniform(0, 0.6)))
+        assert trace.sums == [_reference(w, x) for w, x in dots], (wb, ab, macs, max_length)
+    assert seen_split and seen_single and seen_empty
+
+
+def test_latency_and_full_throughput():
+    """Back to back, always ready: one beat per cycle, each result LATENCY cycles after its last beat."""
+    dut = PackedMac(weight_bits=8, act_bits=8, macs_per_dsp=2, max_length=20)
+    rng = np.random.default_rng(3)
+    dots = [(rng.integers(-128, 128, size=(2, n)), rng.integers(-128, 128, size=n)) for n in (1, 1, 7, 8, 20, 3)]
+    trace = simulate(dut, dots, rng)
+    _check(dut, dots, trace)
+    assert trace.input_waits == 0
+    assert [o - t for o, t in zip(trace.offered, trace.taken_last)] == [PackedMac.LATENCY] * len(dots)
+
+
+def test_input_waits_only_for_a_result_not_yet_taken():
+    """With the output never ready, the block takes beats until a second result would overwrite
+    the first, and loses nothing once the output drains."""
+    dut = PackedMac(weight_bits=4, act_bits=8, macs_per_dsp=2, max_length=4)
+    rng = np.random.default_rng(4)
+    dots = [(rng.integers(-8, 8, size=(2, 4)), rng.integers(-128, 128, size=4)) for _ in range(3)]
+    taken, results = [], []
+
+    async def bench(ctx):
+        beats = [(w, x, j) for w, x in dots for j in range(4)]
+        sent = 0
+        for cycle in range(60):
+            ctx.set(dut.o_stream.ready, cycle >= 40)
+            if sent < len(beats):
+                w, x, j = beats[sent]
+                ctx.set(dut.i_stream.payload, {"weights": (int(w[0, j]) & 15) | (int(w[1, j]) & 15) << 4,
+                                               "activation": int(x[j]), "first": j == 0, "last": j == 3})
+            ctx.set(dut.i_stream.valid, sent < len(beats))
+            if sent < len(beats) and ctx.get(dut.i_stream.ready):
+                sent += 1
+            taken.append(sent)
+            if ctx.get(dut.o_stream.valid) and cycle >= 40:
+                payload = ctx.get(dut.o_stream.payload)
+                results.append([payload["row0"], payload["row1"]])
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    # first result held from cycle 7; the second dot product's beats all go in and wait in the
+    # pipeline behind it (its last beat reaches P and stops there)
+    assert taken[39] == 10         # 8 beats, then 2 more entering A and M behind the held last one
+    assert results == [_reference(w, x) for w, x in dots]
+
+
+@pytest.mark.filterwarnings("ignore:.*created but never used")
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(weight_bits=4, act_bits=8, macs_per_dsp=2, max_length=0), r"max_length must be a positive integer, not 0"),
+    (dict(weight_bits=4, act_bits=8, macs_per_dsp=2, max_length=True), r"max_length must be a positive integer, not True"),
+    (dict(weight_bits=9, act_bits=8, macs_per_dsp=2, max_length=8), r"weight_bits must be in \[2, 8\], not 9"),
+    (dict(weight_bits=8, act_bits=8, macs_per_dsp=3, max_length=8), r"macs_per_dsp 3 does not fit"),
+])
+def test_block_rejects_bad_parameters(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        PackedMac(**kwargs)
+
+
+@pytest.mark.filterwarnings("ignore:.*created but never used")
+def test_sum_width_holds_the_longest_dot_product():
+    dut = PackedMac(weight_bits=8, act_bits=8, macs_per_dsp=2, max_length=2560)
+    assert dut.sum_bits == 27      # 2^25 < 2560 · 2^14 (most-negative squared) < 2^26
+    assert dut.run == 7 and dut.splits
+    assert not PackedMac(weight_bits=4, act_bits=8, macs_per_dsp=2, max_length=2047).splits
