@@ -244,14 +244,36 @@ def write_report(cache_dir: Path, listing: DatasetListing, summary: ExtractionSu
     return path, report
 
 
-def extract_features(listing: DatasetListing, cache_dir, config: ExtractionConfig, *, progress: bool = True) -> ExtractionSummary:
-    """Fill ``cache_dir`` with this shard's missing chunks of ``listing``; return what happened."""
-    from tqdm import tqdm
+@dataclass
+class ExtractionJob:
+    """What one run must still extract: the missing chunks' videos, cut into backbone batches.
 
-    from lstmfpga.model.backbone import FrameEncoder
-    from lstmfpga.model.clip_loader import ClipDataset, WorkItem, chunk_batches, make_loader
+    Attributes
+    ----------
+    cache_dir : Path
+    config : ExtractionConfig
+    records_by_id : dict
+        Every listed record by video id (its relative path).
+    items : list of WorkItem
+        The videos of this shard's missing chunks, in chunk order.
+    batches : list of list of int
+        Indices into ``items``, from :func:`~lstmfpga.model.clip_loader.chunk_batches`: every
+        engine feeds the backbone exactly these batches, so every engine computes the same bits.
+    summary : ExtractionSummary
+    """
 
-    started = time.perf_counter()
+    cache_dir: Path
+    config: ExtractionConfig
+    records_by_id: dict
+    items: list
+    batches: list
+    summary: ExtractionSummary
+
+
+def plan_extraction(listing: DatasetListing, cache_dir, config: ExtractionConfig) -> ExtractionJob:
+    """Check (or pin) the cache's settings and list this shard's chunks that are not on disk yet."""
+    from lstmfpga.model.clip_loader import WorkItem, chunk_batches
+
     cache_dir = Path(cache_dir)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -273,34 +295,70 @@ def extract_features(listing: DatasetListing, cache_dir, config: ExtractionConfi
             summary.extracted_before += chunk_summary(cache_dir / chunk_name(k))[0]
             continue
         items += [WorkItem(k, r.path, listing.resolve(r)) for r in chunk_records]
+    return ExtractionJob(cache_dir, config, records_by_id, items, chunk_batches(items, config.batch_videos), summary)
 
-    if items:
+
+def encode_batch(encoder, batch, frames: int) -> list[np.ndarray]:
+    """float16 ``[T, 2048]`` features of the usable videos of one batch of ``ClipResult`` s, in order."""
+    good = [r for r in batch if r.frames is not None]
+    if not good:
+        return []
+    stacked = np.concatenate([r.frames for r in good])
+    return list(encoder(stacked).reshape(len(good), frames, -1).astype(np.float16))
+
+
+class ChunkWriter:
+    """Collects encoded batches, in any order, and writes each chunk once all its videos are in.
+
+    Rows are written in batch order whatever order the batches arrived in, so an engine that
+    finishes batches out of order writes the same chunk as one that does not.
+    """
+
+    def __init__(self, job: ExtractionJob):
+        self.job = job
+        self._chunk_of = [job.items[b[0]].chunk for b in job.batches]
+        self._missing: dict[int, int] = {}
+        for chunk in self._chunk_of:
+            self._missing[chunk] = self._missing.get(chunk, 0) + 1
+        self._pending: dict[int, dict[int, tuple[list, list]]] = {}
+
+    def add(self, batch_index: int, results, features) -> None:
+        """Take batch ``batch_index``'s clip results and the features of its usable videos."""
+        k = self._chunk_of[batch_index]
+        self._pending.setdefault(k, {})[batch_index] = (list(results), list(features))
+        self._missing[k] -= 1
+        if self._missing[k]:
+            return
+        batches = self._pending.pop(k)
+        parts = [batches[i] for i in sorted(batches)]
+        chunk_results = [r for part in parts for r in part[0]]
+        chunk_features = [f for part in parts for f in part[1]]
+        _write_chunk(self.job.cache_dir / chunk_name(k), chunk_results, chunk_features, self.job.records_by_id,
+                     self.job.config.frames)
+        self.job.summary.extracted_now += len(chunk_features)
+        self.job.summary.skipped.extend(r for r in chunk_results if r.frames is None)
+
+
+def extract_features(listing: DatasetListing, cache_dir, config: ExtractionConfig, *, progress: bool = True) -> ExtractionSummary:
+    """Fill ``cache_dir`` with this shard's missing chunks of ``listing``; return what happened."""
+    from tqdm import tqdm
+
+    from lstmfpga.model.backbone import FrameEncoder
+    from lstmfpga.model.clip_loader import ClipDataset, make_loader
+
+    started = time.perf_counter()
+    job = plan_extraction(listing, cache_dir, config)
+    if job.items:
         encoder = FrameEncoder(weights=config.weights, device=config.device, seed=config.seed)
-        dataset = ClipDataset(items, frames=config.frames, image_size=config.image_size, face_crop=config.face_crop)
-        batches = chunk_batches(items, config.batch_videos)
-        remaining = {}
-        for item in items:
-            remaining[item.chunk] = remaining.get(item.chunk, 0) + 1
-        pending: dict[int, tuple[list, list]] = {}
-        loader = make_loader(dataset, batches, workers=config.workers, pin_memory=config.device == "cuda")
-        with tqdm(total=len(items), desc="features", unit="video", disable=not progress) as bar:
-            for batch in loader:
-                good = [r for r in batch if r.frames is not None]
-                k = batch[0].item.chunk
-                results, features = pending.setdefault(k, ([], []))
-                results.extend(batch)
-                if good:
-                    stacked = np.concatenate([r.frames for r in good])
-                    features.extend(encoder(stacked).reshape(len(good), config.frames, -1).astype(np.float16))
-                remaining[k] -= len(batch)
+        dataset = ClipDataset(job.items, frames=config.frames, image_size=config.image_size, face_crop=config.face_crop)
+        writer = ChunkWriter(job)
+        loader = make_loader(dataset, job.batches, workers=config.workers, pin_memory=config.device == "cuda")
+        with tqdm(total=len(job.items), desc="features", unit="video", disable=not progress) as bar:
+            for index, batch in enumerate(loader):
+                writer.add(index, batch, encode_batch(encoder, batch, config.frames))
                 bar.update(len(batch))
-                if remaining[k] == 0:
-                    _write_chunk(cache_dir / chunk_name(k), results, features, records_by_id, config.frames)
-                    summary.extracted_now += len(features)
-                    summary.skipped.extend(r for r in results if r.frames is None)
-                    del pending[k]
-    summary.seconds = time.perf_counter() - started
-    return summary
+    job.summary.seconds = time.perf_counter() - started
+    return job.summary
 
 
 def run_features(args) -> int:
@@ -317,7 +375,12 @@ def run_features(args) -> int:
         seed=args.seed, batch_videos=args.batch, workers=args.workers, device=args.device,
         chunk_videos=args.chunk_videos, shard=parse_shard(args.shard),
     )
-    summary = extract_features(listing, args.out, config, progress=not args.quiet)
+    if args.engine == "ray":
+        from lstmfpga.model.ray_features import extract_features_ray, options_from_args
+
+        summary = extract_features_ray(listing, args.out, config, options_from_args(args), progress=not args.quiet)
+    else:
+        summary = extract_features(listing, args.out, config, progress=not args.quiet)
     report_path, report = write_report(Path(args.out), listing, summary)
     shard = "" if config.shard == (0, 1) else f" (shard {config.shard[0]}/{config.shard[1]})"
     print(f"features{shard}: {summary.videos} videos listed; {summary.extracted} extracted "
