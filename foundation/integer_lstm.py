@@ -156,8 +156,14 @@ def run_layer(layer: LayerArtifact, x_codes: np.ndarray | None = None, *, pre: n
     every step; the default runs the exact-float kernel where its bounds hold. Both give the same
     codes.
     """
+    if (x_codes is None) == (pre is None):
+        raise ValueError("run_layer takes exactly one of x_codes and pre")
     if x_codes is not None:
         x_codes = _layer_codes(layer, x_codes)
+    else:
+        pre = np.asarray(pre, dtype=np.int64)
+        if layer_kernel(layer).acc_bound(int(np.abs(pre).max(initial=0))) >= EXACT_FLOAT64:
+            raise InputError("input products this large could make the gate accumulators exceed 2**53")
     if not exact_float:
         return _run_layer_int64(layer, x_codes, pre)
     return _run_layer_exact_float(layer, x_codes, pre)
@@ -168,7 +174,6 @@ def _run_layer_int64(layer: LayerArtifact, x_codes: np.ndarray | None, pre: np.n
     if pre is None:
         w_x = layer.w_x.reshape(4 * H, layer.input_size).astype(np.int64)
         pre = (x_codes.astype(np.int64) @ w_x.T).reshape(*x_codes.shape[:2], 4, H)
-    pre = np.asarray(pre, dtype=np.int64)
     B, T = pre.shape[:2]
     h = np.zeros((B, H), dtype=np.int64)
     c = np.zeros((B, H), dtype=np.int64)
@@ -187,10 +192,7 @@ def _run_layer_exact_float(layer: LayerArtifact, x_codes: np.ndarray | None, pre
         pre = _input_products_exact_float(layer, x_codes)
         pre_bound = kernel.input.bound
     else:
-        pre = np.asarray(pre, dtype=np.int64)
         pre_bound = int(np.abs(pre).max(initial=0))
-        if kernel.acc_bound(pre_bound) >= EXACT_FLOAT64:
-            raise InputError("input products this large could make the gate accumulators exceed 2**53")
         pre = pre.reshape(pre.shape[0], pre.shape[1], 4 * H).astype(np.float64)
     B, T = pre.shape[:2]
     acc_exact = kernel.gates_exact(kernel.acc_bound(pre_bound))
@@ -237,7 +239,7 @@ def run_integer(artifact: LstmArtifact, x_codes: np.ndarray, *,
     h_all, c_all = [], []
     for l, layer in enumerate(artifact.layers):
         if l == 0 and layer0_pre is not None:
-            h, c = run_layer(layer, pre=np.asarray(layer0_pre, dtype=np.int64), exact_float=exact_float)
+            h, c = run_layer(layer, pre=layer0_pre, exact_float=exact_float)
         else:
             h, c = run_layer(layer, x, exact_float=exact_float)
         h_all.append(h)

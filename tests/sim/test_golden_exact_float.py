@@ -127,8 +127,11 @@ def test_huge_input_products_take_the_int64_path():
 def test_products_beyond_float64_are_refused():
     layer = random_artifact(input_size=3, hidden_size=2, seed=1).layers[0]
     pre = np.full((1, 1, 4, 2), EXACT_FLOAT64 - 1, dtype=np.int64)
-    with pytest.raises(InputError, match="exceed 2\\*\\*53"):
-        run_layer(layer, pre=pre)
+    for exact_float in (True, False):
+        with pytest.raises(InputError, match="exceed 2\\*\\*53"):
+            run_layer(layer, pre=pre, exact_float=exact_float)
+    with pytest.raises(ValueError, match="exactly one of x_codes and pre"):
+        run_layer(layer)
 
 
 def test_out_of_range_codes_are_refused():
