@@ -7,13 +7,14 @@ sequence the board can run (the negotiated size, never above ``max_payload``). S
 connection holds at most about ``2 * window + 1`` negotiated sequences, and the server at most
 ``max_connections`` connections, ``max_per_peer`` of them from one address.
 
-Stdlib only: the board imports this.
+NumPy and stdlib only: the board imports this.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lstmfpga.foundation.validation import check_integer
 from lstmfpga.host.stream_protocol import DEFAULT_MAX_PAYLOAD
 
 #: A HELLO holds a token, a payload kind, a SHA-256 and a version: a few hundred bytes.
@@ -51,11 +52,10 @@ class ServerLimits:
     rejection_history: int = 32
 
     def __post_init__(self) -> None:
-        for name in ("max_payload", "hello_payload", "max_connections", "max_per_peer", "rejection_history"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "rejection_history" else 1):
-                what = "a non-negative" if name == "rejection_history" else "a positive"
-                raise ValueError(f"{name} must be {what} integer, not {value!r}")
+        for name in ("max_payload", "hello_payload", "max_connections", "max_per_peer"):
+            check_integer(name, getattr(self, name), low=1, what="a positive integer", error=ValueError)
+        check_integer("rejection_history", self.rejection_history, low=0, what="a non-negative integer",
+                      error=ValueError)
         for name in ("handshake_timeout", "frame_timeout"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):

@@ -38,6 +38,8 @@ def save_outputs(out: Path, hidden: np.ndarray, logits: np.ndarray | None) -> li
     for path, array in written:
         if path.is_dir():
             raise InputError(f"output {path} is a folder; give a .npy file name")
+        if path.parent.exists() and not path.parent.is_dir():
+            raise InputError(f"cannot write output {path}: {path.parent.name} is not a folder")
         try:
             with atomic_file(path) as handle:
                 np.save(handle, array.astype(np.float32), allow_pickle=False)
