@@ -19,6 +19,7 @@ from lstmfpga.host.driver.core import LstmCoreDriver
 from lstmfpga.host.driver.errors import DriverError
 from lstmfpga.host.simboard.board import SimClock, SimDmaChannel, SimMmio, allocate
 from lstmfpga.foundation.artifact import LstmArtifact
+from lstmfpga.foundation.process_lifetime import die_with_parent
 from lstmfpga.sim.verilator import JOB_ENV, read_job
 
 CLOCK_NS = 10
@@ -26,6 +27,7 @@ CLOCK_NS = 10
 
 @cocotb.test()
 async def board_job(dut):
+    die_with_parent()  # the simulator must not outlive the command that launched it
     job, arrays = read_job(os.environ[JOB_ENV])
     Clock(dut.aclk, CLOCK_NS, unit="ns").start()
     dut.s_axis_tvalid.value = 0
