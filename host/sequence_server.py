@@ -255,6 +255,7 @@ class SequenceServer:
         worker = None
         waiting_for = f"no complete HELLO within {self.limits.handshake_timeout:g} s"
         try:
+            conn.settimeout(self.limits.frame_timeout)  # sends; reads wait on their frame's deadline
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small RESULTs must not wait for delayed ACKs
             self._handshake(conn, send)
             waiting_for = f"no complete frame within {self.limits.frame_timeout:g} s"

@@ -18,6 +18,7 @@ import enum
 import hmac
 import json
 import math
+import selectors
 import socket
 import struct
 import time
@@ -184,6 +185,19 @@ def check_token(expected: str, offered: object) -> bool:
     return hmac.compare_digest(expected.encode("utf-8", "surrogatepass"), offered.encode("utf-8", "surrogatepass"))
 
 
+def _wait_readable(sock: socket.socket, deadline: float) -> None:
+    """Block until ``sock`` has data (or EOF) or ``deadline`` passes, without touching its timeout:
+    another thread may be sending on it under its own."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(sock, selectors.EVENT_READ)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("frame deadline passed")
+            if selector.select(left):
+                return
+
+
 def _recv_exact(sock: socket.socket, n: int, *, at_boundary: bool, deadline: float | None) -> bytearray:
     """Exactly ``n`` bytes into one buffer of that size (no chunk list, no joined copy)."""
     buffer = bytearray(n)
@@ -191,10 +205,7 @@ def _recv_exact(sock: socket.socket, n: int, *, at_boundary: bool, deadline: flo
     got = 0
     while got < n:
         if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise socket.timeout("frame deadline passed")
-            sock.settimeout(left)
+            _wait_readable(sock, deadline)
         count = sock.recv_into(view[got:], min(n - got, 1 << 20))
         if not count:
             if at_boundary and got == 0:
