@@ -87,7 +87,8 @@ class SequenceSender:
     retries, backoff
         Reconnection attempts after a dropped connection and the first delay (doubling).
     timeout
-        Seconds to wait for the board on connect and for each answer.
+        Seconds to wait for the board on connect and for each whole answer (a board sending a
+        byte now and then does not extend it).
     """
 
     def __init__(
@@ -191,7 +192,7 @@ class SequenceSender:
                     sock.sendall(encode_json(MessageType.BYE, {}))
                     close_socket(sock)
                     return
-                frame = read_frame(sock, max_payload=self.max_payload)
+                frame = read_frame(sock, max_payload=self.max_payload, deadline=time.monotonic() + self.timeout)
                 attempts = 0
                 self._answer(frame, inflight, report, result_log)
             except FatalStreamError:
@@ -247,7 +248,7 @@ class SequenceSender:
                 "protocol": PROTOCOL_VERSION,
             }
             sock.sendall(encode_json(MessageType.HELLO, hello))
-            frame = read_frame(sock, max_payload=self.max_payload)
+            frame = read_frame(sock, max_payload=self.max_payload, deadline=time.monotonic() + self.timeout)
             if frame.type == MessageType.ERROR:
                 body = decode_json(frame)
                 text = f"the board refused the stream: {printable(body.get('message', '?'))}"

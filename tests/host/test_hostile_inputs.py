@@ -10,6 +10,7 @@ import json
 import socket
 import struct
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -391,19 +392,26 @@ def test_bad_content_is_skipped_and_forged_ids_travel_escaped(server, small_arti
 
 
 class FakeBoard:
-    """Accepts one connection, reads the HELLO and answers with ``reply`` bytes."""
+    """Accepts one connection, reads the HELLO and answers with ``reply`` bytes (one every
+    ``dribble`` seconds when given)."""
 
-    def __init__(self, reply: bytes) -> None:
+    def __init__(self, reply: bytes, *, dribble: float | None = None) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.address = self.listener.getsockname()
         self.reply = reply
+        self.dribble = dribble
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
         conn, _ = self.listener.accept()
         try:
             read_frame(conn)
-            conn.sendall(self.reply)
+            if self.dribble is None:
+                conn.sendall(self.reply)
+            else:
+                for i in range(len(self.reply)):
+                    conn.sendall(self.reply[i:i + 1])
+                    time.sleep(self.dribble)
             conn.recv(1)
         except OSError:
             pass
@@ -434,6 +442,16 @@ def test_sender_refuses_a_hostile_board(name):
         sender.run(iter([("v", np.zeros((2, I), np.int8))]))
     assert message in str(info.value)
     assert "\n" not in str(info.value) and "\x1b" not in str(info.value)
+
+
+def test_sender_gives_up_on_a_board_that_dribbles_its_answer():
+    board = FakeBoard(encode_json(MessageType.WELCOME, {"window": 4, "pad": "x" * 100}), dribble=0.05)
+    sender = SequenceSender(address=board.address, token=TOKEN, kind=PayloadKind.CODES_I8, retries=0, timeout=1.0)
+    start = time.monotonic()
+    with pytest.raises(StreamError) as info:
+        sender.run(iter([("v", np.zeros((2, I), np.int8))]))
+    assert str(info.value).endswith("after 0 retries: frame deadline passed")
+    assert time.monotonic() - start < 3
 
 
 def test_server_rejection_text_is_json_and_one_line(server):
