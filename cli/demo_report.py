@@ -72,7 +72,7 @@ def write_report(out: Path, *, timings: dict, plan_text: str, board: str) -> Pat
     out = Path(out)
     best = _load_json(out / "search" / "best" / "metrics.json")
     base = _load_json(out / "baseline" / "metrics.json")
-    qat = _load_json(out / "qat" / "qat_metrics.json").get("metrics", {})
+    qat = _load_json(out / "qat" / "qat_metrics.json").get("eval") or {}
     cmp = backend_comparison(out)
     verdict = "identical" if cmp["hidden_identical"] and cmp["logits_identical"] else "DIFFERENT"
     temporal = {head: _load_json(out / "temporal" / head / "metrics.json").get("eval") or {}

@@ -12,11 +12,20 @@ from pathlib import Path
 
 import numpy as np
 
+from lstmfpga.foundation.atomic import atomic_path
+
 
 def _figure(width: float, height: float):
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout="constrained")
+
+
+def _save(fig, path) -> Path:
+    """Write the figure as a PNG, atomically (a reader never sees half an image)."""
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    return Path(path)
 
 
 def plot_history(history: Sequence[Mapping], path) -> Path:
@@ -33,8 +42,7 @@ def plot_history(history: Sequence[Mapping], path) -> Path:
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.savefig(path, dpi=100)
-    return Path(path)
+    return _save(fig, path)
 
 
 def plot_confusion(matrix, path, *, title: str = "Confusion matrix") -> Path:
@@ -51,8 +59,7 @@ def plot_confusion(matrix, path, *, title: str = "Confusion matrix") -> Path:
         ax.text(j, i, str(count), ha="center", va="center",
                 color="white" if count > threshold else "black", fontsize=14)
     fig.colorbar(image, ax=ax)
-    fig.savefig(path, dpi=100)
-    return Path(path)
+    return _save(fig, path)
 
 
 def plot_roc(fpr, tpr, auc: float, path, *, title: str = "ROC") -> Path:
@@ -66,8 +73,7 @@ def plot_roc(fpr, tpr, auc: float, path, *, title: str = "ROC") -> Path:
            xlim=(0, 1), ylim=(0, 1.02))
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
-    fig.savefig(path, dpi=100)
-    return Path(path)
+    return _save(fig, path)
 
 
 def plot_search(rows: Sequence[Mapping], params: Sequence[str], metric: str, path) -> Path:
@@ -102,5 +108,4 @@ def plot_search(rows: Sequence[Mapping], params: Sequence[str], metric: str, pat
         ax.grid(alpha=0.3)
     for ax in axes[len(params):]:
         ax.set_visible(False)
-    fig.savefig(path, dpi=100)
-    return Path(path)
+    return _save(fig, path)

@@ -89,6 +89,18 @@ def format_final_metrics(metrics: dict) -> str:
     return "\n".join(lines)
 
 
+def final_summary(metrics: dict) -> str:
+    """The best epoch, the dev monitor value and :func:`format_final_metrics` of a training run."""
+    monitor = metrics["monitor"]
+    lines = [f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']}"
+             f"{' (stopped early)' if metrics['stopped_early'] else ''}; dev {monitor} "
+             f"{_fmt(metrics['dev'][monitor])}"]
+    if metrics["eval_split"] is None:
+        lines.append("the cache has no 'val' or 'test' videos: the metrics below are on the held-out dev part only")
+    lines.append(format_final_metrics(metrics))
+    return "\n".join(lines)
+
+
 def _run_train(args) -> int:
     from lstmfpga.model.feature_cache import load_features
     from lstmfpga.model.train_config import TrainConfig
@@ -100,13 +112,7 @@ def _run_train(args) -> int:
           f"(T={feature_set.frames}, D={feature_set.dim}) -> {args.out}")
     result = train_head(config, feature_set, args.out, plots=not args.no_plots,
                         checkpoint_every_s=args.checkpoint_every)
-    metrics = result.metrics
-    print(f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']}"
-          f"{' (stopped early)' if metrics['stopped_early'] else ''}; dev {config.monitor} "
-          f"{_fmt(result.monitor_value)}")
-    if metrics["eval_split"] is None:
-        print("the cache has no 'val' or 'test' videos: the metrics below are on the held-out dev part only")
-    print(format_final_metrics(metrics))
+    print(final_summary(result.metrics))
     print(f"checkpoint: {result.checkpoint_path}")
     return 0
 

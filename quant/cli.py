@@ -29,6 +29,7 @@ def _feature_set(args):
 
 
 def run_qat(args: argparse.Namespace) -> int:
+    from lstmfpga.model.train_cli import final_summary
     from lstmfpga.quant.head import QuantHeadConfig
     from lstmfpga.quant.qat import QatConfig, qat_from_features
 
@@ -36,18 +37,17 @@ def run_qat(args: argparse.Namespace) -> int:
     head_config = QuantHeadConfig(input_size=int(fs.features.shape[2]), hidden_size=args.hidden,
                                   num_layers=args.layers, weight_bits=args.weight_bits,
                                   act_bits=args.act_bits, clip=args.clip)
-    config = QatConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed)
+    config = QatConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, patience=args.patience,
+                       monitor=args.monitor, seed=args.seed)
     if args.float_checkpoint:
         print(f"QAT: {len(fs)} videos, head shape from {args.float_checkpoint}, "
               f"{args.weight_bits}-bit weights, {args.act_bits}-bit activations")
     else:
         print(f"QAT: {len(fs)} videos, head {head_config}")
     result = qat_from_features(fs, args.out, head_config=head_config, frames=args.frames,
-                               float_checkpoint=args.float_checkpoint, config=config)
-    if result.metrics:
-        m = result.metrics
-        print(f"quantized head on '{m['split']}': accuracy {m['accuracy']:.3f}  F1 {m['f1']:.3f}  "
-              f"ROC-AUC {m['roc_auc']:.3f}")
+                               float_checkpoint=args.float_checkpoint, config=config, plots=not args.no_plots,
+                               checkpoint_every_s=args.checkpoint_every)
+    print(final_summary(result.metrics))
     print(f"wrote {result.checkpoint}")
     return 0
 
@@ -86,7 +86,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("qat", help="quantization-aware training of the LSTM head (Brevitas)")
     p.add_argument("--features", required=True, help="feature cache folder, or X.npy [N, T, D]")
     p.add_argument("--labels", help="Y.npy [N] when --features is an .npy file")
-    p.add_argument("--out", required=True, help="output folder (qat_head.pt, qat_metrics.json)")
+    p.add_argument("--out", required=True, help="output folder (qat_head.pt, qat_metrics.json, plots); re-running a killed QAT with the same --out resumes it")
     p.add_argument("--float-checkpoint", help="start from a float LSTM head (lstmfpga train's checkpoint.pt)")
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--layers", type=int, default=1)
@@ -97,7 +97,14 @@ def register(subparsers) -> None:
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--patience", type=int, default=5,
+                   help="early stopping: epochs without a better dev metric (default: %(default)s)")
+    p.add_argument("--monitor", default="roc_auc",
+                   help="dev metric for early stopping: roc_auc, accuracy, f1, loss (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("--checkpoint-every", type=float, default=30.0, metavar="SECONDS",
+                   help="least seconds between resume states; 0 = after every epoch (default: %(default)s)")
     p.set_defaults(handler=run_qat)
 
     p = subparsers.add_parser("export", help="export a QAT head to QONNX and the integer artifact")

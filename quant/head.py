@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
+from brevitas.core.scaling import ParameterFromRuntimeStatsScaling
 from brevitas.nn import QuantLinear, QuantLSTM
 from brevitas.quant import Int32Bias
 from brevitas.quant_tensor import IntQuantTensor
 from torch import nn
 
 from lstmfpga.foundation.errors import ConfigError
+from lstmfpga.foundation.validation import check_integer
 
 
 @dataclass(frozen=True)
@@ -35,9 +37,7 @@ class QuantHeadConfig:
             ("act_bits", self.act_bits, 4, 8),
         )
         for name, value, lo, hi in checks:
-            if not isinstance(value, int) or isinstance(value, bool) or value < lo or (hi is not None and value > hi):
-                rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
-                raise ConfigError(f"{name} must be an integer in {rng}, not {value!r}")
+            check_integer(name, value, low=lo, high=hi)
         if not (isinstance(self.clip, (int, float)) and self.clip > 0):
             raise ConfigError(f"clip must be a positive number, not {self.clip!r}")
 
@@ -97,6 +97,27 @@ class QuantLstmHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out, logits = self.forward_sequence(x)
         return out.value if logits is None else logits
+
+    def statistics_state(self) -> dict:
+        """What ``state_dict`` leaves out of the activation scalings that learn from statistics:
+        per scaling, the statistics steps taken, the running statistics and the raw scale.
+
+        ``state_dict`` ends statistics collection when loaded; a training run resumed mid-way
+        restores this too, to continue exactly where it stopped.
+        """
+        return {name: {"counter": int(module.counter), "buffer": module.buffer.detach().clone(),
+                       "value": module.value.detach().clone()}
+                for name, module in self.named_modules() if isinstance(module, ParameterFromRuntimeStatsScaling)}
+
+    def load_statistics_state(self, state: dict) -> None:
+        """Restore :meth:`statistics_state`; before copying a state dict in, whose keys depend on it."""
+        modules = dict(self.named_modules())
+        with torch.no_grad():
+            for name, saved in state.items():
+                module = modules[name]
+                module.counter = int(saved["counter"])
+                module.buffer.copy_(saved["buffer"])
+                module.value.copy_(saved["value"])
 
     def load_float_lstm(self, lstm: nn.LSTM) -> None:
         """Initialise from a trained float ``torch.nn.LSTM`` (batch_first, unidirectional)."""
