@@ -46,13 +46,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(message: str) -> str:
+    """``message`` on one line: a library's multi-line text must not look like several errors."""
+    return " ".join(line.strip() for line in message.splitlines() if line.strip())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         result = args.handler(args)
     except LstmfpgaError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        # A path the user gave that cannot be written or read (a file where a folder must be, a
+        # full disk, no permission): their input, not a bug.
+        where = f": {exc.filename}" if exc.filename is not None else ""
+        print(f"error: {one_line(exc.strerror or str(exc))}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

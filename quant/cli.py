@@ -11,6 +11,7 @@ from lstmfpga.foundation.errors import ArtifactError, InputError
 def _feature_set(args):
     import numpy as np
 
+    from lstmfpga.foundation.npy_file import load_npy
     from lstmfpga.model.feature_cache import FeatureSet, load_features
 
     path = Path(args.features)
@@ -18,8 +19,8 @@ def _feature_set(args):
         return load_features(path)
     if args.labels is None:
         raise InputError("--features X.npy needs --labels Y.npy (0 = real, 1 = fake per sequence)")
-    x = np.load(path, allow_pickle=False)
-    y = np.load(args.labels, allow_pickle=False)
+    x = load_npy(path, "feature array")
+    y = load_npy(args.labels, "label array")
     if x.ndim != 3 or y.shape != (x.shape[0],):
         raise InputError(f"features must be [N, T, D] and labels [N], got {x.shape} and {y.shape}")
     rng = np.random.default_rng(args.seed)
