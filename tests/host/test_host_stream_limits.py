@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lstmfpga.host.hostile_peers import HostileCrowd
 from lstmfpga.host.payloads import prepare_payloads
 from lstmfpga.host.sequence_sender import SequenceSender
 from lstmfpga.host.server_limits import ServerLimits
@@ -32,6 +33,8 @@ from lstmfpga.host.stream_protocol import (
 )
 
 from stream_helpers import TOKEN, golden_logits, golden_server
+
+pytestmark = pytest.mark.timeout(180)
 
 MIB = 1 << 20
 
@@ -74,76 +77,6 @@ def _good_run(artifact, port, xs, ids, **kw):
     assert got == {vid: golden_logits(artifact, x[None])[0].tolist() for vid, x in zip(ids, xs)}
 
 
-class HostileCrowd:
-    """``n`` unauthenticated connections of four kinds, driven from one thread.
-
-    slow: a HELLO of a few hundred bytes, one byte per tick; silent: nothing at all;
-    big-sequence: a 16 MiB SEQUENCE frame before any HELLO, pushed as fast as the server takes it;
-    big-hello: a 60 KiB HELLO (under the control-message limit, over the pre-authentication one).
-    """
-
-    KINDS = ("slow", "silent", "big-sequence", "big-hello")
-
-    def __init__(self, port: int, n: int, *, tick: float = 0.05) -> None:
-        self.port = port
-        self.tick = tick
-        self.socks = []
-        self.kinds = []
-        hello = encode_json(MessageType.HELLO, {"token": TOKEN, "pad": "x" * 300})
-        self._plan = {
-            "slow": hello,
-            "silent": b"",
-            "big-sequence": HEADER.pack(MAGIC, 1, int(MessageType.SEQUENCE), 16 * MIB),
-            "big-hello": HEADER.pack(MAGIC, 1, int(MessageType.HELLO), 60 * 1024),
-        }
-        self._bulk = b"\0" * (256 * 1024)
-        for i in range(n):
-            kind = self.KINDS[i % len(self.KINDS)]
-            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-            sock.setblocking(False)
-            self.socks.append(sock)
-            self.kinds.append(kind)
-        self._sent = [0] * n
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._drive, daemon=True)
-        self._thread.start()
-
-    def _drive(self) -> None:
-        while not self._stop.is_set():
-            for i, (sock, kind) in enumerate(zip(self.socks, self.kinds)):
-                data = self._plan[kind]
-                try:
-                    if kind == "slow" and self._sent[i] < len(data):
-                        self._sent[i] += sock.send(data[self._sent[i]:self._sent[i] + 1])
-                    elif kind in ("big-sequence", "big-hello"):
-                        if self._sent[i] < len(data):
-                            self._sent[i] += sock.send(data[self._sent[i]:])
-                        else:
-                            sock.send(self._bulk)
-                except (BlockingIOError, OSError):
-                    continue
-            time.sleep(self.tick)
-
-    def answers(self, timeout: float) -> list:
-        """The ERROR message each connection got before its close (None: no ERROR, or never closed)."""
-        self._stop.set()
-        self._thread.join()
-        deadline = time.monotonic() + timeout
-        out = []
-        for sock in self.socks:
-            sock.setblocking(True)
-            sock.settimeout(max(0.1, deadline - time.monotonic()))
-            try:
-                frame = read_frame(sock)
-                body = decode_json(frame) if frame.type == MessageType.ERROR else None
-                closed = sock.recv(1) == b""
-            except OSError:
-                body, closed = None, False
-            out.append(body["message"] if body and closed else None)
-            sock.close()
-        return out
-
-
 @pytest.mark.slow
 def test_memory_stays_bounded_under_100_hostile_connections(small_artifact, rng, tmp_path):
     small_artifact.save(tmp_path / "model.npz")
@@ -157,7 +90,7 @@ def test_memory_stays_bounded_under_100_hostile_connections(small_artifact, rng,
         _good_run(small_artifact, port, xs[:20], [f"before-{i}" for i in range(20)])  # warm every code path
         before = _memory(proc.pid)
 
-        crowd = HostileCrowd(port, 100)
+        crowd = HostileCrowd(("127.0.0.1", port), 100)
         time.sleep(1.0)  # every hostile connection is open and sending
         _good_run(small_artifact, port, xs[20:40], [f"during-{i}" for i in range(20)])
         during = _memory(proc.pid)
@@ -169,7 +102,6 @@ def test_memory_stays_bounded_under_100_hostile_connections(small_artifact, rng,
     stats = json.loads(out.strip().splitlines()[-1])
 
     growth = max(during["VmHWM"], after["VmHWM"]) - before["VmRSS"]
-    print(f"server RSS before {before}, during {during}, after {after}: growth {growth / MIB:.1f} MiB")
     assert growth < 64 * MIB, f"server RSS grew by {growth / MIB:.1f} MiB ({before}, {during}, {after})"
     expected = {
         "slow": "no complete HELLO within 3 s; closing",

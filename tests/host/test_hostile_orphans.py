@@ -17,6 +17,8 @@ import pytest
 
 from stream_helpers import TOKEN
 
+pytestmark = pytest.mark.timeout(400)
+
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "LSTMFPGA_STREAM_TOKEN": TOKEN}
 
 
