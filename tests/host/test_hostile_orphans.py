@@ -118,3 +118,45 @@ def test_killed_board_infer_leaves_nothing_and_frees_its_port(small_artifact, tm
     held.close()
     with socket.create_server(("127.0.0.1", port)):  # the port is free again
         pass
+
+
+CHILD = """
+import sys, time
+from lstmfpga.foundation import process_lifetime
+if sys.argv[1] == "watchdog-only":
+    process_lifetime.parent_death_signal = lambda: False
+process_lifetime.die_with_parent(poll_s=0.1)
+print("armed", flush=True)
+time.sleep(60)
+"""
+PARENT = """
+import subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", sys.argv[1], sys.argv[2]], stdout=subprocess.PIPE, text=True)
+assert child.stdout.readline() == "armed\\n"
+print(child.pid, flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("how", ["parent-death-signal", "watchdog-only"])
+def test_die_with_parent_ends_a_worker_whose_parent_is_killed(how):
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, CHILD, how], stdout=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    child = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 5
+    while _session(parent.pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    left = _session(parent.pid)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert left == {}, f"worker {child} outlived its parent"
+
+
+def test_a_worker_started_after_its_parent_died_exits_at_once():
+    code = ("import time\nfrom lstmfpga.foundation.process_lifetime import die_with_parent\n"
+            "die_with_parent(parent=1 << 22)\ntime.sleep(30)")  # a pid that is not its parent
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", code], timeout=30)
+    assert done.returncode == 1 and time.monotonic() - start < 10
