@@ -13,6 +13,8 @@ MEMORY_READ = 1
 MAC_LANES = 2
 #: Requantizer: product, floor shift with the rounding decision, round and saturate.
 REQUANTIZER = 3
+#: Packed MAC: the DSP's A/B, M and P registers, then the row sums (output register).
+PACKED_MAC = 4
 
 
 def _tail_stages() -> dict[str, int]:

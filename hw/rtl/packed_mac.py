@@ -2,6 +2,35 @@
 
 The arithmetic (field distance, guard bits, the biased accumulator) is in
 :mod:`lstmfpga.hw.packed_mac_model`; this block is its register-transfer form.
+
+Use in the MAC engine
+---------------------
+:class:`~lstmfpga.hw.rtl.mac_lanes.MacLanes` (``P`` lanes, one multiplier each) becomes
+``ceil(P / k)`` units ``PackedMac(weight_bits=cfg.weight_bits, act_bits=cfg.io_bits,
+macs_per_dsp=k, max_length=K_max)`` with ``K_max`` the longest row (``I + H`` columns on chip) and
+``k`` the plan's rows per DSP (at most :func:`~lstmfpga.hw.packed_mac_model.max_macs_per_dsp`):
+
+- weights: the weight memory's row already holds lane ``p`` at bits ``p·wb``, so unit ``u`` takes
+  bits ``[u·k·wb, (u+1)·k·wb)`` unchanged (no new weight-image layout); when ``k`` does not divide
+  ``P`` the last unit's upper fields are tied to zero;
+- ``i_stream.valid/first/last`` and ``activation`` are the lanes' ``valid/first/last`` and the
+  broadcast ``column``; ``o_stream.ready`` is tied to 1, so ``i_stream.ready`` stays 1 and the
+  scheduler needs no stall; ``done`` is unit 0's ``o_stream.valid`` (all units move in lockstep)
+  and ``sums`` the units' rows in order, each sign-extended from :attr:`PackedMac.sum_bits` to
+  the accumulator width; the payload register holds until the next result, as the lanes' sums do;
+- ``flush`` (soft reset) wraps the units in ``ResetInserter({"sync": flush})``: the stage valids
+  and the run counter clear, so no late result reaches the shadow bank;
+- the group tags travel :attr:`PackedMac.LATENCY` stages instead of ``MacLanes.LATENCY``, and
+  ``latency.ENGINE`` becomes ``MEMORY_READ + PACKED_MAC``: two more cycles per group round trip.
+
+What the cycle model gains: a unit still takes one column per cycle whatever the run length
+(a flush into the row accumulators happens in the same cycle as the next run starts), so cycles
+per group stay ``K`` plus the latency; what changes is that ``P`` lanes cost ``ceil(P / k)``
+DSPs, so on a DSP-bound board the planner can choose ``k`` times the lanes and a layer needs
+``ceil(4H / (k·P_dsp))`` groups per step instead of ``ceil(4H / P_dsp)``.  For the study's
+model (H = 512, 4-bit weights, 8-bit activations, ``k = 2``) the 2048 gate rows fit in 1024
+DSP48E2: one group of ``K = 2560`` columns per step instead of two, if the weight memory can
+deliver the ``2048 × 4``-bit row each cycle.
 """
 
 from __future__ import annotations
@@ -11,6 +40,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from lstmfpga.foundation.errors import ConfigError
+from lstmfpga.hw import latency
 from lstmfpga.hw.packed_mac_model import DSP48E2, DspShape, plan_packing, signed_bits, sum_range
 
 
@@ -65,7 +95,7 @@ class PackedMac(wiring.Component):
         A width or count out of range, or a packing that does not fit ``dsp``.
     """
 
-    LATENCY = 4
+    LATENCY = latency.PACKED_MAC
 
     def __init__(self, *, weight_bits: int, act_bits: int, macs_per_dsp: int, max_length: int,
                  dsp: DspShape = DSP48E2):
