@@ -26,13 +26,27 @@ def _find_csv(path: Path) -> Path:
     raise InputError(f"CSV dataset {path} does not exist")
 
 
+def _rows(reader, csv_path: Path, builder: ListingBuilder):
+    """``(line number, row)`` of each readable row; a row the csv module refuses (a field past its
+    size limit) is skipped with the reason."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            builder.skip(f"{csv_path}:{reader.line_num}", f"unreadable CSV row: {exc}")
+            continue
+        yield reader.line_num, row
+
+
 def read_csv_list(path, *, default_split: str = "train") -> DatasetListing:
     """List the videos of a ``path,label[,split]`` CSV (a file, or a folder with one ``.csv``)."""
     csv_path = _find_csv(Path(path))
     root = csv_path.parent
     builder = ListingBuilder("csv", root)
     with open(csv_path, newline="", encoding="utf-8", errors="replace") as handle:
-        for number, row in enumerate(csv.reader(handle), start=1):
+        for number, row in _rows(csv.reader(handle), csv_path, builder):
             where = f"{csv_path}:{number}"
             if not row or all(not cell.strip() for cell in row):
                 continue

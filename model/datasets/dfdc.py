@@ -58,7 +58,7 @@ def read_dfdc(root, *, default_split: str = "train") -> DatasetListing:
                 builder.skip(where, f"split {info.get('split')!r} is not one of {sorted(SPLIT_NAMES)}")
                 continue
             original = info.get("original") or ""
-            relpath = builder.confine(where, f"{part.relative_to(root).as_posix()}/{name}")
+            relpath = builder.confine(where, name, base=part.relative_to(root).as_posix())
             if relpath is None:
                 continue
             builder.add(where, VideoRecord(relpath, label, split,

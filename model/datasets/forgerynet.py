@@ -93,10 +93,10 @@ def _read_sidecar(path: Path, builder: ListingBuilder) -> dict[str, str]:
 def _video_path(builder: ListingBuilder, where: str, folder: str, relpath: str) -> str | None:
     """The root-relative path of a list entry (``<folder>/<relpath>`` or ``<folder>/video/<relpath>``,
     whichever exists), or None when the entry leaves the root (the skip is recorded)."""
-    direct = builder.confine(where, f"{folder}/{relpath}")
+    direct = builder.confine(where, relpath, base=folder)
     if direct is None:
         return None
-    nested = builder.confine(where, f"{folder}/video/{relpath}")
+    nested = builder.confine(where, relpath, base=f"{folder}/video")
     if nested is None:
         return None
     return nested if not (builder.root / direct).exists() and (builder.root / nested).exists() else direct

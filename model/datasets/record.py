@@ -23,10 +23,11 @@ MAX_PATH_BYTES = 1024
 MAX_NAME_BYTES = 255
 
 
-def confine(root: Path, relpath: str) -> str:
-    """``relpath`` normalised (``a/./b/../c`` → ``a/c``) as a path inside ``root``.
+def confine(root: Path, relpath: str, *, base: str = "") -> str:
+    """``base/relpath`` normalised (``a/./b/../c`` → ``a/c``) as a path inside ``root``.
 
-    Only ``root`` and what lies lexically below it is looked at (to follow symbolic links).
+    ``base`` is the root-relative folder a list's entries are relative to.  Only ``root`` and
+    what lies lexically below it is looked at (to follow symbolic links).
 
     Raises
     ------
@@ -47,14 +48,15 @@ def confine(root: Path, relpath: str) -> str:
         raise ValueError(f"path {relpath[:40]!r}... has a name longer than {MAX_NAME_BYTES} bytes")
     if PurePosixPath(relpath).is_absolute() or PureWindowsPath(relpath).is_absolute():
         raise ValueError(f"path {relpath} is absolute: entries must be relative to the dataset root")
-    normal = os.path.normpath(relpath)
+    joined = f"{base}/{relpath}" if base else relpath
+    normal = os.path.normpath(joined)
     if normal == os.curdir:
-        raise ValueError(f"path {relpath} names the dataset root itself, not a video")
+        raise ValueError(f"path {joined} names the dataset root itself, not a video")
     if normal == os.pardir or normal.startswith(os.pardir + os.sep):
-        raise ValueError(f"path {relpath} leads outside the dataset root")
+        raise ValueError(f"path {joined} leads outside the dataset root")
     root_real = Path(root).resolve()
     if not (root_real / normal).resolve().is_relative_to(root_real):
-        raise ValueError(f"path {relpath} leads outside the dataset root through a symbolic link")
+        raise ValueError(f"path {joined} leads outside the dataset root through a symbolic link")
     return PurePosixPath(normal).as_posix()
 
 
@@ -130,10 +132,10 @@ class ListingBuilder:
     def skip(self, where: str, reason: str) -> None:
         self.problems.append(Problem(where, reason))
 
-    def confine(self, where: str, relpath: str) -> str | None:
-        """``relpath`` confined to the root (see :func:`confine`), or None with the skip recorded."""
+    def confine(self, where: str, relpath: str, *, base: str = "") -> str | None:
+        """``base/relpath`` confined to the root (see :func:`confine`), or None with the skip recorded."""
         try:
-            return confine(self.root, relpath)
+            return confine(self.root, relpath, base=base)
         except ValueError as exc:
             self.skip(where, str(exc))
             return None
