@@ -6,8 +6,8 @@ import time
 
 import numpy as np
 
-from lstmfpga.host.backends.base import Backend, BackendOutput
 from lstmfpga.foundation.integer_lstm import classifier_logits, run_layer
+from lstmfpga.host.backends.base import Backend, BackendOutput
 
 
 class GoldenBackend(Backend):
