@@ -4,14 +4,18 @@ How ``trials`` stays exact across worker processes and machines sharing one stor
 
 * the study holds one *slot* per requested trial: whoever starts a search enqueues WAITING trials
   until the slots (trials that are not superseded retries or surplus) number ``trials``;
-* workers only ever claim WAITING trials (an atomic state change in the storage), never create
-  them, so no two workers run one trial and no worker adds one;
-* a running trial records a heartbeat; a trial whose heartbeat stops (its worker was killed) is
-  marked FAIL by the next worker that looks, exactly once, and re-enqueued with the same
-  parameters (Optuna's ``RetryHeartbeatStaleTrialCallback``); the retry continues from the dead trial's
-  last finished epoch;
-* two searches started at the same moment may both enqueue: a worker that claims a trial beyond
-  the first ``trials`` slots marks it FAIL with the user attribute ``surplus`` instead of running it.
+* a worker runs ``study.optimize(..., n_trials=1)`` only while WAITING trials exist, so its
+  ``ask`` claims one of them (an atomic state change in the storage): no two workers run one trial;
+* a running trial records a heartbeat (the storage's ``heartbeat_interval``); a trial whose heartbeat
+  stops (its worker was killed) is marked FAIL by the next worker that looks, exactly once, and
+  re-enqueued with the same parameters (Optuna's ``RetryFailedTrialCallback``); the retry continues
+  from the dead trial's last finished epoch;
+* a trial beyond the first ``trials`` slots (two searches that started at the same moment both
+  enqueued, or an ``ask`` that found the last waiting trial taken by another worker and created
+  one) is PRUNED at once with the user attribute ``surplus``, never run.
+
+Only Optuna's public API is used: storages, callbacks, ``enqueue_trial``, ``optimize``,
+``get_trials``.
 
 Parameters are drawn by Optuna's ``RandomSampler``, reseeded per trial number, so a search gives
 the same trials whatever the number of workers.
@@ -24,22 +28,22 @@ trial).
 
 from __future__ import annotations
 
-import contextlib
 import csv
+import functools
+import io
 import json
 import math
 import multiprocessing
 import os
-import shutil
-import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 
+from lstmfpga.foundation.atomic import atomic_write_bytes
 from lstmfpga.foundation.errors import ConfigError
+from lstmfpga.foundation.validation import check_integer, is_integer
 from lstmfpga.foundation.process_lifetime import die_with_parent
 from lstmfpga.model.search_space import DEFAULT_SPACE, SearchSpace
 from lstmfpga.model.train_config import TrainConfig
@@ -94,21 +98,22 @@ def default_storage(out_dir) -> str:
 def _quiet_optuna():
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # ERROR: the worker reports failed and surplus trials itself, in one line each.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     return optuna
 
 
 def _make_storage(url: str, heartbeat_interval: int, grace_period: int):
     _quiet_optuna()
-    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+    from optuna.storages import RDBStorage, RetryFailedTrialCallback
 
     engine_kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     for attempt in range(4):
         try:
             return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
                               grace_period=grace_period,
-                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
+                              heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=MAX_RETRY))
         except (ImportError, ValueError) as exc:
             raise ConfigError(f"search storage {url!r} cannot be opened: {exc}") from exc
         except Exception as exc:  # sqlalchemy.exc.*: a bad URL, a refused connection, a missing driver
@@ -125,9 +130,11 @@ def _make_storage(url: str, heartbeat_interval: int, grace_period: int):
 
 def _superseded(trials) -> set[int]:
     """Numbers of FAIL trials that a retry replaced."""
+    from optuna.storages import RetryFailedTrialCallback
+
     numbers = set()
     for trial in trials:
-        numbers.update(trial.system_attrs.get("retry_history", ()))
+        numbers.update(RetryFailedTrialCallback.retry_history(trial))
     return numbers
 
 
@@ -136,44 +143,6 @@ def _slots(trials) -> list:
     superseded = _superseded(trials)
     return sorted((t for t in trials if t.number not in superseded and not t.user_attrs.get("surplus")),
                   key=lambda t: t.number)
-
-
-def _claim_waiting_trial(study):
-    """Atomically move one WAITING trial to RUNNING and return it as a ``Trial``; None if none is left."""
-    optuna = _quiet_optuna()
-    from optuna.trial import TrialState
-
-    storage = study._storage
-    for frozen in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        # Heartbeat first: a worker killed right after claiming then still leaves a trial that goes stale.
-        storage.record_heartbeat(frozen._trial_id)
-        try:
-            if storage.set_trial_state_values(frozen._trial_id, state=TrialState.RUNNING):
-                return optuna.Trial(study, frozen._trial_id)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue
-    return None
-
-
-@contextlib.contextmanager
-def _heartbeat(storage, trial_id: int, interval: int):
-    stop = threading.Event()
-
-    def beat():
-        while not stop.wait(interval):
-            try:
-                storage.record_heartbeat(trial_id)
-            except Exception:  # a locked database now and then: the next beat retries
-                pass
-
-    storage.record_heartbeat(trial_id)
-    thread = threading.Thread(target=beat, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
 
 
 def _load_feature_set(features):
@@ -191,28 +160,39 @@ def _trial_dir(out_dir, number: int) -> Path:
     return Path(out_dir) / TRIALS_DIR / f"trial-{number:04d}"
 
 
-def _finish(study, trial, log, value=None, *, state=None, attrs: Mapping = MappingProxyType({})) -> None:
-    """Record ``attrs`` and tell the trial's outcome, unless another worker already failed it."""
+class _TrialFailed(Exception):
+    """A trial's training failed or gave no dev metric; the worker has reported why."""
+
+
+def _frozen(study, number: int):
+    return next(t for t in study.get_trials(deepcopy=False) if t.number == number)
+
+
+def _continue_killed_trial(study, number: int, trial_dir: Path, out_dir) -> None:
+    """A retry of a killed trial continues from its last finished epoch when its files are here."""
+    from optuna.storages import RetryFailedTrialCallback
+
+    from lstmfpga.model.training import RESUME_NAME
+
+    history = RetryFailedTrialCallback.retry_history(_frozen(study, number))
+    if not history:
+        return
+    killed = _frozen(study, history[-1])
+    previous = Path(_where(killed).get("trial_dir", _trial_dir(out_dir, history[-1]))) / RESUME_NAME
+    if previous.exists():
+        atomic_write_bytes(trial_dir / RESUME_NAME, previous.read_bytes())
+
+
+def _objective(trial, *, study, spec: _WorkerSpec, feature_set, log) -> float:
+    """Train one trial's head; its dev monitor value, or :class:`_TrialFailed` (FAIL) or PRUNED for a surplus."""
     import optuna
-
-    try:
-        for key, attr in attrs.items():
-            trial.set_user_attr(key, attr)
-        study.tell(trial, value, state=state)
-    except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
-        if not study._storage.get_trial(trial._trial_id).state.is_finished():
-            raise
-        # Another worker saw no heartbeat for longer than the grace period and declared this trial
-        # dead; its retry is already queued and will run it again.
-        log(f"trial {trial.number} was declared dead while running (heartbeats were late); a retry runs it")
-
-
-def _run_one_trial(study, trial, spec: _WorkerSpec, feature_set, log) -> None:
     from optuna.samplers import RandomSampler
-    from optuna.trial import TrialState
 
-    from lstmfpga.model.training import RESUME_NAME, train_head
+    from lstmfpga.model.training import train_head
 
+    if trial.number not in [t.number for t in _slots(study.get_trials(deepcopy=False))][:spec.trials]:
+        trial.set_user_attr("surplus", True)
+        raise optuna.TrialPruned(f"trial {trial.number} is beyond the {spec.trials} trials of the search")
     study.sampler = RandomSampler(seed=spec.sampler_seed * _SAMPLER_STRIDE + trial.number)
     started = time.perf_counter()
     trial_dir = _trial_dir(spec.out_dir, trial.number).resolve()
@@ -222,21 +202,14 @@ def _run_one_trial(study, trial, spec: _WorkerSpec, feature_set, log) -> None:
     try:
         params = {name: trial.suggest_categorical(name, list(values)) for name, values in spec.space.items()}
         config = TrainConfig(**{**spec.base, **params})
-        history = study._storage.get_trial(trial._trial_id).system_attrs.get("retry_history", ())
-        if history:
-            # A retry of a killed trial: continue from its last finished epoch when its files are here.
-            killed = study._storage.get_trial(study._storage.get_trial_id_from_study_id_trial_number(
-                study._study_id, history[-1]))
-            previous = Path(_where(killed).get("trial_dir", _trial_dir(spec.out_dir, history[-1]))) / RESUME_NAME
-            if previous.exists():
-                trial_dir.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(previous, trial_dir / RESUME_NAME)
+        _continue_killed_trial(study, trial.number, trial_dir, spec.out_dir)
         result = train_head(config, feature_set, trial_dir, log=None, plots=spec.trial_plots,
                             checkpoint_every_s=spec.checkpoint_every_s)
     except Exception as exc:  # skip-and-report: one bad trial must not end the search
-        _finish(study, trial, log, state=TrialState.FAIL, attrs={"error": f"{type(exc).__name__}: {exc}"})
-        log(f"trial {trial.number} failed: {type(exc).__name__}: {exc}")
-        return
+        error = f"{type(exc).__name__}: {exc}"
+        trial.set_user_attr("error", error)
+        log(f"trial {trial.number} failed: {error}")
+        raise _TrialFailed(error) from exc
     metrics = result.metrics
     summary = {
         "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"],
@@ -246,16 +219,15 @@ def _run_one_trial(study, trial, spec: _WorkerSpec, feature_set, log) -> None:
            if metrics["eval"] else {}),
         "seconds": round(time.perf_counter() - started, 3),
     }
+    trial.set_user_attr("summary", summary)  # one attribute: every attribute is a storage commit
     value = result.monitor_value
     if math.isnan(value):
-        _finish(study, trial, log, state=TrialState.FAIL,
-                attrs={"summary": summary, "error": f"dev {config.monitor} is undefined"})
+        trial.set_user_attr("error", f"dev {config.monitor} is undefined")
         log(f"trial {trial.number} failed: dev {config.monitor} is undefined")
-        return
-    # one summary attribute: every attribute is a storage commit
-    _finish(study, trial, log, value, attrs={"summary": summary})
+        raise _TrialFailed(f"dev {config.monitor} is undefined")
     log(f"trial {trial.number:>4} done in {summary['seconds']:7.1f} s: dev {config.monitor} {value:.4f} "
         f"[worker {spec.worker}]")
+    return value
 
 
 def _worker_loop(spec: _WorkerSpec, log: Callable[[str], None]) -> int:
@@ -270,26 +242,34 @@ def _worker_loop(spec: _WorkerSpec, log: Callable[[str], None]) -> int:
         torch.set_num_threads(spec.threads)
     storage = _make_storage(spec.storage, spec.heartbeat_interval, spec.grace_period)
     study = optuna.load_study(study_name=spec.study_name, storage=storage)
-    feature_set = _load_feature_set(spec.features)
+    objective = functools.partial(_objective, study=study, spec=spec, feature_set=_load_feature_set(spec.features),
+                                  log=log)
     done = 0
     poll = min(1.0, spec.heartbeat_interval)
     while True:
         fail_stale_trials(study)
-        trial = _claim_waiting_trial(study)
-        if trial is None:
+        if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                 return done
             # Another worker is busy; if it dies, its trial goes stale and comes back as WAITING.
             time.sleep(poll)
             continue
-        slots = [t.number for t in _slots(study.get_trials(deepcopy=False))]
-        if trial.number not in slots[:spec.trials]:
-            trial.set_user_attr("surplus", True)
-            study.tell(trial, state=TrialState.FAIL)
-            continue
-        with _heartbeat(storage, trial._trial_id, spec.heartbeat_interval):
-            _run_one_trial(study, trial, spec, feature_set, log)
-        done += 1
+        numbers = []
+
+        def run(trial):
+            numbers.append(trial.number)
+            return objective(trial)
+
+        try:
+            study.optimize(run, n_trials=1, catch=(Exception,))
+        except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
+            if not numbers or not _frozen(study, numbers[0]).state.is_finished():
+                raise
+            # Another worker saw no heartbeat for longer than the grace period and declared this
+            # trial dead; its retry is already queued and will run it again.
+            log(f"trial {numbers[0]} was declared dead while running (heartbeats were late); a retry runs it")
+        if numbers and not _frozen(study, numbers[0]).user_attrs.get("surplus"):
+            done += 1
 
 
 def _worker_main(spec: _WorkerSpec, parent: int) -> None:
@@ -347,13 +327,13 @@ def _write_best(out_dir: Path, best_trial, config: TrainConfig, monitor: str, sa
     copied = False
     for name in ("checkpoint.pt", "metrics.json", "loss_accuracy.png", "confusion_matrix.png", "roc.png"):
         if (trial_dir / name).exists():
-            shutil.copyfile(trial_dir / name, best_dir / name)
+            atomic_write_bytes(best_dir / name, (trial_dir / name).read_bytes())
             copied = True
     if not copied:
         say(f"warning: the best trial's files are not on this machine: {where.get('host')}:{trial_dir}")
     document = {"trial": best_trial.number, "monitor": monitor, "value": best_trial.value,
                 "config": config.to_dict(), "trial_dir": str(trial_dir), "host": where.get("host")}
-    (best_dir / "config.json").write_text(json.dumps(document, indent=2) + "\n")
+    atomic_write_bytes(best_dir / "config.json", (json.dumps(document, indent=2) + "\n").encode())
 
 
 def run_search(features, *, trials: int, out_dir, storage: str | None = None,
@@ -393,11 +373,10 @@ def run_search(features, *, trials: int, out_dir, storage: str | None = None,
     """
     optuna = _quiet_optuna()
     say = log or (lambda line: None)
-    for name, value, low in (("trials", trials, 1), ("workers", workers, 1), ("heartbeat_interval", heartbeat_interval, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ConfigError(f"{name} must be an integer >= {low}, not {value!r}")
+    for name, value in (("trials", trials), ("workers", workers), ("heartbeat_interval", heartbeat_interval)):
+        check_integer(name, value, low=1)
     grace_period = 3 * heartbeat_interval if grace_period is None else grace_period
-    if not isinstance(grace_period, int) or grace_period <= heartbeat_interval:
+    if not is_integer(grace_period) or grace_period <= heartbeat_interval:
         raise ConfigError(f"grace_period must be an integer above heartbeat_interval={heartbeat_interval}, not {grace_period!r}")
     space = space if isinstance(space, SearchSpace) else SearchSpace(space)
     if isinstance(base_config, TrainConfig):
@@ -479,10 +458,11 @@ def _collect(study, out_dir: Path, url: str, study_name: str, space: SearchSpace
     columns = ["rank", "trial", monitor, "dev_accuracy", "dev_loss", "eval_accuracy", "eval_roc_auc",
                *[n for n in names if n not in (monitor,)], "best_epoch", "seconds"]
     csv_path = out_dir / RESULTS_CSV
-    with open(csv_path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(csv_path, text.getvalue().encode())
     for trial in failed:
         say(f"trial {trial.number} failed: {trial.user_attrs.get('error', 'worker died too often')}")
     if not complete:
