@@ -35,6 +35,10 @@ def _add_backend(p, *, default: str) -> None:
     p.add_argument("--max-steps", type=int, default=None, help="longest sequence of the simulated core (rtl)")
     p.add_argument("--build-dir", default=None,
                    help="Verilator build cache of the rtl backend (default ~/.cache/lstmfpga/verilator)")
+    p.add_argument("--simulator", choices=("harness", "cocotb"), default="harness",
+                   help="rtl backend: the compiled C++ harness (default) or the cocotb board (Python per clock)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="rtl backend: harness processes sharing each batch (independent cores; default 1)")
     p.add_argument("--overlay", default=None, help="bitstream .bit with its .hwh beside it (pynq backend)")
     p.add_argument("--core-name", default=None, help="core IP name in the overlay (default: found by VLNV)")
     p.add_argument("--dma-name", default=None, help="AXI DMA IP name in the overlay (default: the only one)")

@@ -71,8 +71,12 @@ def build_backend(args, artifact):
         kw = {"max_steps": args.max_steps} if args.max_steps else {}
         if args.build_dir:
             kw["cache_dir"] = args.build_dir
+        if args.simulator == "harness":
+            kw["jobs"] = args.jobs
+        elif args.jobs != 1:
+            raise ConfigError("--jobs runs harness processes; the cocotb board runs one simulation")
         return make_backend("rtl", artifact=artifact, mode=args.mode or "full", lanes=args.lanes,
-                            double_buffer=double_buffer, **kw)
+                            double_buffer=double_buffer, simulator=args.simulator, **kw)
     if args.overlay is None:
         raise ConfigError("the pynq backend needs --overlay (the .bit file)")
     return make_backend("pynq", artifact=artifact, overlay=args.overlay, mode=args.mode, core_name=args.core_name,

@@ -7,6 +7,7 @@ def register(subparsers) -> None:
     """Add this stage's subcommands to the ``lstmfpga`` parser."""
     from lstmfpga.foundation.hw.config import MODES
     from lstmfpga.sim.golden.cli import register as register_golden
+    from lstmfpga.sim.rtl_check import SIMULATORS
 
     register_golden(subparsers)
     p = subparsers.add_parser(
@@ -24,11 +25,16 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--build-dir", default=None,
                    help="where Verilator builds are cached (default: ~/.cache/lstmfpga/verilator)")
+    p.add_argument("--simulator", choices=SIMULATORS, default="harness",
+                   help="harness: the compiled C++ harness (default); cocotb: the cocotb bench, Python per clock")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="harness processes sharing the sequences (independent cores; default 1)")
     p.set_defaults(handler=_verify)
 
 
 def _verify(args) -> int:
     import tempfile
+    import time
     from pathlib import Path
 
     import numpy as np
@@ -42,6 +48,10 @@ def _verify(args) -> int:
 
     if args.sequences < 1:
         raise InputError(f"--sequences must be at least 1, not {args.sequences}")
+    if args.jobs < 1:
+        raise InputError(f"--jobs must be at least 1, not {args.jobs}")
+    if args.jobs > 1 and args.simulator != "harness":
+        raise InputError("--jobs runs harness processes; the cocotb bench runs one simulation")
     artifact = load_model(args.model)
     config = AcceleratorConfig.from_artifact(artifact, lanes=args.lanes, mode=args.mode,
                                              max_timesteps=args.max_timesteps)
@@ -56,11 +66,13 @@ def _verify(args) -> int:
     sequences = [Sequence(0, random_codes(artifact, rng, int(T))) for T in steps]
     cache = Path(args.build_dir) if args.build_dir else DEFAULT_CACHE
     print(f"building/simulating I={config.input_size} H={config.hidden_size} L={config.num_layers} "
-          f"P={config.lanes} mode={config.mode} ({len(sequences)} sequences)...", flush=True)
+          f"P={config.lanes} mode={config.mode} ({len(sequences)} sequences, {args.simulator})...", flush=True)
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="lstmfpga-verify-") as work:
         try:
             results = run_sequences(config, [artifact], sequences, cache_dir=cache, work_dir=Path(work),
-                                    seed=args.seed)
+                                    seed=args.seed, simulator=args.simulator,
+                                    **({"jobs": args.jobs} if args.simulator == "harness" else {}))
         except RuntimeError as exc:
             raise ConfigError(f"Verilator build or simulation failed (build cache {cache}): {exc}") from None
     summary = summarize(results)
@@ -75,5 +87,6 @@ def _verify(args) -> int:
     for run in results["runs"]:
         if not run["ok"]:
             print(f"  sequence {run['index']} (T={run['T']}): mismatch, ERROR=0x{run['error']:x}")
+    print(f"wall time {time.perf_counter() - started:.1f} s (build included)")
     print("PASS" if summary["failed"] == 0 else "FAIL")
     return 0 if summary["failed"] == 0 else 1

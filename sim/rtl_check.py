@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lstmfpga.foundation.errors import ConfigError
 from lstmfpga.foundation.hw import register_map, stream_format
 from lstmfpga.foundation.hw.config import AcceleratorConfig
 from lstmfpga.foundation.hw.weight_image import build_weight_image, image_lanes
@@ -69,14 +70,36 @@ def build_job(config: AcceleratorConfig, artifacts: list, sequences: list[Sequen
     return job, arrays
 
 
+SIMULATORS = ("harness", "cocotb")
+
+
 def run_sequences(config: AcceleratorConfig, artifacts: list, sequences: list[Sequence], *,
-                  cache_dir: Path, work_dir: Path, **job_options) -> dict:
-    """Build (or reuse) the core for ``config``, run ``sequences``; return the bench results."""
+                  cache_dir: Path, work_dir: Path, simulator: str = "cocotb", jobs: int = 1,
+                  **job_options) -> dict:
+    """Build (or reuse) the core for ``config``, run ``sequences``; return the bench results.
+
+    ``simulator="harness"`` runs normal sequences of one artifact on the compiled harness in
+    ``jobs`` processes; ``"cocotb"`` runs any job (faults, several images) on the cocotb bench.
+    """
     from lstmfpga.sim import verilator
 
-    build_dir = verilator.build(config, cache_dir)
-    job, arrays = build_job(config, artifacts, sequences, **job_options)
-    return verilator.run_job(build_dir, work_dir, job, arrays)
+    if simulator not in SIMULATORS:
+        raise ConfigError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+    if simulator == "cocotb":
+        build_dir = verilator.build(config, cache_dir)
+        job, arrays = build_job(config, artifacts, sequences, **job_options)
+        return verilator.run_job(build_dir, work_dir, job, arrays)
+    from lstmfpga.sim.harness.packets import run_packets
+
+    if len(artifacts) != 1 or any(seq.kind != "normal" or seq.artifact_index != 0 for seq in sequences):
+        raise ConfigError("the harness runs normal sequences of one artifact; faults and several images "
+                          "run on the cocotb bench (simulator='cocotb')")
+    options = {"input_pause": 0.3, "output_pause": 0.3, **job_options}  # build_job's defaults
+    library = verilator.build_harness(config, cache_dir)
+    image = image_lanes(config, build_weight_image(artifacts[0], config))
+    packets = [(*golden_packets(config, artifacts[0], seq.x_codes), seq.x_codes.shape[0]) for seq in sequences]
+    return run_packets(library, config, image, [(lanes, T, expected) for lanes, expected, T in packets],
+                       jobs=jobs, **options)
 
 
 def summarize(results: dict) -> dict:

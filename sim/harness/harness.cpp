@@ -1,0 +1,304 @@
+// The board's side of every port of the Verilated accelerator, clocked from C++.
+//
+// An AXI4-Lite master (one register read or write per call), an AXI4-Stream source (the MM2S
+// DMA: one packet per transfer, TLAST on its last beat) and sink (the S2MM DMA: writes beats into
+// the caller's buffer until TLAST), each with optional random idle cycles.  Every call advances
+// the clock until its transaction completes or a cycle limit passes; the streams progress on
+// every cycle, whichever call is clocking.  Port widths come from the Verilated types, so one
+// source serves any stream width.  Plain C entry points, loaded through ctypes.
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "harness_top.h"  // written by the build: the Verilated top's header and class
+#include "verilated.h"
+
+using Top = HarnessTop;
+
+namespace {
+
+// 32-bit lanes per value of each Verilated port type
+template <class T> struct PortLanes { static constexpr int value = (sizeof(T) + 3) / 4; };
+template <std::size_t N> struct PortLanes<VlWide<N>> { static constexpr int value = N; };
+
+template <class T> void put_lanes(T& port, const uint32_t* lanes) {
+    if constexpr (sizeof(T) > 4) {
+        port = static_cast<T>(lanes[0]) | (static_cast<T>(lanes[1]) << 32);
+    } else {
+        port = static_cast<T>(lanes[0]);
+    }
+}
+template <std::size_t N> void put_lanes(VlWide<N>& port, const uint32_t* lanes) {
+    for (std::size_t i = 0; i < N; ++i) port[i] = lanes[i];
+}
+template <class T> void get_lanes(const T& port, uint32_t* lanes) {
+    lanes[0] = static_cast<uint32_t>(port);
+    if constexpr (sizeof(T) > 4) lanes[1] = static_cast<uint32_t>(static_cast<uint64_t>(port) >> 32);
+}
+template <std::size_t N> void get_lanes(const VlWide<N>& port, uint32_t* lanes) {
+    for (std::size_t i = 0; i < N; ++i) lanes[i] = port[i];
+}
+
+// optional byte-enable ports (a wider stream may carry TKEEP): drive all bytes valid
+template <class T, class = void> struct HasInputKeep : std::false_type {};
+template <class T> struct HasInputKeep<T, std::void_t<decltype(std::declval<T&>().s_axis_tkeep)>>
+    : std::true_type {};
+template <class T> void keep_all_bytes(T& top) {
+    if constexpr (HasInputKeep<T>::value) top.s_axis_tkeep = ~0u;
+}
+
+constexpr int kInLanes = PortLanes<std::remove_reference_t<decltype(std::declval<Top&>().s_axis_tdata)>>::value;
+constexpr int kOutLanes = PortLanes<std::remove_reference_t<decltype(std::declval<Top&>().m_axis_tdata)>>::value;
+
+// result codes shared with the Python loader
+enum Result : int { kOk = 0, kTimeout = 1, kOverrun = 2, kBusy = 3 };
+
+struct Harness {
+    VerilatedContext context;
+    std::unique_ptr<Top> top;
+    uint64_t cycle = 0;
+    uint64_t rng;
+    double input_pause = 0.0, output_pause = 0.0;
+    bool output_stalled = false;
+
+    // MM2S: the packet being sent, whole beats, zero-padded
+    std::vector<uint32_t> send;
+    uint64_t send_beats = 0, sent_beats = 0;
+    bool send_valid = false, send_stopped = false;
+
+    bool sending() const { return sent_beats < send_beats && !send_stopped; }
+
+    // S2MM: the caller's buffer, filled beat by beat until TLAST
+    uint8_t* recv_buffer = nullptr;
+    uint64_t recv_capacity = 0, recv_bytes = 0, received_beats = 0;
+    bool receiving = false, recv_overrun = false;
+
+    // AXI4-Lite handshakes sampled at the last rising edge
+    bool aw_fire = false, w_fire = false, b_fire = false, ar_fire = false, r_fire = false;
+    uint32_t rdata = 0;
+
+    explicit Harness(uint64_t seed) : top(new Top{&context}), rng(seed * 0x9E3779B97F4A7C15ull + 1) {
+        keep_all_bytes(*top);
+        top->aclk = 0;
+        top->aresetn = 0;
+        top->eval();
+    }
+
+    ~Harness() { top->final(); }
+
+    bool draw(double probability) {  // splitmix64
+        if (probability <= 0.0) return false;
+        uint64_t z = (rng += 0x9E3779B97F4A7C15ull);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+        return static_cast<double>(z >> 11) * (1.0 / 9007199254740992.0) < probability;
+    }
+
+    // One clock cycle: drive the streams, settle, sample the handshakes, rising edge, update.
+    void tick() {
+        if (!send_valid && sending() && !draw(input_pause)) {
+            put_lanes(top->s_axis_tdata, &send[sent_beats * kInLanes]);
+            top->s_axis_tlast = sent_beats + 1 == send_beats;
+            send_valid = true;
+        }
+        top->s_axis_tvalid = send_valid;
+        top->m_axis_tready = receiving && !output_stalled && !draw(output_pause);
+        top->aclk = 0;
+        top->eval();
+        const bool in_fire = send_valid && top->s_axis_tready;
+        const bool out_fire = top->m_axis_tvalid && top->m_axis_tready;
+        aw_fire = top->s_axi_awvalid && top->s_axi_awready;
+        w_fire = top->s_axi_wvalid && top->s_axi_wready;
+        b_fire = top->s_axi_bvalid && top->s_axi_bready;
+        ar_fire = top->s_axi_arvalid && top->s_axi_arready;
+        r_fire = top->s_axi_rvalid && top->s_axi_rready;
+        rdata = top->s_axi_rdata;
+        uint32_t beat[kOutLanes];
+        bool out_last = false;
+        if (out_fire) {
+            get_lanes(top->m_axis_tdata, beat);
+            out_last = top->m_axis_tlast;
+        }
+        top->aclk = 1;
+        top->eval();
+        context.timeInc(1);
+        ++cycle;
+        if (in_fire) {
+            send_valid = false;
+            ++sent_beats;
+        }
+        if (out_fire) {
+            ++received_beats;
+            const uint64_t room = recv_capacity - recv_bytes;
+            const uint64_t take = room < sizeof(beat) ? room : sizeof(beat);
+            if (take < sizeof(beat)) recv_overrun = true;
+            std::memcpy(recv_buffer + recv_bytes, beat, take);
+            recv_bytes += take;
+            if (out_last) receiving = false;
+        }
+    }
+
+    bool run_until(uint64_t limit, bool (*done)(const Harness&)) {
+        for (uint64_t n = 0; !done(*this); ++n) {
+            if (n >= limit) return false;
+            tick();
+        }
+        return true;
+    }
+};
+
+}  // namespace
+
+extern "C" {
+
+int harness_input_lanes() { return kInLanes; }
+int harness_output_lanes() { return kOutLanes; }
+
+void* harness_create(uint64_t seed) { return new Harness(seed); }
+void harness_destroy(void* h) { delete static_cast<Harness*>(h); }
+
+void harness_configure(void* handle, double input_pause, double output_pause, int output_stalled) {
+    auto* h = static_cast<Harness*>(handle);
+    h->input_pause = input_pause;
+    h->output_pause = output_pause;
+    h->output_stalled = output_stalled != 0;
+}
+
+uint64_t harness_cycle(void* h) { return static_cast<Harness*>(h)->cycle; }
+
+void harness_counters(void* handle, uint64_t* out) {
+    auto* h = static_cast<Harness*>(handle);
+    out[0] = h->sent_beats;
+    out[1] = h->send_beats;
+    out[2] = h->received_beats;
+    out[3] = h->recv_bytes;
+}
+
+void harness_reset(void* handle, uint64_t low_cycles, uint64_t high_cycles) {
+    auto* h = static_cast<Harness*>(handle);
+    h->top->aresetn = 0;
+    for (uint64_t n = 0; n < low_cycles; ++n) h->tick();
+    h->top->aresetn = 1;
+    for (uint64_t n = 0; n < high_cycles; ++n) h->tick();
+}
+
+void harness_run(void* handle, uint64_t cycles) {
+    auto* h = static_cast<Harness*>(handle);
+    for (uint64_t n = 0; n < cycles; ++n) h->tick();
+}
+
+// AXI4-Lite write: address and data presented together, then the response.
+int harness_write(void* handle, uint32_t address, uint32_t value, uint64_t limit) {
+    auto* h = static_cast<Harness*>(handle);
+    Top& t = *h->top;
+    t.s_axi_awaddr = address;
+    t.s_axi_wdata = value;
+    t.s_axi_wstrb = 0xF;
+    t.s_axi_awvalid = 1;
+    t.s_axi_wvalid = 1;
+    t.s_axi_bready = 1;
+    bool address_done = false, data_done = false;
+    int result = kTimeout;
+    for (uint64_t n = 0; n < limit; ++n) {
+        h->tick();
+        if (address_done && data_done && h->b_fire) {
+            result = kOk;
+            break;
+        }
+        address_done |= h->aw_fire;
+        data_done |= h->w_fire;
+        if (address_done) t.s_axi_awvalid = 0;
+        if (data_done) t.s_axi_wvalid = 0;
+    }
+    t.s_axi_awvalid = 0;
+    t.s_axi_wvalid = 0;
+    t.s_axi_bready = 0;
+    return result;
+}
+
+// AXI4-Lite read of one 32-bit register.
+int harness_read(void* handle, uint32_t address, uint32_t* value, uint64_t limit) {
+    auto* h = static_cast<Harness*>(handle);
+    Top& t = *h->top;
+    t.s_axi_araddr = address;
+    t.s_axi_arvalid = 1;
+    t.s_axi_rready = 1;
+    bool address_done = false;
+    int result = kTimeout;
+    for (uint64_t n = 0; n < limit; ++n) {
+        h->tick();
+        if (address_done && h->r_fire) {
+            *value = h->rdata;
+            result = kOk;
+            break;
+        }
+        address_done |= h->ar_fire;
+        if (address_done) t.s_axi_arvalid = 0;
+    }
+    t.s_axi_arvalid = 0;
+    t.s_axi_rready = 0;
+    return result;
+}
+
+// MM2S: queue ``nbytes`` of ``data`` as one packet; it streams while the clock runs.
+int harness_send(void* handle, const uint8_t* data, uint64_t nbytes) {
+    auto* h = static_cast<Harness*>(handle);
+    if (h->sending()) return kBusy;
+    const uint64_t beat_bytes = 4 * kInLanes;
+    h->send_beats = (nbytes + beat_bytes - 1) / beat_bytes;
+    h->send.assign(h->send_beats * kInLanes, 0);
+    std::memcpy(h->send.data(), data, nbytes);
+    h->sent_beats = 0;
+    h->send_valid = false;
+    h->send_stopped = false;
+    return kOk;
+}
+
+// S2MM: arm a receive into ``buffer`` (``capacity`` bytes); complete at TLAST.
+int harness_receive(void* handle, uint8_t* buffer, uint64_t capacity) {
+    auto* h = static_cast<Harness*>(handle);
+    if (h->receiving) return kBusy;
+    h->recv_buffer = buffer;
+    h->recv_capacity = capacity;
+    h->recv_bytes = 0;
+    h->received_beats = 0;
+    h->recv_overrun = false;
+    h->receiving = true;
+    return kOk;
+}
+
+int harness_wait_send(void* handle, uint64_t limit) {
+    auto* h = static_cast<Harness*>(handle);
+    const bool done = h->run_until(limit, [](const Harness& s) { return !s.sending(); });
+    return done ? kOk : kTimeout;
+}
+
+int harness_wait_receive(void* handle, uint64_t limit) {
+    auto* h = static_cast<Harness*>(handle);
+    const bool done = h->run_until(limit, [](const Harness& s) { return !s.receiving; });
+    if (!done) return kTimeout;
+    return h->recv_overrun ? kOverrun : kOk;
+}
+
+// Abandon the open transfers (the DMA's reset): the source drops TVALID, the sink stops
+// accepting; the counters keep the abandoned packet's progress for messages.
+void harness_stop(void* handle, int send, int receive) {
+    auto* h = static_cast<Harness*>(handle);
+    if (send) {
+        h->send_stopped = true;
+        h->send_valid = false;
+        h->top->s_axis_tvalid = 0;
+    }
+    if (receive) {
+        h->receiving = false;
+        h->recv_buffer = nullptr;
+        h->recv_capacity = 0;
+    }
+}
+
+}  // extern "C"

