@@ -58,14 +58,16 @@ class PackedMac(wiring.Component):
 
     Each input beat carries one column: the rows' weights (row ``r`` at bits ``r·wb``; a row
     with no weights is zero), the broadcast activation, and ``first``/``last`` marking a dot
-    product.  The packed operand ``Σ w_r·2^(rS)`` and the activation enter the A and B registers,
-    their product the M register, and P accumulates it, starting each run at the packing's bias,
-    so the four registers and the multiplier form one DSP48E2 (A/B, M and P registers, the bias
-    on the C port through the Z multiplexer).  Every ``run`` products, or at ``last``, the
-    fields are read from P by wiring alone and, when a dot product may be longer than a run,
-    added into per-row accumulators in fabric.  :attr:`LATENCY` cycles after a beat with
-    ``last`` is taken, ``o_stream`` offers the row sums; it holds them until taken, and
-    ``i_stream`` waits only when a new result would overwrite one not yet taken.
+    product (a ``first`` restarts the sum).  The packed operand ``Σ w_r·2^(rS)`` and the
+    activation enter the A and B registers, their product the M register, and P accumulates it,
+    starting each run at the packing's bias: the shape DSP inference puts in one slice (A/B, M
+    and P registers, the bias a constant on the C port selected by the Z multiplexer; Yosys
+    packs the registers and the adder this way for 7-series, and for UltraScale+ maps only the
+    multiplier).  Every ``run`` products, or at ``last``, the fields are read from P by wiring
+    alone and, when a dot product may be longer than a run, added into per-row accumulators in
+    fabric.  :attr:`LATENCY` cycles after a beat with ``last`` is taken, ``o_stream`` offers the
+    row sums; it holds them until taken, and ``i_stream`` waits only when a new result would
+    overwrite one not yet taken.
 
     Parameters
     ----------
@@ -88,6 +90,8 @@ class PackedMac(wiring.Component):
         Products accumulated in P before a flush (the packing's run, or ``max_length``).
     sum_bits : int
         Signed width of each row sum.
+    acc_bits : int
+        Signed width of the P register (a full run, biased).
 
     Raises
     ------
