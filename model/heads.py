@@ -12,15 +12,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lstmfpga.foundation.validation import check_integer
 from lstmfpga.model.train_config import HEADS, canonical_choice
 
 NUM_CLASSES = 2
 
 
 def _check_positive(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, not {value!r}")
-    return value
+    return check_integer(name, value, low=1, what="a positive integer", error=ValueError)
 
 
 def _check_dropout(value) -> float:

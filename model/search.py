@@ -8,8 +8,8 @@ How ``trials`` stays exact across worker processes and machines sharing one stor
   ``ask`` claims one of them (an atomic state change in the storage): no two workers run one trial;
 * a running trial records a heartbeat (the storage's ``heartbeat_interval``); a trial whose heartbeat
   stops (its worker was killed) is marked FAIL by the next worker that looks, exactly once, and
-  re-enqueued with the same parameters (Optuna's ``RetryFailedTrialCallback``); the retry continues
-  from the dead trial's last finished epoch;
+  re-enqueued with the same parameters (Optuna's ``RetryHeartbeatStaleTrialCallback``); the retry
+  continues from the dead trial's last finished epoch;
 * a trial beyond the first ``trials`` slots (two searches that started at the same moment both
   enqueued, or an ``ask`` that found the last waiting trial taken by another worker and created
   one) is PRUNED at once with the user attribute ``surplus``, never run.
@@ -106,14 +106,14 @@ def _quiet_optuna():
 
 def _make_storage(url: str, heartbeat_interval: int, grace_period: int):
     _quiet_optuna()
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     engine_kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     for attempt in range(4):
         try:
             return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
                               grace_period=grace_period,
-                              heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=MAX_RETRY))
+                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
         except (ImportError, ValueError) as exc:
             raise ConfigError(f"search storage {url!r} cannot be opened: {exc}") from exc
         except Exception as exc:  # sqlalchemy.exc.*: a bad URL, a refused connection, a missing driver
@@ -130,11 +130,11 @@ def _make_storage(url: str, heartbeat_interval: int, grace_period: int):
 
 def _superseded(trials) -> set[int]:
     """Numbers of FAIL trials that a retry replaced."""
-    from optuna.storages import RetryFailedTrialCallback
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
 
     numbers = set()
     for trial in trials:
-        numbers.update(RetryFailedTrialCallback.retry_history(trial))
+        numbers.update(RetryHeartbeatStaleTrialCallback.retry_history(trial))
     return numbers
 
 
@@ -170,11 +170,11 @@ def _frozen(study, number: int):
 
 def _continue_killed_trial(study, number: int, trial_dir: Path, out_dir) -> None:
     """A retry of a killed trial continues from its last finished epoch when its files are here."""
-    from optuna.storages import RetryFailedTrialCallback
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
 
     from lstmfpga.model.training import RESUME_NAME
 
-    history = RetryFailedTrialCallback.retry_history(_frozen(study, number))
+    history = RetryHeartbeatStaleTrialCallback.retry_history(_frozen(study, number))
     if not history:
         return
     killed = _frozen(study, history[-1])

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from lstmfpga.foundation.errors import ConfigError
+from lstmfpga.foundation.validation import check_integer
 
 HEADS = ("lstm", "bilstm", "gru", "frame-avg")
 LOSSES = ("CrossEntropyLoss", "MSE", "FocalLoss")
@@ -121,9 +122,7 @@ class TrainConfig:
         set_("monitor", canonical_choice("monitor", self.monitor, MONITORS))
         for name, low in (("hidden", 1), ("layers", 1), ("frames", 1), ("batch_size", 1),
                           ("epochs", 1), ("patience", 1), ("seed", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"{name} must be an integer >= {low}, not {value!r}")
+            check_integer(name, getattr(self, name), low=low)
         checks = (
             ("dropout", lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
             ("input_dropout", lambda v: 0.0 <= v < 1.0, "in [0, 1)"),

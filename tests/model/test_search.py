@@ -211,7 +211,7 @@ def test_two_processes_share_postgresql_and_complete_exactly_n(cache, tmp_path, 
 @pytest.mark.slow
 def test_search_killed_mid_trial_resumes_to_exactly_n(cache, tmp_path, space_file):
     out = tmp_path / "out"
-    command = _search_command(cache, out, space_file, "--trials", "2", "--epochs", "25", "--patience", "25",
+    command = _search_command(cache, out, space_file, "--trials", "2", "--epochs", "12", "--patience", "12",
                               "--heartbeat", "1", "--checkpoint-every", "0")
     process = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     target = out / "trials" / "trial-0001" / "last.pt"
@@ -237,3 +237,33 @@ def test_search_killed_mid_trial_resumes_to_exactly_n(cache, tmp_path, space_fil
     assert retry.params == before[1].params
     with open(out / "results.csv") as handle:
         assert len(list(csv.DictReader(handle))) == 2
+
+
+def test_trials_beyond_the_requested_number_are_pruned_unrun(cache, tmp_path):
+    """Two searches that start at once may both enqueue: what lies beyond the N slots never runs."""
+    import optuna
+
+    from lstmfpga.model.search import run_search
+
+    space = SearchSpace({**TINY_SPACE, "layers": [1]})
+    run_search(cache, trials=1, out_dir=tmp_path, space=space, base_config={"epochs": 1}, trial_plots=False, log=None)
+    storage = f"sqlite:///{tmp_path / 'search.db'}"
+    study = optuna.load_study(study_name="lstmfpga-search", storage=storage)
+    for _ in range(3):  # what a concurrent start would have added beside this one's slot
+        study.enqueue_trial({}, skip_if_exists=False)
+    result = run_search(cache, trials=2, out_dir=tmp_path, space=space, base_config={"epochs": 1},
+                        trial_plots=False, log=None)
+    trials = {t.number: t for t in _optuna_trials(storage, "lstmfpga-search")}
+    assert sorted(r["trial"] for r in result.rows) == [0, 1]
+    assert [trials[n].state.name for n in (0, 1, 2, 3)] == ["COMPLETE", "COMPLETE", "PRUNED", "PRUNED"]
+    assert all(trials[n].user_attrs["surplus"] and not trials[n].params for n in (2, 3))
+    assert not (tmp_path / "trials" / "trial-0002").exists()
+
+
+def test_search_uses_no_private_optuna_attribute():
+    import re
+
+    import lstmfpga.model.search as search
+
+    source = Path(search.__file__).read_text()
+    assert not re.findall(r"\._storage|_trial_id|_study_id", source)

@@ -1,4 +1,5 @@
-"""Training of the heads over cached features: every combination, learning, determinism, resume."""
+"""Training of the heads over cached features: every pair of hyperparameter values, learning,
+determinism, resume."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from lstmfpga.foundation.errors import ConfigError, InputError
 from lstmfpga.cli.main import main as lstmfpga_main
 from lstmfpga.model.feature_cache import save_feature_set
 from lstmfpga.model.heads import build_head
-from lstmfpga.model.train_config import HEADS, LOSSES, OPTIMIZERS, SCHEDULERS, TrainConfig
+from lstmfpga.model.train_config import HEADS, LOSSES, MONITORS, OPTIMIZERS, SCHEDULERS, TrainConfig
 from lstmfpga.model.train_data import frame_indices, stratified_dev_mask
 from lstmfpga.model.training import load_checkpoint, train_head
 
@@ -40,27 +41,74 @@ def _states_equal(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.parametrize("head", HEADS)
-def test_every_loss_optimizer_scheduler_trains(head, tiny_set, tmp_path):
-    for i, (loss, optimizer, scheduler) in enumerate(itertools.product(LOSSES, OPTIMIZERS, SCHEDULERS)):
-        config = TrainConfig(head=head, loss=loss, optimizer=optimizer, scheduler=scheduler, hidden=3,
-                             layers=2, frames=4, epochs=2, patience=5, batch_size=5, lr=1e-2, seed=i)
-        result = train_head(config, tiny_set, tmp_path / str(i), log=None, plots=False)
-        assert len(result.history) == 2
-        assert all(np.isfinite(row["train_loss"]) and np.isfinite(row["dev_loss"]) for row in result.history)
-        model, checkpoint = load_checkpoint(result.checkpoint_path)
-        torch.manual_seed(config.seed)
-        initial = build_head(head, input_size=7, hidden=3, layers=2, dropout=config.dropout).state_dict()
-        assert not _states_equal(initial, checkpoint["state_dict"]), (loss, optimizer, scheduler)
-        # the reloaded head reproduces the reported evaluation accuracy
-        val = tiny_set.split("val")
-        norm = checkpoint["normalization"]
-        x = np.asarray(val.features, np.float32)[:, checkpoint["frame_indices"].numpy()]
-        x = np.clip((x - norm["mean"].numpy()) / norm["std"].numpy(), -norm["clip"], norm["clip"])
-        with torch.no_grad():
-            predicted = model(torch.from_numpy(x.astype(np.float32))).argmax(-1).numpy()
-        assert result.metrics["eval_split"] == "val"
-        assert result.metrics["eval"]["accuracy"] == pytest.approx((predicted == val.labels).mean())
+#: Every value of each of these hyperparameters appears, and every pair of values of two of them,
+#: in the covering set the training test draws (instead of all 4 * 3**3 * 2**3 * 4 combinations).
+FACTORS = {"head": HEADS, "loss": LOSSES, "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS,
+           "layers": (1, 2), "reverse_prob": (0.0, 0.5), "input_dropout": (0.0, 0.3),
+           "monitor": MONITORS}
+
+
+def _pairs(row: dict) -> set:
+    return {((a, row[a]), (b, row[b])) for a, b in itertools.combinations(FACTORS, 2)}
+
+
+def pairwise_covering_set(factors: dict, *, seed: int, candidates: int = 40) -> list[dict]:
+    """Greedy pairwise covering: rows drawn at random (seeded), each the candidate covering most
+    still-uncovered value pairs, until every pair is covered."""
+    rng = np.random.default_rng(seed)
+    uncovered = set()
+    for a, b in itertools.combinations(factors, 2):
+        uncovered |= {((a, x), (b, y)) for x in factors[a] for y in factors[b]}
+    rows = []
+    while uncovered:
+        drawn = [{name: values[rng.integers(len(values))] for name, values in factors.items()}
+                 for _ in range(candidates)]
+        best = max(drawn, key=lambda row: len(_pairs(row) & uncovered))
+        rows.append(best)
+        uncovered -= _pairs(best)
+    return rows
+
+
+COVERING_SET = pairwise_covering_set(FACTORS, seed=20261201)
+
+
+def test_the_covering_set_holds_every_value_pair_and_is_small():
+    covered = set().union(*(_pairs(row) for row in COVERING_SET))
+    for a, b in itertools.combinations(FACTORS, 2):
+        assert {(x, y) for x in FACTORS[a] for y in FACTORS[b]} == {
+            (pa[1], pb[1]) for pa, pb in covered if pa[0] == a and pb[0] == b}, (a, b)
+    largest_two = sorted(len(v) for v in FACTORS.values())[-2:]
+    assert largest_two[0] * largest_two[1] <= len(COVERING_SET) <= 30
+
+
+@pytest.mark.parametrize("index", range(len(COVERING_SET)))
+def test_every_hyperparameter_pair_trains(index, tiny_set, tmp_path):
+    choice = COVERING_SET[index]
+    config = TrainConfig(**choice, hidden=3, frames=4, epochs=2, patience=5, batch_size=5, lr=1e-2, seed=index)
+    result = train_head(config, tiny_set, tmp_path, log=None, plots=False)
+    assert len(result.history) == 2
+    assert all(np.isfinite(row["train_loss"]) and np.isfinite(row["dev_loss"]) for row in result.history)
+    model, checkpoint = load_checkpoint(result.checkpoint_path)
+    torch.manual_seed(config.seed)
+    initial = build_head(config.head, input_size=7, hidden=3, layers=config.layers,
+                         dropout=config.dropout).state_dict()
+    assert not _states_equal(initial, checkpoint["state_dict"]), choice
+    # the reloaded head reproduces the reported evaluation accuracy, and the kept epoch is the
+    # best by the monitored dev metric
+    val = tiny_set.split("val")
+    norm = checkpoint["normalization"]
+    x = np.asarray(val.features, np.float32)[:, checkpoint["frame_indices"].numpy()]
+    x = np.clip((x - norm["mean"].numpy()) / norm["std"].numpy(), -norm["clip"], norm["clip"])
+    with torch.no_grad():
+        predicted = model(torch.from_numpy(x.astype(np.float32))).argmax(-1).numpy()
+    assert result.metrics["eval_split"] == "val"
+    assert result.metrics["eval"]["accuracy"] == pytest.approx((predicted == val.labels).mean())
+    kept = result.history[result.metrics["best_epoch"] - 1]
+    assert result.metrics["dev"]["loss"] == pytest.approx(kept["dev_loss"], rel=1e-6)
+    other = result.history[2 - result.metrics["best_epoch"]]
+    key, better = f"dev_{config.monitor}", (max if config.maximize else min)
+    if kept[key] is not None and other[key] is not None and kept[key] != other[key]:
+        assert kept[key] == better(kept[key], other[key])
 
 
 @pytest.mark.slow
@@ -145,9 +193,10 @@ def test_resume_after_interruption_matches_uninterrupted(tiny_set, tmp_path, aug
 def test_cli_training_killed_by_sigkill_resumes_to_the_same_weights(tiny_set, tmp_path):
     cache = tmp_path / "cache"
     save_feature_set(tiny_set, cache)
-    # Enough epochs that a quiet machine cannot finish them in the 0.3 s before the kill.
-    args = ["--features", str(cache), "--head", "lstm", "--hidden", "6", "--frames", "5", "--epochs", "200",
-            "--patience", "200", "--batch-size", "2", "--seed", "9", "--no-plots", "--checkpoint-every", "0"]
+    # Enough epochs that a quiet machine cannot finish them in the 0.1 s before the kill (each
+    # epoch also syncs a resume state to disk).
+    args = ["--features", str(cache), "--head", "lstm", "--hidden", "6", "--frames", "5", "--epochs", "60",
+            "--patience", "60", "--batch-size", "4", "--seed", "9", "--no-plots", "--checkpoint-every", "0"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-c", "import sys, torch; torch.set_num_threads(1); "
                "from lstmfpga.cli.main import main; sys.exit(main(sys.argv[1:]))", "train"]
@@ -157,7 +206,7 @@ def test_cli_training_killed_by_sigkill_resumes_to_the_same_weights(tiny_set, tm
     deadline = time.monotonic() + 120
     while not (out / "last.pt").exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)
-    time.sleep(0.3)  # let it get into a later epoch, mid-way
+    time.sleep(0.1)  # let it get into a later epoch, mid-way
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert process.returncode == -signal.SIGKILL, process.stderr.read().decode()
@@ -166,7 +215,7 @@ def test_cli_training_killed_by_sigkill_resumes_to_the_same_weights(tiny_set, tm
     assert done.returncode == 0, done.stderr
     assert "resuming" in done.stdout
 
-    config = TrainConfig(head="lstm", hidden=6, frames=5, epochs=200, patience=200, batch_size=2, seed=9)
+    config = TrainConfig(head="lstm", hidden=6, frames=5, epochs=60, patience=60, batch_size=4, seed=9)
     reference = train_head(config, tiny_set, tmp_path / "straight", log=None, plots=False)
     assert _states_equal(torch.load(reference.checkpoint_path, weights_only=True)["state_dict"],
                          torch.load(out / "checkpoint.pt", weights_only=True)["state_dict"])
@@ -180,12 +229,12 @@ def test_checkpoint_normalization_matches_numpy_reference(tmp_path):
     norm = checkpoint["normalization"]
     train_rows = np.flatnonzero(feature_set.splits == "train")
     dev = stratified_dev_mask(feature_set.labels[train_rows], fraction=0.3, seed=2)
-    chosen = np.round(np.linspace(0, 8, 4)).astype(int)
+    chosen = [0, 3, 5, 8]  # 4 of 9 frames: 0, 8/3, 16/3, 8, rounded
     fit = feature_set.features[train_rows[~dev]][:, chosen].astype(np.float64).reshape(-1, 6)
     np.testing.assert_allclose(norm["mean"].numpy(), fit.mean(0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(norm["std"].numpy(), fit.std(0), rtol=1e-5)
     assert norm["clip"] == 1.5 and norm["mean"].dtype == torch.float32
-    assert checkpoint["frame_indices"].tolist() == [0, 3, 5, 8] == chosen.tolist()
+    assert checkpoint["frame_indices"].tolist() == chosen
     assert TrainConfig.from_dict(checkpoint["config"]) == config
     assert checkpoint["metrics"]["dev"]["n"] == int(dev.sum())
     document = json.loads((tmp_path / "metrics.json").read_text())
@@ -198,11 +247,38 @@ def test_checkpoint_normalization_matches_numpy_reference(tmp_path):
 def test_dev_part_is_stratified_and_seeded():
     labels = np.array([0] * 17 + [1] * 6)
     mask = stratified_dev_mask(labels, fraction=0.25, seed=1)
-    assert (labels[mask] == 0).sum() == 4 and (labels[mask] == 1).sum() == 2
-    assert np.array_equal(mask, stratified_dev_mask(labels, fraction=0.25, seed=1))
+    assert (labels[mask] == 0).sum() == 4 and (labels[mask] == 1).sum() == 2  # 4.25 and 1.5, rounded
     assert not np.array_equal(mask, stratified_dev_mask(labels, fraction=0.25, seed=2))
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        labels = rng.integers(0, 2, int(rng.integers(2, 60)))
+        fraction, seed = float(rng.uniform(0.01, 0.99)), int(rng.integers(1000))
+        mask = stratified_dev_mask(labels, fraction=fraction, seed=seed)
+        assert np.array_equal(mask, stratified_dev_mask(labels, fraction=fraction, seed=seed))
+        for cls in (0, 1):
+            n, taken = int((labels == cls).sum()), int(mask[labels == cls].sum())
+            if n >= 2:  # each class on both sides, and its share as near the fraction as possible
+                assert 1 <= taken <= n - 1
+                assert abs(taken - fraction * n) <= 0.5 + 1e-9 or taken in (1, n - 1)
+            else:
+                assert taken == 0
+
+
+def test_frames_are_spread_uniformly_over_the_video():
     assert frame_indices(24, 8).tolist() == [0, 3, 7, 10, 13, 16, 20, 23]
-    assert frame_indices(16, 16).tolist() == list(range(16))
+    assert frame_indices(9, 1).tolist() == [4]
+    rng = np.random.default_rng(6)
+    for _ in range(300):
+        t_max = int(rng.integers(1, 80))
+        frames = int(rng.integers(1, t_max + 1))
+        chosen = frame_indices(t_max, frames)
+        assert len(chosen) == frames and len(set(chosen.tolist())) == frames
+        if frames > 1:
+            gaps = np.diff(chosen)
+            assert chosen[0] == 0 and chosen[-1] == t_max - 1 and gaps.min() >= 1
+            assert gaps.max() - gaps.min() <= 1  # as even as integer positions allow
+    with pytest.raises(ConfigError, match="frames=6 exceeds the 5 frames per video"):
+        frame_indices(5, 6)
 
 
 def test_bad_configs_and_inputs_name_the_field(tiny_set, tmp_path):
