@@ -28,13 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from lstmfpga.foundation.errors import ConfigError, LstmfpgaError
-from lstmfpga.model.extract_features import (ChunkWriter, ExtractionConfig, ExtractionSummary, encode_batch,
-                                             plan_extraction)
+from lstmfpga.model.extract_features import (ChunkWriter, ExtractionConfig, ExtractionSummary, _is_int,
+                                             encode_batch, plan_extraction)
 from lstmfpga.model.extraction_progress import ProgressLine
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -94,10 +90,11 @@ def _decode_row(row: dict, *, frames: int, image_size: int, face_crop: bool) -> 
 
 
 def _decode_memory(config: ExtractionConfig) -> int:
-    """Bytes one decoding task holds: PyAV's frames of a batch (at most 1080p) and the crops, twice
-    (the task's result is pickled once)."""
-    per_frame = 1920 * 1080 * 3 + 2 * config.image_size ** 2 * 3
-    return config.batch_videos * config.frames * per_frame + (64 << 20)
+    """Bytes one decoding task holds at most: one video's sampled frames at up to 1080p (videos are
+    cropped one by one) and the batch's crops twice (the result is pickled once), plus the decoder."""
+    full_frames = config.frames * 1920 * 1080 * 3
+    crops = config.batch_videos * config.frames * config.image_size ** 2 * 3
+    return full_frames + 2 * crops + (64 << 20)
 
 
 class _Encoder:
