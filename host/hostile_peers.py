@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from pathlib import Path
 
 from lstmfpga.host.stream_protocol import HEADER, MAGIC, PROTOCOL_VERSION, MessageType, decode_json, encode_json, read_frame
 
@@ -21,6 +22,16 @@ KINDS = {
     "big-hello": "claims a 60 KiB HELLO (under the control-message limit) and sends it",
 }
 _BULK = b"\0" * (256 * 1024)
+
+
+def process_memory(pid: int) -> dict[str, int]:
+    """Resident size ``VmRSS`` and its high-water mark ``VmHWM`` of process ``pid``, in bytes (Linux)."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0]) * 1024
+    return fields
 
 
 def _opening(kind: str) -> bytes:

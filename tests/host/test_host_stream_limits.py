@@ -11,12 +11,11 @@ import sys
 import textwrap
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from lstmfpga.host.hostile_peers import HostileCrowd
+from lstmfpga.host.hostile_peers import HostileCrowd, process_memory
 from lstmfpga.host.payloads import prepare_payloads
 from lstmfpga.host.sequence_sender import SequenceSender
 from lstmfpga.host.server_limits import ServerLimits
@@ -58,15 +57,6 @@ SERVER_SCRIPT = textwrap.dedent("""
 """)
 
 
-def _memory(pid: int) -> dict:
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            fields[key] = int(value.split()[0]) * 1024
-    return fields
-
-
 def _good_run(artifact, port, xs, ids, **kw):
     payloads = [prepare_payloads(artifact, x[None], PayloadKind.CODES_I8)[0] for x in xs]
     sender = SequenceSender(address=("127.0.0.1", port), token=TOKEN, kind=PayloadKind.CODES_I8,
@@ -88,15 +78,15 @@ def test_memory_stays_bounded_under_100_hostile_connections(small_artifact, rng,
         xs = [rng.normal(size=(int(rng.integers(1, 9)), small_artifact.input_size)).astype(np.float32)
               for _ in range(60)]
         _good_run(small_artifact, port, xs[:20], [f"before-{i}" for i in range(20)])  # warm every code path
-        before = _memory(proc.pid)
+        before = process_memory(proc.pid)
 
         crowd = HostileCrowd(("127.0.0.1", port), 100)
         time.sleep(1.0)  # every hostile connection is open and sending
         _good_run(small_artifact, port, xs[20:40], [f"during-{i}" for i in range(20)])
-        during = _memory(proc.pid)
+        during = process_memory(proc.pid)
         answers = crowd.answers(timeout=15)
         _good_run(small_artifact, port, xs[40:], [f"after-{i}" for i in range(20)])
-        after = _memory(proc.pid)
+        after = process_memory(proc.pid)
     finally:
         out, _ = proc.communicate("", timeout=30)
     stats = json.loads(out.strip().splitlines()[-1])
