@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from cli_errors import cli_error
 
 from lstmfpga.cli.main import main
 from lstmfpga.foundation.errors import InputError
@@ -284,3 +285,28 @@ def test_an_image_renamed_to_mp4_is_not_a_video(tmp_path, ext, kind):
 def test_a_one_frame_video_is_still_a_video(tmp_path):
     clip = decode_clip(_video(tmp_path / "one.mp4", n_frames=1), 4)
     assert clip.padded and clip.source_frames == 1 and clip.frames.shape[0] == 4
+
+
+# -- command lines --------------------------------------------------------------------------------
+
+def test_data_commands_map_bad_paths_to_one_error_line(tmp_path, capsys):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x\n")
+    (tmp_path / "empty").mkdir()
+    root = _two_video_set(tmp_path)
+    cases = [
+        (["synth-data", "--out", a_file / "sub", "--videos", 4, "--quiet"], f"Not a directory: {a_file}"),
+        (["synth-data", "--out", tmp_path / "s", "--videos", 0, "--quiet"], "videos must be an integer >= 2, not 0"),
+        (["features", "--data", a_file, "--dataset", "forgerynet", "--out", tmp_path / "c"],
+         f"ForgeryNet folder {a_file} has none of"),
+        (["features", "--data", root, "--dataset", "csv", "--out", a_file, *FAST],
+         f"feature cache folder {a_file} cannot be created"),
+        (["features", "--data", root, "--dataset", "dfdc", "--out", tmp_path / "c"], "has no metadata.json"),
+        (["train", "--features", tmp_path / "empty", "--out", tmp_path / "t"], "holds no chunk-*.npz files"),
+        (["train", "--features", a_file, "--out", tmp_path / "t"], f"feature cache {a_file} is not a folder"),
+        (["search", "--features", tmp_path / "empty", "--out", tmp_path / "se", "--trials", 1, "--space", a_file],
+         f"search space file {a_file} is not valid"),
+        (["search", "--features", tmp_path / "empty", "--out", a_file, "--trials", 1], f"{a_file}"),
+    ]
+    for args, message in cases:
+        assert message in cli_error(args, capsys), args

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_errors import cli_error
 
 from lstmfpga.cli.main import main
 from lstmfpga.foundation.artifact import LstmArtifact
@@ -35,14 +36,9 @@ def _golden(model: Path, tmp_path: Path, capsys) -> str:
     x = tmp_path / "x.npy"
     if not x.exists():
         np.save(x, np.random.default_rng(0).normal(size=(2, 3, I)).astype(np.float32))
-    capsys.readouterr()
-    code = main(["golden", "--model", str(model), "--input", str(x), "--out", str(tmp_path / "y.npy")])
-    err = capsys.readouterr().err
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    line = cli_error(["golden", "--model", model, "--input", x, "--out", tmp_path / "y.npy"], capsys)
     assert not (tmp_path / "y.npy").exists()
-    return lines[0]
+    return line
 
 
 #: Runs its arguments as a child and writes the child's peak RSS (kB) to the file named first: a
@@ -472,3 +468,28 @@ def test_the_untampered_export_still_loads(qonnx_file, tmp_path, capsys):
     assert main(["golden", "--model", str(qonnx_file), "--input", str(tmp_path / "x.npy"),
                  "--out", str(tmp_path / "y.npy")]) == 0
     assert np.load(tmp_path / "y.npy").shape == (2, 3, H)
+
+
+# -- the other commands that read a model or write next to one ---------------------------------
+
+def test_model_commands_map_bad_paths_to_one_error_line(tmp_path, capsys):
+    good = random_artifact(input_size=I, hidden_size=H, seed=7).save(tmp_path / "m.npz")
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("not a folder\n")
+    (tmp_path / "folder").mkdir()
+    cases = [
+        (["hdl", "--model", tmp_path / "folder", "--lanes", 8, "--out", tmp_path / "h"], "is a folder"),
+        (["hdl", "--model", good, "--lanes", 8, "--out", a_file], f"File exists: {a_file}"),
+        (["verify", "--model", a_file, "--lanes", 8], "not a readable ONNX file"),
+        (["plan", "--model", _tampered(tmp_path, _set("layers", 0, "quant", "io", "bits", 40)),
+          "--board", "pynq-z2"], "layers[0].quant.io.bits must be an integer in [1, 16], not 40"),
+        (["export", "--checkpoint", a_file, "--out", tmp_path / "e"], f"QAT checkpoint {a_file} cannot be read"),
+        (["qat", "--features", good, "--labels", a_file, "--out", tmp_path / "q"],
+         f"{good}: an .npz archive, not one .npy feature array"),
+    ]
+    x = tmp_path / "x.npy"
+    np.save(x, np.zeros((2, 3, I), np.float32))
+    cases.append((["qat", "--features", x, "--labels", a_file, "--out", tmp_path / "q"],
+                  f"{a_file}: not a readable .npy label array"))
+    for args, message in cases:
+        assert message in cli_error(args, capsys), args
