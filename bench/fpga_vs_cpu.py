@@ -12,35 +12,10 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
 
 import torch
 
-#: Measured on an H100 (cuDNN LSTM, I=2048, batch 1, T=16), from issue #6: not measured here.
-GPU_REFERENCE = {
-    "fp16 H=512 plain call": 350.0,        # µs per sequence
-    "fp16 H=512 CUDA graph": 92.0,
-    "fp16 H=2048 CUDA graph": 211.0,
-}
-
-
-def _median_us(fn, repeats: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples) * 1e6
-
-
-def cpu_lstm_us(I, H, L, T, repeats=30) -> float:
-    lstm = torch.nn.LSTM(I, H, num_layers=L, batch_first=True).eval()
-    x = torch.randn(1, T, I)
-    with torch.inference_mode():
-        return _median_us(lambda: lstm(x), repeats)
+from lstmfpga.cli.lstm_latency import GPU_REFERENCE, cpu_lstm_us, median_us
 
 
 def gpu_lstm_us(I, H, L, T, repeats=200) -> dict:
@@ -54,7 +29,7 @@ def gpu_lstm_us(I, H, L, T, repeats=200) -> dict:
             lstm(x)
         torch.cuda.synchronize()
 
-    out = {f"fp16 H={H} plain call": _median_us(plain, repeats, warmup=20)}
+    out = {f"fp16 H={H} plain call": median_us(plain, repeats, warmup=20)}
     static_x = x.clone()
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
@@ -70,7 +45,7 @@ def gpu_lstm_us(I, H, L, T, repeats=200) -> dict:
         graph.replay()
         torch.cuda.synchronize()
 
-    out[f"fp16 H={H} CUDA graph"] = _median_us(replay, repeats, warmup=20)
+    out[f"fp16 H={H} CUDA graph"] = median_us(replay, repeats, warmup=20)
     return out
 
 
