@@ -78,11 +78,11 @@ def register(subparsers) -> None:
     ray.add_argument("--engine", default="local", choices=("local", "ray"),
                      help="local: this process and --workers decoders; ray: a Ray Data pipeline")
     ray.add_argument("--address", default=None,
-                     help="Ray cluster to join: auto or ray://HOST:PORT (default: start a local instance)")
+                     help="Ray cluster to join: auto or ray://HOST:PORT; none starts a local instance")
     ray.add_argument("--gpus-per-worker", type=float, default=None,
-                     help="GPUs per backbone actor, e.g. 1 or 0.5 (default 1 with --device cuda, else 0)")
+                     help="GPUs per backbone actor, e.g. 1 or 0.5; none: 1 with --device cuda, else 0")
     ray.add_argument("--cpus-per-worker", type=int, default=1, help="CPUs (torch threads) per backbone actor")
     ray.add_argument("--encoders", type=int, default=None,
-                     help="backbone actors (default: as many as the cluster's GPUs or spare CPUs allow)")
-    ray.add_argument("--ray-cpus", type=int, default=None, help="CPUs of the local Ray instance (default: all)")
+                     help="backbone actors; none: as many as the cluster's GPUs or spare CPUs allow")
+    ray.add_argument("--ray-cpus", type=int, default=None, help="CPUs of the local Ray instance; none: all")
     feats.set_defaults(handler=_features)
