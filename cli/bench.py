@@ -17,6 +17,7 @@ BENCHES = {
     "features": ("features.py", "decode / crop / ResNet-50 frames per second"),
     "search": ("search.py", "one search trial on the cache vs one that re-extracts features"),
     "host": ("host.py", "host backends: sequences/s, double buffering, loopback streaming"),
+    "hostile": ("stream_hostile.py", "the feature stream's board CPU and memory under 100 hostile peers"),
 }
 
 
