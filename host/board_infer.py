@@ -7,14 +7,13 @@ import argparse
 import sys
 
 from lstmfpga.foundation.errors import LstmfpgaError
+from lstmfpga.host import board_command
 
 
 def main(argv=None) -> int:
-    from lstmfpga.host import cli
-
     parser = argparse.ArgumentParser(prog="python -m lstmfpga.host.board_infer")
     sub = parser.add_subparsers(dest="command")
-    cli.register(sub)
+    board_command.register(sub)
     args = parser.parse_args(["board-infer", *(sys.argv[1:] if argv is None else argv)])
     try:
         return int(args.handler(args) or 0)

@@ -14,6 +14,7 @@ BOARD_MODULES = [
     "lstmfpga.host.cli",
     "lstmfpga.host.commands",
     "lstmfpga.host.board_infer",
+    "lstmfpga.host.board_command",
     "lstmfpga.host.board_handler",
     "lstmfpga.host.sequence_server",
     "lstmfpga.host.sequence_sender",

@@ -56,7 +56,7 @@ def test_infer_input_errors_are_named(files, capsys, monkeypatch, argv, message)
 
 def test_board_infer_golden_check_catches_a_backend_that_differs(files, capsys, monkeypatch):
     """A backend whose h codes are off by one in every 3rd sequence fails the check, naming the first."""
-    from lstmfpga.host import commands
+    from lstmfpga.host import board_command
     from lstmfpga.host.backends.golden import GoldenBackend
 
     class OffByOne(GoldenBackend):
@@ -65,7 +65,7 @@ def test_board_infer_golden_check_catches_a_backend_that_differs(files, capsys, 
             out.h_codes[::3, -1, 0] += 1
             return out
 
-    monkeypatch.setattr(commands, "build_backend", lambda args, artifact: OffByOne(artifact=artifact, mode="full"))
+    monkeypatch.setattr(board_command, "build_backend", lambda args, artifact: OffByOne(artifact=artifact, mode="full"))
     tmp, x = files
     assert main(["board-infer", "--backend", "golden", "--model", str(tmp / "model.npz"),
                  "--features", str(tmp / "X.npy"), "--check-golden", "--batch", "30"]) == 1
