@@ -200,6 +200,11 @@ CLI_CASES = {
                        "lost the board at 127.0.0.1:1 after 0 retries: [Errno 111] Connection refused"),
     "serve-videos-missing": (["serve-features", "--model", "@model.npz", "--features", "@newcache", "--token", "t",
                               "--videos", "@no_dataset"], "no_dataset does not exist"),
+    "serve-videos-unknown-dataset": (["serve-features", "--model", "@model.npz", "--features", "@newcache",
+                                      "--token", "t", "--videos", "@folder", "--dataset", "nope"],
+                                     "dataset must be one of "),
+    "serve-videos-empty-dataset": (["serve-features", "--model", "@model.npz", "--features", "@newcache",
+                                    "--token", "t", "--videos", "@folder"], "folder has none of "),
 }
 
 
