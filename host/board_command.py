@@ -63,14 +63,19 @@ def add_token(p) -> None:
     p.add_argument("--token-file", default=None, help="file whose first line is the shared token")
 
 
+def add_run_options(p, *, backend: str, features_required: bool) -> None:
+    """What ``infer`` and ``board-infer`` share: the model, the backend and the feature input."""
+    add_model(p)
+    add_backend(p, default=backend)
+    add_features(p, required=features_required)
+
+
 def register(subparsers) -> None:
     """Add ``board-infer`` to a parser (the ``lstmfpga`` one, or the board script's)."""
     p = subparsers.add_parser("board-infer", help="run the model on the board: from features or a --listen stream",
                               description="Board-side inference: loads the overlay and the artifact, then runs "
                                           "features from a file or from `lstmfpga serve-features` (--listen).")
-    add_model(p)
-    add_backend(p, default="pynq")
-    add_features(p, required=False)
+    add_run_options(p, backend="pynq", features_required=False)
     p.add_argument("--listen", nargs="?", const=f"127.0.0.1:{DEFAULT_PORT}", default=None, metavar="[HOST:]PORT",
                    help=f"serve a feature stream (default 127.0.0.1:{DEFAULT_PORT}) instead of reading --features")
     p.add_argument("--results", default=None, help="durable JSON-lines log of every result (--listen)")

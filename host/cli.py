@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from lstmfpga.foundation.hw.config import MODES
 from lstmfpga.host import board_command
-from lstmfpga.host.board_command import DEFAULT_PORT, add_backend, add_features, add_model, add_token
+from lstmfpga.host.board_command import DEFAULT_PORT, add_features, add_model, add_run_options, add_token
 from lstmfpga.hw.boards import BOARD_KEYS
 
 
@@ -27,9 +27,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("infer", help="run a model on features with the golden, rtl or pynq backend",
                               description="Run the quantized LSTM on features; print per-video verdicts and, "
                                           "with labels, accuracy / precision / recall / F1 / confusion matrix.")
-    add_model(p)
-    add_backend(p, default="golden")
-    add_features(p, required=True)
+    add_run_options(p, backend="golden", features_required=True)
     p.add_argument("--out", default=None, help="write the dequantized hidden sequence [N, T, H] here "
                    "(logits to <out>_logits.npy), as lstmfpga golden does")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu",
