@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -140,19 +141,21 @@ def run_demo(args) -> int:
     d.run("hdl", ["hdl", "--model", str(artifact), "--lanes", str(args.lanes), "--mode", "full",
                   "--out", str(hdl)], done=hdl / "manifest.json")
     build = out / "verilator"
+    # the compiled harness, one core per CPU (at most two: the demo's RTL work is small)
+    jobs = str(min(2, os.cpu_count() or 1))
     d.run("verify", ["verify", "--model", str(artifact), "--lanes", str(args.lanes), "--sequences",
-                     str(args.verify_sequences), "--build-dir", str(build)])
+                     str(args.verify_sequences), "--build-dir", str(build), "--jobs", jobs])
     infer = out / "infer"
     d.run("infer golden", ["infer", "--backend", "golden", "--model", str(artifact), "--features", str(cache),
                            "--split", "val", "--out", str(infer / "golden.npy")])
     d.run("infer rtl", ["infer", "--backend", "rtl", "--model", str(artifact), "--features", str(cache),
                         "--split", "val", "--lanes", str(args.lanes), "--build-dir", str(build),
-                        "--out", str(infer / "rtl.npy")])
-    plan_text = d.run(f"plan {args.board}", ["plan", "--model", str(artifact), "--board", args.board,
-                                             "--no-compare"])
+                        "--jobs", jobs, "--out", str(infer / "rtl.npy")])
+    d.run(f"plan {args.board}", ["plan", "--model", str(artifact), "--board", args.board, "--no-compare"])
     from lstmfpga.cli.demo_report import write_report
 
-    report = write_report(out, timings=d.timings, plan_text=plan_text, board=args.board)
+    report = write_report(out, timings=d.timings, board=args.board,
+                          performance_reference=args.performance_reference)
     total = time.perf_counter() - d.started
     print(f"demo finished in {total / 60:.1f} min; report: {report}")
     return 0
@@ -174,4 +177,6 @@ def register(subparsers) -> None:
     p.add_argument("--verify-sequences", type=int, default=8)
     p.add_argument("--board", default="zcu104", choices=BOARD_KEYS)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-performance-reference", dest="performance_reference", action="store_false",
+                   help="leave the deployment shape (H=512) out of the performance chart: saves its board plans")
     p.set_defaults(handler=run_demo)

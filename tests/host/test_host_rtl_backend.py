@@ -1,5 +1,6 @@
 """The rtl backend (generated Verilog under Verilator, driven by the unchanged driver) returns the
-same integers as the golden backend; a stalled core gives a timeout error, never a hang."""
+same integers as the golden backend on both simulators (the compiled harness and the cocotb board),
+with the same CYCLES; a stalled core gives a timeout error, never a hang."""
 
 import time
 
@@ -56,16 +57,38 @@ def _features(seed, n, steps=STEPS, width=37):
     return np.random.default_rng(seed).normal(size=(n, steps, width)).astype(np.float32) * 1.5
 
 
-@pytest.mark.parametrize("mode,pause", [("full", 0.0), ("split", 0.3)])
-def test_rtl_equals_golden_on_100_sequences_of_a_trained_model(trained_artifact, verilator_cache, mode, pause):
+@pytest.mark.parametrize("mode,pause,jobs", [("full", 0.0, 1), ("split", 0.3, 2)])
+def test_rtl_equals_golden_on_100_sequences_of_a_trained_model(trained_artifact, verilator_cache, mode, pause, jobs):
     x = _features(7, 100)
-    with _rtl(trained_artifact, verilator_cache, mode, input_pause=pause, output_pause=pause, seed=3) as rtl:
+    with _rtl(trained_artifact, verilator_cache, mode, input_pause=pause, output_pause=pause, seed=3,
+              jobs=jobs) as rtl:
         got = run_backend(rtl, x, batch=100)
         assert len(rtl.cycles) == 100 and min(rtl.cycles) > 0
     want = run_backend(GoldenBackend(artifact=trained_artifact, mode=mode), x)
     np.testing.assert_array_equal(got.h_codes, want.h_codes)
     np.testing.assert_array_equal(got.logits, want.logits)
     assert len(np.unique(want.logits, axis=0)) > 50  # the comparison is not between constants
+
+
+@pytest.mark.parametrize("mode", ["full", "split"])
+def test_harness_and_cocotb_board_give_the_same_outputs_and_cycles(trained_artifact, verilator_cache, mode):
+    """The same sequences (T from 1 to 24) through the driver on both simulators, under random
+    stream idle and backpressure on both sides."""
+    rng = np.random.default_rng(21)
+    steps = [1, 24, 5]
+    batches = [_features(int(rng.integers(1 << 30)), 4, steps=T) for T in steps]
+    runs = {}
+    for simulator in ("cocotb", "harness"):
+        with _rtl(trained_artifact, verilator_cache, mode, input_pause=0.4, output_pause=0.4, seed=9,
+                  simulator=simulator) as rtl:
+            outs = [run_backend(rtl, x) for x in batches]
+            runs[simulator] = outs, list(rtl.cycles)
+    golden = GoldenBackend(artifact=trained_artifact, mode=mode)
+    for (h_out, c_out, g_out) in zip(runs["harness"][0], runs["cocotb"][0], [run_backend(golden, x) for x in batches]):
+        for out in (h_out, c_out):
+            np.testing.assert_array_equal(out.h_codes, g_out.h_codes)
+            np.testing.assert_array_equal(out.logits, g_out.logits)
+    assert runs["harness"][1] == runs["cocotb"][1] and len(runs["harness"][1]) == 12
 
 
 def test_infer_cli_rtl_and_golden_write_identical_outputs(trained_artifact, verilator_cache, tmp_path, capsys):
@@ -76,7 +99,7 @@ def test_infer_cli_rtl_and_golden_write_identical_outputs(trained_artifact, veri
               "--labels", str(tmp_path / "y.npy"), "--mode", "split"]
     assert main(common + ["--backend", "golden", "--out", str(tmp_path / "G.npy")]) == 0
     assert main(common + ["--backend", "rtl", "--lanes", str(LANES), "--build-dir", str(verilator_cache),
-                          "--out", str(tmp_path / "R.npy")]) == 0
+                          "--jobs", "2", "--out", str(tmp_path / "R.npy")]) == 0
     for name in ("", "_logits"):
         g, r = np.load(tmp_path / f"G{name}.npy"), np.load(tmp_path / f"R{name}.npy")
         assert g.dtype == np.float32 and np.array_equal(g, r)
@@ -93,7 +116,9 @@ def test_stalled_output_is_a_timeout_not_a_hang(trained_artifact, verilator_cach
             run_backend(rtl, x)
     # with the core's watchdog off, the driver's own deadline (simulated 100 µs) fires
     with _rtl(artifact, verilator_cache, "full", stall_output=True, watchdog_cycles=0, timeout_s=1e-4) as rtl:
-        with pytest.raises(DmaTimeout, match="did not finish"):
+        with pytest.raises(DmaTimeout, match=r"the core did not finish the sequence within 0.0001 s .*"
+                                             r"\[harness at cycle \d+: input beats sent (\d+)/\1, output beats "
+                                             r"received 0, core STATUS=0x\w+, ERROR=0x0\]"):
             run_backend(rtl, x)
     assert time.monotonic() - start < 120
 
@@ -104,7 +129,7 @@ def test_pynq_backend_runs_unchanged_on_the_simulated_board(verilator_cache):
     a random artifact of the trained one's shape (loading a second model into the same build)."""
     artifact = random_artifact(input_size=37, hidden_size=19, num_layers=2, num_classes=2, seed=5)
     x = _features(11, 20, steps=1)
-    with _rtl(artifact, verilator_cache, "full", via="pynq", double_buffer=False) as rtl:
+    with _rtl(artifact, verilator_cache, "full", via="pynq", double_buffer=False, simulator="cocotb") as rtl:
         got = run_backend(rtl, x)
         assert len(rtl.cycles) == 20
     want = run_backend(GoldenBackend(artifact=artifact), x)
