@@ -135,3 +135,14 @@ def test_pynq_backend_runs_unchanged_on_the_simulated_board(verilator_cache):
     want = run_backend(GoldenBackend(artifact=artifact), x)
     np.testing.assert_array_equal(got.h_codes, want.h_codes)
     np.testing.assert_array_equal(got.logits, want.logits)
+
+
+def test_infer_refuses_bad_rtl_process_counts(tmp_path, capsys):
+    artifact = random_artifact(input_size=5, hidden_size=3, num_layers=1, num_classes=2, seed=1)
+    artifact.save(tmp_path / "m.npz")
+    np.save(tmp_path / "X.npy", _features(1, 2, width=5))
+    common = ["infer", "--model", str(tmp_path / "m.npz"), "--features", str(tmp_path / "X.npy"), "--backend", "rtl"]
+    assert main(common + ["--jobs", "0"]) == 2
+    assert "error: jobs must be a positive integer, not 0" in capsys.readouterr().err
+    assert main(common + ["--simulator", "cocotb", "--jobs", "2"]) == 2
+    assert "error: --jobs runs harness processes; the cocotb board runs one simulation" in capsys.readouterr().err

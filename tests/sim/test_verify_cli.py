@@ -28,3 +28,7 @@ def test_verify_rejects_bad_arguments(tmp_path, capsys):
     assert "error: --sequences must be at least 1, not 0" in capsys.readouterr().err
     assert main(["verify", "--model", str(model), "--lanes", "8", "--timesteps", "30"]) == 2
     assert "error: --timesteps must be in [1, 24], not 30" in capsys.readouterr().err
+    assert main(["verify", "--model", str(model), "--lanes", "8", "--jobs", "0"]) == 2
+    assert "error: --jobs must be at least 1, not 0" in capsys.readouterr().err
+    assert main(["verify", "--model", str(model), "--lanes", "8", "--simulator", "cocotb", "--jobs", "2"]) == 2
+    assert "error: --jobs runs harness processes; the cocotb bench runs one simulation" in capsys.readouterr().err
