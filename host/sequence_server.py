@@ -25,6 +25,7 @@ from typing import Callable, Protocol, Sequence
 
 from lstmfpga.foundation.errors import ConfigError, InputError
 from lstmfpga.foundation.printable import printable
+from lstmfpga.foundation.validation import check_integer
 from lstmfpga.host.result_log import ResultLog
 from lstmfpga.host.server_limits import ServerLimits
 from lstmfpga.host.stream_protocol import (
@@ -120,8 +121,7 @@ class SequenceServer:
     ) -> None:
         if not isinstance(token, str) or not token:
             raise ValueError("token must be a non-empty string")
-        if not isinstance(window, int) or isinstance(window, bool) or window < 1:
-            raise ValueError(f"window must be a positive integer, not {window!r}")
+        check_integer("window", window, low=1, what="a positive integer", error=ValueError)
         if not isinstance(limits, ServerLimits):
             raise ValueError(f"limits must be a ServerLimits, not {type(limits).__name__}")
         self.handler = handler
