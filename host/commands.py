@@ -21,6 +21,10 @@ def infer(args) -> int:
     from lstmfpga.quant.model_file import load_model
 
     check_options(args)
+    if args.out:
+        from lstmfpga.sim.golden.cli import check_outputs
+
+        check_outputs(Path(args.out))
     artifact = load_model(args.model)
     fi = load_feature_input(args.features, expected_dim=artifact.input_size, labels=args.labels, split=args.split)
     start = time.perf_counter()

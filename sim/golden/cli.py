@@ -32,14 +32,20 @@ def logits_path(out: Path) -> Path:
     return out.with_name(out.stem + "_logits.npy")
 
 
-def save_outputs(out: Path, hidden: np.ndarray, logits: np.ndarray | None) -> list[Path]:
-    """Write ``Y.npy`` (and ``Y_logits.npy``) atomically; the format every backend shares."""
-    written = [(out, hidden)] + ([(logits_path(out), logits)] if logits is not None else [])
-    for path, array in written:
+def check_outputs(out: Path) -> None:
+    """Refuse, before any work, an output that could not be written: a folder, or a path under a file."""
+    for path in (out, logits_path(out)):
         if path.is_dir():
             raise InputError(f"output {path} is a folder; give a .npy file name")
         if path.parent.exists() and not path.parent.is_dir():
             raise InputError(f"cannot write output {path}: {path.parent.name} is not a folder")
+
+
+def save_outputs(out: Path, hidden: np.ndarray, logits: np.ndarray | None) -> list[Path]:
+    """Write ``Y.npy`` (and ``Y_logits.npy``) atomically; the format every backend shares."""
+    check_outputs(out)
+    written = [(out, hidden)] + ([(logits_path(out), logits)] if logits is not None else [])
+    for path, array in written:
         try:
             with atomic_file(path) as handle:
                 np.save(handle, array.astype(np.float32), allow_pickle=False)
@@ -53,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from lstmfpga.sim.golden.float_lstm import run_float_artifact
     from lstmfpga.foundation.integer_lstm import run_artifact
 
+    check_outputs(Path(args.out))
     artifact = load_model(args.model)
     x = _load_input(Path(args.input))
     normalize = not args.no_normalize

@@ -216,7 +216,7 @@ def test_host_command_refuses_bad_input(name, files, capsys, monkeypatch):
     lines = [line for line in err.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("error: ")]
     assert code == 2, (out, err)
-    assert len(errors) == 1 and lines[-1] == errors[0], err  # before it at most a progress bar
+    assert lines == errors and len(errors) == 1, err
     assert message in errors[0]
     assert "Traceback" not in out + err
 
