@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lstmfpga.foundation.hw.config import MODES
+from lstmfpga.hw.boards import FAMILIES
 from lstmfpga.hw.plan_cli import register_plan
 
 
@@ -22,6 +23,19 @@ def register(subparsers) -> None:
                    help="also write weights.bin, the model's weight image (little-endian 32-bit words)")
     p.set_defaults(handler=_hdl)
     register_plan(subparsers)
+    t = subparsers.add_parser(
+        "timing", help="place and route the core on an ECP5 (open tools) and print Fmax and the critical path",
+        description="Generate the core for MODEL's shape, run Yosys synth_ecp5 and nextpnr-ecp5 "
+                    "(--85k --package CABGA381) and print the achieved Fmax and the critical path; "
+                    "also Yosys synth_xilinx cell counts for a Xilinx family.")
+    t.add_argument("--model", required=True, help="integer artifact (.npz) or Brevitas QONNX file")
+    t.add_argument("--lanes", type=int, required=True, help="MAC lanes P (a multiple of 4)")
+    t.add_argument("--mode", choices=MODES, default="full", help="partition mode of the core")
+    t.add_argument("--max-timesteps", type=int, default=24, help="largest T the core accepts (1-24)")
+    t.add_argument("--family", choices=(*FAMILIES, "none"), default="xcup",
+                   help="Yosys synth_xilinx family for the cell counts ('none' skips them)")
+    t.add_argument("--out", help="keep the Verilog, logs and nextpnr report in this folder")
+    t.set_defaults(handler=_timing)
 
 
 def _hdl(args) -> int:
@@ -48,3 +62,31 @@ def _hdl(args) -> int:
     print(f"cycle model T={est.timesteps}: {est.compute_cycles} compute cycles "
           f"({est.cycles_per_step:.1f}/step), MAC utilisation {est.utilization:.1%}")
     return 0
+
+
+def _timing(args) -> int:
+    import tempfile
+
+    from lstmfpga.foundation.hw.config import AcceleratorConfig
+    from lstmfpga.hw.timing import core_timing
+    from lstmfpga.quant.model_file import load_model
+
+    artifact = load_model(args.model)
+    config = AcceleratorConfig.from_artifact(artifact, lanes=args.lanes, mode=args.mode,
+                                             max_timesteps=args.max_timesteps)
+    with tempfile.TemporaryDirectory(prefix="lstmfpga-timing-") as scratch:
+        out = args.out or scratch
+        result = core_timing(config, work_dir=out, keep_dir=args.out)
+        print(f"shape I={config.input_size} H={config.hidden_size} L={config.num_layers} P={config.lanes} "
+              f"mode={config.mode} weight_bits={config.weight_bits}")
+        print("\n".join(result.describe()))
+        if args.family != "none":
+            from lstmfpga.hw.manifest import TOP_NAME
+            from lstmfpga.hw.yosys_synth import synthesize
+
+            synth = synthesize([f"{out}/{TOP_NAME}.v"], top=TOP_NAME, family=args.family)
+            r = synth.resources
+            print(f"synth_xilinx -family {args.family}: {r.dsp} DSP, {r.lut} LUT, {r.ff} FF, {r.bram36:g} BRAM36, "
+                  f"{r.uram} URAM ({synth.seconds:.0f} s{', cached' if synth.cached else ''})")
+    return 0
+

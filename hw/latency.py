@@ -9,10 +9,13 @@ from __future__ import annotations
 
 #: A synchronous memory read port: address in one cycle, data the next.
 MEMORY_READ = 1
-#: MAC lanes: product register, then the accumulator (``done`` with the finished sums).
-MAC_LANES = 2
-#: Requantizer: product, floor shift with the rounding decision, round and saturate.
-REQUANTIZER = 3
+#: Memory data are registered before any logic reads them (the block RAM's output register).
+MEMORY_OUTPUT = 1
+#: MAC lanes: operand registers, product register, accumulator (``done`` with the finished sums).
+MAC_LANES = 3
+#: Requantizer: partial products, their sums per value slice, the product, floor shift with the
+#: rounding decision, round and saturate.
+REQUANTIZER = 5
 #: Packed MAC: the DSP's A/B, M and P registers, then the row sums (output register).
 PACKED_MAC = 4
 
@@ -20,14 +23,14 @@ PACKED_MAC = 4
 def _tail_stages() -> dict[str, int]:
     """The tail unit's stage numbers: each is the previous one plus the blocks in between."""
     stages = {"read": 0}
-    stages["bias"] = stages["read"] + MEMORY_READ            # acc + bias (+ pre-activation)
+    stages["bias"] = stages["read"] + MEMORY_READ + MEMORY_OUTPUT  # acc + bias (+ pre-activation)
     stages["gate_rq"] = stages["bias"] + 1                   # gate requantizers start
     stages["gate_table"] = stages["gate_rq"] + REQUANTIZER   # σ/tanh table addresses
-    stages["gate_value"] = stages["gate_table"] + MEMORY_READ  # gate values: f·c, i·g products
+    stages["gate_value"] = stages["gate_table"] + MEMORY_READ + MEMORY_OUTPUT  # f·c, i·g products
     stages["cell_rq"] = stages["gate_value"] + 1             # cell requantizers start
     stages["cell_sum"] = stages["cell_rq"] + REQUANTIZER     # c = clamp(fc + ig)
     stages["cell_write"] = stages["cell_sum"] + 1            # cell write, tanh(c) address
-    stages["hidden_tanh"] = stages["cell_write"] + MEMORY_READ  # o·tanh(c) product
+    stages["hidden_tanh"] = stages["cell_write"] + MEMORY_READ + MEMORY_OUTPUT  # o·tanh(c) product
     stages["h_rq"] = stages["hidden_tanh"] + 1               # h requantizer starts
     stages["h_out"] = stages["h_rq"] + REQUANTIZER           # h code valid
     return stages
@@ -37,6 +40,8 @@ def _tail_stages() -> dict[str, int]:
 TAIL_STAGES = _tail_stages()
 #: Tail unit: accumulators in to h code out.
 TAIL = TAIL_STAGES["h_out"]
+#: The classifier's weight read (and its output register) after an h code.
+CLASSIFIER = MEMORY_READ + MEMORY_OUTPUT
 
 #: Core registers around the blocks (see :mod:`lstmfpga.hw.rtl.core`).
 #: The shadow bank takes the lanes' sums one cycle after ``done``.
@@ -45,8 +50,9 @@ SHADOW_LOAD = 1
 TAIL_FEED = 1
 #: The count of finished units, against which the scheduler checks dependencies, is a register.
 UNIT_COUNT = 1
-#: Cycles from a column's issue until the lanes' ``done`` (weight read, then the lanes).
-ENGINE = MEMORY_READ + MAC_LANES
+#: Cycles from a column's issue until the lanes' ``done`` (weight read and its output register,
+#: then the lanes).
+ENGINE = MEMORY_READ + MEMORY_OUTPUT + MAC_LANES
 #: Cycles from a group's last column issue until its first unit's h code is visible to the
 #: scheduler.
 ROUND_TRIP = ENGINE + SHADOW_LOAD + TAIL_FEED + TAIL + UNIT_COUNT

@@ -5,12 +5,13 @@ the AXI wrapper."""
 from __future__ import annotations
 
 from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import memory, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from lstmfpga.foundation.hw import stream_format, weight_image
 from lstmfpga.foundation.hw.register_map import Error
 from lstmfpga.hw.rtl.mac_lanes import MacLanes
+from lstmfpga.hw.rtl.ram import ram
 from lstmfpga.hw.rtl.tail_unit import TailUnit, _bits_for
 
 SRC_INPUT, SRC_HBUF0, SRC_HBUF1, SRC_ZERO = 0, 1, 2, 3
@@ -66,16 +67,16 @@ class LstmCore(wiring.Component):
         m.submodules.lanes = lanes = MacLanes(lanes=P, weight_bits=wb, column_bits=8, acc_bits=accw)
 
         # -- memories ------------------------------------------------------------------------
-        wmem = memory.Memory(shape=unsigned(P * wb), depth=cfg.weight_depth, init=[])
+        wmem = ram(shape=unsigned(P * wb), depth=cfg.weight_depth)
         m.submodules.weight_mem = wmem
         wmem_w, wmem_r = wmem.write_port(), wmem.read_port()
         if not split:
-            xbuf = memory.Memory(shape=unsigned(32), depth=T_max * wps, init=[])
+            xbuf = ram(shape=unsigned(32), depth=T_max * wps)
             m.submodules.input_buf = xbuf
             xbuf_w, xbuf_r = xbuf.write_port(), xbuf.read_port()
         hbufs = []
         for b in range(2 if L > 1 else 1):
-            mem = memory.Memory(shape=signed(8), depth=T_max * H, init=[])
+            mem = ram(shape=signed(8), depth=T_max * H)
             m.submodules[f"h_buf{b}"] = mem
             hbufs.append((mem.write_port(), mem.read_port()))
 
@@ -163,33 +164,47 @@ class LstmCore(wiring.Component):
         acc_reg = Signal(4 * accw)
         m.d.comb += [tail.unit.eq(unit_reg), tail.acc.eq(acc_reg)]
 
-        # -- engine pipeline (issue -> read -> lanes) ------------------------------------------
+        # -- engine pipeline (issue -> read -> output register -> lanes) --------------------
         e1_valid, e1_first, e1_last, e1_src, e1_bsel = Signal(), Signal(), Signal(), Signal(2), Signal(2)
         e1_layer, e1_base, e1_jbase, e1_firststep, e1_cls = Signal(2), Signal(seq_bits), Signal(range(G * UPG + 1)), Signal(), Signal()
         issue = Signal()
         flush = Signal()
 
-        # column value at stage 1
+        # stage 2: memory outputs registered (block RAM output registers), tags alongside
+        e2_valid, e2_first, e2_last, e2_src, e2_bsel = Signal(), Signal(), Signal(), Signal(2), Signal(2)
+        e2_layer, e2_base, e2_jbase = Signal(2), Signal(seq_bits), Signal(range(G * UPG + 1))
+        e2_firststep, e2_cls = Signal(), Signal()
+        e2_weights = Signal(P * wb)
+        e2_h = [Signal(signed(8), name=f"e2_h{b}") for b in range(len(hbufs))]
+        m.d.sync += [e2_valid.eq(e1_valid & ~flush), e2_first.eq(e1_first), e2_last.eq(e1_last),
+                     e2_src.eq(e1_src), e2_bsel.eq(e1_bsel), e2_layer.eq(e1_layer), e2_base.eq(e1_base),
+                     e2_jbase.eq(e1_jbase), e2_firststep.eq(e1_firststep), e2_cls.eq(e1_cls),
+                     e2_weights.eq(wmem_r.data), *(r.eq(rp.data) for r, (_, rp) in zip(e2_h, hbufs))]
+        if not split:
+            e2_x = Signal(32)
+            m.d.sync += e2_x.eq(xbuf_r.data)
+
+        # the column's source, into the lanes' operand registers
         col = Signal(signed(8))
-        with m.Switch(e1_src):
+        with m.Switch(e2_src):
             if not split:
                 with m.Case(SRC_INPUT):
-                    m.d.comb += col.eq(xbuf_r.data.word_select(e1_bsel, 8).as_signed())
+                    m.d.comb += col.eq(e2_x.word_select(e2_bsel, 8).as_signed())
             with m.Case(SRC_HBUF0):
-                m.d.comb += col.eq(hbufs[0][1].data)
+                m.d.comb += col.eq(e2_h[0])
             if L > 1:
                 with m.Case(SRC_HBUF1):
-                    m.d.comb += col.eq(hbufs[1][1].data)
+                    m.d.comb += col.eq(e2_h[1])
             with m.Default():
                 m.d.comb += col.eq(0)
-        m.d.comb += [lanes.valid.eq(e1_valid & ~flush), lanes.first.eq(e1_first), lanes.last.eq(e1_last),
+        m.d.comb += [lanes.valid.eq(e2_valid & ~flush), lanes.first.eq(e2_first), lanes.last.eq(e2_last),
                      lanes.flush.eq(flush), tail.flush.eq(flush),
-                     lanes.column.eq(col), lanes.weights.eq(wmem_r.data)]
+                     lanes.column.eq(col), lanes.weights.eq(e2_weights)]
         # group tags travel with the last column: MacLanes.LATENCY stages
-        tag_layer = [e1_layer]; tag_base = [e1_base]; tag_jbase = [e1_jbase]
-        tag_first = [e1_firststep]; tag_cls = [e1_cls]; tag_last = [e1_last & e1_valid]
+        tag_layer = [e2_layer]; tag_base = [e2_base]; tag_jbase = [e2_jbase]
+        tag_first = [e2_firststep]; tag_cls = [e2_cls]; tag_last = [e2_last & e2_valid]
         for s in range(MacLanes.LATENCY):
-            for chain_, shape in ((tag_layer, 2), (tag_base, seq_bits), (tag_jbase, len(e1_jbase)),
+            for chain_, shape in ((tag_layer, 2), (tag_base, seq_bits), (tag_jbase, len(e2_jbase)),
                                   (tag_first, 1), (tag_cls, 1), (tag_last, 1)):
                 r = Signal(shape)
                 m.d.sync += r.eq(chain_[-1])
@@ -537,6 +552,7 @@ class LstmCore(wiring.Component):
         with m.If(self.soft_reset):
             m.d.comb += flush.eq(1)
             m.d.sync += [issuing.eq(0), run_counting.eq(0), sh_left.eq(0), tail_in_valid.eq(0), e1_valid.eq(0),
+                         e2_valid.eq(0),
                          fsm.state.eq(fsm.encoding["IDLE"])]
             with m.If(fsm.ongoing("HEADER") | fsm.ongoing("LOAD")):
                 m.d.sync += weights_valid.eq(0)

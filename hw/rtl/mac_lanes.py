@@ -10,13 +10,14 @@ from lstmfpga.hw import latency
 
 
 class MacLanes(wiring.Component):
-    """Row-parallel MAC lanes with a shadow bank.
+    """Row-parallel MAC lanes, pipelined like a DSP slice: operand registers (A/B), product
+    register (M), accumulator (P).
 
     Each valid cycle, lane p multiplies the broadcast ``column`` by its ``weight_bits``-wide
-    signed weight (bits p·w.. of ``weights``) and accumulates; ``first`` restarts the sum.  Two
-    cycles after a ``last`` column, ``done`` pulses and ``sums`` (lane p at bits p·acc..) holds the
-    finished accumulators; the lanes meanwhile already accumulate the next group.  ``flush``
-    drops whatever is in flight.
+    signed weight (bits p·w.. of ``weights``) and accumulates; ``first`` restarts the sum.
+    :attr:`LATENCY` cycles after a ``last`` column, ``done`` pulses and ``sums`` (lane p at bits
+    p·acc..) holds the finished accumulators; the lanes meanwhile already accumulate the next group.
+    ``flush`` drops whatever is in flight.
 
     Parameters
     ----------
@@ -42,25 +43,29 @@ class MacLanes(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         P, wb, ab = self.lanes, self.weight_bits, self.acc_bits
-        prod_bits = wb + self.column_bits
-        products = [Signal(signed(prod_bits), name=f"prod{p}") for p in range(P)]
-        accs = [Signal(signed(ab), name=f"acc{p}") for p in range(P)]
+        # A/B: operands
+        column = Signal(signed(self.column_bits))
+        weights = Signal(unsigned(P * wb))
         valid1, first1, last1 = Signal(), Signal(), Signal()
-        m.d.sync += [valid1.eq(self.valid), first1.eq(self.first), last1.eq(self.last & self.valid)]
+        m.d.sync += [column.eq(self.column), weights.eq(self.weights), valid1.eq(self.valid & ~self.flush),
+                     first1.eq(self.first), last1.eq(self.last & self.valid)]
+        # M: products
+        products = [Signal(signed(wb + self.column_bits), name=f"prod{p}") for p in range(P)]
+        valid2, first2, last2 = Signal(), Signal(), Signal()
+        m.d.sync += [valid2.eq(valid1 & ~self.flush), first2.eq(first1), last2.eq(last1 & valid1)]
         for p in range(P):
-            w = self.weights[p * wb:(p + 1) * wb].as_signed()
-            m.d.sync += products[p].eq(w * self.column)
+            m.d.sync += products[p].eq(weights[p * wb:(p + 1) * wb].as_signed() * column)
+        # P: accumulators
+        accs = [Signal(signed(ab), name=f"acc{p}") for p in range(P)]
         sums = []
         for p in range(P):
             s = Signal(signed(ab), name=f"sum{p}")
-            m.d.comb += s.eq(products[p] + Mux(first1, 0, accs[p]))
+            m.d.comb += s.eq(products[p] + Mux(first2, 0, accs[p]))
             sums.append(s)
-            with m.If(valid1):
+            with m.If(valid2):
                 m.d.sync += accs[p].eq(s)
-        m.d.sync += self.done.eq(last1 & valid1 & ~self.flush)
-        with m.If(self.flush):
-            # drop columns in flight (soft reset): no late ``done`` may reach the shadow bank
-            m.d.sync += [valid1.eq(0), last1.eq(0)]
-        with m.If(last1 & valid1):
+        # ``flush`` (soft reset) drops the columns in flight: no late ``done`` reaches the shadow bank
+        m.d.sync += self.done.eq(last2 & valid2 & ~self.flush)
+        with m.If(last2 & valid2):
             m.d.sync += self.sums.eq(Cat(*[s.as_unsigned() for s in sums]))
         return m

@@ -4,11 +4,12 @@ tanh(c), h requantizer and the classifier MAC.  One hidden unit per cycle, fully
 from __future__ import annotations
 
 from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import memory, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from lstmfpga.foundation.hw import weight_image
 from lstmfpga.hw import latency
+from lstmfpga.hw.rtl.ram import ram
 from lstmfpga.hw.rtl.requantizer import Requantizer
 
 #: Parameter words per layer, in weight-image order: (M, S, lo, hi) × (gate i, f, g, o, fc, ig, h),
@@ -87,32 +88,32 @@ class TailUnit(wiring.Component):
             return Array(params[l][index] for l in range(L))[layer_sig] if L > 1 else params[0][index]
 
         # -- memories -----------------------------------------------------------------------
-        bias_mem = memory.Memory(shape=unsigned(128), depth=L * H, init=[])
+        bias_mem = ram(shape=unsigned(128), depth=L * H)
         m.submodules.bias_mem = bias_mem
         bias_w = bias_mem.write_port(granularity=32)
         bias_r = bias_mem.read_port()
         m.d.comb += [bias_w.addr.eq(self.bias_addr), bias_w.data.eq(self.bias_data.replicate(4)),
                      bias_w.en.eq(Mux(self.bias_we, 1 << self.bias_lane, 0))]
         if split:
-            pre_mem = memory.Memory(shape=unsigned(128), depth=c.max_timesteps * H, init=[])
+            pre_mem = ram(shape=unsigned(128), depth=c.max_timesteps * H)
             m.submodules.pre_mem = pre_mem
             pre_w = pre_mem.write_port(granularity=32)
             pre_r = pre_mem.read_port()
             m.d.comb += [pre_w.addr.eq(self.pre_addr), pre_w.data.eq(self.pre_data.replicate(4)),
                          pre_w.en.eq(Mux(self.pre_we, 1 << self.pre_lane, 0))]
-        cell_mem = memory.Memory(shape=signed(cb), depth=H, init=[])
+        cell_mem = ram(shape=signed(cb), depth=H)
         m.submodules.cell_mem = cell_mem
         cell_w = cell_mem.write_port()
         cell_r = cell_mem.read_port()
         table_r = []
         for g in range(4):
-            mem = memory.Memory(shape=signed(tb), depth=L << ba, init=[])
+            mem = ram(shape=signed(tb), depth=L << ba)
             m.submodules[f"gate_table{g}"] = mem
             wp = mem.write_port()
             m.d.comb += [wp.addr.eq(self.table_addr), wp.data.eq(self.table_data),
                          wp.en.eq(self.table_we & (self.table_gate == g))]
             table_r.append(mem.read_port())
-        tanh_mem = memory.Memory(shape=signed(htb), depth=L << cb, init=[])
+        tanh_mem = ram(shape=signed(htb), depth=L << cb)
         m.submodules.tanh_mem = tanh_mem
         tanh_w = tanh_mem.write_port()
         tanh_r = tanh_mem.read_port()
@@ -120,7 +121,7 @@ class TailUnit(wiring.Component):
                      tanh_w.en.eq(self.tanh_we)]
 
         # -- pipeline tags --------------------------------------------------------------------
-        depth = self.LATENCY + 2
+        depth = self.LATENCY + latency.CLASSIFIER + 1
 
         def chain(name, shape, source):
             regs = [source] + [Signal(shape, name=f"{name}{s}") for s in range(1, depth)]
@@ -142,17 +143,28 @@ class TailUnit(wiring.Component):
         m.d.comb += [bias_r.addr.eq(layer[S["read"]] * H + unit[S["read"]]), cell_r.addr.eq(unit[S["read"]])]
         if split:
             m.d.comb += pre_r.addr.eq(base[S["read"]] + unit[S["read"]])
-        acc1 = Signal(unsigned(4 * accw))
-        m.d.sync += acc1.eq(self.acc)
+        def registered(source, name):
+            """``source`` one cycle later (a memory's output register)."""
+            r = Signal.like(source, name=name)
+            m.d.sync += r.eq(source)
+            return r
+
+        acc1 = self.acc
+        for s in range(S["bias"]):
+            acc1 = registered(acc1, f"acc{s + 1}")
+        bias_data = registered(bias_r.data, "bias_data")
+        cell_data = registered(cell_r.data, "cell_data")
+        if split:
+            pre_data = registered(pre_r.data, "pre_data")
         # bias (+ split-mode pre-activation), previous cell state
         v2 = [Signal(signed(accw), name=f"v{g}") for g in range(4)]
         c_old = {s: Signal(signed(cb), name=f"c_old{s}") for s in range(S["gate_rq"], S["gate_value"] + 1)}
         for g in range(4):
-            total = acc1[g * accw:(g + 1) * accw].as_signed() + bias_r.data[32 * g:32 * (g + 1)].as_signed()
+            total = acc1[g * accw:(g + 1) * accw].as_signed() + bias_data[32 * g:32 * (g + 1)].as_signed()
             if split:
-                total = total + Mux(layer[S["bias"]] == 0, pre_r.data[32 * g:32 * (g + 1)].as_signed(), 0)
+                total = total + Mux(layer[S["bias"]] == 0, pre_data[32 * g:32 * (g + 1)].as_signed(), 0)
             m.d.sync += v2[g].eq(total)
-        m.d.sync += c_old[S["gate_rq"]].eq(Mux(first[S["bias"]], 0, cell_r.data))
+        m.d.sync += c_old[S["gate_rq"]].eq(Mux(first[S["bias"]], 0, cell_data))
         for s in range(S["gate_rq"] + 1, S["gate_value"] + 1):
             m.d.sync += c_old[s].eq(c_old[s - 1])
         # gate requantizers
@@ -172,7 +184,7 @@ class TailUnit(wiring.Component):
             index = (gate_codes[g] - param(layer[S["gate_table"]], 4 * g + 2).as_signed())[:ba]
             m.d.comb += table_r[g].addr.eq(Cat(index, layer[S["gate_table"]]) if L > 1 else index)
         # gate values -> products
-        i6, f6, g6, o6 = (table_r[g].data for g in range(4))
+        i6, f6, g6, o6 = (registered(table_r[g].data, f"gate_value{g}") for g in range(4))
         fc_in = Signal(signed(tb + cb))
         ig_in = Signal(signed(2 * tb))
         o7 = Signal(signed(tb))
@@ -201,7 +213,7 @@ class TailUnit(wiring.Component):
         m.d.comb += tanh_r.addr.eq(Cat(t_index, layer[w]) if L > 1 else t_index)
         # o · tanh(c)
         h_in = Signal(signed(tb + htb))
-        m.d.sync += h_in.eq(o_delay[-1] * tanh_r.data)
+        m.d.sync += h_in.eq(o_delay[-1] * registered(tanh_r.data, "tanh_value"))
         # h requantizer
         rq_h = Requantizer(in_width=tb + htb, out_width=io)
         m.submodules.h_rq = rq_h
@@ -214,7 +226,7 @@ class TailUnit(wiring.Component):
         C = c.num_classes
         if C:
             cw = c.classifier_weight_bits
-            cls_mem = memory.Memory(shape=unsigned(C * cw), depth=H, init=[])
+            cls_mem = ram(shape=unsigned(C * cw), depth=H)
             m.submodules.cls_mem = cls_mem
             cls_w = cls_mem.write_port(granularity=cw)
             cls_r = cls_mem.read_port()
@@ -225,15 +237,17 @@ class TailUnit(wiring.Component):
             for k in range(C):
                 with m.If(self.clsb_we & (self.clsb_index == k)):
                     m.d.sync += bias_regs[k].eq(self.clsb_data)
-            h17 = Signal(signed(io))
-            m.d.sync += h17.eq(rq_h.result)
-            take = valid[out + 1] & cls[out + 1]
+            h_cls = rq_h.result
+            for s in range(latency.CLASSIFIER):
+                h_cls = registered(h_cls, f"h_cls{s + 1}")
+            w_cls = registered(cls_r.data, "cls_weights")
+            take = valid[out + latency.CLASSIFIER] & cls[out + latency.CLASSIFIER]
             logits = [Signal(32, name=f"logit{k}") for k in range(C)]
             for k in range(C):
-                w = cls_r.data[k * cw:(k + 1) * cw].as_signed()
+                w = w_cls[k * cw:(k + 1) * cw].as_signed()
                 with m.If(self.cls_start):
                     m.d.sync += logits[k].eq(bias_regs[k])
                 with m.Elif(take):
-                    m.d.sync += logits[k].eq(logits[k].as_signed() + w * h17)
+                    m.d.sync += logits[k].eq(logits[k].as_signed() + w * h_cls)
             m.d.comb += self.logits.eq(Cat(*logits))
         return m

@@ -4,6 +4,10 @@ Reads a job (see :mod:`lstmfpga.sim.verilator`): weight images, input packets an
 output packets of the integer golden, plus fault scenarios.  Normal runs go through cocotbext-axi
 AxiStreamSource/Sink with random pause generators and AxiLiteMaster; fault runs drive the input
 stream by hand to place TLAST wrongly.  Writes per-run results to ``result_path``.
+
+Every run has a deadline derived from the cycle model (:func:`deadline_cycles`); a run that
+outlives it ends the job with ``deadline`` in the results naming STATUS, ERROR and the beats
+accepted and sent, instead of hanging the simulation.
 """
 
 from __future__ import annotations
@@ -15,13 +19,34 @@ import random
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 from cocotbext.axi import (AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFrame, AxiStreamSink,
                            AxiStreamSource)
 
 from lstmfpga.foundation.hw import stream_format
+from lstmfpga.foundation.hw.config import AcceleratorConfig
 from lstmfpga.foundation.hw.register_map import DEFAULT_TIMEOUT, HASH_WORDS, Ctrl, Reg, Status, hash_offset
 from lstmfpga.sim.verilator import JOB_ENV, read_job
+
+CLOCK_NS = 10
+#: A run may take this many times its stall-free cycles (stretched by the streams' pauses) plus
+#: :data:`DEADLINE_SLACK` before the bench ends it: a hung core is reported, never waited on.
+DEADLINE_MARGIN = 4
+DEADLINE_SLACK = 20_000
+
+
+class DeadlineExceeded(Exception):
+    """A run outlived its deadline; the message names the core's state."""
+
+
+def deadline_cycles(config, job, timesteps: int) -> int:
+    """Cycles a run of ``timesteps`` steps (or a weight load) may take, from the cycle model."""
+    from lstmfpga.foundation.hw.weight_image import image_words
+    from lstmfpga.hw.cycle_model import estimate
+
+    pause = max(job.get("input_pause", 0.0), job.get("output_pause", 0.0))
+    work = max(image_words(config), estimate(config, max(1, min(timesteps, config.max_timesteps))).run_cycles)
+    return int(DEADLINE_MARGIN * work / (1.0 - pause)) + DEADLINE_SLACK
 
 
 def _pauses(rng: random.Random, probability: float):
@@ -42,6 +67,29 @@ class Harness:
                                   reset_active_level=False)
         for logger in (self.source.log, self.sink.log, self.axil.write_if.log, self.axil.read_if.log):
             logger.setLevel("WARNING")
+        self.beats_in = self.beats_out = 0
+        cocotb.start_soon(self._count_beats())
+
+    async def _count_beats(self):
+        dut = self.dut
+        while True:
+            await RisingEdge(dut.aclk)
+            self.beats_in += bool(dut.s_axis_tvalid.value and dut.s_axis_tready.value)
+            self.beats_out += bool(dut.m_axis_tvalid.value and dut.m_axis_tready.value)
+
+    async def state(self) -> str:
+        """STATUS, ERROR and the stream beats of the current run, for a deadline message."""
+        status, error = await self.read(Reg.STATUS), await self.read(Reg.ERROR)
+        flags = "|".join(flag.name for flag in Status if status & flag) or "none"
+        return (f"STATUS=0x{status:x} ({flags}), ERROR=0x{error:x}, "
+                f"{self.beats_in} input beats accepted, {self.beats_out} output beats sent")
+
+    async def within(self, awaitable, cycles: int, what: str):
+        """``awaitable``, or :class:`DeadlineExceeded` after ``cycles`` clock cycles."""
+        try:
+            return await with_timeout(awaitable, cycles * CLOCK_NS, "ns")
+        except cocotb.triggers.SimTimeoutError:
+            raise DeadlineExceeded(f"{what} exceeded its deadline of {cycles} cycles: {await self.state()}") from None
 
     async def reset(self):
         self.dut.aresetn.value = 0
@@ -55,13 +103,13 @@ class Harness:
     async def read(self, reg):
         return int(await self.axil.read_dword(int(reg)))
 
-    async def wait_idle(self, limit=10_000_000):
-        for _ in range(limit // 64 + 1):
+    async def wait_idle(self):
+        """STATUS once BUSY clears (the run's deadline bounds the wait)."""
+        while True:
             status = await self.read(Reg.STATUS)
             if not status & Status.BUSY:
                 return status
             await ClockCycles(self.dut.aclk, 64)
-        raise TimeoutError("core stayed busy")
 
     async def send(self, lanes):
         data = stream_format.to_bytes(lanes)
@@ -152,55 +200,71 @@ async def _fault(h: Harness, run, arrays):
     return None, status, await h.read(Reg.ERROR)
 
 
+async def _run(h: Harness, run, arrays, entry, loaded):
+    """One run of the job, filling ``entry``; returns the index of the image now loaded."""
+    if run.get("image") is not None and run["image"] != loaded:
+        status, error = await h.load(arrays[f"image_{run['image']}"])
+        entry["load_status"], entry["load_error"] = status, error
+        loaded = run["image"] if error == 0 else None
+        entry["hash"] = [await h.read(hash_offset(i)) for i in range(HASH_WORDS)]
+    if "timeout" in run:
+        await h.write(Reg.TIMEOUT, run["timeout"])
+    if entry["kind"] == "load_only":
+        out, status, error = None, entry["load_status"], entry["load_error"]
+    elif entry["kind"] == "normal":
+        out, status = await _normal(h, run, arrays)
+        error = await h.read(Reg.ERROR)
+    elif entry["kind"] == "output_timeout":
+        await h.start(run["T"])
+        h.sink.pause = True
+        await h.send(arrays[run["input"]])
+        await ClockCycles(h.dut.aclk, run["stall"])
+        status = await h.wait_idle()
+        error = await h.read(Reg.ERROR)
+        h.sink.pause = False
+        out = None
+    else:
+        out, status, error = await _fault(h, run, arrays)
+    if "timeout" in run:
+        await h.write(Reg.TIMEOUT, DEFAULT_TIMEOUT)
+    entry.update(status=status, error=error, cycles=await h.read(Reg.CYCLES),
+                 run_cycles=await h.read(Reg.RUN_CYCLES))
+    expected = arrays.get(run.get("expected", ""), None)
+    if expected is not None:
+        entry["ok"] = out is not None and out.size == expected.size and bool(np.array_equal(out, expected))
+        if not entry["ok"]:
+            entry["got"] = None if out is None else out.tolist()
+            entry["want"] = expected.tolist()
+    else:
+        entry["ok"] = out is None
+    return loaded
+
+
 @cocotb.test()
 async def accel_job(dut):
     job, arrays = read_job(os.environ[JOB_ENV])
     h = Harness(dut, job)
-    Clock(dut.aclk, 10, unit="ns").start()
+    Clock(dut.aclk, CLOCK_NS, unit="ns").start()
     dut.s_axis_tvalid.value = 0
     dut.s_axis_tlast.value = 0
     await h.reset()
     results = {"id": await h.read(Reg.ID), "runs": []}
     shape = {name: await h.read(Reg[name]) for name in job.get("shape_registers", [])}
     results["shape"] = shape
+    config = AcceleratorConfig.from_dict(job["config"])
     loaded = None
     for run in job["runs"]:
         entry = {"index": len(results["runs"]), "kind": run.get("kind", "normal"), "T": run["T"]}
-        if run.get("image") is not None and run["image"] != loaded:
-            status, error = await h.load(arrays[f"image_{run['image']}"])
-            entry["load_status"], entry["load_error"] = status, error
-            loaded = run["image"] if error == 0 else None
-            entry["hash"] = [await h.read(hash_offset(i)) for i in range(HASH_WORDS)]
-        if "timeout" in run:
-            await h.write(Reg.TIMEOUT, run["timeout"])
-        if entry["kind"] == "load_only":
-            out, status, error = None, entry["load_status"], entry["load_error"]
-        elif entry["kind"] == "normal":
-            out, status = await _normal(h, run, arrays)
-            error = await h.read(Reg.ERROR)
-        elif entry["kind"] == "output_timeout":
-            await h.start(run["T"])
-            h.sink.pause = True
-            await h.send(arrays[run["input"]])
-            await ClockCycles(dut.aclk, run["stall"])
-            status = await h.wait_idle()
-            error = await h.read(Reg.ERROR)
-            h.sink.pause = False
-            out = None
-        else:
-            out, status, error = await _fault(h, run, arrays)
-        if "timeout" in run:
-            await h.write(Reg.TIMEOUT, DEFAULT_TIMEOUT)
-        entry.update(status=status, error=error, cycles=await h.read(Reg.CYCLES),
-                     run_cycles=await h.read(Reg.RUN_CYCLES))
-        expected = arrays.get(run.get("expected", ""), None)
-        if expected is not None:
-            entry["ok"] = out is not None and out.size == expected.size and bool(np.array_equal(out, expected))
-            if not entry["ok"]:
-                entry["got"] = None if out is None else out.tolist()
-                entry["want"] = expected.tolist()
-        else:
-            entry["ok"] = out is None
+        what = f"run {entry['index']} ({entry['kind']}, T={run['T']})"
+        h.beats_in = h.beats_out = 0
+        try:
+            loaded = await h.within(_run(h, run, arrays, entry, loaded), deadline_cycles(config, job, run["T"]), what)
+        except DeadlineExceeded as exc:
+            # the core is stuck: report where, and run nothing more on it
+            entry.update(ok=False, deadline=str(exc))
+            results["runs"].append(entry)
+            results["deadline"] = str(exc)
+            break
         results["runs"].append(entry)
         await h.write(Reg.CTRL, Ctrl.CLEAR)
     with open(job["result_path"], "w") as handle:

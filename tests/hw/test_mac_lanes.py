@@ -28,7 +28,7 @@ def test_mac_lanes_dot_products(lanes, weight_bits, groups):
                 feed.append((weights[g][k], values[g][k], k == 0, k == columns[g] - 1))
                 if rng.random() < 0.3:
                     feed.append(None)  # idle cycle inside a group
-        for cycle in range(len(feed) + 4):
+        for cycle in range(len(feed) + MacLanes.LATENCY + 2):
             item = feed[cycle] if cycle < len(feed) else None
             ctx.set(dut.valid, item is not None)
             if item is not None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lstmfpga.hw import cycle_model
-from lstmfpga.foundation.hw import register_map, weight_image
+from lstmfpga.foundation.hw import register_map, stream_format, weight_image
 from lstmfpga.foundation.hw.config import AcceleratorConfig
 from lstmfpga.foundation.hw.register_map import Error, Status
 from lstmfpga.sim.golden.random_artifact import random_artifact
@@ -81,6 +81,7 @@ def _run_case(case, verilator_cache, tmp_path, artifacts=None):
                             input_pause=0.3, output_pause=0.3, seed=7)
     summary = summarize(results)
     bad = [r["index"] for r in results["runs"] if not r["ok"]]
+    assert "deadline" not in results, results["deadline"]
     assert summary == {"passed": SEQUENCES, "failed": 0, "total": SEQUENCES}, f"mismatched sequences {bad[:10]}"
     assert all(r["error"] == 0 for r in results["runs"])
     loads = [r for r in results["runs"] if "load_error" in r]
@@ -165,3 +166,24 @@ def test_rtl_faults(verilator_cache, tmp_path):
             assert not run["load_status"] & Status.WEIGHTS_VALID, label
         elif seq.kind in ("normal", "input_stall") and expected_error == 0:
             assert run["status"] & Status.WEIGHTS_VALID and run["status"] & Status.DONE, label
+
+
+def test_rtl_deadline_names_the_state(verilator_cache, tmp_path):
+    """A core that can never finish (watchdog off, output never taken) ends the bench at its
+    cycle-model deadline with the state it was in, instead of hanging."""
+    case = CASES[0]
+    art = random_artifact(input_size=case.input_size, hidden_size=case.hidden_size, num_layers=1,
+                          num_classes=case.num_classes, weight_bits=case.weight_bits, seed=11)
+    config = AcceleratorConfig.from_artifact(art, lanes=case.lanes, mode=case.mode)
+    rng = np.random.default_rng(9)
+    stuck = Sequence(0, random_codes(art, rng, 2), "output_timeout", {"timeout": 0, "stall": 10**9})
+    results = run_sequences(config, [art], [Sequence(0, random_codes(art, rng, 3)), stuck, stuck],
+                            cache_dir=verilator_cache, work_dir=tmp_path, input_pause=0.2, output_pause=0.2, seed=4)
+    first, hung = results["runs"]
+    assert first["ok"] and first["error"] == 0
+    assert not hung["ok"] and hung["deadline"] == results["deadline"]
+    beats = stream_format.input_beats(config, 2)
+    assert "run 1 (output_timeout, T=2) exceeded its deadline of" in hung["deadline"]
+    assert "STATUS=0x5 (BUSY|WEIGHTS_VALID), ERROR=0x0" in hung["deadline"]
+    assert f"ERROR=0x0, {beats} input beats accepted, 0 output beats sent" in hung["deadline"]
+

@@ -1,0 +1,60 @@
+"""Timing evidence: the generated core placed and routed on an ECP5 with the open tools.
+
+    python bench/timing.py [--lanes 16 64] [--input-size 64] [--hidden-size 32] [--family xcup]
+
+For each lane count: Yosys ``synth_ecp5`` + nextpnr-ecp5 (``--85k --package CABGA381``) on the
+generated core (4-bit weights, 8-bit activations, two classes), the achieved Fmax, its ratio to the
+120 MHz goal and to the first row's Fmax (same run), the critical path's logic/routing split and
+endpoints, and Yosys ``synth_xilinx`` cell counts (DSP48E2 per MAC lane at one MAC per DSP).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+
+GOAL_MHZ = 120.0
+
+
+def main() -> None:
+    from lstmfpga.foundation.hw.config import AcceleratorConfig
+    from lstmfpga.hw.boards import FAMILIES
+    from lstmfpga.hw.manifest import TOP_NAME
+    from lstmfpga.hw.timing import core_timing
+    from lstmfpga.hw.yosys_synth import synthesize
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lanes", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--input-size", type=int, default=64)
+    parser.add_argument("--hidden-size", type=int, default=32)
+    parser.add_argument("--family", choices=(*FAMILIES, "none"), default="xcup")
+    parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    args = parser.parse_args()
+
+    rows = []
+    for lanes in args.lanes:
+        config = AcceleratorConfig(input_size=args.input_size, hidden_size=args.hidden_size, lanes=lanes,
+                                   weight_bits=4, num_classes=2)
+        with tempfile.TemporaryDirectory(prefix="lstmfpga-timing-bench-") as work:
+            result = core_timing(config, work_dir=work, seed=args.seed)
+            cells = None
+            if args.family != "none":
+                cells = synthesize([f"{work}/{TOP_NAME}.v"], top=TOP_NAME, family=args.family).resources
+        rows.append((config, result, cells))
+        print(f"\n# I={config.input_size} H={config.hidden_size} P={lanes}")
+        print("\n".join(result.describe()))
+
+    first = rows[0][1].fmax_mhz
+    print(f"\n| I | H | P | Fmax MHz | ÷ {GOAL_MHZ:.0f} MHz goal | ÷ first row | path ns (logic + routing) "
+          f"| DSP | LUT | FF | P&R s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for config, result, cells in rows:
+        dsp, lut, ff = (cells.dsp, cells.lut, cells.ff) if cells else ("-", "-", "-")
+        print(f"| {config.input_size} | {config.hidden_size} | {config.lanes} | {result.fmax_mhz:.1f} "
+              f"| {result.fmax_mhz / GOAL_MHZ:.2f} | {result.fmax_mhz / first:.2f} "
+              f"| {result.logic_ns + result.routing_ns:.2f} ({result.logic_ns:.2f} + {result.routing_ns:.2f}) "
+              f"| {dsp} | {lut} | {ff} | {result.seconds:.0f} |")
+
+
+if __name__ == "__main__":
+    main()

