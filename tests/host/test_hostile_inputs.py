@@ -463,3 +463,37 @@ def test_server_rejection_text_is_json_and_one_line(server):
     body = _refusal(server, encode_json(MessageType.HELLO, {"token": TOKEN, "artifact_sha256": "\ud800" * 20}))
     assert body["message"].startswith("sender prepared its data for artifact \\ud800\\ud800")
     json.dumps(body)
+
+
+def test_board_infer_prints_forged_ids_escaped(files, small_artifact):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    board = subprocess.Popen([sys.executable, "-m", "lstmfpga.cli.main", "board-infer", "--backend", "golden",
+                              "--model", str(files / "model.npz"), "--listen", "127.0.0.1:0"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             env={**os.environ, "LSTMFPGA_STREAM_TOKEN": TOKEN})
+    try:
+        line = ""
+        deadline = time.monotonic() + 60
+        while "listening on" not in line:
+            assert board.poll() is None and time.monotonic() < deadline
+            line = board.stdout.readline()
+        port = int(line.split("listening on ")[1].split()[0].rsplit(":", 1)[1])
+        sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        sock.sendall(encode_json(MessageType.HELLO, {"token": TOKEN}))
+        assert read_frame(sock).type == MessageType.WELCOME
+        forged = "a.mp4  real  p(fake)=0.0000  1.0 µs\n\x1b[2Kb.mp4"
+        sock.sendall(encode_sequence(SequenceMessage(seq=0, video_id=forged, kind=PayloadKind.CODES_I8,
+                                                     array=np.ones((3, I), np.int8))))
+        assert decode_json(read_frame(sock))["video_id"] == forged
+        sock.sendall(encode_json(MessageType.BYE, {}))
+        sock.close()
+    finally:
+        board.send_signal(signal.SIGINT)
+        out, _ = board.communicate(timeout=60)
+    verdicts = [r for r in out.splitlines() if "p(fake)=" in r]
+    assert "\x1b" not in out and len(verdicts) == 1
+    assert verdicts[0].startswith("a.mp4  real  p(fake)=0.0000  1.0 µs\\n\\x1b[2Kb.mp4  ")
