@@ -1,4 +1,4 @@
-"""Subcommands of the hw stage: ``lstmfpga hdl``."""
+"""Subcommands of the hw stage: ``lstmfpga hdl``, ``plan`` and ``timing``."""
 
 from __future__ import annotations
 
@@ -7,17 +7,32 @@ from lstmfpga.hw.boards import FAMILIES
 from lstmfpga.hw.plan_cli import register_plan
 
 
+def add_core_arguments(parser) -> None:
+    """The arguments that fix a core: the model whose shape it takes, lanes, mode, largest T."""
+    parser.add_argument("--model", required=True, help="integer artifact (.npz) or Brevitas QONNX file")
+    parser.add_argument("--lanes", type=int, required=True, help="MAC lanes P (a multiple of 4)")
+    parser.add_argument("--mode", choices=MODES, default="full",
+                        help="full: W_x·x on chip; split: the host streams layer-0 pre-activations")
+    parser.add_argument("--max-timesteps", type=int, default=24, help="largest T the core accepts (1-24)")
+
+
+def core_config(args):
+    """(artifact, AcceleratorConfig) of the arguments :func:`add_core_arguments` added."""
+    from lstmfpga.foundation.hw.config import AcceleratorConfig
+    from lstmfpga.quant.model_file import load_model
+
+    artifact = load_model(args.model)
+    return artifact, AcceleratorConfig.from_artifact(artifact, lanes=args.lanes, mode=args.mode,
+                                                     max_timesteps=args.max_timesteps)
+
+
 def register(subparsers) -> None:
     """Add this stage's subcommands to the ``lstmfpga`` parser."""
     p = subparsers.add_parser(
         "hdl", help="generate the accelerator's Verilog and manifest for a model's shape",
         description="Write lstm_accel.v and manifest.json (parameters, register map, stream formats, "
                     "cycle model) for the shape of MODEL. Weights are loaded at run time.")
-    p.add_argument("--model", required=True, help="integer artifact (.npz) or Brevitas QONNX file")
-    p.add_argument("--lanes", type=int, required=True, help="MAC lanes P (a multiple of 4)")
-    p.add_argument("--mode", choices=MODES, default="full",
-                   help="full: W_x·x on chip; split: the host streams layer-0 pre-activations")
-    p.add_argument("--max-timesteps", type=int, default=24, help="largest T the core accepts (1-24)")
+    add_core_arguments(p)
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--weight-image", action="store_true",
                    help="also write weights.bin, the model's weight image (little-endian 32-bit words)")
@@ -28,10 +43,7 @@ def register(subparsers) -> None:
         description="Generate the core for MODEL's shape, run Yosys synth_ecp5 and nextpnr-ecp5 "
                     "(--85k --package CABGA381) and print the achieved Fmax and the critical path; "
                     "also Yosys synth_xilinx cell counts for a Xilinx family.")
-    t.add_argument("--model", required=True, help="integer artifact (.npz) or Brevitas QONNX file")
-    t.add_argument("--lanes", type=int, required=True, help="MAC lanes P (a multiple of 4)")
-    t.add_argument("--mode", choices=MODES, default="full", help="partition mode of the core")
-    t.add_argument("--max-timesteps", type=int, default=24, help="largest T the core accepts (1-24)")
+    add_core_arguments(t)
     t.add_argument("--family", choices=(*FAMILIES, "none"), default="xcup",
                    help="Yosys synth_xilinx family for the cell counts ('none' skips them)")
     t.add_argument("--out", help="keep the Verilog, logs and nextpnr report in this folder")
@@ -41,15 +53,11 @@ def register(subparsers) -> None:
 def _hdl(args) -> int:
     from pathlib import Path
 
-    from lstmfpga.foundation.hw.config import AcceleratorConfig
     from lstmfpga.hw.cycle_model import estimate
     from lstmfpga.hw.generate import generate_verilog
     from lstmfpga.hw.manifest import TOP_NAME
-    from lstmfpga.quant.model_file import load_model
 
-    artifact = load_model(args.model)
-    config = AcceleratorConfig.from_artifact(artifact, lanes=args.lanes, mode=args.mode,
-                                             max_timesteps=args.max_timesteps)
+    artifact, config = core_config(args)
     manifest = generate_verilog(config, args.out, artifact=artifact)
     if args.weight_image:
         from lstmfpga.foundation.hw.weight_image import build_weight_image
@@ -67,13 +75,9 @@ def _hdl(args) -> int:
 def _timing(args) -> int:
     import tempfile
 
-    from lstmfpga.foundation.hw.config import AcceleratorConfig
     from lstmfpga.hw.timing import core_timing
-    from lstmfpga.quant.model_file import load_model
 
-    artifact = load_model(args.model)
-    config = AcceleratorConfig.from_artifact(artifact, lanes=args.lanes, mode=args.mode,
-                                             max_timesteps=args.max_timesteps)
+    _, config = core_config(args)
     with tempfile.TemporaryDirectory(prefix="lstmfpga-timing-") as scratch:
         out = args.out or scratch
         result = core_timing(config, work_dir=out, keep_dir=args.out)
