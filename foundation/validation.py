@@ -58,3 +58,19 @@ def check_integer(name: str, value: Any, *, low: int, high: int | None = None, w
             what = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
         raise error(f"{name} must be {what}, not {value!r}")
     return int(value)
+
+
+def check_in_range(name: str, value: Any, *, low: int, high: int | None = None,
+                   error: type[Exception] = ConfigError) -> int:
+    """:func:`check_integer` with a message that names the rule broken.
+
+    Raises
+    ------
+    error
+        ``"{name} must be an integer, not {value!r}"`` for a non-integer; ``"{name} must be in
+        [{low}, {high}], not {value!r}"`` (or ``">= {low}"``) for an integer out of range.
+    """
+    if not is_integer(value):
+        raise error(f"{name} must be an integer, not {value!r}")
+    bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+    return check_integer(name, value, low=low, high=high, what=bound, error=error)

@@ -24,6 +24,7 @@ import dataclasses
 import numpy as np
 
 from lstmfpga.foundation.errors import ConfigError
+from lstmfpga.foundation.validation import check_in_range
 
 WEIGHT_BITS_RANGE = (2, 8)
 ACT_BITS_RANGE = (4, 8)
@@ -127,14 +128,6 @@ class Packing:
         return -(-rows // self.macs_per_dsp)
 
 
-def _check(name: str, value, lo: int, hi: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name} must be an integer, not {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        bound = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
-        raise ConfigError(f"{name} must be {bound}, not {value!r}")
-
-
 def _packed_bits(weight_bits: int, macs: int, shift: int) -> int:
     wlo, whi = signed_range(weight_bits)
     spread = sum(1 << (r * shift) for r in range(macs))
@@ -168,8 +161,8 @@ def _best_shift(weight_bits: int, act_bits: int, macs: int, dsp: DspShape) -> tu
 
 
 def _check_widths(weight_bits: int, act_bits: int, dsp: DspShape) -> None:
-    _check("weight_bits", weight_bits, *WEIGHT_BITS_RANGE)
-    _check("act_bits", act_bits, *ACT_BITS_RANGE)
+    check_in_range("weight_bits", weight_bits, low=WEIGHT_BITS_RANGE[0], high=WEIGHT_BITS_RANGE[1])
+    check_in_range("act_bits", act_bits, low=ACT_BITS_RANGE[0], high=ACT_BITS_RANGE[1])
     if act_bits > dsp.b_bits or weight_bits > dsp.a_bits:
         raise ConfigError(f"{weight_bits}-bit weights x {act_bits}-bit activations do not fit a "
                           f"{dsp.a_bits}x{dsp.b_bits} {dsp.name}")
@@ -185,7 +178,7 @@ def plan_packing(*, weight_bits: int, act_bits: int, macs_per_dsp: int,
         A width or count out of range, or ``macs_per_dsp`` fields that do not fit the multiplier.
     """
     _check_widths(weight_bits, act_bits, dsp)
-    _check("macs_per_dsp", macs_per_dsp, 1)
+    check_in_range("macs_per_dsp", macs_per_dsp, low=1)
     best = _best_shift(weight_bits, act_bits, macs_per_dsp, dsp)
     if best is None:
         most = max_macs_per_dsp(weight_bits=weight_bits, act_bits=act_bits, dsp=dsp)
@@ -201,7 +194,7 @@ def plan_packing(*, weight_bits: int, act_bits: int, macs_per_dsp: int,
 def max_macs_per_dsp(*, weight_bits: int, act_bits: int, dsp: DspShape = DSP48E2, min_run: int = 1) -> int:
     """Most rows one ``dsp`` can hold for these widths with runs of at least ``min_run`` products."""
     _check_widths(weight_bits, act_bits, dsp)
-    _check("min_run", min_run, 1)
+    check_in_range("min_run", min_run, low=1)
     macs = 1
     while (best := _best_shift(weight_bits, act_bits, macs + 1, dsp)) is not None and best[1] >= min_run:
         macs += 1

@@ -12,19 +12,11 @@ import math
 from typing import Any
 
 from lstmfpga.foundation.errors import ConfigError
-from lstmfpga.foundation.validation import is_integer
+from lstmfpga.foundation.validation import check_in_range
 
 MODES = ("full", "split")
 # Wider streams (64, 128) are an additive extension: the packers below are width-generic already.
 STREAM_WIDTHS = (32,)
-
-
-def _check_int(name: str, value: Any, lo: int, hi: int | None = None) -> None:
-    if not is_integer(value):
-        raise ConfigError(f"{name} must be an integer, not {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        bound = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
-        raise ConfigError(f"{name} must be {bound}, not {value!r}")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -75,20 +67,20 @@ class AcceleratorConfig:
     stream_width: int = 32
 
     def __post_init__(self) -> None:
-        _check_int("input_size", self.input_size, 1, 65535)
-        _check_int("hidden_size", self.hidden_size, 1, 65535)
-        _check_int("num_layers", self.num_layers, 1, 3)
-        _check_int("lanes", self.lanes, 4, 4096)
+        check_in_range("input_size", self.input_size, low=1, high=65535)
+        check_in_range("hidden_size", self.hidden_size, low=1, high=65535)
+        check_in_range("num_layers", self.num_layers, low=1, high=3)
+        check_in_range("lanes", self.lanes, low=4, high=4096)
         if self.lanes % 4:
             raise ConfigError(f"lanes must be a positive multiple of 4, not {self.lanes!r}")
         if self.mode not in MODES:
             raise ConfigError(f"mode must be one of {MODES}, not {self.mode!r}")
-        _check_int("weight_bits", self.weight_bits, 2, 8)
+        check_in_range("weight_bits", self.weight_bits, low=2, high=8)
         for name in ("io_bits", "acc_bits", "sigmoid_bits", "tanh_bits", "cell_bits", "hidden_tanh_bits"):
-            _check_int(name, getattr(self, name), 4, 8)
-        _check_int("num_classes", self.num_classes, 0, 255)
-        _check_int("classifier_weight_bits", self.classifier_weight_bits, 2, 8)
-        _check_int("max_timesteps", self.max_timesteps, 1, 24)
+            check_in_range(name, getattr(self, name), low=4, high=8)
+        check_in_range("num_classes", self.num_classes, low=0, high=255)
+        check_in_range("classifier_weight_bits", self.classifier_weight_bits, low=2, high=8)
+        check_in_range("max_timesteps", self.max_timesteps, low=1, high=24)
         if self.stream_width not in STREAM_WIDTHS:
             raise ConfigError(f"stream_width must be one of {STREAM_WIDTHS}, not {self.stream_width!r}")
 

@@ -40,7 +40,7 @@ from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from lstmfpga.foundation.errors import ConfigError
+from lstmfpga.foundation.validation import check_integer
 from lstmfpga.hw import latency
 from lstmfpga.hw.packed_mac_model import DSP48E2, DspShape, plan_packing, signed_bits, sum_range
 
@@ -104,8 +104,7 @@ class PackedMac(wiring.Component):
 
     def __init__(self, *, weight_bits: int, act_bits: int, macs_per_dsp: int, max_length: int,
                  dsp: DspShape = DSP48E2):
-        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
-            raise ConfigError(f"max_length must be a positive integer, not {max_length!r}")
+        check_integer("max_length", max_length, low=1, what="a positive integer")
         self.packing = plan_packing(weight_bits=weight_bits, act_bits=act_bits,
                                     macs_per_dsp=macs_per_dsp, dsp=dsp)
         self.max_length = max_length

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from lstmfpga.foundation.errors import ConfigError
-from lstmfpga.foundation.validation import check_integer, is_integer
+from lstmfpga.foundation.validation import check_in_range, check_integer, is_integer
 
 
 @pytest.mark.parametrize("value, plain, with_numpy", [
@@ -39,3 +39,14 @@ def test_check_integer_messages_and_error_class():
     assert type(check_integer("n", np.int16(9), low=0, numpy=True)) is int
     with pytest.raises(ConfigError):
         check_integer("n", np.int16(9), low=0)
+
+
+@pytest.mark.parametrize("value,high,message", [
+    (2.0, 8, r"^bits must be an integer, not 2\.0$"), (True, 8, r"^bits must be an integer, not True$"),
+    (1, 8, r"^bits must be in \[2, 8\], not 1$"), (9, 8, r"^bits must be in \[2, 8\], not 9$"),
+    (1, None, r"^bits must be >= 2, not 1$"),
+])
+def test_check_in_range_names_the_rule_broken(value, high, message):
+    with pytest.raises(ConfigError, match=message):
+        check_in_range("bits", value, low=2, high=high)
+    assert check_in_range("bits", 5, low=2, high=high) == 5
