@@ -10,6 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from lstmfpga.foundation.errors import InputError
+from lstmfpga.foundation.validation import check_integer
 from lstmfpga.host.backends.base import Backend
 from lstmfpga.host.payloads import backend_input, payload_kind_for, quantize_features
 from lstmfpga.host.stream_protocol import PayloadKind, SequenceMessage, sequence_payload_bytes
@@ -33,8 +34,7 @@ class BackendHandler:
     """
 
     def __init__(self, *, backend: Backend, max_steps: int = 4096, check_golden: bool = False) -> None:
-        if not isinstance(max_steps, int) or max_steps < 1:
-            raise ValueError(f"max_steps must be a positive integer, not {max_steps!r}")
+        check_integer("max_steps", max_steps, low=1, what="a positive integer", error=ValueError)
         self.backend = backend
         self.artifact = backend.artifact
         self.artifact_sha256 = self.artifact.sha256

@@ -11,6 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lstmfpga.foundation.printable import printable
+from lstmfpga.foundation.validation import check_integer
 from lstmfpga.host.backends.base import Backend
 from lstmfpga.host.payloads import backend_input, quantize_features
 from lstmfpga.host.verdicts import VERDICT_NAMES, binary_metrics, fake_scores, predicted_labels
@@ -28,8 +29,7 @@ class InferenceRun:
 def run_backend(backend: Backend, features: np.ndarray, *, batch: int = 64, device: str = "cpu",
                 progress: bool = False) -> InferenceRun:
     """Quantize float features ``[N, T, D]`` in batches and run them through ``backend``."""
-    if not isinstance(batch, int) or batch < 1:
-        raise ValueError(f"batch must be a positive integer, not {batch!r}")
+    check_integer("batch", batch, low=1, what="a positive integer", error=ValueError)
     artifact = backend.artifact
     hs, logits, seconds = [], [], []
     starts = range(0, features.shape[0], batch)

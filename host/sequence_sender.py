@@ -23,6 +23,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from lstmfpga.foundation.printable import printable
+from lstmfpga.foundation.validation import check_integer, is_integer
 from lstmfpga.host.result_log import ResultLog, read_results
 from lstmfpga.host.stream_protocol import (
     DEFAULT_MAX_PAYLOAD,
@@ -106,10 +107,8 @@ class SequenceSender:
         max_payload: int = DEFAULT_MAX_PAYLOAD,
         on_result: Callable[[dict], None] | None = None,
     ) -> None:
-        if not isinstance(queue_size, int) or queue_size < 1:
-            raise ValueError(f"queue_size must be a positive integer, not {queue_size!r}")
-        if not isinstance(retries, int) or retries < 0:
-            raise ValueError(f"retries must be a non-negative integer, not {retries!r}")
+        check_integer("queue_size", queue_size, low=1, what="a positive integer", error=ValueError)
+        check_integer("retries", retries, low=0, what="a non-negative integer", error=ValueError)
         self.address = (str(address[0]), int(address[1]))
         self._token = token
         self.kind = PayloadKind(kind)
@@ -262,7 +261,7 @@ class SequenceSender:
             if kinds is not None and self.kind.name not in kinds:
                 raise FatalStreamError(f"the board accepts {', '.join(kinds)} payloads, not {self.kind.name}")
             window = welcome.get("window")
-            if not isinstance(window, int) or window < 1:
+            if not is_integer(window) or window < 1:
                 raise FatalStreamError(f"the board offered an invalid credit window {window!r}")
         except BaseException:
             close_socket(sock)

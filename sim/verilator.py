@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from lstmfpga.foundation.errors import ConfigError
+from lstmfpga.foundation.validation import check_integer
 from lstmfpga.hw.manifest import TOP_NAME
 
 TOPLEVEL = TOP_NAME
@@ -122,8 +123,7 @@ def build_harness(config, cache_dir: str | os.PathLike, *, opt: str = HARNESS_OP
     """
     from lstmfpga.sim.harness import HARNESS_SOURCE
 
-    if not isinstance(threads, int) or threads < 1:
-        raise ConfigError(f"threads must be a positive integer, not {threads!r}")
+    check_integer("threads", threads, low=1, what="a positive integer")
     root = setup_verilator()
     build_dir, text, key = _cached_verilog(config, cache_dir)
     suffix = "" if (opt, threads) == (HARNESS_OPT, 1) else f"_{opt.lstrip('-')}_t{threads}"

@@ -25,6 +25,7 @@ from lstmfpga.foundation.errors import ConfigError
 from lstmfpga.host.backends.base import Backend, BackendOutput
 from lstmfpga.host.driver import errors as driver_errors
 from lstmfpga.foundation.hw.config import AcceleratorConfig
+from lstmfpga.foundation.validation import check_integer
 
 TEST_MODULE = "lstmfpga.host.simboard.cocotb_board"
 SIMULATORS = ("harness", "cocotb")
@@ -81,8 +82,7 @@ class RtlBackend(Backend):
             raise ConfigError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
         if via == "pynq" and simulator != "cocotb":
             raise ConfigError("via='pynq' runs on the cocotb board: pass simulator='cocotb'")
-        if not isinstance(jobs, int) or jobs < 1:
-            raise ConfigError(f"jobs must be a positive integer, not {jobs!r}")
+        check_integer("jobs", jobs, low=1, what="a positive integer")
         from lstmfpga.sim.verilator import DEFAULT_CACHE, build, build_harness
 
         self.config = AcceleratorConfig.from_artifact(artifact, lanes=lanes, mode=mode, max_timesteps=max_steps)
