@@ -26,6 +26,7 @@ from typing import Callable, Protocol, Sequence
 from lstmfpga.foundation.errors import ConfigError, InputError
 from lstmfpga.foundation.printable import printable
 from lstmfpga.foundation.validation import check_integer
+from lstmfpga.host.byte_budget import ByteBudget
 from lstmfpga.host.result_log import ResultLog
 from lstmfpga.host.server_limits import ServerLimits
 from lstmfpga.host.stream_protocol import (
@@ -130,7 +131,9 @@ class SequenceServer:
         self.window = window
         self.limits = limits
         #: The negotiated SEQUENCE size: no frame larger than the longest sequence the board runs.
-        self.max_payload = min(limits.max_payload, int(handler.max_payload_bytes()))
+        self.max_payload = min(limits.max_payload, limits.max_buffered, int(handler.max_payload_bytes()))
+        #: SEQUENCE payloads read and not yet answered, over all connections.
+        self.buffered = ByteBudget(limits.max_buffered)
         self._log = ResultLog(path=results_path) if results_path is not None else None
         self._on_result = on_result
         self._engine_lock = threading.Lock()
@@ -279,6 +282,10 @@ class SequenceServer:
             if worker is not None:
                 _put_while(pending, _END, worker)
                 worker.join()
+            while not pending.empty():  # left by a worker that died: give their bytes back
+                item = pending.get_nowait()
+                if item is not _END:
+                    self.buffered.give(item[2])
             self._release(conn)
             close_socket(conn)
 
@@ -314,19 +321,35 @@ class SequenceServer:
 
     def _read_loop(self, conn: socket.socket, pending: queue.Queue, worker: threading.Thread) -> None:
         limits = {MessageType.SEQUENCE: self.max_payload, MessageType.BYE: MAX_CONTROL_PAYLOAD}
-        while not self._stop.is_set():
-            frame = read_frame(conn, limits=limits, deadline=time.monotonic() + self.limits.frame_timeout)
-            if frame.type == MessageType.BYE:
-                return
-            message = decode_sequence(frame)
-            try:
-                self.handler.check(message)
-            except InputError as exc:
-                item = (message, str(exc))
-            else:
-                item = (message, None)
-            if not _put_while(pending, item, worker):
-                return
+        taken = 0
+
+        def admit(message_type: MessageType, length: int) -> float | None:
+            nonlocal taken
+            if message_type != MessageType.SEQUENCE:
+                return None
+            if not self.buffered.take(length, stop=self._stop):
+                raise StreamClosed("the server is stopping")
+            taken = length
+            return time.monotonic() + self.limits.frame_timeout  # the wait for room is not the peer's
+
+        try:
+            while not self._stop.is_set():
+                frame = read_frame(conn, limits=limits, deadline=time.monotonic() + self.limits.frame_timeout,
+                                   admit=admit)
+                if frame.type == MessageType.BYE:
+                    return
+                message = decode_sequence(frame)
+                try:
+                    self.handler.check(message)
+                except InputError as exc:
+                    item = (message, str(exc), taken)
+                else:
+                    item = (message, None, taken)
+                if not _put_while(pending, item, worker):
+                    return
+                taken = 0  # the worker gives it back once the sequence is answered
+        finally:
+            self.buffered.give(taken)
 
     def _work(self, pending: queue.Queue, send, peer, conn: socket.socket) -> None:
         alive = True
@@ -340,7 +363,7 @@ class SequenceServer:
             if batch[-1] is _END:
                 batch.pop()
                 alive = False
-            good = [m for m, err in batch if err is None]
+            good = [m for m, err, _ in batch if err is None]
             try:
                 if good:
                     with self._engine_lock:
@@ -350,7 +373,7 @@ class SequenceServer:
                 done = iter(records)
                 answers = [(message, err if err is not None else
                             {"seq": message.seq, "video_id": message.video_id, **next(done)})
-                           for message, err in batch]
+                           for message, err, _ in batch]
                 if self._log is not None:  # durable before any of them is acknowledged; one fsync per batch
                     self._log.append_many([a for _, a in answers if isinstance(a, dict)])
                 for message, answer in answers:
@@ -370,6 +393,8 @@ class SequenceServer:
                 self._reject(peer, send, f"board inference failed: {type(exc).__name__}: {exc}", fatal=True)
                 close_socket(conn)
                 alive = False
+            finally:
+                self.buffered.give(sum(size for _, _, size in batch))
         try:
             send(encode_json(MessageType.BYE, {"sequences": self.stats.sequences}))
         except OSError:

@@ -4,8 +4,9 @@ Before authentication a peer may send one HELLO of at most ``hello_payload`` byt
 ``handshake_timeout``. After it, every frame must arrive whole within ``frame_timeout`` (a byte
 now and then does not keep a connection open), and a SEQUENCE may be no larger than the largest
 sequence the board can run (the negotiated size, never above ``max_payload``). So one
-connection holds at most about ``2 * window + 1`` negotiated sequences, and the server at most
-``max_connections`` connections, ``max_per_peer`` of them from one address.
+connection holds at most about ``2 * window + 1`` negotiated sequences, all connections together at
+most ``max_buffered`` bytes of sequences, and the server at most ``max_connections`` connections,
+``max_per_peer`` of them from one address.
 
 NumPy and stdlib only: the board imports this.
 """
@@ -39,6 +40,9 @@ class ServerLimits:
         Connections open at once, authenticated or not; more are refused with an ERROR.
     max_per_peer
         Connections open at once from one IP address.
+    max_buffered
+        Bytes of SEQUENCE payloads held at once over all connections (read and not yet answered);
+        a connection whose next frame would pass it waits, unread, until answers free room.
     rejection_history
         Recent rejections kept for inspection (``ServerStats.recent``); older ones are only counted.
     """
@@ -49,10 +53,11 @@ class ServerLimits:
     frame_timeout: float = 300.0
     max_connections: int = 64
     max_per_peer: int = 8
+    max_buffered: int = 256 * 1024 * 1024
     rejection_history: int = 32
 
     def __post_init__(self) -> None:
-        for name in ("max_payload", "hello_payload", "max_connections", "max_per_peer"):
+        for name in ("max_payload", "hello_payload", "max_connections", "max_per_peer", "max_buffered"):
             check_integer(name, getattr(self, name), low=1, what="a positive integer", error=ValueError)
         check_integer("rejection_history", self.rejection_history, low=0, what="a non-negative integer",
                       error=ValueError)

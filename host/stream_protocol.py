@@ -22,7 +22,7 @@ import selectors
 import socket
 import struct
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -216,7 +216,8 @@ def _recv_exact(sock: socket.socket, n: int, *, at_boundary: bool, deadline: flo
 
 
 def read_frame(sock: socket.socket, *, max_payload: int = DEFAULT_MAX_PAYLOAD,
-               limits: Mapping[MessageType, int] | None = None, deadline: float | None = None) -> Frame:
+               limits: Mapping[MessageType, int] | None = None, deadline: float | None = None,
+               admit: Callable[[MessageType, int], float | None] | None = None) -> Frame:
     """Read one frame, validating its header before reading the payload.
 
     Parameters
@@ -228,6 +229,11 @@ def read_frame(sock: socket.socket, *, max_payload: int = DEFAULT_MAX_PAYLOAD,
         is refused from its header alone.
     deadline
         ``time.monotonic()`` value by which the whole frame must have arrived.
+    admit
+        Called with the type and length once the header passed its checks, before the payload
+        is read; it may wait (a memory budget) and returns the payload's deadline (``None``:
+        keep ``deadline``). If reading the payload then fails, the caller still owns what
+        ``admit`` granted.
 
     Raises
     ------
@@ -256,6 +262,8 @@ def read_frame(sock: socket.socket, *, max_payload: int = DEFAULT_MAX_PAYLOAD,
         raise StreamError(f"expected a {' or '.join(t.name for t in limits)} message, got {message_type.name}")
     if length > limit:
         raise StreamError(f"{message_type.name} frame length {length} exceeds the limit of {limit} bytes")
+    if admit is not None:
+        deadline = admit(message_type, length) or deadline
     return Frame(message_type, _recv_exact(sock, length, at_boundary=False, deadline=deadline))
 
 

@@ -218,8 +218,47 @@ def test_rejection_history_is_counted_not_kept(small_artifact):
     ("frame_timeout", float("nan"), "frame_timeout must be a positive finite number of seconds, not nan"),
     ("frame_timeout", float("inf"), "frame_timeout must be a positive finite number of seconds, not inf"),
     ("max_per_peer", 100, "max_per_peer (100) cannot exceed max_connections (64)"),
+    ("max_buffered", 0, "max_buffered must be a positive integer, not 0"),
 ])
 def test_limits_are_validated(field, value, message):
     with pytest.raises(ValueError) as info:
         ServerLimits(**{field: value})
     assert str(info.value) == message
+
+
+def test_sequences_held_over_all_connections_stay_within_the_budget(small_artifact, rng):
+    steps = 512
+    frame = 12 + 10 + 8 + steps * 4 * small_artifact.input_size  # one float32 sequence with its header
+    limits = ServerLimits(max_buffered=3 * frame + 100)  # three in flight over all four senders
+    xs = [rng.normal(size=(steps, small_artifact.input_size)).astype(np.float32) for _ in range(24)]
+    reports = {}
+    with golden_server(small_artifact, delay=0.02, window=4, limits=limits) as server:
+        def send(k):
+            sender = SequenceSender(address=server.address, token=TOKEN, kind=PayloadKind.FEATURES_F32, timeout=60)
+            reports[k] = sender.run((f"s{k}-v{i:03d}", xs[i]) for i in range(k, len(xs), 4))
+
+        threads = [threading.Thread(target=send, args=(k,)) for k in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        budget = server.buffered
+    assert budget.waits > 0 and frame < budget.peak <= budget.total and budget.used == 0
+    got = {r["video_id"]: r["logits"] for report in reports.values() for r in report.results}
+    assert got == {f"s{i % 4}-v{i:03d}": golden_logits(small_artifact, xs[i][None])[0].tolist() for i in range(len(xs))}
+
+
+def test_byte_budget_refuses_what_can_never_fit_and_stops_waiting():
+    from lstmfpga.host.byte_budget import ByteBudget
+
+    budget = ByteBudget(100)
+    stop = threading.Event()
+    assert budget.take(60, stop=stop) and budget.used == 60
+    with pytest.raises(ValueError, match="101 bytes can never fit a budget of 100"):
+        budget.take(101, stop=stop)
+    threading.Timer(0.3, stop.set).start()
+    start = time.monotonic()
+    assert budget.take(50, stop=stop) is False and budget.used == 60 and budget.waits == 1
+    assert 0.25 < time.monotonic() - start < 2
+    threading.Timer(0.2, budget.give, args=(60,)).start()
+    assert budget.take(100, stop=threading.Event()) and budget.peak == 100
