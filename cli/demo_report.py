@@ -68,8 +68,62 @@ away). Both heads train on the same ResNet-50 features and the same split with t
 </table>"""
 
 
-def write_report(out: Path, *, timings: dict, plan_text: str, board: str) -> Path:
+#: The shape the GPU reference was measured at: I=2048, H=512, L=1, 4-bit weights on the FPGA, T=16.
+REFERENCE_SHAPE = {"input_size": 2048, "hidden_size": 512, "num_layers": 1, "weight_bits": 4}
+PERFORMANCE_TIMESTEPS = 16
+
+
+def performance_section(out: Path, board: str, *, reference: bool = True,
+                        cache_dir=None) -> tuple[str, list, object, list]:
+    """The performance chart, its numbers as a table, and the demo board's plan (or None when the
+    model does not fit it); returns ``(html, summary rows, plan, one sentence per shape)``."""
+    from lstmfpga.cli.demo_performance import latency_panel, latency_rows, plot_latency, speedups
+    from lstmfpga.foundation.hw.config import AcceleratorConfig
+    from lstmfpga.hw.boards import get_board
+    from lstmfpga.hw.plan import shape_config
+    from lstmfpga.hw.plan_cli import BOARD_KEYS
+    from lstmfpga.quant.model_file import load_model
+
+    model = AcceleratorConfig.from_artifact(load_model(out / "qat" / "artifact.npz"), lanes=4)
+    T = PERFORMANCE_TIMESTEPS
+    # The boards of the demo board's FPGA family: one Yosys synthesis (the plan stage's, cached) serves them all.
+    family = get_board(board).family
+    boards = [key for key in BOARD_KEYS if get_board(key).family == family]
+    panels = [latency_panel(f"this demo's model: I={model.input_size} H={model.hidden_size} L={model.num_layers}, "
+                            f"{model.weight_bits}-bit weights, T={T}", model, boards, timesteps=T,
+                            cache_dir=cache_dir)]
+    if reference:
+        shape = REFERENCE_SHAPE
+        panels.append(latency_panel(
+            f"deployment shape: I={shape['input_size']} H={shape['hidden_size']} L={shape['num_layers']}, "
+            f"{shape['weight_bits']}-bit weights, T={T} (where the GPU reference was measured)",
+            shape_config(**shape), ("kv260", "zcu104"), timesteps=T, cache_dir=cache_dir))
+    plot_latency(panels, out / "performance.png")
+    plan = next((p for p in panels[0].plans if p.board.name == get_board(board).name), None)
+    sentences = [f"{p.title.split(':')[0]}: {speedups(p)}" for p in panels]
+    rows = "".join(f"<tr><td>{html.escape(p.title.split(':')[0])}</td><td>{html.escape(b.label)}</td>"
+                   f"<td>{b.us:,.1f}</td><td>{html.escape(b.note)}</td></tr>" for p in panels for b in p.bars)
+    no_fit = "".join(f"<li>{html.escape(line)}</li>" for p in panels for line in p.no_fit)
+    doc = f"""<h2>Performance: one sequence at batch 1</h2>
+<p>FPGA: the planner's configuration for each board, timed by the cycle model (checked cycle-exact
+against the core's counter in simulation) at the board's assumed clock, input and output streams
+included. CPU: <code>torch.nn.LSTM</code> fp32 measured in this run. GPU: an H100 reference
+(fp16 cuDNN), not measured on this machine.</p>
+<figure><img src="performance.png" width="900"><figcaption>µs per sequence (log scale)</figcaption></figure>
+<p>{'<br>'.join(html.escape(line) for line in sentences)}</p>
+<table><tr><th>shape</th><th>configuration</th><th>µs / sequence</th><th>source</th></tr>{rows}</table>
+{f"<p>Boards that cannot hold the model:</p><ul>{no_fit}</ul>" if no_fit else ""}"""
+    return doc, latency_rows(panels), plan, sentences
+
+
+def write_report(out: Path, *, timings: dict, board: str, performance_reference: bool = True) -> Path:
     out = Path(out)
+    from lstmfpga.cli.demo_plan_table import plan_tables
+    from lstmfpga.cli.demo_search_figures import search_figures
+
+    performance, performance_rows, plan, speed = performance_section(out, board, reference=performance_reference)
+    hardware = plan_tables(plan) if plan is not None else "<p>The model does not fit this board; see above.</p>"
+    search_plots = search_figures(out / "search")
     best = _load_json(out / "search" / "best" / "metrics.json")
     base = _load_json(out / "baseline" / "metrics.json")
     qat = _load_json(out / "qat" / "qat_metrics.json").get("eval") or {}
@@ -82,7 +136,7 @@ def write_report(out: Path, *, timings: dict, plan_text: str, board: str) -> Pat
                "golden_vs_rtl": {k: v for k, v in cmp.items() if k not in ("golden", "rtl")},
                "lstm_by_kind": best.get("eval_by_kind", {}), "frame_average_by_kind": base.get("eval_by_kind", {}),
                "temporal_only_set": {"lstm": temporal["lstm"], "frame_average": temporal["frame-avg"]},
-               "stage_seconds": timings}
+               "performance_us_per_sequence": performance_rows, "stage_seconds": timings}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
 
     plots = []
@@ -119,14 +173,20 @@ activations) → integer artifact → Verilog → Verilator. Metrics on the '{ht
 <table><tr><th>model</th><th>fake kind (vs all reals)</th><th>accuracy</th><th>recall</th><th>ROC-AUC</th></tr>
 {_kind_rows("LSTM", best.get("eval_by_kind", {}))}{_kind_rows("frame average", base.get("eval_by_kind", {}))}</table>
 {_temporal_section(temporal)}
-<h2>Hardware ({html.escape(board)})</h2><pre>{html.escape(plan_text)}</pre>
+<h2>Random search</h2>
+{''.join(f'<figure><img src="search/{name}" width="860"><figcaption>{html.escape(caption)}</figcaption></figure>'
+         for name, caption in search_plots) or "<p>No finished trials.</p>"}
+{performance}
+<h2>Hardware ({html.escape(board)})</h2>{hardware}
 <h2>Plots</h2>{''.join(plots)}
-<h2>Stage times</h2><table>{''.join(f"<tr><td>{html.escape(k)}</td><td>{v:.1f} s</td></tr>" for k, v in timings.items())}</table>
+<h2>Stage times</h2><table><tr><th>stage</th><th>time</th></tr>{''.join(f"<tr><td>{html.escape(k)}</td><td>{v:.1f} s</td></tr>" for k, v in timings.items())}</table>
 <p>Raw numbers: <a href="summary.json">summary.json</a>; every stage's output: <code>logs/</code>.</p>
 </body></html>"""
     path = out / "index.html"
     path.write_text(doc)
     print(f"golden vs RTL: {verdict} on {cmp['sequences']} sequences")
+    for line in speed:
+        print(f"performance, {line}")
     if temporal["lstm"] and temporal["frame-avg"]:
         print(f"temporal-only fakes: ROC-AUC LSTM {temporal['lstm']['roc_auc']:.3f} vs frame average "
               f"{temporal['frame-avg']['roc_auc']:.3f}; accuracy {temporal['lstm']['accuracy']:.3f} vs "
