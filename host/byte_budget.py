@@ -3,12 +3,14 @@
 The stream server takes a SEQUENCE's length from it before reading the payload and gives it
 back once the sequence is answered, so the payloads held over all connections never pass the
 budget; a reader that would pass it waits, and its peer's data stays in the kernel's buffers.
-Stdlib only.
+NumPy and stdlib only: the board imports this.
 """
 
 from __future__ import annotations
 
 import threading
+
+from lstmfpga.foundation.validation import check_integer
 
 
 class ByteBudget:
@@ -25,9 +27,7 @@ class ByteBudget:
     """
 
     def __init__(self, total: int) -> None:
-        if not isinstance(total, int) or isinstance(total, bool) or total < 1:
-            raise ValueError(f"total must be a positive integer, not {total!r}")
-        self.total = total
+        self.total = check_integer("total", total, low=1, what="a positive integer", error=ValueError)
         self.used = 0
         self.peak = 0
         self.waits = 0
