@@ -31,7 +31,8 @@ MAY_IMPORT = {
 BOARD_PATH = {
     "lstmfpga.host", "lstmfpga.host.board_infer", "lstmfpga.host.board_command", "lstmfpga.host.board_handler",
     "lstmfpga.host.payloads", "lstmfpga.host.stream_protocol", "lstmfpga.host.sequence_server",
-    "lstmfpga.host.result_log", "lstmfpga.host.server_limits", "lstmfpga.host.verdicts", "lstmfpga.host.infer",
+    "lstmfpga.host.result_log", "lstmfpga.host.server_limits", "lstmfpga.host.byte_budget", "lstmfpga.host.verdicts",
+    "lstmfpga.host.infer",
     "lstmfpga.host.feature_source", "lstmfpga.host.backends", "lstmfpga.host.backends.base",
     "lstmfpga.host.backends.golden", "lstmfpga.host.backends.driver_backend", "lstmfpga.host.backends.pynq_board",
     "lstmfpga.host.driver", "lstmfpga.host.driver.core", "lstmfpga.host.driver.dma", "lstmfpga.host.driver.errors",
