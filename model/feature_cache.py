@@ -31,6 +31,7 @@ import numpy as np
 
 from lstmfpga.foundation.atomic import atomic_file, atomic_write_bytes
 from lstmfpga.foundation.errors import ConfigError, InputError
+from lstmfpga.foundation.stored_npz import StoredNpz
 from lstmfpga.model.datasets.record import SPLITS
 
 CHUNK_GLOB = "chunk-*.npz"
@@ -210,8 +211,14 @@ class Chunk:
 
 
 def _load_chunk_arrays(path: Path, names=None) -> dict:
-    """The arrays ``names`` (all when None) of a chunk file that holds every required array."""
+    """The arrays ``names`` (all when None) of a chunk file that holds every required array.
+
+    Chunks are written uncompressed: a compressed member, or one claiming more bytes than the
+    file, is refused before ``np.load`` could inflate it.
+    """
     try:
+        with StoredNpz(path, error=InputError):
+            pass
         with np.load(path, allow_pickle=False) as data:
             files = set(data.files)
             arrays = {name: data[name] for name in (data.files if names is None else names) if name in files}

@@ -262,6 +262,16 @@ def test_resume_over_a_chunk_without_settings_is_refused(tmp_path, capsys):
     assert f"holds chunk {cache / 'chunk-000000.npz'} written without its settings" in capsys.readouterr().err
 
 
+def test_a_compressed_chunk_is_refused_before_inflating(tmp_path):
+    fs = _set(2, t=64, d=2048, seed=5)
+    np.savez_compressed(tmp_path / "chunk-z-000000.npz", features=np.zeros((2, 4096, 2048), np.float16),
+                        labels=fs.labels, video_ids=np.array(fs.video_ids), splits=np.array(["train"] * 2))
+    assert (tmp_path / "chunk-z-000000.npz").stat().st_size < 1 << 20
+    with pytest.raises(InputError, match=r"chunk-z-000000.npz cannot be read: .*member features.npy is "
+                                         r"compressed; only stored \(uncompressed\) members are read"):
+        load_features(tmp_path)
+
+
 def test_save_feature_set_chunks_carry_their_settings(tmp_path):
     fs = _set(3, seed=4)
     save_feature_set(fs, tmp_path)
