@@ -35,7 +35,9 @@ def add_backend(p, *, default: str) -> None:
     p.add_argument("--mode", choices=MODES, default=None,
                    help="partition: full (W_x.x on chip) or split (host GEMM); default: the bitstream's, else full")
     p.add_argument("--lanes", type=int, default=8, help="MAC lanes P of the simulated core (rtl backend)")
-    p.add_argument("--max-steps", type=int, default=None, help="longest sequence of the simulated core (rtl)")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="longest sequence of the simulated core (rtl); with --listen on the golden backend, "
+                        "the longest sequence accepted (default 4096)")
     p.add_argument("--build-dir", default=None,
                    help="Verilator build cache of the rtl backend (default ~/.cache/lstmfpga/verilator)")
     p.add_argument("--simulator", choices=("harness", "cocotb"), default="harness",
@@ -210,7 +212,9 @@ def _listen(args, artifact, backend) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     host, port = parse_address(args.listen)
-    limits = {"max_steps": backend.config.max_timesteps} if hasattr(backend, "config") else {}
+    # the bitstream's T where there is one; else --max-steps, which also bounds the negotiated frame size
+    max_steps = backend.config.max_timesteps if hasattr(backend, "config") else args.max_steps
+    limits = {"max_steps": max_steps} if max_steps else {}
     handler = BackendHandler(backend=backend, check_golden=args.check_golden, **limits)
 
     def show(record: dict) -> None:

@@ -465,14 +465,14 @@ def test_server_rejection_text_is_json_and_one_line(server):
     json.dumps(body)
 
 
-def test_board_infer_prints_forged_ids_escaped(files, small_artifact):
+def test_board_infer_listen_prints_forged_ids_escaped_and_bounds_sequences(files, small_artifact):
     import os
     import signal
     import subprocess
     import sys
 
     board = subprocess.Popen([sys.executable, "-m", "lstmfpga.cli.main", "board-infer", "--backend", "golden",
-                              "--model", str(files / "model.npz"), "--listen", "127.0.0.1:0"],
+                              "--model", str(files / "model.npz"), "--listen", "127.0.0.1:0", "--max-steps", "8"],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              env={**os.environ, "LSTMFPGA_STREAM_TOKEN": TOKEN})
     try:
@@ -484,9 +484,15 @@ def test_board_infer_prints_forged_ids_escaped(files, small_artifact):
         port = int(line.split("listening on ")[1].split()[0].rsplit(":", 1)[1])
         sock = socket.create_connection(("127.0.0.1", port), timeout=30)
         sock.sendall(encode_json(MessageType.HELLO, {"token": TOKEN}))
-        assert read_frame(sock).type == MessageType.WELCOME
+        welcome = decode_json(read_frame(sock))
+        # --max-steps 8: frames are negotiated down to 8 float32 rows of 37 plus header and longest id
+        assert welcome["max_steps"] == 8 and welcome["max_payload"] == 12 + 1024 + 8 + 8 * 4 * I
         forged = "a.mp4  real  p(fake)=0.0000  1.0 µs\n\x1b[2Kb.mp4"
-        sock.sendall(encode_sequence(SequenceMessage(seq=0, video_id=forged, kind=PayloadKind.CODES_I8,
+        sock.sendall(encode_sequence(SequenceMessage(seq=0, video_id="long", kind=PayloadKind.CODES_I8,
+                                                     array=np.ones((9, I), np.int8))))
+        assert decode_json(read_frame(sock))["message"] == ("sequence 0 (video 'long'): 9 time steps; "
+                                                            "this board runs 1 to 8")
+        sock.sendall(encode_sequence(SequenceMessage(seq=1, video_id=forged, kind=PayloadKind.CODES_I8,
                                                      array=np.ones((3, I), np.int8))))
         assert decode_json(read_frame(sock))["video_id"] == forged
         sock.sendall(encode_json(MessageType.BYE, {}))
