@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from lstmfpga.cli.main import main as lstmfpga_main
+from lstmfpga.foundation.artifact import LstmArtifact
 from lstmfpga.foundation.errors import ArtifactError, ConfigError
 from lstmfpga.model.feature_cache import save_feature_set
 from lstmfpga.model.train_config import TrainConfig
@@ -145,5 +146,7 @@ def test_cli_qat_from_a_float_checkpoint_with_early_stopping_options(feature_set
     head, checkpoint = load_qat_checkpoint(out / "qat_head.pt")
     assert (head.config.hidden_size, checkpoint["frames"], checkpoint["qat_config"]["monitor"]) == (3, 4, "loss")
     assert not list(out.glob("*.png"))
+    assert lstmfpga_main(["export", "--checkpoint", str(out / "qat_head.pt"), "--out", str(out), "--timesteps", "4"]) == 0
+    assert LstmArtifact.load(out / "artifact.npz").hidden_size == 3
     code = lstmfpga_main(["qat", "--features", str(cache), "--out", str(out), "--hidden", "3", "--patience", "0"])
     assert code == 2 and "error: patience must be an integer >= 1, not 0" in capsys.readouterr().err
