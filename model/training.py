@@ -188,16 +188,16 @@ class TrainResult:
         return math.nan if value is None else float(value)
 
 
-def json_ready(value):
+def _json_ready(value):
     """``value`` with NaN/inf as None and NumPy scalars as Python numbers (strict JSON)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: json_ready(v) for k, v in value.items()}
+        return {k: _json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [json_ready(v) for v in value]
+        return [_json_ready(v) for v in value]
     if isinstance(value, np.generic):
-        return json_ready(value.item())
+        return _json_ready(value.item())
     return value
 
 
@@ -309,7 +309,7 @@ def _load_resume_state(resume: ResumeState) -> dict:
     return state
 
 
-def normalization_tensors(normalization: Normalization) -> dict:
+def _normalization_tensors(normalization: Normalization) -> dict:
     """The normalization as checkpoints store it: float32 tensors and the clip."""
     return {"mean": torch.from_numpy(normalization.mean.copy()),
             "std": torch.from_numpy(normalization.std.copy()),
@@ -473,7 +473,7 @@ def fit(setup: HeadSetup, settings: LoopSettings, train: tuple[np.ndarray, np.nd
                 "torch_rng": torch.get_rng_state(),
                 "history": history, "best_value": best_value, "best_epoch": best_epoch,
                 "best_state": best_state, "bad_epochs": bad_epochs, "finished": finished,
-                "normalization": normalization_tensors(resume.normalization),
+                "normalization": _normalization_tensors(resume.normalization),
             }, resume.path)
         say(format_epoch_row(row))
         if on_epoch_end is not None:
@@ -507,7 +507,7 @@ def evaluate(model, data: PreparedData, loss_fn, *, monitor: str, fitted: Fitted
         if "artifact_kind" in data.eval_extra:
             metrics["eval_by_kind"] = metrics_by_kind(data.eval_y, eval_scores, data.eval_extra["artifact_kind"])
         report = (data.eval_split, data.eval_y, eval_scores)
-    return Evaluation(json_ready(metrics), *report)
+    return Evaluation(_json_ready(metrics), *report)
 
 
 def write_outputs(out_dir: Path, evaluation: Evaluation, fitted: Fitted, *, config: dict,
@@ -518,7 +518,7 @@ def write_outputs(out_dir: Path, evaluation: Evaluation, fitted: Fitted, *, conf
     returns the checkpoint's path.
     """
     checkpoint_path = save_torch(checkpoint, out_dir / checkpoint_name)
-    document = {"config": config, **evaluation.metrics, "history": json_ready(list(fitted.history))}
+    document = {"config": config, **evaluation.metrics, "history": _json_ready(list(fitted.history))}
     atomic_write_bytes(out_dir / metrics_name, (json.dumps(document, indent=2, allow_nan=False) + "\n").encode())
     if plots:
         from lstmfpga.model.plots import plot_confusion, plot_history, plot_roc
@@ -591,7 +591,7 @@ def train_head(config: TrainConfig, feature_set: FeatureSet, out_dir, *,
     evaluation = evaluate(model, data, setup.loss_fn, monitor=config.monitor, fitted=fitted)
     checkpoint_path = write_outputs(out_dir, evaluation, fitted, config=config.to_dict(), checkpoint={
         "format": CHECKPOINT_FORMAT, "config": config.to_dict(), "state_dict": model.state_dict(),
-        "normalization": normalization_tensors(data.normalization),
+        "normalization": _normalization_tensors(data.normalization),
         "frame_indices": torch.from_numpy(data.frame_indices.copy()), "input_size": input_size,
         "metrics": evaluation.metrics, "history": list(fitted.history),
     }, checkpoint_name=CHECKPOINT_NAME, metrics_name=METRICS_NAME, plots=plots)
