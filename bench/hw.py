@@ -1,6 +1,6 @@
 """Hardware planning bench: lane utilisation, time per step, simulation speed and Yosys resources.
 
-    python bench/hw.py [--timesteps 16] [--sim small,mid|none] [--cache-dir DIR]
+    python bench/hw.py [--timesteps 16] [--sim small,mid,full|none] [--cocotb small,mid] [--cache-dir DIR]
 
 For H=512, I=2048, 4-bit weights (the seed's smallest LSTM on ResNet-50 features) it prints:
 
@@ -8,15 +8,18 @@ For H=512, I=2048, 4-bit weights (the seed's smallest LSTM on ResNet-50 features
    model's MAC-lane utilisation (ideal 4·H·(I+H)/P ÷ compute cycles), µs per timestep and per
    sequence at ZCU104's planned clock, speed-up against P=16 measured in the same run, and the
    estimated resources (Yosys-measured logic extrapolated in P + memory model);
-2. Verilator simulations of a small and a mid-size configuration (hw-core's cocotb bench): measured
-   CYCLES against the cycle model, bit-exactness, and the simulation speed in cycles per second;
+2. Verilator simulations of a small, a mid-size and the full-size configuration on both simulators,
+   the compiled C++ harness and cocotb, side by side: build time, measured CYCLES against the cycle
+   model, bit-exactness, simulated cycles per second, sequences per second and the harness's speed-up;
 3. the Yosys runs behind the resource numbers (measured cells at the proxy lane counts).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import os
 import sys
 import tempfile
 import time
@@ -73,56 +76,131 @@ def lane_sweep(timesteps: int, cache_dir) -> tuple[str, object]:
     return _table(title, header, rows), plan
 
 
-def simulations(names: list[str], timesteps: int, cache_dir: Path) -> str:
-    """Table 2: measured CYCLES vs the model and simulation speed (Verilator builds cached)."""
+SIM_SHAPES = {"small": (32, 16, 16), "mid": (256, 64, 64)}
+#: Sequences of the two timed jobs per simulator (the difference is the marginal speed).
+SIM_COUNTS = {"cocotb": (1, 8), "harness": (1, 200)}
+FULL_COUNTS = (1, 3)
+#: Lanes of the full-size core when the sweep is skipped: what ``lstmfpga plan`` picks for ZCU104.
+FULL_LANES = 1024
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its reaped children (the simulators, the harness workers)."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _sim_job(simulator: str, config, art, counts, timesteps: int, cache_dir: Path) -> dict:
+    """Build (timed), then two jobs of ``counts`` sequences; speeds from their difference, per wall
+    second and per CPU second (the machine may be shared: CPU time is what the simulator used)."""
     import numpy as np
 
-    from lstmfpga.foundation.hw.config import AcceleratorConfig
-    from lstmfpga.hw.cycle_model import estimate
     from lstmfpga.foundation.hw.weight_image import build_weight_image, image_lanes
     from lstmfpga.sim import verilator
-    from lstmfpga.sim.golden.random_artifact import random_artifact
-    from lstmfpga.sim.rtl_check import Sequence, build_job, random_codes
+    from lstmfpga.sim.rtl_check import Sequence, random_codes, run_sequences
 
-    shapes = {"small": (32, 16, 16), "mid": (256, 64, 64)}
-    rows, base_speed = [], None
+    started = time.perf_counter()
+    built = (verilator.build_harness if simulator == "harness" else verilator.build)(config, cache_dir)
+    build_s = time.perf_counter() - started
+    if simulator == "harness" and build_s < 30:  # cached: the time recorded when it was built
+        build_s = f"{verilator.harness_build_seconds(built):.0f} (cached)"
+    image_beats = len(image_lanes(config, build_weight_image(art, config)))
+    rng = np.random.default_rng(0)
+    measured = {}
+    for count in counts:
+        seqs = [Sequence(0, random_codes(art, rng, timesteps)) for _ in range(count)]
+        with tempfile.TemporaryDirectory() as work:
+            started, cpu = time.perf_counter(), _cpu_seconds()
+            result = run_sequences(config, [art], seqs, cache_dir=cache_dir, work_dir=Path(work),
+                                   simulator=simulator, input_pause=0.0, output_pause=0.0)
+            seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
+        runs = result["runs"]
+        measured[count] = (runs, image_beats + sum(r["run_cycles"] for r in runs), seconds, cpu)
+    (runs1, cycles1, wall1, cpu1), (runs_n, cycles_n, wall_n, cpu_n) = measured[counts[0]], measured[counts[1]]
+    extra_cpu = max(cpu_n - cpu1, 1e-9)
+    return {"build_s": build_s, "cycles": runs_n[0]["cycles"], "ok": all(r["ok"] for r in runs1 + runs_n),
+            "run1_s": wall1, "run_n_s": wall_n, "n": counts[1], "cpu_n_s": cpu_n,
+            "cycles_per_cpu_s": (cycles_n - cycles1) / extra_cpu, "seq_per_cpu_s": (counts[1] - counts[0]) / extra_cpu,
+            "cycles_per_wall_s": cycles_n / wall_n}
+
+
+def simulations(names: list[str], timesteps: int, cache_dir: Path, *, cocotb: list[str], full_lanes: int) -> str:
+    """Table 2: both simulators side by side: build time, CYCLES vs the model, simulated cycles/s
+    and sequences/s (Verilator builds cached under ``cache_dir``)."""
+    from lstmfpga.foundation.hw.config import AcceleratorConfig
+    from lstmfpga.hw.cycle_model import estimate
+    from lstmfpga.sim.golden.random_artifact import random_artifact
+
+    shapes = dict(SIM_SHAPES, full=(I, H, full_lanes))
+    rows = []
     for name in names:
         i, h, p = shapes[name]
         art = random_artifact(input_size=i, hidden_size=h, num_layers=1, num_classes=2, weight_bits=WBITS, seed=1)
         config = AcceleratorConfig.from_artifact(art, lanes=p, mode="full")
-        rng = np.random.default_rng(0)
-        started = time.perf_counter()
-        build_dir = verilator.build(config, cache_dir)
-        build_s = time.perf_counter() - started
-        image_beats = len(image_lanes(config, build_weight_image(art, config)))
-        measured = {}
-        # one job of 1 sequence and one of 8: the difference is simulator speed without start-up
-        for count in (1, 8):
-            seqs = [Sequence(0, random_codes(art, rng, timesteps)) for _ in range(count)]
-            job, arrays = build_job(config, [art], seqs, input_pause=0.0, output_pause=0.0)
-            with tempfile.TemporaryDirectory() as work:
-                started = time.perf_counter()
-                result = verilator.run_job(build_dir, Path(work), job, arrays)
-                seconds = time.perf_counter() - started
-            runs = result["runs"]
-            measured[count] = (runs, image_beats + sum(r["run_cycles"] for r in runs), seconds)
-        runs1, cycles1, seconds1 = measured[1]
-        runs8, cycles8, seconds8 = measured[8]
-        speed = (cycles8 - cycles1) / max(seconds8 - seconds1, 1e-9)
-        base_speed = base_speed or speed
         est = estimate(config, timesteps)
-        got = runs8[0]["cycles"]
-        rows.append([f"{name} I={i} H={h} P={p}", got, est.compute_cycles,
-                     f"{(est.compute_cycles - got) / got:+.2%}", f"{est.ideal_cycles / got:.1%}",
-                     "yes" if all(r["ok"] for r in runs1 + runs8) else "NO", build_s, seconds1, seconds8,
-                     cycles8, cycles8 / seconds8, speed, f"{speed / base_speed:.2f}x"])
-    title = (f"2. Verilator + cocotb (hw-core's bench, no backpressure), jobs of 1 and 8 sequences of "
-             f"T={timesteps} after one weight load; simulated cycles = weight-image beats + RUN_CYCLES "
-             f"(AXI-Lite traffic not counted); marginal cycles/s = extra cycles ÷ extra seconds of the "
-             f"8-sequence job (start-up excluded)")
-    header = ["config", "CYCLES", "model", "model err", "MAC util", "bit-exact", "build s", "run1 s", "run8 s",
-              "cycles (8)", "cycles/s", "marginal cyc/s", "vs small"]
+        speeds = {}
+        for simulator in ("cocotb", "harness"):
+            if simulator == "cocotb" and name not in cocotb:
+                rows.append([f"{name} I={i} H={h} P={p}", simulator] + ["not run"] * 13)
+                continue
+            counts = FULL_COUNTS if name == "full" else SIM_COUNTS[simulator]
+            m = _sim_job(simulator, config, art, counts, timesteps, cache_dir)
+            speeds[simulator] = m["cycles_per_cpu_s"]
+            ratio = f"{m['cycles_per_cpu_s'] / speeds['cocotb']:.1f}x" if "cocotb" in speeds else "-"
+            rows.append([f"{name} I={i} H={h} P={p}", simulator, m["build_s"], m["cycles"], est.compute_cycles,
+                         f"{est.ideal_cycles / m['cycles']:.1%}", "yes" if m["ok"] else "NO", m["run1_s"],
+                         f"{m['run_n_s']:.3g} ({m['n']})", m["cpu_n_s"], m["cycles_per_wall_s"],
+                         m["cycles_per_cpu_s"], m["seq_per_cpu_s"], 1.0 / m["seq_per_cpu_s"], ratio])
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    title = (f"2. Verilator: the compiled C++ harness against cocotb (Python per clock), no backpressure; "
+             f"jobs of 1 and n sequences of T={timesteps} after one weight load; simulated cycles = weight-image "
+             f"beats + RUN_CYCLES (AXI-Lite traffic not counted). cycles/s wall: the n-sequence job end to end; "
+             f"cycles/s CPU, seq/s CPU: marginal (extra work ÷ extra CPU seconds of simulator and driver "
+             f"processes in the n-sequence job: start-up excluded, robust on a shared machine); build s = Verilog "
+             f"generation + Verilate + C++ compile (cached: the Verilate + compile time recorded at its build); "
+             f"{os.cpu_count()} CPUs, load average {load}")
+    header = ["config", "simulator", "build s", "CYCLES", "model", "MAC util", "bit-exact", "run1 s",
+              "run n s (n)", "CPU s (n)", "cycles/s wall", "cycles/s CPU", "seq/s CPU", "CPU s/seq", "vs cocotb"]
     return _table(title, header, rows)
+
+
+def harness_opt_table(name: str, timesteps: int, cache_dir: Path, levels: list[str]) -> str:
+    """Table 2b: the harness's C++ optimisation level, build time against simulation speed."""
+    import numpy as np
+
+    from lstmfpga.foundation.hw import stream_format
+    from lstmfpga.foundation.hw.config import AcceleratorConfig
+    from lstmfpga.foundation.hw.weight_image import build_weight_image, image_lanes
+    from lstmfpga.sim import verilator
+    from lstmfpga.sim.golden.random_artifact import random_artifact
+    from lstmfpga.sim.harness.library import Harness
+    from lstmfpga.sim.harness.packets import PacketBoard
+    from lstmfpga.sim.rtl_check import golden_packets, random_codes
+
+    i, h, p = SIM_SHAPES[name]
+    art = random_artifact(input_size=i, hidden_size=h, num_layers=1, num_classes=2, weight_bits=WBITS, seed=1)
+    config = AcceleratorConfig.from_artifact(art, lanes=p, mode="full")
+    lanes, expected = golden_packets(config, art, random_codes(art, np.random.default_rng(0), timesteps))
+    rows, base = [], None
+    for opt in levels:
+        started = _cpu_seconds()
+        library = verilator.build_harness(config, cache_dir, opt=opt)
+        build_s = _cpu_seconds() - started
+        with Harness(library, lanes_per_beat=stream_format.lanes_per_beat(config)) as harness:
+            board = PacketBoard(harness, 10**8)
+            board.load(image_lanes(config, build_weight_image(art, config)))
+            first = harness.cycle
+            started = time.process_time()
+            ok = all(board.run(lanes, timesteps, expected)["ok"] for _ in range(16))
+            speed = (harness.cycle - first) / (time.process_time() - started)
+        base = base or (build_s, speed)
+        rows.append([opt, build_s, f"{build_s / base[0]:.2f}x", speed, f"{speed / base[1]:.2f}x",
+                     "yes" if ok else "NO"])
+    title = (f"2b. Harness C++ optimisation on the {name} core (I={i} H={h} P={p}): build CPU seconds (Verilog "
+             f"generation, Verilate, compile; uncached) against simulated cycles per CPU second (16 sequences of T={timesteps}, in process)")
+    return _table(title, ["opt", "build CPU s", f"vs {levels[0]}", "cycles/s CPU", f"vs {levels[0]}", "bit-exact"], rows)
 
 
 def yosys_table(plan) -> str:
@@ -141,22 +219,36 @@ def yosys_table(plan) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--timesteps", type=int, default=16)
-    parser.add_argument("--sim", default="small,mid", help="simulated sizes: small,mid or none")
+    parser.add_argument("--sim", default="small,mid,full",
+                        help="simulated sizes: any of small,mid,full (full: I=2048, H=512, the plan's P), or none")
+    parser.add_argument("--cocotb", default="small,mid",
+                        help="sizes also run on cocotb (its full-size run takes minutes per sequence)")
+    parser.add_argument("--opt", default="",
+                        help="also compare the harness's C++ optimisation levels on the small core, e.g. -O0,-O1,-Os,-O2")
     parser.add_argument("--cache-dir", default=None, help="Yosys result cache (default: user cache)")
     parser.add_argument("--sim-cache-dir", default=None,
                         help="Verilator build cache (default: a temporary folder)")
+    parser.add_argument("--no-sweep", action="store_true",
+                        help=f"skip the lane sweep and Yosys tables (1, 3); the full-size core then has P={FULL_LANES}")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    sweep, plan = lane_sweep(args.timesteps, args.cache_dir)
-    print(sweep, end="\n\n", flush=True)
+    plan = None
+    if not args.no_sweep:
+        sweep, plan = lane_sweep(args.timesteps, args.cache_dir)
+        print(sweep, end="\n\n", flush=True)
     if args.sim != "none":
         names = [n for n in args.sim.split(",") if n]
-        if args.sim_cache_dir:
-            print(simulations(names, args.timesteps, Path(args.sim_cache_dir)), end="\n\n", flush=True)
-        else:
-            with tempfile.TemporaryDirectory(prefix="lstmfpga-bench-sim-") as tmp:
-                print(simulations(names, args.timesteps, Path(tmp)), end="\n\n", flush=True)
-    print(yosys_table(plan))
+        options = {"cocotb": [n for n in args.cocotb.split(",") if n],
+                   "full_lanes": plan.lanes if plan else FULL_LANES}
+        with contextlib.ExitStack() as stack:
+            cache = args.sim_cache_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="lstmfpga-bench-sim-"))
+            print(simulations(names, args.timesteps, Path(cache), **options), end="\n\n", flush=True)
+    if args.opt:
+        levels = [level for level in args.opt.split(",") if level]
+        with tempfile.TemporaryDirectory(prefix="lstmfpga-bench-opt-") as tmp:
+            print(harness_opt_table("small", args.timesteps, Path(tmp), levels), end="\n\n", flush=True)
+    if plan is not None:
+        print(yosys_table(plan))
     print(f"\nbench wall time {time.perf_counter() - started:.0f} s")
     return 0
 

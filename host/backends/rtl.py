@@ -52,6 +52,9 @@ class RtlBackend(Backend):
         0.05 s on the cocotb board.
     watchdog_cycles
         The core's stream watchdog (TIMEOUT register); 0 disables it.
+    poll_cycles
+        Simulated cycles between the driver's STATUS polls (default 256 on the harness, where each
+        poll is a call from Python, 32 on the cocotb board); CYCLES does not depend on it.
     stall_output
         Hold ``m_axis_tready`` low for ever (timeout tests).
     input_pause, output_pause
@@ -70,7 +73,7 @@ class RtlBackend(Backend):
 
     def __init__(self, *, artifact, mode: str = "full", lanes: int = 8, max_steps: int = 24,
                  double_buffer: bool = True, cache_dir=None, timeout_s: float | None = None,
-                 watchdog_cycles: int = 1 << 20, poll_cycles: int = 32, stall_output: bool = False,
+                 watchdog_cycles: int = 1 << 20, poll_cycles: int | None = None, stall_output: bool = False,
                  input_pause: float = 0.0, output_pause: float = 0.0, seed: int = 0,
                  max_transfer_bytes: int = (1 << 23) - 1, via: str = "driver",
                  wall_timeout_s: float = 30.0, work_dir=None, simulator: str = "harness", jobs: int = 1,
@@ -99,7 +102,7 @@ class RtlBackend(Backend):
             from lstmfpga.host.simboard.harness_pool import HarnessOptions, HarnessPool
 
             options = HarnessOptions(double_buffer=bool(double_buffer), timeout_s=timeout_s,
-                                     watchdog_cycles=int(watchdog_cycles), poll_cycles=int(poll_cycles),
+                                     watchdog_cycles=int(watchdog_cycles), poll_cycles=int(poll_cycles or 256),
                                      stall_output=bool(stall_output), input_pause=float(input_pause),
                                      output_pause=float(output_pause), seed=int(seed),
                                      max_transfer_bytes=int(max_transfer_bytes))
@@ -110,7 +113,7 @@ class RtlBackend(Backend):
         self.build_dir = build(self.config, cache)
         self.job = {
             "double_buffer": bool(double_buffer), "timeout_s": float(timeout_s or 0.05),
-            "watchdog_cycles": int(watchdog_cycles), "poll_cycles": int(poll_cycles),
+            "watchdog_cycles": int(watchdog_cycles), "poll_cycles": int(poll_cycles or 32),
             "stall_output": bool(stall_output), "input_pause": float(input_pause),
             "output_pause": float(output_pause), "seed": int(seed), "max_transfer_bytes": int(max_transfer_bytes),
             "via": via, "mode": mode, "wall_timeout_s": float(wall_timeout_s),

@@ -33,7 +33,7 @@ class HarnessOptions:
     double_buffer: bool = True
     timeout_s: float | None = None
     watchdog_cycles: int = 1 << 20
-    poll_cycles: int = 32
+    poll_cycles: int = 256
     stall_output: bool = False
     input_pause: float = 0.0
     output_pause: float = 0.0
