@@ -13,9 +13,9 @@ MEMORY_READ = 1
 MEMORY_OUTPUT = 1
 #: MAC lanes: operand registers, product register, accumulator (``done`` with the finished sums).
 MAC_LANES = 3
-#: Requantizer: partial products, their sums per value slice, the product, floor shift with the
+#: Requantizer: partial products, their sums per value slice, the product, byte shift, bit shift,
 #: rounding decision, round and saturate.
-REQUANTIZER = 5
+REQUANTIZER = 7
 #: Packed MAC: the DSP's A/B, M and P registers, then the row sums (output register).
 PACKED_MAC = 4
 

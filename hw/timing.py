@@ -72,8 +72,14 @@ class TimingResult:
                  f" target {self.target_mhz:.0f} MHz, {self.seconds:.0f} s)",
                  f"critical path {self.logic_ns + self.routing_ns:.2f} ns: {self.logic_ns:.2f} logic,"
                  f" {self.routing_ns:.2f} routing; {start} -> {end}"]
-        lines.extend(f"  {s.kind:9s} {s.delay_ns:6.2f} ns  {s.source} -> {s.sink}" for s in self.path)
+        lines.extend(f"  {s.kind:9s} {s.delay_ns:6.2f} ns  {_short(s.source)} -> {_short(s.sink)}"
+                     for s in self.path if s.delay_ns > 0)
         return lines
+
+
+def _short(cell: str, limit: int = 48) -> str:
+    """nextpnr's derived cell names grow with every mapping pass; keep both ends of long ones."""
+    return cell if len(cell) <= limit else f"{cell[:limit // 2 - 2]}...{cell[-(limit // 2 - 1):]}"
 
 
 def _tool(name: str) -> list[str]:

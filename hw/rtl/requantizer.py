@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth import Module, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -27,8 +27,9 @@ class Requantizer(wiring.Component):
     Fully pipelined: one input per cycle, the result appears :attr:`LATENCY` cycles after its
     operands (parameters are sampled with the value, so they may change every cycle).  The wide
     product is built from DSP-sized partial products in three registered stages (partial
-    products, their sums per value slice, the product), then the floor shift with the rounding
-    decision, then round and saturate.
+    products, their sums per value slice, the product); the shift right by S - 1 takes two
+    (whole bytes, then 0-7 bits, gathering the sticky bit); then the half-even decision with the
+    floor cut to a window of ``out_width + 2`` bits; then round and saturate on that window.
 
     Parameters
     ----------
@@ -85,30 +86,52 @@ class Requantizer(wiring.Component):
             rows.append((row, vlo))
         product = Signal(signed(pw))
         m.d.sync += product.eq(sum(row << vlo for row, vlo in rows))
-        shift1 = delayed(self.shift, 3, "shift")
         lo1, hi1 = delayed(self.lo, 3, "lo"), delayed(self.hi, 3, "hi")
-        # floor shift and the half-even rounding decision
-        shift_m1 = Signal(SHIFT_BITS)
-        m.d.comb += shift_m1.eq(shift1 - 1)
-        below_round = Signal(pw)
-        m.d.comb += [below_round[i].eq(shift_m1 > i) for i in range(pw)]
-        floor_q = Signal(signed(pw))
-        m.d.comb += floor_q.eq(product >> shift1)
-        round_bit = (product >> shift_m1)[0]
-        sticky = (product.as_unsigned() & below_round).any()
-        quotient = Signal(signed(pw))
-        round_up = Signal()
-        lo2, hi2 = Signal(signed(ow)), Signal(signed(ow))
-        m.d.sync += [quotient.eq(floor_q),
-                     round_up.eq((shift1 != 0) & round_bit & (sticky | floor_q[0])),
-                     lo2.eq(lo1), hi2.eq(hi1)]
-        # round and saturate
-        rounded = Signal(signed(pw + 1))
-        m.d.comb += rounded.eq(quotient + round_up)
-        with m.If(rounded < lo2):
-            m.d.sync += self.result.eq(lo2)
-        with m.Elif(rounded > hi2):
-            m.d.sync += self.result.eq(hi2)
+        shift3 = delayed(self.shift, 3, "shift")
+        # y = product >> (S - 1) in two steps (by whole bytes, then by 0-7 bits), collecting the
+        # bits shifted out into ``sticky``; then floor = y >> 1 and the round bit is y[0].
+        # S = 0 means no rounding: y = product << 1.
+        pre = Signal(SHIFT_BITS + 1)
+        m.d.comb += pre.eq(Mux(shift3 == 0, 0, shift3 - 1))
+        coarse = Signal(signed(pw + 1))
+        sticky4, fine4, exact4 = Signal(), Signal(3), Signal()
+        doubled = Signal(signed(pw + 1))
+        m.d.comb += doubled.eq(product << 1)
+        byte_any = [product.as_unsigned()[8 * i:8 * (i + 1)].any() for i in range(-(-pw // 8))]
+        with m.Switch(pre[3:]):
+            for n in range(len(byte_any) + 1):
+                with m.Case(n):
+                    m.d.sync += [coarse.eq(Mux(shift3 == 0, doubled, product >> (8 * n))),
+                                 sticky4.eq(Cat(*byte_any[:n]).any() if n else 0)]
+            with m.Default():
+                m.d.sync += [coarse.eq(product >> (pw - 1)), sticky4.eq(product.as_unsigned().any())]
+        m.d.sync += [fine4.eq(pre[:3]), exact4.eq(shift3 == 0)]
+        lo4, hi4 = delayed(lo1, 1, "lo4"), delayed(hi1, 1, "hi4")
+        # fine shift
+        y = Signal(signed(pw + 1))
+        sticky5, exact5 = Signal(), Signal()
+        low_mask = Signal(8)
+        m.d.comb += low_mask.eq((1 << fine4) - 1)
+        m.d.sync += [y.eq(coarse >> fine4), sticky5.eq(sticky4 | (coarse.as_unsigned()[:8] & low_mask).any()),
+                     exact5.eq(exact4)]
+        lo5, hi5 = delayed(lo4, 1, "lo5"), delayed(hi4, 1, "hi5")
+        # rounding decision; the floor in an (ow + 2)-bit window, or which side it left it on
+        floor = y >> 1
+        window = ow + 2
+        upper = floor.as_unsigned()[window - 1:]
+        small = Signal(signed(window))
+        round_up, above, below = Signal(), Signal(), Signal()
+        m.d.sync += [small.eq(floor[:window]),
+                     round_up.eq(~exact5 & y[0] & (sticky5 | floor[0])),
+                     above.eq(~floor[-1] & upper.any()), below.eq(floor[-1] & ~upper.all())]
+        lo6, hi6 = delayed(lo5, 1, "lo6"), delayed(hi5, 1, "hi6")
+        # round and saturate (outside the window the value is beyond lo/hi)
+        rounded = Signal(signed(window + 1))
+        m.d.comb += rounded.eq(small + round_up)
+        with m.If(below | (~above & (rounded < lo6))):
+            m.d.sync += self.result.eq(lo6)
+        with m.Elif(above | (rounded > hi6)):
+            m.d.sync += self.result.eq(hi6)
         with m.Else():
             m.d.sync += self.result.eq(rounded)
         return m
