@@ -41,7 +41,7 @@ def read_dfdc(root, *, default_split: str = "train") -> DatasetListing:
             entries = json.loads(meta_path.read_text())
             if not isinstance(entries, dict):
                 raise ValueError(f"top level is a {type(entries).__name__}, not an object")
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             builder.skip(str(meta_path), f"cannot read the metadata: {exc}")
             continue
         for name, info in entries.items():

@@ -32,7 +32,7 @@ def _pairs(path: Path, builder: ListingBuilder) -> list[tuple[str, str, str]]:
     """The ``(where, a, b)`` pairs of one split file; bad entries are reported and dropped."""
     try:
         entries = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         builder.skip(str(path), f"cannot read the split file: {exc}")
         return []
     if not isinstance(entries, list):

@@ -84,7 +84,7 @@ def _read_sidecar(path: Path, builder: ListingBuilder) -> dict[str, str]:
         kinds = json.loads(path.read_text())
         if not isinstance(kinds, dict):
             raise ValueError("top level is not an object")
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         builder.skip(str(path), f"unreadable sidecar ignored: {exc}")
         return {}
     return {str(k): str(v) for k, v in kinds.items()}

@@ -152,6 +152,23 @@ def test_dfdc_escaping_and_absolute_names_are_skipped(tmp_path, outside):
     }
 
 
+def test_json_lists_nested_past_the_parser_are_skipped(tmp_path):
+    deep = "[" * 100_000 + "]" * 100_000
+    root = tmp_path / "data"
+    for part, text in (("dfdc_train_part_0", deep), ("dfdc_train_part_1", json.dumps({"ok.mp4": {"label": "REAL"}}))):
+        (root / part).mkdir(parents=True)
+        (root / part / "metadata.json").write_text(text)
+    listing = read_dataset("dfdc", root)
+    assert [r.path for r in listing.records] == ["dfdc_train_part_1/ok.mp4"]
+    [problem] = listing.problems
+    assert problem.where.endswith("dfdc_train_part_0/metadata.json") and "cannot read the metadata" in problem.reason
+    (tmp_path / "ffpp" / "splits").mkdir(parents=True)
+    (tmp_path / "ffpp" / "splits" / "train.json").write_text(deep)
+    (tmp_path / "ffpp" / "splits" / "val.json").write_text('[["001", "002"]]')
+    listing = read_dataset("ffpp", tmp_path / "ffpp", methods=("Deepfakes",))
+    assert len(listing) == 4 and "cannot read the split file" in listing.problems[0].reason
+
+
 def test_csv_bad_rows_never_abort_the_listing(tmp_path):
     root = tmp_path / "data"
     root.mkdir()
