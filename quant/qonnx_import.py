@@ -281,6 +281,15 @@ def artifact_from_qonnx(path: str | Path) -> LstmArtifact:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError and friends from protobuf
         raise ArtifactError(f"{path}: not a readable ONNX file ({type(exc).__name__}: {exc})") from None
+    try:
+        return _artifact(model, path)
+    except (IndexError, KeyError, TypeError, ValueError) as exc:
+        # Every check above names what it refuses; a graph malformed in a way none of them
+        # foresaw (a node without outputs, an attribute of the wrong kind) is still the file's fault.
+        raise ArtifactError(f"{path}: malformed QuantLSTM graph ({type(exc).__name__}: {exc})") from None
+
+
+def _artifact(model, path: Path) -> LstmArtifact:
     g = _Graph(model, path)
     cells = [n for n in g.nodes if n.op_type == "QuantLSTMCell"]
     if not cells:

@@ -417,6 +417,10 @@ def _huge_dims(model, cell):
     init.dims.extend([10 ** 6, 10 ** 6])
 
 
+def _no_outputs(model, cell):
+    del cell.output[:]
+
+
 QONNX_CASES = [
     ("bits 0", _cell_scalar("io", 2, 0.0), "quantizer output.bits must be an integer in [1, 16], not 0"),
     ("bits 40", _cell_scalar("cell_state", 2, 40.0), "quantizer cell_state.bits must be an integer in [1, 16], not 40"),
@@ -433,6 +437,7 @@ QONNX_CASES = [
     ("inconsistent weight shapes", _weight_shape, f"W_h[forget] has shape ({H}, {H + 1}), expected ({H}, {H})"),
     ("external data", _external_data, "keeps its data in an external file"),
     ("huge tensor dims", _huge_dims, "claims shape [1000000, 1000000] (1000000000000 values)"),
+    ("cell without outputs", _no_outputs, "malformed QuantLSTM graph (IndexError"),
 ]
 
 
