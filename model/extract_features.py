@@ -22,6 +22,7 @@ import numpy as np
 
 from lstmfpga.foundation.atomic import atomic_write_bytes
 from lstmfpga.foundation.errors import ConfigError, InputError
+from lstmfpga.foundation.validation import is_integer
 from lstmfpga.model.backbone import FEATURE_DIM
 from lstmfpga.model.datasets import DatasetListing, VideoRecord, read_dataset
 from lstmfpga.model.feature_cache import (
@@ -37,10 +38,6 @@ from lstmfpga.model.feature_cache import (
 )
 
 CACHE_FORMAT = 1
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -83,22 +80,22 @@ class ExtractionConfig:
     shard: tuple[int, int] = (0, 1)
 
     def __post_init__(self):
-        if not _is_int(self.frames) or self.frames < 1:
+        if not is_integer(self.frames, numpy=True) or self.frames < 1:
             raise ConfigError(f"frames must be a positive integer, not {self.frames!r}")
-        if not _is_int(self.image_size) or self.image_size < 32:
+        if not is_integer(self.image_size, numpy=True) or self.image_size < 32:
             raise ConfigError(f"image size must be an integer >= 32, not {self.image_size!r}")
-        if not _is_int(self.seed) or self.seed < 0:
+        if not is_integer(self.seed, numpy=True) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, not {self.seed!r}")
-        if not _is_int(self.batch_videos) or self.batch_videos < 1:
+        if not is_integer(self.batch_videos, numpy=True) or self.batch_videos < 1:
             raise ConfigError(f"batch must be a positive integer, not {self.batch_videos!r}")
-        if not _is_int(self.workers) or self.workers < 0:
+        if not is_integer(self.workers, numpy=True) or self.workers < 0:
             raise ConfigError(f"workers must be a non-negative integer, not {self.workers!r}")
         if self.device not in ("cpu", "cuda"):
             raise ConfigError(f"device must be 'cpu' or 'cuda', not {self.device!r}")
-        if not _is_int(self.chunk_videos) or self.chunk_videos < 1:
+        if not is_integer(self.chunk_videos, numpy=True) or self.chunk_videos < 1:
             raise ConfigError(f"chunk size must be a positive integer, not {self.chunk_videos!r}")
         i, n = self.shard
-        if not (_is_int(i) and _is_int(n) and n >= 1 and 0 <= i < n):
+        if not (is_integer(i, numpy=True) and is_integer(n, numpy=True) and n >= 1 and 0 <= i < n):
             raise ConfigError(f"shard must be i/N with 0 <= i < N, not {i}/{n}")
 
     def cache_settings(self, listing: DatasetListing, records: list[VideoRecord]) -> dict:
@@ -197,7 +194,7 @@ def _records_columns(results, records_by_id: dict[str, VideoRecord]) -> dict:
     columns = {}
     for key in keys:
         values = [records_by_id[r.item.video_id].extra.get(key) for r in results]
-        if all(_is_int(v) for v in values):
+        if all(is_integer(v, numpy=True) for v in values):
             columns[key] = np.array(values, dtype=np.int64)
         else:
             columns[key] = np.array(["" if v is None else str(v) for v in values], dtype=str)

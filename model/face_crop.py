@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lstmfpga.foundation.errors import ConfigError
+from lstmfpga.foundation.validation import is_integer
 
 CASCADE_NAME = "haarcascade_frontalface_default.xml"
 #: Detection runs on frames scaled so that their short side is at most this (speed).
@@ -18,7 +19,7 @@ DETECT_SIDE = 320
 
 
 def _check_size(size) -> int:
-    if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 8:
+    if not is_integer(size, numpy=True) or size < 8:
         raise ConfigError(f"image size must be an integer >= 8, not {size!r}")
     return int(size)
 

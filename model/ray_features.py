@@ -28,7 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from lstmfpga.foundation.errors import ConfigError, LstmfpgaError
-from lstmfpga.model.extract_features import (ChunkWriter, ExtractionConfig, ExtractionSummary, _is_int,
+from lstmfpga.foundation.validation import is_integer
+from lstmfpga.model.extract_features import (ChunkWriter, ExtractionConfig, ExtractionSummary,
                                              encode_batch, plan_extraction)
 from lstmfpga.model.extraction_progress import ProgressLine
 
@@ -62,11 +63,11 @@ class RayOptions:
         g = self.gpus_per_worker
         if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or g < 0:
             raise ConfigError(f"gpus per worker must be a non-negative number, not {g!r}")
-        if not _is_int(self.cpus_per_worker) or self.cpus_per_worker < 1:
+        if not is_integer(self.cpus_per_worker, numpy=True) or self.cpus_per_worker < 1:
             raise ConfigError(f"cpus per worker must be a positive integer, not {self.cpus_per_worker!r}")
-        if self.encoders is not None and (not _is_int(self.encoders) or self.encoders < 1):
+        if self.encoders is not None and (not is_integer(self.encoders, numpy=True) or self.encoders < 1):
             raise ConfigError(f"encoders must be a positive integer, not {self.encoders!r}")
-        if self.local_cpus is not None and (not _is_int(self.local_cpus) or self.local_cpus < 2):
+        if self.local_cpus is not None and (not is_integer(self.local_cpus, numpy=True) or self.local_cpus < 2):
             raise ConfigError(f"local Ray CPUs must be an integer >= 2 (one decodes, one encodes), "
                               f"not {self.local_cpus!r}")
         if self.address is not None and self.local_cpus is not None:

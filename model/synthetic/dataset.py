@@ -24,6 +24,7 @@ import numpy as np
 
 from lstmfpga.foundation.atomic import atomic_write_bytes
 from lstmfpga.foundation.errors import ConfigError
+from lstmfpga.foundation.validation import is_integer
 from lstmfpga.model.synthetic.forgery import KINDS, ForgeryPlan, render_fake
 from lstmfpga.model.synthetic.scene import Identity, Motion, background_texture, render_real
 from lstmfpga.model.synthetic.video_writer import write_mp4
@@ -65,16 +66,13 @@ class SynthConfig:
     fake_kinds: tuple[str, ...] = KINDS
 
     def __post_init__(self):
-        def is_int(v):
-            return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-        if not is_int(self.videos) or self.videos < 2:
+        if not is_integer(self.videos, numpy=True) or self.videos < 2:
             raise ConfigError(f"videos must be an integer >= 2, not {self.videos!r}")
-        if not is_int(self.frames) or self.frames < 1:
+        if not is_integer(self.frames, numpy=True) or self.frames < 1:
             raise ConfigError(f"frames must be a positive integer, not {self.frames!r}")
-        if not is_int(self.size) or self.size < 32 or self.size % 2:
+        if not is_integer(self.size, numpy=True) or self.size < 32 or self.size % 2:
             raise ConfigError(f"size must be an even integer >= 32 (4:2:0 video), not {self.size!r}")
-        if not is_int(self.seed) or self.seed < 0:
+        if not is_integer(self.seed, numpy=True) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, not {self.seed!r}")
         if not 0 < self.fake_fraction < 1:
             raise ConfigError(f"fake_fraction must be in (0, 1), not {self.fake_fraction!r}")
