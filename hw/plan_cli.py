@@ -43,9 +43,15 @@ def _sample_lanes(text: str) -> tuple[int, ...]:
 
 
 def _plan(args) -> int:
+    from pathlib import Path
+
+    from lstmfpga.foundation.errors import ConfigError
     from lstmfpga.hw.boards import get_board
     from lstmfpga.hw.plan import make_plan, parse_shape, shape_config
 
+    if args.cache_dir is not None and Path(args.cache_dir).exists() and not Path(args.cache_dir).is_dir():
+        # Refused now, not after minutes of synthesis when the first result is cached.
+        raise ConfigError(f"--cache-dir {args.cache_dir} is not a folder")
     if args.model is not None:
         from lstmfpga.foundation.hw.config import AcceleratorConfig
         from lstmfpga.quant.model_file import load_model

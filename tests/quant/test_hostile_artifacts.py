@@ -479,6 +479,7 @@ def test_model_commands_map_bad_paths_to_one_error_line(tmp_path, capsys):
         (["hdl", "--model", tmp_path / "folder", "--lanes", 8, "--out", tmp_path / "h"], "is a folder"),
         (["hdl", "--model", good, "--lanes", 8, "--out", a_file], f"File exists: {a_file}"),
         (["verify", "--model", a_file, "--lanes", 8], "not a readable ONNX file"),
+        (["plan", "--model", good, "--board", "pynq-z2", "--cache-dir", a_file], f"--cache-dir {a_file} is not a folder"),
         (["plan", "--model", _tampered(tmp_path, _set("layers", 0, "quant", "io", "bits", 40)),
           "--board", "pynq-z2"], "layers[0].quant.io.bits must be an integer in [1, 16], not 40"),
         (["export", "--checkpoint", a_file, "--out", tmp_path / "e"], f"QAT checkpoint {a_file} cannot be read"),
