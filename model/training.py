@@ -221,7 +221,7 @@ def read_checkpoint(path, *, fmt: str, what: str) -> dict:
     """
     path = Path(path)
     if not path.is_file():
-        raise ArtifactError(f"{what} {path} does not exist")
+        raise ArtifactError(f"{what} {path} is a folder, not a file" if path.is_dir() else f"{what} {path} does not exist")
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a damaged file: the atomic save makes this rare, but say so
