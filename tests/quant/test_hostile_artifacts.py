@@ -483,6 +483,7 @@ def test_model_commands_map_bad_paths_to_one_error_line(tmp_path, capsys):
         (["plan", "--model", _tampered(tmp_path, _set("layers", 0, "quant", "io", "bits", 40)),
           "--board", "pynq-z2"], "layers[0].quant.io.bits must be an integer in [1, 16], not 40"),
         (["export", "--checkpoint", a_file, "--out", tmp_path / "e"], f"QAT checkpoint {a_file} cannot be read"),
+        (["export", "--checkpoint", tmp_path / "folder", "--out", tmp_path / "e"], "is a folder, not a file"),
         (["qat", "--features", good, "--labels", a_file, "--out", tmp_path / "q"],
          f"{good}: an .npz archive, not one .npy feature array"),
     ]
