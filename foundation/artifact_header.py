@@ -7,7 +7,6 @@ header (``layers[0].quant.io.bits``).  NumPy only.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -15,7 +14,7 @@ import numpy as np
 
 from lstmfpga.foundation.errors import ArtifactError
 from lstmfpga.foundation.fixed_point import MULTIPLIER_BITS, QuantSpec, Requant
-from lstmfpga.foundation.validation import check_integer, is_integer
+from lstmfpga.foundation.validation import check_integer, is_finite_number, is_integer
 
 #: Widest code of any quantizer: weights are stored as int16, and every accumulator and cell
 #: code indexes a table of 2**bits entries (16 bits: 65,536 entries, 256 KiB per gate).
@@ -52,8 +51,7 @@ def integer(where: str, value: Any, low: int, high: int) -> int:
 
 def positive_real(where: str, value: Any) -> float:
     """A finite positive number (JSON int or float; not a bool, not a string)."""
-    if not (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value) and value > 0):
+    if not (is_finite_number(value) and value > 0):
         raise ArtifactError(f"{where} must be a positive finite number, not {_short(value)}")
     return float(value)
 

@@ -6,6 +6,7 @@ where a count belongs must still be refused.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,11 @@ def is_integer(value: Any, *, numpy: bool = False) -> bool:
     """
     types = (int, np.integer) if numpy else int
     return isinstance(value, types) and not isinstance(value, (bool, np.bool_))
+
+
+def is_finite_number(value: Any) -> bool:
+    """Whether ``value`` is a finite ``int`` or ``float`` and not a ``bool``."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def check_integer(name: str, value: Any, *, low: int, high: int | None = None, what: str | None = None,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lstmfpga.foundation.validation import check_integer
+from lstmfpga.foundation.validation import check_integer, is_finite_number
 from lstmfpga.host.stream_protocol import DEFAULT_MAX_PAYLOAD
 
 #: A HELLO holds a token, a payload kind, a SHA-256 and a version: a few hundred bytes.
@@ -63,7 +63,7 @@ class ServerLimits:
                       error=ValueError)
         for name in ("handshake_timeout", "frame_timeout"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
+            if not is_finite_number(value) or not value > 0:
                 raise ValueError(f"{name} must be a positive finite number of seconds, not {value!r}")
         if self.max_per_peer > self.max_connections:
             raise ValueError(f"max_per_peer ({self.max_per_peer}) cannot exceed max_connections "

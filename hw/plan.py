@@ -15,7 +15,7 @@ import math
 from collections.abc import Sequence
 
 from lstmfpga.foundation.errors import ConfigError
-from lstmfpga.foundation.validation import check_integer
+from lstmfpga.foundation.validation import check_integer, is_finite_number
 from lstmfpga.hw.boards import MIB, Board
 from lstmfpga.foundation.hw.config import MODES
 from lstmfpga.hw.resources import (DEFAULT_SAMPLE_LANES, RESOURCE_FIELDS, LogicFit, ResourceEstimate,
@@ -288,7 +288,7 @@ def make_plan(template, board: Board, *, clock_mhz: float | None = None, mode: s
     if mode not in (*MODES, "auto"):
         raise ConfigError(f"mode must be one of {', '.join((*MODES, 'auto'))}, not {mode!r}")
     clock = board.clock_mhz if clock_mhz is None else clock_mhz
-    if isinstance(clock, bool) or not isinstance(clock, (int, float)) or not 0 < clock <= 1000:
+    if not is_finite_number(clock) or not 0 < clock <= 1000:
         raise ConfigError(f"clock_mhz must be in (0, 1000], not {clock_mhz!r}")
     check_integer("timesteps", timesteps, low=1, high=template.max_timesteps)
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import pickle
 import re
 import sys
@@ -28,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lstmfpga.foundation.errors import ConfigError, LstmfpgaError
-from lstmfpga.foundation.validation import is_integer
+from lstmfpga.foundation.validation import is_finite_number, is_integer
 from lstmfpga.model.extract_features import (ChunkWriter, ExtractionConfig, ExtractionSummary,
                                              encode_batch, plan_extraction)
 from lstmfpga.model.extraction_progress import ProgressLine
@@ -61,7 +60,7 @@ class RayOptions:
 
     def __post_init__(self):
         g = self.gpus_per_worker
-        if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or g < 0:
+        if not is_finite_number(g) or g < 0:
             raise ConfigError(f"gpus per worker must be a non-negative number, not {g!r}")
         if not is_integer(self.cpus_per_worker, numpy=True) or self.cpus_per_worker < 1:
             raise ConfigError(f"cpus per worker must be a positive integer, not {self.cpus_per_worker!r}")

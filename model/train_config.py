@@ -8,12 +8,11 @@ stored in their canonical spelling, so a config read back from a checkpoint comp
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from dataclasses import dataclass
 
 from lstmfpga.foundation.errors import ConfigError
-from lstmfpga.foundation.validation import check_integer
+from lstmfpga.foundation.validation import check_integer, is_finite_number
 
 HEADS = ("lstm", "bilstm", "gru", "frame-avg")
 LOSSES = ("CrossEntropyLoss", "MSE", "FocalLoss")
@@ -136,8 +135,7 @@ class TrainConfig:
         )
         for name, ok, text in checks:
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                    or not ok(value):
+            if not is_finite_number(value) or not ok(value):
                 raise ConfigError(f"{name} must be a number {text}, not {value!r}")
             set_(name, float(value))
 

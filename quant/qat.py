@@ -13,7 +13,6 @@ Files :func:`qat_from_features` writes in ``out_dir``: ``qat_head.pt`` (:func:`l
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import torch
 from torch import nn
 
 from lstmfpga.foundation.errors import ConfigError
-from lstmfpga.foundation.validation import check_integer
+from lstmfpga.foundation.validation import check_integer, is_finite_number
 from lstmfpga.model.train_config import MONITORS, canonical_choice
 from lstmfpga.model.training import (RESUME_NAME, HeadSetup, LoopSettings, ResumeState, evaluate, fit,
                                      read_checkpoint, save_torch, write_outputs)
@@ -56,7 +55,7 @@ class QatConfig:
             check_integer(name, getattr(self, name), low=low)
         for name in ("lr", "weight_decay"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+            if not is_finite_number(v) or v < 0:
                 raise ConfigError(f"{name} must be a non-negative number, not {v!r}")
         object.__setattr__(self, "monitor", canonical_choice("monitor", self.monitor, MONITORS))
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from lstmfpga.foundation.errors import ConfigError
-from lstmfpga.foundation.validation import check_in_range, check_integer, is_integer
+from lstmfpga.foundation.validation import check_in_range, check_integer, is_finite_number, is_integer
 
 
 @pytest.mark.parametrize("value, plain, with_numpy", [
@@ -50,3 +50,12 @@ def test_check_in_range_names_the_rule_broken(value, high, message):
     with pytest.raises(ConfigError, match=message):
         check_in_range("bits", value, low=2, high=high)
     assert check_in_range("bits", 5, low=2, high=high) == 5
+
+
+@pytest.mark.parametrize("value, expected", [
+    (0, True), (-3, True), (2.5, True), (np.float64(1.5), True), (1e308, True),
+    (True, False), (False, False), (float("nan"), False), (float("inf"), False), (-float("inf"), False),
+    ("1", False), (None, False), (np.float32(1.5), False),
+])
+def test_is_finite_number_refuses_bools_strings_and_non_finite(value, expected):
+    assert is_finite_number(value) is expected
