@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from lstmfpga.foundation.errors import ConfigError, InputError
+from lstmfpga.foundation.validation import is_integer
 
 
 class VideoDecodeError(InputError):
@@ -34,7 +35,7 @@ def _is_image_format(name: str) -> bool:
 
 def sample_indices(n_frames: int, t: int) -> tuple[np.ndarray, bool]:
     """Indices of T frames sampled uniformly from ``n_frames``, and whether the video was padded."""
-    if not isinstance(t, (int, np.integer)) or t < 1:
+    if not is_integer(t, numpy=True) or t < 1:
         raise ConfigError(f"frames per video must be a positive integer, not {t!r}")
     if n_frames < 1:
         raise InputError(f"cannot sample {t} frames from a video of {n_frames} frames")
