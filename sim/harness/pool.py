@@ -20,8 +20,9 @@ import traceback
 from multiprocessing.connection import wait as wait_any
 from typing import Any, Callable
 
-from lstmfpga.foundation.errors import ConfigError, LstmfpgaError
+from lstmfpga.foundation.errors import LstmfpgaError
 from lstmfpga.foundation.process_lifetime import die_with_parent
+from lstmfpga.foundation.validation import check_integer
 from lstmfpga.sim.harness.library import HarnessTimeout
 
 #: The slowest speed the watchdog allows a worker (simulated cycles per wall second; the
@@ -98,8 +99,7 @@ class WorkerPool:
     def __init__(self, *, setup: Callable[[int], Any], handle: Callable[[Any, Any], Any],
                  describe: Callable[[Any], str] = lambda state: "", jobs: int = 1, setup_cycles: int = 0,
                  watchdog_s: float | None = None) -> None:
-        if not isinstance(jobs, int) or jobs < 1:
-            raise ConfigError(f"jobs must be a positive integer, not {jobs!r}")
+        check_integer("jobs", jobs, low=1, what="a positive integer")
         self.watchdog_s = watchdog_s
         # fork: no re-import of the caller's main module and a start in milliseconds; the workers
         # use NumPy and the harness library only
