@@ -6,6 +6,7 @@ from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from lstmfpga.foundation.validation import check_integer
 from lstmfpga.hw import latency
 
 MULTIPLIER_BITS = 31
@@ -42,10 +43,8 @@ class Requantizer(wiring.Component):
     LATENCY = latency.REQUANTIZER
 
     def __init__(self, *, in_width: int, out_width: int):
-        if not isinstance(in_width, int) or in_width < 2:
-            raise TypeError(f"Input width must be an integer >= 2, not {in_width!r}")
-        if not isinstance(out_width, int) or not 2 <= out_width <= 32:
-            raise TypeError(f"Output width must be an integer in [2, 32], not {out_width!r}")
+        check_integer("Input width", in_width, low=2, error=TypeError)
+        check_integer("Output width", out_width, low=2, high=32, error=TypeError)
         self.in_width = in_width
         self.out_width = out_width
         super().__init__({
