@@ -73,11 +73,39 @@ def _locked(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _generator_fingerprint() -> str:
+    """Hash of everything the Verilog of a configuration depends on: the generator's sources
+    (``hw``, ``foundation``) and the Amaranth version."""
+    import amaranth
+
+    import lstmfpga.foundation
+    import lstmfpga.hw
+
+    digest = hashlib.sha256(amaranth.__version__.encode())
+    for package in (lstmfpga.hw, lstmfpga.foundation):
+        root = Path(package.__file__).parent
+        for path in sorted(root.rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def _cached_verilog(config, cache_dir: str | os.PathLike) -> tuple[Path, str, str]:
-    """(build directory, Verilog text, hash key) of ``config`` under ``cache_dir``."""
+    """(build directory, Verilog text, hash key) of ``config`` under ``cache_dir``.
+
+    Generating the Verilog costs seconds (Amaranth and Yosys); the text is kept in the cache
+    under the configuration and :func:`_generator_fingerprint`, so a cached build starts at once.
+    """
+    from lstmfpga.foundation.atomic import atomic_write_bytes
     from lstmfpga.hw.generate import verilog_text
 
-    text = verilog_text(config)
+    recipe = json.dumps(config.to_dict(), sort_keys=True) + _generator_fingerprint()
+    memo = Path(cache_dir) / "verilog" / f"{hashlib.sha256(recipe.encode()).hexdigest()[:24]}.v"
+    if memo.exists():
+        text = memo.read_text()
+    else:
+        text = verilog_text(config)
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(memo, text.encode())
     key = hashlib.sha256(text.encode()).hexdigest()[:16]
     return Path(cache_dir) / f"{TOPLEVEL}_{key}", text, key
 
