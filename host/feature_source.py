@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from lstmfpga.foundation.errors import InputError
+from lstmfpga.foundation.npy_file import load_npy
 
 
 @dataclass(frozen=True, eq=False)
@@ -22,19 +23,6 @@ class FeatureInput:
     video_ids: tuple
     labels: np.ndarray | None
     source: str
-
-
-def _load_npy(path: Path, what: str) -> np.ndarray:
-    if not path.is_file():
-        raise InputError(f"{what} not found: {path} is not a file")
-    try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise InputError(f"{path}: not a readable .npy {what} ({exc})") from None
-    if not isinstance(array, np.ndarray):  # an .npz archive under an .npy name
-        array.close()
-        raise InputError(f"{path}: an .npz archive, not one .npy {what}")
-    return array
 
 
 def load_feature_input(path, *, expected_dim: int, labels=None, split: str | None = None) -> FeatureInput:
@@ -65,7 +53,7 @@ def load_feature_input(path, *, expected_dim: int, labels=None, split: str | Non
         raise InputError(f"features not found: {path} is neither a feature-cache folder nor a .npy file")
     if split is not None:
         raise InputError("--split applies to a feature-cache folder, not to an X.npy input")
-    x = _load_npy(path, "feature array")
+    x = load_npy(path, "feature array", mmap=True)
     if x.ndim == 2:
         x = x[None]
     if x.ndim != 3:
@@ -78,7 +66,7 @@ def load_feature_input(path, *, expected_dim: int, labels=None, split: str | Non
         raise InputError(f"{path}: no {'sequences' if x.shape[0] == 0 else 'time steps'} (shape {x.shape})")
     y = None
     if labels is not None:
-        y = np.asarray(_load_npy(Path(labels), "label array"))
+        y = np.asarray(load_npy(labels, "label array", mmap=True))
         if y.dtype.kind not in "biu":
             raise InputError(f"{labels}: labels must be integers 0 or 1, got dtype {y.dtype}")
         if y.shape != (x.shape[0],):
