@@ -9,17 +9,11 @@ import numpy as np
 
 from lstmfpga.foundation.atomic import atomic_file
 from lstmfpga.foundation.errors import InputError
+from lstmfpga.foundation.npy_file import load_npy
 
 
 def _load_input(path: Path) -> np.ndarray:
-    if not path.is_file():
-        raise InputError(f"input file not found: {path}")
-    try:
-        x = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise InputError(f"{path}: not a readable .npy array ({exc})") from None
-    if not isinstance(x, np.ndarray):
-        raise InputError(f"{path}: expected one .npy array, found an archive")
+    x = load_npy(path, "input array")
     if x.ndim == 2:
         x = x[None]
     if x.ndim != 3:
