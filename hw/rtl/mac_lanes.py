@@ -9,10 +9,6 @@ from amaranth.lib.wiring import In, Out
 from lstmfpga.hw import latency
 
 
-#: Multipliers fed by one copy of the column operand register.
-COLUMN_FANOUT = 8
-
-
 class MacLanes(wiring.Component):
     """Row-parallel MAC lanes, pipelined like a DSP slice: operand registers (A/B), product
     register (M), accumulator (P).
@@ -47,20 +43,18 @@ class MacLanes(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         P, wb, ab = self.lanes, self.weight_bits, self.acc_bits
-        # A/B: operands; the broadcast column is registered once per COLUMN_FANOUT lanes (kept
-        # apart in synthesis) so that no register drives every multiplier
-        columns = [Signal(signed(self.column_bits), name=f"column{n}", attrs={"keep": 1})
-                   for n in range(-(-P // COLUMN_FANOUT))]
+        # A/B: operands
+        column = Signal(signed(self.column_bits))
         weights = Signal(unsigned(P * wb))
         valid1, first1, last1 = Signal(), Signal(), Signal()
-        m.d.sync += [*(c.eq(self.column) for c in columns), weights.eq(self.weights),
-                     valid1.eq(self.valid & ~self.flush), first1.eq(self.first), last1.eq(self.last & self.valid)]
+        m.d.sync += [column.eq(self.column), weights.eq(self.weights), valid1.eq(self.valid & ~self.flush),
+                     first1.eq(self.first), last1.eq(self.last & self.valid)]
         # M: products
         products = [Signal(signed(wb + self.column_bits), name=f"prod{p}") for p in range(P)]
         valid2, first2, last2 = Signal(), Signal(), Signal()
         m.d.sync += [valid2.eq(valid1 & ~self.flush), first2.eq(first1), last2.eq(last1 & valid1)]
         for p in range(P):
-            m.d.sync += products[p].eq(weights[p * wb:(p + 1) * wb].as_signed() * columns[p // COLUMN_FANOUT])
+            m.d.sync += products[p].eq(weights[p * wb:(p + 1) * wb].as_signed() * column)
         # P: accumulators
         accs = [Signal(signed(ab), name=f"acc{p}") for p in range(P)]
         sums = []
