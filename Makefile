@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO_OUT ?= demo_out
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test bench venv clean
+.PHONY: demo test test-slow test-all bench venv clean
 
 venv: $(STAMP)
 
@@ -21,8 +21,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/lstmfpga demo --out $(DEMO_OUT)
 
+# `make test` leaves out the checks marked slow (RTL sweeps, the demo end to end, Verilator and
+# Yosys builds); `make test-slow` runs just those, `make test-all` both. CI runs both.
 test: $(STAMP)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --timeout=1200 tests
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --timeout=1200 -m "not slow" tests
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --timeout=1200 -m slow tests
+
+test-all: test test-slow
 
 bench: $(STAMP)
 	$(VENV)/bin/lstmfpga bench all

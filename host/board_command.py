@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -226,6 +227,10 @@ def _listen(args, artifact, backend) -> int:
     server = SequenceServer(handler=handler, token=resolve_token(args), host=host, port=port, window=args.window,
                             results_path=args.results, on_result=show)
     server.start()
+    # A server launched from a script's background job inherits SIGINT ignored; Ctrl-C and SIGTERM
+    # must still stop it cleanly with its summary.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     bound = server.address
     print(f"listening on {bound[0]}:{bound[1]} (Ctrl-C to stop)", flush=True)
     start = time.perf_counter()
