@@ -16,6 +16,7 @@ import platform
 import torch
 
 from lstmfpga.cli.lstm_latency import GPU_REFERENCE, cpu_lstm_us, median_us
+from shape_args import add_shape_arguments
 
 
 def gpu_lstm_us(I, H, L, T, repeats=200) -> dict:
@@ -51,11 +52,7 @@ def gpu_lstm_us(I, H, L, T, repeats=200) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--input", type=int, default=2048)
-    p.add_argument("--hidden", type=int, default=512)
-    p.add_argument("--layers", type=int, default=1)
-    p.add_argument("--steps", type=int, default=16)
-    p.add_argument("--weight-bits", type=int, default=4)
+    add_shape_arguments(p, act_bits=False)
     p.add_argument("--boards", default="zcu104,kv260")
     args = p.parse_args(argv)
     I, H, L, T = args.input, args.hidden, args.layers, args.steps

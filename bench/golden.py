@@ -16,6 +16,8 @@ import time
 import numpy as np
 import torch
 
+from shape_args import add_shape_arguments
+
 
 def _best_of(fn, repeats: int) -> float:
     best = float("inf")
@@ -44,12 +46,7 @@ def main(argv=None) -> int:
     _without_forced_blas_kernels()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--steps", type=int, default=16)
-    p.add_argument("--input", type=int, default=2048)
-    p.add_argument("--hidden", type=int, default=512)
-    p.add_argument("--layers", type=int, default=1)
-    p.add_argument("--weight-bits", type=int, default=4)
-    p.add_argument("--act-bits", type=int, default=8)
+    add_shape_arguments(p)
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args(argv)
 
