@@ -246,12 +246,15 @@ def _worker_loop(spec: _WorkerSpec, log: Callable[[str], None]) -> int:
                                   log=log)
     done = 0
     poll = min(1.0, spec.heartbeat_interval)
+    watched: set[int] = set()
     while True:
         fail_stale_trials(study)
         if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if not running:
                 return done
             # Another worker is busy; if it dies, its trial goes stale and comes back as WAITING.
+            _watch_heartbeats(storage, spec.study_name, running, watched)
             time.sleep(poll)
             continue
         numbers = []
@@ -270,6 +273,23 @@ def _worker_loop(spec: _WorkerSpec, log: Callable[[str], None]) -> int:
             log(f"trial {numbers[0]} was declared dead while running (heartbeats were late); a retry runs it")
         if numbers and not _frozen(study, numbers[0]).user_attrs.get("surplus"):
             done += 1
+
+
+def _watch_heartbeats(storage, study_name: str, running, watched: set[int]) -> None:
+    """Record one heartbeat for each running trial not seen before.
+
+    A worker killed after claiming a trial but before its heartbeat thread wrote the first beat
+    leaves a RUNNING trial with no heartbeat, which Optuna never counts as stale.  One beat
+    recorded here starts its clock: a live trial beats on regardless, a dead one goes stale after
+    the grace period and is retried.
+    """
+    fresh = [t.number for t in running if t.number not in watched]
+    if not fresh:
+        return
+    study_id = storage.get_study_id_from_name(study_name)
+    for number in fresh:
+        storage.record_heartbeat(storage.get_trial_id_from_study_id_trial_number(study_id, number))
+        watched.add(number)
 
 
 def _worker_main(spec: _WorkerSpec, parent: int) -> None:
