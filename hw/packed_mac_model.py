@@ -46,6 +46,8 @@ DSP48E2 = DspShape(name="DSP48E2", a_bits=27, b_bits=18, p_bits=48)
 DSP48E1 = DspShape(name="DSP48E1", a_bits=25, b_bits=18, p_bits=48)
 #: Lattice ECP5: an 18×18 multiplier; the accumulator (ALU54B or fabric) is 54 bits wide.
 MULT18X18D = DspShape(name="MULT18X18D", a_bits=18, b_bits=18, p_bits=54)
+#: The multiplier of each FPGA family the boards use (:attr:`lstmfpga.hw.boards.Board.family`).
+DSP_OF_FAMILY = {"xcup": DSP48E2, "xc7": DSP48E1, "ecp5": MULT18X18D}
 
 
 def signed_range(bits: int) -> tuple[int, int]:

@@ -140,6 +140,23 @@ class Plan:
     def used(self) -> dict:
         return self.check.used
 
+    @property
+    def macs_per_cycle(self) -> float:
+        """Multiply-accumulates the plan does per compute cycle (T·Σ 4H·K over layers ÷ cycles)."""
+        return self.cycles.ideal_cycles * self.config.lanes / self.cycles.compute_cycles
+
+    def dsp_bound_fraction(self, macs_per_dsp: int = 1) -> float:
+        """:attr:`macs_per_cycle` ÷ the board's DSP-bound limit (every DSP doing ``macs_per_dsp``
+        MACs a cycle)."""
+        return self.macs_per_cycle / (self.board.dsp * macs_per_dsp)
+
+    def packed_macs_per_dsp(self) -> tuple[int, str]:
+        """Most gate rows one of the board's DSPs can hold at these widths (packed), and its name."""
+        from lstmfpga.hw.packed_mac_model import DSP_OF_FAMILY, max_macs_per_dsp
+
+        dsp = DSP_OF_FAMILY[self.board.family]
+        return max_macs_per_dsp(weight_bits=self.config.weight_bits, act_bits=self.config.io_bits, dsp=dsp), dsp.name
+
     def report(self) -> str:
         c, b = self.config, self.board
         lines = [
@@ -154,6 +171,14 @@ class Plan:
             f"estimated {self.us_per_step:.2f} µs per timestep, {self.us_per_sequence:.1f} µs per "
             f"sequence of T={self.timesteps} (input and output streams included)",
         ]
+        packed, dsp_name = self.packed_macs_per_dsp()
+        lines.append(
+            f"DSP-bound limit: {self.macs_per_cycle:,.0f} MACs per cycle = {self.dsp_bound_fraction():.1%} of "
+            f"{b.dsp:,} DSPs × 1 MAC (this engine), {self.dsp_bound_fraction(packed):.1%} of {b.dsp:,} × {packed} "
+            f"(rows packed per {dsp_name} at {c.weight_bits}-bit weights × {c.io_bits}-bit activations)")
+        if self.clock_mhz == b.clock_mhz:
+            lines.append(f"clock: {self.clock_mhz:g} MHz is the board's assumed fabric clock, not a timing "
+                         f"result; `lstmfpga timing` places and routes a generated core (nextpnr-ecp5) for Fmax")
         if c.mode == "split":
             lines.append("split mode: the host computes layer 0's W_x·x for all steps (one GEMM) and "
                          "streams int32 pre-activations")

@@ -171,3 +171,37 @@ def test_sample_lanes_are_checked_before_any_synthesis():
         fit_logic(template, family="xcup", sample_lanes=(8, 8))
     with pytest.raises(ConfigError, match=r"sample_lanes must be positive multiples of 4, not 6"):
         fit_logic(template, family="xcup", sample_lanes=(6, 8))
+
+
+def test_dsp_bound_fraction_counts_every_mac_of_the_model(stand_in_fits):
+    """MACs per cycle against the board's DSP-bound limit, from the LSTM's own MAC count."""
+    import numpy as np
+
+    from lstmfpga.hw.boards import BOARD_KEYS
+
+    rng = np.random.default_rng()
+    for _ in range(4):
+        I, H, L = int(rng.integers(1, 90)), int(rng.integers(1, 30)), int(rng.integers(1, 4))
+        wb, T = int(rng.integers(2, 9)), int(rng.integers(1, 25))
+        mode = str(rng.choice(["full", "split"]))
+        board = get_board(str(rng.choice(BOARD_KEYS)))
+        plan = make_plan(shape_config(input_size=I, hidden_size=H, num_layers=L, weight_bits=wb),
+                         board, mode=mode, timesteps=T, compare=False)
+        # per step: 4H gate rows × (layer input on chip + H recurrent columns)
+        macs = T * sum(4 * H * ((0 if mode == "split" else I) if layer == 0 else H) + 4 * H * H
+                       for layer in range(L))
+        assert plan.macs_per_cycle == pytest.approx(macs / plan.cycles.compute_cycles)
+        assert plan.dsp_bound_fraction() == pytest.approx(macs / plan.cycles.compute_cycles / board.dsp)
+        packed, name = plan.packed_macs_per_dsp()
+        assert plan.dsp_bound_fraction(packed) == pytest.approx(plan.dsp_bound_fraction() / packed)
+        assert f"{plan.dsp_bound_fraction():.1%} of {board.dsp:,} DSPs × 1 MAC (this engine)" in plan.report()
+        assert name in plan.report()
+
+
+def test_study_widths_pack_two_rows_per_ultrascale_dsp_and_the_clock_is_called_an_assumption(stand_in_fits):
+    plan = make_plan(shape_config(input_size=64, hidden_size=16, num_layers=1, weight_bits=4), get_board("kv260"))
+    assert plan.packed_macs_per_dsp() == (2, "DSP48E2")
+    assert "200 MHz is the board's assumed fabric clock, not a timing result" in plan.report()
+    other = make_plan(shape_config(input_size=64, hidden_size=16, num_layers=1, weight_bits=4), get_board("kv260"),
+                      clock_mhz=150)
+    assert "assumed fabric clock" not in other.report()
