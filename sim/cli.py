@@ -32,6 +32,23 @@ def register(subparsers) -> None:
     p.set_defaults(handler=_verify)
 
 
+def _report_harness_build(config, cache) -> None:
+    """Build (or find) the harness first and say what it cost: full-size cores take minutes."""
+    import time
+
+    from lstmfpga.sim import verilator
+
+    started = time.perf_counter()
+    library = verilator.build_harness(config, cache)
+    took = time.perf_counter() - started
+    build = verilator.harness_build_seconds(library)
+    if took < build / 2:
+        print(f"harness: cached in {library.parent} (built earlier in {build:.0f} s)", flush=True)
+    else:
+        print(f"harness: built in {took:.0f} s (Verilog {took - build:.0f} s, Verilator + C++ {build:.0f} s), "
+              f"cached in {library.parent}", flush=True)
+
+
 def _verify(args) -> int:
     import tempfile
     import time
@@ -70,6 +87,8 @@ def _verify(args) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="lstmfpga-verify-") as work:
         try:
+            if args.simulator == "harness":
+                _report_harness_build(config, cache)
             results = run_sequences(config, [artifact], sequences, cache_dir=cache, work_dir=Path(work),
                                     seed=args.seed, simulator=args.simulator,
                                     **({"jobs": args.jobs} if args.simulator == "harness" else {}))

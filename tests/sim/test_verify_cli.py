@@ -1,5 +1,7 @@
 """`lstmfpga verify` end to end (shares the Verilator build of the first test_rtl_accel case)."""
 
+import re
+
 import pytest
 
 from lstmfpga.cli.main import main
@@ -18,6 +20,8 @@ def test_verify_command(tmp_path, capsys, verilator_cache):
     out = capsys.readouterr().out
     assert code == 0, out
     assert "sequences: 6  bit-exact: 6  mismatched: 0" in out
+    assert re.search(r"^harness: (built in \d+ s \(Verilog \d+ s, Verilator \+ C\+\+ \d+ s\)|cached in .* "
+                     r"\(built earlier in \d+ s\))", out, re.M), out
     assert out.rstrip().endswith("PASS")
 
 
