@@ -19,6 +19,10 @@ def register_plan(subparsers) -> None:
     source.add_argument("--model", help="integer artifact (.npz) or Brevitas QONNX file")
     source.add_argument("--shape", metavar="I,H,L,WBITS",
                         help="plan a bare shape instead of a model, e.g. 2048,512,1,4")
+    source.add_argument("--sweep-seed", action="store_true",
+                        help="plan the study's whole grid (LSTM units × layers of the seed search space, "
+                             "I=2048) and time it at each of its sequence lengths")
+    p.add_argument("--weight-bits", type=int, default=4, help="weight bits of the --sweep-seed shapes (default 4)")
     p.add_argument("--board", required=True, choices=BOARD_KEYS, type=str.lower)
     p.add_argument("--clock-mhz", type=float, default=None,
                    help="fabric clock (default: the board's assumed clock)")
@@ -52,6 +56,8 @@ def _plan(args) -> int:
     if args.cache_dir is not None and Path(args.cache_dir).exists() and not Path(args.cache_dir).is_dir():
         # Refused now, not after minutes of synthesis when the first result is cached.
         raise ConfigError(f"--cache-dir {args.cache_dir} is not a folder")
+    if args.sweep_seed:
+        return _sweep_seed(args)
     if args.model is not None:
         from lstmfpga.foundation.hw.config import AcceleratorConfig
         from lstmfpga.quant.model_file import load_model
@@ -63,4 +69,19 @@ def _plan(args) -> int:
                      timesteps=args.timesteps, sample_lanes=_sample_lanes(args.sample_lanes),
                      cache_dir=args.cache_dir, progress=True, compare=not args.no_compare)
     print(plan.report())
+    return 0
+
+
+def _sweep_seed(args) -> int:
+    from lstmfpga.foundation.validation import check_integer
+    from lstmfpga.hw.boards import get_board
+    from lstmfpga.hw.plan_sweep import sweep, sweep_table
+    from lstmfpga.model.search_space import SEED_SPACE
+
+    check_integer("--weight-bits", args.weight_bits, low=2, high=8)
+    board = get_board(args.board)
+    rows = sweep(board, units=SEED_SPACE["hidden"], layers=SEED_SPACE["layers"],
+                 timesteps=SEED_SPACE["frames"], weight_bits=args.weight_bits, clock_mhz=args.clock_mhz,
+                 cache_dir=args.cache_dir, progress=True)
+    print(sweep_table(board, rows))
     return 0

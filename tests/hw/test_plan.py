@@ -205,3 +205,48 @@ def test_study_widths_pack_two_rows_per_ultrascale_dsp_and_the_clock_is_called_a
     other = make_plan(shape_config(input_size=64, hidden_size=16, num_layers=1, weight_bits=4), get_board("kv260"),
                       clock_mhz=150)
     assert "assumed fabric clock" not in other.report()
+
+
+def test_sweep_seed_plans_the_study_grid_and_times_every_sequence_length(stand_in_fits, capsys):
+    """Every units × layers shape of the seed space: the plan make_plan picks, timed by the cycle
+    model at T=8/16/24, and what binds it (a resource, P = 4H, or the reason nothing fits)."""
+    import numpy as np
+
+    from lstmfpga.hw.boards import BOARD_KEYS
+    from lstmfpga.hw.plan_sweep import sweep, sweep_table
+
+    rng = np.random.default_rng()
+    board = get_board(str(rng.choice(BOARD_KEYS)))
+    wb = int(rng.integers(2, 9))
+    units, layers = sorted(rng.choice([8, 12, 64, 512, 1024], size=2, replace=False)), [1, int(rng.integers(2, 4))]
+    rows = sweep(board, units=units, layers=layers, timesteps=(24, 8, 16), input_size=int(rng.integers(30, 2049)),
+                 weight_bits=wb)
+    assert [(r.units, r.layers) for r in rows] == [(h, n) for h in units for n in layers]
+    for row in rows:
+        assert row.timesteps == (8, 16, 24)
+        if row.plan is None:
+            assert "on-chip memory" in row.binding or "DSP" in row.binding or "LUT" in row.binding
+            continue
+        again = make_plan(row.plan.config, board, timesteps=16, compare=False)
+        assert (again.lanes, again.mode) == (row.plan.lanes, row.plan.mode)
+        for t in (8, 16, 24):
+            cycles = cycle_estimate(row.plan.config, t).run_cycles
+            assert row.us_per_sequence[t] == pytest.approx(cycles / board.clock_mhz)
+            assert row.sequences_per_s[t] == pytest.approx(1e6 * board.clock_mhz / cycles)
+        if row.plan.lanes == min(4 * row.units, MAX_LANES):
+            assert row.binding.startswith("lanes (P = 4H")
+        else:
+            assert row.binding.split()[0] in ("LUT", "FF", "DSP", "BRAM36", "URAM")
+    table = sweep_table(board, rows).splitlines()
+    assert table[0].startswith(f"{board.name} ({board.device}) at {board.clock_mhz:g} MHz")
+    assert "µs/seq T=8" in table[1] and "seq/s T=16" in table[1] and len(table) == 3 + len(rows)
+
+
+def test_cli_sweep_seed_prints_the_whole_grid(stand_in_fits, capsys):
+    assert main(["plan", "--sweep-seed", "--board", "zcu104"]) == 0
+    out = capsys.readouterr().out
+    lines = [line.split() for line in out.splitlines() if line[:4].strip() in ("512", "1024", "2048")]
+    assert [(int(c[0]), int(c[1])) for c in lines] == [(h, n) for h in (512, 1024, 2048) for n in (1, 2, 3)]
+    assert "ZCU104 (xczu7ev) at 250 MHz" in out
+    assert main(["plan", "--sweep-seed", "--board", "zcu104", "--weight-bits", "9"]) == 2
+    assert "--weight-bits must be" in capsys.readouterr().err

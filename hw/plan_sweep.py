@@ -1,0 +1,98 @@
+"""The study's whole model grid on one board: :func:`sweep` plans every units × layers shape.
+
+For each shape it keeps :func:`~lstmfpga.hw.plan.make_plan`'s choice (lanes and mode, sized at the
+middle sequence length), times one sequence at every sequence length of the study with the cycle
+model, and names what binds: the resource nearest its limit, the engine's row parallelism
+(P = 4H), or — when nothing fits — the resource that rules the shape out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from lstmfpga.foundation.errors import ConfigError
+from lstmfpga.hw.boards import Board
+from lstmfpga.hw.plan import MAX_LANES, RESOURCE_NAMES, NoFitError, Plan, make_plan, shape_config
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepRow:
+    """One shape of the grid: its plan (None when nothing fits) and what binds it."""
+
+    units: int
+    layers: int
+    plan: Plan | None
+    binding: str
+    timesteps: tuple[int, ...]
+    us_per_sequence: dict[int, float]   #: T → µs per sequence, streams included (empty without a plan)
+
+    @property
+    def sequences_per_s(self) -> dict[int, float]:
+        return {t: 1e6 / us for t, us in self.us_per_sequence.items()}
+
+
+def binding_limit(plan: Plan) -> str:
+    """What stops a larger plan: one lane per gate row already, else the fullest resource."""
+    c = plan.config
+    if c.lanes >= min(4 * c.hidden_size, MAX_LANES):
+        return "lanes (P = 4H, one per gate row)"
+    key, fraction = max(((k, plan.check.used[k] / plan.check.limit[k]) for k in plan.check.used
+                         if plan.check.limit[k]), key=lambda kv: kv[1])
+    return f"{RESOURCE_NAMES[key]} ({fraction:.0%} of its limit)"
+
+
+def sweep(board: Board, *, units: Sequence[int], layers: Sequence[int], timesteps: Sequence[int],
+          input_size: int = 2048, weight_bits: int = 4, clock_mhz: float | None = None,
+          cache_dir=None, progress: bool = False) -> list[SweepRow]:
+    """Plan every ``units`` × ``layers`` shape on ``board``; time each at every ``timesteps``."""
+    from lstmfpga.hw.cycle_model import estimate
+
+    timesteps = sorted(set(int(t) for t in timesteps))
+    if not timesteps or not units or not layers:
+        raise ConfigError("the sweep needs at least one unit count, layer count and sequence length")
+    sized_at = timesteps[len(timesteps) // 2]
+    rows = []
+    for h in units:
+        for n in layers:
+            template = shape_config(input_size=input_size, hidden_size=int(h), num_layers=int(n),
+                                    weight_bits=weight_bits)
+            check_t = [t for t in timesteps if not 1 <= t <= template.max_timesteps]
+            if check_t:
+                raise ConfigError(f"sequence lengths must be in [1, {template.max_timesteps}], not {check_t}")
+            if progress:
+                print(f"plan {board.name}: H={h} L={n}...", flush=True)
+            try:
+                plan = make_plan(template, board, clock_mhz=clock_mhz, timesteps=sized_at, cache_dir=cache_dir,
+                                 compare=False)
+            except NoFitError as exc:
+                rows.append(SweepRow(int(h), int(n), None, str(exc).splitlines()[-1].removeprefix(
+                    "binding resource: "), tuple(timesteps), {}))
+                continue
+            us = {t: estimate(plan.config, t).run_cycles / plan.clock_mhz for t in timesteps}
+            rows.append(SweepRow(int(h), int(n), plan, binding_limit(plan), tuple(timesteps), us))
+    return rows
+
+
+def sweep_table(board: Board, rows: list[SweepRow]) -> str:
+    """The grid as an aligned text table."""
+    timesteps = rows[0].timesteps
+    middle = timesteps[len(timesteps) // 2]
+    header = ["H", "L", "mode", "P", *(f"µs/seq T={t}" for t in timesteps), f"seq/s T={middle}", "binding limit"]
+    body = []
+    for row in rows:
+        if row.plan is None:
+            body.append([row.units, row.layers, "—", "—", *("—" for _ in timesteps), "—",
+                         f"nothing fits: {row.binding}"])
+            continue
+        body.append([row.units, row.layers, row.plan.mode, row.plan.lanes,
+                     *(f"{row.us_per_sequence[t]:,.1f}" for t in timesteps),
+                     f"{row.sequences_per_s[middle]:,.0f}", row.binding])
+    cells = [[str(c) for c in header]] + [[str(c) for c in r] for r in body]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    clock = next((r.plan.clock_mhz for r in rows if r.plan is not None), board.clock_mhz)
+    lines = [f"{board.name} ({board.device}) at {clock:g} MHz: the study's grid, streams included, batch 1"]
+    lines += ["  ".join(c.rjust(w) if i < len(header) - 1 else c for i, (c, w) in enumerate(zip(r, widths)))
+              for r in cells]
+    lines.insert(2, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
