@@ -59,3 +59,11 @@ ROUND_TRIP = ENGINE + SHADOW_LOAD + TAIL_FEED + TAIL + UNIT_COUNT
 #: Cycles after the last h code before the run is done (the classifier's last accumulate and the
 #: done flag).
 RUN_TAIL = 4
+
+#: AXI4 weight reader (:mod:`lstmfpga.hw.rtl.axi_weight_reader`, model in
+#: :mod:`lstmfpga.hw.ddr_model`): ``start`` sampled to the first ``arvalid`` (the request is
+#: checked and latched, then the first burst's AR is loaded into the output register).
+AXI_READ_ISSUE = 2
+#: An R beat pushed into the reader's output FIFO to the word leaving it (a block-RAM FIFO with
+#: an output register).
+AXI_READ_FIFO = 2
