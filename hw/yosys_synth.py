@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from lstmfpga.foundation.atomic import atomic_write_bytes
+from lstmfpga.foundation.cache_dirs import user_cache_dir
 from lstmfpga.foundation.errors import LstmfpgaError
 from lstmfpga.hw.boards import FAMILIES
 
@@ -158,12 +159,7 @@ def yosys_version() -> str:
 
 def default_cache_dir() -> Path:
     """``$LSTMFPGA_CACHE_DIR/yosys``, else ``$XDG_CACHE_HOME/lstmfpga/yosys``, else ``~/.cache/…``."""
-    root = os.environ.get("LSTMFPGA_CACHE_DIR")
-    if root:
-        return Path(root) / "yosys"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "lstmfpga" / "yosys"
+    return user_cache_dir("yosys")
 
 
 def synth_script(files: Sequence[str], *, top: str, family: str) -> str:

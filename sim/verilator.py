@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lstmfpga.foundation.cache_dirs import user_cache_dir
 from lstmfpga.foundation.errors import ConfigError
 from lstmfpga.foundation.validation import check_integer
 from lstmfpga.hw.manifest import TOP_NAME
@@ -27,15 +29,33 @@ from lstmfpga.hw.manifest import TOP_NAME
 TOPLEVEL = TOP_NAME
 BENCH_MODULE = "lstmfpga.sim.benches.accel_bench"
 JOB_ENV = "LSTMFPGA_BENCH_JOB"
-#: Where Verilator builds are kept and shared when no folder is given.
-DEFAULT_CACHE = Path.home() / ".cache" / "lstmfpga" / "verilator"
+
 # Amaranth emits width-extending assignments and `casez` without a default where no branch means
 # "no assignment" (its semantics): those three warning classes are expected; every other warning
 # stays fatal.
 VERILATOR_ARGS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE", "-O2")
-#: The compiled harness: shared library name and the C++ optimisation of the model's code.
+#: The compiled harness: shared library name, the C++ optimisation of the model's code (-O3: about
+#: a fifth faster than -O1 and -O2 on the mid-size core for a third more compile time, see
+#: docs/PERFORMANCE.md) and Verilator's options for it (the cocotb build keeps its own; none of
+#: --x-assign/--x-initial fast, -O3 or --noassert changed the generated model's code).
 HARNESS_LIBRARY = "libharness.so"
-HARNESS_OPT = "-O1"
+HARNESS_OPT = "-O3"
+HARNESS_VERILATOR_ARGS: tuple[str, ...] = ()
+
+
+def default_cache_dir() -> Path:
+    """Where Verilator builds are kept and shared when no folder is given:
+    ``$LSTMFPGA_CACHE_DIR/verilator``, else ``$XDG_CACHE_HOME/lstmfpga/verilator``, else
+    ``~/.cache/lstmfpga/verilator`` (the rule of the Yosys cache; read when called)."""
+    return user_cache_dir("verilator")
+
+
+def __getattr__(name: str):
+    # ``DEFAULT_CACHE``: the folder of :func:`default_cache_dir`, evaluated at each import of the
+    # name, so that the environment at the time of the call counts
+    if name == "DEFAULT_CACHE":
+        return default_cache_dir()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def setup_verilator() -> Path:
@@ -98,8 +118,10 @@ def _cached_verilog(config, cache_dir: str | os.PathLike) -> tuple[Path, str, st
     from lstmfpga.foundation.atomic import atomic_write_bytes
     from lstmfpga.hw.generate import verilog_text
 
+    # absolute: the builds run Verilator and make in folders of their own
+    cache_dir = Path(cache_dir).absolute()
     recipe = json.dumps(config.to_dict(), sort_keys=True) + _generator_fingerprint()
-    memo = Path(cache_dir) / "verilog" / f"{hashlib.sha256(recipe.encode()).hexdigest()[:24]}.v"
+    memo = cache_dir / "verilog" / f"{hashlib.sha256(recipe.encode()).hexdigest()[:24]}.v"
     if memo.exists():
         text = memo.read_text()
     else:
@@ -107,7 +129,7 @@ def _cached_verilog(config, cache_dir: str | os.PathLike) -> tuple[Path, str, st
         memo.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(memo, text.encode())
     key = hashlib.sha256(text.encode()).hexdigest()[:16]
-    return Path(cache_dir) / f"{TOPLEVEL}_{key}", text, key
+    return cache_dir / f"{TOPLEVEL}_{key}", text, key
 
 
 def _write_verilog(config, build_dir: Path, text: str) -> Path:
@@ -141,12 +163,13 @@ def build(config, cache_dir: str | os.PathLike) -> Path:
 
 
 def build_harness(config, cache_dir: str | os.PathLike, *, opt: str = HARNESS_OPT,
-                  threads: int = 1) -> Path:
+                  threads: int = 1, verilator_args: tuple[str, ...] = HARNESS_VERILATOR_ARGS) -> Path:
     """Verilate ``config`` with the compiled C++ harness (:mod:`lstmfpga.sim.harness`); return
     the shared library, built once per Verilog hash next to the cocotb build.
 
     ``opt`` is the C++ optimisation flag of the model's code; ``threads`` > 1 builds a
-    multi-threaded model (Verilator ``--threads``).  The build's wall time is kept in
+    multi-threaded model (Verilator ``--threads``); ``verilator_args`` are Verilator's options
+    beyond the warning set of :data:`VERILATOR_ARGS`.  The build's wall time is kept in
     ``harness.json`` (:func:`harness_build_seconds`).
     """
     from lstmfpga.sim.harness import HARNESS_SOURCE
@@ -154,35 +177,74 @@ def build_harness(config, cache_dir: str | os.PathLike, *, opt: str = HARNESS_OP
     check_integer("threads", threads, low=1, what="a positive integer")
     root = setup_verilator()
     build_dir, text, key = _cached_verilog(config, cache_dir)
-    suffix = "" if (opt, threads) == (HARNESS_OPT, 1) else f"_{opt.lstrip('-')}_t{threads}"
+    variant = [opt, threads, *verilator_args]
+    default = [HARNESS_OPT, 1, *HARNESS_VERILATOR_ARGS]
+    suffix = "" if variant == default else "_" + hashlib.sha256(json.dumps(variant).encode()).hexdigest()[:8]
     work = build_dir / f"harness{suffix}"
     library = work / HARNESS_LIBRARY
     with _locked(Path(cache_dir) / f".{key}.lock"):
         stamp = work / "harness.json"
-        source_key = hashlib.sha256(HARNESS_SOURCE.read_bytes()).hexdigest()[:16]
+        source_key = hashlib.sha256(HARNESS_SOURCE.read_bytes() + json.dumps(variant).encode()).hexdigest()[:16]
         if stamp.exists() and library.exists() and json.loads(stamp.read_text()).get("source") == source_key:
             return library
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         source = _write_verilog(config, build_dir, text)
         prefix = f"V{TOPLEVEL}"
-        (work / "harness_top.h").write_text(f'#include "{prefix}.h"\nusing HarnessTop = {prefix};\n')
         jobs = max(1, min(2, os.cpu_count() or 1))
-        command = [str(root / "bin" / "verilator"), "--cc", "--exe", "--build", "-j", str(jobs),
-                   *VERILATOR_ARGS, "--top-module", TOPLEVEL, "--prefix", prefix, "--Mdir", str(work),
-                   "-o", HARNESS_LIBRARY, "-CFLAGS", "-fPIC", "-LDFLAGS", "-shared",
-                   "-MAKEFLAGS", f"OPT_FAST={opt} OPT_SLOW={opt} OPT_GLOBAL={opt}",
-                   *(["--threads", str(threads)] if threads > 1 else []),
-                   str(source), str(HARNESS_SOURCE)]
+        verilate = [str(root / "bin" / "verilator"), "--cc", "--exe", *VERILATOR_ARGS, *verilator_args,
+                    "--top-module", TOPLEVEL, "--prefix", prefix, "--Mdir", str(work),
+                    "-o", HARNESS_LIBRARY, "-CFLAGS", "-fPIC", "-LDFLAGS", "-shared",
+                    *(["--threads", str(threads)] if threads > 1 else []),
+                    str(source), str(HARNESS_SOURCE)]
+        compile_ = ["make", "-C", str(work), "-f", f"{prefix}.mk", "-j", str(jobs),
+                    f"OPT_FAST={opt}", f"OPT_SLOW={opt}", f"OPT_GLOBAL={opt}"]
         started = time.perf_counter()
         with open(work / "build.log", "w") as log:
-            done = subprocess.run(command, cwd=work, stdout=log, stderr=subprocess.STDOUT)
+            done = subprocess.run(verilate, cwd=work, stdout=log, stderr=subprocess.STDOUT)
+            if done.returncode == 0:
+                registered = handshakes_registered(work)
+                (work / "harness_top.h").write_text(
+                    f'#include "{prefix}.h"\n#include "{prefix}___024root.h"\nusing HarnessTop = {prefix};\n'
+                    f"#define HARNESS_REGISTERED_HANDSHAKES {int(registered)}\n")
+                log.write(f"harness: handshake outputs registered: {registered}\n")
+                log.flush()
+                done = subprocess.run(compile_, cwd=work, stdout=log, stderr=subprocess.STDOUT)
         if done.returncode != 0 or not library.exists():
             tail = (work / "build.log").read_text()[-3000:]
             raise RuntimeError(f"the Verilator harness build failed (log {work / 'build.log'}):\n{tail}")
         stamp.write_text(json.dumps({"config": config.to_dict(), "source": source_key, "opt": opt, "threads": threads,
+                                     "verilator_args": list(verilator_args), "registered_handshakes": registered,
                                      "seconds": round(time.perf_counter() - started, 2)}))
     return library
+
+
+#: Outputs the harness reads right after a rising edge, before evaluating the next one: they must
+#: not follow any input combinationally (AWREADY, WREADY and ARREADY do, and are read settled).
+REGISTERED_OUTPUTS = ("s_axis_tready", "m_axis_tvalid", "m_axis_tdata", "m_axis_tlast",
+                      "s_axi_bvalid", "s_axi_rvalid", "s_axi_rdata")
+_FUNCTION = re.compile(r"^[^\n]*___(\w+)\([^\n]*\{\n(.*?)^\}", re.M | re.S)
+
+
+def _assigned(port: str, code: str) -> bool:
+    """Whether generated C++ ``code`` may write ``port``: a plain assignment, or any Verilator macro
+    call that names it (wide values are written through macros; a read there counts too: safe)."""
+    return bool(re.search(rf"\b{port}\s*(?:\[[^\]]*\]\s*)*(?:[-+*/%&|^]|<<|>>)?=(?!=)", code)
+                or re.search(rf"\bVL_\w+\([^;]*\b{port}\b", code))
+
+
+def handshakes_registered(mdir: str | os.PathLike) -> bool:
+    """Whether the Verilated model in ``mdir`` computes none of :data:`REGISTERED_OUTPUTS` in its
+    input-combinational region (Verilator 5's ``ico`` functions: the logic an input change
+    re-evaluates); False when no such region is found (another Verilator: play safe)."""
+    found = False
+    for path in Path(mdir).glob("*___024root__*.cpp"):
+        for name, body in _FUNCTION.findall(path.read_text()):
+            if re.search(r"(?:^|_)ico(?:_|$)", name):
+                found = True
+                if any(_assigned(port, body) for port in REGISTERED_OUTPUTS):
+                    return False
+    return found
 
 
 def harness_build_seconds(library: Path) -> float:

@@ -6,6 +6,17 @@
 // the clock until its transaction completes or a cycle limit passes; the streams progress on
 // every cycle, whichever call is clocking.  Port widths come from the Verilated types, so one
 // source serves any stream width.  Plain C entry points, loaded through ctypes.
+//
+// One model evaluation per clock cycle where the build allows it (kOneEvaluation).  The stream
+// handshake outputs (TREADY of the input, TVALID/TDATA/TLAST of the output) and the AXI4-Lite
+// response channels (BVALID, RVALID, RDATA) are registered in the core: the values settled after
+// a rising edge are the ones the next edge samples, so the harness takes its handshake decisions
+// from them, sets the inputs and evaluates the rising edge once (Verilator settles the logic of
+// the inputs first, then clocks).  AWREADY, WREADY and ARREADY follow their VALID inputs
+// combinationally: while an AXI4-Lite request is presented the harness evaluates the falling
+// edge too, to read them settled.  The build checks the premise on the generated model (no
+// handshake output in its input-combinational logic); a checked mode (harness_check) also
+// evaluates the falling edge on every cycle and counts any such output that it changed.
 
 #include <cstdint>
 #include <cstring>
@@ -50,6 +61,25 @@ template <class T> struct HasInputKeep<T, std::void_t<decltype(std::declval<T&>(
 template <class T> void keep_all_bytes(T& top) {
     if constexpr (HasInputKeep<T>::value) top.s_axis_tkeep = ~0u;
 }
+
+// The model's record of the clock at its last evaluation (Verilator 5): cleared, the next
+// evaluation with the clock high is a rising edge without a separate falling-edge evaluation.
+template <class R, class = void> struct HasClockHistory : std::false_type {};
+template <class R>
+struct HasClockHistory<R, std::void_t<decltype(std::declval<R&>().__Vtrigprevexpr___TOP__aclk__0)>>
+    : std::true_type {};
+using Root = std::remove_pointer_t<decltype(std::declval<Top&>().rootp)>;
+template <class R> void forget_clock(R* root) {
+    if constexpr (HasClockHistory<R>::value) root->__Vtrigprevexpr___TOP__aclk__0 = 0;
+}
+
+// One evaluation per cycle where the build found the handshake outputs registered (none of them
+// in the model's input-combinational logic: HARNESS_REGISTERED_HANDSHAKES, from harness_top.h)
+// and the model keeps its clock history as above; otherwise both edges are evaluated.
+#ifndef HARNESS_REGISTERED_HANDSHAKES
+#define HARNESS_REGISTERED_HANDSHAKES 0
+#endif
+constexpr bool kOneEvaluation = HARNESS_REGISTERED_HANDSHAKES && HasClockHistory<Root>::value;
 
 constexpr int kInLanes = PortLanes<std::remove_reference_t<decltype(std::declval<Top&>().s_axis_tdata)>>::value;
 constexpr int kOutLanes = PortLanes<std::remove_reference_t<decltype(std::declval<Top&>().m_axis_tdata)>>::value;
@@ -99,7 +129,32 @@ struct Harness {
         return static_cast<double>(z >> 11) * (1.0 / 9007199254740992.0) < probability;
     }
 
-    // One clock cycle: drive the streams, settle, sample the handshakes, rising edge, update.
+    // Registered outputs the handshakes read (checked mode: unchanged by the falling edge)
+    struct Registered {
+        bool s_ready, m_valid, m_last, b_valid, r_valid;
+        uint32_t r_data;
+        uint32_t m_data[kOutLanes];
+        bool operator==(const Registered& o) const {
+            return s_ready == o.s_ready && m_valid == o.m_valid && m_last == o.m_last && b_valid == o.b_valid &&
+                   r_valid == o.r_valid && r_data == o.r_data && std::memcmp(m_data, o.m_data, sizeof(m_data)) == 0;
+        }
+    };
+    Registered registered() const {
+        Registered r{};
+        r.s_ready = top->s_axis_tready;
+        r.m_valid = top->m_axis_tvalid;
+        r.m_last = top->m_axis_tlast;
+        r.b_valid = top->s_axi_bvalid;
+        r.r_valid = top->s_axi_rvalid;
+        r.r_data = top->s_axi_rdata;
+        get_lanes(top->m_axis_tdata, r.m_data);
+        return r;
+    }
+    bool check = false;
+    uint64_t unsettled = 0, first_unsettled = 0;
+
+    // One clock cycle: drive the streams, take the handshakes from the settled outputs, one
+    // evaluation at the rising edge (two while an AXI4-Lite request is presented), update.
     void tick() {
         if (!send_valid && sending() && !draw(input_pause)) {
             put_lanes(top->s_axis_tdata, &send[sent_beats * kInLanes]);
@@ -108,8 +163,16 @@ struct Harness {
         }
         top->s_axis_tvalid = send_valid;
         top->m_axis_tready = receiving && !output_stalled && !draw(output_pause);
-        top->aclk = 0;
-        top->eval();
+        const bool lite_request = top->s_axi_awvalid | top->s_axi_wvalid | top->s_axi_arvalid;
+        if (!kOneEvaluation || lite_request || check) {
+            Registered before;
+            if (check) before = registered();
+            top->aclk = 0;
+            top->eval();
+            if (kOneEvaluation && check && !(registered() == before) && unsettled++ == 0) first_unsettled = cycle;
+        } else {
+            forget_clock(top->rootp);
+        }
         const bool in_fire = send_valid && top->s_axis_tready;
         const bool out_fire = top->m_axis_tvalid && top->m_axis_tready;
         aw_fire = top->s_axi_awvalid && top->s_axi_awready;
@@ -118,12 +181,7 @@ struct Harness {
         ar_fire = top->s_axi_arvalid && top->s_axi_arready;
         r_fire = top->s_axi_rvalid && top->s_axi_rready;
         rdata = top->s_axi_rdata;
-        uint32_t beat[kOutLanes];
-        bool out_last = false;
-        if (out_fire) {
-            get_lanes(top->m_axis_tdata, beat);
-            out_last = top->m_axis_tlast;
-        }
+        if (out_fire) take_beat();  // as presented before the edge
         top->aclk = 1;
         top->eval();
         context.timeInc(1);
@@ -132,15 +190,19 @@ struct Harness {
             send_valid = false;
             ++sent_beats;
         }
-        if (out_fire) {
-            ++received_beats;
-            const uint64_t room = recv_capacity - recv_bytes;
-            const uint64_t take = room < sizeof(beat) ? room : sizeof(beat);
-            if (take < sizeof(beat)) recv_overrun = true;
-            std::memcpy(recv_buffer + recv_bytes, beat, take);
-            recv_bytes += take;
-            if (out_last) receiving = false;
-        }
+    }
+
+    // the output beat of this cycle's handshake into the caller's buffer
+    void take_beat() {
+        uint32_t beat[kOutLanes];
+        get_lanes(top->m_axis_tdata, beat);
+        ++received_beats;
+        const uint64_t room = recv_capacity - recv_bytes;
+        const uint64_t take = room < sizeof(beat) ? room : sizeof(beat);
+        if (take < sizeof(beat)) recv_overrun = true;
+        std::memcpy(recv_buffer + recv_bytes, beat, take);
+        recv_bytes += take;
+        if (top->m_axis_tlast) receiving = false;
     }
 
     bool run_until(uint64_t limit, bool (*done)(const Harness&)) {
@@ -170,6 +232,16 @@ void harness_configure(void* handle, double input_pause, double output_pause, in
 }
 
 uint64_t harness_cycle(void* h) { return static_cast<Harness*>(h)->cycle; }
+
+// Checked mode: evaluate the falling edge on every cycle and count the cycles where it changed a
+// registered output the handshakes read (out[0]; out[1]: the first such cycle).
+void harness_check(void* handle, int on) { static_cast<Harness*>(handle)->check = on != 0; }
+
+void harness_unsettled(void* handle, uint64_t* out) {
+    auto* h = static_cast<Harness*>(handle);
+    out[0] = h->unsettled;
+    out[1] = h->first_unsettled;
+}
 
 void harness_counters(void* handle, uint64_t* out) {
     auto* h = static_cast<Harness*>(handle);

