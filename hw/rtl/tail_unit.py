@@ -24,6 +24,28 @@ def _bits_for(n: int) -> int:
     return max(1, (n - 1).bit_length())
 
 
+def load_port_shapes(config) -> dict[str, int]:
+    """The tail's write ports for the weight image's parameters (bias, requantizer words, σ/tanh
+    tables, classifier weights and bias): name → width.  The weight loader drives them."""
+    H, L = config.hidden_size, config.num_layers
+    C = max(config.num_classes, 1)
+    return {
+        "bias_we": 1, "bias_addr": _bits_for(L * H), "bias_lane": 2, "bias_data": 32,
+        "param_we": 1, "param_layer": 2, "param_index": 5, "param_data": 32,
+        "table_we": 1, "table_gate": 2, "table_addr": _bits_for(L << config.acc_bits), "table_data": 32,
+        "tanh_we": 1, "tanh_addr": _bits_for(L << config.cell_bits), "tanh_data": 32,
+        "clsw_we": 1, "clsw_addr": _bits_for(H), "clsw_lane": _bits_for(C), "clsw_data": 32,
+        "clsb_we": 1, "clsb_index": _bits_for(C), "clsb_data": 32,
+    }
+
+
+def preactivation_port_shapes(config) -> dict[str, int]:
+    """The tail's write port for split-mode pre-activations (one 32-bit gate lane per write):
+    name → width.  The input receiver drives it."""
+    return {"pre_we": 1, "pre_addr": _bits_for(config.max_timesteps * config.hidden_size), "pre_lane": 2,
+            "pre_data": 32}
+
+
 class TailUnit(wiring.Component):
     """Turns the four gate accumulators of one hidden unit into its new c and h codes.
 
@@ -42,23 +64,15 @@ class TailUnit(wiring.Component):
 
     def __init__(self, *, config):
         self.config = c = config
-        H, L = c.hidden_size, c.num_layers
+        H = c.hidden_size
         self.unit_bits = _bits_for(H + 1)
         self.seq_bits = _bits_for(c.max_timesteps * H + 1)
         C = max(c.num_classes, 1)
         super().__init__({
             "valid": In(1), "layer": In(2), "step_base": In(self.seq_bits), "first_step": In(1),
             "classify": In(1), "unit": In(self.unit_bits), "acc": In(unsigned(4 * c.accumulator_bits)),
-            "bias_we": In(1), "bias_addr": In(_bits_for(L * H)), "bias_lane": In(2), "bias_data": In(32),
-            "pre_we": In(1), "pre_addr": In(_bits_for(c.max_timesteps * H)), "pre_lane": In(2),
-            "pre_data": In(32),
-            "param_we": In(1), "param_layer": In(2), "param_index": In(5), "param_data": In(32),
-            "table_we": In(1), "table_gate": In(2), "table_addr": In(_bits_for(L << c.acc_bits)),
-            "table_data": In(32),
-            "tanh_we": In(1), "tanh_addr": In(_bits_for(L << c.cell_bits)), "tanh_data": In(32),
-            "clsw_we": In(1), "clsw_addr": In(_bits_for(H)), "clsw_lane": In(_bits_for(C)),
-            "clsw_data": In(32),
-            "clsb_we": In(1), "clsb_index": In(_bits_for(C)), "clsb_data": In(32),
+            **{name: In(shape) for name, shape in load_port_shapes(c).items()},
+            **{name: In(shape) for name, shape in preactivation_port_shapes(c).items()},
             "cls_start": In(1), "flush": In(1),
             "h_valid": Out(1), "h_layer": Out(2), "h_addr": Out(self.seq_bits),
             "h_code": Out(signed(c.io_bits)),

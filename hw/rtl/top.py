@@ -41,10 +41,10 @@ class LstmAcceleratorTop(wiring.Component):
         m.domains.sync = cd = ClockDomain("sync")
         m.d.comb += [cd.clk.eq(self.aclk), cd.rst.eq(~self.aresetn)]
         m.submodules.core = core = LstmCore(config=cfg)
-        m.d.comb += [core.s_valid.eq(self.s_axis_tvalid), self.s_axis_tready.eq(core.s_ready),
-                     core.s_data.eq(self.s_axis_tdata), core.s_last.eq(self.s_axis_tlast),
-                     self.m_axis_tvalid.eq(core.m_valid), core.m_ready.eq(self.m_axis_tready),
-                     self.m_axis_tdata.eq(core.m_data), self.m_axis_tlast.eq(core.m_last)]
+        m.d.comb += [core.i_stream.valid.eq(self.s_axis_tvalid), self.s_axis_tready.eq(core.i_stream.ready),
+                     core.i_stream.payload.data.eq(self.s_axis_tdata), core.i_stream.payload.last.eq(self.s_axis_tlast),
+                     self.m_axis_tvalid.eq(core.o_stream.valid), core.o_stream.ready.eq(self.m_axis_tready),
+                     self.m_axis_tdata.eq(core.o_stream.payload.data), self.m_axis_tlast.eq(core.o_stream.payload.last)]
 
         timesteps = Signal(8, init=1)
         timeout = Signal(32, init=register_map.DEFAULT_TIMEOUT)

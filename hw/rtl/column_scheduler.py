@@ -1,0 +1,141 @@
+"""The column scheduler: walks layers, steps, row groups and columns, and issues each column to
+the MAC engine as soon as the value it broadcasts exists."""
+
+from __future__ import annotations
+
+from amaranth import Array, Const, Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from lstmfpga.foundation.hw import stream_format
+from lstmfpga.hw.rtl.payloads import Source, column_layout, sequence_bits
+
+
+class ColumnScheduler(wiring.Component):
+    """Issues the columns of one run (``steps`` timesteps over every layer) on ``o_column``.
+
+    Per layer, step and row group it issues the group's K columns, the x part (input buffer or
+    the layer below's h codes) then the h part (this layer's h codes of the previous step).  A
+    column that reads an h code waits until ``unit_done`` has counted the unit that writes it;
+    a group's last column waits for ``shadow_free`` (the engine's shadow bank can take the
+    group's sums).  ``start`` begins a run; ``finished`` is set once every column has issued
+    and every unit of the run has come back.  ``flush`` stops issuing.
+
+    Parameters
+    ----------
+    config : AcceleratorConfig
+    """
+
+    def __init__(self, *, config):
+        self.config = config
+        super().__init__({
+            "start": In(1), "steps": In(5), "flush": In(1),
+            "unit_done": In(1), "shadow_free": In(1),
+            "o_column": Out(stream.Signature(column_layout(config))),
+            "finished": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        H, L, G, UPG = cfg.hidden_size, cfg.num_layers, cfg.groups, cfg.units_per_group
+        T_max = cfg.max_timesteps
+        wps = stream_format.input_beats_per_step(cfg)
+        seq_bits = sequence_bits(cfg)
+        T = self.steps
+
+        lyr = Signal(2)
+        t = Signal(5)
+        grp = Signal(range(G + 1))
+        k = Signal(range(max(cfg.on_chip_input_columns(layer) for layer in range(L)) + 1))
+        waddr = Signal(range(cfg.weight_depth + 1))
+        lbase = Signal(range(cfg.weight_depth + 1))
+        tH = Signal(seq_bits)                      # slot of step t in the h sequence: t·H
+        tW = Signal(range(T_max * wps + 1))        # word of step t in the input buffer
+        seq_base = Signal(seq_bits)                # units of this layer finished before step t
+        TH = Signal(seq_bits)
+        baddr = Signal(seq_bits)
+        bsel = Signal(2)
+        need = Signal(seq_bits)                    # units_done this column waits for
+        issuing = Signal()
+        units_done = Signal(seq_bits)
+        total_units = Signal(seq_bits)
+
+        x_cols = Array(Const(cfg.on_chip_input_columns(layer) - H, 16) for layer in range(L))
+        k_cols = Array(Const(cfg.on_chip_input_columns(layer), 16) for layer in range(L))
+        rows = Array(Const(cfg.weight_rows(layer), 24) for layer in range(L))
+
+        with m.If(self.unit_done):
+            m.d.sync += units_done.eq(units_done + 1)
+
+        in_x = Signal()
+        m.d.comb += in_x.eq(k < x_cols[lyr])
+        last_col = Signal()
+        m.d.comb += last_col.eq(k == k_cols[lyr] - 1)
+        dep = Signal()
+        m.d.comb += dep.eq(Mux(in_x, lyr != 0, t != 0))
+        src = Signal(2)
+        with m.If(in_x):
+            with m.If(lyr == 0):
+                m.d.comb += src.eq(Source.INPUT)
+            with m.Else():
+                m.d.comb += src.eq(Mux(lyr[0], Source.HBUF0, Source.HBUF1))
+        with m.Else():
+            m.d.comb += src.eq(Mux(t == 0, Source.ZERO, Mux(lyr[0], Source.HBUF1, Source.HBUF0)))
+
+        column = self.o_column.payload
+        m.d.comb += [
+            self.o_column.valid.eq(issuing & (~dep | (units_done >= need)) & (~last_col | self.shadow_free)),
+            column.weight_addr.eq(waddr), column.buffer_addr.eq(baddr),
+            column.op.first.eq(k == 0), column.op.last.eq(last_col), column.op.source.eq(src),
+            column.op.byte.eq(bsel),
+            column.op.tag.layer.eq(lyr), column.op.tag.step_base.eq(tH), column.op.tag.unit_base.eq(grp * UPG),
+            column.op.tag.first_step.eq(t == 0), column.op.tag.classify.eq((lyr == L - 1) & (t == T - 1)),
+        ]
+        issue = Signal()
+        m.d.comb += issue.eq(self.o_column.valid & self.o_column.ready)
+
+        def group_start(layer_v, tH_v, tW_v, seq_v):
+            """Column address and dependency bound of the first column of a group."""
+            m.d.sync += bsel.eq(0)
+            has_x = x_cols[layer_v] != 0
+            with m.If(has_x):
+                m.d.sync += [baddr.eq(Mux(layer_v == 0, tW_v, tH_v)), need.eq(seq_v - TH + 1)]
+            with m.Else():
+                m.d.sync += [baddr.eq(tH_v - H), need.eq(seq_v - H + 1)]
+
+        with m.If(issue):
+            m.d.sync += [k.eq(k + 1), waddr.eq(waddr + 1), need.eq(need + 1)]
+            with m.If(in_x & (lyr == 0)):
+                m.d.sync += bsel.eq(bsel + 1)
+                with m.If(bsel == 3):
+                    m.d.sync += baddr.eq(baddr + 1)
+            with m.Else():
+                m.d.sync += baddr.eq(baddr + 1)
+            with m.If(in_x & (k == x_cols[lyr] - 1)):
+                m.d.sync += [baddr.eq(tH - H), bsel.eq(0), need.eq(seq_base - H + 1)]
+            with m.If(last_col):
+                m.d.sync += [k.eq(0), grp.eq(grp + 1)]
+                with m.If(grp == G - 1):
+                    m.d.sync += [grp.eq(0), seq_base.eq(seq_base + H)]
+                    with m.If(t == T - 1):
+                        with m.If(lyr == L - 1):
+                            m.d.sync += issuing.eq(0)
+                        m.d.sync += [t.eq(0), tH.eq(0), tW.eq(0), lyr.eq(lyr + 1),
+                                     lbase.eq(lbase + rows[lyr]), waddr.eq(lbase + rows[lyr])]
+                        group_start(lyr + 1, Const(0, seq_bits), Const(0, 16), seq_base + H)
+                    with m.Else():
+                        m.d.sync += [t.eq(t + 1), tH.eq(tH + H), tW.eq(tW + wps), waddr.eq(lbase)]
+                        group_start(lyr, tH + H, tW + wps, seq_base + H)
+                with m.Else():
+                    group_start(lyr, tH, tW, seq_base)
+
+        with m.If(self.start):
+            m.d.sync += [lyr.eq(0), t.eq(0), grp.eq(0), k.eq(0), waddr.eq(0), lbase.eq(0),
+                         tH.eq(0), tW.eq(0), seq_base.eq(0), TH.eq(T * H), units_done.eq(0),
+                         total_units.eq(T * (H * L)), issuing.eq(1)]
+            group_start(Const(0, 2), Const(0, seq_bits), Const(0, 16), Const(0, seq_bits))
+        m.d.comb += self.finished.eq(~issuing & (units_done == total_units))
+        with m.If(self.flush):
+            m.d.sync += issuing.eq(0)
+        return m

@@ -1,0 +1,68 @@
+"""The input receiver: stores one run's input packet where the engine (full mode) or the tail
+(split mode) reads it."""
+
+from __future__ import annotations
+
+from amaranth import Module, Signal, unsigned
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from lstmfpga.foundation.hw import stream_format
+from lstmfpga.hw.rtl.payloads import beat_layout
+from lstmfpga.hw.rtl.ram import address_bits
+from lstmfpga.hw.rtl.tail_unit import preactivation_port_shapes
+
+
+class InputReceiver(wiring.Component):
+    """Counts the words of an input packet of ``steps`` timesteps and stores them in order.
+
+    ``begin`` (with ``steps``) starts a packet.  Full mode: word n goes to ``input_write`` at
+    address n (the input buffer).  Split mode: word n is gate lane n mod 4 of pre-activation
+    slot n div 4 (``pre_write``, the tail's ports of
+    :func:`~lstmfpga.hw.rtl.tail_unit.preactivation_port_shapes`).  ``final`` is set while the
+    next word is the packet's last by count; ``in_packet`` once the first word has arrived.
+    Whether TLAST agrees with the count is the run controller's to judge.
+
+    Parameters
+    ----------
+    config : AcceleratorConfig
+    """
+
+    def __init__(self, *, config):
+        self.config = config
+        ports = {
+            "i_stream": In(stream.Signature(beat_layout(32), always_ready=True)),
+            "begin": In(1), "steps": In(8),
+            "in_packet": Out(1), "final": Out(1),
+        }
+        if config.mode == "split":
+            ports["pre_write"] = Out(wiring.Signature({name: Out(width) for name, width
+                                                       in preactivation_port_shapes(config).items()}))
+        else:
+            depth = config.max_timesteps * stream_format.input_beats_per_step(config)
+            ports["input_write"] = In(memory.WritePort.Signature(addr_width=address_bits(depth),
+                                                                 shape=unsigned(32)))
+        super().__init__(ports)
+
+    def elaborate(self, platform):
+        m = Module()
+        wps = stream_format.input_beats_per_step(self.config)
+        word = self.i_stream.payload.data
+        arrives = self.i_stream.valid
+
+        word_count = Signal(32)
+        expected_words = Signal(32)
+        with m.If(self.begin):
+            m.d.sync += [word_count.eq(0), expected_words.eq(self.steps * wps)]
+        with m.Elif(arrives):
+            m.d.sync += word_count.eq(word_count + 1)
+        m.d.comb += [self.in_packet.eq(word_count != 0), self.final.eq(word_count == expected_words - 1)]
+
+        if self.config.mode == "split":
+            pre = self.pre_write
+            m.d.comb += [pre.pre_we.eq(arrives), pre.pre_addr.eq(word_count >> 2), pre.pre_lane.eq(word_count[:2]),
+                         pre.pre_data.eq(word)]
+        else:
+            m.d.comb += [self.input_write.addr.eq(word_count), self.input_write.data.eq(word),
+                         self.input_write.en.eq(arrives)]
+        return m

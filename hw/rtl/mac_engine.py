@@ -1,0 +1,149 @@
+"""The MAC engine: reads each issued column's weights and broadcast value, multiplies and
+accumulates them in the MAC lanes, and hands every finished row group to the tail one hidden unit
+per cycle through a shadow bank."""
+
+from __future__ import annotations
+
+from amaranth import Cat, Module, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from lstmfpga.foundation.hw import stream_format
+from lstmfpga.hw import latency
+from lstmfpga.hw.rtl.mac_lanes import MacLanes
+from lstmfpga.hw.rtl.payloads import (Source, column_layout, column_op_layout, gate_sums_layout,
+                                      group_tag_layout, unit_index_shape, unit_layout)
+from lstmfpga.hw.rtl.ram import address_bits
+
+
+def h_buffer_banks(config) -> int:
+    """h buffers of the core: layer l writes bank l mod 2 (one bank for one layer)."""
+    return 2 if config.num_layers > 1 else 1
+
+
+class MacEngine(wiring.Component):
+    """Columns in (``i_column``), hidden units out (``o_units``).
+
+    A column's addresses go to the memories' read ports in the cycle it is accepted; the data
+    come back :data:`~lstmfpga.hw.latency.MEMORY_READ` + :data:`~lstmfpga.hw.latency.MEMORY_OUTPUT`
+    cycles later (registered), the column's source selects the broadcast value (an input-buffer
+    byte, an h code of either h buffer, or zero) and the MAC lanes take it.  The group's tags
+    travel with its last column through the lanes (:attr:`MacLanes.LATENCY` stages).  When a
+    group is done its sums move to the shadow bank, which feeds ``o_units`` one hidden unit
+    (four gate sums) per cycle while the lanes accumulate the next group; padding units past H
+    are dropped.  ``shadow_free`` says a group's last column may issue now (the shadow bank will
+    be empty when its sums arrive).  ``flush`` drops everything in flight.
+
+    Parameters
+    ----------
+    config : AcceleratorConfig
+    """
+
+    #: Cycles from a column's issue to the lanes' ``done`` with its group's sums.
+    LATENCY = latency.ENGINE
+
+    def __init__(self, *, config):
+        self.config = c = config
+        P, wb = c.lanes, c.weight_bits
+        h_addr_bits = address_bits(c.max_timesteps * c.hidden_size)
+        ports = {
+            "i_column": In(stream.Signature(column_layout(c))),
+            "flush": In(1),
+            "weight_read": In(memory.ReadPort.Signature(addr_width=address_bits(c.weight_depth),
+                                                        shape=unsigned(P * wb))),
+            "h_read": In(memory.ReadPort.Signature(addr_width=h_addr_bits, shape=signed(8))).array(
+                h_buffer_banks(c)),
+            "shadow_free": Out(1),
+            "o_units": Out(stream.Signature(unit_layout(c), always_ready=True)),
+        }
+        if c.mode == "full":
+            depth = c.max_timesteps * stream_format.input_beats_per_step(c)
+            ports["input_read"] = In(memory.ReadPort.Signature(addr_width=address_bits(depth),
+                                                               shape=unsigned(32)))
+        super().__init__(ports)
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        H, P, UPG = cfg.hidden_size, cfg.lanes, cfg.units_per_group
+        wb, accw = cfg.weight_bits, cfg.accumulator_bits
+        full = cfg.mode == "full"
+        banks = h_buffer_banks(cfg)
+        flush = self.flush
+
+        m.submodules.lanes = lanes = MacLanes(lanes=P, weight_bits=wb, column_bits=8, acc_bits=accw)
+
+        # -- issue: addresses to the read ports ------------------------------------------------
+        column = self.i_column.payload
+        issue = Signal()
+        m.d.comb += [self.i_column.ready.eq(~flush), issue.eq(self.i_column.valid & self.i_column.ready),
+                     self.weight_read.addr.eq(column.weight_addr),
+                     *(port.addr.eq(column.buffer_addr) for port in self.h_read)]
+        if full:
+            m.d.comb += self.input_read.addr.eq(column.buffer_addr)
+        op1, valid1 = Signal(column_op_layout(cfg)), Signal()
+        m.d.sync += [valid1.eq(issue), op1.eq(column.op)]
+
+        # -- memory data registered (the block RAMs' output registers), the op alongside ----------
+        op2, valid2 = Signal(column_op_layout(cfg)), Signal()
+        weights2 = Signal(P * wb)
+        h2 = Signal(data.ArrayLayout(signed(8), banks))
+        m.d.sync += [valid2.eq(valid1 & ~flush), op2.eq(op1), weights2.eq(self.weight_read.data),
+                     *(h2[b].eq(port.data) for b, port in enumerate(self.h_read))]
+        if full:
+            x2 = Signal(32)
+            m.d.sync += x2.eq(self.input_read.data)
+
+        # -- the column's broadcast value into the lanes -----------------------------------------
+        value = Signal(signed(8))
+        with m.Switch(op2.source):
+            if full:
+                with m.Case(Source.INPUT):
+                    m.d.comb += value.eq(x2.word_select(op2.byte, 8).as_signed())
+            with m.Case(Source.HBUF0):
+                m.d.comb += value.eq(h2[0])
+            if banks > 1:
+                with m.Case(Source.HBUF1):
+                    m.d.comb += value.eq(h2[1])
+            with m.Default():
+                m.d.comb += value.eq(0)
+        m.d.comb += [lanes.valid.eq(valid2 & ~flush), lanes.first.eq(op2.first), lanes.last.eq(op2.last),
+                     lanes.flush.eq(flush), lanes.column.eq(value), lanes.weights.eq(weights2)]
+
+        # the group's tags travel with its last column through the lanes
+        tags, lasts = [op2.tag], [op2.last & valid2]
+        for s in range(MacLanes.LATENCY):
+            tag, last = Signal(group_tag_layout(cfg), name=f"tag_lanes{s + 1}"), Signal(name=f"last_lanes{s + 1}")
+            m.d.sync += [tag.eq(tags[-1]), last.eq(lasts[-1])]
+            tags.append(tag)
+            lasts.append(last)
+        last_in_flight = Signal()
+        m.d.comb += last_in_flight.eq(Cat(*lasts[:-1]).any() | (op1.last & valid1))
+
+        # -- shadow bank: one hidden unit per cycle to the tail ------------------------------------
+        shadow = Signal(P * accw)
+        left = Signal(range(UPG + 1))
+        unit = Signal(unit_index_shape(cfg))
+        shadow_tag = Signal(group_tag_layout(cfg))
+        with m.If(lanes.done & ~flush):
+            m.d.sync += [shadow.eq(lanes.sums), left.eq(UPG), unit.eq(tags[-1].unit_base), shadow_tag.eq(tags[-1])]
+        with m.Elif(left != 0):
+            m.d.sync += [shadow.eq(shadow >> (4 * accw)), left.eq(left - 1), unit.eq(unit + 1)]
+        m.d.comb += self.shadow_free.eq((left == 0) & ~last_in_flight & ~lanes.done)
+
+        # registered before the tail (latency.TAIL_FEED); the tail reads the group tags straight
+        # from the shadow bank: they change only on a shadow load, which the scheduler allows only
+        # after the previous group has left it
+        feed_valid, feed_unit = Signal(), Signal(unit_index_shape(cfg))
+        feed_sums = Signal(gate_sums_layout(cfg))
+        m.d.sync += [feed_valid.eq((left != 0) & ~flush), feed_unit.eq(unit), feed_sums.eq(shadow[:4 * accw])]
+        out = self.o_units.payload
+        # a partial last group pads past H: those units never reach the tail
+        m.d.comb += [self.o_units.valid.eq(feed_valid & (feed_unit < H)),
+                     out.unit.eq(feed_unit), out.sums.eq(feed_sums),
+                     out.layer.eq(shadow_tag.layer), out.step_base.eq(shadow_tag.step_base),
+                     out.first_step.eq(shadow_tag.first_step), out.classify.eq(shadow_tag.classify)]
+
+        with m.If(flush):
+            m.d.sync += [left.eq(0), feed_valid.eq(0), valid1.eq(0), valid2.eq(0)]
+        return m

@@ -1,0 +1,87 @@
+"""Payload layouts of the core's streams and the widths its blocks share."""
+
+from __future__ import annotations
+
+import enum
+
+from amaranth import signed, unsigned
+from amaranth.lib import data
+
+from lstmfpga.foundation.hw import stream_format
+
+
+class Source(enum.IntEnum):
+    """Where a column's broadcast value comes from."""
+
+    INPUT = 0   #: the input buffer (layer 0, x part, full mode)
+    HBUF0 = 1   #: h buffer 0 (the h sequences of layers 0 and 2)
+    HBUF1 = 2   #: h buffer 1 (the h sequence of layer 1)
+    ZERO = 3    #: zero (h_{-1} of the first step)
+
+
+def _bits_for(n: int) -> int:
+    return max(1, (n - 1).bit_length())
+
+
+def sequence_bits(config) -> int:
+    """Width of addresses into the per-run sequences: the h buffers (T·H codes) and the input
+    buffer (T·words per step), with two bits of headroom for the dependency bounds' arithmetic."""
+    wps = stream_format.input_beats_per_step(config)
+    return _bits_for(config.max_timesteps * max(config.hidden_size, wps) + 1) + 2
+
+
+def unit_index_shape(config):
+    """A hidden unit's index within its layer, padding units of a partial last group included."""
+    return range(config.groups * config.units_per_group + 1)
+
+
+def beat_layout(width: int = 32) -> data.StructLayout:
+    """One AXI-Stream beat: ``width`` data bits and TLAST."""
+    return data.StructLayout({"data": unsigned(width), "last": 1})
+
+
+def gate_sums_layout(config) -> data.ArrayLayout:
+    """The four gate accumulators (i, f, g, o) of one hidden unit."""
+    return data.ArrayLayout(signed(config.accumulator_bits), 4)
+
+
+def group_tag_layout(config) -> data.StructLayout:
+    """What the tail needs to know about a row group; it travels with the group's last column."""
+    return data.StructLayout({
+        "layer": 2,
+        "step_base": sequence_bits(config),      # slot of the step's first unit in the h sequence
+        "unit_base": unit_index_shape(config),   # first hidden unit of the group
+        "first_step": 1,                         # t = 0: the previous cell state is zero
+        "classify": 1,                           # last step of the last layer: feed the classifier
+    })
+
+
+def column_op_layout(config) -> data.StructLayout:
+    """One column in the MAC engine: which value to broadcast and where it sits in its group."""
+    return data.StructLayout({
+        "first": 1, "last": 1,
+        "source": 2,     # a :class:`Source`
+        "byte": 2,       # byte of the input-buffer word (layer 0, x part)
+        "tag": group_tag_layout(config),
+    })
+
+
+def column_layout(config) -> data.StructLayout:
+    """A column the scheduler issues: the addresses to read and the operation."""
+    return data.StructLayout({
+        "weight_addr": range(config.weight_depth + 1),
+        "buffer_addr": sequence_bits(config),    # h buffer slot, or input-buffer word
+        "op": column_op_layout(config),
+    })
+
+
+def unit_layout(config) -> data.StructLayout:
+    """One hidden unit's accumulators on their way from the shadow bank to the tail."""
+    return data.StructLayout({
+        "unit": unit_index_shape(config),
+        "sums": gate_sums_layout(config),
+        "layer": 2,
+        "step_base": sequence_bits(config),
+        "first_step": 1,
+        "classify": 1,
+    })

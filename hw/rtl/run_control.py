@@ -1,0 +1,207 @@
+"""The run controller: commands, the phases of a weight load and of a run, status and error bits,
+the cycle counters and the stream watchdog."""
+
+from __future__ import annotations
+
+from amaranth import Module, Signal, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from lstmfpga.foundation.hw import stream_format
+from lstmfpga.foundation.hw.register_map import Error
+from lstmfpga.hw import latency
+from lstmfpga.hw.rtl.payloads import beat_layout
+
+
+class RunControl(wiring.Component):
+    """Sequences the core's blocks and owns what the register file shows.
+
+    ``load_weights`` routes the input stream to the weight loader (``load_stream``) until it
+    reports the image's end; ``start`` routes one input packet to the input receiver
+    (``receive_stream``), then starts the column scheduler (``compute_start``), waits for it to
+    finish and for the classifier's last accumulate, and starts the output sender
+    (``output_start``) until it reports the packet's final word.  A fault mid-packet drains the
+    rest of the packet (up to its TLAST) before the core is idle again.
+
+    The watchdog counts cycles without progress while a packet is under way (``timeout``
+    cycles, 0 = never).  ``soft_reset`` returns to idle from any state: ``flush`` drops the
+    engine's work in flight and ``output_abort`` stops the output sender.  ``start`` or
+    ``load_weights`` while busy sets ``Error.BUSY`` and is otherwise ignored.
+
+    Parameters
+    ----------
+    config : AcceleratorConfig
+    """
+
+    def __init__(self, *, config):
+        self.config = config
+        super().__init__({
+            # commands and status (the register file)
+            "start": In(1), "soft_reset": In(1), "load_weights": In(1), "clear": In(1),
+            "timesteps": In(8), "timeout": In(32),
+            "busy": Out(1), "done": Out(1), "weights_valid": Out(1), "loading": Out(1),
+            "error": Out(16), "cycles": Out(32), "run_cycles": Out(32), "hash": Out(unsigned(256)),
+            # the input stream and where it goes
+            "i_stream": In(stream.Signature(beat_layout(32))),
+            "load_stream": Out(stream.Signature(beat_layout(32), always_ready=True)),
+            "receive_stream": Out(stream.Signature(beat_layout(32), always_ready=True)),
+            # weight loader
+            "load_begin": Out(1), "load_in_header": In(1), "load_in_packet": In(1),
+            "load_finish": In(1), "load_fault": In(16), "load_hash": In(unsigned(256)),
+            # input receiver
+            "receive_begin": Out(1), "receive_in_packet": In(1), "receive_final": In(1),
+            # column scheduler, engine, tail
+            "steps": Out(5), "compute_start": Out(1), "compute_finished": In(1), "flush": Out(1),
+            # output sender (and its stream, observed)
+            "output_start": Out(1), "output_abort": Out(1), "output_finished": In(1),
+            "out_valid": In(1), "out_ready": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        T_max = cfg.max_timesteps
+        wps = stream_format.input_beats_per_step(cfg)
+
+        error = Signal(16)
+        done = Signal()
+        weights_valid = Signal()
+        hash_regs = Signal(256)
+        cycles = Signal(32)
+        run_cycles = Signal(32)
+        run_counting = Signal()
+        T = Signal(5)
+        set_error = Signal(16)
+        cls_pending = Signal(range(latency.CLASSIFIER + 1))
+        m.d.comb += [self.error.eq(error), self.done.eq(done), self.weights_valid.eq(weights_valid),
+                     self.hash.eq(hash_regs), self.cycles.eq(cycles), self.run_cycles.eq(run_cycles),
+                     self.steps.eq(T), self.flush.eq(self.soft_reset)]
+        m.d.sync += error.eq(error | set_error)
+        with m.If(run_counting):
+            m.d.sync += run_cycles.eq(run_cycles + 1)
+
+        # stream watchdog
+        idle_count = Signal(32)
+        watch = Signal()      # a packet is under way and expects progress
+        progress = Signal()
+        with m.If(~watch | progress):
+            m.d.sync += idle_count.eq(0)
+        with m.Else():
+            m.d.sync += idle_count.eq(idle_count + 1)
+        timed_out = Signal()
+        m.d.comb += timed_out.eq(watch & (self.timeout != 0) & (idle_count >= self.timeout))
+
+        beat = self.i_stream.payload
+        in_fire = Signal()
+        m.d.comb += [in_fire.eq(self.i_stream.valid & self.i_stream.ready),
+                     self.load_stream.payload.eq(beat), self.receive_stream.payload.eq(beat)]
+
+        def fail(bits, *also):
+            """Latch error ``bits`` and end the command."""
+            m.d.sync += [error.eq(error | bits), done.eq(1), *also]
+
+        def idle_or_drain():
+            """After a fault mid-packet: idle on the packet's last beat, else drain the rest."""
+            with m.If(beat.last):
+                m.next = "IDLE"
+            with m.Else():
+                m.next = "DRAIN"
+
+        with m.FSM(name="ctrl") as fsm:
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [error.eq(0), done.eq(0)]
+                    with m.If(~weights_valid):
+                        m.d.comb += set_error.eq(Error.NO_WEIGHTS)
+                        m.d.sync += [done.eq(1), error.eq(Error.NO_WEIGHTS)]
+                    with m.Elif((self.timesteps == 0) | (self.timesteps > T_max)):
+                        m.d.sync += [done.eq(1), error.eq(Error.TIMESTEPS)]
+                    with m.Else():
+                        m.d.comb += self.receive_begin.eq(1)
+                        m.d.sync += [T.eq(self.timesteps), run_cycles.eq(0), run_counting.eq(1)]
+                        m.next = "RECV"
+                with m.Elif(self.load_weights):
+                    m.d.comb += self.load_begin.eq(1)
+                    m.d.sync += [error.eq(0), done.eq(0), weights_valid.eq(0)]
+                    m.next = "LOAD"
+                with m.Elif(self.clear):
+                    m.d.sync += [error.eq(0), done.eq(0)]
+
+            with m.State("LOAD"):
+                m.d.comb += [self.i_stream.ready.eq(1), self.load_stream.valid.eq(in_fire),
+                             self.loading.eq(1), self.busy.eq(1),
+                             watch.eq(self.load_in_packet), progress.eq(in_fire)]
+                # the header has no timeout: its words are checked as they come
+                with m.If(timed_out & ~self.load_in_header):
+                    fail(Error.INPUT_TIMEOUT)
+                    m.next = "IDLE"
+                with m.Elif(in_fire & self.load_finish):
+                    fail(self.load_fault)
+                    with m.If(self.load_fault == 0):
+                        m.d.sync += [weights_valid.eq(1), hash_regs.eq(self.load_hash)]
+                    idle_or_drain()
+
+            with m.State("RECV"):
+                m.d.comb += [self.i_stream.ready.eq(1), self.receive_stream.valid.eq(in_fire), self.busy.eq(1),
+                             watch.eq(self.receive_in_packet), progress.eq(in_fire)]
+                with m.If(timed_out):
+                    fail(Error.INPUT_TIMEOUT, run_counting.eq(0))
+                    m.next = "IDLE"
+                with m.Elif(in_fire):
+                    with m.If(self.receive_final & beat.last):
+                        m.next = "COMPUTE_START"
+                    with m.Elif(self.receive_final):
+                        m.d.sync += [error.eq(error | Error.LAST_LATE), run_counting.eq(0)]
+                        m.next = "DRAIN"
+                    with m.Elif(beat.last):
+                        fail(Error.LAST_EARLY, run_counting.eq(0))
+                        m.next = "IDLE"
+
+            with m.State("DRAIN"):
+                m.d.comb += [self.i_stream.ready.eq(1), self.busy.eq(1), watch.eq(1), progress.eq(in_fire)]
+                with m.If(timed_out):
+                    fail(Error.INPUT_TIMEOUT)
+                    m.next = "IDLE"
+                with m.Elif(in_fire & beat.last):
+                    m.d.sync += done.eq(1)
+                    m.next = "IDLE"
+
+            with m.State("COMPUTE_START"):
+                m.d.comb += [self.busy.eq(1), self.compute_start.eq(1)]
+                m.d.sync += cycles.eq(0)
+                m.next = "COMPUTE"
+
+            with m.State("COMPUTE"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += cycles.eq(cycles + 1)
+                with m.If(self.compute_finished):
+                    m.d.sync += cls_pending.eq(latency.CLASSIFIER)
+                    m.next = "FINISH"
+
+            with m.State("FINISH"):
+                # the classifier accumulates the last h code CLASSIFIER cycles after it leaves the tail
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += [cls_pending.eq(cls_pending - 1), cycles.eq(cycles + 1)]
+                with m.If(cls_pending == 0):
+                    m.d.comb += self.output_start.eq(1)
+                    m.next = "OUTPUT"
+
+            with m.State("OUTPUT"):
+                m.d.comb += [self.busy.eq(1), watch.eq(self.out_valid), progress.eq(self.out_ready)]
+                with m.If(timed_out):
+                    m.d.comb += self.output_abort.eq(1)
+                    fail(Error.OUTPUT_TIMEOUT, run_counting.eq(0))
+                    m.next = "IDLE"
+                with m.Elif(self.output_finished):
+                    m.d.sync += [done.eq(1), run_counting.eq(0)]
+                    m.next = "IDLE"
+
+        # soft reset from any state
+        with m.If(self.soft_reset):
+            m.d.comb += self.output_abort.eq(1)
+            m.d.sync += [run_counting.eq(0), fsm.state.eq(fsm.encoding["IDLE"])]
+            with m.If(fsm.ongoing("LOAD")):
+                m.d.sync += weights_valid.eq(0)
+        with m.If((self.start | self.load_weights) & ~fsm.ongoing("IDLE") & ~self.soft_reset):
+            m.d.comb += set_error.eq(Error.BUSY)
+        return m

@@ -1,0 +1,163 @@
+"""The weight loader: checks a weight image's header and checksum while it writes the weight rows
+into the weight memory and the parameters into the tail unit."""
+
+from __future__ import annotations
+
+from amaranth import Cat, Module, Mux, Signal, unsigned
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from lstmfpga.foundation.hw import weight_image
+from lstmfpga.foundation.hw.register_map import Error
+from lstmfpga.hw.rtl.payloads import beat_layout
+from lstmfpga.hw.rtl.ram import address_bits
+from lstmfpga.hw.rtl.tail_unit import load_port_shapes
+
+
+def image_sections(config) -> list[tuple[str, int, int]]:
+    """(kind, layer, words) of the weight image after the header, in order."""
+    sections = []
+    for layer in range(config.num_layers):
+        for kind, words in weight_image.layer_words(config, layer).items():
+            sections.append((kind, layer, words))
+    for kind, words in weight_image.classifier_words(config).items():
+        sections.append(("cls_" + kind, 0, words))
+    sections.append(("checksum", 0, 1))
+    return sections
+
+
+def _rotate_xor(checksum, word):
+    """One step of the image checksum (:func:`~lstmfpga.foundation.hw.weight_image.checksum`)."""
+    return Cat(checksum[31], checksum[:31]) ^ word
+
+
+class WeightLoader(wiring.Component):
+    """Consumes the words of one weight image (header, sections, checksum) from ``i_stream``.
+
+    ``begin`` starts a new image.  Each beat is checked as it arrives; on the beat that ends the
+    load, ``finish`` is set (combinationally, with the beat) and ``fault`` holds the error bits
+    to report: zero when the image was whole and its checksum matched, then ``image_hash`` is
+    the artifact hash from the header.  A beat with TLAST before the checksum word ends the load
+    with ``Error.WEIGHT_LENGTH``; so does a checksum word without TLAST.  ``in_header`` is set
+    while the header is being read, ``in_packet`` once the image's first word has arrived.
+
+    Weight rows (``row_words`` words each) go to ``weight_write``, every other section to the
+    tail unit's parameter ports (``tail_write``, names of
+    :func:`~lstmfpga.hw.rtl.tail_unit.load_port_shapes`), as they arrive.
+
+    Parameters
+    ----------
+    config : AcceleratorConfig
+    """
+
+    def __init__(self, *, config):
+        self.config = config
+        P, wb = config.lanes, config.weight_bits
+        super().__init__({
+            "i_stream": In(stream.Signature(beat_layout(32), always_ready=True)),
+            "begin": In(1),
+            "in_header": Out(1), "in_packet": Out(1),
+            "finish": Out(1), "fault": Out(16), "image_hash": Out(unsigned(256)),
+            "weight_write": In(memory.WritePort.Signature(addr_width=address_bits(config.weight_depth),
+                                                          shape=unsigned(P * wb))),
+            "tail_write": Out(wiring.Signature({name: Out(width)
+                                                for name, width in load_port_shapes(config).items()})),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        H, P, wb = cfg.hidden_size, cfg.lanes, cfg.weight_bits
+        word, last = self.i_stream.payload.data, self.i_stream.payload.last
+        arrives = self.i_stream.valid
+        tail = self.tail_write
+
+        sections = image_sections(cfg)
+        sec = Signal(range(len(sections) + 1))
+        sec_count = Signal(32)
+        header_count = Signal(range(weight_image.HEADER_WORDS + 1))
+        checksum = Signal(32)
+        rw = weight_image.row_words(cfg)
+        row_sr = Signal(32 * rw)
+        row_word = Signal(range(rw + 1))
+        row_addr = Signal(range(cfg.weight_depth + 1))
+        cls_j = Signal(range(H + 1))
+        cls_k = Signal(8)
+
+        in_header = Signal()
+        m.d.comb += [in_header.eq(header_count != weight_image.HEADER_WORDS),
+                     self.in_header.eq(in_header),
+                     self.in_packet.eq(~in_header | (header_count != 0))]
+
+        # -- header: identity and shape words against this core's, then the hash -------------
+        expected = weight_image.header(cfg, "0" * 64)
+        bad = Signal(16)
+        with m.If(in_header & arrives):
+            m.d.sync += [header_count.eq(header_count + 1), checksum.eq(_rotate_xor(checksum, word))]
+            with m.Switch(header_count):
+                for i in range(weight_image.HEADER_WORDS):
+                    with m.Case(i):
+                        if i >= weight_image.Header.HASH0:
+                            m.d.sync += self.image_hash.word_select(i - weight_image.Header.HASH0, 32).eq(word)
+                        elif i in weight_image.IDENTITY_WORDS:
+                            m.d.comb += bad.eq(Mux(word != expected[i], Error.WEIGHT_HEADER, 0))
+                        else:
+                            m.d.comb += bad.eq(Mux(word != expected[i], Error.WEIGHT_SHAPE, 0))
+
+        # -- sections ---------------------------------------------------------------------------
+        load_word = Signal()
+        section_end = Signal()
+        image_end = Signal()
+        in_weights = Signal()
+        m.d.comb += load_word.eq(~in_header & arrives & ~image_end)
+        m.d.comb += [getattr(tail, name).eq(word) for name in load_port_shapes(cfg) if name.endswith("_data")]
+        m.d.comb += [self.weight_write.addr.eq(row_addr),
+                     self.weight_write.data.eq(Cat(row_sr[32:], word)[:P * wb])]
+        with m.Switch(sec):
+            for i, (kind, layer, words) in enumerate(sections):
+                with m.Case(i):
+                    m.d.comb += section_end.eq(sec_count == words - 1)
+                    if kind == "weights":
+                        m.d.comb += [self.weight_write.en.eq(load_word & (row_word == rw - 1)), in_weights.eq(1)]
+                    elif kind == "bias":
+                        m.d.comb += [tail.bias_we.eq(load_word), tail.bias_addr.eq(layer * H + (sec_count >> 2)),
+                                     tail.bias_lane.eq(sec_count[:2])]
+                    elif kind == "requant":
+                        m.d.comb += [tail.param_we.eq(load_word), tail.param_layer.eq(layer),
+                                     tail.param_index.eq(sec_count)]
+                    elif kind == "gate_tables":
+                        m.d.comb += [tail.table_we.eq(load_word), tail.table_gate.eq(sec_count >> cfg.acc_bits),
+                                     tail.table_addr.eq((layer << cfg.acc_bits) + sec_count[:cfg.acc_bits])]
+                    elif kind == "tanh_c_table":
+                        m.d.comb += [tail.tanh_we.eq(load_word),
+                                     tail.tanh_addr.eq((layer << cfg.cell_bits) + sec_count)]
+                    elif kind == "cls_weights":
+                        m.d.comb += [tail.clsw_we.eq(load_word), tail.clsw_addr.eq(cls_j), tail.clsw_lane.eq(cls_k)]
+                    elif kind == "cls_bias":
+                        m.d.comb += [tail.clsb_we.eq(load_word), tail.clsb_index.eq(sec_count)]
+                    elif kind == "checksum":
+                        m.d.comb += image_end.eq(1)
+        with m.If(load_word):
+            m.d.sync += [sec_count.eq(sec_count + 1), checksum.eq(_rotate_xor(checksum, word))]
+            m.d.sync += [row_sr.eq(Cat(row_sr[32:], word)), row_word.eq(row_word + 1)]
+            with m.If(in_weights & (row_word == rw - 1)):
+                m.d.sync += [row_word.eq(0), row_addr.eq(row_addr + 1)]
+            m.d.sync += cls_j.eq(cls_j + 1)
+            with m.If(cls_j == H - 1):
+                m.d.sync += [cls_j.eq(0), cls_k.eq(cls_k + 1)]
+            with m.If(section_end):
+                m.d.sync += [sec.eq(sec + 1), sec_count.eq(0), row_word.eq(0), cls_j.eq(0), cls_k.eq(0)]
+
+        with m.If(self.begin):
+            m.d.sync += [sec.eq(0), sec_count.eq(0), header_count.eq(0), checksum.eq(0), row_word.eq(0),
+                         row_addr.eq(0), cls_j.eq(0), cls_k.eq(0)]
+
+        # -- verdict of the current beat -------------------------------------------------------------
+        with m.If(in_header):
+            m.d.comb += [self.finish.eq(arrives & ((bad != 0) | last)),
+                         self.fault.eq(Mux(bad != 0, bad, Error.WEIGHT_LENGTH))]
+        with m.Else():
+            m.d.comb += [self.finish.eq(arrives & (image_end | last)),
+                         self.fault.eq(Mux(image_end, Mux(word != checksum, Error.WEIGHT_CHECKSUM, 0) |
+                                           Mux(last, 0, Error.WEIGHT_LENGTH), Error.WEIGHT_LENGTH))]
+        return m

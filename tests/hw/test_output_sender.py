@@ -1,0 +1,101 @@
+"""OutputSender (Amaranth simulator) against the host's unpacker: drawn shapes, a modelled h
+buffer, random backpressure, and an abort mid-packet."""
+
+import random
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from lstmfpga.foundation.hw import stream_format
+from lstmfpga.foundation.hw.config import AcceleratorConfig
+from lstmfpga.hw.rtl.output_sender import OutputSender
+
+
+def _draw(seed):
+    rnd = random.Random(seed)
+    L = rnd.randint(1, 3)
+    cfg = AcceleratorConfig(input_size=rnd.randint(1, 20), hidden_size=rnd.choice([1, 3, 4, 5, 8, rnd.randint(2, 40)]),
+                            num_layers=L, lanes=rnd.choice([4, 8, 12, 16]), num_classes=rnd.choice([0, 1, 3, 5]),
+                            max_timesteps=rnd.randint(1, 6))
+    return rnd, cfg
+
+
+def _send(cfg, h_mem, logits, steps, *, ready_p, abort_at=None, seed=0):
+    """Packets the sender emits for ``steps`` (each start after the previous packet);
+    ``abort_at`` = (packet, cycle) aborts one packet, which then yields None."""
+    dut = OutputSender(config=cfg)
+    rnd = random.Random(seed)
+    packets = []
+
+    async def bench(ctx):
+        ctx.set(dut.logits, sum((int(v) & 0xFFFFFFFF) << (32 * i) for i, v in enumerate(logits)))
+        for n, T in enumerate(steps):
+            ctx.set(dut.steps, T)
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            words, finished, aborted = [], 0, False
+            for cycle in range(20 * (T * cfg.hidden_size + len(logits) + 8)):
+                ready = rnd.random() < ready_p
+                ctx.set(dut.o_stream.ready, ready)
+                if abort_at == (n, cycle):
+                    ctx.set(dut.abort, 1)
+                    aborted = True
+                addr = ctx.get(dut.h_read.addr)
+                if ctx.get(dut.o_stream.valid) and ready and not aborted:
+                    words.append((ctx.get(dut.o_stream.payload.data), ctx.get(dut.o_stream.payload.last)))
+                finished += ctx.get(dut.finished) and not aborted
+                if aborted:
+                    await ctx.tick()
+                    ctx.set(dut.abort, 0)
+                    break
+                if words and words[-1][1]:
+                    await ctx.tick()
+                    break
+                await ctx.tick()
+                ctx.set(dut.h_read.data, int(h_mem[addr % len(h_mem)]))
+            assert not ctx.get(dut.reading) and not ctx.get(dut.o_stream.valid)
+            packets.append(None if aborted else (words, finished))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return packets
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_output_sender_packets(seed):
+    rnd, cfg = _draw(seed)
+    rng = np.random.default_rng(seed)
+    H, C = cfg.hidden_size, cfg.num_classes
+    h_mem = rng.integers(-128, 128, size=cfg.max_timesteps * H)
+    logits = rng.integers(-(1 << 31), 1 << 31, size=C)
+    steps = [rnd.randint(1, cfg.max_timesteps) for _ in range(2)] + [cfg.max_timesteps]
+    packets = _send(cfg, h_mem, logits, steps, ready_p=rnd.choice([1.0, 0.6, 0.25]), seed=seed)
+    for T, (words, finished) in zip(steps, packets):
+        lanes = np.array([w for w, _ in words], dtype=np.uint32)
+        assert [last for _, last in words] == [0] * (len(words) - 1) + [1]
+        assert finished == 1
+        h, got_logits = stream_format.unpack_output(cfg, lanes, T)
+        np.testing.assert_array_equal(h, h_mem[:T * H].reshape(T, H))
+        if C:
+            np.testing.assert_array_equal(got_logits, logits)
+        # padding bytes are zero
+        np.testing.assert_array_equal(lanes, stream_format.pack_output(cfg, h, logits if C else None))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_output_sender_abort_then_restart(seed):
+    rnd, cfg = _draw(100 + seed)
+    rng = np.random.default_rng(seed)
+    T = cfg.max_timesteps
+    h_mem = rng.integers(-128, 128, size=T * cfg.hidden_size)
+    logits = rng.integers(-1000, 1000, size=cfg.num_classes)
+    packets = _send(cfg, h_mem, logits, [T, T], ready_p=0.5, abort_at=(0, rnd.randint(0, 3 * T)), seed=seed)
+    assert packets[0] is None
+    words, finished = packets[1]
+    lanes = np.array([w for w, _ in words], dtype=np.uint32)
+    np.testing.assert_array_equal(lanes, stream_format.pack_output(
+        cfg, h_mem.reshape(T, -1), logits if cfg.num_classes else None))

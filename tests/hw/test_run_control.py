@@ -1,0 +1,163 @@
+"""RunControl (Amaranth simulator) against a cycle-by-cycle Python model of its phases, error bits,
+counters and watchdog, under random commands, stream traffic and block verdicts."""
+
+import random
+
+import pytest
+from amaranth.sim import Simulator
+
+from lstmfpga.foundation.hw.config import AcceleratorConfig
+from lstmfpga.foundation.hw.register_map import Error
+from lstmfpga.hw import latency
+from lstmfpga.hw.rtl.run_control import RunControl
+
+INPUTS = ("start", "soft_reset", "load_weights", "clear", "timesteps", "timeout", "load_in_header", "load_in_packet",
+          "load_finish", "load_fault", "load_hash", "receive_in_packet", "receive_final", "compute_finished",
+          "output_finished", "out_valid", "out_ready", "valid", "last")
+OUTPUTS = ("busy", "done", "weights_valid", "loading", "error", "cycles", "run_cycles", "hash", "ready",
+           "load_valid", "receive_valid", "load_begin", "receive_begin", "steps", "compute_start", "flush",
+           "output_start", "output_abort")
+
+
+class Model:
+    """What the run controller does, one clock at a time."""
+
+    def __init__(self, max_timesteps):
+        self.max_timesteps = max_timesteps
+        self.state, self.error, self.done, self.weights_valid, self.hash = "IDLE", 0, 0, 0, 0
+        self.cycles = self.run_cycles = self.counting = self.steps = self.idle = self.cls_pending = 0
+
+    def step(self, i):
+        s = self.state
+        ready = s in ("LOAD", "RECV", "DRAIN")
+        fire = i["valid"] and ready
+        watch, progress = {"LOAD": (i["load_in_packet"], fire), "RECV": (i["receive_in_packet"], fire),
+                           "DRAIN": (1, fire), "OUTPUT": (i["out_valid"], i["out_ready"])}.get(s, (0, 0))
+        timed_out = watch and i["timeout"] != 0 and self.idle >= i["timeout"]
+        steps_ok = 1 <= i["timesteps"] <= self.max_timesteps
+        out = dict(busy=int(s != "IDLE"), done=self.done, weights_valid=self.weights_valid, loading=int(s == "LOAD"),
+                   error=self.error, cycles=self.cycles, run_cycles=self.run_cycles, hash=self.hash,
+                   ready=int(ready), load_valid=int(fire and s == "LOAD"), receive_valid=int(fire and s == "RECV"),
+                   load_begin=int(s == "IDLE" and not i["start"] and i["load_weights"]),
+                   receive_begin=int(s == "IDLE" and i["start"] and self.weights_valid and steps_ok),
+                   steps=self.steps, compute_start=int(s == "COMPUTE_START"), flush=i["soft_reset"],
+                   output_start=int(s == "FINISH" and self.cls_pending == 0),
+                   output_abort=int((s == "OUTPUT" and timed_out) or i["soft_reset"]))
+
+        n = dict(state=s, error=self.error, done=self.done, weights_valid=self.weights_valid, hash=self.hash,
+                 cycles=self.cycles, run_cycles=self.run_cycles, counting=self.counting, steps=self.steps,
+                 cls_pending=self.cls_pending, idle=0 if (not watch or progress) else self.idle + 1)
+        if (i["start"] or i["load_weights"]) and s != "IDLE" and not i["soft_reset"]:
+            n["error"] |= Error.BUSY
+        if self.counting:
+            n["run_cycles"] = (self.run_cycles + 1) & 0xFFFFFFFF
+
+        def fail(bits):
+            n.update(error=self.error | bits, done=1)
+
+        if s == "IDLE":
+            if i["start"]:
+                n.update(error=0, done=0)
+                if not self.weights_valid:
+                    n.update(done=1, error=Error.NO_WEIGHTS)
+                elif not steps_ok:
+                    n.update(done=1, error=Error.TIMESTEPS)
+                else:
+                    n.update(steps=i["timesteps"] & 31, run_cycles=0, counting=1, state="RECV")
+            elif i["load_weights"]:
+                n.update(error=0, done=0, weights_valid=0, state="LOAD")
+            elif i["clear"]:
+                n.update(error=0, done=0)
+        elif s == "LOAD":
+            if timed_out and not i["load_in_header"]:
+                fail(Error.INPUT_TIMEOUT)
+                n["state"] = "IDLE"
+            elif fire and i["load_finish"]:
+                fail(i["load_fault"])
+                if i["load_fault"] == 0:
+                    n.update(weights_valid=1, hash=i["load_hash"])
+                n["state"] = "IDLE" if i["last"] else "DRAIN"
+        elif s == "RECV":
+            if timed_out:
+                fail(Error.INPUT_TIMEOUT)
+                n.update(counting=0, state="IDLE")
+            elif fire and i["receive_final"] and i["last"]:
+                n["state"] = "COMPUTE_START"
+            elif fire and i["receive_final"]:
+                n.update(error=self.error | Error.LAST_LATE, counting=0, state="DRAIN")
+            elif fire and i["last"]:
+                fail(Error.LAST_EARLY)
+                n.update(counting=0, state="IDLE")
+        elif s == "DRAIN":
+            if timed_out:
+                fail(Error.INPUT_TIMEOUT)
+                n["state"] = "IDLE"
+            elif fire and i["last"]:
+                n.update(done=1, state="IDLE")
+        elif s == "COMPUTE_START":
+            n.update(cycles=0, state="COMPUTE")
+        elif s == "COMPUTE":
+            n["cycles"] = self.cycles + 1
+            if i["compute_finished"]:
+                n.update(cls_pending=latency.CLASSIFIER, state="FINISH")
+        elif s == "FINISH":
+            n.update(cls_pending=(self.cls_pending - 1) % 4, cycles=self.cycles + 1)
+            if self.cls_pending == 0:
+                n["state"] = "OUTPUT"
+        elif s == "OUTPUT":
+            if timed_out:
+                fail(Error.OUTPUT_TIMEOUT)
+                n.update(counting=0, state="IDLE")
+            elif i["output_finished"]:
+                n.update(done=1, counting=0, state="IDLE")
+        if i["soft_reset"]:
+            n.update(counting=0, state="IDLE")
+            if s == "LOAD":
+                n["weights_valid"] = 0
+        for key, value in n.items():
+            setattr(self, key, value)
+        return out
+
+
+def _draw_inputs(rnd, p, max_timesteps):
+    return dict(start=rnd.random() < p["cmd"], soft_reset=rnd.random() < p["reset"],
+                load_weights=rnd.random() < p["cmd"], clear=rnd.random() < 0.02,
+                timesteps=rnd.choice([0, max_timesteps + 1] + [rnd.randint(1, max_timesteps)] * 6),
+                timeout=p["timeout"], load_in_header=rnd.random() < 0.3, load_in_packet=rnd.random() < 0.8,
+                load_finish=rnd.random() < p["finish"], load_fault=rnd.choice([0, 0, Error.WEIGHT_CHECKSUM,
+                                                                               Error.WEIGHT_HEADER | Error.WEIGHT_SHAPE]),
+                load_hash=rnd.getrandbits(256), receive_in_packet=rnd.random() < 0.8,
+                receive_final=rnd.random() < p["finish"], compute_finished=rnd.random() < 0.1,
+                output_finished=rnd.random() < 0.1, out_valid=rnd.random() < 0.8, out_ready=rnd.random() < p["ready"],
+                valid=rnd.random() < p["valid"], last=rnd.random() < 0.2)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_run_control_matches_model(seed):
+    rnd = random.Random(seed)
+    max_timesteps = rnd.randint(1, 24)
+    dut = RunControl(config=AcceleratorConfig(input_size=4, hidden_size=3, max_timesteps=max_timesteps))
+    model = Model(max_timesteps)
+    p = dict(cmd=rnd.choice([0.02, 0.1]), reset=rnd.choice([0.0, 0.005, 0.03]), timeout=rnd.choice([0, 1, 3, 8, 40]),
+             finish=rnd.choice([0.05, 0.3]), ready=rnd.choice([0.1, 0.9]), valid=rnd.choice([0.05, 0.5, 1.0]))
+    ports = {name: getattr(dut, name) for name in INPUTS + OUTPUTS if hasattr(dut, name)}
+    ports.update(valid=dut.i_stream.valid, last=dut.i_stream.payload.last, ready=dut.i_stream.ready,
+                 load_valid=dut.load_stream.valid, receive_valid=dut.receive_stream.valid)
+    visited = set()
+
+    async def bench(ctx):
+        for cycle in range(3000):
+            inputs = _draw_inputs(rnd, p, max_timesteps)
+            for name, value in inputs.items():
+                ctx.set(ports[name], int(value))
+            want = model.step(inputs)
+            have = {name: ctx.get(ports[name]) for name in OUTPUTS}
+            assert have == want, (cycle, model.state, {k: (have[k], want[k]) for k in want if have[k] != want[k]})
+            visited.add(model.state)
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert {"IDLE", "LOAD"} <= visited

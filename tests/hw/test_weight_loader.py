@@ -1,0 +1,156 @@
+"""WeightLoader (Amaranth simulator) against the artifact it loads: drawn shapes, modes and bit
+widths, random gaps between words; every weight row and tail parameter is written once with the
+artifact's value, and each kind of damaged image ends the load on the right word with the right
+error."""
+
+import random
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from lstmfpga.foundation.hw import weight_image
+from lstmfpga.foundation.hw.config import AcceleratorConfig
+from lstmfpga.foundation.hw.register_map import Error
+from lstmfpga.foundation.hw.weight_image import Header, build_weight_image
+from lstmfpga.hw.rtl.tail_unit import load_port_shapes
+from lstmfpga.hw.rtl.weight_loader import WeightLoader
+from lstmfpga.sim.golden.random_artifact import random_artifact
+
+#: tail port group → the ports that address one write (besides ``*_data``)
+_TAIL_PORTS = {"bias": ("addr", "lane"), "param": ("layer", "index"), "table": ("gate", "addr"),
+               "tanh": ("addr",), "clsw": ("addr", "lane"), "clsb": ("index",)}
+
+
+def _draw(seed):
+    rnd = random.Random(seed)
+    mode = rnd.choice(["full", "split"])
+    art = random_artifact(input_size=rnd.randint(1, 12), hidden_size=rnd.randint(1, 9), num_layers=rnd.randint(1, 3),
+                          num_classes=rnd.choice([0, 1, 3]), weight_bits=rnd.choice([2, 3, 4, 5, 8]), seed=seed)
+    config = AcceleratorConfig.from_artifact(art, lanes=rnd.choice([4, 8, 12, 16, 28]), mode=mode, max_timesteps=4)
+    return rnd, art, config
+
+
+def _load(config, image, rnd, *, gap=0.2):
+    """Feed ``image`` (TLAST on its last word); returns the writes and the verdict of each beat."""
+    dut = WeightLoader(config=config)
+    weight_rows, tail_writes, verdicts, flags = {}, [], [], {}
+
+    async def bench(ctx):
+        ctx.set(dut.begin, 1)
+        await ctx.tick()
+        ctx.set(dut.begin, 0)
+        flags["in_packet_before"] = ctx.get(dut.in_packet)
+        for i, word in enumerate(image):
+            while rnd.random() < gap:
+                ctx.set(dut.i_stream.valid, 0)
+                assert not ctx.get(dut.weight_write.en)
+                assert not any(ctx.get(getattr(dut.tail_write, f"{g}_we")) for g in _TAIL_PORTS)
+                await ctx.tick()
+            ctx.set(dut.i_stream.valid, 1)
+            ctx.set(dut.i_stream.payload.data, int(word))
+            ctx.set(dut.i_stream.payload.last, int(i == len(image) - 1))
+            verdicts.append((ctx.get(dut.finish), ctx.get(dut.fault), ctx.get(dut.in_header)))
+            if ctx.get(dut.weight_write.en):
+                addr = ctx.get(dut.weight_write.addr)
+                assert addr not in weight_rows
+                weight_rows[addr] = ctx.get(dut.weight_write.data)
+            for group, keys in _TAIL_PORTS.items():
+                port = dut.tail_write
+                if ctx.get(getattr(port, f"{group}_we")):
+                    key = tuple(ctx.get(getattr(port, f"{group}_{k}")) for k in keys)
+                    tail_writes.append((group, key, ctx.get(getattr(port, f"{group}_data"))))
+            await ctx.tick()
+            if verdicts[-1][0]:
+                break
+        ctx.set(dut.i_stream.valid, 0)
+        flags["hash"] = ctx.get(dut.image_hash)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return weight_rows, tail_writes, verdicts, flags
+
+
+def _param_words(layer):
+    words = []
+    for rq in (*layer.gate_requant, layer.fc_requant, layer.ig_requant, layer.h_requant):
+        words += [rq.multiplier, rq.shift, rq.lo, rq.hi]
+    return words + [layer.cell_lo, layer.cell_hi]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_weight_loader_writes_the_artifact(seed):
+    rnd, art, config = _draw(seed)
+    image = build_weight_image(art, config)
+    weight_rows, tail_writes, verdicts, flags = _load(config, image, rnd)
+    H, u32 = config.hidden_size, (lambda v: int(v) & 0xFFFFFFFF)
+
+    assert not flags["in_packet_before"]
+    assert [v[0] for v in verdicts] == [0] * (len(image) - 1) + [1]
+    assert verdicts[-1][1] == 0
+    assert [v[2] for v in verdicts] == [1] * weight_image.HEADER_WORDS + [0] * (len(image) - weight_image.HEADER_WORDS)
+    assert flags["hash"] == sum(w << (32 * i) for i, w in enumerate(weight_image.hash_words(art.sha256)))
+
+    # weight memory: every row once, decoding to the artifact's weights
+    assert sorted(weight_rows) == list(range(config.weight_depth))
+    rw = weight_image.row_words(config)
+    base = 0
+    for l, layer in enumerate(art.layers):
+        rows = config.weight_rows(l)
+        words = [(weight_rows[base + r] >> (32 * w)) & 0xFFFFFFFF for r in range(rows) for w in range(rw)]
+        cols = np.asarray(layer.w_h) if (l == 0 and config.mode == "split") else \
+            np.concatenate([layer.w_x, layer.w_h], axis=2)
+        got = weight_image.unpack_weight_rows(config, np.array(words, dtype=np.uint32), config.on_chip_input_columns(l))
+        np.testing.assert_array_equal(got, cols)
+        base += rows
+
+    expected = []
+    for l, layer in enumerate(art.layers):
+        expected += [("bias", (l * H + j, g), u32(layer.bias[g, j])) for j in range(H) for g in range(4)]
+        expected += [("param", (l, i), u32(w)) for i, w in enumerate(_param_words(layer))]
+        expected += [("table", (g, (l << config.acc_bits) + e), u32(v))
+                     for g in range(4) for e, v in enumerate(layer.gate_tables[g])]
+        expected += [("tanh", ((l << config.cell_bits) + e,), u32(v)) for e, v in enumerate(layer.tanh_c_table)]
+    if config.num_classes:
+        cls = art.classifier
+        expected += [("clsw", (j, k), u32(cls.weight[k, j])) for k in range(config.num_classes) for j in range(H)]
+        expected += [("clsb", (k,), u32(cls.bias[k])) for k in range(config.num_classes)]
+    # addresses as wide as the tail's ports
+    widths = load_port_shapes(config)
+    masked = [(g, tuple(a & ((1 << widths[f"{g}_{k}"]) - 1) for a, k in zip(key, _TAIL_PORTS[g])), d)
+              for g, key, d in expected]
+    assert tail_writes == masked
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_weight_loader_faults(seed):
+    rnd, art, config = _draw(1000 + seed)
+    image = [int(w) for w in build_weight_image(art, config)]
+    n = len(image)
+    kind = ["identity", "shape", "payload", "truncated", "long", "header_last"][seed % 6]
+    if kind == "identity":
+        image[rnd.choice([Header.MAGIC, Header.VERSION])] ^= 1 << rnd.randrange(32)
+        at, fault = None, Error.WEIGHT_HEADER
+    elif kind == "shape":
+        i = rnd.randrange(Header.INPUT_SIZE, Header.HASH0)
+        image[i] ^= 1 << rnd.randrange(32)
+        at, fault = i, Error.WEIGHT_SHAPE
+    elif kind == "payload":
+        image[rnd.randrange(weight_image.HEADER_WORDS, n - 1)] ^= 1 << rnd.randrange(32)
+        at, fault = n - 1, Error.WEIGHT_CHECKSUM
+    elif kind == "truncated":
+        image = image[:rnd.randrange(weight_image.HEADER_WORDS + 1, n)]
+        at, fault = len(image) - 1, Error.WEIGHT_LENGTH
+    elif kind == "long":   # the checksum word arrives without TLAST
+        image = image + [rnd.getrandbits(32) for _ in range(rnd.randint(1, 3))]
+        at, fault = n - 1, Error.WEIGHT_LENGTH
+    else:
+        image = image[:rnd.randrange(1, weight_image.HEADER_WORDS)]
+        at, fault = len(image) - 1, Error.WEIGHT_LENGTH
+    if kind == "identity":
+        at = next(i for i in (Header.MAGIC, Header.VERSION) if image[i] != build_weight_image(art, config)[i])
+    _, _, verdicts, _ = _load(config, image, rnd, gap=0.1)
+    assert [v[0] for v in verdicts] == [0] * at + [1]
+    assert verdicts[-1][1] == fault
