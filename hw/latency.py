@@ -43,7 +43,7 @@ TAIL = TAIL_STAGES["h_out"]
 #: The classifier's weight read (and its output register) after an h code.
 CLASSIFIER = MEMORY_READ + MEMORY_OUTPUT
 
-#: Core registers around the blocks (see :mod:`lstmfpga.hw.rtl.core`).
+#: Registers between the blocks (:mod:`~lstmfpga.hw.rtl.mac_engine`, :mod:`~lstmfpga.hw.rtl.column_scheduler`).
 #: The shadow bank takes the lanes' sums one cycle after ``done``.
 SHADOW_LOAD = 1
 #: The shadow reader registers each unit's accumulators before the tail.
