@@ -26,7 +26,6 @@ from lstmfpga.hw.rtl.tail_unit import TailUnit, load_port_shapes, preactivation_
 from lstmfpga.hw.rtl.weight_loader import WeightLoader
 
 
-
 class LstmCore(wiring.Component):
     """The accelerator behind plain stream and control ports.
 
