@@ -42,7 +42,7 @@ class CycleEstimate:
     step_cycles: tuple           #: cycles of the layer's last step (its steady state), per layer
     input_beats: int             #: beats of the input packet
     output_beats: int            #: beats of the output packet
-    run_cycles: int              #: predicted RUN_CYCLES at a stall-free stream (input + compute + output)
+    run_cycles: int              #: predicted RUN_CYCLES at a stall-free stream (input + compute + output), exact
 
     @property
     def utilization(self) -> float:
@@ -128,7 +128,10 @@ def estimate(config, timesteps: int) -> CycleEstimate:
     total = (start - 1) + latency.ROUND_TRIP + last_unit + RUN_OVERHEAD
     in_beats = stream_format.input_beats(config, T)
     out_beats = stream_format.output_beats(config, T)
-    run = in_beats + total + out_beats * (config.bytes_per_word + 2) + 8
+    h_beats = T * stream_format.output_step_beats(config)
+    # an h word takes a read per byte and latency.OUTPUT_WORD more; a logit word one beat
+    run = (in_beats + total + h_beats * (config.bytes_per_word + latency.OUTPUT_WORD)
+           + (out_beats - h_beats) + latency.RUN_CONTROL)
     return CycleEstimate(timesteps=T, compute_cycles=int(total), ideal_cycles=ideal,
                          step_cycles=tuple(steps), input_beats=in_beats, output_beats=out_beats,
                          run_cycles=int(run))

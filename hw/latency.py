@@ -56,6 +56,12 @@ ENGINE = MEMORY_READ + MEMORY_OUTPUT + MAC_LANES
 #: Cycles from a group's last column issue until its first unit's h code is visible to the
 #: scheduler.
 ROUND_TRIP = ENGINE + SHADOW_LOAD + TAIL_FEED + TAIL + UNIT_COUNT
+#: Output sender, cycles per h word beyond one h-buffer read per byte: the last read's latency, the
+#: hand-over to the send state and the send beat (a stall-free output stream).
+OUTPUT_WORD = MEMORY_READ + 2
+#: Run control outside the streams and the compute: START to the first input beat, and the last
+#: input beat to the first compute cycle.
+RUN_CONTROL = 2
 #: Cycles after the last h code before the run is done (the classifier's last accumulate and the
 #: done flag).
 RUN_TAIL = 4

@@ -70,6 +70,21 @@ def test_harness_and_cocotb_bench_agree_with_the_golden(seed, mode, verilator_ca
     assert sum(r["run_cycles"] for r in runs["harness"]) > sum(stall_free)
 
 
+@pytest.mark.parametrize("seed,mode", [(101, "full"), (202, "split")])
+def test_run_cycles_equal_the_cycle_model_on_a_stall_free_stream(seed, mode, verilator_cache, tmp_path):
+    """RUN_CYCLES (START to the output packet's last beat) is the model's ``run_cycles`` exactly
+    when neither stream pauses: input beats, compute, h words and logit beats."""
+    case = draw_case(seed, mode)   # the shapes of the test above: their builds are shared
+    artifact, config = _setup(case, seed)
+    rng = np.random.default_rng()
+    steps = [1, config.max_timesteps, *rng.integers(1, config.max_timesteps + 1, size=4).tolist()]
+    seqs = [Sequence(0, random_codes(artifact, rng, int(T))) for T in steps]
+    results = run_sequences(config, [artifact], seqs, cache_dir=verilator_cache, work_dir=tmp_path,
+                            simulator="harness", input_pause=0.0, output_pause=0.0)
+    assert all(r["ok"] for r in results["runs"]), case
+    assert [r["run_cycles"] for r in results["runs"]] == [cycle_model.estimate(config, T).run_cycles for T in steps]
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_every_verification_configuration_agrees_on_both_simulators(case, verilator_cache, tmp_path, monkeypatch):
     """Each configuration of test_rtl_accel.py (both modes, with and without a classifier, 1-3
