@@ -14,12 +14,11 @@ from amaranth import Module, Mux, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from lstmfpga.foundation.hw import stream_format
 from lstmfpga.hw.rtl.column_scheduler import ColumnScheduler
 from lstmfpga.hw.rtl.input_receiver import InputReceiver
 from lstmfpga.hw.rtl.mac_engine import MacEngine, h_buffer_banks
 from lstmfpga.hw.rtl.output_sender import OutputSender
-from lstmfpga.hw.rtl.payloads import beat_layout
+from lstmfpga.hw.rtl.payloads import beat_layout, input_buffer_depth
 from lstmfpga.hw.rtl.ram import ram
 from lstmfpga.hw.rtl.run_control import RunControl
 from lstmfpga.hw.rtl.tail_unit import TailUnit, load_port_shapes, preactivation_port_shapes
@@ -78,7 +77,7 @@ class LstmCore(wiring.Component):
         wiring.connect(m, engine.weight_read, weight_mem.read_port())
         if full:
             m.submodules.input_buf = input_buf = ram(
-                shape=unsigned(32), depth=T_max * stream_format.input_beats_per_step(cfg))
+                shape=unsigned(32), depth=input_buffer_depth(cfg))
             wiring.connect(m, receiver.input_write, input_buf.write_port())
             wiring.connect(m, engine.input_read, input_buf.read_port())
         else:

@@ -8,7 +8,7 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from lstmfpga.foundation.hw import stream_format
-from lstmfpga.hw.rtl.payloads import beat_layout
+from lstmfpga.hw.rtl.payloads import beat_layout, input_buffer_depth
 from lstmfpga.hw.rtl.ram import address_bits
 from lstmfpga.hw.rtl.tail_unit import preactivation_port_shapes
 
@@ -39,7 +39,7 @@ class InputReceiver(wiring.Component):
             ports["pre_write"] = Out(wiring.Signature({name: Out(width) for name, width
                                                        in preactivation_port_shapes(config).items()}))
         else:
-            depth = config.max_timesteps * stream_format.input_beats_per_step(config)
+            depth = input_buffer_depth(config)
             ports["input_write"] = In(memory.WritePort.Signature(addr_width=address_bits(depth),
                                                                  shape=unsigned(32)))
         super().__init__(ports)

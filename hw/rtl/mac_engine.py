@@ -8,11 +8,11 @@ from amaranth import Cat, Module, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from lstmfpga.foundation.hw import stream_format
 from lstmfpga.hw import latency
 from lstmfpga.hw.rtl.mac_lanes import MacLanes
 from lstmfpga.hw.rtl.payloads import (Source, column_layout, column_op_layout, gate_sums_layout,
-                                      group_tag_layout, unit_index_shape, unit_layout)
+                                      group_tag_layout, input_buffer_depth, unit_index_shape,
+                                      unit_layout)
 from lstmfpga.hw.rtl.ram import address_bits
 
 
@@ -57,7 +57,7 @@ class MacEngine(wiring.Component):
             "o_units": Out(stream.Signature(unit_layout(c), always_ready=True)),
         }
         if c.mode == "full":
-            depth = c.max_timesteps * stream_format.input_beats_per_step(c)
+            depth = input_buffer_depth(c)
             ports["input_read"] = In(memory.ReadPort.Signature(addr_width=address_bits(depth),
                                                                shape=unsigned(32)))
         super().__init__(ports)

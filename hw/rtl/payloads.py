@@ -23,6 +23,11 @@ def _bits_for(n: int) -> int:
     return max(1, (n - 1).bit_length())
 
 
+def input_buffer_depth(config) -> int:
+    """Words of the full-mode input buffer: one input packet of ``max_timesteps`` steps."""
+    return config.max_timesteps * stream_format.input_beats_per_step(config)
+
+
 def sequence_bits(config) -> int:
     """Width of addresses into the per-run sequences: the h buffers (T·H codes) and the input
     buffer (T·words per step), with two bits of headroom for the dependency bounds' arithmetic."""
