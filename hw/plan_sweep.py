@@ -57,9 +57,8 @@ def sweep(board: Board, *, units: Sequence[int], layers: Sequence[int], timestep
         for n in layers:
             template = shape_config(input_size=input_size, hidden_size=int(h), num_layers=int(n),
                                     weight_bits=weight_bits)
-            check_t = [t for t in timesteps if not 1 <= t <= template.max_timesteps]
-            if check_t:
-                raise ConfigError(f"sequence lengths must be in [1, {template.max_timesteps}], not {check_t}")
+            if not 1 <= timesteps[0] <= timesteps[-1] <= template.max_timesteps:
+                raise ConfigError(f"sequence lengths must be in [1, {template.max_timesteps}], not {timesteps}")
             if progress:
                 print(f"plan {board.name}: H={h} L={n}...", flush=True)
             try:
