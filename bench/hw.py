@@ -1,7 +1,7 @@
 """Hardware planning bench: lane utilisation, time per step, simulation speed and Yosys resources.
 
     python bench/hw.py [--timesteps 16] [--sim small,mid,full|none] [--cocotb small,mid] [--cache-dir DIR]
-                       [--no-sweep] [--opt -O1,-O2 [--opt-core small|mid]]
+                       [--no-sweep] [--rounds 3] [--opt -O1,-O2 [--opt-core small|mid]]
 
 For H=512, I=2048, 4-bit weights (the seed's smallest LSTM on ResNet-50 features) it prints:
 
@@ -83,6 +83,9 @@ SIM_SHAPES = {"small": (32, 16, 16), "mid": (256, 64, 64)}
 #: about 2 CPU s, on a loaded machine: at n=8 the small core's marginal work was a fifth of it).
 SIM_COUNTS = {"cocotb": (1, 24), "harness": (1, 200)}
 FULL_COUNTS = (1, 3)
+#: Rounds of the small and mid measurements, the two simulators alternating within each round so
+#: that a change of the machine's load falls on both; the table gives each simulator's median.
+SIM_ROUNDS = 3
 #: Lanes of the full-size core when the sweep is skipped: what ``lstmfpga plan`` picks for ZCU104.
 FULL_LANES = 1024
 
@@ -95,41 +98,87 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def _sim_job(simulator: str, config, art, counts, timesteps: int, cache_dir: Path) -> dict:
-    """Build (timed), then two jobs of ``counts`` sequences; speeds from their difference, per wall
-    second and per CPU second (the machine may be shared: CPU time is what the simulator used)."""
+@dataclasses.dataclass
+class _SimJobs:
+    """One simulator's built core and its prepared jobs of ``counts`` sequences (golden outputs
+    computed ahead: the reference model is not part of either simulator's speed)."""
+
+    simulator: str
+    config: object
+    built: Path
+    build_s: object
+    image_beats: int
+    jobs: dict
+    golden_s_per_seq: float
+    measured: list = dataclasses.field(default_factory=list)
+
+
+def _prepare(simulator: str, config, art, counts, timesteps: int, cache_dir: Path) -> _SimJobs:
     import numpy as np
 
     from lstmfpga.foundation.hw.weight_image import build_weight_image, image_lanes
     from lstmfpga.sim import verilator
-    from lstmfpga.sim.rtl_check import Sequence, random_codes, run_sequences
+    from lstmfpga.sim.rtl_check import Sequence, build_job, golden_packets, random_codes
 
     started, wall_started = time.perf_counter(), time.time()
     built = (verilator.build_harness if simulator == "harness" else verilator.build)(config, cache_dir)
     build_s = time.perf_counter() - started
     if simulator == "harness" and (Path(built).parent / "harness.json").stat().st_mtime < wall_started:
         build_s = f"{verilator.harness_build_seconds(built):.0f} (cached)"  # the time recorded when it was built
-    image_beats = len(image_lanes(config, build_weight_image(art, config)))
+    image = image_lanes(config, build_weight_image(art, config))
     rng = np.random.default_rng(0)
-    measured = {}
+    jobs, golden_s, golden_n = {}, 0.0, 0
     for count in counts:
-        seqs = [Sequence(0, random_codes(art, rng, timesteps)) for _ in range(count)]
+        codes = [random_codes(art, rng, timesteps) for _ in range(count)]
+        started = time.process_time()
+        if simulator == "harness":
+            jobs[count] = (image, [(*golden_packets(config, art, x), timesteps) for x in codes])
+        else:
+            jobs[count] = build_job(config, [art], [Sequence(0, x) for x in codes], input_pause=0.0, output_pause=0.0)
+        golden_s, golden_n = golden_s + time.process_time() - started, golden_n + count
+    return _SimJobs(simulator, config, Path(built), build_s, int(image.size), jobs, golden_s / golden_n)
+
+
+def _measure(prepared: _SimJobs) -> None:
+    """Run the prepared jobs once; speeds from their difference, per wall second and per CPU
+    second of the simulator and driver processes (the machine may be shared: CPU time is what
+    the simulator used)."""
+    from lstmfpga.sim import verilator
+    from lstmfpga.sim.harness.packets import run_packets
+
+    measured = {}
+    for count, job in prepared.jobs.items():
         with tempfile.TemporaryDirectory() as work:
             started, cpu = time.perf_counter(), _cpu_seconds()
-            result = run_sequences(config, [art], seqs, cache_dir=cache_dir, work_dir=Path(work),
-                                   simulator=simulator, input_pause=0.0, output_pause=0.0)
+            if prepared.simulator == "harness":
+                image, packets = job
+                runs = run_packets(prepared.built, prepared.config, image,
+                                   [(lanes, T, expected) for lanes, expected, T in packets])["runs"]
+            else:
+                runs = verilator.run_job(prepared.built, Path(work), *job)["runs"]
             seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
-        runs = result["runs"]
-        measured[count] = (runs, image_beats + sum(r["run_cycles"] for r in runs), seconds, cpu)
-    (runs1, cycles1, wall1, cpu1), (runs_n, cycles_n, wall_n, cpu_n) = measured[counts[0]], measured[counts[1]]
+        measured[count] = (runs, prepared.image_beats + sum(r["run_cycles"] for r in runs), seconds, cpu)
+    (runs1, cycles1, wall1, cpu1), (runs_n, cycles_n, wall_n, cpu_n) = measured.values()
+    counts = list(measured)
     extra_cpu = max(cpu_n - cpu1, 1e-9)
-    return {"build_s": build_s, "cycles": runs_n[0]["cycles"], "ok": all(r["ok"] for r in runs1 + runs_n),
-            "run1_s": wall1, "run_n_s": wall_n, "n": counts[1], "cpu_n_s": cpu_n,
-            "cycles_per_cpu_s": (cycles_n - cycles1) / extra_cpu, "seq_per_cpu_s": (counts[1] - counts[0]) / extra_cpu,
-            "cycles_per_wall_s": cycles_n / wall_n}
+    prepared.measured.append({
+        "cycles": runs_n[0]["cycles"], "ok": all(r["ok"] for r in runs1 + runs_n),
+        "run1_s": wall1, "run_n_s": wall_n, "n": counts[1], "cpu_n_s": cpu_n,
+        "cycles_per_cpu_s": (cycles_n - cycles1) / extra_cpu, "seq_per_cpu_s": (counts[1] - counts[0]) / extra_cpu,
+        "cycles_per_wall_s": cycles_n / wall_n})
 
 
-def simulations(names: list[str], timesteps: int, cache_dir: Path, *, cocotb: list[str], full_lanes: int) -> str:
+def _median_round(prepared: _SimJobs) -> dict:
+    """The round with the median simulated cycles per CPU second, and the range over rounds."""
+    rounds = sorted(prepared.measured, key=lambda r: r["cycles_per_cpu_s"])
+    middle = dict(rounds[len(rounds) // 2])
+    middle["ok"] = all(r["ok"] for r in rounds)
+    middle["range"] = (rounds[0]["cycles_per_cpu_s"], rounds[-1]["cycles_per_cpu_s"])
+    return middle
+
+
+def simulations(names: list[str], timesteps: int, cache_dir: Path, *, cocotb: list[str], full_lanes: int,
+                rounds: int = SIM_ROUNDS) -> str:
     """Table 2: both simulators side by side: build time, CYCLES vs the model, simulated cycles/s
     and sequences/s (Verilator builds cached under ``cache_dir``)."""
     from lstmfpga.foundation.hw.config import AcceleratorConfig
@@ -143,29 +192,41 @@ def simulations(names: list[str], timesteps: int, cache_dir: Path, *, cocotb: li
         art = random_artifact(input_size=i, hidden_size=h, num_layers=1, num_classes=2, weight_bits=WBITS, seed=1)
         config = AcceleratorConfig.from_artifact(art, lanes=p, mode="full")
         est = estimate(config, timesteps)
-        speeds = {}
-        for simulator in ("cocotb", "harness"):
-            if simulator == "cocotb" and name not in cocotb:
-                rows.append([f"{name} I={i} H={h} P={p}", simulator] + ["not run"] * 13)
-                continue
-            counts = FULL_COUNTS if name == "full" else SIM_COUNTS[simulator]
-            m = _sim_job(simulator, config, art, counts, timesteps, cache_dir)
-            speeds[simulator] = m["cycles_per_cpu_s"]
-            ratio = f"{m['cycles_per_cpu_s'] / speeds['cocotb']:.1f}x" if "cocotb" in speeds else "-"
-            rows.append([f"{name} I={i} H={h} P={p}", simulator, m["build_s"], m["cycles"], est.compute_cycles,
+        simulators = [s for s in ("cocotb", "harness") if s != "cocotb" or name in cocotb]
+        prepared = [_prepare(s, config, art, FULL_COUNTS if name == "full" else SIM_COUNTS[s], timesteps, cache_dir)
+                    for s in simulators]
+        for _ in range(1 if name == "full" else rounds):
+            for jobs in prepared:
+                _measure(jobs)
+        if "cocotb" not in simulators:
+            rows.append([f"{name} I={i} H={h} P={p}", "cocotb"] + ["not run"] * 15)
+        results = {jobs.simulator: (jobs, _median_round(jobs)) for jobs in prepared}
+        for simulator, (jobs, m) in results.items():
+            low, high = m["range"]
+            if simulator == "harness" and "cocotb" in results:
+                base = results["cocotb"][1]
+                ratio = f"{m['cycles_per_cpu_s'] / base['cycles_per_cpu_s']:.1f}x"
+                worst = f"{low / base['range'][1]:.1f}x"
+            else:
+                ratio = worst = "-"
+            rows.append([f"{name} I={i} H={h} P={p}", simulator, jobs.build_s, m["cycles"], est.compute_cycles,
                          f"{est.ideal_cycles / m['cycles']:.1%}", "yes" if m["ok"] else "NO", m["run1_s"],
                          f"{m['run_n_s']:.3g} ({m['n']})", m["cpu_n_s"], m["cycles_per_wall_s"],
-                         m["cycles_per_cpu_s"], m["seq_per_cpu_s"], 1.0 / m["seq_per_cpu_s"], ratio])
+                         m["cycles_per_cpu_s"], f"{low:.3g}..{high:.3g}", m["seq_per_cpu_s"],
+                         1e3 * jobs.golden_s_per_seq, ratio, worst])
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     title = (f"2. Verilator: the compiled C++ harness against cocotb (Python per clock), no backpressure; "
              f"jobs of 1 and n sequences of T={timesteps} after one weight load; simulated cycles = weight-image "
-             f"beats + RUN_CYCLES (AXI-Lite traffic not counted). cycles/s wall: the n-sequence job end to end; "
-             f"cycles/s CPU, seq/s CPU: marginal (extra work ÷ extra CPU seconds of simulator and driver "
-             f"processes in the n-sequence job: start-up excluded, robust on a shared machine); build s = Verilog "
-             f"generation + Verilate + C++ compile (cached: the Verilate + compile time recorded at its build); "
-             f"{os.cpu_count()} CPUs, load average {load}")
+             f"beats + RUN_CYCLES (AXI-Lite traffic not counted). The golden outputs are computed before the "
+             f"timed jobs (golden ms/seq, the same for both, is not counted). cycles/s wall: the n-sequence job "
+             f"end to end; cycles/s CPU, seq/s CPU: marginal (extra work ÷ extra CPU seconds of simulator and "
+             f"driver processes in the n-sequence job: start-up excluded, robust on a shared machine), median of "
+             f"{rounds} rounds with the two simulators alternating (range: slowest..fastest round; worst: the "
+             f"harness's slowest round ÷ cocotb's fastest); build s = Verilog generation + Verilate + C++ compile "
+             f"(cached: the Verilate + compile time recorded at its build); {os.cpu_count()} CPUs, load average {load}")
     header = ["config", "simulator", "build s", "CYCLES", "model", "MAC util", "bit-exact", "run1 s",
-              "run n s (n)", "CPU s (n)", "cycles/s wall", "cycles/s CPU", "seq/s CPU", "CPU s/seq", "vs cocotb"]
+              "run n s (n)", "CPU s (n)", "cycles/s wall", "cycles/s CPU", "range", "seq/s CPU",
+              "golden ms/seq", "vs cocotb", "worst"]
     return _table(title, header, rows)
 
 
@@ -226,6 +287,8 @@ def main(argv=None) -> int:
                         help="simulated sizes: any of small,mid,full (full: I=2048, H=512, the plan's P), or none")
     parser.add_argument("--cocotb", default="small,mid",
                         help="sizes also run on cocotb (its full-size run takes minutes per sequence)")
+    parser.add_argument("--rounds", type=int, default=SIM_ROUNDS,
+                        help="rounds of the small and mid measurements (the simulators alternate; medians shown)")
     parser.add_argument("--opt", default="",
                         help="also compare the harness's C++ optimisation levels, e.g. -O0,-O1,-Os,-O2")
     parser.add_argument("--opt-core", default="small", choices=sorted(SIM_SHAPES),
@@ -244,7 +307,7 @@ def main(argv=None) -> int:
     if args.sim != "none":
         names = [n for n in args.sim.split(",") if n]
         options = {"cocotb": [n for n in args.cocotb.split(",") if n],
-                   "full_lanes": plan.lanes if plan else FULL_LANES}
+                   "full_lanes": plan.lanes if plan else FULL_LANES, "rounds": args.rounds}
         with contextlib.ExitStack() as stack:
             cache = args.sim_cache_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="lstmfpga-bench-sim-"))
             print(simulations(names, args.timesteps, Path(cache), **options), end="\n\n", flush=True)

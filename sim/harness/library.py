@@ -213,7 +213,7 @@ class Harness:
             self._recv_buffer = None
 
     def close(self) -> None:
-        if self._handle:
+        if getattr(self, "_handle", None):  # None too when __init__ failed before the model existed
             self._lib.harness_destroy(self._handle)
             self._handle = None
 
