@@ -15,8 +15,8 @@ from lstmfpga.foundation.errors import ConfigError
 from lstmfpga.foundation.validation import check_in_range
 
 MODES = ("full", "split")
-# Wider streams (64, 128) are an additive extension: the packers below are width-generic already.
-STREAM_WIDTHS = (32,)
+#: AXI-Stream TDATA widths the core is built for (Zynq-7000 HP ports are 64-bit, UltraScale+ 128-bit).
+STREAM_WIDTHS = (32, 64, 128)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -46,7 +46,7 @@ class AcceleratorConfig:
     max_timesteps :
         Largest T the on-chip sequence buffers hold (1–24).
     stream_width :
-        AXI-Stream TDATA width in bits (32 for now).
+        AXI-Stream TDATA width in bits, one of :data:`STREAM_WIDTHS`.
     """
 
     input_size: int

@@ -8,7 +8,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from lstmfpga.foundation.hw import stream_format
-from lstmfpga.hw.rtl.payloads import Source, column_layout, sequence_bits
+from lstmfpga.hw.rtl.payloads import Source, byte_select_bits, column_layout, sequence_bits
 
 
 class ColumnScheduler(wiring.Component):
@@ -55,7 +55,7 @@ class ColumnScheduler(wiring.Component):
         seq_base = Signal(seq_bits)                # units of this layer finished before step t
         TH = Signal(seq_bits)
         baddr = Signal(seq_bits)
-        bsel = Signal(2)
+        bsel = Signal(byte_select_bits(cfg))
         need = Signal(seq_bits)                    # units_done this column waits for
         issuing = Signal()
         units_done = Signal(seq_bits)
@@ -108,7 +108,7 @@ class ColumnScheduler(wiring.Component):
             m.d.sync += [k.eq(k + 1), waddr.eq(waddr + 1), need.eq(need + 1)]
             with m.If(in_x & (lyr == 0)):
                 m.d.sync += bsel.eq(bsel + 1)
-                with m.If(bsel == 3):
+                with m.If(bsel == cfg.bytes_per_word - 1):
                     m.d.sync += baddr.eq(baddr + 1)
             with m.Else():
                 m.d.sync += baddr.eq(baddr + 1)

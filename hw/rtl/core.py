@@ -28,27 +28,20 @@ from lstmfpga.hw.rtl.weight_loader import WeightLoader
 class LstmCore(wiring.Component):
     """The accelerator behind plain stream and control ports.
 
-    ``i_stream`` carries weight images and input packets, ``o_stream`` output packets (32-bit
-    words with TLAST, :mod:`~lstmfpga.foundation.hw.stream_format`); the control ports are the
-    register file's (:class:`~lstmfpga.hw.rtl.run_control.RunControl`).
+    ``i_stream`` carries weight images and input packets, ``o_stream`` output packets
+    (``config.stream_width``-bit beats with TLAST, :mod:`~lstmfpga.foundation.hw.stream_format`);
+    the control ports are the register file's (:class:`~lstmfpga.hw.rtl.run_control.RunControl`).
 
     Parameters
     ----------
     config : AcceleratorConfig
-
-    Raises
-    ------
-    ValueError
-        ``config.stream_width`` is not 32.
     """
 
     def __init__(self, *, config):
-        if config.stream_width != 32:
-            raise ValueError(f"the RTL supports 32-bit streams only, not {config.stream_width}")
         self.config = config
         super().__init__({
-            "i_stream": In(stream.Signature(beat_layout(32))),
-            "o_stream": Out(stream.Signature(beat_layout(32))),
+            "i_stream": In(stream.Signature(beat_layout(config.stream_width))),
+            "o_stream": Out(stream.Signature(beat_layout(config.stream_width))),
             "start": In(1), "soft_reset": In(1), "load_weights": In(1), "clear": In(1),
             "timesteps": In(8), "timeout": In(32),
             "busy": Out(1), "done": Out(1), "weights_valid": Out(1), "loading": Out(1),
@@ -77,7 +70,7 @@ class LstmCore(wiring.Component):
         wiring.connect(m, engine.weight_read, weight_mem.read_port())
         if full:
             m.submodules.input_buf = input_buf = ram(
-                shape=unsigned(32), depth=input_buffer_depth(cfg))
+                shape=unsigned(cfg.stream_width), depth=input_buffer_depth(cfg))
             wiring.connect(m, receiver.input_write, input_buf.write_port())
             wiring.connect(m, engine.input_read, input_buf.read_port())
         else:

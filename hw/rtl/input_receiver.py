@@ -14,13 +14,16 @@ from lstmfpga.hw.rtl.tail_unit import preactivation_port_shapes
 
 
 class InputReceiver(wiring.Component):
-    """Counts the words of an input packet of ``steps`` timesteps and stores them in order.
+    """Counts the beats of an input packet of ``steps`` timesteps and stores them in order, one
+    beat per cycle.
 
-    ``begin`` (with ``steps``) starts a packet.  Full mode: word n goes to ``input_write`` at
-    address n (the input buffer).  Split mode: word n is gate lane n mod 4 of pre-activation
-    slot n div 4 (``pre_write``, the tail's ports of
+    ``begin`` (with ``steps``) starts a packet.  Full mode: beat n goes to ``input_write`` at
+    address n (the input buffer, one ``stream_width``-bit word per beat).  Split mode: beat n
+    holds the 32-bit lanes m = n·B … n·B + B − 1 (B = ``stream_width // 32``), lane m being gate
+    lane m mod 4 of pre-activation slot m div 4; a beat never spans two slots, as B divides 4
+    (``pre_write``, the tail's ports of
     :func:`~lstmfpga.hw.rtl.tail_unit.preactivation_port_shapes`).  ``final`` is set while the
-    next word is the packet's last by count; ``in_packet`` once the first word has arrived.
+    next beat is the packet's last by count; ``in_packet`` once the first beat has arrived.
     Whether TLAST agrees with the count is the run controller's to judge.
 
     Parameters
@@ -31,7 +34,7 @@ class InputReceiver(wiring.Component):
     def __init__(self, *, config):
         self.config = config
         ports = {
-            "i_stream": In(stream.Signature(beat_layout(32), always_ready=True)),
+            "i_stream": In(stream.Signature(beat_layout(config.stream_width), always_ready=True)),
             "begin": In(1), "steps": In(8),
             "in_packet": Out(1), "final": Out(1),
         }
@@ -41,7 +44,7 @@ class InputReceiver(wiring.Component):
         else:
             depth = input_buffer_depth(config)
             ports["input_write"] = In(memory.WritePort.Signature(addr_width=address_bits(depth),
-                                                                 shape=unsigned(32)))
+                                                                 shape=unsigned(config.stream_width)))
         super().__init__(ports)
 
     def elaborate(self, platform):
@@ -60,8 +63,9 @@ class InputReceiver(wiring.Component):
 
         if self.config.mode == "split":
             pre = self.pre_write
-            m.d.comb += [pre.pre_we.eq(arrives), pre.pre_addr.eq(word_count >> 2), pre.pre_lane.eq(word_count[:2]),
-                         pre.pre_data.eq(word)]
+            per_slot = (4 * 32 // self.config.stream_width).bit_length() - 1   # log2(beats per slot)
+            m.d.comb += [pre.pre_we.eq(arrives), pre.pre_addr.eq(word_count >> per_slot),
+                         pre.pre_lane.eq(word_count[:per_slot] << (2 - per_slot)), pre.pre_data.eq(word)]
         else:
             m.d.comb += [self.input_write.addr.eq(word_count), self.input_write.data.eq(word),
                          self.input_write.en.eq(arrives)]

@@ -59,7 +59,7 @@ class MacEngine(wiring.Component):
         if c.mode == "full":
             depth = input_buffer_depth(c)
             ports["input_read"] = In(memory.ReadPort.Signature(addr_width=address_bits(depth),
-                                                               shape=unsigned(32)))
+                                                               shape=unsigned(c.stream_width)))
         super().__init__(ports)
 
     def elaborate(self, platform):
@@ -91,7 +91,7 @@ class MacEngine(wiring.Component):
         m.d.sync += [valid2.eq(valid1 & ~flush), op2.eq(op1), weights2.eq(self.weight_read.data),
                      *(h2[b].eq(port.data) for b, port in enumerate(self.h_read))]
         if full:
-            x2 = Signal(32)
+            x2 = Signal(cfg.stream_width)
             m.d.sync += x2.eq(self.input_read.data)
 
         # -- the column's broadcast value into the lanes -----------------------------------------

@@ -45,6 +45,11 @@ def beat_layout(width: int = 32) -> data.StructLayout:
     return data.StructLayout({"data": unsigned(width), "last": 1})
 
 
+def byte_select_bits(config) -> int:
+    """Width of a byte's index within a beat (and within an input-buffer word)."""
+    return _bits_for(config.bytes_per_word)
+
+
 def gate_sums_layout(config) -> data.ArrayLayout:
     """The four gate accumulators (i, f, g, o) of one hidden unit."""
     return data.ArrayLayout(signed(config.accumulator_bits), 4)
@@ -66,7 +71,7 @@ def column_op_layout(config) -> data.StructLayout:
     return data.StructLayout({
         "first": 1, "last": 1,
         "source": 2,     # a :class:`Source`
-        "byte": 2,       # byte of the input-buffer word (layer 0, x part)
+        "byte": byte_select_bits(config),   # byte of the input-buffer word (layer 0, x part)
         "tag": group_tag_layout(config),
     })
 

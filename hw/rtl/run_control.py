@@ -16,8 +16,9 @@ from lstmfpga.hw.rtl.payloads import beat_layout
 class RunControl(wiring.Component):
     """Sequences the core's blocks and owns what the register file shows.
 
-    ``load_weights`` routes the input stream to the weight loader (``load_stream``) until it
-    reports the image's end; ``start`` routes one input packet to the input receiver
+    ``load_weights`` routes the input stream to the weight loader (``load_stream``, which holds a
+    wide beat for as many cycles as it takes to read its 32-bit words) until it reports the
+    image's end; ``start`` routes one input packet to the input receiver
     (``receive_stream``), then starts the column scheduler (``compute_start``), waits for it to
     finish and for the classifier's last accumulate, and starts the output sender
     (``output_start``) until it reports the packet's final word.  A fault mid-packet drains the
@@ -42,9 +43,9 @@ class RunControl(wiring.Component):
             "busy": Out(1), "done": Out(1), "weights_valid": Out(1), "loading": Out(1),
             "error": Out(16), "cycles": Out(32), "run_cycles": Out(32), "hash": Out(unsigned(256)),
             # the input stream and where it goes
-            "i_stream": In(stream.Signature(beat_layout(32))),
-            "load_stream": Out(stream.Signature(beat_layout(32), always_ready=True)),
-            "receive_stream": Out(stream.Signature(beat_layout(32), always_ready=True)),
+            "i_stream": In(stream.Signature(beat_layout(config.stream_width))),
+            "load_stream": Out(stream.Signature(beat_layout(config.stream_width))),
+            "receive_stream": Out(stream.Signature(beat_layout(config.stream_width), always_ready=True)),
             # weight loader
             "load_begin": Out(1), "load_in_header": In(1), "load_in_packet": In(1),
             "load_finish": In(1), "load_fault": In(16), "load_hash": In(unsigned(256)),
@@ -128,9 +129,10 @@ class RunControl(wiring.Component):
                     m.d.sync += [error.eq(0), done.eq(0)]
 
             with m.State("LOAD"):
-                m.d.comb += [self.i_stream.ready.eq(1), self.load_stream.valid.eq(in_fire),
+                m.d.comb += [self.i_stream.ready.eq(self.load_stream.ready),
+                             self.load_stream.valid.eq(self.i_stream.valid),
                              self.loading.eq(1), self.busy.eq(1),
-                             watch.eq(self.load_in_packet), progress.eq(in_fire)]
+                             watch.eq(self.load_in_packet), progress.eq(self.i_stream.valid)]
                 # the header has no timeout: its words are checked as they come
                 with m.If(timed_out & ~self.load_in_header):
                     fail(Error.INPUT_TIMEOUT)

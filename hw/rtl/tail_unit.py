@@ -40,10 +40,11 @@ def load_port_shapes(config) -> dict[str, int]:
 
 
 def preactivation_port_shapes(config) -> dict[str, int]:
-    """The tail's write port for split-mode pre-activations (one 32-bit gate lane per write):
-    name → width.  The input receiver drives it."""
+    """The tail's write port for split-mode pre-activations: name → width.  The input receiver
+    drives it with one beat per write, ``stream_width // 32`` consecutive 32-bit gate lanes of one
+    hidden unit starting at gate lane ``pre_lane``."""
     return {"pre_we": 1, "pre_addr": _bits_for(config.max_timesteps * config.hidden_size), "pre_lane": 2,
-            "pre_data": 32}
+            "pre_data": config.stream_width}
 
 
 class TailUnit(wiring.Component):
@@ -113,8 +114,9 @@ class TailUnit(wiring.Component):
             m.submodules.pre_mem = pre_mem
             pre_w = pre_mem.write_port(granularity=32)
             pre_r = pre_mem.read_port()
-            m.d.comb += [pre_w.addr.eq(self.pre_addr), pre_w.data.eq(self.pre_data.replicate(4)),
-                         pre_w.en.eq(Mux(self.pre_we, 1 << self.pre_lane, 0))]
+            per_write = c.stream_width // 32
+            m.d.comb += [pre_w.addr.eq(self.pre_addr), pre_w.data.eq(self.pre_data.replicate(4 // per_write)),
+                         pre_w.en.eq(Mux(self.pre_we, ((1 << per_write) - 1) << self.pre_lane, 0))]
         cell_mem = ram(shape=signed(cb), depth=H)
         m.submodules.cell_mem = cell_mem
         cell_w = cell_mem.write_port()

@@ -17,6 +17,9 @@ class LstmAcceleratorTop(wiring.Component):
     """The accelerator as Vivado expects an AXI IP: ``aclk``, ``aresetn``, ``s_axis_*`` (input:
     sequences and weight images), ``m_axis_*`` (output) and ``s_axi_*`` (AXI4-Lite control).
 
+    The streams are ``config.stream_width`` bits wide and have no TKEEP: every packet is whole
+    beats (:mod:`~lstmfpga.foundation.hw.stream_format` pads it), so all bytes are data.
+
     Parameters
     ----------
     config : AcceleratorConfig
@@ -26,8 +29,9 @@ class LstmAcceleratorTop(wiring.Component):
         self.config = config
         super().__init__({
             "aclk": In(1), "aresetn": In(1),
-            "s_axis_tdata": In(32), "s_axis_tvalid": In(1), "s_axis_tready": Out(1), "s_axis_tlast": In(1),
-            "m_axis_tdata": Out(32), "m_axis_tvalid": Out(1), "m_axis_tready": In(1), "m_axis_tlast": Out(1),
+            "s_axis_tdata": In(config.stream_width), "s_axis_tvalid": In(1), "s_axis_tready": Out(1),
+            "s_axis_tlast": In(1),
+            "m_axis_tdata": Out(config.stream_width), "m_axis_tvalid": Out(1), "m_axis_tready": In(1), "m_axis_tlast": Out(1),
             "s_axi_awaddr": In(AXIL_ADDR_BITS), "s_axi_awvalid": In(1), "s_axi_awready": Out(1),
             "s_axi_wdata": In(32), "s_axi_wstrb": In(4), "s_axi_wvalid": In(1), "s_axi_wready": Out(1),
             "s_axi_bresp": Out(2), "s_axi_bvalid": Out(1), "s_axi_bready": In(1),

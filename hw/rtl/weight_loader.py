@@ -34,12 +34,18 @@ def _rotate_xor(checksum, word):
 class WeightLoader(wiring.Component):
     """Consumes the words of one weight image (header, sections, checksum) from ``i_stream``.
 
-    ``begin`` starts a new image.  Each beat is checked as it arrives; on the beat that ends the
-    load, ``finish`` is set (combinationally, with the beat) and ``fault`` holds the error bits
-    to report: zero when the image was whole and its checksum matched, then ``image_hash`` is
-    the artifact hash from the header.  A beat with TLAST before the checksum word ends the load
-    with ``Error.WEIGHT_LENGTH``; so does a checksum word without TLAST.  ``in_header`` is set
-    while the header is being read, ``in_packet`` once the image's first word has arrived.
+    The image's 32-bit words are read one per cycle, lane 0 of a beat first: a beat of
+    ``stream_width`` bits is held (``ready`` low) until its last lane, or until the load ends
+    within it (the lanes after the checksum word are padding).  A weight load is not part of a
+    run, so its time does not enter the cycle model.
+
+    ``begin`` starts a new image.  Each word is checked as it arrives; on the word that ends the
+    load, ``finish`` is set (combinationally, with the word, whose beat is then accepted) and
+    ``fault`` holds the error bits to report: zero when the image was whole and its checksum
+    matched, then ``image_hash`` is the artifact hash from the header.  A beat with TLAST that
+    ends before the checksum word ends the load with ``Error.WEIGHT_LENGTH``; so does a checksum
+    word whose beat has no TLAST.  ``in_header`` is set while the header is being read,
+    ``in_packet`` once the image's first word has arrived.
 
     Weight rows (``row_words`` words each) go to ``weight_write``, every other section to the
     tail unit's parameter ports (``tail_write``, names of
@@ -54,7 +60,7 @@ class WeightLoader(wiring.Component):
         self.config = config
         P, wb = config.lanes, config.weight_bits
         super().__init__({
-            "i_stream": In(stream.Signature(beat_layout(32), always_ready=True)),
+            "i_stream": In(stream.Signature(beat_layout(config.stream_width))),
             "begin": In(1),
             "in_header": Out(1), "in_packet": Out(1),
             "finish": Out(1), "fault": Out(16), "image_hash": Out(unsigned(256)),
@@ -68,9 +74,22 @@ class WeightLoader(wiring.Component):
         m = Module()
         cfg = self.config
         H, P, wb = cfg.hidden_size, cfg.lanes, cfg.weight_bits
-        word, last = self.i_stream.payload.data, self.i_stream.payload.last
+        lanes = cfg.stream_width // 32
+        beat = self.i_stream.payload
         arrives = self.i_stream.valid
         tail = self.tail_write
+
+        lane = Signal(range(lanes))
+        beat_end = Signal()           # the word is its beat's last
+        word = Signal(32)
+        m.d.comb += [beat_end.eq(lane == lanes - 1), word.eq(beat.data.word_select(lane, 32)),
+                     self.i_stream.ready.eq(beat_end | self.finish)]
+        with m.If(self.begin | (arrives & self.i_stream.ready)):
+            m.d.sync += lane.eq(0)
+        with m.Elif(arrives):
+            m.d.sync += lane.eq(lane + 1)
+        last = beat.last              # the packet ends with this word's beat
+        packet_end = last & beat_end  # no word follows this one
 
         sections = image_sections(cfg)
         sec = Signal(range(len(sections) + 1))
@@ -154,10 +173,10 @@ class WeightLoader(wiring.Component):
 
         # -- verdict of the current beat -------------------------------------------------------------
         with m.If(in_header):
-            m.d.comb += [self.finish.eq(arrives & ((bad != 0) | last)),
+            m.d.comb += [self.finish.eq(arrives & ((bad != 0) | packet_end)),
                          self.fault.eq(Mux(bad != 0, bad, Error.WEIGHT_LENGTH))]
         with m.Else():
-            m.d.comb += [self.finish.eq(arrives & (image_end | last)),
+            m.d.comb += [self.finish.eq(arrives & (image_end | packet_end)),
                          self.fault.eq(Mux(image_end, Mux(word != checksum, Error.WEIGHT_CHECKSUM, 0) |
                                            Mux(last, 0, Error.WEIGHT_LENGTH), Error.WEIGHT_LENGTH))]
         return m

@@ -17,7 +17,7 @@ from lstmfpga.sim.golden.random_artifact import random_artifact
     ("weight_bits", 1, r"weight_bits must be in \[2, 8\], not 1"),
     ("max_timesteps", 25, r"max_timesteps must be in \[1, 24\], not 25"),
     ("hidden_size", 2.0, "hidden_size must be an integer, not 2.0"),
-    ("stream_width", 48, r"stream_width must be one of \(32,\), not 48"),
+    ("stream_width", 48, r"stream_width must be one of \(32, 64, 128\), not 48"),
 ])
 def test_config_rejects(field, value, message):
     kwargs = dict(input_size=5, hidden_size=3)

@@ -1,5 +1,6 @@
-"""InputReceiver (Amaranth simulator): drawn shapes and modes, random gaps between words; the
-words land where the host's packer put them, and ``final`` marks the last word by count."""
+"""InputReceiver (Amaranth simulator): drawn shapes, modes and every stream width, random gaps
+between beats; one write per beat, the values land where the host's packer put them, and
+``final`` marks the last beat by count."""
 
 import random
 
@@ -8,7 +9,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from lstmfpga.foundation.hw import stream_format
-from lstmfpga.foundation.hw.config import AcceleratorConfig
+from lstmfpga.foundation.hw.config import STREAM_WIDTHS, AcceleratorConfig
 from lstmfpga.hw.rtl.input_receiver import InputReceiver
 
 
@@ -17,7 +18,8 @@ def test_input_receiver_stores_packets(seed):
     rnd = random.Random(seed)
     mode = ["full", "split"][seed % 2]
     cfg = AcceleratorConfig(input_size=rnd.randint(1, 40), hidden_size=rnd.randint(1, 12), lanes=rnd.choice([4, 8, 12]),
-                            mode=mode, max_timesteps=rnd.randint(1, 8))
+                            mode=mode, max_timesteps=rnd.randint(1, 8), stream_width=STREAM_WIDTHS[seed // 2 % 3])
+    per = stream_format.lanes_per_beat(cfg)
     rng = np.random.default_rng(seed)
     dut = InputReceiver(config=cfg)
     packets = []
@@ -39,13 +41,15 @@ def test_input_receiver_stores_packets(seed):
             ctx.set(dut.begin, 0)
             assert not ctx.get(dut.in_packet)
             store, finals = {}, []
-            for i, word in enumerate(lanes):
+            beats = [sum(int(w) << (32 * i) for i, w in enumerate(lanes[b:b + per]))
+                     for b in range(0, len(lanes), per)]
+            for i, word in enumerate(beats):
                 while rnd.random() < 0.3:
                     ctx.set(dut.i_stream.valid, 0)
                     await ctx.tick()
                 ctx.set(dut.i_stream.valid, 1)
                 ctx.set(dut.i_stream.payload.data, int(word))
-                ctx.set(dut.i_stream.payload.last, int(i == len(lanes) - 1))
+                ctx.set(dut.i_stream.payload.last, int(i == len(beats) - 1))
                 finals.append(ctx.get(dut.final))
                 if mode == "full":
                     assert ctx.get(dut.input_write.en)
@@ -53,7 +57,11 @@ def test_input_receiver_stores_packets(seed):
                 else:
                     port = dut.pre_write
                     assert ctx.get(port.pre_we)
-                    store[(ctx.get(port.pre_addr), ctx.get(port.pre_lane))] = ctx.get(port.pre_data)
+                    data = ctx.get(port.pre_data)
+                    for n in range(per):
+                        key = (ctx.get(port.pre_addr), ctx.get(port.pre_lane) + n)
+                        assert key not in store
+                        store[key] = (data >> (32 * n)) & 0xFFFFFFFF
                 await ctx.tick()
                 ctx.set(dut.i_stream.valid, 0)
                 assert ctx.get(dut.in_packet)
@@ -65,9 +73,10 @@ def test_input_receiver_stores_packets(seed):
     sim.add_testbench(bench)
     sim.run()
     for (T, values, lanes), (store, finals) in zip(packets, results):
-        assert finals == [0] * (len(lanes) - 1) + [1]
+        assert finals == [0] * (len(lanes) // per - 1) + [1]
         if mode == "full":
-            got = np.array([store[n] for n in range(len(lanes))], dtype=np.uint32)
+            got = np.array([(store[n // per] >> (32 * (n % per))) & 0xFFFFFFFF for n in range(len(lanes))],
+                           dtype=np.uint32)
             np.testing.assert_array_equal(stream_format.unpack_input(cfg, got, T), values)
         else:
             H = cfg.hidden_size

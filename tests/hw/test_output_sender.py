@@ -1,5 +1,5 @@
-"""OutputSender (Amaranth simulator) against the host's unpacker: drawn shapes, a modelled h
-buffer, random backpressure, and an abort mid-packet."""
+"""OutputSender (Amaranth simulator) against the host's unpacker: drawn shapes and stream widths,
+a modelled h buffer, random backpressure, and an abort mid-packet."""
 
 import random
 
@@ -8,7 +8,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from lstmfpga.foundation.hw import stream_format
-from lstmfpga.foundation.hw.config import AcceleratorConfig
+from lstmfpga.foundation.hw.config import STREAM_WIDTHS, AcceleratorConfig
 from lstmfpga.hw.rtl.output_sender import OutputSender
 
 
@@ -17,7 +17,7 @@ def _draw(seed):
     L = rnd.randint(1, 3)
     cfg = AcceleratorConfig(input_size=rnd.randint(1, 20), hidden_size=rnd.choice([1, 3, 4, 5, 8, rnd.randint(2, 40)]),
                             num_layers=L, lanes=rnd.choice([4, 8, 12, 16]), num_classes=rnd.choice([0, 1, 3, 5]),
-                            max_timesteps=rnd.randint(1, 6))
+                            max_timesteps=rnd.randint(1, 6), stream_width=rnd.choice(STREAM_WIDTHS))
     return rnd, cfg
 
 
@@ -65,6 +65,12 @@ def _send(cfg, h_mem, logits, steps, *, ready_p, abort_at=None, seed=0):
     return packets
 
 
+def _lanes(cfg, beats):
+    """The 32-bit lanes of (data, last) beats, lane 0 in the low bits."""
+    per = stream_format.lanes_per_beat(cfg)
+    return np.array([(data >> (32 * i)) & 0xFFFFFFFF for data, _ in beats for i in range(per)], dtype=np.uint32)
+
+
 @pytest.mark.parametrize("seed", range(8))
 def test_output_sender_packets(seed):
     rnd, cfg = _draw(seed)
@@ -75,7 +81,7 @@ def test_output_sender_packets(seed):
     steps = [rnd.randint(1, cfg.max_timesteps) for _ in range(2)] + [cfg.max_timesteps]
     packets = _send(cfg, h_mem, logits, steps, ready_p=rnd.choice([1.0, 0.6, 0.25]), seed=seed)
     for T, (words, finished) in zip(steps, packets):
-        lanes = np.array([w for w, _ in words], dtype=np.uint32)
+        lanes = _lanes(cfg, words)
         assert [last for _, last in words] == [0] * (len(words) - 1) + [1]
         assert finished == 1
         h, got_logits = stream_format.unpack_output(cfg, lanes, T)
@@ -96,6 +102,6 @@ def test_output_sender_abort_then_restart(seed):
     packets = _send(cfg, h_mem, logits, [T, T], ready_p=0.5, abort_at=(0, rnd.randint(0, 3 * T)), seed=seed)
     assert packets[0] is None
     words, finished = packets[1]
-    lanes = np.array([w for w, _ in words], dtype=np.uint32)
+    lanes = _lanes(cfg, words)
     np.testing.assert_array_equal(lanes, stream_format.pack_output(
         cfg, h_mem.reshape(T, -1), logits if cfg.num_classes else None))

@@ -6,14 +6,14 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-from lstmfpga.foundation.hw.config import AcceleratorConfig
+from lstmfpga.foundation.hw.config import STREAM_WIDTHS, AcceleratorConfig
 from lstmfpga.foundation.hw.register_map import Error
 from lstmfpga.hw import latency
 from lstmfpga.hw.rtl.run_control import RunControl
 
 INPUTS = ("start", "soft_reset", "load_weights", "clear", "timesteps", "timeout", "load_in_header", "load_in_packet",
           "load_finish", "load_fault", "load_hash", "receive_in_packet", "receive_final", "compute_finished",
-          "output_finished", "out_valid", "out_ready", "valid", "last")
+          "output_finished", "out_valid", "out_ready", "valid", "last", "load_ready")
 OUTPUTS = ("busy", "done", "weights_valid", "loading", "error", "cycles", "run_cycles", "hash", "ready",
            "load_valid", "receive_valid", "load_begin", "receive_begin", "steps", "compute_start", "flush",
            "output_start", "output_abort")
@@ -29,15 +29,17 @@ class Model:
 
     def step(self, i):
         s = self.state
-        ready = s in ("LOAD", "RECV", "DRAIN")
+        # the weight loader holds a wide beat while it reads its words: it sets the ready in LOAD
+        ready = i["load_ready"] if s == "LOAD" else s in ("RECV", "DRAIN")
         fire = i["valid"] and ready
-        watch, progress = {"LOAD": (i["load_in_packet"], fire), "RECV": (i["receive_in_packet"], fire),
+        watch, progress = {"LOAD": (i["load_in_packet"], i["valid"]), "RECV": (i["receive_in_packet"], fire),
                            "DRAIN": (1, fire), "OUTPUT": (i["out_valid"], i["out_ready"])}.get(s, (0, 0))
         timed_out = watch and i["timeout"] != 0 and self.idle >= i["timeout"]
         steps_ok = 1 <= i["timesteps"] <= self.max_timesteps
         out = dict(busy=int(s != "IDLE"), done=self.done, weights_valid=self.weights_valid, loading=int(s == "LOAD"),
                    error=self.error, cycles=self.cycles, run_cycles=self.run_cycles, hash=self.hash,
-                   ready=int(ready), load_valid=int(fire and s == "LOAD"), receive_valid=int(fire and s == "RECV"),
+                   ready=int(ready), load_valid=int(i["valid"] and s == "LOAD"),
+                   receive_valid=int(fire and s == "RECV"),
                    load_begin=int(s == "IDLE" and not i["start"] and i["load_weights"]),
                    receive_begin=int(s == "IDLE" and i["start"] and self.weights_valid and steps_ok),
                    steps=self.steps, compute_start=int(s == "COMPUTE_START"), flush=i["soft_reset"],
@@ -129,20 +131,23 @@ def _draw_inputs(rnd, p, max_timesteps):
                 load_hash=rnd.getrandbits(256), receive_in_packet=rnd.random() < 0.8,
                 receive_final=rnd.random() < p["finish"], compute_finished=rnd.random() < 0.1,
                 output_finished=rnd.random() < 0.1, out_valid=rnd.random() < 0.8, out_ready=rnd.random() < p["ready"],
-                valid=rnd.random() < p["valid"], last=rnd.random() < 0.2)
+                valid=rnd.random() < p["valid"], last=rnd.random() < 0.2, load_ready=rnd.random() < p["load_ready"])
 
 
 @pytest.mark.parametrize("seed", range(10))
 def test_run_control_matches_model(seed):
     rnd = random.Random(seed)
     max_timesteps = rnd.randint(1, 24)
-    dut = RunControl(config=AcceleratorConfig(input_size=4, hidden_size=3, max_timesteps=max_timesteps))
+    dut = RunControl(config=AcceleratorConfig(input_size=4, hidden_size=3, max_timesteps=max_timesteps,
+                                              stream_width=rnd.choice(STREAM_WIDTHS)))
     model = Model(max_timesteps)
     p = dict(cmd=rnd.choice([0.02, 0.1]), reset=rnd.choice([0.0, 0.005, 0.03]), timeout=rnd.choice([0, 1, 3, 8, 40]),
-             finish=rnd.choice([0.05, 0.3]), ready=rnd.choice([0.1, 0.9]), valid=rnd.choice([0.05, 0.5, 1.0]))
+             finish=rnd.choice([0.05, 0.3]), ready=rnd.choice([0.1, 0.9]), valid=rnd.choice([0.05, 0.5, 1.0]),
+             load_ready=rnd.choice([1.0, 0.5, 0.25]))
     ports = {name: getattr(dut, name) for name in INPUTS + OUTPUTS if hasattr(dut, name)}
     ports.update(valid=dut.i_stream.valid, last=dut.i_stream.payload.last, ready=dut.i_stream.ready,
-                 load_valid=dut.load_stream.valid, receive_valid=dut.receive_stream.valid)
+                 load_valid=dut.load_stream.valid, receive_valid=dut.receive_stream.valid,
+                 load_ready=dut.load_stream.ready)
     visited = set()
 
     async def bench(ctx):

@@ -1,7 +1,7 @@
-"""WeightLoader (Amaranth simulator) against the artifact it loads: drawn shapes, modes and bit
-widths, random gaps between words; every weight row and tail parameter is written once with the
-artifact's value, and each kind of damaged image ends the load on the right word with the right
-error."""
+"""WeightLoader (Amaranth simulator) against the artifact it loads: drawn shapes, modes, bit
+widths and stream widths, random gaps between beats; every weight row and tail parameter is
+written once with the artifact's value, and each kind of damaged image ends the load on the right
+word with the right error."""
 
 import random
 
@@ -10,9 +10,10 @@ import pytest
 from amaranth.sim import Simulator
 
 from lstmfpga.foundation.hw import weight_image
-from lstmfpga.foundation.hw.config import AcceleratorConfig
+from lstmfpga.foundation.hw.config import STREAM_WIDTHS, AcceleratorConfig
 from lstmfpga.foundation.hw.register_map import Error
-from lstmfpga.foundation.hw.weight_image import Header, build_weight_image
+from lstmfpga.foundation.hw.stream_format import lanes_per_beat
+from lstmfpga.foundation.hw.weight_image import Header, build_weight_image, image_lanes
 from lstmfpga.hw.rtl.tail_unit import load_port_shapes
 from lstmfpga.hw.rtl.weight_loader import WeightLoader
 from lstmfpga.sim.golden.random_artifact import random_artifact
@@ -27,13 +28,18 @@ def _draw(seed):
     mode = rnd.choice(["full", "split"])
     art = random_artifact(input_size=rnd.randint(1, 12), hidden_size=rnd.randint(1, 9), num_layers=rnd.randint(1, 3),
                           num_classes=rnd.choice([0, 1, 3]), weight_bits=rnd.choice([2, 3, 4, 5, 8]), seed=seed)
-    config = AcceleratorConfig.from_artifact(art, lanes=rnd.choice([4, 8, 12, 16, 28]), mode=mode, max_timesteps=4)
+    config = AcceleratorConfig.from_artifact(art, lanes=rnd.choice([4, 8, 12, 16, 28]), mode=mode, max_timesteps=4,
+                                             stream_width=rnd.choice(STREAM_WIDTHS))
     return rnd, art, config
 
 
 def _load(config, image, rnd, *, gap=0.2):
-    """Feed ``image`` (TLAST on its last word); returns the writes and the verdict of each beat."""
+    """Feed ``image`` (padded to whole beats, TLAST on the last beat) until the loader finishes;
+    returns the writes and, per 32-bit word read, the verdict (finish, fault, in_header)."""
     dut = WeightLoader(config=config)
+    per = lanes_per_beat(config)
+    words = image_lanes(config, np.asarray(image, dtype=np.uint32))
+    beats = [sum(int(w) << (32 * i) for i, w in enumerate(words[b:b + per])) for b in range(0, words.size, per)]
     weight_rows, tail_writes, verdicts, flags = {}, [], [], {}
 
     async def bench(ctx):
@@ -41,26 +47,32 @@ def _load(config, image, rnd, *, gap=0.2):
         await ctx.tick()
         ctx.set(dut.begin, 0)
         flags["in_packet_before"] = ctx.get(dut.in_packet)
-        for i, word in enumerate(image):
+        for b, beat in enumerate(beats):
             while rnd.random() < gap:
                 ctx.set(dut.i_stream.valid, 0)
                 assert not ctx.get(dut.weight_write.en)
                 assert not any(ctx.get(getattr(dut.tail_write, f"{g}_we")) for g in _TAIL_PORTS)
                 await ctx.tick()
             ctx.set(dut.i_stream.valid, 1)
-            ctx.set(dut.i_stream.payload.data, int(word))
-            ctx.set(dut.i_stream.payload.last, int(i == len(image) - 1))
-            verdicts.append((ctx.get(dut.finish), ctx.get(dut.fault), ctx.get(dut.in_header)))
-            if ctx.get(dut.weight_write.en):
-                addr = ctx.get(dut.weight_write.addr)
-                assert addr not in weight_rows
-                weight_rows[addr] = ctx.get(dut.weight_write.data)
-            for group, keys in _TAIL_PORTS.items():
-                port = dut.tail_write
-                if ctx.get(getattr(port, f"{group}_we")):
-                    key = tuple(ctx.get(getattr(port, f"{group}_{k}")) for k in keys)
-                    tail_writes.append((group, key, ctx.get(getattr(port, f"{group}_data"))))
-            await ctx.tick()
+            ctx.set(dut.i_stream.payload.data, beat)
+            ctx.set(dut.i_stream.payload.last, int(b == len(beats) - 1))
+            for lane in range(per):
+                finish, ready = ctx.get(dut.finish), ctx.get(dut.i_stream.ready)
+                verdicts.append((finish, ctx.get(dut.fault), ctx.get(dut.in_header)))
+                # one word per cycle; the beat is taken with its last word or the load's end
+                assert ready == (lane == per - 1 or finish), (b, lane)
+                if ctx.get(dut.weight_write.en):
+                    addr = ctx.get(dut.weight_write.addr)
+                    assert addr not in weight_rows
+                    weight_rows[addr] = ctx.get(dut.weight_write.data)
+                for group, keys in _TAIL_PORTS.items():
+                    port = dut.tail_write
+                    if ctx.get(getattr(port, f"{group}_we")):
+                        key = tuple(ctx.get(getattr(port, f"{group}_{k}")) for k in keys)
+                        tail_writes.append((group, key, ctx.get(getattr(port, f"{group}_data"))))
+                await ctx.tick()
+                if finish:
+                    break
             if verdicts[-1][0]:
                 break
         ctx.set(dut.i_stream.valid, 0)
@@ -124,11 +136,11 @@ def test_weight_loader_writes_the_artifact(seed):
     assert tail_writes == masked
 
 
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", range(18))
 def test_weight_loader_faults(seed):
     rnd, art, config = _draw(1000 + seed)
     image = [int(w) for w in build_weight_image(art, config)]
-    n = len(image)
+    n, per = len(image), lanes_per_beat(config)
     kind = ["identity", "shape", "payload", "truncated", "long", "header_last"][seed % 6]
     if kind == "identity":
         image[rnd.choice([Header.MAGIC, Header.VERSION])] ^= 1 << rnd.randrange(32)
@@ -140,14 +152,14 @@ def test_weight_loader_faults(seed):
     elif kind == "payload":
         image[rnd.randrange(weight_image.HEADER_WORDS, n - 1)] ^= 1 << rnd.randrange(32)
         at, fault = n - 1, Error.WEIGHT_CHECKSUM
-    elif kind == "truncated":
-        image = image[:rnd.randrange(weight_image.HEADER_WORDS + 1, n)]
+    elif kind == "truncated":   # whole beats cut off: TLAST on a beat before the checksum's
+        image = image[:per * rnd.randrange(-(-(weight_image.HEADER_WORDS + 1) // per), -(-n // per))]
         at, fault = len(image) - 1, Error.WEIGHT_LENGTH
-    elif kind == "long":   # the checksum word arrives without TLAST
-        image = image + [rnd.getrandbits(32) for _ in range(rnd.randint(1, 3))]
+    elif kind == "long":   # the checksum word's beat arrives without TLAST
+        image = image + [0] * (-n % per) + [rnd.getrandbits(32) for _ in range(per * rnd.randint(1, 3))]
         at, fault = n - 1, Error.WEIGHT_LENGTH
-    else:
-        image = image[:rnd.randrange(1, weight_image.HEADER_WORDS)]
+    else:   # TLAST within the header
+        image = image[:per * rnd.randint(1, (weight_image.HEADER_WORDS - 1) // per)]
         at, fault = len(image) - 1, Error.WEIGHT_LENGTH
     if kind == "identity":
         at = next(i for i in (Header.MAGIC, Header.VERSION) if image[i] != build_weight_image(art, config)[i])
