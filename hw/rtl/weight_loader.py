@@ -35,17 +35,18 @@ class WeightLoader(wiring.Component):
     """Consumes the words of one weight image (header, sections, checksum) from ``i_stream``.
 
     The image's 32-bit words are read one per cycle, lane 0 of a beat first: a beat of
-    ``stream_width`` bits is held (``ready`` low) until its last lane, or until the load ends
-    within it (the lanes after the checksum word are padding).  A weight load is not part of a
-    run, so its time does not enter the cycle model.
+    ``stream_width`` bits is held until its last lane (``ready`` follows the lane count, a
+    register, never the data).  A weight load is not part of a run, so its time does not enter
+    the cycle model.
 
-    ``begin`` starts a new image.  Each word is checked as it arrives; on the word that ends the
-    load, ``finish`` is set (combinationally, with the word, whose beat is then accepted) and
-    ``fault`` holds the error bits to report: zero when the image was whole and its checksum
-    matched, then ``image_hash`` is the artifact hash from the header.  A beat with TLAST that
-    ends before the checksum word ends the load with ``Error.WEIGHT_LENGTH``; so does a checksum
-    word whose beat has no TLAST.  ``in_header`` is set while the header is being read,
-    ``in_packet`` once the image's first word has arrived.
+    ``begin`` starts a new image.  Each word is checked as it arrives; the word that decides the
+    load's end decides ``fault``, and ``finish`` is set (combinationally) with the last word of
+    its beat, when the beat is accepted; the words after it in that beat (padding after the
+    checksum word) are ignored.  ``fault`` holds the error bits to report: zero when the image was
+    whole and its checksum matched, then ``image_hash`` is the artifact hash from the header.  A
+    beat with TLAST that ends before the checksum word ends the load with
+    ``Error.WEIGHT_LENGTH``; so does a checksum word whose beat has no TLAST.  ``in_header`` is
+    set while the header is being read, ``in_packet`` once the image's first word has arrived.
 
     Weight rows (``row_words`` words each) go to ``weight_write``, every other section to the
     tail unit's parameter ports (``tail_write``, names of
@@ -83,7 +84,9 @@ class WeightLoader(wiring.Component):
         beat_end = Signal()           # the word is its beat's last
         word = Signal(32)
         m.d.comb += [beat_end.eq(lane == lanes - 1), word.eq(beat.data.word_select(lane, 32)),
-                     self.i_stream.ready.eq(beat_end | self.finish)]
+                     self.i_stream.ready.eq(beat_end)]
+        ended = Signal()              # the load's end was decided by an earlier word of this beat
+        ended_fault = Signal(16)
         with m.If(self.begin | (arrives & self.i_stream.ready)):
             m.d.sync += lane.eq(0)
         with m.Elif(arrives):
@@ -111,7 +114,7 @@ class WeightLoader(wiring.Component):
         # -- header: identity and shape words against this core's, then the hash -------------
         expected = weight_image.header(cfg, "0" * 64)
         bad = Signal(16)
-        with m.If(in_header & arrives):
+        with m.If(in_header & arrives & ~ended):
             m.d.sync += [header_count.eq(header_count + 1), checksum.eq(_rotate_xor(checksum, word))]
             with m.Switch(header_count):
                 for i in range(weight_image.HEADER_WORDS):
@@ -128,7 +131,7 @@ class WeightLoader(wiring.Component):
         section_end = Signal()
         image_end = Signal()
         in_weights = Signal()
-        m.d.comb += load_word.eq(~in_header & arrives & ~image_end)
+        m.d.comb += load_word.eq(~in_header & arrives & ~image_end & ~ended)
         m.d.comb += [getattr(tail, name).eq(word) for name in load_port_shapes(cfg) if name.endswith("_data")]
         m.d.comb += [self.weight_write.addr.eq(row_addr),
                      self.weight_write.data.eq(Cat(row_sr[32:], word)[:P * wb])]
@@ -171,12 +174,19 @@ class WeightLoader(wiring.Component):
             m.d.sync += [sec.eq(0), sec_count.eq(0), header_count.eq(0), checksum.eq(0), row_word.eq(0),
                          row_addr.eq(0), cls_j.eq(0), cls_k.eq(0)]
 
-        # -- verdict of the current beat -------------------------------------------------------------
+        # -- verdict of the current word, reported with the last word of its beat --------------------
+        decides, verdict = Signal(), Signal(16)
         with m.If(in_header):
-            m.d.comb += [self.finish.eq(arrives & ((bad != 0) | packet_end)),
-                         self.fault.eq(Mux(bad != 0, bad, Error.WEIGHT_LENGTH))]
+            m.d.comb += [decides.eq((bad != 0) | packet_end),
+                         verdict.eq(Mux(bad != 0, bad, Error.WEIGHT_LENGTH))]
         with m.Else():
-            m.d.comb += [self.finish.eq(arrives & (image_end | packet_end)),
-                         self.fault.eq(Mux(image_end, Mux(word != checksum, Error.WEIGHT_CHECKSUM, 0) |
-                                           Mux(last, 0, Error.WEIGHT_LENGTH), Error.WEIGHT_LENGTH))]
+            m.d.comb += [decides.eq(image_end | packet_end),
+                         verdict.eq(Mux(image_end, Mux(word != checksum, Error.WEIGHT_CHECKSUM, 0) |
+                                        Mux(last, 0, Error.WEIGHT_LENGTH), Error.WEIGHT_LENGTH))]
+        m.d.comb += [self.finish.eq(arrives & beat_end & (ended | decides)),
+                     self.fault.eq(Mux(ended, ended_fault, verdict))]
+        with m.If(self.begin | (arrives & beat_end)):
+            m.d.sync += ended.eq(0)
+        with m.Elif(arrives & decides & ~ended):
+            m.d.sync += [ended.eq(1), ended_fault.eq(verdict)]
         return m

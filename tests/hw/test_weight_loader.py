@@ -59,8 +59,8 @@ def _load(config, image, rnd, *, gap=0.2):
             for lane in range(per):
                 finish, ready = ctx.get(dut.finish), ctx.get(dut.i_stream.ready)
                 verdicts.append((finish, ctx.get(dut.fault), ctx.get(dut.in_header)))
-                # one word per cycle; the beat is taken with its last word or the load's end
-                assert ready == (lane == per - 1 or finish), (b, lane)
+                # one word per cycle; the beat is taken with its last word, the load ends there
+                assert ready == (lane == per - 1) and finish <= ready, (b, lane)
                 if ctx.get(dut.weight_write.en):
                     addr = ctx.get(dut.weight_write.addr)
                     assert addr not in weight_rows
@@ -100,9 +100,10 @@ def test_weight_loader_writes_the_artifact(seed):
     H, u32 = config.hidden_size, (lambda v: int(v) & 0xFFFFFFFF)
 
     assert not flags["in_packet_before"]
-    assert [v[0] for v in verdicts] == [0] * (len(image) - 1) + [1]
+    words = image_lanes(config, image).size   # the checksum's beat ends the load: its padding is read
+    assert [v[0] for v in verdicts] == [0] * (words - 1) + [1]
     assert verdicts[-1][1] == 0
-    assert [v[2] for v in verdicts] == [1] * weight_image.HEADER_WORDS + [0] * (len(image) - weight_image.HEADER_WORDS)
+    assert [v[2] for v in verdicts] == [1] * weight_image.HEADER_WORDS + [0] * (words - weight_image.HEADER_WORDS)
     assert flags["hash"] == sum(w << (32 * i) for i, w in enumerate(weight_image.hash_words(art.sha256)))
 
     # weight memory: every row once, decoding to the artifact's weights
@@ -164,5 +165,6 @@ def test_weight_loader_faults(seed):
     if kind == "identity":
         at = next(i for i in (Header.MAGIC, Header.VERSION) if image[i] != build_weight_image(art, config)[i])
     _, _, verdicts, _ = _load(config, image, rnd, gap=0.1)
+    at = (at // per + 1) * per - 1      # the verdict comes with the last word of the deciding word's beat
     assert [v[0] for v in verdicts] == [0] * at + [1]
     assert verdicts[-1][1] == fault
