@@ -10,9 +10,10 @@ while the engine already runs the next group.
 
 A column waits only for what it reads: an h-part column k of step t for h_{t-1}[k], an x-part
 column k of layer l > 0 for h^{l-1}_t[k]; and a group's last column waits until the shadow bank
-has been drained (``ENGINE + SHADOW_LOAD + P/4`` cycles after the previous group's last column).
-Unit u of a group is visible to the scheduler :data:`~lstmfpga.hw.latency.ROUND_TRIP` + u cycles
-after the group's last column.  Within a run of columns issued back to back from a start cycle s,
+has been drained (``engine + SHADOW_LOAD + P/4`` cycles after the previous group's last column).
+Unit u of a group is visible to the scheduler :func:`~lstmfpga.hw.latency.round_trip` + u cycles
+after the group's last column.  The engine's latency depends on the MAC block:
+:func:`~lstmfpga.hw.latency.engine` of ``config.macs_per_dsp`` (the lanes, or the packed units).  Within a run of columns issued back to back from a start cycle s,
 column i issues at ``i + max(s, max_{j<=i}(r_j - j))`` with r_j the cycle its operand becomes
 visible; as every group's units are visible one per cycle, ``r_j - j`` depends only on the group,
 so the model walks groups, not columns.
@@ -24,12 +25,16 @@ import dataclasses
 
 from lstmfpga.hw import latency
 
-#: Cycles from a column's issue to the lanes' done (weight read, multiply, accumulate).
-ENGINE_LATENCY = latency.ENGINE
-#: Cycles from the lanes' done to a hidden unit's h code being visible to the scheduler.
-TAIL_LATENCY = latency.ROUND_TRIP - latency.ENGINE
+#: Cycles from the MAC block's done to a hidden unit's h code being visible to the scheduler (the
+#: same for every packing).
+TAIL_LATENCY = latency.round_trip(1) - latency.engine(1)
 #: Fixed cycles after the last h code (classifier, done flag).
 RUN_OVERHEAD = latency.RUN_TAIL
+
+
+def engine_latency(config) -> int:
+    """Cycles from a column's issue to the MAC block's done (weight read, multiply, accumulate)."""
+    return latency.engine(config.macs_per_dsp)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +80,7 @@ def _step(config, layer: int, start: int, shadow_free: int, x_ready, h_ready):
     """
     G, H, UPG = config.groups, config.hidden_size, config.units_per_group
     X, K = _x_columns(config, layer), config.on_chip_input_columns(layer)
-    drain = latency.ENGINE + latency.SHADOW_LOAD + UPG
+    drain = engine_latency(config) + latency.SHADOW_LOAD + UPG
     lasts = []
     t = start
     for g in range(G):
@@ -93,7 +98,7 @@ def _step(config, layer: int, start: int, shadow_free: int, x_ready, h_ready):
             # free-running from here on: the rest of the step's groups follow every K cycles
             lasts.extend(last + K * n for n in range(1, G - g))
             break
-    ready = max(last - g * UPG for g, last in enumerate(lasts)) + latency.ROUND_TRIP
+    ready = max(last - g * UPG for g, last in enumerate(lasts)) + latency.round_trip(config.macs_per_dsp)
     return lasts, ready
 
 
@@ -120,12 +125,12 @@ def estimate(config, timesteps: int) -> CycleEstimate:
             lasts, ready = _step(config, layer, start, shadow_free, x_ready, h_ready)
             offsets.append(ready)
             start = lasts[-1] + 1
-            shadow_free = lasts[-1] + latency.ENGINE + latency.SHADOW_LOAD + config.units_per_group
+            shadow_free = lasts[-1] + engine_latency(config) + latency.SHADOW_LOAD + config.units_per_group
         steps.append(start - step_start)
         previous_layer = offsets
         ideal += T * 4 * H * K / P
     last_unit = H - 1 - (G - 1) * config.units_per_group
-    total = (start - 1) + latency.ROUND_TRIP + last_unit + RUN_OVERHEAD
+    total = (start - 1) + latency.round_trip(config.macs_per_dsp) + last_unit + RUN_OVERHEAD
     in_beats = stream_format.input_beats(config, T)
     out_beats = stream_format.output_beats(config, T)
     h_beats = T * stream_format.output_step_beats(config)

@@ -50,12 +50,28 @@ SHADOW_LOAD = 1
 TAIL_FEED = 1
 #: The count of finished units, against which the scheduler checks dependencies, is a register.
 UNIT_COUNT = 1
-#: Cycles from a column's issue until the lanes' ``done`` (weight read and its output register,
-#: then the lanes).
-ENGINE = MEMORY_READ + MEMORY_OUTPUT + MAC_LANES
-#: Cycles from a group's last column issue until its first unit's h code is visible to the
-#: scheduler.
-ROUND_TRIP = ENGINE + SHADOW_LOAD + TAIL_FEED + TAIL + UNIT_COUNT
+
+
+def mac(macs_per_dsp: int) -> int:
+    """The MAC block of a core with ``macs_per_dsp`` rows per multiplier: the lanes (1) or the
+    packed units (more)."""
+    if not isinstance(macs_per_dsp, int) or isinstance(macs_per_dsp, bool) or macs_per_dsp < 1:
+        raise ValueError(f"macs_per_dsp must be a positive integer, not {macs_per_dsp!r}")
+    return MAC_LANES if macs_per_dsp == 1 else PACKED_MAC
+
+
+def engine(macs_per_dsp: int) -> int:
+    """Cycles from a column's issue until the MAC block's ``done`` (weight read and its output
+    register, then the lanes or the packed units)."""
+    return MEMORY_READ + MEMORY_OUTPUT + mac(macs_per_dsp)
+
+
+def round_trip(macs_per_dsp: int) -> int:
+    """Cycles from a group's last column issue until its first unit's h code is visible to the
+    scheduler."""
+    return engine(macs_per_dsp) + SHADOW_LOAD + TAIL_FEED + TAIL + UNIT_COUNT
+
+
 #: Output sender, cycles per h word beyond one h-buffer read per byte: the last read's latency, the
 #: hand-over to the send state and the send beat (a stall-free output stream).
 OUTPUT_WORD = MEMORY_READ + 2

@@ -69,7 +69,7 @@ def build_manifest(config: AcceleratorConfig, *, verilog_files: list[str], artif
             "row_words": weight_image.row_words(config),
         },
         "cycle_model": {
-            "engine_latency": cycle_model.ENGINE_LATENCY,
+            "engine_latency": cycle_model.engine_latency(config),
             "tail_latency": cycle_model.TAIL_LATENCY,
             "estimates": estimates,
         },

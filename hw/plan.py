@@ -152,7 +152,7 @@ class Plan:
 
     def packed_macs_per_dsp(self) -> tuple[int, str]:
         """Most gate rows one of the board's DSPs can hold at these widths (packed), and its name."""
-        from lstmfpga.hw.packed_mac_model import DSP_OF_FAMILY, max_macs_per_dsp
+        from lstmfpga.foundation.hw.packed_mac_model import DSP_OF_FAMILY, max_macs_per_dsp
 
         dsp = DSP_OF_FAMILY[self.board.family]
         return max_macs_per_dsp(weight_bits=self.config.weight_bits, act_bits=self.config.io_bits, dsp=dsp), dsp.name

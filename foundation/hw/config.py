@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 from lstmfpga.foundation.errors import ConfigError
+from lstmfpga.foundation.hw.packed_mac_model import max_macs_per_dsp
 from lstmfpga.foundation.validation import check_in_range
 
 MODES = ("full", "split")
@@ -30,6 +31,12 @@ class AcceleratorConfig:
     lanes :
         MAC lanes P, a positive multiple of 4 (a group of P rows holds all four gates of P/4
         hidden units).
+    macs_per_dsp :
+        Gate rows sharing one DSP48E2 multiplier (field packing,
+        :mod:`~lstmfpga.foundation.hw.packed_mac_model`): 1 (a multiplier per lane) up to
+        :func:`~lstmfpga.foundation.hw.packed_mac_model.max_macs_per_dsp` for ``weight_bits`` and
+        ``io_bits``.  It changes the multipliers and the engine latency, not the results nor the
+        weight image: an artifact loads on a core of any ``macs_per_dsp``.
     mode :
         ``"full"`` (W_x·x and W_h·h on chip) or ``"split"`` (layer 0's W_x·x arrives from the host
         as int32 pre-activations).
@@ -53,6 +60,7 @@ class AcceleratorConfig:
     hidden_size: int
     num_layers: int = 1
     lanes: int = 8
+    macs_per_dsp: int = 1
     mode: str = "full"
     weight_bits: int = 8
     io_bits: int = 8
@@ -78,6 +86,13 @@ class AcceleratorConfig:
         check_in_range("weight_bits", self.weight_bits, low=2, high=8)
         for name in ("io_bits", "acc_bits", "sigmoid_bits", "tanh_bits", "cell_bits", "hidden_tanh_bits"):
             check_in_range(name, getattr(self, name), low=4, high=8)
+        check_in_range("macs_per_dsp", self.macs_per_dsp, low=1)
+        if self.macs_per_dsp > 1:
+            most = max_macs_per_dsp(weight_bits=self.weight_bits, act_bits=self.io_bits)
+            if self.macs_per_dsp > most:
+                raise ConfigError(
+                    f"macs_per_dsp must be in [1, {most}] for {self.weight_bits}-bit weights and {self.io_bits}-bit"
+                    f" activations (a DSP48E2), not {self.macs_per_dsp!r}")
         check_in_range("num_classes", self.num_classes, low=0, high=255)
         check_in_range("classifier_weight_bits", self.classifier_weight_bits, low=2, high=8)
         check_in_range("max_timesteps", self.max_timesteps, low=1, high=24)
@@ -162,8 +177,8 @@ class AcceleratorConfig:
         return widths
 
     @classmethod
-    def from_artifact(cls, artifact, *, lanes: int, mode: str = "full",
-                      max_timesteps: int = 24, stream_width: int = 32) -> "AcceleratorConfig":
+    def from_artifact(cls, artifact, *, lanes: int, mode: str = "full", max_timesteps: int = 24,
+                      stream_width: int = 32, macs_per_dsp: int = 1) -> "AcceleratorConfig":
         """The configuration whose bitstream runs ``artifact`` with ``lanes`` MAC lanes."""
         layers = artifact.layers
         if not 1 <= len(layers) <= 3:
@@ -176,15 +191,18 @@ class AcceleratorConfig:
                     f" the accelerator needs {hidden} and {hidden}")
         classes = 0 if artifact.classifier is None else int(artifact.classifier.weight.shape[0])
         return cls(input_size=int(layers[0].input_size), hidden_size=hidden, num_layers=len(layers),
-                   lanes=lanes, mode=mode, num_classes=classes, max_timesteps=max_timesteps,
-                   stream_width=stream_width, **cls.widths_of(artifact))
+                   lanes=lanes, macs_per_dsp=macs_per_dsp, mode=mode, num_classes=classes,
+                   max_timesteps=max_timesteps, stream_width=stream_width, **cls.widths_of(artifact))
 
     def shape_matches(self, artifact) -> bool:
         """Whether ``artifact`` can be loaded into a bitstream built for this configuration."""
         return self.mismatch(artifact) is None
 
     def mismatch(self, artifact) -> str | None:
-        """A message naming the first field in which ``artifact`` differs from this shape, else None."""
+        """A message naming the first field in which ``artifact`` differs from this shape, else None.
+
+        ``macs_per_dsp`` is not compared: the weight image is the same for every packing.
+        """
         try:
             other = AcceleratorConfig.from_artifact(
                 artifact, lanes=self.lanes, mode=self.mode, max_timesteps=self.max_timesteps,
@@ -192,7 +210,7 @@ class AcceleratorConfig:
         except ConfigError as exc:
             return str(exc)
         for field in dataclasses.fields(self):
-            if field.name == "classifier_weight_bits" and other.num_classes == 0:
+            if field.name == "macs_per_dsp" or (field.name == "classifier_weight_bits" and other.num_classes == 0):
                 continue
             mine, theirs = getattr(self, field.name), getattr(other, field.name)
             if mine != theirs:

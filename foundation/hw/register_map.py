@@ -41,13 +41,14 @@ class Reg(enum.IntEnum):
     SHAPE_CLASSES = 0x58  #: RO num_classes
     SHAPE_MAX_T = 0x5C   #: RO  max_timesteps
     SHAPE_STREAM = 0x60  #: RO  stream width in bits
+    SHAPE_PACKING = 0x64  #: RO macs_per_dsp; unmapped (reads 0, meaning 1) on a core without packing
     HASH0 = 0x80         #: RO  HASH0..HASH7: SHA-256 of the loaded artifact, HASH0 = first 4 bytes
 
 
 HASH_WORDS = 8
 #: The read-only shape registers, in the order :func:`shape_registers` lists them.
 SHAPE_REGS = (Reg.SHAPE_INPUT, Reg.SHAPE_HIDDEN, Reg.SHAPE_LAYERS, Reg.SHAPE_LANES, Reg.SHAPE_MODE,
-              Reg.SHAPE_BITS, Reg.SHAPE_CLASSES, Reg.SHAPE_MAX_T, Reg.SHAPE_STREAM)
+              Reg.SHAPE_BITS, Reg.SHAPE_CLASSES, Reg.SHAPE_MAX_T, Reg.SHAPE_STREAM, Reg.SHAPE_PACKING)
 #: The 4-bit fields of SHAPE_BITS, lowest first.
 BIT_FIELDS = ("weight_bits", "io_bits", "acc_bits", "sigmoid_bits", "tanh_bits", "cell_bits",
               "hidden_tanh_bits", "classifier_weight_bits")
@@ -121,8 +122,12 @@ def config_bits(config) -> int:
 
 
 def shape_registers(config) -> dict[str, int]:
-    """Values of the read-only SHAPE_* registers for ``config``."""
-    return {
+    """Values of the read-only SHAPE_* registers for ``config``.
+
+    SHAPE_PACKING is listed only when ``config.macs_per_dsp > 1``: a core without packing leaves
+    the offset unmapped, as cores built before packing existed do, and it reads 0.
+    """
+    registers = {
         "SHAPE_INPUT": config.input_size,
         "SHAPE_HIDDEN": config.hidden_size,
         "SHAPE_LAYERS": config.num_layers,
@@ -133,6 +138,9 @@ def shape_registers(config) -> dict[str, int]:
         "SHAPE_MAX_T": config.max_timesteps,
         "SHAPE_STREAM": config.stream_width,
     }
+    if config.macs_per_dsp > 1:
+        registers["SHAPE_PACKING"] = config.macs_per_dsp
+    return registers
 
 
 def decode_shape(values: Mapping[str, int]) -> AcceleratorConfig:
@@ -141,7 +149,8 @@ def decode_shape(values: Mapping[str, int]) -> AcceleratorConfig:
     Parameters
     ----------
     values :
-        Register name (``"SHAPE_INPUT"``, ...) → the 32-bit value read.
+        Register name (``"SHAPE_INPUT"``, ...) → the 32-bit value read; SHAPE_PACKING 0 or
+        absent means one MAC per DSP.
 
     Raises
     ------
@@ -156,7 +165,8 @@ def decode_shape(values: Mapping[str, int]) -> AcceleratorConfig:
         raise ConfigError(f"SHAPE_MODE must be one of {list(range(len(MODES)))} ({', '.join(MODES)}), not {mode!r}")
     return AcceleratorConfig(
         input_size=values["SHAPE_INPUT"], hidden_size=values["SHAPE_HIDDEN"], num_layers=values["SHAPE_LAYERS"],
-        lanes=values["SHAPE_LANES"], mode=MODES[mode], num_classes=values["SHAPE_CLASSES"],
+        lanes=values["SHAPE_LANES"], macs_per_dsp=max(1, values.get("SHAPE_PACKING", 0)), mode=MODES[mode],
+        num_classes=values["SHAPE_CLASSES"],
         max_timesteps=values["SHAPE_MAX_T"], stream_width=values["SHAPE_STREAM"], **bits)
 
 

@@ -1,6 +1,7 @@
 """The MAC engine: reads each issued column's weights and broadcast value, multiplies and
-accumulates them in the MAC lanes, and hands every finished row group to the tail one hidden unit
-per cycle through a shadow bank."""
+accumulates them in the MAC lanes (one multiplier per lane, or packed units holding
+``macs_per_dsp`` lanes each), and hands every finished row group to the tail one hidden unit per
+cycle through a shadow bank."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from amaranth.lib.wiring import In, Out
 
 from lstmfpga.hw import latency
 from lstmfpga.hw.rtl.mac_lanes import MacLanes
+from lstmfpga.hw.rtl.packed_mac import PackedMacLanes
 from lstmfpga.hw.rtl.payloads import (Source, column_layout, column_op_layout, gate_sums_layout,
                                       group_tag_layout, input_buffer_depth, unit_index_shape,
                                       unit_layout)
@@ -27,8 +29,9 @@ class MacEngine(wiring.Component):
     A column's addresses go to the memories' read ports in the cycle it is accepted; the data
     come back :data:`~lstmfpga.hw.latency.MEMORY_READ` + :data:`~lstmfpga.hw.latency.MEMORY_OUTPUT`
     cycles later (registered), the column's source selects the broadcast value (an input-buffer
-    byte, an h code of either h buffer, or zero) and the MAC lanes take it.  The group's tags
-    travel with its last column through the lanes (:attr:`MacLanes.LATENCY` stages).  When a
+    byte, an h code of either h buffer, or zero) and the MAC lanes take it: :class:`MacLanes`,
+    or :class:`PackedMacLanes` when ``config.macs_per_dsp > 1``.  The group's tags travel with its
+    last column through the lanes (their ``LATENCY`` stages).  When a
     group is done its sums move to the shadow bank, which feeds ``o_units`` one hidden unit
     (four gate sums) per cycle while the lanes accumulate the next group; padding units past H
     are dropped.  ``shadow_free`` says a group's last column may issue now (the shadow bank will
@@ -39,11 +42,10 @@ class MacEngine(wiring.Component):
     config : AcceleratorConfig
     """
 
-    #: Cycles from a column's issue to the lanes' ``done`` with its group's sums.
-    LATENCY = latency.ENGINE
-
     def __init__(self, *, config):
         self.config = c = config
+        #: Cycles from a column's issue to the lanes' ``done`` with its group's sums.
+        self.latency = latency.engine(c.macs_per_dsp)
         P, wb = c.lanes, c.weight_bits
         h_addr_bits = address_bits(c.max_timesteps * c.hidden_size)
         ports = {
@@ -71,7 +73,13 @@ class MacEngine(wiring.Component):
         banks = h_buffer_banks(cfg)
         flush = self.flush
 
-        m.submodules.lanes = lanes = MacLanes(lanes=P, weight_bits=wb, column_bits=8, acc_bits=accw)
+        if cfg.macs_per_dsp == 1:
+            lanes = MacLanes(lanes=P, weight_bits=wb, column_bits=8, acc_bits=accw)
+        else:
+            longest = max(cfg.on_chip_input_columns(layer) for layer in range(cfg.num_layers))
+            lanes = PackedMacLanes(lanes=P, weight_bits=wb, act_bits=cfg.io_bits, macs_per_dsp=cfg.macs_per_dsp,
+                                   max_length=longest, column_bits=8, acc_bits=accw)
+        m.submodules.lanes = lanes
 
         # -- issue: addresses to the read ports ------------------------------------------------
         column = self.i_column.payload
@@ -112,7 +120,7 @@ class MacEngine(wiring.Component):
 
         # the group's tags travel with its last column through the lanes
         tags, lasts = [op2.tag], [op2.last & valid2]
-        for s in range(MacLanes.LATENCY):
+        for s in range(lanes.LATENCY):
             tag, last = Signal(group_tag_layout(cfg), name=f"tag_lanes{s + 1}"), Signal(name=f"last_lanes{s + 1}")
             m.d.sync += [tag.eq(tags[-1]), last.eq(lasts[-1])]
             tags.append(tag)

@@ -1,14 +1,14 @@
 """Several gate rows per hardware multiplier, exact: one packed multiply-accumulate unit.
 
 The arithmetic (field distance, guard bits, the biased accumulator) is in
-:mod:`lstmfpga.hw.packed_mac_model`; this block is its register-transfer form.
+:mod:`lstmfpga.foundation.hw.packed_mac_model`; this block is its register-transfer form.
 
 Use in the MAC engine
 ---------------------
 :class:`~lstmfpga.hw.rtl.mac_lanes.MacLanes` (``P`` lanes, one multiplier each) becomes
 ``ceil(P / k)`` units ``PackedMac(weight_bits=cfg.weight_bits, act_bits=cfg.io_bits,
 macs_per_dsp=k, max_length=K_max)`` with ``K_max`` the longest row (``I + H`` columns on chip) and
-``k`` the plan's rows per DSP (at most :func:`~lstmfpga.hw.packed_mac_model.max_macs_per_dsp`):
+``k`` the plan's rows per DSP (at most :func:`~lstmfpga.foundation.hw.packed_mac_model.max_macs_per_dsp`):
 
 - weights: the weight memory's row already holds lane ``p`` at bits ``p·wb``, so unit ``u`` takes
   bits ``[u·k·wb, (u+1)·k·wb)`` unchanged (no new weight-image layout); when ``k`` does not divide
@@ -36,13 +36,13 @@ deliver the ``2048 × 4``-bit row each cycle.
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, ResetInserter, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from lstmfpga.foundation.validation import check_integer
 from lstmfpga.hw import latency
-from lstmfpga.hw.packed_mac_model import DSP48E2, DspShape, plan_packing, signed_bits, sum_range
+from lstmfpga.foundation.hw.packed_mac_model import DSP48E2, DspShape, plan_packing, signed_bits, sum_range
 
 
 def row_name(row: int) -> str:
@@ -81,7 +81,7 @@ class PackedMac(wiring.Component):
     max_length : int
         Longest dot product (products between ``first`` and ``last``); sets the sum width.
     dsp : DspShape
-        The multiplier the packing must fit (:data:`~lstmfpga.hw.packed_mac_model.DSP48E2`).
+        The multiplier the packing must fit (:data:`~lstmfpga.foundation.hw.packed_mac_model.DSP48E2`).
 
     Attributes
     ----------
@@ -211,4 +211,83 @@ class PackedMac(wiring.Component):
             m.d.sync += [o.valid.eq(1), *[o.payload[row_name(r)].eq(t) for r, t in enumerate(totals)]]
         with m.Elif(o.ready):
             m.d.sync += o.valid.eq(0)
+        return m
+
+
+class PackedMacLanes(wiring.Component):
+    """``lanes`` MAC lanes made of ``ceil(lanes / macs_per_dsp)`` :class:`PackedMac` units, with the
+    ports and behaviour of :class:`~lstmfpga.hw.rtl.mac_lanes.MacLanes` at :attr:`LATENCY`.
+
+    Unit ``u`` takes lanes ``u·k`` to ``u·k + k − 1`` (their weights are already adjacent in
+    ``weights``; the last unit's missing lanes are zero) and the broadcast ``column`` truncated to
+    ``act_bits`` (the column values are codes of that width).  The units never stall; ``done`` is
+    unit 0's result valid (the units move in lockstep) and ``sums`` holds every lane's sum,
+    sign-extended to ``acc_bits``, until the next result.  ``flush`` resets the units' control:
+    nothing in flight reaches ``done``.
+
+    Parameters
+    ----------
+    lanes : int
+        Lanes P.
+    weight_bits : int
+        Signed weight width.
+    act_bits : int
+        Signed width of the column values the units multiply.
+    macs_per_dsp : int
+        Lanes per unit, at least 2.
+    max_length : int
+        Longest dot product (columns between ``first`` and ``last``).
+    column_bits : int
+        Width of the ``column`` port (at least ``act_bits``).
+    acc_bits : int
+        Width of each lane's sum in ``sums`` (at least :attr:`PackedMac.sum_bits`).
+
+    Raises
+    ------
+    ConfigError
+        A count or width out of range, or a packing that does not fit a DSP48E2.
+    """
+
+    LATENCY = PackedMac.LATENCY
+
+    def __init__(self, *, lanes: int, weight_bits: int, act_bits: int, macs_per_dsp: int, max_length: int,
+                 column_bits: int, acc_bits: int):
+        check_integer("lanes", lanes, low=1, what="a positive integer")
+        check_integer("macs_per_dsp", macs_per_dsp, low=2, what="an integer of at least 2 (1 is MacLanes)")
+        check_integer("column_bits", column_bits, low=act_bits, what=f"an integer of at least act_bits ({act_bits})")
+        self.lanes, self.weight_bits, self.act_bits = lanes, weight_bits, act_bits
+        self.macs_per_dsp, self.max_length, self.column_bits = macs_per_dsp, max_length, column_bits
+        self.units = -(-lanes // macs_per_dsp)
+        check_integer("max_length", max_length, low=1, what="a positive integer")
+        self.packing = plan_packing(weight_bits=weight_bits, act_bits=act_bits, macs_per_dsp=macs_per_dsp)
+        self.sum_bits = signed_bits(*sum_range(weight_bits, act_bits, max_length))   # as each unit's
+        check_integer("acc_bits", acc_bits, low=self.sum_bits, what=f"an integer of at least {self.sum_bits}")
+        self.acc_bits = acc_bits
+        super().__init__({
+            "valid": In(1), "first": In(1), "last": In(1), "flush": In(1),
+            "column": In(signed(column_bits)),
+            "weights": In(unsigned(lanes * weight_bits)),
+            "done": Out(1),
+            "sums": Out(unsigned(lanes * acc_bits)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        P, k, wb = self.lanes, self.macs_per_dsp, self.weight_bits
+        sums = []
+        for u in range(self.units):
+            unit = PackedMac(weight_bits=wb, act_bits=self.act_bits, macs_per_dsp=k, max_length=self.max_length)
+            m.submodules[f"unit{u}"] = ResetInserter({"sync": self.flush})(unit)
+            beat = unit.i_stream.payload
+            rows = min(k, P - u * k)
+            m.d.comb += [unit.i_stream.valid.eq(self.valid & ~self.flush), unit.o_stream.ready.eq(1),
+                         beat.weights.eq(self.weights[u * k * wb:(u * k + rows) * wb]),
+                         beat.activation.eq(self.column), beat.first.eq(self.first), beat.last.eq(self.last)]
+            for r in range(rows):
+                lane = Signal(signed(self.acc_bits), name=f"sum{u * k + r}")
+                m.d.comb += lane.eq(unit.o_stream.payload[row_name(r)])
+                sums.append(lane)
+            if u == 0:
+                m.d.comb += self.done.eq(unit.o_stream.valid)
+        m.d.comb += self.sums.eq(Cat(*[lane.as_unsigned() for lane in sums]))
         return m

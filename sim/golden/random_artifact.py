@@ -6,6 +6,8 @@ from the scales), but the tables come from NumPy rather than Brevitas.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from lstmfpga.foundation.artifact import (ClassifierArtifact, GATES, LayerArtifact, LstmArtifact,
@@ -72,3 +74,23 @@ def random_artifact(*, input_size: int, hidden_size: int, num_layers: int = 1, n
                              std=rng.uniform(0.5, 2.0, input_size).astype(np.float32), clip=4.0)
     return LstmArtifact(layers=layers, classifier=classifier, normalization=norm,
                         meta={"source": "random_artifact", "seed": seed})
+
+
+def most_negative_weights(artifact: LstmArtifact) -> LstmArtifact:
+    """``artifact`` with every LSTM weight at the most negative code of a full-range quantizer.
+
+    The corner packed multipliers must survive: with inputs at the most negative code too, every
+    product is the largest positive one, ``2^(wb+ab-2)``, and every sum grows as fast as it can.
+    """
+    layers = []
+    for layer in artifact.layers:
+        quant = dict(layer.quant)
+        for gate in GATES:
+            spec = quant[f"weight_{gate}"]
+            quant[f"weight_{gate}"] = QuantSpec(scale=spec.scale, zero_point=spec.zero_point, bits=spec.bits,
+                                                signed=True, narrow=False)
+        lo = quant[f"weight_{GATES[0]}"].lo
+        layers.append(dataclasses.replace(layer, quant=quant, w_x=np.full_like(layer.w_x, lo),
+                                          w_h=np.full_like(layer.w_h, lo)))
+    return dataclasses.replace(artifact, layers=tuple(layers),
+                               meta={**artifact.meta, "weights": "most negative"})

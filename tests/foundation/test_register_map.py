@@ -1,35 +1,44 @@
-"""SHAPE_* registers: decode_shape inverts shape_registers on drawn configurations."""
+"""SHAPE_* registers: decode_shape inverts shape_registers on drawn configurations, packed or not."""
 
 import numpy as np
 import pytest
 
 from lstmfpga.foundation.errors import ConfigError
 from lstmfpga.foundation.hw.config import MODES, AcceleratorConfig
+from lstmfpga.foundation.hw.packed_mac_model import max_macs_per_dsp
 from lstmfpga.foundation.hw.register_map import (BIT_FIELDS, SHAPE_REGS, decode_shape, pack_bits, shape_registers,
                                                  unpack_bits)
 
 
 def _drawn_config(rng) -> AcceleratorConfig:
     widths = {name: int(rng.integers(4, 9)) for name in BIT_FIELDS[1:-1]}
+    weight_bits = int(rng.integers(2, 9))
+    most = max_macs_per_dsp(weight_bits=weight_bits, act_bits=widths["io_bits"])
     return AcceleratorConfig(
         input_size=int(rng.integers(1, 3000)), hidden_size=int(rng.integers(1, 600)),
         num_layers=int(rng.integers(1, 4)), lanes=4 * int(rng.integers(1, 33)), mode=str(rng.choice(MODES)),
-        weight_bits=int(rng.integers(2, 9)),
+        weight_bits=weight_bits, macs_per_dsp=int(rng.integers(1, most + 1)),
         num_classes=int(rng.integers(0, 5)), classifier_weight_bits=int(rng.integers(2, 9)),
         max_timesteps=int(rng.integers(1, 25)), **widths)
 
 
 def test_decode_shape_inverts_shape_registers():
     rng = np.random.default_rng(13)
+    packed = 0
     for _ in range(200):
         config = _drawn_config(rng)
         registers = shape_registers(config)
-        assert list(registers) == [reg.name for reg in SHAPE_REGS]
-        decoded = decode_shape(registers)
+        # an unpacked core leaves SHAPE_PACKING unmapped (its Verilog is that of a core built before
+        # packing); a driver reading every SHAPE_* register gets 0 there
+        unmapped = [] if config.macs_per_dsp > 1 else ["SHAPE_PACKING"]
+        assert list(registers) + unmapped == [reg.name for reg in SHAPE_REGS]
+        packed += config.macs_per_dsp > 1
+        expected = config
         if config.num_classes == 0:  # no classifier: its width is not carried
-            assert decoded == AcceleratorConfig(**{**config.__dict__, "classifier_weight_bits": 8})
-        else:
-            assert decoded == config
+            expected = AcceleratorConfig(**{**config.__dict__, "classifier_weight_bits": 8})
+        assert decode_shape(registers) == expected
+        assert decode_shape({**dict.fromkeys(unmapped, 0), **registers}) == expected
+    assert packed > 50
 
 
 def test_bit_fields_round_trip_in_4_bit_slots():
@@ -50,3 +59,10 @@ def test_impossible_shapes_are_named(register, value, message):
     registers = dict(shape_registers(AcceleratorConfig(input_size=5, hidden_size=3)), **{register: value})
     with pytest.raises(ConfigError, match=message):
         decode_shape(registers)
+
+
+def test_packing_register_is_checked_against_the_widths():
+    registers = shape_registers(AcceleratorConfig(input_size=5, hidden_size=3, weight_bits=4, io_bits=8))
+    assert decode_shape({**registers, "SHAPE_PACKING": 2}).macs_per_dsp == 2
+    with pytest.raises(ConfigError, match=r"macs_per_dsp must be in \[1, 2\] for 4-bit weights and 8-bit"):
+        decode_shape({**registers, "SHAPE_PACKING": 3})

@@ -1,5 +1,6 @@
 """The driver's exact register/DMA traffic against a mock board, including every error path."""
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -42,7 +43,7 @@ def _config(artifact, mode="full"):
 def _identify_ops(config, *, overrides=None):
     values = dict(shape_registers(config), **(overrides or {}))
     return ([("read", Reg.ID, CORE_ID), ("read", Reg.VERSION, CORE_VERSION)]
-            + [("read", int(reg), values[reg.name]) for reg in SHAPE_REGS]
+            + [("read", int(reg), values.get(reg.name, 0)) for reg in SHAPE_REGS]  # unmapped: 0
             + [("write", Reg.TIMEOUT, WATCHDOG)])
 
 
@@ -119,6 +120,17 @@ def test_prepare_reloads_when_another_model_is_loaded(small_artifact):
                       + _load_ops(small_artifact, config))
     assert _driver(board).prepare(small_artifact) is True
     board.done()
+
+
+def test_a_packed_core_reports_its_packing_and_takes_the_same_weight_image(small_artifact):
+    unpacked = _config(small_artifact)
+    config = dataclasses.replace(unpacked, macs_per_dsp=2)
+    board = MockBoard(_identify_ops(config) + [("read", Reg.STATUS, 0)] + _load_ops(small_artifact, config))
+    driver = _driver(board)
+    assert driver.prepare(small_artifact) is True
+    assert driver.config == config
+    board.done()
+    np.testing.assert_array_equal(board.sent[0].view("<u4"), build_weight_image(small_artifact, unpacked))
 
 
 @pytest.mark.parametrize("ops,error,message", [

@@ -6,12 +6,14 @@ import random
 import pytest
 
 from lstmfpga.foundation.hw.config import AcceleratorConfig
+from lstmfpga.foundation.hw.packed_mac_model import max_macs_per_dsp
 from lstmfpga.hw import cycle_model, latency
 
 
 def _column_by_column(config, T):
     """CYCLES by issuing every column in turn under the scheduler's three rules (no shortcuts)."""
     G, H, UPG = config.groups, config.hidden_size, config.units_per_group
+    engine, round_trip = latency.engine(config.macs_per_dsp), latency.round_trip(config.macs_per_dsp)
     visible = {}          # (layer, t, unit) -> first cycle the scheduler sees its h code
     cycle, shadow_free = 0, 0
     for layer in range(config.num_layers):
@@ -29,23 +31,28 @@ def _column_by_column(config, T):
                     cycle = max(cycle, ready)
                     issued = cycle
                     cycle += 1
-                shadow_free = issued + latency.ENGINE + latency.SHADOW_LOAD + UPG
+                shadow_free = issued + engine + latency.SHADOW_LOAD + UPG
                 for u in range(UPG):
                     if g * UPG + u < H:
-                        visible[(layer, t, g * UPG + u)] = issued + latency.ROUND_TRIP + u
+                        visible[(layer, t, g * UPG + u)] = issued + round_trip + u
     last_unit = H - 1 - (G - 1) * UPG
-    return issued + latency.ROUND_TRIP + last_unit + latency.RUN_TAIL
+    return issued + round_trip + last_unit + latency.RUN_TAIL
 
 
 def test_matches_column_reference_on_random_configs():
     rng = random.Random(20261201)
-    for _ in range(60):
+    packed = 0
+    for _ in range(80):
         H = rng.randint(1, 24)
+        wb, io = rng.randint(2, 8), rng.randint(4, 8)
+        k = rng.randint(1, max_macs_per_dsp(weight_bits=wb, act_bits=io))
+        packed += k > 1
         cfg = AcceleratorConfig(input_size=rng.randint(1, 40), hidden_size=H, num_layers=rng.randint(1, 3),
                                 lanes=4 * rng.randint(1, H + 3), mode=rng.choice(["full", "split"]),
-                                max_timesteps=6)
+                                weight_bits=wb, io_bits=io, macs_per_dsp=k, max_timesteps=6)
         T = rng.randint(1, 6)
         assert cycle_model.estimate(cfg, T).compute_cycles == _column_by_column(cfg, T), (cfg, T)
+    assert packed >= 30
 
 
 def test_partial_group_three_layers():
@@ -66,16 +73,32 @@ def test_full_size_utilization(P, mode):
     assert est.utilization >= 0.95
 
 
-def test_stalls_when_tail_cannot_hide():
+@pytest.mark.parametrize("k", [1, 2])
+def test_stalls_when_tail_cannot_hide(k):
     # one group, split mode: every step waits for the tail round trip of the step before
-    cfg = AcceleratorConfig(input_size=3, hidden_size=2, lanes=8, mode="split")
+    cfg = AcceleratorConfig(input_size=3, hidden_size=2, lanes=8, mode="split", macs_per_dsp=k)
     T = 5
     est = cycle_model.estimate(cfg, T)
-    period = latency.ROUND_TRIP + 2 - 1
+    round_trip = latency.round_trip(k)
+    period = round_trip + 2 - 1
     assert est.step_cycles == (period,)
     last_issue = 1 + (T - 1) * period
-    assert est.compute_cycles == last_issue + latency.ROUND_TRIP + 1 + latency.RUN_TAIL
+    assert est.compute_cycles == last_issue + round_trip + 1 + latency.RUN_TAIL
     assert est.utilization < 0.2
+
+
+def test_packing_costs_the_packed_units_extra_stage_per_round_trip_only():
+    assert latency.engine(1) == latency.MEMORY_READ + latency.MEMORY_OUTPUT + latency.MAC_LANES
+    extra = latency.PACKED_MAC - latency.MAC_LANES
+    for k in (2, 3, 5):
+        assert latency.engine(k) - latency.engine(1) == latency.round_trip(k) - latency.round_trip(1) == extra
+    # a dependency-bound run (one group, split) pays it every step; a throughput-bound one only at the end
+    bound = [AcceleratorConfig(input_size=3, hidden_size=2, lanes=8, mode="split", macs_per_dsp=k) for k in (1, 2)]
+    assert cycle_model.estimate(bound[1], 6).compute_cycles - cycle_model.estimate(bound[0], 6).compute_cycles == 6 * extra
+    free = [AcceleratorConfig(input_size=2048, hidden_size=512, lanes=512, weight_bits=4, macs_per_dsp=k) for k in (1, 2)]
+    assert cycle_model.estimate(free[1], 16).compute_cycles - cycle_model.estimate(free[0], 16).compute_cycles == extra
+    with pytest.raises(ValueError, match="macs_per_dsp must be a positive integer, not 0"):
+        latency.engine(0)
 
 
 def test_rejects_bad_timesteps():

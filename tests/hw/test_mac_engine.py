@@ -1,6 +1,7 @@
-"""MacEngine (Amaranth simulator) against NumPy dot products: drawn shapes and widths, modelled
-memories, random columns, sources, gaps and tags; each group's hidden units come out in order with
-their four gate sums and the group's tags, padding units dropped."""
+"""MacEngine (Amaranth simulator) against NumPy dot products: drawn shapes, widths and packings
+(MAC lanes or packed units), modelled memories, random columns, sources, gaps and tags; each
+group's hidden units come out in order with their four gate sums and the group's tags, padding
+units dropped."""
 
 import random
 
@@ -9,6 +10,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from lstmfpga.foundation.hw.config import AcceleratorConfig
+from lstmfpga.foundation.hw.packed_mac_model import max_macs_per_dsp
 from lstmfpga.hw.rtl.mac_engine import MacEngine, h_buffer_banks
 from lstmfpga.hw.rtl.payloads import Source
 
@@ -18,20 +20,29 @@ def _signed(v, bits):
     return v - (1 << bits) if v >> (bits - 1) else v
 
 
-@pytest.mark.parametrize("seed", range(8))
+def _code(rnd, bits):
+    return rnd.randrange(-(1 << (bits - 1)), 1 << (bits - 1))
+
+
+@pytest.mark.parametrize("seed", range(12))
 def test_mac_engine_groups(seed):
     rnd = random.Random(seed)
     rng = np.random.default_rng(seed)
+    wb, io = rnd.choice([2, 3, 4, 5, 6, 8]), rnd.choice([4, 5, 6, 8])
+    # half the draws packed, up to the most the widths allow (lanes not a multiple of k included)
+    k = 1 if seed % 2 == 0 else rnd.randint(2, max_macs_per_dsp(weight_bits=wb, act_bits=io))
     cfg = AcceleratorConfig(input_size=rnd.randint(1, 9), hidden_size=rnd.randint(1, 9), num_layers=rnd.randint(1, 3),
                             lanes=rnd.choice([4, 8, 12, 16, 20]), mode=rnd.choice(["full", "split"]),
-                            weight_bits=rnd.choice([2, 3, 4, 6, 8]), max_timesteps=rnd.randint(1, 4))
+                            weight_bits=wb, io_bits=io, macs_per_dsp=k, max_timesteps=rnd.randint(1, 4))
     dut = MacEngine(config=cfg)
     P, wb, accw, H, UPG = cfg.lanes, cfg.weight_bits, cfg.accumulator_bits, cfg.hidden_size, cfg.units_per_group
     banks = h_buffer_banks(cfg)
     full = cfg.mode == "full"
     wmem = [rnd.getrandbits(P * wb) for _ in range(cfg.weight_depth)]
-    xmem = [rnd.getrandbits(32) for _ in range(1 << len(dut.input_read.addr))] if full else []
-    hmem = [[rnd.randrange(-128, 128) for _ in range(1 << len(dut.h_read[0].addr))] for _ in range(banks)]
+    words = len(dut.input_read.data) // 8 if full else 0
+    xmem = [sum((_code(rnd, io) & 0xFF) << (8 * b) for b in range(words))
+            for _ in range(1 << len(dut.input_read.addr))] if full else []
+    hmem = [[_code(rnd, io) for _ in range(1 << len(dut.h_read[0].addr))] for _ in range(banks)]
     sources = [Source.HBUF0, Source.ZERO] + ([Source.HBUF1] if banks > 1 else []) + ([Source.INPUT] if full else [])
 
     groups = []
@@ -103,8 +114,9 @@ def test_mac_engine_groups(seed):
     assert got == expected
 
 
-def test_mac_engine_flush_drops_work_in_flight():
-    cfg = AcceleratorConfig(input_size=3, hidden_size=4, lanes=8, max_timesteps=2)
+@pytest.mark.parametrize("k", [1, 2])
+def test_mac_engine_flush_drops_work_in_flight(k):
+    cfg = AcceleratorConfig(input_size=3, hidden_size=4, lanes=8, macs_per_dsp=k, max_timesteps=2)
     dut = MacEngine(config=cfg)
 
     async def bench(ctx):

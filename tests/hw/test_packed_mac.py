@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from lstmfpga.foundation.errors import ConfigError
-from lstmfpga.hw.packed_mac_model import (
+from lstmfpga.foundation.hw.packed_mac_model import (
     DSP48E1, DSP48E2, MULT18X18D, accumulate, max_macs_per_dsp, pack_weights, plan_packing, product_range, signed_range,
     unpack_fields)
 
