@@ -64,8 +64,9 @@ class InputReceiver(wiring.Component):
         if self.config.mode == "split":
             pre = self.pre_write
             per_slot = (4 * 32 // self.config.stream_width).bit_length() - 1   # log2(beats per slot)
-            m.d.comb += [pre.pre_we.eq(arrives), pre.pre_addr.eq(word_count >> per_slot),
-                         pre.pre_lane.eq(word_count[:per_slot] << (2 - per_slot)), pre.pre_data.eq(word)]
+            m.d.comb += [pre.pre_we.eq(arrives), pre.pre_addr.eq(word_count >> per_slot), pre.pre_data.eq(word)]
+            if per_slot:
+                m.d.comb += pre.pre_lane.eq(word_count[:per_slot] << (2 - per_slot))
         else:
             m.d.comb += [self.input_write.addr.eq(word_count), self.input_write.data.eq(word),
                          self.input_write.en.eq(arrives)]

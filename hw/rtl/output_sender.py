@@ -60,7 +60,7 @@ class OutputSender(wiring.Component):
         out_rd = Signal(self.h_read.addr.shape())  # h code read next
         out_byte = Signal(range(bpw + 1))         # byte of the beat read next
         out_word = Signal(cfg.stream_width)
-        out_logit = Signal(range(max(logit_beats, 1)))   # logit beat
+        out_logit = Signal(range(max(logit_beats, 2)))   # logit beat (no zero-width signals in the Verilog)
         read_valid, read_pos, read_pad = Signal(), Signal(byte_select_bits(cfg)), Signal()
         m.d.comb += self.h_read.addr.eq(out_rd)
         logit_lanes = [self.logits[32 * i:32 * (i + 1)] if i < C else Const(0, 32) for i in range(logit_beats * lanes)]

@@ -80,11 +80,11 @@ class WeightLoader(wiring.Component):
         arrives = self.i_stream.valid
         tail = self.tail_write
 
-        lane = Signal(range(lanes))
+        lane = Signal(range(max(lanes, 2)))   # no zero-width signals in the Verilog
         beat_end = Signal()           # the word is its beat's last
         word = Signal(32)
-        m.d.comb += [beat_end.eq(lane == lanes - 1), word.eq(beat.data.word_select(lane, 32)),
-                     self.i_stream.ready.eq(beat_end)]
+        m.d.comb += [beat_end.eq(lane == lanes - 1), self.i_stream.ready.eq(beat_end),
+                     word.eq(beat.data.word_select(lane, 32) if lanes > 1 else beat.data)]
         ended = Signal()              # the load's end was decided by an earlier word of this beat
         ended_fault = Signal(16)
         with m.If(self.begin | (arrives & self.i_stream.ready)):

@@ -68,6 +68,11 @@ class Harness:
         for logger in (self.source.log, self.sink.log, self.axil.write_if.log, self.axil.read_if.log):
             logger.setLevel("WARNING")
         self.beats_in = self.beats_out = 0
+        #: 32-bit lanes per beat, read from the DUT's TDATA (the job's configuration must agree)
+        self.lanes_per_beat = len(dut.s_axis_tdata) // 32
+        expected = stream_format.lanes_per_beat(AcceleratorConfig.from_dict(job["config"]))
+        if self.lanes_per_beat != expected:
+            raise ValueError(f"the DUT has {32 * self.lanes_per_beat}-bit TDATA, the job {32 * expected}-bit")
         cocotb.start_soon(self._count_beats())
 
     async def _count_beats(self):
@@ -131,10 +136,18 @@ class Harness:
         self.sink.pause = False
         return stream_format.from_bytes(bytes(frame.tdata))
 
-    async def drive_raw(self, lanes, last_index, *, stop_after=None):
-        """Drive beats by hand: TLAST only on beat ``last_index`` (None = never)."""
+    def beats(self, lanes) -> list[int]:
+        """A packet's 32-bit lanes as TDATA values, ``lanes_per_beat`` lanes each, lane 0 in the
+        low bits (a partial last beat is zero-padded)."""
+        lanes = np.asarray(lanes, dtype=np.uint32).tolist()
+        per = self.lanes_per_beat
+        return [sum(int(v) << (32 * i) for i, v in enumerate(lanes[b:b + per])) for b in range(0, len(lanes), per)]
+
+    async def drive_raw(self, beats, last_index, *, stop_after=None):
+        """Drive ``beats`` (TDATA values, :meth:`beats`) by hand: TLAST only on beat
+        ``last_index`` (None = never)."""
         dut = self.dut
-        for index, word in enumerate(np.asarray(lanes, dtype=np.uint32).tolist()):
+        for index, word in enumerate(beats):
             if stop_after is not None and index >= stop_after:
                 break
             dut.s_axis_tdata.value = word
@@ -169,29 +182,29 @@ async def _normal(h: Harness, run, arrays):
 
 async def _fault(h: Harness, run, arrays):
     """Returns (status, error) after the fault; no output packet is expected."""
-    lanes = arrays[run["input"]]
-    n = lanes.size
+    beats = h.beats(arrays[run["input"]])
+    n = len(beats)
     kind = run["kind"]
     await h.start(run["T"])
     if kind == "last_early":
-        await h.drive_raw(lanes[: n - 2], n - 3)
+        await h.drive_raw(beats[: n - 2], n - 3)
     elif kind == "last_late":
-        extra = np.concatenate([lanes, lanes[:3]])
-        await h.drive_raw(extra, extra.size - 1)
+        extra = beats + beats[:3]
+        await h.drive_raw(extra, len(extra) - 1)
     elif kind == "last_missing":
-        await h.drive_raw(lanes, None)
+        await h.drive_raw(beats, None)
         await ClockCycles(h.dut.aclk, run["timeout"] + 200)
     elif kind == "reset_mid_input":
-        await h.drive_raw(lanes, n - 1, stop_after=max(1, n // 2))
+        await h.drive_raw(beats, n - 1, stop_after=max(1, n // 2))
         await h.write(Reg.CTRL, Ctrl.SOFT_RESET)
     elif kind == "reset_mid_compute":
-        await h.drive_raw(lanes, n - 1)
+        await h.drive_raw(beats, n - 1)
         await ClockCycles(h.dut.aclk, run["reset_after"])
         await h.write(Reg.CTRL, Ctrl.SOFT_RESET)
     elif kind == "input_stall":
-        await h.drive_raw(lanes, n - 1, stop_after=n // 2)
+        await h.drive_raw(beats, n - 1, stop_after=n // 2)
         await ClockCycles(h.dut.aclk, run["stall"])
-        await h.drive_raw(lanes[n // 2:], n - 1 - n // 2)
+        await h.drive_raw(beats[n // 2:], n - 1 - n // 2)
         out = await h.receive()
         return out, await h.wait_idle(), await h.read(Reg.ERROR)
     else:
