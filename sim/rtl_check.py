@@ -45,12 +45,13 @@ def golden_packets(config: AcceleratorConfig, artifact, x_codes: np.ndarray) -> 
 def build_job(config: AcceleratorConfig, artifacts: list, sequences: list[Sequence], *,
               input_pause: float = 0.3, output_pause: float = 0.3, seed: int = 0,
               extra_images: dict[int, np.ndarray] | None = None) -> tuple[dict, dict]:
-    """The bench job: ``extra_images`` adds raw (e.g. corrupted) images under their own indices."""
+    """The bench job: ``extra_images`` adds raw (e.g. corrupted) images under their own indices,
+    padded to whole beats as the DMA sends them."""
     arrays: dict[str, np.ndarray] = {}
     for index, artifact in enumerate(artifacts):
         arrays[f"image_{index}"] = image_lanes(config, build_weight_image(artifact, config))
     for index, image in (extra_images or {}).items():
-        arrays[f"image_{index}"] = np.asarray(image, dtype=np.uint32)
+        arrays[f"image_{index}"] = image_lanes(config, np.asarray(image, dtype=np.uint32))
     runs = []
     for n, seq in enumerate(sequences):
         if seq.kind == "load_only":

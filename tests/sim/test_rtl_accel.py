@@ -11,7 +11,7 @@ import pytest
 
 from lstmfpga.hw import cycle_model
 from lstmfpga.foundation.hw import register_map, stream_format, weight_image
-from lstmfpga.foundation.hw.config import AcceleratorConfig
+from lstmfpga.foundation.hw.config import STREAM_WIDTHS, AcceleratorConfig
 from lstmfpga.foundation.hw.register_map import Error, Status
 from lstmfpga.sim.golden.random_artifact import random_artifact
 from lstmfpga.sim.rtl_check import Sequence, random_codes, run_sequences, summarize
@@ -113,13 +113,15 @@ def test_rtl_trained_artifact(request, verilator_cache, tmp_path):
     _run_case(case, verilator_cache, tmp_path, artifacts=[art])
 
 
-def test_rtl_faults(verilator_cache, tmp_path):
-    """TLAST early/late/missing, long stalls, output timeout, soft reset mid-input and mid-compute,
-    bad weight images: the documented error bits, and the next sequence is bit-exact."""
+@pytest.mark.parametrize("stream_width", STREAM_WIDTHS)
+def test_rtl_faults(stream_width, verilator_cache, tmp_path):
+    """TLAST early/late/missing (counted in beats), long stalls, output timeout, soft reset
+    mid-input and mid-compute, bad weight images: the documented error bits, and the next
+    sequence is bit-exact; at every stream width."""
     case = CASES[0]
     art = random_artifact(input_size=case.input_size, hidden_size=case.hidden_size, num_layers=1,
                           num_classes=case.num_classes, weight_bits=case.weight_bits, seed=11)
-    config = AcceleratorConfig.from_artifact(art, lanes=case.lanes, mode=case.mode)
+    config = AcceleratorConfig.from_artifact(art, lanes=case.lanes, mode=case.mode, stream_width=stream_width)
     rng = np.random.default_rng(5)
     good = weight_image.build_weight_image(art, config)
     bad_checksum = good.copy()
