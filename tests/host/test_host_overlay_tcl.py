@@ -10,7 +10,7 @@ pytest.importorskip("amaranth")
 
 from lstmfpga.foundation.errors import ConfigError  # noqa: E402
 from lstmfpga.foundation.hw import stream_format  # noqa: E402
-from lstmfpga.foundation.hw.config import AcceleratorConfig  # noqa: E402
+from lstmfpga.foundation.hw.config import STREAM_WIDTHS, AcceleratorConfig  # noqa: E402
 from lstmfpga.hw.generate import generate_verilog  # noqa: E402
 from lstmfpga.hw.manifest import read_manifest  # noqa: E402
 from lstmfpga.foundation.hw.weight_image import image_words  # noqa: E402
@@ -19,10 +19,10 @@ from lstmfpga.host.overlay.ip_identity import VLNV  # noqa: E402
 from lstmfpga.host.overlay.tcl import BOARDS, dma_length_width, write_overlay_tcl  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def hdl_dir(tmp_path_factory):
+@pytest.fixture(scope="module", params=STREAM_WIDTHS, ids=lambda width: f"stream{width}")
+def hdl_dir(tmp_path_factory, request):
     config = AcceleratorConfig(input_size=13, hidden_size=6, num_layers=2, lanes=8, num_classes=2, weight_bits=4,
-                               max_timesteps=5)
+                               max_timesteps=5, stream_width=request.param)
     out = tmp_path_factory.mktemp("hdl")
     generate_verilog(config, out)
     return out
@@ -67,6 +67,13 @@ def test_tcl_matches_manifest_and_verilog(hdl_dir, board):
     stream = manifest.config.stream_width
     assert f"CONFIG.c_m_axis_mm2s_tdata_width {{{stream}}}" in design
     assert f"CONFIG.c_s_axis_s2mm_tdata_width {{{stream}}}" in design
+    # the DMA's memory side is at least as wide as its streams; the core's TDATA is the stream width
+    for side in ("mm2s", "s2mm"):
+        assert int(re.search(rf"CONFIG.c_m_axi_{side}_data_width \{{(\d+)\}}", design).group(1)) >= stream
+    verilog = (hdl_dir / manifest.verilog_files[0]).read_text()
+    for port in ("s_axis_tdata", "m_axis_tdata"):
+        assert re.search(rf"(input|output) (wire )?\[{stream - 1}:0\] {port};", verilog), port
+    assert "s_axis_tkeep" not in ports and "m_axis_tkeep" not in ports   # whole beats: every byte is data
 
     # addresses: the TCL's equal overlay.json's, aligned, disjoint, and the core's covers the register map
     offsets = dict(re.findall(r"set_property offset (0x[0-9a-f]+) .*?\*(\w+)\*", design))
