@@ -36,8 +36,8 @@ from mock_devices import MockBoard
 WATCHDOG = 5000
 
 
-def _config(artifact, mode="full"):
-    return AcceleratorConfig.from_artifact(artifact, lanes=8, mode=mode, max_timesteps=6)
+def _config(artifact, mode="full", stream_width=32):
+    return AcceleratorConfig.from_artifact(artifact, lanes=8, mode=mode, max_timesteps=6, stream_width=stream_width)
 
 
 def _identify_ops(config, *, overrides=None):
@@ -72,9 +72,11 @@ def _driver(board, max_transfer_bytes=(1 << 23) - 1, clock=None):
                           timeout_s=1.0, watchdog_cycles=WATCHDOG, **kw)
 
 
-@pytest.mark.parametrize("mode", ["full", "split"])
-def test_prepare_loads_weights_then_runs_double_buffered(small_artifact, rng, mode):
-    config = _config(small_artifact, mode)
+@pytest.mark.parametrize("mode,stream_width", [("full", 32), ("split", 32), ("full", 128), ("split", 64)])
+def test_prepare_loads_weights_then_runs_double_buffered(small_artifact, rng, mode, stream_width):
+    """The traffic at any stream width: packets of whole beats (the packers), the weight image as
+    built (the DMA ends it in a partial beat on a wide stream; the core reads up to its checksum)."""
+    config = _config(small_artifact, mode, stream_width)
     xs = [rng.integers(-128, 128, size=(t, small_artifact.input_size)) for t in (6, 1, 4)]
     expected = [run_integer(small_artifact, x[None]) for x in xs]
     inputs = [x if mode == "full" else input_products(small_artifact.layers[0], x[None])[0] for x in xs]
