@@ -8,12 +8,20 @@ from lstmfpga.hw.plan_cli import register_plan
 
 
 def add_core_arguments(parser) -> None:
-    """The arguments that fix a core: the model whose shape it takes, lanes, mode, largest T."""
+    """The arguments that fix a core: the model whose shape it takes, lanes, packing, mode, largest T."""
     parser.add_argument("--model", required=True, help="integer artifact (.npz) or Brevitas QONNX file")
     parser.add_argument("--lanes", type=int, required=True, help="MAC lanes P (a multiple of 4)")
+    add_packing_argument(parser)
     parser.add_argument("--mode", choices=MODES, default="full",
                         help="full: W_x·x on chip; split: the host streams layer-0 pre-activations")
     parser.add_argument("--max-timesteps", type=int, default=24, help="largest T the core accepts (1-24)")
+
+
+def add_packing_argument(parser) -> None:
+    """``--macs-per-dsp``: gate rows sharing one DSP48E2 (default 1, no packing)."""
+    parser.add_argument("--macs-per-dsp", type=int, default=1,
+                        help="gate rows packed into one DSP48E2 multiplier (default 1; at most what the "
+                             "weight and activation widths allow, e.g. 2 for 4-bit x 8-bit)")
 
 
 def core_config(args):
@@ -23,7 +31,8 @@ def core_config(args):
 
     artifact = load_model(args.model)
     return artifact, AcceleratorConfig.from_artifact(artifact, lanes=args.lanes, mode=args.mode,
-                                                     max_timesteps=args.max_timesteps)
+                                                     max_timesteps=args.max_timesteps,
+                                                     macs_per_dsp=args.macs_per_dsp)
 
 
 def register(subparsers) -> None:
@@ -66,7 +75,7 @@ def _hdl(args) -> int:
     est = estimate(config, config.max_timesteps)
     print(f"wrote {manifest.parent / (TOP_NAME + '.v')} and {manifest}")
     print(f"shape I={config.input_size} H={config.hidden_size} L={config.num_layers} P={config.lanes} "
-          f"mode={config.mode} weight_bits={config.weight_bits} classes={config.num_classes}")
+          f"macs_per_dsp={config.macs_per_dsp} mode={config.mode} weight_bits={config.weight_bits} classes={config.num_classes}")
     print(f"cycle model T={est.timesteps}: {est.compute_cycles} compute cycles "
           f"({est.cycles_per_step:.1f}/step), MAC utilisation {est.utilization:.1%}")
     return 0

@@ -36,7 +36,7 @@ deliver the ``2048 × 4``-bit row each cycle.
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, ResetInserter, Signal, signed, unsigned
+from amaranth import C, Cat, Module, Mux, ResetInserter, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -156,11 +156,14 @@ class PackedMac(wiring.Component):
         beat = i.payload
 
         # run boundaries at the input
-        if self.splits:
+        counted = self.splits and self.run > 1
+        if counted:
             pos = Signal(range(self.run), name="run_pos")
             here = Signal.like(pos, name="run_here")
             m.d.comb += here.eq(Mux(beat.first, 0, pos))
             run_start, run_end = here == 0, beat.last | (here == self.run - 1)
+        elif self.splits:
+            run_start = run_end = C(1)   # runs of one product: no counter (a zero-width one trips Verilator)
         else:
             run_start, run_end = beat.first, beat.last
 
@@ -185,7 +188,7 @@ class PackedMac(wiring.Component):
         with m.If(take):
             m.d.sync += [a.eq(operand), b.eq(beat.activation), start1.eq(run_start), end1.eq(run_end),
                          first1.eq(beat.first), last1.eq(beat.last)]
-            if self.splits:
+            if counted:
                 m.d.sync += pos.eq(Mux(run_end, 0, here + 1))
         with m.If(advance & v1):
             m.d.sync += [mreg.eq(a * b), start2.eq(start1), end2.eq(end1), first2.eq(first1), last2.eq(last1)]

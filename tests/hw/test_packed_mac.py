@@ -451,7 +451,8 @@ def _row_sums(dut: PackedMac, word: int) -> list[int]:
     return [f - (1 << bits) if f >> (bits - 1) else f for f in fields]
 
 
-VERILATOR_CASES = [(8, 8, 2, DSP48E2), (2, 8, 3, DSP48E2)]
+# (2, 4, 5): runs of one product, no run counter
+VERILATOR_CASES = [(8, 8, 2, DSP48E2), (2, 8, 3, DSP48E2), (2, 4, 5, DSP48E2)]
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ import pytest
 
 from lstmfpga.foundation.hw import stream_format
 from lstmfpga.foundation.hw.config import AcceleratorConfig
+from lstmfpga.foundation.hw.packed_mac_model import max_macs_per_dsp
 from lstmfpga.foundation.hw.register_map import Ctrl, Reg
 from lstmfpga.foundation.hw.weight_image import build_weight_image, image_lanes
 from lstmfpga.hw import cycle_model
@@ -32,18 +33,22 @@ CASE_SEQUENCES = 12
 
 
 def draw_case(seed: int, mode: str) -> dict:
-    """A random core shape: odd sizes, 1-3 layers, any weight width, with or without a classifier."""
+    """A random core shape: odd sizes, 1-3 layers, any weight width, with or without a classifier,
+    packed (up to the most MACs per DSP the widths allow) or not."""
     rng = np.random.default_rng(seed)
-    return {"input_size": int(rng.integers(3, 41)), "hidden_size": int(rng.integers(3, 25)),
+    case = {"input_size": int(rng.integers(3, 41)), "hidden_size": int(rng.integers(3, 25)),
             "num_layers": int(rng.integers(1, 4)), "num_classes": int(rng.integers(0, 4)),
             "weight_bits": int(rng.choice([2, 4, 8])), "act_bits": int(rng.choice([6, 8])),
             "lanes": 4 * int(rng.integers(1, 7)), "mode": mode}
+    most = max_macs_per_dsp(weight_bits=case["weight_bits"], act_bits=case["act_bits"])
+    return {**case, "macs_per_dsp": int(rng.integers(1, most + 1))}
 
 
 def _setup(case: dict, seed: int):
-    shape = {k: v for k, v in case.items() if k not in ("lanes", "mode")}
+    shape = {k: v for k, v in case.items() if k not in ("lanes", "mode", "macs_per_dsp")}
     artifact = random_artifact(**shape, seed=seed)
-    config = AcceleratorConfig.from_artifact(artifact, lanes=case["lanes"], mode=case["mode"])
+    config = AcceleratorConfig.from_artifact(artifact, lanes=case["lanes"], mode=case["mode"],
+                                             macs_per_dsp=case["macs_per_dsp"])
     return artifact, config
 
 

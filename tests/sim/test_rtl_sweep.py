@@ -1,7 +1,9 @@
 """The configuration space under Verilator, not a few points of it: a seeded generator draws the
-shape (I, H, L), the lane count P (dividing 4H or not, up to past 4H), the mode, the bit widths and
-the sequence lengths; each drawn core runs a few sequences on the compiled harness, bit-exact
-against the integer golden and with CYCLES equal to the cycle model.
+shape (I, H, L), the lane count P (dividing 4H or not, up to past 4H), the mode, the bit widths, the stream width,
+the MACs per DSP (packed or not) and the sequence lengths; each drawn core runs a few sequences on
+the compiled harness, bit-exact against the integer golden and with CYCLES equal to the cycle
+model.  Fixed packed cores add the corners: every weight and input at the most negative code, and
+rows longer than the packing's run.
 
 ``LSTMFPGA_SWEEP_SEED`` (read when the test runs) replays or widens the draw; the default seed is
 fixed so that CI runs the same cores every time.
@@ -15,9 +17,10 @@ import random
 import numpy as np
 import pytest
 
-from lstmfpga.foundation.hw.config import AcceleratorConfig
+from lstmfpga.foundation.hw.config import STREAM_WIDTHS, AcceleratorConfig
+from lstmfpga.foundation.hw.packed_mac_model import max_macs_per_dsp, plan_packing
 from lstmfpga.hw import cycle_model
-from lstmfpga.sim.golden.random_artifact import random_artifact
+from lstmfpga.sim.golden.random_artifact import most_negative_weights, random_artifact
 from lstmfpga.sim.rtl_check import Sequence, random_codes, run_sequences
 
 pytestmark = [pytest.mark.rtl, pytest.mark.slow]
@@ -42,19 +45,32 @@ class Draw:
     num_classes: int
     max_timesteps: int
     seed: int
+    macs_per_dsp: int = 1
+    #: every LSTM weight and every input at the most negative code
+    most_negative: bool = False
+    stream_width: int = 32
 
     @property
     def name(self) -> str:
         return (f"I{self.input_size}_H{self.hidden_size}_L{self.num_layers}_P{self.lanes}_{self.mode}"
-                f"_w{self.weight_bits}a{self.act_bits}_C{self.num_classes}_T{self.max_timesteps}")
+                f"_w{self.weight_bits}a{self.act_bits}_C{self.num_classes}_T{self.max_timesteps}"
+                + (f"_s{self.stream_width}" if self.stream_width != 32 else "")
+                + (f"_k{self.macs_per_dsp}" if self.macs_per_dsp > 1 else "")
+                + ("_neg" if self.most_negative else ""))
 
 
 FIXED = [
     # 4H = 28 rows at P = 12: three row groups, the last one partial, three layers, short rows
     Draw(23, 7, 3, 12, "full", 2, 4, 2, 24, 1),
-    Draw(23, 7, 3, 12, "split", 2, 4, 2, 24, 2),
+    Draw(23, 7, 3, 12, "split", 2, 4, 2, 24, 2, stream_width=128),
     # one real unit and two padding units in the only group
-    Draw(5, 1, 2, 12, "full", 8, 8, 0, 5, 3),
+    Draw(5, 1, 2, 12, "full", 8, 8, 0, 5, 3, stream_width=64),
+    # packed: five rows per DSP with runs of one product (12 lanes: the last unit holds 2 rows)
+    Draw(11, 3, 2, 12, "full", 2, 4, 2, 3, 4, macs_per_dsp=5, most_negative=True),
+    Draw(11, 3, 2, 4, "split", 8, 8, 0, 3, 5, macs_per_dsp=2, most_negative=True),
+    Draw(70, 6, 2, 8, "full", 3, 4, 2, 4, 6, macs_per_dsp=3, most_negative=True),
+    # the study's widths with a row past the run of 2047 products (per-row fabric accumulators)
+    Draw(2045, 4, 1, 16, "full", 4, 8, 1, 2, 7, macs_per_dsp=2),
 ]
 
 
@@ -68,8 +84,11 @@ def draw_configurations(seed: int, count: int) -> list[Draw]:
 
     Sizes are log-uniform (a core's build cost grows with P, so most draws stay small while every
     size class up to H = 40, I = 100 appears); P is uniform over the multiples of 4 up to 4H + 8.
+    Half the cores are packed, ``macs_per_dsp`` uniform in 2 .. the most the widths allow; the
+    packing has its own generator, so the other fields are those drawn before packing existed.
     """
-    rng = random.Random(seed)
+    rng, packing = random.Random(seed), random.Random(seed + 1)
+    widths = random.Random(seed + 2)   # the stream width's own generator: the other fields stay
     draws = []
     for index in range(count):
         H = _log_uniform(rng, 1, 40)
@@ -78,6 +97,10 @@ def draw_configurations(seed: int, count: int) -> list[Draw]:
                           weight_bits=rng.randint(2, 8), act_bits=rng.randint(4, 8),
                           num_classes=rng.randint(0, 3), max_timesteps=rng.randint(1, 24),
                           seed=seed + index))
+        draws[-1] = dataclasses.replace(draws[-1], stream_width=widths.choice(STREAM_WIDTHS))
+        if packing.random() < 0.5:
+            most = max_macs_per_dsp(weight_bits=draws[-1].weight_bits, act_bits=draws[-1].act_bits)
+            draws[-1] = dataclasses.replace(draws[-1], macs_per_dsp=packing.randint(2, most))
     return draws
 
 
@@ -94,17 +117,28 @@ def test_draws_cover_the_space():
     assert any(d.lanes > 4 * d.hidden_size for d in draws)          # one group, padding units
     assert any(d.lanes < 4 * d.hidden_size and 4 * d.hidden_size % d.lanes == 0 for d in draws)
     assert len({d.weight_bits for d in draws}) >= 5
+    assert {(d.stream_width, d.mode) for d in draws} == {(w, m) for w in STREAM_WIDTHS for m in ("full", "split")}
+    packed = [d for d in draws if d.macs_per_dsp > 1]
+    assert len(packed) >= len(draws) // 3
+    assert {2, 3} <= {d.macs_per_dsp for d in packed}
+    assert any(d.lanes % d.macs_per_dsp for d in packed)             # a unit with empty fields
+    assert any(d.input_size + d.hidden_size > plan_packing(weight_bits=d.weight_bits, act_bits=d.act_bits,
+                                                           macs_per_dsp=d.macs_per_dsp).run for d in packed)
 
 
 def _check(draw: Draw, cache, tmp_path):
     art = random_artifact(input_size=draw.input_size, hidden_size=draw.hidden_size,
                           num_layers=draw.num_layers, num_classes=draw.num_classes,
                           weight_bits=draw.weight_bits, act_bits=draw.act_bits, seed=draw.seed)
-    config = AcceleratorConfig.from_artifact(art, lanes=draw.lanes, mode=draw.mode,
-                                             max_timesteps=draw.max_timesteps)
+    if draw.most_negative:
+        art = most_negative_weights(art)
+    config = AcceleratorConfig.from_artifact(art, lanes=draw.lanes, mode=draw.mode, macs_per_dsp=draw.macs_per_dsp,
+                                             max_timesteps=draw.max_timesteps, stream_width=draw.stream_width)
     rng = np.random.default_rng(draw.seed)
     steps = [draw.max_timesteps, 1, int(rng.integers(1, draw.max_timesteps + 1))][:SEQUENCES]
     sequences = [Sequence(0, random_codes(art, rng, T)) for T in steps]
+    if draw.most_negative:
+        sequences = [Sequence(0, np.full_like(s.x_codes, art.io_quant.lo)) for s in sequences]
     results = run_sequences(config, [art], sequences, cache_dir=cache, work_dir=tmp_path,
                             simulator="harness", input_pause=0.3, output_pause=0.3, seed=draw.seed)
     for run in results["runs"]:
