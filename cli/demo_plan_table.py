@@ -56,7 +56,7 @@ def plan_tables(plan) -> str:
         ("model", f"I={c.input_size} H={c.hidden_size} L={c.num_layers}, {c.weight_bits}-bit weights"),
         ("clock", f"{plan.clock_mhz:g} MHz{assumed}"),
         ("mode", c.mode + (" (the host computes layer 0's W_x·x)" if c.mode == "split" else " (W_x·x and W_h·h on chip)")),
-        ("MAC lanes P", f"{c.lanes} ({c.groups} row groups per step and layer)"),
+        ("MAC lanes P", f"{c.lanes} ({c.groups} row groups per step and layer), {c.macs_per_dsp} per DSP"),
         ("cycles", f"{cycles.compute_cycles:,} compute, {cycles.run_cycles:,} with streams, T={plan.timesteps}; "
                    f"MAC utilisation {cycles.utilization:.1%}"),
         ("time", f"{plan.us_per_step:.2f} µs per step (compute), {plan.us_per_sequence:.1f} µs per sequence "

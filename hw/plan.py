@@ -1,7 +1,8 @@
 """Board planning: the lane count and partition mode that fit a board, and what they buy.
 
-:func:`make_plan` searches every MAC lane count P (fastest first by the cycle model) in ``full``
-mode, then ``split`` mode, and keeps the fastest configuration (the fewest lanes among those within
+:func:`make_plan` packs as many gate rows into each DSP as the weight and activation widths allow
+(``macs_per_dsp``, :func:`packed_macs_per_dsp`), searches every MAC lane count P (fastest first by
+the cycle model) in ``full`` mode, then ``split`` mode, and keeps the fastest configuration (the fewest lanes among those within
 1 % of it) whose estimated resources
 (:mod:`lstmfpga.hw.resources`) fit the board's budget after the shell reserve and utilisation
 limits, and times it with the cycle model (:mod:`lstmfpga.hw.cycle_model`).  When nothing fits it
@@ -59,6 +60,19 @@ def shape_config(*, input_size: int, hidden_size: int, num_layers: int, weight_b
                              weight_bits=weight_bits, num_classes=num_classes, lanes=4, mode=mode)
 
 
+def packed_macs_per_dsp(config, board: Board) -> int:
+    """Most gate rows one DSP of ``board`` holds at ``config``'s weight and activation widths.
+
+    The packed units are laid out for a DSP48E2 (:class:`~lstmfpga.hw.rtl.packed_mac.PackedMac`),
+    so the count is also capped at what a DSP48E2 holds; the Yosys fit then measures what the
+    board's own DSPs make of it.
+    """
+    from lstmfpga.foundation.hw.packed_mac_model import DSP48E2, DSP_OF_FAMILY, max_macs_per_dsp
+
+    return min(max_macs_per_dsp(weight_bits=config.weight_bits, act_bits=config.io_bits, dsp=dsp)
+               for dsp in (DSP_OF_FAMILY[board.family], DSP48E2))
+
+
 def candidate_lanes(config, timesteps: int) -> list[int]:
     """Every lane count (multiple of 4, at most 4H — one row per gate of every hidden unit — and
     :data:`MAX_LANES`), fastest first by the cycle model, ties to the fewer lanes."""
@@ -97,7 +111,7 @@ class Plan:
     Attributes
     ----------
     config : AcceleratorConfig
-        The chosen shape, lanes and mode (what ``lstmfpga hdl`` builds).
+        The chosen shape, lanes, packing and mode (what ``lstmfpga hdl`` builds).
     board : Board
     clock_mhz : float
     timesteps : int
@@ -145,17 +159,18 @@ class Plan:
         """Multiply-accumulates the plan does per compute cycle (T·Σ 4H·K over layers ÷ cycles)."""
         return self.cycles.ideal_cycles * self.config.lanes / self.cycles.compute_cycles
 
-    def dsp_bound_fraction(self, macs_per_dsp: int = 1) -> float:
+    def dsp_bound_fraction(self, macs_per_dsp: int | None = None) -> float:
         """:attr:`macs_per_cycle` ÷ the board's DSP-bound limit (every DSP doing ``macs_per_dsp``
-        MACs a cycle)."""
-        return self.macs_per_cycle / (self.board.dsp * macs_per_dsp)
+        MACs a cycle; default the plan's own packing)."""
+        k = self.config.macs_per_dsp if macs_per_dsp is None else macs_per_dsp
+        return self.macs_per_cycle / (self.board.dsp * k)
 
     def packed_macs_per_dsp(self) -> tuple[int, str]:
-        """Most gate rows one of the board's DSPs can hold at these widths (packed), and its name."""
-        from lstmfpga.foundation.hw.packed_mac_model import DSP_OF_FAMILY, max_macs_per_dsp
+        """Most gate rows one of the board's DSPs holds at these widths (:func:`packed_macs_per_dsp`),
+        and the DSP's name."""
+        from lstmfpga.foundation.hw.packed_mac_model import DSP_OF_FAMILY
 
-        dsp = DSP_OF_FAMILY[self.board.family]
-        return max_macs_per_dsp(weight_bits=self.config.weight_bits, act_bits=self.config.io_bits, dsp=dsp), dsp.name
+        return packed_macs_per_dsp(self.config, self.board), DSP_OF_FAMILY[self.board.family].name
 
     def report(self) -> str:
         c, b = self.config, self.board
@@ -164,7 +179,8 @@ class Plan:
             + (" (assumed default clock)" if self.clock_mhz == b.clock_mhz else ""),
             f"model I={c.input_size} H={c.hidden_size} L={c.num_layers} weight_bits={c.weight_bits} "
             f"classes={c.num_classes}",
-            f"plan: {c.mode} mode, P={c.lanes} MAC lanes ({c.groups} row groups per step and layer)",
+            f"plan: {c.mode} mode, P={c.lanes} MAC lanes, macs_per_dsp k={c.macs_per_dsp} "
+            f"({-(-c.lanes // c.macs_per_dsp)} multipliers; {c.groups} row groups per step and layer)",
             f"cycle model T={self.timesteps}: {self.cycles.compute_cycles} compute cycles "
             f"({self.cycles.cycles_per_step:.1f} per step), MAC-lane utilisation "
             f"{self.cycles.utilization:.1%}",
@@ -172,10 +188,13 @@ class Plan:
             f"sequence of T={self.timesteps} (input and output streams included)",
         ]
         packed, dsp_name = self.packed_macs_per_dsp()
+        k = c.macs_per_dsp
         lines.append(
-            f"DSP-bound limit: {self.macs_per_cycle:,.0f} MACs per cycle = {self.dsp_bound_fraction():.1%} of "
-            f"{b.dsp:,} DSPs × 1 MAC (this engine), {self.dsp_bound_fraction(packed):.1%} of {b.dsp:,} × {packed} "
-            f"(rows packed per {dsp_name} at {c.weight_bits}-bit weights × {c.io_bits}-bit activations)")
+            f"DSP-bound limit: {self.macs_per_cycle:,.0f} MACs per cycle = {self.dsp_bound_fraction(1):.1%} of "
+            f"{b.dsp:,} DSPs × 1 MAC, {self.dsp_bound_fraction(k):.1%} of {b.dsp:,} × {k} (this core)"
+            + ("" if packed == k else f", {self.dsp_bound_fraction(packed):.1%} of {b.dsp:,} × {packed}")
+            + f" (at most {packed} rows packed per {dsp_name} at {c.weight_bits}-bit weights × "
+            f"{c.io_bits}-bit activations)")
         if self.clock_mhz == b.clock_mhz:
             lines.append(f"clock: {self.clock_mhz:g} MHz is the board's assumed fabric clock, not a timing "
                          f"result; `lstmfpga timing` places and routes a generated core (nextpnr-ecp5) for Fmax")
@@ -278,14 +297,15 @@ def _why(check: Check) -> str:
 
 
 def make_plan(template, board: Board, *, clock_mhz: float | None = None, mode: str = "auto",
-              timesteps: int = 16, sample_lanes: Sequence[int] = DEFAULT_SAMPLE_LANES,
+              timesteps: int = 16, macs_per_dsp: int | str = "auto",
+              sample_lanes: Sequence[int] = DEFAULT_SAMPLE_LANES,
               cache_dir=None, progress: bool = False, compare: bool = True) -> Plan:
     """The fastest configuration of ``template``'s shape that fits ``board``.
 
     Parameters
     ----------
     template : AcceleratorConfig
-        The model's shape and widths (its ``lanes`` and ``mode`` are ignored).
+        The model's shape and widths (its ``lanes``, ``mode`` and ``macs_per_dsp`` are ignored).
     board : Board
     clock_mhz :
         Fabric clock; default the board's assumed clock.
@@ -293,6 +313,9 @@ def make_plan(template, board: Board, *, clock_mhz: float | None = None, mode: s
         ``"full"``, ``"split"`` or ``"auto"`` (full when it fits, else split).
     timesteps :
         T for the timings (1 to ``template.max_timesteps``).
+    macs_per_dsp :
+        Gate rows per DSP; ``"auto"`` (default): the most the widths allow on the board's DSPs
+        (:func:`packed_macs_per_dsp`), so that a DSP-bound board gets that many times the lanes.
     sample_lanes :
         Lane counts of the Yosys proxy runs.
     cache_dir :
@@ -316,6 +339,9 @@ def make_plan(template, board: Board, *, clock_mhz: float | None = None, mode: s
     if not is_finite_number(clock) or not 0 < clock <= 1000:
         raise ConfigError(f"clock_mhz must be in (0, 1000], not {clock_mhz!r}")
     check_integer("timesteps", timesteps, low=1, high=template.max_timesteps)
+    if macs_per_dsp == "auto":
+        macs_per_dsp = packed_macs_per_dsp(template, board)
+    template = dataclasses.replace(template, macs_per_dsp=macs_per_dsp)   # validated by the config
 
     modes = MODES if mode == "auto" else (mode,)
     found: dict[str, Check] = {}

@@ -29,6 +29,9 @@ def register_plan(subparsers) -> None:
     p.add_argument("--mode", choices=(*MODES, "auto"), default="auto",
                    help="auto: full when it fits, else split (default)")
     p.add_argument("--timesteps", type=int, default=16, help="T of the per-sequence estimate (default 16)")
+    p.add_argument("--macs-per-dsp", default="auto", metavar="K|auto",
+                   help="gate rows packed into one DSP (default auto: the most the weight and activation "
+                        "widths allow on the board's DSPs)")
     p.add_argument("--sample-lanes", default="8,16", metavar="P1,P2[,...]",
                    help="lane counts of the Yosys proxy runs (default 8,16)")
     p.add_argument("--cache-dir", default=None, help="Yosys result cache (default: user cache folder)")
@@ -44,6 +47,17 @@ def _sample_lanes(text: str) -> tuple[int, ...]:
         return tuple(int(part) for part in text.split(","))
     except ValueError:
         raise ConfigError(f"--sample-lanes must be comma-separated integers, not {text!r}") from None
+
+
+def _macs_per_dsp(text: str) -> int | str:
+    from lstmfpga.foundation.errors import ConfigError
+
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"--macs-per-dsp must be an integer or auto, not {text!r}") from None
 
 
 def _plan(args) -> int:
@@ -66,7 +80,8 @@ def _plan(args) -> int:
     else:
         template = shape_config(**parse_shape(args.shape))
     plan = make_plan(template, get_board(args.board), clock_mhz=args.clock_mhz, mode=args.mode,
-                     timesteps=args.timesteps, sample_lanes=_sample_lanes(args.sample_lanes),
+                     timesteps=args.timesteps, macs_per_dsp=_macs_per_dsp(args.macs_per_dsp),
+                     sample_lanes=_sample_lanes(args.sample_lanes),
                      cache_dir=args.cache_dir, progress=True, compare=not args.no_compare)
     print(plan.report())
     return 0

@@ -1,6 +1,6 @@
 """The study's whole model grid on one board: :func:`sweep` plans every units × layers shape.
 
-For each shape it keeps :func:`~lstmfpga.hw.plan.make_plan`'s choice (lanes and mode, sized at the
+For each shape it keeps :func:`~lstmfpga.hw.plan.make_plan`'s choice (lanes, packing and mode, sized at the
 middle sequence length), times one sequence at every sequence length of the study with the cycle
 model, and names what binds: the resource nearest its limit, the engine's row parallelism
 (P = 4H), or — when nothing fits — the resource that rules the shape out.
@@ -77,14 +77,15 @@ def sweep_table(board: Board, rows: list[SweepRow]) -> str:
     """The grid as an aligned text table."""
     timesteps = rows[0].timesteps
     middle = timesteps[len(timesteps) // 2]
-    header = ["H", "L", "mode", "P", *(f"µs/seq T={t}" for t in timesteps), f"seq/s T={middle}", "binding limit"]
+    header = ["H", "L", "mode", "P", "k", *(f"µs/seq T={t}" for t in timesteps), f"seq/s T={middle}",
+              "binding limit"]
     body = []
     for row in rows:
         if row.plan is None:
-            body.append([row.units, row.layers, "—", "—", *("—" for _ in timesteps), "—",
+            body.append([row.units, row.layers, "—", "—", "—", *("—" for _ in timesteps), "—",
                          f"nothing fits: {row.binding}"])
             continue
-        body.append([row.units, row.layers, row.plan.mode, row.plan.lanes,
+        body.append([row.units, row.layers, row.plan.mode, row.plan.lanes, row.plan.config.macs_per_dsp,
                      *(f"{row.us_per_sequence[t]:,.1f}" for t in timesteps),
                      f"{row.sequences_per_s[middle]:,.0f}", row.binding])
     cells = [[str(c) for c in header]] + [[str(c) for c in r] for r in body]

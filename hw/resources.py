@@ -6,10 +6,12 @@ and hours on the megabit weight memories of a real one, so the estimate is made 
 halves:
 
 1. **Logic (LUT, FF, DSP) — measured, then extrapolated linearly in P.**  The generated Verilog of
-   *proxy* configurations (the target's layers, mode, bit widths and classifier, but a small
-   I × H and sample lane counts P ∈ ``sample_lanes``) is synthesized; its distributed-RAM LUTs
-   are taken out, and ``a + b·P`` is fitted per resource (exact through two samples,
-   least squares through more, with the worst residual reported).  What this misses: logic whose
+   *proxy* configurations (the target's layers, mode, bit widths, packing and classifier, but a
+   small I × H and sample lane counts P ∈ ``sample_lanes``) is synthesized; its distributed-RAM
+   LUTs are taken out, and ``a + b·P`` is fitted per resource (exact through two samples,
+   least squares through more, with the worst residual reported).  DSPs are fitted against the
+   lanes' multipliers, ``ceil(P / macs_per_dsp)`` (P without packing), because a packed core
+   holds ``macs_per_dsp`` lanes per multiplier and the last one may be partly empty.  What this misses: logic whose
    width grows with log2(I), log2(H) (counters, address registers) — a few dozen LUT/FF.
 2. **Memory (BRAM36, URAM, LUTRAM) — analytic at the real shape.**  Every memory the elaborated
    design instantiates is listed (:func:`lstmfpga.hw.memory_map.accelerator_memories`) and
@@ -91,9 +93,12 @@ class LogicFit:
     samples: tuple[LogicSample, ...]
     coefficients: dict
     max_residual: dict
+    #: Lanes per multiplier of the fitted cores: the DSP line is in ``ceil(P / macs_per_dsp)``.
+    macs_per_dsp: int = 1
 
     def logic_at(self, lanes: int) -> dict[str, int]:
-        return {name: max(0, round(a + b * lanes)) for name, (a, b) in self.coefficients.items()}
+        return {name: max(0, round(a + b * fit_variable(name, lanes, self.macs_per_dsp)))
+                for name, (a, b) in self.coefficients.items()}
 
     @property
     def memory_check(self) -> tuple[tuple[int, float, float, int, int], ...]:
@@ -102,7 +107,9 @@ class LogicFit:
                      for s in self.samples)
 
     def describe(self) -> str:
-        fit = "; ".join(f"{name.upper()} {a:.0f} + {b:.2f}·P" for name, (a, b) in self.coefficients.items())
+        k = self.macs_per_dsp
+        fit = "; ".join(f"{name.upper()} {a:.0f} + {b:.2f}·{'ceil(P/%d)' % k if name == 'dsp' and k > 1 else 'P'}"
+                        for name, (a, b) in self.coefficients.items())
         if not self.samples:
             return "logic from a given fit (no Yosys samples): " + fit
         lanes = ", ".join(str(s.lanes) for s in self.samples)
@@ -130,15 +137,25 @@ def logic_only(measured: ResourceCount) -> dict[str, int]:
     return {"lut": measured.lut - measured.lutram, "ff": measured.ff, "dsp": measured.dsp}
 
 
-def fit_lines(samples: Sequence[tuple[int, ResourceCount]]) -> tuple[dict, dict]:
-    """Per logic resource, ``(intercept, slope)`` of ``a + b·P`` through measured ``(P, count)``
-    samples, and the worst residual."""
+def fit_variable(name: str, lanes: int, macs_per_dsp: int = 1) -> int:
+    """What a logic resource is linear in: the multipliers ``ceil(P / macs_per_dsp)`` for DSPs,
+    the lanes P for LUTs and FFs."""
+    return -(-lanes // macs_per_dsp) if name == "dsp" else lanes
+
+
+def fit_lines(samples: Sequence[tuple[int, ResourceCount]], *, macs_per_dsp: int = 1) -> tuple[dict, dict]:
+    """Per logic resource, ``(intercept, slope)`` of ``a + b·x`` through measured ``(P, count)``
+    samples (``x`` of :func:`fit_variable`), and the worst residual."""
     lanes = [p for p, _ in samples]
     if len(set(lanes)) < 2:
         raise ConfigError(f"a linear fit needs at least two different lane counts, not {lanes!r}")
     coefficients, residuals = {}, {}
     for name in LOGIC_FIELDS:
-        a, b, r = _linear_fit(lanes, [logic_only(count)[name] for _, count in samples])
+        xs = [fit_variable(name, p, macs_per_dsp) for p in lanes]
+        if len(set(xs)) < 2:
+            raise ConfigError(f"sample lanes {lanes!r} give one multiplier count {xs[0]} at macs_per_dsp "
+                              f"{macs_per_dsp}: no line can be fitted")
+        a, b, r = _linear_fit(xs, [logic_only(count)[name] for _, count in samples])
         coefficients[name], residuals[name] = (a, b), r
     return coefficients, residuals
 
@@ -181,8 +198,8 @@ def fit_logic(config, *, family: str, sample_lanes: Sequence[int] = DEFAULT_SAMP
         bram, lutram = _memory_model(proxy, family)
         samples.append(LogicSample(proxy.lanes, proxy.input_size, proxy.hidden_size, result.resources,
                                    bram, lutram, result.seconds, result.cached))
-    coefficients, residuals = fit_lines([(s.lanes, s.measured) for s in samples])
-    return LogicFit(family, config.mode, tuple(samples), coefficients, residuals)
+    coefficients, residuals = fit_lines([(s.lanes, s.measured) for s in samples], macs_per_dsp=config.macs_per_dsp)
+    return LogicFit(family, config.mode, tuple(samples), coefficients, residuals, config.macs_per_dsp)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -256,6 +273,9 @@ def estimate_resources(config, fit: LogicFit | None, *, family: str | None = Non
     (``fit=None``: memories only, for ``family``)."""
     if fit is not None and fit.mode != config.mode:
         raise ConfigError(f"the logic fit is for {fit.mode} mode, the configuration is {config.mode}")
+    if fit is not None and fit.macs_per_dsp != config.macs_per_dsp:
+        raise ConfigError(f"the logic fit is for macs_per_dsp {fit.macs_per_dsp}, the configuration has "
+                          f"{config.macs_per_dsp}")
     family = fit.family if fit is not None else family
     if family is None:
         raise ConfigError("estimate_resources needs a logic fit or a family")

@@ -15,7 +15,8 @@ from lstmfpga.cli.main import main  # noqa: E402
 from lstmfpga.hw import plan as plan_mod  # noqa: E402
 from lstmfpga.hw.boards import get_board  # noqa: E402
 from lstmfpga.hw.cycle_model import estimate as cycle_estimate  # noqa: E402
-from lstmfpga.hw.plan import MAX_LANES, NoFitError, candidate_lanes, make_plan, parse_shape, shape_config  # noqa: E402
+from lstmfpga.hw.plan import (MAX_LANES, NoFitError, candidate_lanes, make_plan, packed_macs_per_dsp,  # noqa: E402
+                             parse_shape, shape_config)
 from lstmfpga.hw.resources import LogicFit, estimate_resources  # noqa: E402
 
 
@@ -37,11 +38,12 @@ def test_candidate_lanes_cover_every_lane_count_fastest_first(hidden):
     assert cycles == sorted(cycles)
 
 
-def _stand_in_fit(mode, family, *, lut=(5_000, 70.0), ff=(4_000, 120.0), dsp=(27, 1.0)):
-    """A logic fit with the shape Yosys measures on the accelerator (see test_plan_yosys)."""
+def _stand_in_fit(mode, family, *, macs_per_dsp=1, lut=(5_000, 70.0), ff=(4_000, 120.0), dsp=(27, 1.0)):
+    """A logic fit with the shape Yosys measures on the accelerator (see test_plan_yosys); the DSP
+    line is in multipliers, ceil(P / macs_per_dsp)."""
     return LogicFit(family=family, mode=mode, samples=(),
                     coefficients={"lut": lut, "ff": ff, "dsp": dsp},
-                    max_residual={"lut": 0.0, "ff": 0.0, "dsp": 0.0})
+                    max_residual={"lut": 0.0, "ff": 0.0, "dsp": 0.0}, macs_per_dsp=macs_per_dsp)
 
 
 class _Calls(list):
@@ -55,7 +57,7 @@ def stand_in_fits(monkeypatch):
 
     def fake_fit_logic(config, *, family, sample_lanes, cache_dir=None, progress=False):
         calls.append((config.mode, family))
-        return _stand_in_fit(config.mode, family, **slopes)
+        return _stand_in_fit(config.mode, family, macs_per_dsp=config.macs_per_dsp, **slopes)
 
     monkeypatch.setattr(plan_mod, "fit_logic", fake_fit_logic)
     calls.slopes = slopes
@@ -66,7 +68,7 @@ def _brute_force(template, board, mode, fit):
     """Among every multiple of 4 up to 4H that fits: the fewest lanes within 1 % of the fastest."""
     fitting = []
     for lanes in range(4, 4 * template.hidden_size + 4, 4):
-        config = dataclasses.replace(template, mode=mode, lanes=lanes)
+        config = dataclasses.replace(template, mode=mode, lanes=lanes, macs_per_dsp=fit.macs_per_dsp)
         est = estimate_resources(config, fit, bram36_budget=board.bram36 - 2, uram_budget=board.uram)
         totals = est.totals
         ok = (totals["lut"] + 4000 <= 0.85 * board.lut and totals["ff"] + 6000 <= 0.85 * board.ff
@@ -80,19 +82,24 @@ def _brute_force(template, board, mode, fit):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("board_key,shape,mode,slopes", [
-    # awkward small shape, DSP-bound: 27 + 5·P <= 360 allows P <= 66
-    ("ultra96", (40, 22, 2, 6), "full", {"dsp": (27, 5.0)}),
+@pytest.mark.parametrize("board_key,shape,mode,slopes,k", [
+    # awkward small shape, DSP-bound: 27 + 10·ceil(P/2) <= 360 allows P <= 66 (6-bit x 8-bit: 2 per DSP)
+    ("ultra96", (40, 22, 2, 6), "full", {"dsp": (27, 10.0)}, "auto"),
+    # the same without packing: 27 + 10·P <= 360 allows P <= 33
+    ("ultra96", (40, 22, 2, 6), "full", {"dsp": (27, 10.0)}, 1),
     # LUT-bound: 5000 + 1500·P + 4000 <= 0.85·117120 allows P <= 60
-    ("kv260", (300, 26, 1, 4), "split", {"lut": (5_000, 1_500.0)}),
+    ("kv260", (300, 26, 1, 4), "split", {"lut": (5_000, 1_500.0)}, "auto"),
 ])
-def test_choice_matches_brute_force(stand_in_fits, board_key, shape, mode, slopes):
+def test_choice_matches_brute_force(stand_in_fits, board_key, shape, mode, slopes, k):
     stand_in_fits.slopes.update(slopes)
     board = get_board(board_key)
     template = shape_config(input_size=shape[0], hidden_size=shape[1], num_layers=shape[2],
                             weight_bits=shape[3])
-    plan = make_plan(template, board, mode=mode, timesteps=16)
-    cycles, lanes = _brute_force(template, board, mode, _stand_in_fit(mode, board.family, **slopes))
+    plan = make_plan(template, board, mode=mode, timesteps=16, macs_per_dsp=k)
+    expected_k = packed_macs_per_dsp(template, board) if k == "auto" else k
+    assert expected_k == (2 if k == "auto" else 1) == plan.config.macs_per_dsp
+    cycles, lanes = _brute_force(template, board, mode,
+                                 _stand_in_fit(mode, board.family, macs_per_dsp=expected_k, **slopes))
     assert lanes < 4 * template.hidden_size          # the budget, not the shape, limits P
     assert (plan.cycles.compute_cycles, plan.lanes) == (cycles, lanes)
     assert plan.mode == mode and list(stand_in_fits) == [(mode, board.family)]
@@ -135,6 +142,19 @@ def test_bad_arguments(stand_in_fits):
         make_plan(template, board, timesteps=25)
 
 
+def test_packing_is_the_most_the_widths_allow_on_the_board_and_can_be_fixed(stand_in_fits):
+    template = shape_config(input_size=8, hidden_size=8, num_layers=1, weight_bits=4)
+    assert packed_macs_per_dsp(template, get_board("kv260")) == 2                    # DSP48E2, 4x8 bits
+    narrow = dataclasses.replace(template, io_bits=4)
+    assert packed_macs_per_dsp(narrow, get_board("kv260")) == 3
+    assert packed_macs_per_dsp(dataclasses.replace(narrow, weight_bits=2), get_board("pynq-z2")) == 4  # DSP48E1
+    assert make_plan(template, get_board("kv260"), macs_per_dsp=1).config.macs_per_dsp == 1
+    with pytest.raises(ConfigError, match=r"macs_per_dsp must be in \[1, 2\] for 4-bit weights and 8-bit"):
+        make_plan(template, get_board("kv260"), macs_per_dsp=3)
+    with pytest.raises(ConfigError, match="macs_per_dsp must be an integer, not 'two'"):
+        make_plan(template, get_board("kv260"), macs_per_dsp="two")
+
+
 def test_cli_no_fit_exits_2_with_a_message(capsys):
     assert main(["plan", "--shape", "2048,2048,3,4", "--board", "pynq-z2"]) == 2
     err = capsys.readouterr().err
@@ -148,6 +168,8 @@ def test_cli_rejects_bad_shape_and_missing_model(capsys, tmp_path):
     assert "none.npz" in capsys.readouterr().err
     assert main(["plan", "--shape", "64,16,1,4", "--board", "kv260", "--sample-lanes", "8;16"]) == 2
     assert "--sample-lanes must be comma-separated integers, not '8;16'" in capsys.readouterr().err
+    assert main(["plan", "--shape", "64,16,1,4", "--board", "kv260", "--macs-per-dsp", "most"]) == 2
+    assert "--macs-per-dsp must be an integer or auto, not 'most'" in capsys.readouterr().err
 
 
 def test_cli_plans_an_artifact(stand_in_fits, tmp_path, capsys):
@@ -191,10 +213,14 @@ def test_dsp_bound_fraction_counts_every_mac_of_the_model(stand_in_fits):
         macs = T * sum(4 * H * ((0 if mode == "split" else I) if layer == 0 else H) + 4 * H * H
                        for layer in range(L))
         assert plan.macs_per_cycle == pytest.approx(macs / plan.cycles.compute_cycles)
-        assert plan.dsp_bound_fraction() == pytest.approx(macs / plan.cycles.compute_cycles / board.dsp)
+        assert plan.dsp_bound_fraction(1) == pytest.approx(macs / plan.cycles.compute_cycles / board.dsp)
         packed, name = plan.packed_macs_per_dsp()
-        assert plan.dsp_bound_fraction(packed) == pytest.approx(plan.dsp_bound_fraction() / packed)
-        assert f"{plan.dsp_bound_fraction():.1%} of {board.dsp:,} DSPs × 1 MAC (this engine)" in plan.report()
+        assert plan.config.macs_per_dsp == packed >= 2          # the plan packs as far as the widths allow
+        assert plan.dsp_bound_fraction() == plan.dsp_bound_fraction(packed) == \
+            pytest.approx(plan.dsp_bound_fraction(1) / packed)
+        assert (f"{plan.dsp_bound_fraction(1):.1%} of {board.dsp:,} DSPs × 1 MAC, "
+                f"{plan.dsp_bound_fraction():.1%} of {board.dsp:,} × {packed} (this core)") in plan.report()
+        assert f"macs_per_dsp k={packed} ({-(-plan.lanes // packed)} multipliers" in plan.report()
         assert name in plan.report()
 
 
@@ -250,3 +276,22 @@ def test_cli_sweep_seed_prints_the_whole_grid(stand_in_fits, capsys):
     assert "ZCU104 (xczu7ev) at 250 MHz" in out
     assert main(["plan", "--sweep-seed", "--board", "zcu104", "--weight-bits", "9"]) == 2
     assert "--weight-bits must be" in capsys.readouterr().err
+
+
+def test_dsp_line_is_fitted_in_multipliers_and_must_match_the_packing():
+    from lstmfpga.hw.resources import fit_lines
+    from lstmfpga.hw.yosys_synth import ResourceCount
+
+    # lanes not a multiple of k: the last unit is partly empty but still one DSP
+    samples = [(p, ResourceCount(lut=100 + 10 * p, ff=50 + 20 * p, dsp=27 + -(-p // 3))) for p in (8, 16, 20)]
+    coefficients, residuals = fit_lines(samples, macs_per_dsp=3)
+    assert coefficients["dsp"] == pytest.approx((27, 1)) and residuals["dsp"] == pytest.approx(0, abs=1e-9)
+    assert coefficients["lut"] == pytest.approx((100, 10))
+    fit = _stand_in_fit("full", "xcup", macs_per_dsp=3, dsp=coefficients["dsp"])
+    assert fit.logic_at(100)["dsp"] == 27 + 34
+    assert "DSP 27 + 1.00·ceil(P/3)" in fit.describe()
+    with pytest.raises(ConfigError, match=r"sample lanes \[4, 8\] give one multiplier count 1 at macs_per_dsp 8"):
+        fit_lines([(4, samples[0][1]), (8, samples[1][1])], macs_per_dsp=8)
+    config = shape_config(input_size=8, hidden_size=8, num_layers=1, weight_bits=4)
+    with pytest.raises(ConfigError, match="the logic fit is for macs_per_dsp 3, the configuration has 1"):
+        estimate_resources(config, fit)

@@ -1,5 +1,5 @@
 """The planner on the real generated accelerator: Yosys on two small proxies (session-cached),
-then H=512, I=2048, 4-bit plans for ZCU104 and KV260."""
+unpacked and packed two lanes per DSP48E2, then H=512, I=2048, 4-bit plans for ZCU104 and KV260."""
 
 from __future__ import annotations
 
@@ -41,7 +41,15 @@ def full_fit(request, tmp_path_factory, template):
 
 
 @pytest.fixture(scope="session")
-def accel_cache(full_fit, request, tmp_path_factory):
+def packed_fit(request, tmp_path_factory, template):
+    """The same proxies with two lanes per DSP (4-bit weights x 8-bit activations: the most)."""
+    with shared_yosys_cache(request, tmp_path_factory, "accel-yosys-cache") as folder:
+        return fit_logic(dataclasses.replace(template, mode="full", macs_per_dsp=2), family="xcup",
+                         sample_lanes=SAMPLE_LANES, cache_dir=folder)
+
+
+@pytest.fixture(scope="session")
+def accel_cache(full_fit, packed_fit, request, tmp_path_factory):
     with shared_yosys_cache(request, tmp_path_factory, "accel-yosys-cache") as folder:
         return folder
 
@@ -58,6 +66,17 @@ def test_generated_design_logic_fit(full_fit):
     assert all(s.measured.other == () for s in full_fit.samples)
 
 
+def test_packed_design_maps_one_dsp48e2_per_pair_of_lanes(full_fit, packed_fit):
+    """k = 2: Yosys maps each packed unit's multiplier onto one DSP48E2, so the lanes cost half
+    the DSPs of the unpacked core and the rest of the design (tail, classifier) the same."""
+    assert packed_fit.macs_per_dsp == 2 and "+ 1.00·ceil(P/2)" in packed_fit.describe()
+    assert packed_fit.coefficients["dsp"][1] == pytest.approx(1.0)      # per multiplier, ceil(P/2)
+    for unpacked, packed in zip(full_fit.samples, packed_fit.samples):
+        assert unpacked.measured.dsp - packed.measured.dsp == packed.lanes // 2
+    assert packed_fit.coefficients["dsp"][0] == pytest.approx(full_fit.coefficients["dsp"][0])
+    assert all(s.measured.other == () for s in packed_fit.samples)
+
+
 @pytest.mark.parametrize("board_key", ["zcu104", "kv260"])
 def test_h512_model_fits(full_fit, template, accel_cache, board_key):
     board = get_board(board_key)
@@ -70,7 +89,8 @@ def test_h512_model_fits(full_fit, template, accel_cache, board_key):
     on_chip_weights = 4 * H * ((I + H) if plan.mode == "full" else H) * WBITS
     capacity = plan.used["bram36"] * BRAM36_BITS + plan.used["uram"] * URAM_BITS
     assert capacity >= on_chip_weights
-    assert plan.used["dsp"] >= plan.lanes
+    assert plan.config.macs_per_dsp == 2
+    assert plan.used["dsp"] >= math.ceil(plan.lanes / 2)
     # a step streams K columns for each of ceil(4H/P) row groups, one column per cycle
     K = (I + H) if plan.mode == "full" else H
     assert plan.cycles.step_cycles[0] >= math.ceil(4 * H / plan.lanes) * K
