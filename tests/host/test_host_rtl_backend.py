@@ -70,6 +70,24 @@ def test_rtl_equals_golden_on_100_sequences_of_a_trained_model(trained_artifact,
     assert len(np.unique(want.logits, axis=0)) > 50  # the comparison is not between constants
 
 
+@pytest.mark.parametrize("mode,stream_width", [("full", 64), ("split", 128)])
+def test_the_driver_runs_unchanged_on_wide_streams(mode, stream_width, verilator_cache):
+    """The driver (its packers are width-generic) on a 64- and a 128-bit core on the harness:
+    the golden's outputs, and CYCLES equal to the cycle model."""
+    from lstmfpga.hw import cycle_model
+
+    artifact = random_artifact(input_size=37, hidden_size=19, num_layers=2, num_classes=2, seed=6)
+    x = _features(13, 12, steps=5)
+    with _rtl(artifact, verilator_cache, mode, input_pause=0.3, output_pause=0.3, seed=4, max_steps=8,
+              stream_width=stream_width) as rtl:
+        got = run_backend(rtl, x)
+        assert rtl.config.stream_width == stream_width
+        assert rtl.cycles == [cycle_model.estimate(rtl.config, 5).compute_cycles] * 12
+    want = run_backend(GoldenBackend(artifact=artifact, mode=mode), x)
+    np.testing.assert_array_equal(got.h_codes, want.h_codes)
+    np.testing.assert_array_equal(got.logits, want.logits)
+
+
 @pytest.mark.parametrize("mode", ["full", "split"])
 def test_harness_and_cocotb_board_give_the_same_outputs_and_cycles(trained_artifact, verilator_cache, mode,
                                                                    monkeypatch):
@@ -129,13 +147,16 @@ def test_stalled_output_is_a_timeout_not_a_hang(trained_artifact, verilator_cach
     assert time.monotonic() - start < 120
 
 
-def test_pynq_backend_runs_unchanged_on_the_simulated_board(verilator_cache):
+@pytest.mark.parametrize("stream_width", [32, 128])
+def test_pynq_backend_runs_unchanged_on_the_simulated_board(verilator_cache, stream_width):
     """PynqBackend itself (Overlay, DefaultIP binding, pynq.allocate, DMASR polling) over a
     stand-in pynq package whose overlay is the simulation; single-buffered, one-step sequences;
-    a random artifact of the trained one's shape (loading a second model into the same build)."""
+    a random artifact of the trained one's shape (loading a second model into the same build).
+    At 128 bits the weight image ends in a partial beat, as the DMA sends it."""
     artifact = random_artifact(input_size=37, hidden_size=19, num_layers=2, num_classes=2, seed=5)
     x = _features(11, 20, steps=1)
-    with _rtl(artifact, verilator_cache, "full", via="pynq", double_buffer=False, simulator="cocotb") as rtl:
+    with _rtl(artifact, verilator_cache, "full", via="pynq", double_buffer=False, simulator="cocotb",
+              stream_width=stream_width) as rtl:
         got = run_backend(rtl, x)
         assert len(rtl.cycles) == 20
     want = run_backend(GoldenBackend(artifact=artifact), x)
