@@ -21,8 +21,11 @@ macs_per_dsp=k, max_length=K_max)`` with ``K_max`` the longest row (``I + H`` co
 - ``flush`` (soft reset) wraps the units in ``ResetInserter({"sync": flush})``: the stage valids
   and the run counter clear, so no late result reaches the shadow bank;
 - the group tags travel :attr:`PackedMac.LATENCY` stages instead of ``MacLanes.LATENCY``, and
-  ``latency.ENGINE`` counts ``PACKED_MAC`` where it counts ``MAC_LANES``: ``PACKED_MAC −
-  MAC_LANES`` more cycles per group round trip.
+  :func:`latency.engine(k) <lstmfpga.hw.latency.engine>` counts ``PACKED_MAC`` where it counts
+  ``MAC_LANES``: ``PACKED_MAC − MAC_LANES`` more cycles per group round trip.
+
+:class:`PackedMacLanes` is that arrangement, with :class:`MacLanes`' ports; the engine builds it
+when ``config.macs_per_dsp > 1``.
 
 What the cycle model gains: a unit still takes one column per cycle whatever the run length
 (a flush into the row accumulators happens in the same cycle as the next run starts), so cycles
