@@ -206,6 +206,9 @@ class Plan:
         lines.append("")
         lines.append("how the numbers were obtained:")
         lines.extend(f"  - {line}" for line in self.check.estimate.describe())
+        note = _split_rows_note(c, self.check.estimate.fit)
+        if note:
+            lines.append(f"  - {note}")
         lines.append("  - shell reserve (AXI DMA + interconnect, assumed): "
                      + ", ".join(f"{RESOURCE_NAMES[k]} {v}" for k, v in SHELL_RESERVE.items() if v))
         lines.append("  - limits: " + ", ".join(f"{RESOURCE_NAMES[k]} {v:.0%}" for k, v in UTILIZATION_LIMIT.items())
@@ -213,6 +216,24 @@ class Plan:
         if self.alternative:
             lines.append(f"  - for comparison: {self.alternative}")
         return "\n".join(lines)
+
+
+def _split_rows_note(config, fit: LogicFit | None) -> str | None:
+    """What the proxies miss when the real rows outrun the packing and theirs do not: the packed
+    units' per-row accumulators in fabric."""
+    from lstmfpga.foundation.hw.packed_mac_model import plan_packing
+
+    if fit is None or config.macs_per_dsp == 1 or not fit.samples:
+        return None
+    run = plan_packing(weight_bits=config.weight_bits, act_bits=config.io_bits, macs_per_dsp=config.macs_per_dsp).run
+    longest = max(config.on_chip_input_columns(layer) for layer in range(config.num_layers))
+    proxy = fit.samples[0]
+    proxy_longest = proxy.input_size + proxy.hidden_size
+    if longest <= run or proxy_longest > run:
+        return None
+    return (f"rows of {longest} columns outrun the packing's {run}-product DSP run, the proxies' "
+            f"{proxy_longest} do not: the per-row accumulators in fabric (a sum-wide adder and register "
+            f"per lane) are not in the LUT/FF lines above")
 
 
 def resource_table(check: Check, board: Board) -> str:

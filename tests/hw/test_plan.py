@@ -295,3 +295,19 @@ def test_dsp_line_is_fitted_in_multipliers_and_must_match_the_packing():
     config = shape_config(input_size=8, hidden_size=8, num_layers=1, weight_bits=4)
     with pytest.raises(ConfigError, match="the logic fit is for macs_per_dsp 3, the configuration has 1"):
         estimate_resources(config, fit)
+
+
+def test_report_says_when_packed_rows_outrun_the_proxies(stand_in_fits):
+    from lstmfpga.hw.resources import LogicSample
+    from lstmfpga.hw.yosys_synth import ResourceCount
+
+    plan = make_plan(shape_config(input_size=2048, hidden_size=64, num_layers=1, weight_bits=4), get_board("zcu104"),
+                     compare=False)
+    assert plan.config.macs_per_dsp == 2 and "outrun" not in plan.report()     # a stand-in fit has no proxies
+    sample = LogicSample(8, 32, 16, ResourceCount(), 0.0, 0, 0.0, True)
+    with_proxies = dataclasses.replace(plan.check.estimate.fit, samples=(sample,))
+    check = dataclasses.replace(plan.check, estimate=dataclasses.replace(plan.check.estimate, fit=with_proxies))
+    report = dataclasses.replace(plan, check=check).report()
+    assert "rows of 2112 columns outrun the packing's 2047-product DSP run, the proxies' 48 do not" in report
+    short = dataclasses.replace(plan, config=dataclasses.replace(plan.config, input_size=1000), check=check)
+    assert "outrun" not in short.report()
