@@ -40,8 +40,9 @@ def _tail_stages() -> dict[str, int]:
 TAIL_STAGES = _tail_stages()
 #: Tail unit: accumulators in to h code out.
 TAIL = TAIL_STAGES["h_out"]
-#: The classifier's weight read (and its output register) after an h code.
-CLASSIFIER = MEMORY_READ + MEMORY_OUTPUT
+#: The classifier after an h code: its weight read (and output register), then the product register
+#: (the multiplier's output is registered before the 32-bit logit accumulation).
+CLASSIFIER = MEMORY_READ + MEMORY_OUTPUT + 1
 
 #: Registers between the blocks (:mod:`~lstmfpga.hw.rtl.mac_engine`, :mod:`~lstmfpga.hw.rtl.column_scheduler`).
 #: The shadow bank takes the lanes' sums one cycle after ``done``.
@@ -80,7 +81,7 @@ OUTPUT_WORD = MEMORY_READ + 2
 RUN_CONTROL = 2
 #: Cycles after the last h code before the run is done (the classifier's last accumulate and the
 #: done flag).
-RUN_TAIL = 4
+RUN_TAIL = CLASSIFIER + 2
 
 #: AXI4 weight reader (:mod:`lstmfpga.hw.rtl.axi_weight_reader`, model in
 #: :mod:`lstmfpga.hw.ddr_model`): ``start`` sampled to the first ``arvalid`` (the request is

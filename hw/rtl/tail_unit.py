@@ -254,16 +254,16 @@ class TailUnit(wiring.Component):
                 with m.If(self.clsb_we & (self.clsb_index == k)):
                     m.d.sync += bias_regs[k].eq(self.clsb_data)
             h_cls = rq_h.result
-            for s in range(latency.CLASSIFIER):
+            for s in range(latency.MEMORY_READ + latency.MEMORY_OUTPUT):
                 h_cls = registered(h_cls, f"h_cls{s + 1}")
             w_cls = registered(cls_r.data, "cls_weights")
             take = valid[out + latency.CLASSIFIER] & cls[out + latency.CLASSIFIER]
             logits = [Signal(32, name=f"logit{k}") for k in range(C)]
             for k in range(C):
-                w = w_cls[k * cw:(k + 1) * cw].as_signed()
+                product = registered(w_cls[k * cw:(k + 1) * cw].as_signed() * h_cls, f"cls_product{k}")
                 with m.If(self.cls_start):
                     m.d.sync += logits[k].eq(bias_regs[k])
                 with m.Elif(take):
-                    m.d.sync += logits[k].eq(logits[k].as_signed() + w * h_cls)
+                    m.d.sync += logits[k].eq(logits[k].as_signed() + product)
             m.d.comb += self.logits.eq(Cat(*logits))
         return m
