@@ -9,6 +9,18 @@ from amaranth.lib.wiring import In, Out
 from lstmfpga.hw import latency
 
 
+def lanes_ports(*, lanes: int, weight_bits: int, column_bits: int, acc_bits: int) -> dict:
+    """The ports of the engine's MAC lanes, one MAC per multiplier or packed
+    (:class:`~lstmfpga.hw.rtl.packed_mac.PackedMacLanes`)."""
+    return {
+        "valid": In(1), "first": In(1), "last": In(1), "flush": In(1),
+        "column": In(signed(column_bits)),
+        "weights": In(unsigned(lanes * weight_bits)),
+        "done": Out(1),
+        "sums": Out(unsigned(lanes * acc_bits)),
+    }
+
+
 class MacLanes(wiring.Component):
     """Row-parallel MAC lanes, pipelined like a DSP slice: operand registers (A/B), product
     register (M), accumulator (P).
@@ -32,13 +44,7 @@ class MacLanes(wiring.Component):
             if not isinstance(value, int) or value < 1:
                 raise TypeError(f"{name} must be a positive integer, not {value!r}")
         self.lanes, self.weight_bits, self.column_bits, self.acc_bits = lanes, weight_bits, column_bits, acc_bits
-        super().__init__({
-            "valid": In(1), "first": In(1), "last": In(1), "flush": In(1),
-            "column": In(signed(column_bits)),
-            "weights": In(unsigned(lanes * weight_bits)),
-            "done": Out(1),
-            "sums": Out(unsigned(lanes * acc_bits)),
-        })
+        super().__init__(lanes_ports(lanes=lanes, weight_bits=weight_bits, column_bits=column_bits, acc_bits=acc_bits))
 
     def elaborate(self, platform):
         m = Module()

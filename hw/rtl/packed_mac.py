@@ -43,9 +43,10 @@ from amaranth import C, Cat, Module, Mux, ResetInserter, Signal, signed, unsigne
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from lstmfpga.foundation.hw.packed_mac_model import DSP48E2, DspShape, plan_packing, signed_bits, sum_range
 from lstmfpga.foundation.validation import check_integer
 from lstmfpga.hw import latency
-from lstmfpga.foundation.hw.packed_mac_model import DSP48E2, DspShape, plan_packing, signed_bits, sum_range
+from lstmfpga.hw.rtl.mac_lanes import lanes_ports
 
 
 def row_name(row: int) -> str:
@@ -269,13 +270,7 @@ class PackedMacLanes(wiring.Component):
         self.sum_bits = signed_bits(*sum_range(weight_bits, act_bits, max_length))   # as each unit's
         check_integer("acc_bits", acc_bits, low=self.sum_bits, what=f"an integer of at least {self.sum_bits}")
         self.acc_bits = acc_bits
-        super().__init__({
-            "valid": In(1), "first": In(1), "last": In(1), "flush": In(1),
-            "column": In(signed(column_bits)),
-            "weights": In(unsigned(lanes * weight_bits)),
-            "done": Out(1),
-            "sums": Out(unsigned(lanes * acc_bits)),
-        })
+        super().__init__(lanes_ports(lanes=lanes, weight_bits=weight_bits, column_bits=column_bits, acc_bits=acc_bits))
 
     def elaborate(self, platform):
         m = Module()
