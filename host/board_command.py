@@ -36,6 +36,10 @@ def add_backend(p, *, default: str) -> None:
     p.add_argument("--mode", choices=MODES, default=None,
                    help="partition: full (W_x.x on chip) or split (host GEMM); default: the bitstream's, else full")
     p.add_argument("--lanes", type=int, default=8, help="MAC lanes P of the simulated core (rtl backend)")
+    p.add_argument("--macs-per-dsp", type=int, default=1,
+                   help="gate rows sharing one DSP48E2 in the simulated core (rtl backend; default 1)")
+    p.add_argument("--stream-width", type=int, default=32, choices=(32, 64, 128),
+                   help="AXI-Stream TDATA bits of the simulated core (rtl backend; default 32)")
     p.add_argument("--max-steps", type=int, default=None,
                    help="longest sequence of the simulated core (rtl); with --listen on the golden backend, "
                         "the longest sequence accepted (default 4096)")
@@ -148,6 +152,7 @@ def build_backend(args, artifact):
         elif args.jobs != 1:
             raise ConfigError("--jobs runs harness processes; the cocotb board runs one simulation")
         return make_backend("rtl", artifact=artifact, mode=args.mode or "full", lanes=args.lanes,
+                            macs_per_dsp=args.macs_per_dsp, stream_width=args.stream_width,
                             double_buffer=double_buffer, simulator=args.simulator, **kw)
     if args.overlay is None:
         raise ConfigError("the pynq backend needs --overlay (the .bit file)")

@@ -70,18 +70,18 @@ def test_rtl_equals_golden_on_100_sequences_of_a_trained_model(trained_artifact,
     assert len(np.unique(want.logits, axis=0)) > 50  # the comparison is not between constants
 
 
-@pytest.mark.parametrize("mode,stream_width", [("full", 64), ("split", 128)])
-def test_the_driver_runs_unchanged_on_wide_streams(mode, stream_width, verilator_cache):
-    """The driver (its packers are width-generic) on a 64- and a 128-bit core on the harness:
-    the golden's outputs, and CYCLES equal to the cycle model."""
+@pytest.mark.parametrize("mode,stream_width,macs_per_dsp", [("full", 64, 2), ("split", 128, 1)])
+def test_the_driver_runs_unchanged_on_wide_streams(mode, stream_width, macs_per_dsp, verilator_cache):
+    """The driver (its packers are width-generic) on a 64-bit packed core and a 128-bit core on the
+    harness: the golden's outputs, and CYCLES equal to the cycle model."""
     from lstmfpga.hw import cycle_model
 
     artifact = random_artifact(input_size=37, hidden_size=19, num_layers=2, num_classes=2, seed=6)
     x = _features(13, 12, steps=5)
     with _rtl(artifact, verilator_cache, mode, input_pause=0.3, output_pause=0.3, seed=4, max_steps=8,
-              stream_width=stream_width) as rtl:
+              stream_width=stream_width, macs_per_dsp=macs_per_dsp) as rtl:
         got = run_backend(rtl, x)
-        assert rtl.config.stream_width == stream_width
+        assert (rtl.config.stream_width, rtl.config.macs_per_dsp) == (stream_width, macs_per_dsp)
         assert rtl.cycles == [cycle_model.estimate(rtl.config, 5).compute_cycles] * 12
     want = run_backend(GoldenBackend(artifact=artifact, mode=mode), x)
     np.testing.assert_array_equal(got.h_codes, want.h_codes)
