@@ -78,6 +78,12 @@ class RunControl(wiring.Component):
                      self.hash.eq(hash_regs), self.cycles.eq(cycles), self.run_cycles.eq(run_cycles),
                      self.steps.eq(T), self.flush.eq(self.soft_reset)]
         m.d.sync += error.eq(error | set_error)
+        # the 256 hash flip-flops take the loader's hash the cycle after a clean finish: their
+        # enable is a register, not the loader's checksum verdict (a long path into a wide fan-out)
+        hash_commit = Signal()
+        m.d.sync += hash_commit.eq(0)
+        with m.If(hash_commit):
+            m.d.sync += hash_regs.eq(self.load_hash)
         with m.If(run_counting):
             m.d.sync += run_cycles.eq(run_cycles + 1)
 
@@ -140,7 +146,7 @@ class RunControl(wiring.Component):
                 with m.Elif(in_fire & self.load_finish):
                     fail(self.load_fault)
                     with m.If(self.load_fault == 0):
-                        m.d.sync += [weights_valid.eq(1), hash_regs.eq(self.load_hash)]
+                        m.d.sync += [weights_valid.eq(1), hash_commit.eq(1)]
                     idle_or_drain()
 
             with m.State("RECV"):

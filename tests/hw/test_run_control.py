@@ -26,6 +26,7 @@ class Model:
         self.max_timesteps = max_timesteps
         self.state, self.error, self.done, self.weights_valid, self.hash = "IDLE", 0, 0, 0, 0
         self.cycles = self.run_cycles = self.counting = self.steps = self.idle = self.cls_pending = 0
+        self.hash_commit = 0
 
     def step(self, i):
         s = self.state
@@ -49,6 +50,10 @@ class Model:
         n = dict(state=s, error=self.error, done=self.done, weights_valid=self.weights_valid, hash=self.hash,
                  cycles=self.cycles, run_cycles=self.run_cycles, counting=self.counting, steps=self.steps,
                  cls_pending=self.cls_pending, idle=0 if (not watch or progress) else self.idle + 1)
+        # the hash registers take the loader's hash the cycle after a clean finish
+        n["hash_commit"] = 0
+        if self.hash_commit:
+            n["hash"] = i["load_hash"]
         if (i["start"] or i["load_weights"]) and s != "IDLE" and not i["soft_reset"]:
             n["error"] |= Error.BUSY
         if self.counting:
@@ -77,7 +82,7 @@ class Model:
             elif fire and i["load_finish"]:
                 fail(i["load_fault"])
                 if i["load_fault"] == 0:
-                    n.update(weights_valid=1, hash=i["load_hash"])
+                    n.update(weights_valid=1, hash_commit=1)
                 n["state"] = "IDLE" if i["last"] else "DRAIN"
         elif s == "RECV":
             if timed_out:
