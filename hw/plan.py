@@ -185,7 +185,7 @@ class Plan:
             f"({self.cycles.cycles_per_step:.1f} per step), MAC-lane utilisation "
             f"{self.cycles.utilization:.1%}",
             f"estimated {self.us_per_step:.2f} µs per timestep, {self.us_per_sequence:.1f} µs per "
-            f"sequence of T={self.timesteps} (input and output streams included)",
+            f"sequence of T={self.timesteps} (input and output streams of {c.stream_width} bits included)",
         ]
         packed, dsp_name = self.packed_macs_per_dsp()
         k = c.macs_per_dsp

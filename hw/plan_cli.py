@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lstmfpga.foundation.hw.config import MODES
+from lstmfpga.foundation.hw.config import MODES, STREAM_WIDTHS
 from lstmfpga.hw.boards import BOARD_KEYS
 
 
@@ -32,6 +32,9 @@ def register_plan(subparsers) -> None:
     p.add_argument("--macs-per-dsp", default="auto", metavar="K|auto",
                    help="gate rows packed into one DSP (default auto: the most the weight and activation "
                         "widths allow on the board's DSPs)")
+    p.add_argument("--stream-width", type=int, choices=STREAM_WIDTHS, default=32,
+                   help="AXI-Stream TDATA bits of the core (default 32; the HP ports of Zynq UltraScale+ "
+                        "take 128, of Zynq-7000 64)")
     p.add_argument("--sample-lanes", default="8,16", metavar="P1,P2[,...]",
                    help="lane counts of the Yosys proxy runs (default 8,16)")
     p.add_argument("--cache-dir", default=None, help="Yosys result cache (default: user cache folder)")
@@ -61,6 +64,7 @@ def _macs_per_dsp(text: str) -> int | str:
 
 
 def _plan(args) -> int:
+    import dataclasses
     from pathlib import Path
 
     from lstmfpga.foundation.errors import ConfigError
@@ -79,6 +83,7 @@ def _plan(args) -> int:
         template = AcceleratorConfig.from_artifact(load_model(args.model), lanes=4)
     else:
         template = shape_config(**parse_shape(args.shape))
+    template = dataclasses.replace(template, stream_width=args.stream_width)
     plan = make_plan(template, get_board(args.board), clock_mhz=args.clock_mhz, mode=args.mode,
                      timesteps=args.timesteps, macs_per_dsp=_macs_per_dsp(args.macs_per_dsp),
                      sample_lanes=_sample_lanes(args.sample_lanes),
@@ -97,6 +102,7 @@ def _sweep_seed(args) -> int:
     board = get_board(args.board)
     rows = sweep(board, units=SEED_SPACE["hidden"], layers=SEED_SPACE["layers"],
                  timesteps=SEED_SPACE["frames"], weight_bits=args.weight_bits, clock_mhz=args.clock_mhz,
+                 stream_width=args.stream_width,
                  cache_dir=args.cache_dir, progress=True)
     print(sweep_table(board, rows))
     return 0

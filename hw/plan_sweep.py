@@ -44,7 +44,7 @@ def binding_limit(plan: Plan) -> str:
 
 def sweep(board: Board, *, units: Sequence[int], layers: Sequence[int], timesteps: Sequence[int],
           input_size: int = 2048, weight_bits: int = 4, clock_mhz: float | None = None,
-          cache_dir=None, progress: bool = False) -> list[SweepRow]:
+          stream_width: int = 32, cache_dir=None, progress: bool = False) -> list[SweepRow]:
     """Plan every ``units`` × ``layers`` shape on ``board``; time each at every ``timesteps``."""
     from lstmfpga.hw.cycle_model import estimate
 
@@ -55,8 +55,9 @@ def sweep(board: Board, *, units: Sequence[int], layers: Sequence[int], timestep
     rows = []
     for h in units:
         for n in layers:
-            template = shape_config(input_size=input_size, hidden_size=int(h), num_layers=int(n),
-                                    weight_bits=weight_bits)
+            template = dataclasses.replace(shape_config(input_size=input_size, hidden_size=int(h),
+                                                        num_layers=int(n), weight_bits=weight_bits),
+                                           stream_width=stream_width)
             if not 1 <= timesteps[0] <= timesteps[-1] <= template.max_timesteps:
                 raise ConfigError(f"sequence lengths must be in [1, {template.max_timesteps}], not {timesteps}")
             if progress:

@@ -311,3 +311,33 @@ def test_report_says_when_packed_rows_outrun_the_proxies(stand_in_fits):
     assert "rows of 2112 columns outrun the packing's 2047-product DSP run, the proxies' 48 do not" in report
     short = dataclasses.replace(plan, config=dataclasses.replace(plan.config, input_size=1000), check=check)
     assert "outrun" not in short.report()
+
+
+def test_cli_plans_at_the_stream_width_given(stand_in_fits, capsys):
+    """``--stream-width``: the plan's sequence time is the cycle model's RUN_CYCLES at that width
+    (fewer input beats than at 32 bits), and the report names the width."""
+    import random
+    import re
+
+    from lstmfpga.foundation.hw.config import STREAM_WIDTHS
+    from lstmfpga.hw.cycle_model import estimate
+
+    rng = random.Random(5)
+    i, h, t = rng.randint(40, 300), rng.randint(8, 40), rng.randint(2, 24)
+    width = rng.choice([w for w in STREAM_WIDTHS if w > 32])
+    times = {}
+    for w in (32, width):
+        assert main(["plan", "--shape", f"{i},{h},1,4", "--board", "kv260", "--mode", "full", "--no-compare",
+                     "--timesteps", str(t), "--stream-width", str(w)]) == 0
+        out = capsys.readouterr().out
+        assert f"input and output streams of {w} bits included" in out
+        times[w] = float(re.search(r"([\d.]+) µs per sequence", out).group(1))
+        lanes = int(re.search(r"P=(\d+) MAC lanes", out).group(1))
+        k = int(re.search(r"macs_per_dsp k=(\d+)", out).group(1))
+        config = dataclasses.replace(shape_config(input_size=i, hidden_size=h, num_layers=1, weight_bits=4),
+                                     lanes=lanes, macs_per_dsp=k, stream_width=w)
+        assert times[w] == pytest.approx(estimate(config, t).run_cycles / 200.0, abs=0.05)
+    assert times[width] < times[32]
+    with pytest.raises(SystemExit) as exited:
+        main(["plan", "--shape", "64,16,1,4", "--board", "kv260", "--stream-width", "48"])
+    assert exited.value.code == 2 and "invalid choice: 48" in capsys.readouterr().err
