@@ -54,8 +54,12 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_shape_arguments(p, act_bits=False)
     p.add_argument("--boards", default="zcu104,kv260")
+    p.add_argument("--stream-width", type=int, choices=(32, 64, 128), default=128,
+                   help="AXI-Stream width of today's core (the v1 rows keep 32 bits)")
     args = p.parse_args(argv)
     I, H, L, T = args.input, args.hidden, args.layers, args.steps
+
+    import dataclasses
 
     from lstmfpga.hw.boards import get_board
     from lstmfpga.hw.plan import make_plan, shape_config
@@ -63,13 +67,19 @@ def main(argv=None) -> int:
     template = shape_config(input_size=I, hidden_size=H, num_layers=L, weight_bits=args.weight_bits)
     rows = []  # (name, µs per sequence, µs per step, note)
     for key in args.boards.split(","):
-        plan = make_plan(template, get_board(key), timesteps=T, compare=False)
+        board = get_board(key)
+        plan = make_plan(dataclasses.replace(template, stream_width=args.stream_width), board, timesteps=T,
+                         compare=False)
         c = plan.config
-        rows.append((f"FPGA {plan.board.name} {c.mode} P={c.lanes} @{plan.clock_mhz:g} MHz (compute)",
+        rows.append((f"FPGA {plan.board.name} {c.mode} P={c.lanes} k={c.macs_per_dsp} @{plan.clock_mhz:g} MHz (compute)",
                      plan.us_per_step * T, plan.us_per_step,
-                     f"cycle model, MAC utilisation {plan.cycles.utilization:.1%}"))
-        rows.append((f"FPGA {plan.board.name} incl. input/output streams", plan.us_per_sequence,
+                     f"cycle model, MAC utilisation {plan.cycles.utilization:.1%}, "
+                     f"{plan.dsp_bound_fraction():.1%} of the DSP-bound limit"))
+        rows.append((f"FPGA {plan.board.name} incl. {c.stream_width}-bit streams", plan.us_per_sequence,
                      plan.us_per_sequence / T, "cycle model, stall-free stream"))
+        v1 = make_plan(template, board, timesteps=T, compare=False, macs_per_dsp=1)
+        rows.append((f"FPGA {v1.board.name} v1: {v1.config.mode} P={v1.config.lanes} k=1, 32-bit streams",
+                     v1.us_per_sequence, v1.us_per_sequence / T, "cycle model, one MAC per DSP (before packing)"))
     cpu = cpu_lstm_us(I, H, L, T)
     rows.append((f"torch.nn.LSTM fp32 CPU ({torch.get_num_threads()} threads)", cpu, cpu / T,
                  f"measured, {platform.processor() or platform.machine()}"))
