@@ -13,9 +13,9 @@ column k of layer l > 0 for h^{l-1}_t[k]; and a group's last column waits until 
 has been drained (``engine + SHADOW_LOAD + P/4`` cycles after the previous group's last column).
 Unit u of a group is visible to the scheduler :func:`~lstmfpga.hw.latency.round_trip` + u cycles
 after the group's last column.  The engine's latency depends on the MAC block:
-:func:`~lstmfpga.hw.latency.engine` of ``config.macs_per_dsp`` (the lanes, or the packed units).  Within a run of columns issued back to back from a start cycle s,
-column i issues at ``i + max(s, max_{j<=i}(r_j - j))`` with r_j the cycle its operand becomes
-visible; as every group's units are visible one per cycle, ``r_j - j`` depends only on the group,
+:func:`~lstmfpga.hw.latency.engine` of ``config.macs_per_dsp`` (the lanes, or the packed units).
+Within a run of columns issued back to back from a start cycle s, column i issues at
+``i + max(s, max_{j<=i}(r_j - j))`` with r_j the cycle its operand becomes visible; as every group's units are visible one per cycle, ``r_j - j`` depends only on the group,
 so the model walks groups, not columns.
 """
 
