@@ -125,8 +125,10 @@ def test_model_refuses_requests():
 def draw_region(rng, *, origin, size, beat):
     """A region inside the image [origin, origin + size), at any byte alignment."""
     base = origin + rng.randrange(0, size // 4)
+    # at least one whole aligned beat inside, so every region can serve a request
+    shortest = -base % beat + beat
     # a third of them end where the image ends (at 2**64 for an image at the top)
-    length = origin + size - base if rng.random() < 0.3 else rng.randrange(beat, origin + size - base)
+    length = origin + size - base if rng.random() < 0.3 else rng.randrange(shortest, origin + size - base)
     return {"base": base, "length": length}
 
 
