@@ -66,7 +66,12 @@ class LstmCore(wiring.Component):
         # -- memories ---------------------------------------------------------------------------
         m.submodules.weight_mem = weight_mem = ram(shape=unsigned(cfg.lanes * cfg.weight_bits),
                                                    depth=cfg.weight_depth)
-        wiring.connect(m, loader.weight_write, weight_mem.write_port())
+        # the loader's writes are registered on their way to the memories and the tail's parameter
+        # registers: a weight load is not timed, and the word strobe (from TREADY) stays off the
+        # enables' paths
+        weight_write = weight_mem.write_port()
+        m.d.sync += [weight_write.addr.eq(loader.weight_write.addr), weight_write.data.eq(loader.weight_write.data),
+                     weight_write.en.eq(loader.weight_write.en)]
         wiring.connect(m, engine.weight_read, weight_mem.read_port())
         if full:
             m.submodules.input_buf = input_buf = ram(
@@ -107,7 +112,6 @@ class LstmCore(wiring.Component):
             loader.begin.eq(control.load_begin), control.load_in_header.eq(loader.in_header),
             control.load_in_packet.eq(loader.in_packet), control.load_finish.eq(loader.finish),
             control.load_fault.eq(loader.fault), control.load_hash.eq(loader.image_hash),
-            *(getattr(tail, name).eq(getattr(loader.tail_write, name)) for name in load_port_shapes(cfg)),
             receiver.begin.eq(control.receive_begin), receiver.steps.eq(self.timesteps),
             control.receive_in_packet.eq(receiver.in_packet), control.receive_final.eq(receiver.final),
             scheduler.start.eq(control.compute_start), scheduler.steps.eq(control.steps),
@@ -119,6 +123,8 @@ class LstmCore(wiring.Component):
             control.output_finished.eq(sender.finished),
             control.out_valid.eq(self.o_stream.valid), control.out_ready.eq(self.o_stream.ready),
         ]
+
+        m.d.sync += [getattr(tail, name).eq(getattr(loader.tail_write, name)) for name in load_port_shapes(cfg)]
 
         # -- engine → tail ----------------------------------------------------------------------------
         unit = engine.o_units.payload
