@@ -133,10 +133,8 @@ def estimate(config, timesteps: int) -> CycleEstimate:
     total = (start - 1) + latency.round_trip(config.macs_per_dsp) + last_unit + RUN_OVERHEAD
     in_beats = stream_format.input_beats(config, T)
     out_beats = stream_format.output_beats(config, T)
-    h_beats = T * stream_format.output_step_beats(config)
-    # an h word takes a read per byte and latency.OUTPUT_WORD more; a logit word one beat
-    run = (in_beats + total + h_beats * (config.bytes_per_word + latency.OUTPUT_WORD)
-           + (out_beats - h_beats) + latency.RUN_CONTROL)
+    # the output packet: the sender's read pipeline fills, then a beat per cycle
+    run = in_beats + total + latency.OUTPUT_FILL + out_beats + latency.RUN_CONTROL
     return CycleEstimate(timesteps=T, compute_cycles=int(total), ideal_cycles=ideal,
                          step_cycles=tuple(steps), input_beats=in_beats, output_beats=out_beats,
                          run_cycles=int(run))

@@ -73,9 +73,9 @@ def round_trip(macs_per_dsp: int) -> int:
     return engine(macs_per_dsp) + SHADOW_LOAD + TAIL_FEED + TAIL + UNIT_COUNT
 
 
-#: Output sender, cycles per h word beyond one h-buffer read per byte: the last read's latency, the
-#: hand-over to the send state and the send beat (a stall-free output stream).
-OUTPUT_WORD = MEMORY_READ + 2
+#: Output sender, cycles from its first word-buffer read to its first beat on the stream: the read,
+#: its registered data (or logit beat), the FIFO write.  Then a beat per cycle on a stall-free stream.
+OUTPUT_FILL = MEMORY_READ + MEMORY_OUTPUT + 1
 #: Run control outside the streams and the compute: START to the first input beat, and the last
 #: input beat to the first compute cycle.
 RUN_CONTROL = 2

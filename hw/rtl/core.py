@@ -5,12 +5,13 @@ ports; see ``top.py`` for the AXI wrapper.
 
     i_stream ─ RunControl ─┬─ WeightLoader ──── weight memory, tail parameters
                            └─ InputReceiver ─── input buffer (full) / tail pre-activations (split)
-    ColumnScheduler ─ MacEngine ─ TailUnit ─ h buffers ─ OutputSender ─ o_stream
+    ColumnScheduler ─ MacEngine ─ TailUnit ─┬─ h buffers (the next step's and layer's input)
+                                            └─ OutputSender ─ o_stream (the last layer's h codes)
 """
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, signed, unsigned
+from amaranth import Module, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -81,18 +82,14 @@ class LstmCore(wiring.Component):
         else:
             for name in preactivation_port_shapes(cfg):
                 m.d.comb += getattr(tail, name).eq(getattr(receiver.pre_write, name))
-        # h buffer b holds the h sequences of the layers l with l mod 2 = b; the engine reads
-        # them, the output sender the last layer's once the engine is done
+        # h buffer b holds the h sequences of the layers l with l mod 2 = b, for the engine
         banks = h_buffer_banks(cfg)
         for b in range(banks):
             m.submodules[f"h_buf{b}"] = mem = ram(shape=signed(8), depth=T_max * H)
             write, read = mem.write_port(), mem.read_port()
             m.d.comb += [write.addr.eq(tail.h_addr), write.data.eq(tail.h_code),
                          write.en.eq(tail.h_valid & ((tail.h_layer[0] == b) if banks > 1 else 1)),
-                         read.addr.eq(Mux(sender.reading, sender.h_read.addr, engine.h_read[b].addr)),
-                         engine.h_read[b].data.eq(read.data)]
-            if b == (cfg.num_layers - 1) % 2:
-                m.d.comb += sender.h_read.data.eq(read.data)
+                         read.addr.eq(engine.h_read[b].addr), engine.h_read[b].data.eq(read.data)]
 
         # -- streams ------------------------------------------------------------------------------
         wiring.connect(m, wiring.flipped(self.i_stream), control.i_stream)
@@ -118,6 +115,8 @@ class LstmCore(wiring.Component):
             scheduler.flush.eq(control.flush), scheduler.unit_done.eq(tail.h_valid),
             scheduler.shadow_free.eq(engine.shadow_free), control.compute_finished.eq(scheduler.finished),
             engine.flush.eq(control.flush),
+            sender.clear.eq(control.compute_start), sender.h_code.eq(tail.h_code),
+            sender.h_valid.eq(tail.h_valid & (tail.h_layer == cfg.num_layers - 1)),
             sender.start.eq(control.output_start), sender.abort.eq(control.output_abort),
             sender.steps.eq(control.steps), sender.logits.eq(tail.logits),
             control.output_finished.eq(sender.finished),

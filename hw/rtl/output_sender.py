@@ -1,27 +1,36 @@
-"""The output sender: the last layer's h codes, a beat's worth of bytes per beat, then the logits,
-as one packet."""
+"""The output sender: the last layer's h codes packed into beat-wide words as the tail produces
+them, then sent one beat per cycle with the logits after them, as one packet."""
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import memory, stream, wiring
+from amaranth import Array, Cat, Const, Module, Mux, ResetInserter, Signal, signed, unsigned
+from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from lstmfpga.foundation.hw import stream_format
-from lstmfpga.hw.rtl.payloads import beat_layout, byte_select_bits
-from lstmfpga.hw.rtl.ram import address_bits
+from lstmfpga.hw import latency
+from lstmfpga.hw.rtl.payloads import beat_layout
+from lstmfpga.hw.rtl.ram import ram
+
+#: Beats the send FIFO holds: the read pipeline's depth and one more, so a stall-free stream sends a
+#: beat every cycle.
+FIFO_DEPTH = latency.OUTPUT_FILL + 1
 
 
 class OutputSender(wiring.Component):
-    """Sends the output packet of a run of ``steps`` timesteps on ``o_stream``.
+    """Packs the last layer's h codes into an output word buffer and sends the output packet of a
+    run of ``steps`` timesteps on ``o_stream``.
 
-    ``start`` begins the packet.  For each step the sender reads the step's h codes from the last
-    layer's h buffer (``h_read``, one code per cycle, ``stream_width // 8`` per beat, zero padding
-    past H) and sends the beat; then (``num_classes`` > 0) the logits, ``stream_width // 32`` per
-    beat (zero padding past C).  TLAST marks the packet's final beat; ``finished`` is set in the
-    cycle that beat is accepted.  ``reading`` is set while the
-    sender owns the h buffers' read address (the engine is idle then).  ``abort`` returns the
-    sender to idle at once; a word accepted in that cycle does not advance it.
+    ``clear`` (the run's compute start) rewinds the packer; then each ``h_valid`` writes ``h_code``
+    into the next byte of the word buffer, unit after unit, step after step — the tail produces
+    them in that order — a step's codes in ``output_step_beats`` words, its last word only partly
+    written.  ``start`` (compute finished) begins the packet: one buffer read per cycle through a
+    registered read, the bytes past H of a step's last word masked to zero, into a small FIFO that
+    drives ``o_stream``, so the first beat is valid :data:`~lstmfpga.hw.latency.OUTPUT_FILL` cycles
+    after the first issue and a stall-free stream takes a beat every cycle.  The logits follow
+    (``num_classes`` > 0), ``stream_width // 32`` per beat (zero padding past C).  TLAST marks the
+    packet's final beat; ``finished`` is set in the cycle that beat is accepted.  ``abort`` empties
+    the sender at once; a beat accepted in that cycle does not count.
 
     Parameters
     ----------
@@ -31,11 +40,9 @@ class OutputSender(wiring.Component):
     def __init__(self, *, config):
         self.config = config
         super().__init__({
+            "clear": In(1), "h_valid": In(1), "h_code": In(signed(8)),
             "start": In(1), "abort": In(1), "steps": In(5),
-            "h_read": In(memory.ReadPort.Signature(
-                addr_width=address_bits(config.max_timesteps * config.hidden_size), shape=signed(8))),
             "logits": In(unsigned(32 * max(config.num_classes, 1))),
-            "reading": Out(1),
             "o_stream": Out(stream.Signature(beat_layout(config.stream_width))),
             "finished": Out(1),
         })
@@ -46,74 +53,78 @@ class OutputSender(wiring.Component):
         H, C = cfg.hidden_size, cfg.num_classes
         osb = stream_format.output_step_beats(cfg)
         bpw = cfg.bytes_per_word
-        per_step = bpw * osb                      # bytes of one step, padding included
         lanes = stream_format.lanes_per_beat(cfg)
         logit_beats = stream_format.output_logit_beats(cfg)
-        T = self.steps
+        words = cfg.max_timesteps * osb
+        m.submodules.word_buf = word_buf = ram(shape=unsigned(cfg.stream_width), depth=words)
+        write = word_buf.write_port(granularity=8)
+        read = word_buf.read_port()
+
+        # -- packer: byte lane one-hot, unit of the step, word address ----------------------------
+        lane = Signal(bpw, init=1)
+        unit = Signal(range(max(H, 2)))
+        waddr = Signal(range(words + 1))
+        m.d.comb += [write.addr.eq(waddr), write.data.eq(self.h_code.as_unsigned().replicate(bpw)),
+                     write.en.eq(Mux(self.h_valid, lane, 0))]
+        with m.If(self.clear):
+            m.d.sync += [lane.eq(1), unit.eq(0), waddr.eq(0)]
+        with m.Elif(self.h_valid):
+            step_end = unit == H - 1
+            m.d.sync += [unit.eq(Mux(step_end, 0, unit + 1)), lane.eq(Cat(lane[-1], lane[:-1]))]
+            with m.If(step_end | lane[-1]):
+                m.d.sync += [waddr.eq(waddr + 1), lane.eq(1)]
+
+        # -- send: issue → registered read → FIFO → o_stream ----------------------------------------
+        m.submodules.fifo = out_fifo = ResetInserter(self.abort)(
+            fifo.SyncFIFO(width=cfg.stream_width + 1, depth=FIFO_DEPTH))
         beat = self.o_stream.payload
-        accepted = Signal()
-        m.d.comb += [accepted.eq(self.o_stream.valid & self.o_stream.ready & ~self.abort),
+        m.d.comb += [self.o_stream.valid.eq(out_fifo.r_rdy), Cat(beat.data, beat.last).eq(out_fifo.r_data),
+                     out_fifo.r_en.eq(self.o_stream.ready & ~self.abort),
                      self.finished.eq(self.o_stream.valid & self.o_stream.ready & beat.last)]
 
-        out_t = Signal(5)
-        out_idx = Signal(range(per_step + 1))     # byte of the step
-        out_rd = Signal(self.h_read.addr.shape())  # h code read next
-        out_byte = Signal(range(bpw + 1))         # byte of the beat read next
-        out_word = Signal(cfg.stream_width)
-        out_logit = Signal(range(max(logit_beats, 2)))   # logit beat (no zero-width signals in the Verilog)
-        read_valid, read_pos, read_pad = Signal(), Signal(byte_select_bits(cfg)), Signal()
-        m.d.comb += self.h_read.addr.eq(out_rd)
+        t, w = Signal(5), Signal(range(max(osb, 2)))   # step and word of the h word issued next
+        logit = Signal(range(max(logit_beats, 2)))   # logit beat issued next (no zero-width signals)
+        raddr = Signal(range(words + 1))
+        # stage 1: the read is under way; stage 2: its data (or a logit beat) registered
+        v1, is_logit1, step_last1, last1, logit1 = Signal(), Signal(), Signal(), Signal(), Signal.like(logit)
+        v2, last2, data2 = Signal(), Signal(), Signal(cfg.stream_width)
+        in_flight = Signal(range(FIFO_DEPTH + 3))
+        m.d.comb += [in_flight.eq(out_fifo.level + v1 + v2), read.addr.eq(raddr),
+                     out_fifo.w_en.eq(v2), out_fifo.w_data.eq(Cat(data2, last2))]
+        issue = Signal()
+        m.d.sync += [v1.eq(issue), v2.eq(v1), last2.eq(last1)]
+        tail_bytes = H - (osb - 1) * bpw
+        keep = Const(int.from_bytes(b"\xff" * tail_bytes, "little"), cfg.stream_width)
         logit_lanes = [self.logits[32 * i:32 * (i + 1)] if i < C else Const(0, 32) for i in range(logit_beats * lanes)]
-        logit_beat = [Cat(*logit_lanes[lanes * b:lanes * (b + 1)]) for b in range(logit_beats)]
+        logit_beat = Array(Cat(*logit_lanes[lanes * b:lanes * (b + 1)]) for b in range(logit_beats))
+        m.d.sync += data2.eq(Mux(is_logit1, logit_beat[logit1], Mux(step_last1, read.data & keep, read.data)))
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [out_t.eq(0), out_idx.eq(0), out_logit.eq(0), out_byte.eq(0), out_rd.eq(0)]
-                    m.next = "READ"
+                    m.d.sync += [t.eq(0), w.eq(0), logit.eq(0), raddr.eq(0)]
+                    m.next = "WORDS"
 
-            with m.State("READ"):
-                m.d.comb += self.reading.eq(1)
-                with m.If(out_byte < bpw):
-                    m.d.sync += [out_byte.eq(out_byte + 1), out_idx.eq(out_idx + 1), read_valid.eq(1),
-                                 read_pos.eq(out_byte), read_pad.eq(out_idx >= H)]
-                    with m.If(out_idx < H):
-                        m.d.sync += out_rd.eq(out_rd + 1)
-                with m.Else():
-                    m.d.sync += read_valid.eq(0)
-                with m.If(read_valid):
-                    m.d.sync += out_word.word_select(read_pos, 8).eq(Mux(read_pad, 0, self.h_read.data))
-                with m.If((out_byte == bpw) & ~read_valid):
-                    m.next = "SEND"
-
-            with m.State("SEND"):
-                m.d.comb += [self.reading.eq(1), self.o_stream.valid.eq(1), beat.data.eq(out_word)]
-                last_h_word = (out_t == T - 1) & (out_idx == per_step)
-                if C == 0:
-                    m.d.comb += beat.last.eq(last_h_word)
-                with m.If(accepted):
-                    m.d.sync += [out_byte.eq(0), out_word.eq(0)]
-                    with m.If(out_idx == per_step):
-                        m.d.sync += [out_idx.eq(0), out_t.eq(out_t + 1)]
-                        with m.If(out_t == T - 1):
-                            if C == 0:
-                                m.next = "IDLE"
-                            else:
-                                m.next = "LOGITS"
-                        with m.Else():
-                            m.next = "READ"
-                    with m.Else():
-                        m.next = "READ"
+            with m.State("WORDS"):
+                m.d.comb += issue.eq(in_flight < FIFO_DEPTH)
+                last_word = (t == self.steps - 1) & (w == osb - 1)
+                with m.If(issue):
+                    m.d.sync += [raddr.eq(raddr + 1), w.eq(Mux(w == osb - 1, 0, w + 1)), is_logit1.eq(0),
+                                 step_last1.eq(w == osb - 1), last1.eq(last_word if C == 0 else 0)]
+                    with m.If(w == osb - 1):
+                        m.d.sync += t.eq(t + 1)
+                    with m.If(last_word):
+                        m.next = "LOGITS" if C else "IDLE"
 
             if C:
                 with m.State("LOGITS"):
-                    m.d.comb += [self.o_stream.valid.eq(1), beat.data.eq(Array(logit_beat)[out_logit]),
-                                 beat.last.eq(out_logit == logit_beats - 1)]
-                    with m.If(accepted):
-                        m.d.sync += out_logit.eq(out_logit + 1)
-                        with m.If(out_logit == logit_beats - 1):
+                    m.d.comb += issue.eq(in_flight < FIFO_DEPTH)
+                    with m.If(issue):
+                        m.d.sync += [logit.eq(logit + 1), is_logit1.eq(1), logit1.eq(logit),
+                                     last1.eq(logit == logit_beats - 1)]
+                        with m.If(logit == logit_beats - 1):
                             m.next = "IDLE"
 
         with m.If(self.abort):
-            m.d.sync += fsm.state.eq(fsm.encoding["IDLE"])
+            m.d.sync += [fsm.state.eq(fsm.encoding["IDLE"]), v1.eq(0), v2.eq(0)]
         return m

@@ -1,5 +1,6 @@
 """OutputSender (Amaranth simulator) against the host's unpacker: drawn shapes and stream widths,
-a modelled h buffer, random backpressure, and an abort mid-packet."""
+h codes packed in with random gaps, random backpressure, the stall-free beat timing, and an abort
+mid-packet."""
 
 import random
 
@@ -9,6 +10,7 @@ from amaranth.sim import Simulator
 
 from lstmfpga.foundation.hw import stream_format
 from lstmfpga.foundation.hw.config import STREAM_WIDTHS, AcceleratorConfig
+from lstmfpga.hw import latency
 from lstmfpga.hw.rtl.output_sender import OutputSender
 
 
@@ -21,42 +23,53 @@ def _draw(seed):
     return rnd, cfg
 
 
-def _send(cfg, h_mem, logits, steps, *, ready_p, abort_at=None, seed=0):
-    """Packets the sender emits for ``steps`` (each start after the previous packet);
-    ``abort_at`` = (packet, cycle) aborts one packet, which then yields None."""
+def _send(cfg, h_mem, logits, steps, *, ready_ps, abort_at=None, seed=0):
+    """Packets the sender emits for ``steps``: before each, the run's h codes (``h_mem``, step
+    after step) are packed in with random gaps, then the packet is sent with TREADY high with
+    probability ``ready_ps[n]`` per cycle;
+    ``abort_at`` = (packet, cycle) aborts one packet, which then yields None.  Each packet comes
+    with the cycles from ``start`` to its last beat (None unless the stream never stalls)."""
     dut = OutputSender(config=cfg)
     rnd = random.Random(seed)
+    H = cfg.hidden_size
     packets = []
 
     async def bench(ctx):
         ctx.set(dut.logits, sum((int(v) & 0xFFFFFFFF) << (32 * i) for i, v in enumerate(logits)))
-        for n, T in enumerate(steps):
+        for n, (T, ready_p) in enumerate(zip(steps, ready_ps)):
+            ctx.set(dut.clear, 1)
+            await ctx.tick()
+            ctx.set(dut.clear, 0)
+            for code in h_mem[:T * H]:
+                while rnd.random() < 0.3:
+                    await ctx.tick()
+                ctx.set(dut.h_valid, 1)
+                ctx.set(dut.h_code, int(code))
+                await ctx.tick()
+                ctx.set(dut.h_valid, 0)
             ctx.set(dut.steps, T)
             ctx.set(dut.start, 1)
             await ctx.tick()
             ctx.set(dut.start, 0)
-            words, finished, aborted = [], 0, False
-            for cycle in range(20 * (T * cfg.hidden_size + len(logits) + 8)):
+            words, finished, aborted, stalled = [], 0, False, False
+            for cycle in range(20 * (T * H + len(logits) + 8)):
                 ready = rnd.random() < ready_p
+                stalled |= not ready
                 ctx.set(dut.o_stream.ready, ready)
                 if abort_at == (n, cycle):
                     ctx.set(dut.abort, 1)
                     aborted = True
-                addr = ctx.get(dut.h_read.addr)
                 if ctx.get(dut.o_stream.valid) and ready and not aborted:
                     words.append((ctx.get(dut.o_stream.payload.data), ctx.get(dut.o_stream.payload.last)))
                 finished += ctx.get(dut.finished) and not aborted
+                await ctx.tick()
                 if aborted:
-                    await ctx.tick()
                     ctx.set(dut.abort, 0)
                     break
                 if words and words[-1][1]:
-                    await ctx.tick()
                     break
-                await ctx.tick()
-                ctx.set(dut.h_read.data, int(h_mem[addr % len(h_mem)]))
-            assert not ctx.get(dut.reading) and not ctx.get(dut.o_stream.valid)
-            packets.append(None if aborted else (words, finished))
+            assert not ctx.get(dut.o_stream.valid)
+            packets.append(None if aborted else (words, finished, None if stalled else cycle + 1))
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -79,11 +92,14 @@ def test_output_sender_packets(seed):
     h_mem = rng.integers(-128, 128, size=cfg.max_timesteps * H)
     logits = rng.integers(-(1 << 31), 1 << 31, size=C)
     steps = [rnd.randint(1, cfg.max_timesteps) for _ in range(2)] + [cfg.max_timesteps]
-    packets = _send(cfg, h_mem, logits, steps, ready_p=rnd.choice([1.0, 0.6, 0.25]), seed=seed)
-    for T, (words, finished) in zip(steps, packets):
+    packets = _send(cfg, h_mem, logits, steps, ready_ps=[1.0, *(rnd.uniform(0.2, 1) for _ in steps[1:])], seed=seed)
+    assert packets[0][2] is not None
+    for T, (words, finished, cycles) in zip(steps, packets):
         lanes = _lanes(cfg, words)
         assert [last for _, last in words] == [0] * (len(words) - 1) + [1]
         assert finished == 1
+        if cycles is not None:      # a stall-free stream: the pipeline fills, then a beat per cycle
+            assert cycles == latency.OUTPUT_FILL + stream_format.output_beats(cfg, T)
         h, got_logits = stream_format.unpack_output(cfg, lanes, T)
         np.testing.assert_array_equal(h, h_mem[:T * H].reshape(T, H))
         if C:
@@ -99,9 +115,9 @@ def test_output_sender_abort_then_restart(seed):
     T = cfg.max_timesteps
     h_mem = rng.integers(-128, 128, size=T * cfg.hidden_size)
     logits = rng.integers(-1000, 1000, size=cfg.num_classes)
-    packets = _send(cfg, h_mem, logits, [T, T], ready_p=0.5, abort_at=(0, rnd.randint(0, 3 * T)), seed=seed)
+    packets = _send(cfg, h_mem, logits, [T, T], ready_ps=[0.5, 0.5], abort_at=(0, rnd.randint(0, 3 * T)), seed=seed)
     assert packets[0] is None
-    words, finished = packets[1]
+    words, finished, _ = packets[1]
     lanes = _lanes(cfg, words)
     np.testing.assert_array_equal(lanes, stream_format.pack_output(
         cfg, h_mem.reshape(T, -1), logits if cfg.num_classes else None))
