@@ -180,7 +180,7 @@ class Plan:
             f"model I={c.input_size} H={c.hidden_size} L={c.num_layers} weight_bits={c.weight_bits} "
             f"classes={c.num_classes}",
             f"plan: {c.mode} mode, P={c.lanes} MAC lanes, macs_per_dsp k={c.macs_per_dsp} "
-            f"({-(-c.lanes // c.macs_per_dsp)} multipliers; {c.groups} row groups per step and layer)",
+            f"({c.multipliers} multipliers; {c.groups} row groups per step and layer)",
             f"cycle model T={self.timesteps}: {self.cycles.compute_cycles} compute cycles "
             f"({self.cycles.cycles_per_step:.1f} per step), MAC-lane utilisation "
             f"{self.cycles.utilization:.1%}",

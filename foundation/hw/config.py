@@ -113,6 +113,11 @@ class AcceleratorConfig:
     def units_per_group(self) -> int:
         return self.lanes // 4
 
+    @property
+    def multipliers(self) -> int:
+        """Multipliers (DSPs) of the MAC block: ceil(P / macs_per_dsp)."""
+        return -(-self.lanes // self.macs_per_dsp)
+
     def on_chip_input_columns(self, layer: int) -> int:
         """Columns K the MAC engine streams per row group (x part only where it is on chip)."""
         if layer == 0 and self.mode == "split":
