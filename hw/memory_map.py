@@ -141,6 +141,7 @@ def split_uram_bram(memory: MemorySpec, uram_columns: int) -> MemoryTiles:
 
 def design_memories(fragment) -> tuple[MemorySpec, ...]:
     """Every memory instance in an elaborated Amaranth ``Fragment``, with hierarchical names."""
+    from amaranth.hdl import Shape
     from amaranth.hdl._mem import MemoryInstance
 
     found = []
@@ -148,7 +149,7 @@ def design_memories(fragment) -> tuple[MemorySpec, ...]:
     def walk(frag, path):
         if isinstance(frag, MemoryInstance):
             data = frag._data
-            width = data.shape.width if hasattr(data.shape, "width") else len(data.shape)
+            width = Shape.cast(data.shape).width if isinstance(data.shape, (int, Shape)) else len(data.shape)
             async_read = any(port._domain == "comb" for port in frag._read_ports)
             granules = [len(port._data) // len(port._en) for port in frag._write_ports
                         if len(port._en) > 1]
