@@ -91,12 +91,15 @@ class RunControl(wiring.Component):
         idle_count = Signal(32)
         watch = Signal()      # a packet is under way and expects progress
         progress = Signal()
+        # expired is idle_count >= timeout, kept as a register beside the count so that the 32-bit
+        # compare ends in one flip-flop instead of in every enable the timeout reaches
+        expired = Signal()
         with m.If(~watch | progress):
-            m.d.sync += idle_count.eq(0)
+            m.d.sync += [idle_count.eq(0), expired.eq(self.timeout == 0)]
         with m.Else():
-            m.d.sync += idle_count.eq(idle_count + 1)
+            m.d.sync += [idle_count.eq(idle_count + 1), expired.eq(idle_count + 1 >= self.timeout)]
         timed_out = Signal()
-        m.d.comb += timed_out.eq(watch & (self.timeout != 0) & (idle_count >= self.timeout))
+        m.d.comb += timed_out.eq(watch & (self.timeout != 0) & expired)
 
         beat = self.i_stream.payload
         in_fire = Signal()
