@@ -98,8 +98,10 @@ class RunControl(wiring.Component):
             m.d.sync += [idle_count.eq(0), expired.eq(self.timeout == 0)]
         with m.Else():
             m.d.sync += [idle_count.eq(idle_count + 1), expired.eq(idle_count + 1 >= self.timeout)]
+        armed = Signal()      # timeout != 0, registered: the register is written long before a run
+        m.d.sync += armed.eq(self.timeout != 0)
         timed_out = Signal()
-        m.d.comb += timed_out.eq(watch & (self.timeout != 0) & expired)
+        m.d.comb += timed_out.eq(watch & armed & expired)
 
         beat = self.i_stream.payload
         in_fire = Signal()
