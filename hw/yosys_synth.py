@@ -22,9 +22,10 @@ from lstmfpga.foundation.atomic import atomic_write_bytes
 from lstmfpga.foundation.cache_dirs import user_cache_dir
 from lstmfpga.foundation.errors import LstmfpgaError
 from lstmfpga.hw.boards import FAMILIES
+from lstmfpga.hw.rtl import fanout
 
 #: Bumped whenever the script or the counting rules change, so old cache entries are not reused.
-SCRIPT_VERSION = 2
+SCRIPT_VERSION = 3
 
 # 6-input LUT sites each cell occupies (LUTRAM and SRL cells live in SLICEM LUTs).
 _LUT_SITES = {
@@ -167,10 +168,11 @@ def synth_script(files: Sequence[str], *, top: str, family: str) -> str:
 
     ``-noiopad``/``-noclkbuf``: the core sits inside a block design, so its ports are not pins.
     ``-uram`` (UltraScale+): large memories may become URAM288 where Yosys finds them cheaper.
+    The lanes' broadcast copies stay apart (:data:`~lstmfpga.hw.rtl.fanout.KEEP_REGISTERS`).
     """
     reads = "\n".join(f"read_verilog -sv {json.dumps(str(f))}" for f in files)
     uram = " -uram" if family == "xcup" else ""
-    return (f"{reads}\nsynth_xilinx -family {family} -top {top} -flatten -noiopad -noclkbuf{uram}\n"
+    return (f"{reads}\n{fanout.KEEP_REGISTERS}synth_xilinx -family {family} -top {top} -flatten -noiopad -noclkbuf{uram}\n"
             "tee -q -o stat.json stat -json\n")
 
 

@@ -7,6 +7,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from lstmfpga.hw import latency
+from lstmfpga.hw.rtl import fanout
 
 
 def lanes_ports(*, lanes: int, weight_bits: int, column_bits: int, acc_bits: int) -> dict:
@@ -49,29 +50,37 @@ class MacLanes(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         P, wb, ab = self.lanes, self.weight_bits, self.acc_bits
-        # A/B: operands
-        column = Signal(signed(self.column_bits))
+        n = fanout.copies(P)
+        # A/B: operands; the column and the controls once per block of lanes (fanout.LANES_PER_COPY)
+        column = fanout.kept(Signal(signed(self.column_bits)), count=n, name="column")
+        valid1, first1, last1 = (fanout.kept(Signal(), count=n, name=s) for s in ("valid1", "first1", "last1"))
         weights = Signal(unsigned(P * wb))
-        valid1, first1, last1 = Signal(), Signal(), Signal()
-        m.d.sync += [column.eq(self.column), weights.eq(self.weights), valid1.eq(self.valid & ~self.flush),
-                     first1.eq(self.first), last1.eq(self.last & self.valid)]
+        m.d.sync += weights.eq(self.weights)
+        for b in range(n):
+            m.d.sync += [column[b].eq(self.column), valid1[b].eq(self.valid & ~self.flush),
+                         first1[b].eq(self.first), last1[b].eq(self.last & self.valid)]
         # M: products
         products = [Signal(signed(wb + self.column_bits), name=f"prod{p}") for p in range(P)]
-        valid2, first2, last2 = Signal(), Signal(), Signal()
-        m.d.sync += [valid2.eq(valid1 & ~self.flush), first2.eq(first1), last2.eq(last1 & valid1)]
+        valid2, first2, last2 = (fanout.kept(Signal(), count=n, name=s) for s in ("valid2", "first2", "last2"))
+        for b in range(n):
+            m.d.sync += [valid2[b].eq(valid1[b] & ~self.flush), first2[b].eq(first1[b]),
+                         last2[b].eq(last1[b] & valid1[b])]
         for p in range(P):
-            m.d.sync += products[p].eq(weights[p * wb:(p + 1) * wb].as_signed() * column)
+            m.d.sync += products[p].eq(weights[p * wb:(p + 1) * wb].as_signed() * column[fanout.block_of(p)])
         # P: accumulators
         accs = [Signal(signed(ab), name=f"acc{p}") for p in range(P)]
         sums = []
         for p in range(P):
+            b = fanout.block_of(p)
             s = Signal(signed(ab), name=f"sum{p}")
-            m.d.comb += s.eq(products[p] + Mux(first2, 0, accs[p]))
+            m.d.comb += s.eq(products[p] + Mux(first2[b], 0, accs[p]))
             sums.append(s)
-            with m.If(valid2):
+            with m.If(valid2[b]):
                 m.d.sync += accs[p].eq(s)
         # ``flush`` (soft reset) drops the columns in flight: no late ``done`` reaches the shadow bank
-        m.d.sync += self.done.eq(last2 & valid2 & ~self.flush)
-        with m.If(last2 & valid2):
-            m.d.sync += self.sums.eq(Cat(*[s.as_unsigned() for s in sums]))
+        m.d.sync += self.done.eq(last2[0] & valid2[0] & ~self.flush)
+        for b in range(n):
+            block = range(b * fanout.LANES_PER_COPY, min(P, (b + 1) * fanout.LANES_PER_COPY))
+            with m.If(last2[b] & valid2[b]):
+                m.d.sync += self.sums[block.start * ab:block.stop * ab].eq(Cat(*[sums[p].as_unsigned() for p in block]))
         return m

@@ -171,12 +171,15 @@ class PackedMac(wiring.Component):
         else:
             run_start, run_end = beat.first, beat.last
 
-        v1, v2, v3 = Signal(name="a_valid"), Signal(name="m_valid"), Signal(name="p_valid")
-        start1, end1, first1, last1 = (Signal(name=n) for n in ("a_start", "a_end", "a_first", "a_last"))
-        start2, end2, first2, last2 = (Signal(name=n) for n in ("m_start", "m_end", "m_first", "m_last"))
-        end3, last3, dot_first3 = Signal(name="p_end"), Signal(name="p_last"), Signal(name="p_dot_first")
+        # the controls are the same in every unit of the engine: ``keep``
+        # stops synthesis merging them into one register that drives every unit (hw/rtl/fanout.py)
+        keep = {"keep": 1}
+        v1, v2, v3 = (Signal(name=n, attrs=keep) for n in ("a_valid", "m_valid", "p_valid"))
+        start1, end1, first1, last1 = (Signal(name=n, attrs=keep) for n in ("a_start", "a_end", "a_first", "a_last"))
+        start2, end2, first2, last2 = (Signal(name=n, attrs=keep) for n in ("m_start", "m_end", "m_first", "m_last"))
+        end3, last3, dot_first3 = (Signal(name=n, attrs=keep) for n in ("p_end", "p_last", "p_dot_first"))
         a = Signal(signed(pk.packed_bits), name="a_reg", reset_less=True)
-        b = Signal(signed(pk.act_bits), name="b_reg", reset_less=True)
+        b = Signal(signed(pk.act_bits), name="b_reg", reset_less=True)   # the DSP's B register
         mreg = Signal(signed(pk.packed_bits + pk.act_bits), name="m_reg", reset_less=True)
         p = Signal(signed(self.acc_bits), name="p_reg", reset_less=True)
 
