@@ -108,6 +108,7 @@ class LstmCore(wiring.Component):
         m.d.comb += [
             loader.begin.eq(control.load_begin), control.load_in_header.eq(loader.in_header),
             control.load_in_packet.eq(loader.in_packet), control.load_finish.eq(loader.finish),
+            control.load_last.eq(loader.finish_last),
             control.load_fault.eq(loader.fault), control.load_hash.eq(loader.image_hash),
             receiver.begin.eq(control.receive_begin), receiver.steps.eq(self.timesteps),
             control.receive_in_packet.eq(receiver.in_packet), control.receive_final.eq(receiver.final),

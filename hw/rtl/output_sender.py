@@ -95,9 +95,14 @@ class OutputSender(wiring.Component):
         m.d.sync += [v1.eq(issue), v2.eq(v1), last2.eq(last1)]
         tail_bytes = H - (osb - 1) * bpw
         keep = Const(int.from_bytes(b"\xff" * tail_bytes, "little"), cfg.stream_width)
-        logit_lanes = [self.logits[32 * i:32 * (i + 1)] if i < C else Const(0, 32) for i in range(logit_beats * lanes)]
-        logit_beat = Array(Cat(*logit_lanes[lanes * b:lanes * (b + 1)]) for b in range(logit_beats))
-        m.d.sync += data2.eq(Mux(is_logit1, logit_beat[logit1], Mux(step_last1, read.data & keep, read.data)))
+        h_word = Mux(step_last1, read.data & keep, read.data)
+        if C:
+            logit_lanes = [self.logits[32 * i:32 * (i + 1)] if i < C else Const(0, 32)
+                           for i in range(logit_beats * lanes)]
+            logit_beat = Array(Cat(*logit_lanes[lanes * b:lanes * (b + 1)]) for b in range(logit_beats))
+            m.d.sync += data2.eq(Mux(is_logit1, logit_beat[logit1], h_word))
+        else:
+            m.d.sync += data2.eq(h_word)
 
         with m.FSM() as fsm:
             with m.State("IDLE"):

@@ -18,7 +18,8 @@ class RunControl(wiring.Component):
 
     ``load_weights`` routes the input stream to the weight loader (``load_stream``, which holds a
     wide beat for as many cycles as it takes to read its 32-bit words) until it reports the
-    image's end; ``start`` routes one input packet to the input receiver
+    image's end (``load_finish``, the cycle after the deciding beat, with ``load_fault`` and that
+    beat's TLAST ``load_last``); ``start`` routes one input packet to the input receiver
     (``receive_stream``), then starts the column scheduler (``compute_start``), waits for it to
     finish and for the classifier's last accumulate, and starts the output sender
     (``output_start``) until it reports the packet's final word.  A fault mid-packet drains the
@@ -48,7 +49,7 @@ class RunControl(wiring.Component):
             "receive_stream": Out(stream.Signature(beat_layout(config.stream_width), always_ready=True)),
             # weight loader
             "load_begin": Out(1), "load_in_header": In(1), "load_in_packet": In(1),
-            "load_finish": In(1), "load_fault": In(16), "load_hash": In(unsigned(256)),
+            "load_finish": In(1), "load_fault": In(16), "load_last": In(1), "load_hash": In(unsigned(256)),
             # input receiver
             "receive_begin": Out(1), "receive_in_packet": In(1), "receive_final": In(1),
             # column scheduler, engine, tail
@@ -112,13 +113,6 @@ class RunControl(wiring.Component):
             """Latch error ``bits`` and end the command."""
             m.d.sync += [error.eq(error | bits), done.eq(1), *also]
 
-        def idle_or_drain():
-            """After a fault mid-packet: idle on the packet's last beat, else drain the rest."""
-            with m.If(beat.last):
-                m.next = "IDLE"
-            with m.Else():
-                m.next = "DRAIN"
-
         with m.FSM(name="ctrl") as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
@@ -148,11 +142,14 @@ class RunControl(wiring.Component):
                 with m.If(timed_out & ~self.load_in_header):
                     fail(Error.INPUT_TIMEOUT)
                     m.next = "IDLE"
-                with m.Elif(in_fire & self.load_finish):
+                with m.Elif(self.load_finish):
                     fail(self.load_fault)
                     with m.If(self.load_fault == 0):
                         m.d.sync += [weights_valid.eq(1), hash_commit.eq(1)]
-                    idle_or_drain()
+                    with m.If(self.load_last):        # else drain the rest of the packet
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.next = "DRAIN"
 
             with m.State("RECV"):
                 m.d.comb += [self.i_stream.ready.eq(1), self.receive_stream.valid.eq(in_fire), self.busy.eq(1),

@@ -40,9 +40,11 @@ class WeightLoader(wiring.Component):
     the cycle model.
 
     ``begin`` starts a new image.  Each word is checked as it arrives; the word that decides the
-    load's end decides ``fault``, and ``finish`` is set (combinationally) with the last word of
-    its beat, when the beat is accepted; the words after it in that beat (padding after the
-    checksum word) are ignored.  ``fault`` holds the error bits to report: zero when the image was
+    load's end decides the verdict, reported the cycle after its beat was accepted (registered: the
+    header and checksum compares stay off the run controller's paths): ``finish`` pulses with
+    ``fault`` and ``finish_last`` (the beat's TLAST) valid, and in that cycle the loader takes no
+    beat.  The words after the deciding one in its beat (padding after the checksum word) are
+    ignored.  ``fault`` holds the error bits to report: zero when the image was
     whole and its checksum matched, then ``image_hash`` is the artifact hash from the header.  A
     beat with TLAST that ends before the checksum word ends the load with
     ``Error.WEIGHT_LENGTH``; so does a checksum word whose beat has no TLAST.  ``in_header`` is
@@ -64,7 +66,7 @@ class WeightLoader(wiring.Component):
             "i_stream": In(stream.Signature(beat_layout(config.stream_width))),
             "begin": In(1),
             "in_header": Out(1), "in_packet": Out(1),
-            "finish": Out(1), "fault": Out(16), "image_hash": Out(unsigned(256)),
+            "finish": Out(1), "fault": Out(16), "finish_last": Out(1), "image_hash": Out(unsigned(256)),
             "weight_write": In(memory.WritePort.Signature(addr_width=address_bits(config.weight_depth),
                                                           shape=unsigned(P * wb))),
             "tail_write": Out(wiring.Signature({name: Out(width)
@@ -77,13 +79,14 @@ class WeightLoader(wiring.Component):
         H, P, wb = cfg.hidden_size, cfg.lanes, cfg.weight_bits
         lanes = cfg.stream_width // 32
         beat = self.i_stream.payload
-        arrives = self.i_stream.valid
+        arrives = Signal()
+        m.d.comb += arrives.eq(self.i_stream.valid & ~self.finish)
         tail = self.tail_write
 
         lane = Signal(range(max(lanes, 2)))   # no zero-width signals in the Verilog
         beat_end = Signal()           # the word is its beat's last
         word = Signal(32)
-        m.d.comb += [beat_end.eq(lane == lanes - 1), self.i_stream.ready.eq(beat_end),
+        m.d.comb += [beat_end.eq(lane == lanes - 1), self.i_stream.ready.eq(beat_end & ~self.finish),
                      word.eq(beat.data.word_select(lane, 32) if lanes > 1 else beat.data)]
         ended = Signal()              # the load's end was decided by an earlier word of this beat
         ended_fault = Signal(16)
@@ -183,8 +186,8 @@ class WeightLoader(wiring.Component):
             m.d.comb += [decides.eq(image_end | packet_end),
                          verdict.eq(Mux(image_end, Mux(word != checksum, Error.WEIGHT_CHECKSUM, 0) |
                                         Mux(last, 0, Error.WEIGHT_LENGTH), Error.WEIGHT_LENGTH))]
-        m.d.comb += [self.finish.eq(arrives & beat_end & (ended | decides)),
-                     self.fault.eq(Mux(ended, ended_fault, verdict))]
+        m.d.sync += [self.finish.eq(arrives & beat_end & (ended | decides) & ~self.begin),
+                     self.fault.eq(Mux(ended, ended_fault, verdict)), self.finish_last.eq(last)]
         with m.If(self.begin | (arrives & beat_end)):
             m.d.sync += ended.eq(0)
         with m.Elif(arrives & decides & ~ended):

@@ -12,7 +12,7 @@ from lstmfpga.hw import latency
 from lstmfpga.hw.rtl.run_control import RunControl
 
 INPUTS = ("start", "soft_reset", "load_weights", "clear", "timesteps", "timeout", "load_in_header", "load_in_packet",
-          "load_finish", "load_fault", "load_hash", "receive_in_packet", "receive_final", "compute_finished",
+          "load_finish", "load_fault", "load_last", "load_hash", "receive_in_packet", "receive_final", "compute_finished",
           "output_finished", "out_valid", "out_ready", "valid", "last", "load_ready")
 OUTPUTS = ("busy", "done", "weights_valid", "loading", "error", "cycles", "run_cycles", "hash", "ready",
            "load_valid", "receive_valid", "load_begin", "receive_begin", "steps", "compute_start", "flush",
@@ -79,11 +79,11 @@ class Model:
             if timed_out and not i["load_in_header"]:
                 fail(Error.INPUT_TIMEOUT)
                 n["state"] = "IDLE"
-            elif fire and i["load_finish"]:
+            elif i["load_finish"]:
                 fail(i["load_fault"])
                 if i["load_fault"] == 0:
                     n.update(weights_valid=1, hash_commit=1)
-                n["state"] = "IDLE" if i["last"] else "DRAIN"
+                n["state"] = "IDLE" if i["load_last"] else "DRAIN"
         elif s == "RECV":
             if timed_out:
                 fail(Error.INPUT_TIMEOUT)
@@ -133,6 +133,7 @@ def _draw_inputs(rnd, p, max_timesteps):
                 timeout=p["timeout"], load_in_header=rnd.random() < 0.3, load_in_packet=rnd.random() < 0.8,
                 load_finish=rnd.random() < p["finish"], load_fault=rnd.choice([0, 0, Error.WEIGHT_CHECKSUM,
                                                                                Error.WEIGHT_HEADER | Error.WEIGHT_SHAPE]),
+                load_last=rnd.random() < 0.5,
                 load_hash=rnd.getrandbits(256), receive_in_packet=rnd.random() < 0.8,
                 receive_final=rnd.random() < p["finish"], compute_finished=rnd.random() < 0.1,
                 output_finished=rnd.random() < 0.1, out_valid=rnd.random() < 0.8, out_ready=rnd.random() < p["ready"],

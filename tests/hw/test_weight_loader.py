@@ -57,10 +57,10 @@ def _load(config, image, rnd, *, gap=0.2):
             ctx.set(dut.i_stream.payload.data, beat)
             ctx.set(dut.i_stream.payload.last, int(b == len(beats) - 1))
             for lane in range(per):
-                finish, ready = ctx.get(dut.finish), ctx.get(dut.i_stream.ready)
-                verdicts.append((finish, ctx.get(dut.fault), ctx.get(dut.in_header)))
-                # one word per cycle; the beat is taken with its last word, the load ends there
-                assert ready == (lane == per - 1) and finish <= ready, (b, lane)
+                assert not ctx.get(dut.finish)
+                ready = ctx.get(dut.i_stream.ready)
+                # one word per cycle; the beat is taken with its last word
+                assert ready == (lane == per - 1), (b, lane)
                 if ctx.get(dut.weight_write.en):
                     addr = ctx.get(dut.weight_write.addr)
                     assert addr not in weight_rows
@@ -70,12 +70,20 @@ def _load(config, image, rnd, *, gap=0.2):
                     if ctx.get(getattr(port, f"{group}_we")):
                         key = tuple(ctx.get(getattr(port, f"{group}_{k}")) for k in keys)
                         tail_writes.append((group, key, ctx.get(getattr(port, f"{group}_data"))))
+                in_header = ctx.get(dut.in_header)
                 await ctx.tick()
+                # the verdict on this word comes the next cycle, when the loader takes nothing
+                finish = ctx.get(dut.finish)
+                verdicts.append((finish, ctx.get(dut.fault), in_header))
                 if finish:
+                    assert not ctx.get(dut.i_stream.ready)
+                    flags["last"] = ctx.get(dut.finish_last)
                     break
             if verdicts[-1][0]:
                 break
         ctx.set(dut.i_stream.valid, 0)
+        await ctx.tick()
+        assert not ctx.get(dut.finish)     # one pulse
         flags["hash"] = ctx.get(dut.image_hash)
 
     sim = Simulator(dut)
@@ -102,7 +110,7 @@ def test_weight_loader_writes_the_artifact(seed):
     assert not flags["in_packet_before"]
     words = image_lanes(config, image).size   # the checksum's beat ends the load: its padding is read
     assert [v[0] for v in verdicts] == [0] * (words - 1) + [1]
-    assert verdicts[-1][1] == 0
+    assert verdicts[-1][1] == 0 and flags["last"] == 1
     assert [v[2] for v in verdicts] == [1] * weight_image.HEADER_WORDS + [0] * (words - weight_image.HEADER_WORDS)
     assert flags["hash"] == sum(w << (32 * i) for i, w in enumerate(weight_image.hash_words(art.sha256)))
 
@@ -164,7 +172,8 @@ def test_weight_loader_faults(seed):
         at, fault = len(image) - 1, Error.WEIGHT_LENGTH
     if kind == "identity":
         at = next(i for i in (Header.MAGIC, Header.VERSION) if image[i] != build_weight_image(art, config)[i])
-    _, _, verdicts, _ = _load(config, image, rnd, gap=0.1)
+    _, _, verdicts, flags = _load(config, image, rnd, gap=0.1)
     at = (at // per + 1) * per - 1      # the verdict comes with the last word of the deciding word's beat
     assert [v[0] for v in verdicts] == [0] * at + [1]
     assert verdicts[-1][1] == fault
+    assert flags["last"] == (at // per == -(-len(image) // per) - 1)     # the deciding beat's TLAST
