@@ -135,6 +135,8 @@ def place_and_route(verilog_file, *, top: str, target_mhz: float = TARGET_MHZ, s
     folder with relative names.
     """
     source = Path(verilog_file)
+    from lstmfpga.hw.rtl import fanout
+
     if not source.is_file():
         raise TimingError(f"Verilog file {source} does not exist")
     started = time.monotonic()
