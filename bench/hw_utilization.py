@@ -27,7 +27,7 @@ def _no_overlap_cycles(config, T: int) -> int:
 
     total = 0
     for layer in range(config.num_layers):
-        per_group = config.on_chip_input_columns(layer) + cm.engine_latency(config) + config.units_per_group + cm.TAIL_LATENCY
+        per_group = config.issued_columns(layer) + cm.engine_latency(config) + config.units_per_group + cm.TAIL_LATENCY
         total += T * config.groups * per_group
     return total
 

@@ -38,6 +38,8 @@ def add_backend(p, *, default: str) -> None:
     p.add_argument("--lanes", type=int, default=8, help="MAC lanes P of the simulated core (rtl backend)")
     p.add_argument("--macs-per-dsp", type=int, default=1,
                    help="gate rows sharing one DSP48E2 in the simulated core (rtl backend; default 1)")
+    p.add_argument("--column-sets", type=int, default=1, choices=(1, 2, 4, 8, 16),
+                   help="column sets S of the simulated core (rtl backend; default 1)")
     p.add_argument("--stream-width", type=int, default=32, choices=(32, 64, 128),
                    help="AXI-Stream TDATA bits of the simulated core (rtl backend; default 32)")
     p.add_argument("--max-steps", type=int, default=None,
@@ -152,7 +154,8 @@ def build_backend(args, artifact):
         elif args.jobs != 1:
             raise ConfigError("--jobs runs harness processes; the cocotb board runs one simulation")
         return make_backend("rtl", artifact=artifact, mode=args.mode or "full", lanes=args.lanes,
-                            macs_per_dsp=args.macs_per_dsp, stream_width=args.stream_width,
+                            macs_per_dsp=args.macs_per_dsp, column_sets=args.column_sets,
+                            stream_width=args.stream_width,
                             double_buffer=double_buffer, simulator=args.simulator, **kw)
     if args.overlay is None:
         raise ConfigError("the pynq backend needs --overlay (the .bit file)")

@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
-from lstmfpga.foundation.hw.config import MODES
+from lstmfpga.foundation.hw.config import COLUMN_SETS, MODES, STREAM_WIDTHS
 from lstmfpga.hw.boards import FAMILIES
 from lstmfpga.hw.plan_cli import register_plan
 
 
 def add_core_arguments(parser) -> None:
-    """The arguments that fix a core: the model whose shape it takes, lanes, packing, mode, largest T."""
+    """The arguments that fix a core: the model whose shape it takes, lanes, packing, column sets,
+    stream width, mode, largest T."""
     parser.add_argument("--model", required=True, help="integer artifact (.npz) or Brevitas QONNX file")
-    parser.add_argument("--lanes", type=int, required=True, help="MAC lanes P (a multiple of 4)")
+    parser.add_argument("--lanes", type=int, required=True, help="MAC lanes P (a multiple of 4 x column sets)")
     add_packing_argument(parser)
+    parser.add_argument("--stream-width", type=int, choices=STREAM_WIDTHS, default=32,
+                        help="AXI-Stream TDATA bits (default 32)")
     parser.add_argument("--mode", choices=MODES, default="full",
                         help="full: W_x·x on chip; split: the host streams layer-0 pre-activations")
     parser.add_argument("--max-timesteps", type=int, default=24, help="largest T the core accepts (1-24)")
 
 
 def add_packing_argument(parser) -> None:
-    """``--macs-per-dsp``: gate rows sharing one DSP48E2 (default 1, no packing)."""
+    """``--macs-per-dsp``: gate rows sharing one DSP48E2 (default 1, no packing); ``--column-sets``:
+    lane sets each taking every S-th column (default 1)."""
     parser.add_argument("--macs-per-dsp", type=int, default=1,
                         help="gate rows packed into one DSP48E2 multiplier (default 1; at most what the "
                              "weight and activation widths allow, e.g. 2 for 4-bit x 8-bit)")
+    parser.add_argument("--column-sets", type=int, default=1, choices=COLUMN_SETS,
+                        help="column sets S: the lanes are S sets of P/S gate rows, set s taking every S-th "
+                             "column from s, their sums added (default 1; in full mode at most stream width / 8)")
 
 
 def core_config(args):
@@ -32,7 +39,8 @@ def core_config(args):
     artifact = load_model(args.model)
     return artifact, AcceleratorConfig.from_artifact(artifact, lanes=args.lanes, mode=args.mode,
                                                      max_timesteps=args.max_timesteps,
-                                                     macs_per_dsp=args.macs_per_dsp)
+                                                     macs_per_dsp=args.macs_per_dsp, column_sets=args.column_sets,
+                                                     stream_width=args.stream_width)
 
 
 def register(subparsers) -> None:

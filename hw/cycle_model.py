@@ -2,26 +2,29 @@
 
 Schedule (what the RTL does): layers run one after another over all T steps; the layer's h
 sequence stays on chip and is the next layer's input.  Per step the MAC engine walks
-``groups = ceil(4H/P)`` row groups; per group it issues K columns (the x part — when on chip —
-then the h part), one column per cycle to all P lanes.  When a group's last column has been
-accumulated, the P accumulators move to a shadow bank and the tail unit (bias, requantizers,
-σ/tanh tables, cell update, h requantizer, classifier MAC) drains it at one hidden unit per cycle
-while the engine already runs the next group.
+``groups = ceil(4H/R)`` row groups of R = P/S gate rows (S column sets); per group it issues
+ceil(X/S) + ceil(H/S) columns (the x part — when on chip — then the h part), one column per cycle,
+each set of R lanes taking its own element of the column.  When a group's last column has been
+accumulated and the sets' partial sums added, the R row sums move to a shadow bank and the tail
+unit (bias, requantizers, σ/tanh tables, cell update, h requantizer, classifier MAC) drains it at
+one hidden unit per cycle while the engine already runs the next group.
 
-A column waits only for what it reads: an h-part column k of step t for h_{t-1}[k], an x-part
-column k of layer l > 0 for h^{l-1}_t[k]; and a group's last column waits until the shadow bank
-has been drained (``engine + SHADOW_LOAD + P/4`` cycles after the previous group's last column).
-Unit u of a group is visible to the scheduler :func:`~lstmfpga.hw.latency.round_trip` + u cycles
-after the group's last column.  The engine's latency depends on the MAC block:
-:func:`~lstmfpga.hw.latency.engine` of ``config.macs_per_dsp`` (the lanes, or the packed units).
-Within a run of columns issued back to back from a start cycle s, column i issues at
-``i + max(s, max_{j<=i}(r_j - j))`` with r_j the cycle its operand becomes visible; as every group's units are visible one per cycle, ``r_j - j`` depends only on the group,
-so the model walks groups, not columns.
+A column waits only for what it reads: h-part column j of step t for the last of
+h_{t-1}[jS … jS+S−1], x-part column j of layer l > 0 likewise for h^{l-1}_t; and a group's last
+column waits until the shadow bank has been drained (``engine + SHADOW_LOAD + R/4`` cycles after
+the previous group's last column).  Unit u of a group is visible to the scheduler
+:func:`~lstmfpga.hw.latency.round_trip` + u cycles after the group's last column.  The engine's
+latency depends on the MAC block and the sets: :func:`~lstmfpga.hw.latency.engine` of
+``config.macs_per_dsp`` and ``config.column_sets``.  Within a run of columns issued back to back
+from a start cycle s, column i issues at ``i + max(s, max_{j<=i}(r_j - j))`` with r_j the cycle
+its operand becomes visible; within a group ``r_j - j`` grows with j, so the model walks groups,
+not columns.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 from lstmfpga.hw import latency
 
@@ -33,8 +36,39 @@ RUN_OVERHEAD = latency.RUN_TAIL
 
 
 def engine_latency(config) -> int:
-    """Cycles from a column's issue to the MAC block's done (weight read, multiply, accumulate)."""
-    return latency.engine(config.macs_per_dsp)
+    """Cycles from a column's issue to the group's sums (weight read, multiply, accumulate, sum
+    over the column sets)."""
+    return latency.engine(config.macs_per_dsp, config.column_sets)
+
+
+def _round_trip(config) -> int:
+    return latency.round_trip(config.macs_per_dsp, config.column_sets)
+
+
+@functools.lru_cache(maxsize=4096)
+def _group_offsets(config) -> tuple:
+    """Per group g, ``max_j(r_j − j) − last_g − round_trip`` over the columns j whose operand is
+    made by group g (None where no column waits on the group).
+
+    Column j reads units jS … jS + S − 1 and waits for the last of them, U_j = min((j+1)S, H) − 1;
+    unit u of group g is visible ``round_trip + u − g·UPG`` cycles after the group's last column.
+    Within a group r_j − j grows with j, so the group's last such column is the one that counts.
+    """
+    H, S, UPG = config.hidden_size, config.column_sets, config.units_per_group
+    offsets = []
+    for g in range(config.groups):
+        low, high = g * UPG, min((g + 1) * UPG, H) - 1
+        j = config.h_columns - 1 if high == H - 1 else (high + 1) // S - 1
+        u = min((j + 1) * S, H) - 1
+        offsets.append(u - low - j if low <= high and j >= 0 and u >= low else None)
+    return tuple(offsets)
+
+
+def _ready_offset(config, lasts) -> int:
+    """``max_j(r_j - j)`` over the columns j that read a step's h codes, given the last-column
+    cycle of each of the step's groups (:func:`_group_offsets`)."""
+    offsets = _group_offsets(config)
+    return max(last + extra for last, extra in zip(lasts, offsets) if extra is not None) + _round_trip(config)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,10 +100,6 @@ class CycleEstimate:
         return d
 
 
-def _x_columns(config, layer: int) -> int:
-    return config.on_chip_input_columns(layer) - config.hidden_size
-
-
 def _step(config, layer: int, start: int, shadow_free: int, x_ready, h_ready):
     """Issue cycles of one step's groups.
 
@@ -78,8 +108,9 @@ def _step(config, layer: int, start: int, shadow_free: int, x_ready, h_ready):
     operands (None where a part has no dependency).  Returns (last-column cycle per group, the
     offset ``max_j(r_j - j)`` of this step's h codes).
     """
-    G, H, UPG = config.groups, config.hidden_size, config.units_per_group
-    X, K = _x_columns(config, layer), config.on_chip_input_columns(layer)
+    G, UPG = config.groups, config.units_per_group
+    X, Hc = config.x_columns(layer), config.h_columns
+    K = X + Hc
     drain = engine_latency(config) + latency.SHADOW_LOAD + UPG
     lasts = []
     t = start
@@ -89,7 +120,7 @@ def _step(config, layer: int, start: int, shadow_free: int, x_ready, h_ready):
         t += X
         if h_ready is not None:
             t = max(t, h_ready)
-        last = max(t + H - 1, shadow_free)
+        last = max(t + Hc - 1, shadow_free)
         lasts.append(last)
         shadow_free = last + drain
         t = last + 1
@@ -98,10 +129,10 @@ def _step(config, layer: int, start: int, shadow_free: int, x_ready, h_ready):
             # free-running from here on: the rest of the step's groups follow every K cycles
             lasts.extend(last + K * n for n in range(1, G - g))
             break
-    ready = max(last - g * UPG for g, last in enumerate(lasts)) + latency.round_trip(config.macs_per_dsp)
-    return lasts, ready
+    return lasts, _ready_offset(config, lasts)
 
 
+@functools.lru_cache(maxsize=65536)
 def estimate(config, timesteps: int) -> CycleEstimate:
     """Predicted cycles of one run of ``timesteps`` steps on a core built for ``config``."""
     from lstmfpga.foundation.hw import stream_format
@@ -130,7 +161,7 @@ def estimate(config, timesteps: int) -> CycleEstimate:
         previous_layer = offsets
         ideal += T * 4 * H * K / P
     last_unit = H - 1 - (G - 1) * config.units_per_group
-    total = (start - 1) + latency.round_trip(config.macs_per_dsp) + last_unit + RUN_OVERHEAD
+    total = (start - 1) + _round_trip(config) + last_unit + RUN_OVERHEAD
     in_beats = stream_format.input_beats(config, T)
     out_beats = stream_format.output_beats(config, T)
     # the output packet: the sender's read pipeline fills, then a beat per cycle

@@ -61,16 +61,24 @@ def mac(macs_per_dsp: int) -> int:
     return MAC_LANES if macs_per_dsp == 1 else PACKED_MAC
 
 
-def engine(macs_per_dsp: int) -> int:
-    """Cycles from a column's issue until the MAC block's ``done`` (weight read and its output
-    register, then the lanes or the packed units)."""
-    return MEMORY_READ + MEMORY_OUTPUT + mac(macs_per_dsp)
+def set_sum(column_sets: int) -> int:
+    """The adder tree over the column sets' partial sums: a registered level per halving (none
+    for one set)."""
+    if column_sets not in (1, 2, 4, 8, 16):
+        raise ValueError(f"column_sets must be 1, 2, 4, 8 or 16, not {column_sets!r}")
+    return column_sets.bit_length() - 1
 
 
-def round_trip(macs_per_dsp: int) -> int:
+def engine(macs_per_dsp: int, column_sets: int = 1) -> int:
+    """Cycles from a column's issue until the engine's group sums are ready (weight read and its
+    output register, the lanes or the packed units, the sum over the column sets)."""
+    return MEMORY_READ + MEMORY_OUTPUT + mac(macs_per_dsp) + set_sum(column_sets)
+
+
+def round_trip(macs_per_dsp: int, column_sets: int = 1) -> int:
     """Cycles from a group's last column issue until its first unit's h code is visible to the
     scheduler."""
-    return engine(macs_per_dsp) + SHADOW_LOAD + TAIL_FEED + TAIL + UNIT_COUNT
+    return engine(macs_per_dsp, column_sets) + SHADOW_LOAD + TAIL_FEED + TAIL + UNIT_COUNT
 
 
 #: Output sender, cycles from its first word-buffer read to its first beat on the stream: the read,

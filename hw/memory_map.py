@@ -175,12 +175,29 @@ def accelerator_memories(config) -> tuple[MemorySpec, ...]:
 def memories_at(config) -> tuple[MemorySpec, ...]:
     """:func:`accelerator_memories` of ``config`` without elaborating it for every lane count.
 
-    The design is elaborated at P = 4 and P = 8; memories that differ between the two must be
-    the weight memory (``config.weight_depth`` rows of P·weight_bits), which is then sized for
-    ``config.lanes`` directly.  Anything else that depends on P falls back to elaborating.
+    The design is elaborated at P = 4 and P = 8; memories that differ between the two must be the
+    weight memory (``config.weight_depth`` rows of P·weight_bits), which is then sized for
+    ``config.lanes`` directly.  Anything else that depends on P falls back to elaborating.  A core
+    of S > 1 column sets is that of one set with its weight memory and h buffers resized.
     """
     import dataclasses
 
+    S = config.column_sets
+    if S > 1:
+        # the core of one column set at the same P, with the memories the sets change resized: the
+        # weight memory's rows (groups of P/S rows, ceil(K/S) columns) and the h buffers (words of S
+        # codes written a byte at a time)
+        from lstmfpga.hw.rtl.mac_engine import h_buffer_depth
+
+        resized = []
+        for m in memories_at(dataclasses.replace(config, column_sets=1)):
+            leaf = m.name.rsplit("/", 1)[-1]
+            if leaf == "weight_mem":
+                m = dataclasses.replace(m, depth=config.weight_depth)
+            elif leaf.startswith("h_buf"):
+                m = dataclasses.replace(m, depth=max(2, h_buffer_depth(config)), width=8 * S, granularity=8)
+            resized.append(m)
+        return tuple(resized)
     at4 = accelerator_memories(dataclasses.replace(config, lanes=4))
     at8 = accelerator_memories(dataclasses.replace(config, lanes=8))
     if [m.name for m in at4] != [m.name for m in at8]:

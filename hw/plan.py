@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from lstmfpga.foundation.errors import ConfigError
 from lstmfpga.foundation.validation import check_integer, is_finite_number
 from lstmfpga.hw.boards import MIB, Board
-from lstmfpga.foundation.hw.config import MODES
+from lstmfpga.foundation.hw.config import COLUMN_SETS, MODES
 from lstmfpga.hw.resources import (DEFAULT_SAMPLE_LANES, RESOURCE_FIELDS, LogicFit, ResourceEstimate,
                                    estimate_resources, fit_logic)
 
@@ -74,12 +74,14 @@ def packed_macs_per_dsp(config, board: Board) -> int:
 
 
 def candidate_lanes(config, timesteps: int) -> list[int]:
-    """Every lane count (multiple of 4, at most 4H — one row per gate of every hidden unit — and
-    :data:`MAX_LANES`), fastest first by the cycle model, ties to the fewer lanes."""
+    """Every lane count of ``config.column_sets`` S (multiple of 4S, at most 4H·S — a lane per
+    gate row and set — and :data:`MAX_LANES`), fastest first by the cycle model, ties to the fewer
+    lanes."""
     from lstmfpga.hw.cycle_model import estimate as cycle_estimate
 
-    top = min(MAX_LANES, 4 * config.hidden_size)
-    lanes = range(4, top + 1, 4)
+    step = 4 * config.column_sets
+    top = min(MAX_LANES, step * config.hidden_size)
+    lanes = range(step, top + 1, step)
     cycles = {p: cycle_estimate(dataclasses.replace(config, lanes=p), timesteps).compute_cycles
               for p in lanes}
     return sorted(lanes, key=lambda p: (cycles[p], p))
@@ -179,8 +181,9 @@ class Plan:
             + (" (assumed default clock)" if self.clock_mhz == b.clock_mhz else ""),
             f"model I={c.input_size} H={c.hidden_size} L={c.num_layers} weight_bits={c.weight_bits} "
             f"classes={c.num_classes}",
-            f"plan: {c.mode} mode, P={c.lanes} MAC lanes, macs_per_dsp k={c.macs_per_dsp} "
-            f"({c.multipliers} multipliers; {c.groups} row groups per step and layer)",
+            f"plan: {c.mode} mode, P={c.lanes} MAC lanes, macs_per_dsp k={c.macs_per_dsp}, "
+            f"column_sets S={c.column_sets} ({c.multipliers} multipliers; {c.groups} row groups of "
+            f"{c.rows_per_group} rows per step and layer)",
             f"cycle model T={self.timesteps}: {self.cycles.compute_cycles} compute cycles "
             f"({self.cycles.cycles_per_step:.1f} per step), MAC-lane utilisation "
             f"{self.cycles.utilization:.1%}",
@@ -226,9 +229,10 @@ def _split_rows_note(config, fit: LogicFit | None) -> str | None:
     if fit is None or config.macs_per_dsp == 1 or not fit.samples:
         return None
     run = plan_packing(weight_bits=config.weight_bits, act_bits=config.io_bits, macs_per_dsp=config.macs_per_dsp).run
-    longest = max(config.on_chip_input_columns(layer) for layer in range(config.num_layers))
+    longest = max(config.issued_columns(layer) for layer in range(config.num_layers))   # a set's run
     proxy = fit.samples[0]
-    proxy_longest = proxy.input_size + proxy.hidden_size
+    S = config.column_sets
+    proxy_longest = -(-proxy.input_size // S) + -(-proxy.hidden_size // S)
     if longest <= run or proxy_longest > run:
         return None
     return (f"rows of {longest} columns outrun the packing's {run}-product DSP run, the proxies' "
@@ -264,14 +268,18 @@ def _check(config, fit: LogicFit | None, board: Board) -> Check:
 CYCLE_TOLERANCE = 0.01
 
 
-def _fastest_fit(base, fit: LogicFit | None, board: Board, timesteps: int) -> Check | None:
+def _fastest_fit(base, fit: LogicFit | None, board: Board, timesteps: int,
+                 max_multipliers: float = math.inf) -> Check | None:
     """The fitting lane count with the fewest lanes among those within :data:`CYCLE_TOLERANCE` of
-    the fastest fitting one (by the cycle model), or None (``fit=None``: memory alone)."""
+    the fastest fitting one (by the cycle model), or None (``fit=None``: memory alone, and at most
+    ``max_multipliers`` multipliers)."""
     from lstmfpga.hw.cycle_model import estimate as cycle_estimate
 
     best_cycles, chosen = None, None
     for lanes in candidate_lanes(base, timesteps):
         config = dataclasses.replace(base, lanes=lanes)
+        if config.multipliers > max_multipliers:
+            continue
         if best_cycles is not None:
             if cycle_estimate(config, timesteps).compute_cycles > best_cycles * (1 + CYCLE_TOLERANCE):
                 break
@@ -317,8 +325,43 @@ def _why(check: Check) -> str:
     return f"{check.estimate.mode} mode at P={check.estimate.lanes}{scope}: " + ", ".join(pieces)
 
 
+def column_set_choices(template, mode: str) -> tuple[int, ...]:
+    """The column sets a core of ``template``'s stream width can have in ``mode``."""
+    return tuple(S for S in COLUMN_SETS
+                 if 4 * S <= MAX_LANES and (mode == "split" or S <= template.stream_width // 8))
+
+
+def _sets_to_size(template, mode: str, column_sets, board: Board, timesteps: int) -> list[int]:
+    """Column sets worth a logic fit, best first: the fewest sets within :data:`CYCLE_TOLERANCE`
+    of the fastest fit on memory and multipliers alone (the cycle model ranks them without
+    synthesis; one multiplier per DSP at most), then one set."""
+    from lstmfpga.hw.cycle_model import estimate as cycle_estimate
+
+    choices = column_set_choices(template, mode) if column_sets == "auto" else (column_sets,)
+    cycles = {}
+    for S in choices:
+        base = dataclasses.replace(template, mode=mode, column_sets=S, lanes=4 * S)
+        check = _fastest_fit(base, None, board, timesteps, max_multipliers=board.dsp)
+        if check is not None:
+            config = dataclasses.replace(base, lanes=check.estimate.lanes)
+            cycles[S] = cycle_estimate(config, timesteps).compute_cycles
+    if not cycles:
+        return []
+    best = min(cycles.values())
+    first = min(S for S, c in cycles.items() if c <= best * (1 + CYCLE_TOLERANCE))
+    return [first] + ([1] if first != 1 and 1 in cycles else [])
+
+
+def sample_lanes_for(sample_lanes: Sequence[int], column_sets: int) -> tuple[int, ...]:
+    """The proxies' lane counts for S column sets: ``sample_lanes`` times S/2 (half the rows per
+    set of one set's proxies, as a proxy's Yosys time grows with its lanes), rounded up to
+    multiples of 4S."""
+    step = 4 * column_sets
+    return tuple(-(-p * max(1, column_sets // 2) // step) * step for p in sample_lanes)
+
+
 def make_plan(template, board: Board, *, clock_mhz: float | None = None, mode: str = "auto",
-              timesteps: int = 16, macs_per_dsp: int | str = "auto",
+              timesteps: int = 16, macs_per_dsp: int | str = "auto", column_sets: int | str = "auto",
               sample_lanes: Sequence[int] = DEFAULT_SAMPLE_LANES,
               cache_dir=None, progress: bool = False, compare: bool = True) -> Plan:
     """The fastest configuration of ``template``'s shape that fits ``board``.
@@ -337,8 +380,12 @@ def make_plan(template, board: Board, *, clock_mhz: float | None = None, mode: s
     macs_per_dsp :
         Gate rows per DSP; ``"auto"`` (default): the most the widths allow on the board's DSPs
         (:func:`packed_macs_per_dsp`), so that a DSP-bound board gets that many times the lanes.
+    column_sets :
+        Column sets S of the core; ``"auto"`` (default): the cycle model ranks every S the stream
+        allows on memory alone, and the fewest sets within 1 % of the fastest (and one set, when
+        that is not it) get the logic fit; the faster fitting one wins.
     sample_lanes :
-        Lane counts of the Yosys proxy runs.
+        Lane counts of the Yosys proxy runs (for S column sets: :func:`sample_lanes_for`).
     cache_dir :
         Yosys result cache (default: the user cache folder).
     compare :
@@ -364,22 +411,32 @@ def make_plan(template, board: Board, *, clock_mhz: float | None = None, mode: s
         macs_per_dsp = packed_macs_per_dsp(template, board)
     template = dataclasses.replace(template, macs_per_dsp=macs_per_dsp)   # validated by the config
 
+    if column_sets != "auto":
+        check_integer("column_sets", column_sets, low=1)
+        template = dataclasses.replace(template, column_sets=column_sets, lanes=4 * column_sets)   # validated
+
     modes = MODES if mode == "auto" else (mode,)
     found: dict[str, Check] = {}
+    found_config: dict[str, object] = {}
     failures: dict[str, Check] = {}
     for m in modes:
-        base = dataclasses.replace(template, mode=m, lanes=4)
-        if _fastest_fit(base, None, board, timesteps) is None:
+        sets = _sets_to_size(template, m, column_sets, board, timesteps)
+        if not sets:
             # no lane count fits even on memory alone: no need to synthesize anything
-            failures[m] = _check(base, None, board)
+            S = 1 if column_sets == "auto" else column_sets
+            failures[m] = _check(dataclasses.replace(template, mode=m, column_sets=S, lanes=4 * S), None, board)
             continue
-        fit = fit_logic(base, family=board.family, sample_lanes=sample_lanes, cache_dir=cache_dir,
-                        progress=progress)
-        found_check = _fastest_fit(base, fit, board, timesteps)
-        if found_check is not None:
-            found[m] = found_check
-        if m not in found:
-            failures[m] = _check(base, fit, board)
+        for S in sets:
+            base = dataclasses.replace(template, mode=m, column_sets=S, lanes=4 * S)
+            fit = fit_logic(base, family=board.family, sample_lanes=sample_lanes_for(sample_lanes, S),
+                            cache_dir=cache_dir, progress=progress)
+            found_check = _fastest_fit(base, fit, board, timesteps)
+            if found_check is not None:
+                config = dataclasses.replace(base, lanes=found_check.estimate.lanes)
+                if m not in found or _faster(config, found_config[m], timesteps):
+                    found[m], found_config[m] = found_check, config
+            if m not in found and S == sets[-1]:
+                failures[m] = _check(base, fit, board)
         if found:
             break
 
@@ -402,7 +459,7 @@ def make_plan(template, board: Board, *, clock_mhz: float | None = None, mode: s
 
     chosen_mode = "full" if "full" in found else "split"
     check = found[chosen_mode]
-    config = dataclasses.replace(template, mode=chosen_mode, lanes=check.estimate.lanes)
+    config = found_config[chosen_mode]
     cycles = cycle_estimate(config, timesteps)
     alternative = None
     if mode == "auto" and chosen_mode == "full" and compare:
@@ -410,6 +467,15 @@ def make_plan(template, board: Board, *, clock_mhz: float | None = None, mode: s
     elif mode == "auto" and chosen_mode == "split":
         alternative = f"full mode does not fit: {_why(failures['full'])}"
     return Plan(config, board, float(clock), timesteps, cycles, check, alternative)
+
+
+def _faster(a, b, timesteps: int) -> bool:
+    """Whether configuration ``a`` runs fewer compute cycles than ``b`` by more than
+    :data:`CYCLE_TOLERANCE`."""
+    from lstmfpga.hw.cycle_model import estimate as cycle_estimate
+
+    cycles = [cycle_estimate(config, timesteps).compute_cycles for config in (a, b)]
+    return cycles[0] * (1 + CYCLE_TOLERANCE) < cycles[1]
 
 
 def _alternative(template, board, clock, timesteps, sample_lanes, cache_dir) -> str | None:

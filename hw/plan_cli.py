@@ -32,6 +32,9 @@ def register_plan(subparsers) -> None:
     p.add_argument("--macs-per-dsp", default="auto", metavar="K|auto",
                    help="gate rows packed into one DSP (default auto: the most the weight and activation "
                         "widths allow on the board's DSPs)")
+    p.add_argument("--column-sets", default="auto", metavar="S|auto",
+                   help="column sets of the core (1, 2, 4, 8, 16; default auto: the cycle model picks among "
+                        "those the stream width allows)")
     p.add_argument("--stream-width", type=int, choices=STREAM_WIDTHS, default=32,
                    help="AXI-Stream TDATA bits of the core (default 32; the HP ports of Zynq UltraScale+ "
                         "take 128, of Zynq-7000 64)")
@@ -52,7 +55,7 @@ def _sample_lanes(text: str) -> tuple[int, ...]:
         raise ConfigError(f"--sample-lanes must be comma-separated integers, not {text!r}") from None
 
 
-def _macs_per_dsp(text: str) -> int | str:
+def _int_or_auto(text: str, flag: str) -> int | str:
     from lstmfpga.foundation.errors import ConfigError
 
     if text == "auto":
@@ -60,7 +63,7 @@ def _macs_per_dsp(text: str) -> int | str:
     try:
         return int(text)
     except ValueError:
-        raise ConfigError(f"--macs-per-dsp must be an integer or auto, not {text!r}") from None
+        raise ConfigError(f"{flag} must be an integer or auto, not {text!r}") from None
 
 
 def _plan(args) -> int:
@@ -85,7 +88,8 @@ def _plan(args) -> int:
         template = shape_config(**parse_shape(args.shape))
     template = dataclasses.replace(template, stream_width=args.stream_width)
     plan = make_plan(template, get_board(args.board), clock_mhz=args.clock_mhz, mode=args.mode,
-                     timesteps=args.timesteps, macs_per_dsp=_macs_per_dsp(args.macs_per_dsp),
+                     timesteps=args.timesteps, macs_per_dsp=_int_or_auto(args.macs_per_dsp, "--macs-per-dsp"),
+                     column_sets=_int_or_auto(args.column_sets, "--column-sets"),
                      sample_lanes=_sample_lanes(args.sample_lanes),
                      cache_dir=args.cache_dir, progress=True, compare=not args.no_compare)
     print(plan.report())

@@ -3,7 +3,7 @@
 For each shape it keeps :func:`~lstmfpga.hw.plan.make_plan`'s choice (lanes, packing and mode, sized at the
 middle sequence length), times one sequence at every sequence length of the study with the cycle
 model, and names what binds: the resource nearest its limit, the engine's row parallelism
-(P = 4H), or — when nothing fits — the resource that rules the shape out.
+(P = 4H·S), or — when nothing fits — the resource that rules the shape out.
 """
 
 from __future__ import annotations
@@ -33,10 +33,11 @@ class SweepRow:
 
 
 def binding_limit(plan: Plan) -> str:
-    """What stops a larger plan: one lane per gate row already, else the fullest resource."""
+    """What stops a larger plan: one lane per gate row and column set already, else the fullest
+    resource."""
     c = plan.config
-    if c.lanes >= min(4 * c.hidden_size, MAX_LANES):
-        return "lanes (P = 4H, one per gate row)"
+    if c.lanes >= min(4 * c.hidden_size * c.column_sets, MAX_LANES // (4 * c.column_sets) * 4 * c.column_sets):
+        return "lanes (P = 4H·S, one per gate row and column set)"
     key, fraction = max(((k, plan.check.used[k] / plan.check.limit[k]) for k in plan.check.used
                          if plan.check.limit[k]), key=lambda kv: kv[1])
     return f"{RESOURCE_NAMES[key]} ({fraction:.0%} of its limit)"
@@ -78,15 +79,16 @@ def sweep_table(board: Board, rows: list[SweepRow]) -> str:
     """The grid as an aligned text table."""
     timesteps = rows[0].timesteps
     middle = timesteps[len(timesteps) // 2]
-    header = ["H", "L", "mode", "P", "k", *(f"µs/seq T={t}" for t in timesteps), f"seq/s T={middle}",
+    header = ["H", "L", "mode", "P", "k", "S", *(f"µs/seq T={t}" for t in timesteps), f"seq/s T={middle}",
               "binding limit"]
     body = []
     for row in rows:
         if row.plan is None:
-            body.append([row.units, row.layers, "—", "—", "—", *("—" for _ in timesteps), "—",
+            body.append([row.units, row.layers, "—", "—", "—", "—", *("—" for _ in timesteps), "—",
                          f"nothing fits: {row.binding}"])
             continue
         body.append([row.units, row.layers, row.plan.mode, row.plan.lanes, row.plan.config.macs_per_dsp,
+                     row.plan.config.column_sets,
                      *(f"{row.us_per_sequence[t]:,.1f}" for t in timesteps),
                      f"{row.sequences_per_s[middle]:,.0f}", row.binding])
     cells = [[str(c) for c in header]] + [[str(c) for c in r] for r in body]

@@ -39,16 +39,17 @@ LOGIC_FIELDS = ("lut", "ff", "dsp")
 RESOURCE_FIELDS = ("lut", "ff", "dsp", "bram36", "uram")
 
 
-def proxy_shape(sample_lanes: Sequence[int]) -> tuple[int, int]:
-    """(input_size, hidden_size) shared by all proxies of one fit: H >= P/4 gives every lane a row."""
-    hidden = max(16, max(sample_lanes) // 4)
+def proxy_shape(sample_lanes: Sequence[int], column_sets: int = 1) -> tuple[int, int]:
+    """(input_size, hidden_size) shared by all proxies of one fit: H >= P/(4S) gives every lane a
+    row (S column sets)."""
+    hidden = max(16, max(sample_lanes) // (4 * column_sets))
     return 2 * hidden, hidden
 
 
 def proxy_config(config, lanes: int, sample_lanes: Sequence[int]):
     """The configuration synthesized for ``lanes``: the target's layers, mode, widths and
     classifier at the small I × H of :func:`proxy_shape`."""
-    input_size, hidden_size = proxy_shape(sample_lanes)
+    input_size, hidden_size = proxy_shape(sample_lanes, config.column_sets)
     return dataclasses.replace(config, lanes=lanes, input_size=input_size, hidden_size=hidden_size)
 
 
@@ -95,9 +96,11 @@ class LogicFit:
     max_residual: dict
     #: Lanes per multiplier of the fitted cores: the DSP line is in ``ceil(P / macs_per_dsp)``.
     macs_per_dsp: int = 1
+    #: Column sets of the fitted cores.
+    column_sets: int = 1
 
     def logic_at(self, lanes: int) -> dict[str, int]:
-        return {name: max(0, round(a + b * fit_variable(name, lanes, self.macs_per_dsp)))
+        return {name: max(0, round(a + b * fit_variable(name, lanes, self.macs_per_dsp, self.column_sets)))
                 for name, (a, b) in self.coefficients.items()}
 
     @property
@@ -137,13 +140,14 @@ def logic_only(measured: ResourceCount) -> dict[str, int]:
     return {"lut": measured.lut - measured.lutram, "ff": measured.ff, "dsp": measured.dsp}
 
 
-def fit_variable(name: str, lanes: int, macs_per_dsp: int = 1) -> int:
-    """What a logic resource is linear in: the multipliers ``ceil(P / macs_per_dsp)`` for DSPs,
-    the lanes P for LUTs and FFs."""
-    return -(-lanes // macs_per_dsp) if name == "dsp" else lanes
+def fit_variable(name: str, lanes: int, macs_per_dsp: int = 1, column_sets: int = 1) -> int:
+    """What a logic resource is linear in: the multipliers ``S·ceil(P / S / macs_per_dsp)`` for
+    DSPs (each of the S column sets packs its own rows), the lanes P for LUTs and FFs."""
+    return column_sets * -(-(lanes // column_sets) // macs_per_dsp) if name == "dsp" else lanes
 
 
-def fit_lines(samples: Sequence[tuple[int, ResourceCount]], *, macs_per_dsp: int = 1) -> tuple[dict, dict]:
+def fit_lines(samples: Sequence[tuple[int, ResourceCount]], *, macs_per_dsp: int = 1,
+              column_sets: int = 1) -> tuple[dict, dict]:
     """Per logic resource, ``(intercept, slope)`` of ``a + b·x`` through measured ``(P, count)``
     samples (``x`` of :func:`fit_variable`), and the worst residual."""
     lanes = [p for p, _ in samples]
@@ -151,7 +155,7 @@ def fit_lines(samples: Sequence[tuple[int, ResourceCount]], *, macs_per_dsp: int
         raise ConfigError(f"a linear fit needs at least two different lane counts, not {lanes!r}")
     coefficients, residuals = {}, {}
     for name in LOGIC_FIELDS:
-        xs = [fit_variable(name, p, macs_per_dsp) for p in lanes]
+        xs = [fit_variable(name, p, macs_per_dsp, column_sets) for p in lanes]
         if len(set(xs)) < 2:
             raise ConfigError(f"sample lanes {lanes!r} give one multiplier count {xs[0]} at macs_per_dsp "
                               f"{macs_per_dsp}: no line can be fitted")
@@ -198,8 +202,10 @@ def fit_logic(config, *, family: str, sample_lanes: Sequence[int] = DEFAULT_SAMP
         bram, lutram = _memory_model(proxy, family)
         samples.append(LogicSample(proxy.lanes, proxy.input_size, proxy.hidden_size, result.resources,
                                    bram, lutram, result.seconds, result.cached))
-    coefficients, residuals = fit_lines([(s.lanes, s.measured) for s in samples], macs_per_dsp=config.macs_per_dsp)
-    return LogicFit(family, config.mode, tuple(samples), coefficients, residuals, config.macs_per_dsp)
+    coefficients, residuals = fit_lines([(s.lanes, s.measured) for s in samples], macs_per_dsp=config.macs_per_dsp,
+                                        column_sets=config.column_sets)
+    return LogicFit(family, config.mode, tuple(samples), coefficients, residuals, config.macs_per_dsp,
+                    config.column_sets)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -276,6 +282,9 @@ def estimate_resources(config, fit: LogicFit | None, *, family: str | None = Non
     if fit is not None and fit.macs_per_dsp != config.macs_per_dsp:
         raise ConfigError(f"the logic fit is for macs_per_dsp {fit.macs_per_dsp}, the configuration has "
                           f"{config.macs_per_dsp}")
+    if fit is not None and fit.column_sets != config.column_sets:
+        raise ConfigError(f"the logic fit is for {fit.column_sets} column sets, the configuration has "
+                          f"{config.column_sets}")
     family = fit.family if fit is not None else family
     if family is None:
         raise ConfigError("estimate_resources needs a logic fit or a family")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 def register(subparsers) -> None:
     """Add this stage's subcommands to the ``lstmfpga`` parser."""
-    from lstmfpga.foundation.hw.config import MODES
+    from lstmfpga.foundation.hw.config import MODES, STREAM_WIDTHS
     from lstmfpga.hw.cli import add_packing_argument
     from lstmfpga.sim.golden.cli import register as register_golden
     from lstmfpga.sim.rtl_check import SIMULATORS
@@ -17,8 +17,10 @@ def register(subparsers) -> None:
                     "image over AXI-Stream and compare every output of N random sequences with the "
                     "integer golden model, under random stream idle and backpressure.")
     p.add_argument("--model", required=True, help="integer artifact (.npz) or Brevitas QONNX file")
-    p.add_argument("--lanes", type=int, required=True, help="MAC lanes P (a multiple of 4)")
+    p.add_argument("--lanes", type=int, required=True, help="MAC lanes P (a multiple of 4 x column sets)")
     add_packing_argument(p)
+    p.add_argument("--stream-width", type=int, choices=STREAM_WIDTHS, default=32,
+                   help="AXI-Stream TDATA bits (default 32)")
     p.add_argument("--mode", choices=MODES, default="full")
     p.add_argument("--sequences", type=int, default=20, help="random sequences to run (default 20)")
     p.add_argument("--timesteps", type=int, default=None,
@@ -73,7 +75,8 @@ def _verify(args) -> int:
         raise InputError("--jobs runs harness processes; the cocotb bench runs one simulation")
     artifact = load_model(args.model)
     config = AcceleratorConfig.from_artifact(artifact, lanes=args.lanes, mode=args.mode,
-                                             max_timesteps=args.max_timesteps, macs_per_dsp=args.macs_per_dsp)
+                                             max_timesteps=args.max_timesteps, macs_per_dsp=args.macs_per_dsp,
+                                             column_sets=args.column_sets, stream_width=args.stream_width)
     if args.timesteps is not None and not 1 <= args.timesteps <= config.max_timesteps:
         raise InputError(f"--timesteps must be in [1, {config.max_timesteps}], not {args.timesteps}")
     rng = np.random.default_rng(args.seed)
@@ -85,7 +88,8 @@ def _verify(args) -> int:
     sequences = [Sequence(0, random_codes(artifact, rng, int(T))) for T in steps]
     cache = Path(args.build_dir) if args.build_dir else DEFAULT_CACHE
     print(f"building/simulating I={config.input_size} H={config.hidden_size} L={config.num_layers} "
-          f"P={config.lanes} macs_per_dsp={config.macs_per_dsp} mode={config.mode} ({len(sequences)} sequences, "
+          f"P={config.lanes} macs_per_dsp={config.macs_per_dsp} column_sets={config.column_sets} "
+          f"stream={config.stream_width} mode={config.mode} ({len(sequences)} sequences, "
           f"{args.simulator})...", flush=True)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="lstmfpga-verify-") as work:

@@ -18,6 +18,8 @@ from lstmfpga.foundation.validation import check_in_range
 MODES = ("full", "split")
 #: AXI-Stream TDATA widths the core is built for (Zynq-7000 HP ports are 64-bit, UltraScale+ 128-bit).
 STREAM_WIDTHS = (32, 64, 128)
+#: Column sets a core can be built with (powers of two: a unit's h-buffer word and byte are bit fields).
+COLUMN_SETS = (1, 2, 4, 8, 16)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -61,6 +63,7 @@ class AcceleratorConfig:
     num_layers: int = 1
     lanes: int = 8
     macs_per_dsp: int = 1
+    column_sets: int = 1
     mode: str = "full"
     weight_bits: int = 8
     io_bits: int = 8
@@ -93,6 +96,15 @@ class AcceleratorConfig:
                 raise ConfigError(
                     f"macs_per_dsp must be in [1, {most}] for {self.weight_bits}-bit weights and {self.io_bits}-bit"
                     f" activations (a DSP48E2), not {self.macs_per_dsp!r}")
+        if self.column_sets not in COLUMN_SETS:
+            raise ConfigError(f"column_sets must be one of {COLUMN_SETS}, not {self.column_sets!r}")
+        if self.lanes % (4 * self.column_sets):
+            raise ConfigError(f"lanes must be a multiple of 4 x column_sets = {4 * self.column_sets} (each set"
+                              f" holds whole hidden units), not {self.lanes!r}")
+        if self.mode == "full" and self.column_sets > self.stream_width // 8:
+            raise ConfigError(f"column_sets {self.column_sets} needs a stream of at least {8 * self.column_sets} bits"
+                              f" in full mode (a column's {self.column_sets} input bytes sit in one word);"
+                              f" stream_width is {self.stream_width}")
         check_in_range("num_classes", self.num_classes, low=0, high=255)
         check_in_range("classifier_weight_bits", self.classifier_weight_bits, low=2, high=8)
         check_in_range("max_timesteps", self.max_timesteps, low=1, high=24)
@@ -105,18 +117,24 @@ class AcceleratorConfig:
         return self.input_size if layer == 0 else self.hidden_size
 
     @property
+    def rows_per_group(self) -> int:
+        """Gate rows R of a row group: P / S (each of the S column sets holds one lane per row)."""
+        return self.lanes // self.column_sets
+
+    @property
     def groups(self) -> int:
-        """Row groups per layer and step: ceil(4H / P)."""
-        return -(-4 * self.hidden_size // self.lanes)
+        """Row groups per layer and step: ceil(4H / R)."""
+        return -(-4 * self.hidden_size // self.rows_per_group)
 
     @property
     def units_per_group(self) -> int:
-        return self.lanes // 4
+        return self.rows_per_group // 4
 
     @property
     def multipliers(self) -> int:
-        """Multipliers (DSPs) of the MAC block: ceil(P / macs_per_dsp)."""
-        return -(-self.lanes // self.macs_per_dsp)
+        """Multipliers (DSPs) of the MAC block: S·ceil(R / macs_per_dsp) (each column set packs
+        its own R rows)."""
+        return self.column_sets * -(-self.rows_per_group // self.macs_per_dsp)
 
     def on_chip_input_columns(self, layer: int) -> int:
         """Columns K the MAC engine streams per row group (x part only where it is on chip)."""
@@ -124,9 +142,23 @@ class AcceleratorConfig:
             return self.hidden_size
         return self.layer_input_size(layer) + self.hidden_size
 
+    def x_columns(self, layer: int) -> int:
+        """Columns the engine issues per row group for the x part: ceil(X / S)."""
+        return -(-(self.on_chip_input_columns(layer) - self.hidden_size) // self.column_sets)
+
+    @property
+    def h_columns(self) -> int:
+        """Columns the engine issues per row group for the h part, and h-buffer words per step:
+        ceil(H / S)."""
+        return -(-self.hidden_size // self.column_sets)
+
+    def issued_columns(self, layer: int) -> int:
+        """Columns the engine issues per row group (x part, then h part)."""
+        return self.x_columns(layer) + self.h_columns
+
     def weight_rows(self, layer: int) -> int:
         """Rows of the P·weight_bits-wide weight memory used by one layer."""
-        return self.groups * self.on_chip_input_columns(layer)
+        return self.groups * self.issued_columns(layer)
 
     @property
     def weight_depth(self) -> int:
@@ -183,7 +215,7 @@ class AcceleratorConfig:
 
     @classmethod
     def from_artifact(cls, artifact, *, lanes: int, mode: str = "full", max_timesteps: int = 24,
-                      stream_width: int = 32, macs_per_dsp: int = 1) -> "AcceleratorConfig":
+                      stream_width: int = 32, macs_per_dsp: int = 1, column_sets: int = 1) -> "AcceleratorConfig":
         """The configuration whose bitstream runs ``artifact`` with ``lanes`` MAC lanes."""
         layers = artifact.layers
         if not 1 <= len(layers) <= 3:
@@ -196,7 +228,7 @@ class AcceleratorConfig:
                     f" the accelerator needs {hidden} and {hidden}")
         classes = 0 if artifact.classifier is None else int(artifact.classifier.weight.shape[0])
         return cls(input_size=int(layers[0].input_size), hidden_size=hidden, num_layers=len(layers),
-                   lanes=lanes, macs_per_dsp=macs_per_dsp, mode=mode, num_classes=classes,
+                   lanes=lanes, macs_per_dsp=macs_per_dsp, column_sets=column_sets, mode=mode, num_classes=classes,
                    max_timesteps=max_timesteps, stream_width=stream_width, **cls.widths_of(artifact))
 
     def shape_matches(self, artifact) -> bool:
@@ -211,7 +243,7 @@ class AcceleratorConfig:
         try:
             other = AcceleratorConfig.from_artifact(
                 artifact, lanes=self.lanes, mode=self.mode, max_timesteps=self.max_timesteps,
-                stream_width=self.stream_width)
+                stream_width=self.stream_width, column_sets=self.column_sets)
         except ConfigError as exc:
             return str(exc)
         for field in dataclasses.fields(self):

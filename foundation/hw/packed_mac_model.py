@@ -20,6 +20,7 @@ accumulator's upper bits unchanged.  Unpacking costs wires only.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -193,6 +194,7 @@ def plan_packing(*, weight_bits: int, act_bits: int, macs_per_dsp: int,
     return dataclasses.replace(packing, acc_bits=signed_bits(*packing.accumulator_range(run)))
 
 
+@functools.lru_cache(maxsize=1024)
 def max_macs_per_dsp(*, weight_bits: int, act_bits: int, dsp: DspShape = DSP48E2, min_run: int = 1) -> int:
     """Most rows one ``dsp`` can hold for these widths with runs of at least ``min_run`` products."""
     _check_widths(weight_bits, act_bits, dsp)

@@ -42,13 +42,15 @@ class Reg(enum.IntEnum):
     SHAPE_MAX_T = 0x5C   #: RO  max_timesteps
     SHAPE_STREAM = 0x60  #: RO  stream width in bits
     SHAPE_PACKING = 0x64  #: RO macs_per_dsp; unmapped (reads 0, meaning 1) on a core without packing
+    SHAPE_SETS = 0x68    #: RO  column sets; unmapped (reads 0, meaning 1) on a core with one set
     HASH0 = 0x80         #: RO  HASH0..HASH7: SHA-256 of the loaded artifact, HASH0 = first 4 bytes
 
 
 HASH_WORDS = 8
 #: The read-only shape registers, in the order :func:`shape_registers` lists them.
 SHAPE_REGS = (Reg.SHAPE_INPUT, Reg.SHAPE_HIDDEN, Reg.SHAPE_LAYERS, Reg.SHAPE_LANES, Reg.SHAPE_MODE,
-              Reg.SHAPE_BITS, Reg.SHAPE_CLASSES, Reg.SHAPE_MAX_T, Reg.SHAPE_STREAM, Reg.SHAPE_PACKING)
+              Reg.SHAPE_BITS, Reg.SHAPE_CLASSES, Reg.SHAPE_MAX_T, Reg.SHAPE_STREAM, Reg.SHAPE_PACKING,
+              Reg.SHAPE_SETS)
 #: The 4-bit fields of SHAPE_BITS, lowest first.
 BIT_FIELDS = ("weight_bits", "io_bits", "acc_bits", "sigmoid_bits", "tanh_bits", "cell_bits",
               "hidden_tanh_bits", "classifier_weight_bits")
@@ -124,8 +126,9 @@ def config_bits(config) -> int:
 def shape_registers(config) -> dict[str, int]:
     """Values of the read-only SHAPE_* registers for ``config``.
 
-    SHAPE_PACKING is listed only when ``config.macs_per_dsp > 1``: a core without packing leaves
-    the offset unmapped, as cores built before packing existed do, and it reads 0.
+    SHAPE_PACKING is listed only when ``config.macs_per_dsp > 1`` and SHAPE_SETS only when
+    ``config.column_sets > 1``: a core without them leaves the offsets unmapped, as cores built
+    before they existed do, and they read 0.
     """
     registers = {
         "SHAPE_INPUT": config.input_size,
@@ -140,6 +143,8 @@ def shape_registers(config) -> dict[str, int]:
     }
     if config.macs_per_dsp > 1:
         registers["SHAPE_PACKING"] = config.macs_per_dsp
+    if config.column_sets > 1:
+        registers["SHAPE_SETS"] = config.column_sets
     return registers
 
 
@@ -150,7 +155,7 @@ def decode_shape(values: Mapping[str, int]) -> AcceleratorConfig:
     ----------
     values :
         Register name (``"SHAPE_INPUT"``, ...) → the 32-bit value read; SHAPE_PACKING 0 or
-        absent means one MAC per DSP.
+        absent means one MAC per DSP, SHAPE_SETS 0 or absent one column set.
 
     Raises
     ------
@@ -165,7 +170,8 @@ def decode_shape(values: Mapping[str, int]) -> AcceleratorConfig:
         raise ConfigError(f"SHAPE_MODE must be one of {list(range(len(MODES)))} ({', '.join(MODES)}), not {mode!r}")
     return AcceleratorConfig(
         input_size=values["SHAPE_INPUT"], hidden_size=values["SHAPE_HIDDEN"], num_layers=values["SHAPE_LAYERS"],
-        lanes=values["SHAPE_LANES"], macs_per_dsp=max(1, values.get("SHAPE_PACKING", 0)), mode=MODES[mode],
+        lanes=values["SHAPE_LANES"], macs_per_dsp=max(1, values.get("SHAPE_PACKING", 0)),
+        column_sets=max(1, values.get("SHAPE_SETS", 0)), mode=MODES[mode],
         num_classes=values["SHAPE_CLASSES"],
         max_timesteps=values["SHAPE_MAX_T"], stream_width=values["SHAPE_STREAM"], **bits)
 

@@ -5,15 +5,17 @@ NumPy/stdlib only.  Sent as one input packet after CTRL.LOAD_WEIGHTS (padded to 
 
 header (``HEADER_WORDS``, word indices named by :class:`Header`)
     0 magic ``IMAGE_MAGIC``, 1 format version, 2 input_size, 3 hidden_size, 4 num_layers,
-    5 lanes, 6 mode (SHAPE_MODE), 7 SHAPE_BITS (:func:`~lstmfpga.foundation.hw.register_map.pack_bits`),
+    5 lanes and column sets (:func:`lanes_word`), 6 mode (SHAPE_MODE), 7 SHAPE_BITS (:func:`~lstmfpga.foundation.hw.register_map.pack_bits`),
     8 num_classes, 9 payload words (everything between header and checksum),
     10..17 artifact SHA-256 (word i = hex digits 8i..8i+7, so HASH0 reads as the first 8 digits).
 per layer l
     weight rows: ``config.weight_rows(l)`` rows of P weights, ``row_words`` words each; row
-    ``grp·K + k`` holds, for lane p, the weight of gate row r = grp·P + p (hidden unit j = r // 4,
-    gate g = r % 4; rows with j ≥ H are 0) at column k (x columns first, then h columns; layer 0
-    of split mode has h columns only), packed as ``weight_bits``-bit two's complement at bit
-    p·weight_bits of the row, lane 0 in the least significant bits of the first word;
+    ``grp·Kc + c`` holds, for lane p = s·R + r (R = P/S rows per group, S column sets), the
+    weight of gate row grp·R + r (hidden unit j = r // 4, gate g = r % 4; rows with j ≥ H are 0)
+    at element c·S + s of the x part for c < ceil(X/S), else at element (c − ceil(X/S))·S + s of
+    the h part (0 past the part's end; layer 0 of split mode has the h part only), packed as
+    ``weight_bits``-bit two's complement at bit p·weight_bits of the row, lane 0 in the least
+    significant bits of the first word;
     bias: 4·H words, order j then g (int32);
     requant: 7 × (multiplier, shift, lo, hi) for gates i, f, g, o, then fc, ig, h; then cell_lo,
     cell_hi (``REQUANT_WORDS`` words);
@@ -100,13 +102,19 @@ def hash_words(sha256_hex: str) -> list[int]:
     return [int(sha256_hex[8 * i: 8 * i + 8], 16) for i in range(register_map.HASH_WORDS)]
 
 
+def lanes_word(config) -> int:
+    """Header word 5: lanes P, and log2 of the column sets in bits 16–19 (the layout of the weight
+    rows; 0 for one set, as in images made before column sets existed)."""
+    return config.lanes | (config.column_sets.bit_length() - 1) << 16
+
+
 def header(config, sha256_hex: str) -> list[int]:
     """The ``HEADER_WORDS`` header words, in :class:`Header` order."""
     shape = register_map.shape_registers(config)
     fields = {
         Header.MAGIC: IMAGE_MAGIC, Header.VERSION: IMAGE_VERSION, Header.INPUT_SIZE: shape["SHAPE_INPUT"],
         Header.HIDDEN_SIZE: shape["SHAPE_HIDDEN"], Header.NUM_LAYERS: shape["SHAPE_LAYERS"],
-        Header.LANES: shape["SHAPE_LANES"], Header.MODE: shape["SHAPE_MODE"], Header.BITS: shape["SHAPE_BITS"],
+        Header.LANES: lanes_word(config), Header.MODE: shape["SHAPE_MODE"], Header.BITS: shape["SHAPE_BITS"],
         Header.NUM_CLASSES: shape["SHAPE_CLASSES"], Header.PAYLOAD_WORDS: payload_words(config),
     }
     return [fields[index] for index in sorted(fields)] + hash_words(sha256_hex)
@@ -123,14 +131,42 @@ def _u32(values) -> np.ndarray:
     return (np.asarray(values, dtype=np.int64).reshape(-1) & 0xFFFFFFFF).astype(np.uint32)
 
 
+def column_elements(config, columns: int) -> np.ndarray:
+    """``[issued columns, S]``: the element of a layer's K = ``columns`` weight columns (x part, then
+    the H of the h part) that column set s takes at each issued column, -1 past a part's end."""
+    S, H = config.column_sets, config.hidden_size
+    parts = []
+    for start, length in ((0, columns - H), (columns - H, H)):
+        index = np.arange(-(-length // S) * S).reshape(-1, S)
+        parts.append(np.where(index < length, start + index, -1))
+    return np.concatenate(parts)
+
+
+def _lane_elements(config, columns: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column element of every lane of every memory row ``grp·Kc + c`` (``[rows, P]``;
+    -1 where the lane holds a zero)."""
+    G, R, S = config.groups, config.rows_per_group, config.column_sets
+    elements = column_elements(config, columns)                    # [Kc, S]
+    Kc = elements.shape[0]
+    row = (np.arange(G)[:, None, None, None] * R + np.arange(R)[None, None, None, :])   # [G, 1, 1, R]
+    row = np.broadcast_to(row, (G, Kc, S, R))
+    col = np.broadcast_to(elements[None, :, :, None], (G, Kc, S, R))
+    keep = (row < 4 * config.hidden_size) & (col >= 0)
+    # lane p = s·R + r
+    return np.where(keep, row, -1).reshape(G * Kc, S * R), np.where(keep, col, -1).reshape(G * Kc, S * R)
+
+
 def pack_weight_rows(config, w_cols: np.ndarray) -> np.ndarray:
-    """Gate-row-major weights ``[4, H, K]`` → words of the ``groups·K`` memory rows."""
+    """Gate-row-major weights ``[4, H, K]`` → words of the ``groups·Kc`` memory rows.
+
+    Lane p = s·R + r of memory row ``grp·Kc + c`` holds gate row grp·R + r at the element column
+    set s takes at issued column c (:func:`column_elements`), zero past H and past a part's end.
+    """
     H, P, wb = config.hidden_size, config.lanes, config.weight_bits
     K = w_cols.shape[2]
-    rows = np.zeros((config.groups * P, K), dtype=np.int64)
-    # gate row r = 4 j + g
-    rows[: 4 * H] = w_cols.transpose(1, 0, 2).reshape(4 * H, K)
-    lanes = rows.reshape(config.groups, P, K).transpose(0, 2, 1).reshape(-1, P)  # [grp*K + k, p]
+    rows = w_cols.transpose(1, 0, 2).reshape(4 * H, K)    # gate row r = 4 j + g
+    row, col = _lane_elements(config, K)
+    lanes = np.where(row >= 0, rows[np.maximum(row, 0), np.maximum(col, 0)], 0)
     codes = (lanes & ((1 << wb) - 1)).astype(np.uint64)
     n_words = row_words(config)
     bits = np.zeros((lanes.shape[0], n_words * 32), dtype=np.uint8)
@@ -151,8 +187,11 @@ def unpack_weight_rows(config, words: np.ndarray, columns: int) -> np.ndarray:
     for b in range(wb):
         codes |= bits[:, b: P * wb: wb].astype(np.int64) << b
     codes = np.where(codes >= 1 << (wb - 1), codes - (1 << wb), codes)
-    rows = codes.reshape(config.groups, columns, P).transpose(0, 2, 1).reshape(-1, columns)
-    return rows[: 4 * H].reshape(H, 4, columns).transpose(1, 0, 2)
+    row, col = _lane_elements(config, columns)
+    rows = np.zeros((4 * H, columns), dtype=np.int64)
+    keep = row >= 0
+    rows[row[keep], col[keep]] = codes[keep]
+    return rows.reshape(H, 4, columns).transpose(1, 0, 2)
 
 
 def _check_range(name: str, values: np.ndarray, bits: int) -> None:

@@ -14,9 +14,11 @@ from lstmfpga.hw.rtl.payloads import Source, byte_select_bits, column_layout, se
 class ColumnScheduler(wiring.Component):
     """Issues the columns of one run (``steps`` timesteps over every layer) on ``o_column``.
 
-    Per layer, step and row group it issues the group's K columns, the x part (input buffer or
-    the layer below's h codes) then the h part (this layer's h codes of the previous step).  A
-    column that reads an h code waits until ``unit_done`` has counted the unit that writes it;
+    Per layer, step and row group it issues the group's columns, the x part (input buffer or
+    the layer below's h codes) then the h part (this layer's h codes of the previous step); a
+    column holds S = ``config.column_sets`` consecutive elements (an h-buffer word, or S bytes of
+    an input-buffer word).  A column that reads h codes waits until ``unit_done`` has counted the
+    last unit that writes them;
     a group's last column waits for ``shadow_free`` (the engine's shadow bank can take the
     group's sums).  ``start`` begins a run; ``finished`` is set once every column has issued
     and every unit of the run has come back.  ``flush`` stops issuing.
@@ -39,6 +41,9 @@ class ColumnScheduler(wiring.Component):
         m = Module()
         cfg = self.config
         H, L, G, UPG = cfg.hidden_size, cfg.num_layers, cfg.groups, cfg.units_per_group
+        S, Hc = cfg.column_sets, cfg.h_columns
+        first_need = min(S, H)                     # units the first column of a part waits for
+        chunks = cfg.bytes_per_word // S if cfg.mode == "full" else 1   # columns per input word
         T_max = cfg.max_timesteps
         wps = stream_format.input_beats_per_step(cfg)
         seq_bits = sequence_bits(cfg)
@@ -47,22 +52,24 @@ class ColumnScheduler(wiring.Component):
         lyr = Signal(2)
         t = Signal(5)
         grp = Signal(range(G + 1))
-        k = Signal(range(max(cfg.on_chip_input_columns(layer) for layer in range(L)) + 1))
+        k = Signal(range(max(cfg.issued_columns(layer) for layer in range(L)) + 1))
         waddr = Signal(range(cfg.weight_depth + 1))
         lbase = Signal(range(cfg.weight_depth + 1))
-        tH = Signal(seq_bits)                      # slot of step t in the h sequence: t·H
+        tH = Signal(seq_bits)                      # word of step t in the h sequence: t·ceil(H/S)
+        tU = Signal(seq_bits)                      # slot of step t's first unit: t·H (split mode)
         tW = Signal(range(T_max * wps + 1))        # word of step t in the input buffer
         seq_base = Signal(seq_bits)                # units of this layer finished before step t
         TH = Signal(seq_bits)
         baddr = Signal(seq_bits)
         bsel = Signal(byte_select_bits(cfg))
         need = Signal(seq_bits)                    # units_done this column waits for
+        cap = Signal(seq_bits)                     # ... and the last column of its part
         issuing = Signal()
         units_done = Signal(seq_bits)
         total_units = Signal(seq_bits)
 
-        x_cols = Array(Const(cfg.on_chip_input_columns(layer) - H, 16) for layer in range(L))
-        k_cols = Array(Const(cfg.on_chip_input_columns(layer), 16) for layer in range(L))
+        x_cols = Array(Const(cfg.x_columns(layer), 16) for layer in range(L))
+        k_cols = Array(Const(cfg.issued_columns(layer), 16) for layer in range(L))
         rows = Array(Const(cfg.weight_rows(layer), 24) for layer in range(L))
 
         with m.If(self.unit_done):
@@ -90,6 +97,7 @@ class ColumnScheduler(wiring.Component):
             column.op.first.eq(k == 0), column.op.last.eq(last_col), column.op.source.eq(src),
             column.op.byte.eq(bsel),
             column.op.tag.layer.eq(lyr), column.op.tag.step_base.eq(tH), column.op.tag.unit_base.eq(grp * UPG),
+            *([column.op.tag.pre_base.eq(tU)] if cfg.mode == "split" else []),
             column.op.tag.first_step.eq(t == 0), column.op.tag.classify.eq((lyr == L - 1) & (t == T - 1)),
         ]
         issue = Signal()
@@ -100,20 +108,25 @@ class ColumnScheduler(wiring.Component):
             m.d.sync += bsel.eq(0)
             has_x = x_cols[layer_v] != 0
             with m.If(has_x):
-                m.d.sync += [baddr.eq(Mux(layer_v == 0, tW_v, tH_v)), need.eq(seq_v - TH + 1)]
+                m.d.sync += [baddr.eq(Mux(layer_v == 0, tW_v, tH_v)), need.eq(seq_v - TH + first_need),
+                             cap.eq(seq_v - TH + H)]
             with m.Else():
-                m.d.sync += [baddr.eq(tH_v - H), need.eq(seq_v - H + 1)]
+                m.d.sync += [baddr.eq(tH_v - Hc), need.eq(seq_v - H + first_need), cap.eq(seq_v)]
 
         with m.If(issue):
-            m.d.sync += [k.eq(k + 1), waddr.eq(waddr + 1), need.eq(need + 1)]
+            m.d.sync += [k.eq(k + 1), waddr.eq(waddr + 1)]
+            if S == 1:
+                m.d.sync += need.eq(need + 1)
+            else:
+                m.d.sync += need.eq(Mux(need + S >= cap, cap, need + S))
             with m.If(in_x & (lyr == 0)):
                 m.d.sync += bsel.eq(bsel + 1)
-                with m.If(bsel == cfg.bytes_per_word - 1):
-                    m.d.sync += baddr.eq(baddr + 1)
+                with m.If(bsel == chunks - 1):
+                    m.d.sync += [baddr.eq(baddr + 1), bsel.eq(0)]
             with m.Else():
                 m.d.sync += baddr.eq(baddr + 1)
             with m.If(in_x & (k == x_cols[lyr] - 1)):
-                m.d.sync += [baddr.eq(tH - H), bsel.eq(0), need.eq(seq_base - H + 1)]
+                m.d.sync += [baddr.eq(tH - Hc), bsel.eq(0), need.eq(seq_base - H + first_need), cap.eq(seq_base)]
             with m.If(last_col):
                 m.d.sync += [k.eq(0), grp.eq(grp + 1)]
                 with m.If(grp == G - 1):
@@ -121,18 +134,18 @@ class ColumnScheduler(wiring.Component):
                     with m.If(t == T - 1):
                         with m.If(lyr == L - 1):
                             m.d.sync += issuing.eq(0)
-                        m.d.sync += [t.eq(0), tH.eq(0), tW.eq(0), lyr.eq(lyr + 1),
+                        m.d.sync += [t.eq(0), tH.eq(0), tU.eq(0), tW.eq(0), lyr.eq(lyr + 1),
                                      lbase.eq(lbase + rows[lyr]), waddr.eq(lbase + rows[lyr])]
                         group_start(lyr + 1, Const(0, seq_bits), Const(0, 16), seq_base + H)
                     with m.Else():
-                        m.d.sync += [t.eq(t + 1), tH.eq(tH + H), tW.eq(tW + wps), waddr.eq(lbase)]
-                        group_start(lyr, tH + H, tW + wps, seq_base + H)
+                        m.d.sync += [t.eq(t + 1), tH.eq(tH + Hc), tU.eq(tU + H), tW.eq(tW + wps), waddr.eq(lbase)]
+                        group_start(lyr, tH + Hc, tW + wps, seq_base + H)
                 with m.Else():
                     group_start(lyr, tH, tW, seq_base)
 
         with m.If(self.start):
             m.d.sync += [lyr.eq(0), t.eq(0), grp.eq(0), k.eq(0), waddr.eq(0), lbase.eq(0),
-                         tH.eq(0), tW.eq(0), seq_base.eq(0), TH.eq(T * H), units_done.eq(0),
+                         tH.eq(0), tU.eq(0), tW.eq(0), seq_base.eq(0), TH.eq(T * H), units_done.eq(0),
                          total_units.eq(T * (H * L)), issuing.eq(1)]
             group_start(Const(0, 2), Const(0, seq_bits), Const(0, 16), Const(0, seq_bits))
         m.d.comb += self.finished.eq(~issuing & (units_done == total_units))

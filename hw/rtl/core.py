@@ -11,13 +11,13 @@ ports; see ``top.py`` for the AXI wrapper.
 
 from __future__ import annotations
 
-from amaranth import Module, signed, unsigned
+from amaranth import Cat, Module, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from lstmfpga.hw.rtl.column_scheduler import ColumnScheduler
 from lstmfpga.hw.rtl.input_receiver import InputReceiver
-from lstmfpga.hw.rtl.mac_engine import MacEngine, h_buffer_banks
+from lstmfpga.hw.rtl.mac_engine import MacEngine, h_buffer_banks, h_buffer_depth
 from lstmfpga.hw.rtl.output_sender import OutputSender
 from lstmfpga.hw.rtl.payloads import beat_layout, input_buffer_depth
 from lstmfpga.hw.rtl.ram import ram
@@ -53,7 +53,6 @@ class LstmCore(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
-        H, T_max = cfg.hidden_size, cfg.max_timesteps
         full = cfg.mode == "full"
 
         m.submodules.control = control = RunControl(config=cfg)
@@ -83,12 +82,16 @@ class LstmCore(wiring.Component):
             for name in preactivation_port_shapes(cfg):
                 m.d.comb += getattr(tail, name).eq(getattr(receiver.pre_write, name))
         # h buffer b holds the h sequences of the layers l with l mod 2 = b, for the engine
-        banks = h_buffer_banks(cfg)
+        # (words of S codes, written a byte at a time: unit u at byte u mod S)
+        banks, S = h_buffer_banks(cfg), cfg.column_sets
+        h_byte = Signal(signed(8))
+        m.d.comb += h_byte.eq(tail.h_code)
         for b in range(banks):
-            m.submodules[f"h_buf{b}"] = mem = ram(shape=signed(8), depth=T_max * H)
-            write, read = mem.write_port(), mem.read_port()
-            m.d.comb += [write.addr.eq(tail.h_addr), write.data.eq(tail.h_code),
-                         write.en.eq(tail.h_valid & ((tail.h_layer[0] == b) if banks > 1 else 1)),
+            m.submodules[f"h_buf{b}"] = mem = ram(shape=unsigned(8 * S), depth=h_buffer_depth(cfg))
+            write, read = mem.write_port(granularity=8), mem.read_port()
+            writes = tail.h_valid & ((tail.h_layer[0] == b) if banks > 1 else 1)
+            m.d.comb += [write.addr.eq(tail.h_addr), write.data.eq(Cat(*[h_byte] * S)),
+                         write.en.eq(writes << tail.h_lane if S > 1 else writes),
                          read.addr.eq(engine.h_read[b].addr), engine.h_read[b].data.eq(read.data)]
 
         # -- streams ------------------------------------------------------------------------------
@@ -130,6 +133,7 @@ class LstmCore(wiring.Component):
         unit = engine.o_units.payload
         m.d.comb += [tail.valid.eq(engine.o_units.valid), tail.unit.eq(unit.unit), tail.acc.eq(unit.sums),
                      tail.layer.eq(unit.layer), tail.step_base.eq(unit.step_base),
+                     *([tail.pre_base.eq(unit.pre_base)] if cfg.mode == "split" else []),
                      tail.first_step.eq(unit.first_step), tail.classify.eq(unit.classify),
                      tail.cls_start.eq(control.compute_start), tail.flush.eq(control.flush)]
         return m

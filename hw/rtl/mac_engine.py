@@ -1,11 +1,11 @@
-"""The MAC engine: reads each issued column's weights and broadcast value, multiplies and
+"""The MAC engine: reads each issued column's weights and broadcast values, multiplies and
 accumulates them in the MAC lanes (one multiplier per lane, or packed units holding
-``macs_per_dsp`` lanes each), and hands every finished row group to the tail one hidden unit per
-cycle through a shadow bank."""
+``macs_per_dsp`` lanes each; a set of lanes per column set), adds the sets' partial sums, and
+hands every finished row group to the tail one hidden unit per cycle through a shadow bank."""
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Signal, signed, unsigned
+from amaranth import Cat, Module, Signal, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -23,16 +23,24 @@ def h_buffer_banks(config) -> int:
     return 2 if config.num_layers > 1 else 1
 
 
+def h_buffer_depth(config) -> int:
+    """Words of an h buffer: ``max_timesteps`` steps of ceil(H/S) words, S codes a word (unit u of
+    step t at word t·ceil(H/S) + u div S, byte u mod S)."""
+    return config.max_timesteps * config.h_columns
+
+
 class MacEngine(wiring.Component):
     """Columns in (``i_column``), hidden units out (``o_units``).
 
     A column's addresses go to the memories' read ports in the cycle it is accepted; the data
     come back :data:`~lstmfpga.hw.latency.MEMORY_READ` + :data:`~lstmfpga.hw.latency.MEMORY_OUTPUT`
-    cycles later (registered), the column's source selects the broadcast value (an input-buffer
-    byte, an h code of either h buffer, or zero) and the MAC lanes take it: :class:`MacLanes`,
-    or :class:`PackedMacLanes` when ``config.macs_per_dsp > 1``.  The group's tags travel with its
-    last column through the lanes (their ``LATENCY`` stages).  When a
-    group is done its sums move to the shadow bank, which feeds ``o_units`` one hidden unit
+    cycles later (registered), the column's source selects the S = ``config.column_sets``
+    broadcast values (S bytes of an input-buffer word, an h-buffer word of S codes, or zeros),
+    and set s of the lanes takes value s: :class:`MacLanes`, or :class:`PackedMacLanes` when
+    ``config.macs_per_dsp > 1``, R = P/S lanes a set.  A tree of registered adders
+    (:func:`~lstmfpga.hw.latency.set_sum` levels) sums each row over the sets.  The group's tags
+    travel with its last column through the lanes and the tree.  When a group is done its R sums
+    move to the shadow bank, which feeds ``o_units`` one hidden unit
     (four gate sums) per cycle while the lanes accumulate the next group; padding units past H
     are dropped.  ``shadow_free`` says a group's last column may issue now (the shadow bank will
     be empty when its sums arrive).  ``flush`` drops everything in flight.
@@ -45,15 +53,15 @@ class MacEngine(wiring.Component):
     def __init__(self, *, config):
         self.config = c = config
         #: Cycles from a column's issue to the lanes' ``done`` with its group's sums.
-        self.latency = latency.engine(c.macs_per_dsp)
+        self.latency = latency.engine(c.macs_per_dsp, c.column_sets)
         P, wb = c.lanes, c.weight_bits
-        h_addr_bits = address_bits(c.max_timesteps * c.hidden_size)
+        h_addr_bits = address_bits(h_buffer_depth(c))
         ports = {
             "i_column": In(stream.Signature(column_layout(c))),
             "flush": In(1),
             "weight_read": In(memory.ReadPort.Signature(addr_width=address_bits(c.weight_depth),
                                                         shape=unsigned(P * wb))),
-            "h_read": In(memory.ReadPort.Signature(addr_width=h_addr_bits, shape=signed(8))).array(
+            "h_read": In(memory.ReadPort.Signature(addr_width=h_addr_bits, shape=unsigned(8 * c.column_sets))).array(
                 h_buffer_banks(c)),
             "shadow_free": Out(1),
             "o_units": Out(stream.Signature(unit_layout(c), always_ready=True)),
@@ -67,19 +75,23 @@ class MacEngine(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
-        H, P, UPG = cfg.hidden_size, cfg.lanes, cfg.units_per_group
+        H, UPG = cfg.hidden_size, cfg.units_per_group
+        S, R = cfg.column_sets, cfg.rows_per_group
         wb, accw = cfg.weight_bits, cfg.accumulator_bits
         full = cfg.mode == "full"
         banks = h_buffer_banks(cfg)
         flush = self.flush
 
-        if cfg.macs_per_dsp == 1:
-            lanes = MacLanes(lanes=P, weight_bits=wb, column_bits=8, acc_bits=accw)
-        else:
-            longest = max(cfg.on_chip_input_columns(layer) for layer in range(cfg.num_layers))
-            lanes = PackedMacLanes(lanes=P, weight_bits=wb, act_bits=cfg.io_bits, macs_per_dsp=cfg.macs_per_dsp,
-                                   max_length=longest, column_bits=8, acc_bits=accw)
-        m.submodules.lanes = lanes
+        sets = []
+        for s in range(S):
+            if cfg.macs_per_dsp == 1:
+                lanes = MacLanes(lanes=R, weight_bits=wb, column_bits=8, acc_bits=accw)
+            else:
+                longest = max(cfg.issued_columns(layer) for layer in range(cfg.num_layers))
+                lanes = PackedMacLanes(lanes=R, weight_bits=wb, act_bits=cfg.io_bits, macs_per_dsp=cfg.macs_per_dsp,
+                                       max_length=longest, column_bits=8, acc_bits=accw)
+            m.submodules["lanes" if S == 1 else f"lanes_set{s}"] = lanes
+            sets.append(lanes)
 
         # -- issue: addresses to the read ports ------------------------------------------------
         column = self.i_column.payload
@@ -94,33 +106,51 @@ class MacEngine(wiring.Component):
 
         # -- memory data registered (the block RAMs' output registers), the op alongside ----------
         op2, valid2 = Signal(column_op_layout(cfg)), Signal()
-        weights2 = Signal(P * wb)
-        h2 = Signal(data.ArrayLayout(signed(8), banks))
+        weights2 = Signal(cfg.lanes * wb)
+        h2 = Signal(data.ArrayLayout(unsigned(8 * S), banks))
         m.d.sync += [valid2.eq(valid1 & ~flush), op2.eq(op1), weights2.eq(self.weight_read.data),
                      *(h2[b].eq(port.data) for b, port in enumerate(self.h_read))]
         if full:
             x2 = Signal(cfg.stream_width)
             m.d.sync += x2.eq(self.input_read.data)
 
-        # -- the column's broadcast value into the lanes -----------------------------------------
-        value = Signal(signed(8))
+        # -- the column's broadcast values (one a set) into the lanes ------------------------------
+        values = Signal(unsigned(8 * S))
         with m.Switch(op2.source):
             if full:
                 with m.Case(Source.INPUT):
-                    m.d.comb += value.eq(x2.word_select(op2.byte, 8).as_signed())
+                    m.d.comb += values.eq(x2.word_select(op2.byte, 8 * S))
             with m.Case(Source.HBUF0):
-                m.d.comb += value.eq(h2[0])
+                m.d.comb += values.eq(h2[0])
             if banks > 1:
                 with m.Case(Source.HBUF1):
-                    m.d.comb += value.eq(h2[1])
+                    m.d.comb += values.eq(h2[1])
             with m.Default():
-                m.d.comb += value.eq(0)
-        m.d.comb += [lanes.valid.eq(valid2 & ~flush), lanes.first.eq(op2.first), lanes.last.eq(op2.last),
-                     lanes.flush.eq(flush), lanes.column.eq(value), lanes.weights.eq(weights2)]
+                m.d.comb += values.eq(0)
+        for s, lanes in enumerate(sets):
+            m.d.comb += [lanes.valid.eq(valid2 & ~flush), lanes.first.eq(op2.first), lanes.last.eq(op2.last),
+                         lanes.flush.eq(flush), lanes.column.eq(values.word_select(s, 8).as_signed()),
+                         lanes.weights.eq(weights2.word_select(s, R * wb))]
 
-        # the group's tags travel with its last column through the lanes
+        # -- each row's sum over the sets: a registered adder tree -------------------------------------
+        level, done = [lanes.sums for lanes in sets], sets[0].done
+        depth = 0
+        while len(level) > 1:
+            depth += 1
+            pairs = []
+            for a, b in zip(level[0::2], level[1::2]):
+                total = Signal(R * accw, name=f"set_sum{depth}_{len(pairs)}")
+                m.d.sync += total.eq(Cat(*[(a.word_select(r, accw).as_signed() + b.word_select(r, accw).as_signed())[:accw]
+                                           for r in range(R)]))
+                pairs.append(total)
+            later = Signal(name=f"set_sum{depth}_done")
+            m.d.sync += later.eq(done & ~flush)
+            level, done = pairs, later
+        group_sums = level[0]
+
+        # the group's tags travel with its last column through the lanes and the adder tree
         tags, lasts = [op2.tag], [op2.last & valid2]
-        for s in range(lanes.LATENCY):
+        for s in range(sets[0].LATENCY + latency.set_sum(S)):
             tag, last = Signal(group_tag_layout(cfg), name=f"tag_lanes{s + 1}"), Signal(name=f"last_lanes{s + 1}")
             m.d.sync += [tag.eq(tags[-1]), last.eq(lasts[-1])]
             tags.append(tag)
@@ -129,15 +159,15 @@ class MacEngine(wiring.Component):
         m.d.comb += last_in_flight.eq(Cat(*lasts[:-1]).any() | (op1.last & valid1))
 
         # -- shadow bank: one hidden unit per cycle to the tail ------------------------------------
-        shadow = Signal(P * accw)
+        shadow = Signal(R * accw)
         left = Signal(range(UPG + 1))
         unit = Signal(unit_index_shape(cfg))
         shadow_tag = Signal(group_tag_layout(cfg))
-        with m.If(lanes.done & ~flush):
-            m.d.sync += [shadow.eq(lanes.sums), left.eq(UPG), unit.eq(tags[-1].unit_base), shadow_tag.eq(tags[-1])]
+        with m.If(done & ~flush):
+            m.d.sync += [shadow.eq(group_sums), left.eq(UPG), unit.eq(tags[-1].unit_base), shadow_tag.eq(tags[-1])]
         with m.Elif(left != 0):
             m.d.sync += [shadow.eq(shadow >> (4 * accw)), left.eq(left - 1), unit.eq(unit + 1)]
-        m.d.comb += self.shadow_free.eq((left == 0) & ~last_in_flight & ~lanes.done)
+        m.d.comb += self.shadow_free.eq((left == 0) & ~last_in_flight & ~done)
 
         # registered before the tail (latency.TAIL_FEED); the tail reads the group tags straight
         # from the shadow bank: they change only on a shadow load, which the scheduler allows only
@@ -150,6 +180,7 @@ class MacEngine(wiring.Component):
         m.d.comb += [self.o_units.valid.eq(feed_valid & (feed_unit < H)),
                      out.unit.eq(feed_unit), out.sums.eq(feed_sums),
                      out.layer.eq(shadow_tag.layer), out.step_base.eq(shadow_tag.step_base),
+                     *([out.pre_base.eq(shadow_tag.pre_base)] if cfg.mode == "split" else []),
                      out.first_step.eq(shadow_tag.first_step), out.classify.eq(shadow_tag.classify)]
 
         with m.If(flush):

@@ -59,11 +59,17 @@ def group_tag_layout(config) -> data.StructLayout:
     """What the tail needs to know about a row group; it travels with the group's last column."""
     return data.StructLayout({
         "layer": 2,
-        "step_base": sequence_bits(config),      # slot of the step's first unit in the h sequence
+        "step_base": sequence_bits(config),      # h-buffer word of the step's first unit: t·ceil(H/S)
+        **_pre_base(config),
         "unit_base": unit_index_shape(config),   # first hidden unit of the group
         "first_step": 1,                         # t = 0: the previous cell state is zero
         "classify": 1,                           # last step of the last layer: feed the classifier
     })
+
+
+def _pre_base(config) -> dict:
+    """Split mode: the pre-activation slot of the step's first unit, t·H."""
+    return {"pre_base": sequence_bits(config)} if config.mode == "split" else {}
 
 
 def column_op_layout(config) -> data.StructLayout:
@@ -92,6 +98,7 @@ def unit_layout(config) -> data.StructLayout:
         "sums": gate_sums_layout(config),
         "layer": 2,
         "step_base": sequence_bits(config),
+        **_pre_base(config),
         "first_step": 1,
         "classify": 1,
     })

@@ -51,7 +51,9 @@ class TailUnit(wiring.Component):
     """Turns the four gate accumulators of one hidden unit into its new c and h codes.
 
     Inputs arrive with ``valid``; the h code leaves :attr:`LATENCY` cycles later with ``h_valid``
-    (``h_addr`` = ``step_base`` + ``unit``, the slot in the layer's h sequence).  Units of one
+    (``h_addr`` = ``step_base`` + ``unit`` div S, the h-buffer word of the layer's h sequence,
+    ``h_lane`` = ``unit`` mod S its byte; S = ``config.column_sets``).  Split mode: the unit's
+    pre-activation is read at slot ``pre_base`` + ``unit``.  Units of one
     layer must arrive in step order (the cell state of unit j lives in one memory word).
     ``classify`` marks units of the last step of the last layer: their h codes are accumulated
     into ``logits`` (which ``cls_start`` presets to the classifier bias).
@@ -71,11 +73,13 @@ class TailUnit(wiring.Component):
         C = max(c.num_classes, 1)
         super().__init__({
             "valid": In(1), "layer": In(2), "step_base": In(self.seq_bits), "first_step": In(1),
+            **({"pre_base": In(self.seq_bits)} if c.mode == "split" else {}),
             "classify": In(1), "unit": In(self.unit_bits), "acc": In(unsigned(4 * c.accumulator_bits)),
             **{name: In(shape) for name, shape in load_port_shapes(c).items()},
             **{name: In(shape) for name, shape in preactivation_port_shapes(c).items()},
             "cls_start": In(1), "flush": In(1),
             "h_valid": Out(1), "h_layer": Out(2), "h_addr": Out(self.seq_bits),
+            "h_lane": Out(max(1, c.column_sets.bit_length() - 1)),
             "h_code": Out(signed(c.io_bits)),
             "logits": Out(unsigned(32 * C)),
         })
@@ -158,7 +162,8 @@ class TailUnit(wiring.Component):
         S = latency.TAIL_STAGES
         m.d.comb += [bias_r.addr.eq(layer[S["read"]] * H + unit[S["read"]]), cell_r.addr.eq(unit[S["read"]])]
         if split:
-            m.d.comb += pre_r.addr.eq(base[S["read"]] + unit[S["read"]])
+            # the read stage is the input cycle: the slot needs no pipeline
+            m.d.comb += pre_r.addr.eq(self.pre_base + unit[S["read"]])
         def registered(source, name):
             """``source`` one cycle later (a memory's output register)."""
             r = Signal.like(source, name=name)
@@ -236,7 +241,11 @@ class TailUnit(wiring.Component):
         drive(rq_h, RQ_H, S["h_rq"], h_in)
         out = S["h_out"]
         m.d.comb += [self.h_valid.eq(valid[out]), self.h_layer.eq(layer[out]),
-                     self.h_addr.eq(base[out] + unit[out]), self.h_code.eq(rq_h.result)]
+                     self.h_code.eq(rq_h.result)]
+        set_bits = c.column_sets.bit_length() - 1
+        m.d.comb += self.h_addr.eq(base[out] + (unit[out] >> set_bits))
+        if set_bits:
+            m.d.comb += self.h_lane.eq(unit[out][:set_bits])
 
         # -- classifier: logits[k] += w[k, j] · h_j over the last step of the last layer --------
         C = c.num_classes

@@ -1,10 +1,11 @@
-"""SHAPE_* registers: decode_shape inverts shape_registers on drawn configurations, packed or not."""
+"""SHAPE_* registers: decode_shape inverts shape_registers on drawn configurations, packed or not,
+with one column set or more."""
 
 import numpy as np
 import pytest
 
 from lstmfpga.foundation.errors import ConfigError
-from lstmfpga.foundation.hw.config import MODES, AcceleratorConfig
+from lstmfpga.foundation.hw.config import COLUMN_SETS, MODES, STREAM_WIDTHS, AcceleratorConfig
 from lstmfpga.foundation.hw.packed_mac_model import max_macs_per_dsp
 from lstmfpga.foundation.hw.register_map import (BIT_FIELDS, SHAPE_REGS, decode_shape, pack_bits, shape_registers,
                                                  unpack_bits)
@@ -14,9 +15,12 @@ def _drawn_config(rng) -> AcceleratorConfig:
     widths = {name: int(rng.integers(4, 9)) for name in BIT_FIELDS[1:-1]}
     weight_bits = int(rng.integers(2, 9))
     most = max_macs_per_dsp(weight_bits=weight_bits, act_bits=widths["io_bits"])
+    lanes, mode, stream_width = 4 * int(rng.integers(1, 33)), str(rng.choice(MODES)), int(rng.choice(STREAM_WIDTHS))
+    sets = [S for S in COLUMN_SETS if lanes % (4 * S) == 0 and (mode == "split" or S <= stream_width // 8)]
     return AcceleratorConfig(
         input_size=int(rng.integers(1, 3000)), hidden_size=int(rng.integers(1, 600)),
-        num_layers=int(rng.integers(1, 4)), lanes=4 * int(rng.integers(1, 33)), mode=str(rng.choice(MODES)),
+        num_layers=int(rng.integers(1, 4)), lanes=lanes, mode=mode, stream_width=stream_width,
+        column_sets=int(rng.choice(sets)),
         weight_bits=weight_bits, macs_per_dsp=int(rng.integers(1, most + 1)),
         num_classes=int(rng.integers(0, 5)), classifier_weight_bits=int(rng.integers(2, 9)),
         max_timesteps=int(rng.integers(1, 25)), **widths)
@@ -24,21 +28,25 @@ def _drawn_config(rng) -> AcceleratorConfig:
 
 def test_decode_shape_inverts_shape_registers():
     rng = np.random.default_rng(13)
-    packed = 0
+    packed = sets = 0
     for _ in range(200):
         config = _drawn_config(rng)
         registers = shape_registers(config)
         # an unpacked core leaves SHAPE_PACKING unmapped (its Verilog is that of a core built before
-        # packing); a driver reading every SHAPE_* register gets 0 there
-        unmapped = [] if config.macs_per_dsp > 1 else ["SHAPE_PACKING"]
-        assert list(registers) + unmapped == [reg.name for reg in SHAPE_REGS]
+        # packing), a core of one column set SHAPE_SETS; a driver reading every SHAPE_* register gets 0 there
+        unmapped = ([] if config.macs_per_dsp > 1 else ["SHAPE_PACKING"]) + \
+            ([] if config.column_sets > 1 else ["SHAPE_SETS"])
+        names = [reg.name for reg in SHAPE_REGS]
+        assert sorted(list(registers) + unmapped) == sorted(names)
+        assert list(registers) == [name for name in names if name in registers]
         packed += config.macs_per_dsp > 1
+        sets += config.column_sets > 1
         expected = config
         if config.num_classes == 0:  # no classifier: its width is not carried
             expected = AcceleratorConfig(**{**config.__dict__, "classifier_weight_bits": 8})
         assert decode_shape(registers) == expected
         assert decode_shape({**dict.fromkeys(unmapped, 0), **registers}) == expected
-    assert packed > 50
+    assert packed > 50 and sets > 30
 
 
 def test_bit_fields_round_trip_in_4_bit_slots():

@@ -1,5 +1,5 @@
 """ColumnScheduler (Amaranth simulator) against a Python walk of layers, steps, groups and
-columns: drawn shapes, a modelled engine and tail (random shadow-bank stalls and unit delays).
+columns: drawn shapes, stream widths and column sets, a modelled engine and tail (random shadow-bank stalls and unit delays).
 Each column comes out in order with its addresses, source and tags, never before the h code it
 reads has come back, and ``finished`` only after the run's last unit."""
 
@@ -9,7 +9,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from lstmfpga.foundation.hw import stream_format
-from lstmfpga.foundation.hw.config import AcceleratorConfig
+from lstmfpga.foundation.hw.config import COLUMN_SETS, STREAM_WIDTHS, AcceleratorConfig
 from lstmfpga.hw.rtl.column_scheduler import ColumnScheduler
 from lstmfpga.hw.rtl.payloads import Source
 
@@ -17,37 +17,44 @@ from lstmfpga.hw.rtl.payloads import Source
 def _expected_columns(cfg, T):
     """(fields, index of the unit whose h code the column reads or None), in issue order."""
     H, L, G, UPG = cfg.hidden_size, cfg.num_layers, cfg.groups, cfg.units_per_group
+    S, Hc, B = cfg.column_sets, cfg.h_columns, cfg.bytes_per_word
     wps = stream_format.input_beats_per_step(cfg)
     columns, base = [], 0
     for l in range(L):
-        K = cfg.on_chip_input_columns(l)
-        X = K - H
+        X = cfg.x_columns(l)
+        K = X + Hc
         for t in range(T):
             for g in range(G):
                 for k in range(K):
+                    # a column holds elements kS … kS + S − 1 of its part; it waits for the last h code
+                    last_unit = min((k + 1 - (X if k >= X else 0)) * S, H) - 1
                     if k < X and l == 0:
-                        src, addr, byte, dep = Source.INPUT, t * wps + k // 4, k % 4, None
+                        src, addr, byte, dep = Source.INPUT, t * wps + k * S // B, k * S % B // S, None
                     elif k < X:
-                        src, addr, byte, dep = [Source.HBUF0, Source.HBUF1][(l - 1) % 2], t * H + k, 0, \
-                            (l - 1) * T * H + t * H + k
+                        src, addr, byte, dep = [Source.HBUF0, Source.HBUF1][(l - 1) % 2], t * Hc + k, 0, \
+                            (l - 1) * T * H + t * H + last_unit
                     elif t == 0:
                         src, addr, byte, dep = Source.ZERO, None, 0, None
                     else:
-                        src, addr, byte, dep = [Source.HBUF0, Source.HBUF1][l % 2], (t - 1) * H + k - X, 0, \
-                            l * T * H + (t - 1) * H + k - X
+                        src, addr, byte, dep = [Source.HBUF0, Source.HBUF1][l % 2], (t - 1) * Hc + k - X, 0, \
+                            l * T * H + (t - 1) * H + last_unit
                     fields = dict(weight_addr=base + g * K + k, buffer_addr=addr, source=src, byte=byte,
-                                  first=int(k == 0), last=int(k == K - 1), layer=l, step_base=t * H,
+                                  first=int(k == 0), last=int(k == K - 1), layer=l, step_base=t * Hc,
                                   unit_base=g * UPG, first_step=int(t == 0), classify=int(l == L - 1 and t == T - 1))
+                    if cfg.mode == "split":
+                        fields["pre_base"] = t * H
                     columns.append((fields, dep))
         base += cfg.weight_rows(l)
     return columns
 
 
-@pytest.mark.parametrize("seed", range(10))
+@pytest.mark.parametrize("seed", range(14))
 def test_column_scheduler_walk(seed):
     rnd = random.Random(seed)
-    cfg = AcceleratorConfig(input_size=rnd.randint(1, 11), hidden_size=rnd.randint(1, 7), num_layers=rnd.randint(1, 3),
-                            lanes=rnd.choice([4, 8, 12, 16, 24]), mode=rnd.choice(["full", "split"]),
+    mode, width = rnd.choice(["full", "split"]), rnd.choice(STREAM_WIDTHS)
+    sets = rnd.choice([S for S in COLUMN_SETS if mode == "split" or S <= width // 8])
+    cfg = AcceleratorConfig(input_size=rnd.randint(1, 40), hidden_size=rnd.randint(1, 19), num_layers=rnd.randint(1, 3),
+                            lanes=4 * sets * rnd.randint(1, 6), column_sets=sets, mode=mode, stream_width=width,
                             max_timesteps=rnd.randint(1, 4))
     dut = ColumnScheduler(config=cfg)
     H, UPG = cfg.hidden_size, cfg.units_per_group
@@ -78,6 +85,8 @@ def test_column_scheduler_walk(seed):
                                 byte=col.op.byte, first=col.op.first, last=col.op.last, layer=col.op.tag.layer,
                                 step_base=col.op.tag.step_base, unit_base=col.op.tag.unit_base,
                                 first_step=col.op.tag.first_step, classify=col.op.tag.classify)
+                    if cfg.mode == "split":
+                        have["pre_base"] = col.op.tag.pre_base
                     if fields["buffer_addr"] is None:
                         have["buffer_addr"] = None
                     assert have == fields, (len(got), T)

@@ -1,5 +1,5 @@
-"""MacEngine (Amaranth simulator) against NumPy dot products: drawn shapes, widths and packings
-(MAC lanes or packed units), modelled memories, random columns, sources, gaps and tags; each
+"""MacEngine (Amaranth simulator) against NumPy dot products: drawn shapes, widths, packings
+(MAC lanes or packed units), column sets and stream widths, modelled memories, random columns, sources, gaps and tags; each
 group's hidden units come out in order with their four gate sums and the group's tags, padding
 units dropped."""
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from lstmfpga.foundation.hw.config import AcceleratorConfig
+from lstmfpga.foundation.hw.config import COLUMN_SETS, STREAM_WIDTHS, AcceleratorConfig
 from lstmfpga.foundation.hw.packed_mac_model import max_macs_per_dsp
 from lstmfpga.hw.rtl.mac_engine import MacEngine, h_buffer_banks
 from lstmfpga.hw.rtl.payloads import Source
@@ -24,25 +24,30 @@ def _code(rnd, bits):
     return rnd.randrange(-(1 << (bits - 1)), 1 << (bits - 1))
 
 
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", range(15))
 def test_mac_engine_groups(seed):
     rnd = random.Random(seed)
     rng = np.random.default_rng(seed)
     wb, io = rnd.choice([2, 3, 4, 5, 6, 8]), rnd.choice([4, 5, 6, 8])
     # half the draws packed, up to the most the widths allow (lanes not a multiple of k included)
     k = 1 if seed % 2 == 0 else rnd.randint(2, max_macs_per_dsp(weight_bits=wb, act_bits=io))
+    mode, width = rnd.choice(["full", "split"]), rnd.choice(STREAM_WIDTHS)
+    # a third of the draws with one column set, the rest any the stream allows
+    S = 1 if seed % 3 == 0 else rnd.choice([S for S in COLUMN_SETS[1:] if mode == "split" or S <= width // 8])
     cfg = AcceleratorConfig(input_size=rnd.randint(1, 9), hidden_size=rnd.randint(1, 9), num_layers=rnd.randint(1, 3),
-                            lanes=rnd.choice([4, 8, 12, 16, 20]), mode=rnd.choice(["full", "split"]),
+                            lanes=4 * S * rnd.randint(1, 5), column_sets=S, mode=mode, stream_width=width,
                             weight_bits=wb, io_bits=io, macs_per_dsp=k, max_timesteps=rnd.randint(1, 4))
     dut = MacEngine(config=cfg)
     P, wb, accw, H, UPG = cfg.lanes, cfg.weight_bits, cfg.accumulator_bits, cfg.hidden_size, cfg.units_per_group
+    R = cfg.rows_per_group
     banks = h_buffer_banks(cfg)
     full = cfg.mode == "full"
     wmem = [rnd.getrandbits(P * wb) for _ in range(cfg.weight_depth)]
     words = len(dut.input_read.data) // 8 if full else 0
     xmem = [sum((_code(rnd, io) & 0xFF) << (8 * b) for b in range(words))
             for _ in range(1 << len(dut.input_read.addr))] if full else []
-    hmem = [[_code(rnd, io) for _ in range(1 << len(dut.h_read[0].addr))] for _ in range(banks)]
+    # an h-buffer word holds S codes, code s in byte s
+    hmem = [[[_code(rnd, io) for _ in range(S)] for _ in range(1 << len(dut.h_read[0].addr))] for _ in range(banks)]
     sources = [Source.HBUF0, Source.ZERO] + ([Source.HBUF1] if banks > 1 else []) + ([Source.INPUT] if full else [])
 
     groups = []
@@ -51,28 +56,37 @@ def test_mac_engine_groups(seed):
         cols = []
         for _ in range(K):
             src = rnd.choice(sources)
-            cols.append(dict(weight_addr=rnd.randrange(cfg.weight_depth), source=src, byte=rnd.randrange(4),
+            cols.append(dict(weight_addr=rnd.randrange(cfg.weight_depth), source=src,
+                             byte=rnd.randrange(cfg.bytes_per_word // S) if full else 0,
                              buffer_addr=rnd.randrange(len(xmem) if src == Source.INPUT else len(hmem[0]))))
         tag = dict(layer=rnd.randrange(cfg.num_layers), step_base=rnd.randrange(cfg.max_timesteps) * H,
                    unit_base=rnd.randrange(cfg.groups) * UPG, first_step=rnd.randrange(2), classify=rnd.randrange(2))
+        if not full:
+            tag["pre_base"] = rnd.randrange(cfg.max_timesteps) * H
         groups.append((cols, tag))
 
-    def value(col):
+    def values(col):
+        """The S values of a column: bytes byte·S … byte·S + S − 1 of an input word, an h word, zeros."""
         if col["source"] == Source.INPUT:
-            return _signed(xmem[col["buffer_addr"]] >> (8 * col["byte"]), 8)
+            return [_signed(xmem[col["buffer_addr"]] >> (8 * (col["byte"] * S + s)), 8) for s in range(S)]
         if col["source"] == Source.ZERO:
-            return 0
+            return [0] * S
         return hmem[int(col["source"]) - 1][col["buffer_addr"]]
+
+    def weight(col, lane):
+        return _signed(int(wmem[col["weight_addr"]]) >> (lane * wb), wb)
 
     expected = []
     for cols, tag in groups:
-        sums = [sum(_signed(int(wmem[c["weight_addr"]]) >> (p * wb), wb) * value(c) for c in cols) for p in range(P)]
+        # row r: lane s·R + r of every set, each with its own value
+        sums = [sum(weight(c, s * R + r) * values(c)[s] for c in cols for s in range(S)) for r in range(R)]
         for i in range(UPG):
             u = tag["unit_base"] + i
             if u < H:
                 expected.append(dict(unit=u, sums=sums[4 * i:4 * i + 4], layer=tag["layer"],
                                      step_base=tag["step_base"], first_step=tag["first_step"],
-                                     classify=tag["classify"]))
+                                     classify=tag["classify"],
+                                     **({} if full else {"pre_base": tag["pre_base"]})))
     got = []
 
     async def bench(ctx):
@@ -94,7 +108,7 @@ def test_mac_engine_groups(seed):
                 out = ctx.get(dut.o_units.payload)
                 got.append(dict(unit=out.unit, sums=[_signed(int(out.sums[g]), accw) for g in range(4)],
                                 layer=out.layer, step_base=out.step_base, first_step=out.first_step,
-                                classify=out.classify))
+                                classify=out.classify, **({} if full else {"pre_base": out.pre_base})))
             addrs = (ctx.get(dut.weight_read.addr), ctx.get(dut.input_read.addr) if full else 0,
                      [ctx.get(port.addr) for port in dut.h_read])
             await ctx.tick()
@@ -102,7 +116,7 @@ def test_mac_engine_groups(seed):
             if full:
                 ctx.set(dut.input_read.data, xmem[addrs[1]])
             for b, port in enumerate(dut.h_read):
-                ctx.set(port.data, hmem[b][addrs[2][b]])
+                ctx.set(port.data, sum((code & 0xFF) << (8 * s) for s, code in enumerate(hmem[b][addrs[2][b]])))
             cycle += 1
             if not feed and len(got) == len(expected):
                 break
@@ -114,9 +128,10 @@ def test_mac_engine_groups(seed):
     assert got == expected
 
 
-@pytest.mark.parametrize("k", [1, 2])
-def test_mac_engine_flush_drops_work_in_flight(k):
-    cfg = AcceleratorConfig(input_size=3, hidden_size=4, lanes=8, macs_per_dsp=k, max_timesteps=2)
+@pytest.mark.parametrize("k,sets", [(1, 1), (2, 1), (1, 4), (2, 2)])
+def test_mac_engine_flush_drops_work_in_flight(k, sets):
+    cfg = AcceleratorConfig(input_size=3, hidden_size=4, lanes=8 * sets, macs_per_dsp=k, column_sets=sets,
+                            mode="split", max_timesteps=2)
     dut = MacEngine(config=cfg)
 
     async def bench(ctx):

@@ -1,11 +1,12 @@
 """Board planning without Yosys: lane candidates, the no-fit error, the CLI, and the choice of
-lanes/mode against a brute-force search (the logic fit is a stated stand-in here; the Yosys-backed
+lanes/mode/column sets against a brute-force search (the logic fit is a stated stand-in here; the Yosys-backed
 path is tested in test_plan_yosys.py)."""
 
 from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 pytest.importorskip("amaranth")
@@ -38,12 +39,14 @@ def test_candidate_lanes_cover_every_lane_count_fastest_first(hidden):
     assert cycles == sorted(cycles)
 
 
-def _stand_in_fit(mode, family, *, macs_per_dsp=1, lut=(5_000, 70.0), ff=(4_000, 120.0), dsp=(27, 1.0)):
+def _stand_in_fit(mode, family, *, macs_per_dsp=1, column_sets=1, lut=(5_000, 70.0), ff=(4_000, 120.0),
+                  dsp=(27, 1.0)):
     """A logic fit with the shape Yosys measures on the accelerator (see test_plan_yosys); the DSP
-    line is in multipliers, ceil(P / macs_per_dsp)."""
+    line is in multipliers, S·ceil(P / S / macs_per_dsp)."""
     return LogicFit(family=family, mode=mode, samples=(),
                     coefficients={"lut": lut, "ff": ff, "dsp": dsp},
-                    max_residual={"lut": 0.0, "ff": 0.0, "dsp": 0.0}, macs_per_dsp=macs_per_dsp)
+                    max_residual={"lut": 0.0, "ff": 0.0, "dsp": 0.0}, macs_per_dsp=macs_per_dsp,
+                    column_sets=column_sets)
 
 
 class _Calls(list):
@@ -56,8 +59,10 @@ def stand_in_fits(monkeypatch):
     slopes = {}
 
     def fake_fit_logic(config, *, family, sample_lanes, cache_dir=None, progress=False):
-        calls.append((config.mode, family))
-        return _stand_in_fit(config.mode, family, macs_per_dsp=config.macs_per_dsp, **slopes)
+        assert all(p % (4 * config.column_sets) == 0 for p in sample_lanes)
+        calls.append((config.mode, family) if config.column_sets == 1 else (config.mode, family, config.column_sets))
+        return _stand_in_fit(config.mode, family, macs_per_dsp=config.macs_per_dsp, column_sets=config.column_sets,
+                             **slopes)
 
     monkeypatch.setattr(plan_mod, "fit_logic", fake_fit_logic)
     calls.slopes = slopes
@@ -65,10 +70,11 @@ def stand_in_fits(monkeypatch):
 
 
 def _brute_force(template, board, mode, fit):
-    """Among every multiple of 4 up to 4H that fits: the fewest lanes within 1 % of the fastest."""
+    """Among every multiple of 4S up to 4HS that fits: the fewest lanes within 1 % of the fastest."""
     fitting = []
-    for lanes in range(4, 4 * template.hidden_size + 4, 4):
-        config = dataclasses.replace(template, mode=mode, lanes=lanes, macs_per_dsp=fit.macs_per_dsp)
+    S = fit.column_sets
+    for lanes in range(4 * S, 4 * S * template.hidden_size + 4 * S, 4 * S):
+        config = dataclasses.replace(template, mode=mode, lanes=lanes, macs_per_dsp=fit.macs_per_dsp, column_sets=S)
         est = estimate_resources(config, fit, bram36_budget=board.bram36 - 2, uram_budget=board.uram)
         totals = est.totals
         ok = (totals["lut"] + 4000 <= 0.85 * board.lut and totals["ff"] + 6000 <= 0.85 * board.ff
@@ -95,7 +101,7 @@ def test_choice_matches_brute_force(stand_in_fits, board_key, shape, mode, slope
     board = get_board(board_key)
     template = shape_config(input_size=shape[0], hidden_size=shape[1], num_layers=shape[2],
                             weight_bits=shape[3])
-    plan = make_plan(template, board, mode=mode, timesteps=16, macs_per_dsp=k)
+    plan = make_plan(template, board, mode=mode, timesteps=16, macs_per_dsp=k, column_sets=1)
     expected_k = packed_macs_per_dsp(template, board) if k == "auto" else k
     assert expected_k == (2 if k == "auto" else 1) == plan.config.macs_per_dsp
     cycles, lanes = _brute_force(template, board, mode,
@@ -108,10 +114,43 @@ def test_choice_matches_brute_force(stand_in_fits, board_key, shape, mode, slope
     assert plan.us_per_step == pytest.approx(cycles / 16 / board.clock_mhz)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_column_sets_beyond_four_h_rows(stand_in_fits, seed):
+    """A short-row model on a board with DSPs for more lanes than it has gate rows: auto column
+    sets ranks every S on memory and multipliers alone, sizes the fewest within 1 % of the fastest
+    (and S = 1), and its plan is the faster of the two brute-force searches; it beats S = 1
+    wherever lanes past 4H help."""
+    rng = np.random.default_rng(seed)
+    board = get_board(str(rng.choice(["zcu104", "kv260"])))
+    template = dataclasses.replace(
+        shape_config(input_size=int(rng.integers(300, 2100)), hidden_size=int(rng.integers(20, 120)),
+                     num_layers=int(rng.integers(1, 3)), weight_bits=4), stream_width=128)
+    plan = make_plan(template, board, mode="full", timesteps=16)
+    S = plan.config.column_sets
+    assert S > 1 and plan.lanes > 4 * template.hidden_size and plan.lanes % (4 * S) == 0
+    sized = [call[2] if len(call) == 3 else 1 for call in stand_in_fits]
+    assert sized == [S, 1]
+    k = plan.config.macs_per_dsp
+    best = {s: _brute_force(template, board, "full", _stand_in_fit("full", board.family, macs_per_dsp=k, column_sets=s))
+            for s in (S, 1)}
+    assert (plan.cycles.compute_cycles, plan.lanes) == best[S]
+    assert best[S][0] * 1.01 < best[1][0]
+    assert f"column_sets S={S}" in plan.report()
+
+
+def test_fixed_column_sets_are_checked(stand_in_fits):
+    template = shape_config(input_size=64, hidden_size=8, num_layers=1, weight_bits=4)
+    assert make_plan(template, get_board("kv260"), mode="split", column_sets=4).config.column_sets == 4
+    with pytest.raises(ConfigError, match=r"column_sets 8 needs a stream of at least 64 bits in full mode"):
+        make_plan(template, get_board("kv260"), mode="full", column_sets=8)
+    with pytest.raises(ConfigError, match=r"column_sets must be one of \(1, 2, 4, 8, 16\), not 3"):
+        make_plan(template, get_board("kv260"), column_sets=3)
+
+
 def test_auto_prefers_full_and_reports_split_for_comparison(stand_in_fits):
     board = get_board("zcu104")
     template = shape_config(input_size=20, hidden_size=12, num_layers=1, weight_bits=4)
-    plan = make_plan(template, board, timesteps=8)
+    plan = make_plan(template, board, timesteps=8, column_sets=1)
     assert plan.mode == "full"
     assert plan.alternative.startswith("split mode would fit with P=")
     assert stand_in_fits == [("full", "xcup"), ("split", "xcup")]
@@ -220,7 +259,9 @@ def test_dsp_bound_fraction_counts_every_mac_of_the_model(stand_in_fits):
             pytest.approx(plan.dsp_bound_fraction(1) / packed)
         assert (f"{plan.dsp_bound_fraction(1):.1%} of {board.dsp:,} DSPs × 1 MAC, "
                 f"{plan.dsp_bound_fraction():.1%} of {board.dsp:,} × {packed} (this core)") in plan.report()
-        assert f"macs_per_dsp k={packed} ({-(-plan.lanes // packed)} multipliers" in plan.report()
+        S = plan.config.column_sets    # each set packs its own P/S rows
+        assert f"macs_per_dsp k={packed}, column_sets S={S} ({S * -(-plan.lanes // S // packed)} multipliers" \
+            in plan.report()
         assert name in plan.report()
 
 
@@ -254,13 +295,15 @@ def test_sweep_seed_plans_the_study_grid_and_times_every_sequence_length(stand_i
             assert "on-chip memory" in row.binding or "DSP" in row.binding or "LUT" in row.binding
             continue
         again = make_plan(row.plan.config, board, timesteps=16, compare=False)
-        assert (again.lanes, again.mode) == (row.plan.lanes, row.plan.mode)
+        assert (again.lanes, again.mode, again.config.column_sets) == \
+            (row.plan.lanes, row.plan.mode, row.plan.config.column_sets)
         for t in (8, 16, 24):
             cycles = cycle_estimate(row.plan.config, t).run_cycles
             assert row.us_per_sequence[t] == pytest.approx(cycles / board.clock_mhz)
             assert row.sequences_per_s[t] == pytest.approx(1e6 * board.clock_mhz / cycles)
-        if row.plan.lanes == min(4 * row.units, MAX_LANES):
-            assert row.binding.startswith("lanes (P = 4H")
+        S = row.plan.config.column_sets
+        if row.plan.lanes == min(4 * row.units * S, MAX_LANES // (4 * S) * 4 * S):
+            assert row.binding.startswith("lanes (P = 4H·S")
         else:
             assert row.binding.split()[0] in ("LUT", "FF", "DSP", "BRAM36", "URAM")
     table = sweep_table(board, rows).splitlines()
@@ -302,7 +345,7 @@ def test_report_says_when_packed_rows_outrun_the_proxies(stand_in_fits):
     from lstmfpga.hw.yosys_synth import ResourceCount
 
     plan = make_plan(shape_config(input_size=2048, hidden_size=64, num_layers=1, weight_bits=4), get_board("zcu104"),
-                     compare=False)
+                     compare=False, column_sets=1)
     assert plan.config.macs_per_dsp == 2 and "outrun" not in plan.report()     # a stand-in fit has no proxies
     sample = LogicSample(8, 32, 16, ResourceCount(), 0.0, 0, 0.0, True)
     with_proxies = dataclasses.replace(plan.check.estimate.fit, samples=(sample,))
@@ -334,8 +377,9 @@ def test_cli_plans_at_the_stream_width_given(stand_in_fits, capsys):
         times[w] = float(re.search(r"([\d.]+) µs per sequence", out).group(1))
         lanes = int(re.search(r"P=(\d+) MAC lanes", out).group(1))
         k = int(re.search(r"macs_per_dsp k=(\d+)", out).group(1))
+        sets = int(re.search(r"column_sets S=(\d+)", out).group(1))
         config = dataclasses.replace(shape_config(input_size=i, hidden_size=h, num_layers=1, weight_bits=4),
-                                     lanes=lanes, macs_per_dsp=k, stream_width=w)
+                                     lanes=lanes, macs_per_dsp=k, column_sets=sets, stream_width=w)
         assert times[w] == pytest.approx(estimate(config, t).run_cycles / 200.0, abs=0.05)
     assert times[width] < times[32]
     with pytest.raises(SystemExit) as exited:

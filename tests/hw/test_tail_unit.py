@@ -17,11 +17,13 @@ def _param_words(layer):
     return [w & 0xFFFFFFFF for w in words + [layer.cell_lo, layer.cell_hi]]
 
 
-@pytest.mark.parametrize("hidden,layers,bits,mode,classes", [(7, 2, 8, "full", 3), (5, 1, 6, "split", 0)])
-def test_tail_matches_cell_step(hidden, layers, bits, mode, classes):
+@pytest.mark.parametrize("hidden,layers,bits,mode,classes,sets", [
+    (7, 2, 8, "full", 3, 1), (5, 1, 6, "split", 0, 1), (7, 2, 8, "full", 3, 4), (5, 1, 6, "split", 0, 2)])
+def test_tail_matches_cell_step(hidden, layers, bits, mode, classes, sets):
     art = random_artifact(input_size=3, hidden_size=hidden, num_layers=layers, num_classes=classes,
                           weight_bits=4, act_bits=bits, seed=hidden)
-    cfg = AcceleratorConfig.from_artifact(art, lanes=8, mode=mode)
+    cfg = AcceleratorConfig.from_artifact(art, lanes=8 * sets, mode=mode, column_sets=sets)
+    words = cfg.h_columns   # h-buffer words a step: unit j at word t·words + j div S, byte j mod S
     dut = TailUnit(config=cfg)
     rng = np.random.default_rng(1)
     steps = 3
@@ -80,7 +82,9 @@ def test_tail_matches_cell_step(hidden, layers, bits, mode, classes):
                 acc = sum((int(accs[t, g, j]) & ((1 << accw) - 1)) << (g * accw) for g in range(4))
                 ctx.set(dut.valid, 1)
                 ctx.set(dut.layer, L)
-                ctx.set(dut.step_base, t * hidden)
+                ctx.set(dut.step_base, t * words)
+                if mode == "split":
+                    ctx.set(dut.pre_base, t * hidden)
                 ctx.set(dut.first_step, int(t == 0))
                 ctx.set(dut.classify, int(t == steps - 1))
                 ctx.set(dut.unit, j)
@@ -88,8 +92,8 @@ def test_tail_matches_cell_step(hidden, layers, bits, mode, classes):
             else:
                 ctx.set(dut.valid, 0)
             if ctx.get(dut.h_valid):
-                addr = ctx.get(dut.h_addr)
-                got[addr // hidden, addr % hidden] = ctx.get(dut.h_code)
+                addr, lane = ctx.get(dut.h_addr), ctx.get(dut.h_lane) if sets > 1 else 0
+                got[addr // words, addr % words * sets + lane] = ctx.get(dut.h_code)
             await ctx.tick()
         if classes:
             raw = ctx.get(dut.logits)

@@ -93,12 +93,13 @@ def test_run_cycles_equal_the_cycle_model_on_a_stall_free_stream(seed, mode, ver
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_every_verification_configuration_agrees_on_both_simulators(case, verilator_cache, tmp_path, monkeypatch):
     """Each configuration of test_rtl_accel.py (both modes, with and without a classifier, 1-3
-    layers, 2/4/8-bit weights) under random idle and backpressure: the harness, unchecked and in
+    layers, 2/4/8-bit weights, one column set or more) under random idle and backpressure: the harness, unchecked and in
     checked mode, gives the cocotb bench's outputs (bit-exact with the golden) and CYCLES."""
     artifact = random_artifact(input_size=case.input_size, hidden_size=case.hidden_size,
                                num_layers=case.num_layers, num_classes=case.num_classes,
                                weight_bits=case.weight_bits, act_bits=case.act_bits, seed=11)
-    config = AcceleratorConfig.from_artifact(artifact, lanes=case.lanes, mode=case.mode)
+    config = AcceleratorConfig.from_artifact(artifact, lanes=case.lanes, mode=case.mode,
+                                             column_sets=case.column_sets)
     rng = np.random.default_rng(zlib.crc32(case.name.encode()))
     seqs = [Sequence(0, random_codes(artifact, rng, T)) for T in _timesteps(rng, CASE_SEQUENCES)]
     runs = {}

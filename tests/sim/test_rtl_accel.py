@@ -34,6 +34,7 @@ class Case:
     mode: str
     num_classes: int
     act_bits: int = 8
+    column_sets: int = 1
 
 
 CASES = [
@@ -46,6 +47,9 @@ CASES = [
     Case("I24_H9_L3_P12_w4_split", 24, 9, 3, 12, 4, "split", 2),
     Case("I40_H5_P24_one_group_w2", 40, 5, 1, 24, 2, "full", 3, act_bits=5),
     Case("I33_H17_L2_P16_w2_split_nocls", 33, 17, 2, 16, 2, "split", 0),
+    # column sets: more lanes than gate rows, partial last columns (37 = 18·2 + 1, 19 = 9·2 + 1)
+    Case("I37_H19_L2_P96_S2_w4_full", 37, 19, 2, 96, 4, "full", 2, column_sets=2),
+    Case("I24_H9_L3_P32_S4_w3_split", 24, 9, 3, 32, 3, "split", 2, act_bits=6, column_sets=4),
 ]
 
 
@@ -71,7 +75,8 @@ def _run_case(case, verilator_cache, tmp_path, artifacts=None):
                                      num_layers=case.num_layers, num_classes=case.num_classes,
                                      weight_bits=case.weight_bits, act_bits=case.act_bits, seed=seed)
                      for seed in (11, 12)]
-    config = AcceleratorConfig.from_artifact(artifacts[0], lanes=case.lanes, mode=case.mode)
+    config = AcceleratorConfig.from_artifact(artifacts[0], lanes=case.lanes, mode=case.mode,
+                                             column_sets=case.column_sets)
     rng = np.random.default_rng(zlib.crc32(case.name.encode()))
     steps = _timesteps(rng, SEQUENCES)
     # the second half runs a second artifact of the same shape: one bitstream, two models
@@ -129,6 +134,8 @@ def test_rtl_faults(stream_width, verilator_cache, tmp_path):
     bad_shape = good.copy()
     bad_shape[3] += 1
     short = good[:-5]
+    # the same model laid out for two column sets: another weight-row layout, refused by its header
+    other_sets = weight_image.build_weight_image(art, dataclasses.replace(config, column_sets=2))
     normal = lambda T=3: Sequence(0, random_codes(art, rng, T))  # noqa: E731
     plan = [
         (normal(), 0),
@@ -153,12 +160,13 @@ def test_rtl_faults(stream_width, verilator_cache, tmp_path):
         (Sequence(1, random_codes(art, rng, 1), "load_only"), Error.WEIGHT_CHECKSUM),
         (Sequence(2, random_codes(art, rng, 1), "load_only"), Error.WEIGHT_SHAPE),
         (Sequence(3, random_codes(art, rng, 1), "load_only"), Error.WEIGHT_LENGTH),
+        (Sequence(4, random_codes(art, rng, 1), "load_only"), Error.WEIGHT_SHAPE),
         (normal(7), 0),
     ]
     seqs = [s for s, _ in plan]
     results = run_sequences(config, [art], seqs, cache_dir=verilator_cache, work_dir=tmp_path,
                             input_pause=0.2, output_pause=0.2, seed=3,
-                            extra_images={1: bad_checksum, 2: bad_shape, 3: short})
+                            extra_images={1: bad_checksum, 2: bad_shape, 3: short, 4: other_sets})
     for (seq, expected_error), run in zip(plan, results["runs"]):
         label = f"run {run['index']} ({seq.kind})"
         assert run["ok"], label

@@ -1,6 +1,6 @@
 """The configuration space under Verilator, not a few points of it: a seeded generator draws the
 shape (I, H, L), the lane count P (dividing 4H or not, up to past 4H), the mode, the bit widths, the stream width,
-the MACs per DSP (packed or not) and the sequence lengths; each drawn core runs a few sequences on
+the MACs per DSP (packed or not), the column sets and the sequence lengths; each drawn core runs a few sequences on
 the compiled harness, bit-exact against the integer golden and with CYCLES equal to the cycle
 model.  Fixed packed cores add the corners: every weight and input at the most negative code, and
 rows longer than the packing's run.
@@ -17,7 +17,7 @@ import random
 import numpy as np
 import pytest
 
-from lstmfpga.foundation.hw.config import STREAM_WIDTHS, AcceleratorConfig
+from lstmfpga.foundation.hw.config import COLUMN_SETS, STREAM_WIDTHS, AcceleratorConfig
 from lstmfpga.foundation.hw.packed_mac_model import max_macs_per_dsp, plan_packing
 from lstmfpga.hw import cycle_model
 from lstmfpga.sim.golden.random_artifact import most_negative_weights, random_artifact
@@ -49,6 +49,7 @@ class Draw:
     #: every LSTM weight and every input at the most negative code
     most_negative: bool = False
     stream_width: int = 32
+    column_sets: int = 1
 
     @property
     def name(self) -> str:
@@ -56,6 +57,7 @@ class Draw:
                 f"_w{self.weight_bits}a{self.act_bits}_C{self.num_classes}_T{self.max_timesteps}"
                 + (f"_s{self.stream_width}" if self.stream_width != 32 else "")
                 + (f"_k{self.macs_per_dsp}" if self.macs_per_dsp > 1 else "")
+                + (f"_S{self.column_sets}" if self.column_sets > 1 else "")
                 + ("_neg" if self.most_negative else ""))
 
 
@@ -71,6 +73,12 @@ FIXED = [
     Draw(70, 6, 2, 8, "full", 3, 4, 2, 4, 6, macs_per_dsp=3, most_negative=True),
     # the study's widths with a row past the run of 2047 products (per-row fabric accumulators)
     Draw(2045, 4, 1, 16, "full", 4, 8, 1, 2, 7, macs_per_dsp=2),
+    # column sets: partial last group and partial last column of both parts, three layers
+    Draw(23, 7, 3, 16, "full", 2, 4, 2, 24, 8, column_sets=2),
+    # one unit a group, H = 5 in two columns of four, packed
+    Draw(70, 5, 2, 16, "split", 4, 8, 2, 6, 9, macs_per_dsp=2, column_sets=4, stream_width=64),
+    # more sets than hidden units, 16 bytes of a 128-bit word a column
+    Draw(37, 3, 2, 64, "full", 8, 8, 0, 5, 10, column_sets=16, stream_width=128),
 ]
 
 
@@ -86,9 +94,12 @@ def draw_configurations(seed: int, count: int) -> list[Draw]:
     size class up to H = 40, I = 100 appears); P is uniform over the multiples of 4 up to 4H + 8.
     Half the cores are packed, ``macs_per_dsp`` uniform in 2 .. the most the widths allow; the
     packing has its own generator, so the other fields are those drawn before packing existed.
+    Half the cores whose lanes and stream allow more than one column set get one of those
+    (uniform; also from a generator of its own).
     """
     rng, packing = random.Random(seed), random.Random(seed + 1)
     widths = random.Random(seed + 2)   # the stream width's own generator: the other fields stay
+    sets = random.Random(seed + 3)
     draws = []
     for index in range(count):
         H = _log_uniform(rng, 1, 40)
@@ -101,6 +112,11 @@ def draw_configurations(seed: int, count: int) -> list[Draw]:
         if packing.random() < 0.5:
             most = max_macs_per_dsp(weight_bits=draws[-1].weight_bits, act_bits=draws[-1].act_bits)
             draws[-1] = dataclasses.replace(draws[-1], macs_per_dsp=packing.randint(2, most))
+        d = draws[-1]
+        allowed = [S for S in COLUMN_SETS[1:] if d.lanes % (4 * S) == 0
+                   and (d.mode == "split" or S <= d.stream_width // 8)]
+        if allowed and sets.random() < 0.5:
+            draws[-1] = dataclasses.replace(d, column_sets=sets.choice(allowed))
     return draws
 
 
@@ -122,6 +138,10 @@ def test_draws_cover_the_space():
     assert len(packed) >= len(draws) // 3
     assert {2, 3} <= {d.macs_per_dsp for d in packed}
     assert any(d.lanes % d.macs_per_dsp for d in packed)             # a unit with empty fields
+    column_sets = [d for d in draws if d.column_sets > 1]
+    assert len(column_sets) >= len(draws) // 5 and len({d.column_sets for d in column_sets}) >= 2
+    assert any(d.hidden_size % d.column_sets for d in column_sets)   # a partial last column
+    assert any(d.lanes > 4 * d.hidden_size for d in column_sets)     # lanes beyond 4H
     assert any(d.input_size + d.hidden_size > plan_packing(weight_bits=d.weight_bits, act_bits=d.act_bits,
                                                            macs_per_dsp=d.macs_per_dsp).run for d in packed)
 
@@ -133,7 +153,7 @@ def _check(draw: Draw, cache, tmp_path):
     if draw.most_negative:
         art = most_negative_weights(art)
     config = AcceleratorConfig.from_artifact(art, lanes=draw.lanes, mode=draw.mode, macs_per_dsp=draw.macs_per_dsp,
-                                             max_timesteps=draw.max_timesteps, stream_width=draw.stream_width)
+                                             column_sets=draw.column_sets, max_timesteps=draw.max_timesteps, stream_width=draw.stream_width)
     rng = np.random.default_rng(draw.seed)
     steps = [draw.max_timesteps, 1, int(rng.integers(1, draw.max_timesteps + 1))][:SEQUENCES]
     sequences = [Sequence(0, random_codes(art, rng, T)) for T in steps]

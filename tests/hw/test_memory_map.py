@@ -1,0 +1,23 @@
+"""The planner's shortcut to a core's memories (:func:`memories_at`: two small elaborations, the
+weight memory and the h buffers resized) against elaborating the core itself, on drawn shapes,
+modes, stream widths, lanes and column sets."""
+
+import random
+
+import pytest
+
+from lstmfpga.foundation.hw.config import COLUMN_SETS, STREAM_WIDTHS, AcceleratorConfig
+from lstmfpga.hw.memory_map import accelerator_memories, memories_at
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_memories_at_equals_the_elaborated_core(seed):
+    rnd = random.Random(seed)
+    mode, width = rnd.choice(["full", "split"]), rnd.choice(STREAM_WIDTHS)
+    allowed = [S for S in COLUMN_SETS if mode == "split" or S <= width // 8]
+    sets = rnd.choice(allowed if seed % 4 == 0 else allowed[1:])   # mostly more than one set
+    config = AcceleratorConfig(input_size=rnd.randint(1, 70), hidden_size=rnd.randint(1, 30),
+                               num_layers=rnd.randint(1, 3), lanes=4 * sets * rnd.randint(1, 6), column_sets=sets,
+                               mode=mode, stream_width=width, weight_bits=rnd.randint(2, 8),
+                               num_classes=rnd.randint(0, 3), max_timesteps=rnd.randint(1, 24))
+    assert memories_at(config) == accelerator_memories(config), config
