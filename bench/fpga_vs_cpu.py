@@ -71,13 +71,20 @@ def main(argv=None) -> int:
         plan = make_plan(dataclasses.replace(template, stream_width=args.stream_width), board, timesteps=T,
                          compare=False)
         c = plan.config
-        rows.append((f"FPGA {plan.board.name} {c.mode} P={c.lanes} k={c.macs_per_dsp} @{plan.clock_mhz:g} MHz (compute)",
+        rows.append((f"FPGA {plan.board.name} {c.mode} P={c.lanes} k={c.macs_per_dsp} S={c.column_sets} "
+                     f"@{plan.clock_mhz:g} MHz (compute)",
                      plan.us_per_step * T, plan.us_per_step,
                      f"cycle model, MAC utilisation {plan.cycles.utilization:.1%}, "
                      f"{plan.dsp_bound_fraction():.1%} of the DSP-bound limit"))
         rows.append((f"FPGA {plan.board.name} incl. {c.stream_width}-bit streams", plan.us_per_sequence,
                      plan.us_per_sequence / T, "cycle model, stall-free stream"))
-        v1 = make_plan(template, board, timesteps=T, compare=False, macs_per_dsp=1)
+        if c.column_sets > 1:
+            one = make_plan(dataclasses.replace(template, stream_width=args.stream_width), board, timesteps=T,
+                            compare=False, column_sets=1)
+            rows.append((f"FPGA {one.board.name} one column set: {one.config.mode} P={one.config.lanes} "
+                         f"k={one.config.macs_per_dsp}", one.us_per_sequence, one.us_per_sequence / T,
+                         "cycle model, streams included (rows only: at most 4H lanes)"))
+        v1 = make_plan(template, board, timesteps=T, compare=False, macs_per_dsp=1, column_sets=1)
         rows.append((f"FPGA {v1.board.name} v1: {v1.config.mode} P={v1.config.lanes} k=1, 32-bit streams",
                      v1.us_per_sequence, v1.us_per_sequence / T, "cycle model, one MAC per DSP (before packing)"))
     cpu = cpu_lstm_us(I, H, L, T)

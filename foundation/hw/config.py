@@ -31,8 +31,8 @@ class AcceleratorConfig:
     input_size, hidden_size, num_layers :
         LSTM shape (``num_layers`` 1–3). Layers after the first take ``hidden_size`` inputs.
     lanes :
-        MAC lanes P, a positive multiple of 4 (a group of P rows holds all four gates of P/4
-        hidden units).
+        MAC lanes P, a positive multiple of 4·``column_sets`` (a group of R = P/S rows holds all
+        four gates of R/4 hidden units).
     macs_per_dsp :
         Gate rows sharing one DSP48E2 multiplier (field packing,
         :mod:`~lstmfpga.foundation.hw.packed_mac_model`): 1 (a multiplier per lane) up to
