@@ -83,7 +83,8 @@ def _hdl(args) -> int:
     est = estimate(config, config.max_timesteps)
     print(f"wrote {manifest.parent / (TOP_NAME + '.v')} and {manifest}")
     print(f"shape I={config.input_size} H={config.hidden_size} L={config.num_layers} P={config.lanes} "
-          f"macs_per_dsp={config.macs_per_dsp} mode={config.mode} weight_bits={config.weight_bits} classes={config.num_classes}")
+          f"macs_per_dsp={config.macs_per_dsp} mode={config.mode} column_sets={config.column_sets} "
+          f"stream_width={config.stream_width} weight_bits={config.weight_bits} classes={config.num_classes}")
     print(f"cycle model T={est.timesteps}: {est.compute_cycles} compute cycles "
           f"({est.cycles_per_step:.1f}/step), MAC utilisation {est.utilization:.1%}")
     return 0
@@ -99,7 +100,8 @@ def _timing(args) -> int:
         out = args.out or scratch
         result = core_timing(config, work_dir=out, keep_dir=args.out)
         print(f"shape I={config.input_size} H={config.hidden_size} L={config.num_layers} P={config.lanes} "
-              f"mode={config.mode} weight_bits={config.weight_bits}")
+              f"macs_per_dsp={config.macs_per_dsp} column_sets={config.column_sets} mode={config.mode} "
+              f"weight_bits={config.weight_bits}")
         print("\n".join(result.describe()))
         if args.family != "none":
             from lstmfpga.hw.manifest import TOP_NAME

@@ -64,6 +64,33 @@ def test_hdl_command_packed(tmp_path, capsys):
     assert "error: macs_per_dsp must be in [1, 2] for 4-bit weights and 8-bit activations" in capsys.readouterr().err
 
 
+def test_hdl_command_column_sets(tmp_path, capsys):
+    """--column-sets 4 --stream-width 64: the manifest records both, the Verilog has a lane block
+    per set and the SHAPE_SETS register, the weight image's header says P and log2(S), and the
+    column sets' limits (lanes a multiple of 4S; in full mode S <= stream bytes) are refused."""
+    import numpy as np
+
+    art = random_artifact(input_size=11, hidden_size=5, num_layers=2, num_classes=2, weight_bits=4, seed=4)
+    model = art.save(tmp_path / "model.npz")
+    out = tmp_path / "hdl"
+    assert main(["hdl", "--model", str(model), "--lanes", "32", "--column-sets", "4", "--stream-width", "64",
+                 "--out", str(out), "--weight-image"]) == 0
+    assert "P=32 macs_per_dsp=1 mode=full column_sets=4 stream_width=64" in capsys.readouterr().out
+    manifest = read_manifest(out)
+    config = AcceleratorConfig.from_artifact(art, lanes=32, column_sets=4, stream_width=64)
+    assert manifest.config == config and config.groups == 3 and config.issued_columns(0) == 3 + 2
+    assert manifest.cycle_model["estimates"]["24"]["compute_cycles"] == cycle_model.estimate(config, 24).compute_cycles
+    verilog = (out / "lstm_accel.v").read_text()
+    assert {f"lanes_set{s}" for s in range(4)} <= set(re.findall(r"\blanes_set\d+\b", verilog))
+    assert manifest.register_offset("SHAPE_SETS") == register_map.Reg.SHAPE_SETS
+    words = np.fromfile(out / "weights.bin", dtype="<u4")
+    assert words[5] == 32 | 2 << 16
+    assert main(["hdl", "--model", str(model), "--lanes", "24", "--column-sets", "4", "--out", str(out)]) == 2
+    assert "error: lanes must be a multiple of 4 x column_sets = 16" in capsys.readouterr().err
+    assert main(["hdl", "--model", str(model), "--lanes", "32", "--column-sets", "8", "--out", str(out)]) == 2
+    assert "error: column_sets 8 needs a stream of at least 64 bits in full mode" in capsys.readouterr().err
+
+
 def test_hdl_command_errors(tmp_path, capsys):
     art = random_artifact(input_size=4, hidden_size=3, num_layers=1, num_classes=0, weight_bits=4)
     model = art.save(tmp_path / "m.npz")
