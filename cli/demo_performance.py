@@ -54,7 +54,8 @@ def latency_panel(title: str, template, boards, *, timesteps: int, cache_dir=Non
             no_fit.append(f"{board.name}: {str(exc).splitlines()[-1]}")
             continue
         plans.append(plan)
-        bars.append(LatencyBar(f"FPGA {board.name}, {plan.mode} P={plan.lanes} @ {plan.clock_mhz:g} MHz",
+        sets = f" S={plan.config.column_sets}" if plan.config.column_sets > 1 else ""
+        bars.append(LatencyBar(f"FPGA {board.name}, {plan.mode} P={plan.lanes}{sets} @ {plan.clock_mhz:g} MHz",
                                plan.us_per_sequence, FPGA,
                                f"cycle model, streams included, MAC utilisation {plan.cycles.utilization:.1%}"))
     I, H, L = template.input_size, template.hidden_size, template.num_layers
