@@ -1,7 +1,8 @@
 """Board planning: the lane count and partition mode that fit a board, and what they buy.
 
 :func:`make_plan` packs as many gate rows into each DSP as the weight and activation widths allow
-(``macs_per_dsp``, :func:`packed_macs_per_dsp`), searches every MAC lane count P (fastest first by
+(``macs_per_dsp``, :func:`packed_macs_per_dsp`), picks the column sets (``column_sets``: the cycle
+model ranks them, the best and one set are sized), searches every MAC lane count P (fastest first by
 the cycle model) in ``full`` mode, then ``split`` mode, and keeps the fastest configuration (the fewest lanes among those within
 1 % of it) whose estimated resources
 (:mod:`lstmfpga.hw.resources`) fit the board's budget after the shell reserve and utilisation
@@ -382,8 +383,8 @@ def make_plan(template, board: Board, *, clock_mhz: float | None = None, mode: s
         (:func:`packed_macs_per_dsp`), so that a DSP-bound board gets that many times the lanes.
     column_sets :
         Column sets S of the core; ``"auto"`` (default): the cycle model ranks every S the stream
-        allows on memory alone, and the fewest sets within 1 % of the fastest (and one set, when
-        that is not it) get the logic fit; the faster fitting one wins.
+        allows on memory and multipliers alone, and the fewest sets within 1 % of the fastest (and
+        one set, when that is not it) get the logic fit; the faster fitting one wins.
     sample_lanes :
         Lane counts of the Yosys proxy runs (for S column sets: :func:`sample_lanes_for`).
     cache_dir :
