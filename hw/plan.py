@@ -356,9 +356,13 @@ def _sets_to_size(template, mode: str, column_sets, board: Board, timesteps: int
 def sample_lanes_for(sample_lanes: Sequence[int], column_sets: int) -> tuple[int, ...]:
     """The proxies' lane counts for S column sets: ``sample_lanes`` times S/2 (half the rows per
     set of one set's proxies, as a proxy's Yosys time grows with its lanes), rounded up to
-    multiples of 4S."""
+    multiples of 4S, kept distinct (a count that rounds onto the one before moves up by 4S)."""
     step = 4 * column_sets
-    return tuple(-(-p * max(1, column_sets // 2) // step) * step for p in sample_lanes)
+    lanes: list[int] = []
+    for p in sorted(set(sample_lanes)):
+        q = -(-p * max(1, column_sets // 2) // step) * step
+        lanes.append(max(q, lanes[-1] + step) if lanes else q)
+    return tuple(lanes)
 
 
 def make_plan(template, board: Board, *, clock_mhz: float | None = None, mode: str = "auto",

@@ -138,6 +138,24 @@ def test_column_sets_beyond_four_h_rows(stand_in_fits, seed):
     assert f"column_sets S={S}" in plan.report()
 
 
+def test_sample_lanes_for_column_sets_are_distinct_multiples_of_4s():
+    """The proxies' lane counts for S sets: two or more distinct multiples of 4S, growing with the
+    given ones, the given ones themselves at S = 1 (their Yosys results stay cached)."""
+    from lstmfpga.hw.plan import sample_lanes_for
+
+    rng = np.random.default_rng()
+    for _ in range(200):
+        given = tuple(sorted({4 * int(p) for p in rng.integers(1, 40, size=int(rng.integers(2, 5)))}))
+        if len(given) < 2:
+            continue
+        assert sample_lanes_for(given, 1) == given
+        for S in (2, 4, 8, 16):
+            lanes = sample_lanes_for(given, S)
+            assert len(lanes) == len(given) and list(lanes) == sorted(set(lanes))
+            assert all(p % (4 * S) == 0 and p >= 4 * S for p in lanes)
+    assert sample_lanes_for((4, 8), 4) == (16, 32) and sample_lanes_for((8, 16), 16) == (64, 128)
+
+
 def test_fixed_column_sets_are_checked(stand_in_fits):
     template = shape_config(input_size=64, hidden_size=8, num_layers=1, weight_bits=4)
     assert make_plan(template, get_board("kv260"), mode="split", column_sets=4).config.column_sets == 4
