@@ -83,11 +83,11 @@ class MacEngine(wiring.Component):
         flush = self.flush
 
         sets = []
+        longest = max(cfg.issued_columns(layer) for layer in range(cfg.num_layers))   # a set's longest run
         for s in range(S):
             if cfg.macs_per_dsp == 1:
                 lanes = MacLanes(lanes=R, weight_bits=wb, column_bits=8, acc_bits=accw)
             else:
-                longest = max(cfg.issued_columns(layer) for layer in range(cfg.num_layers))
                 lanes = PackedMacLanes(lanes=R, weight_bits=wb, act_bits=cfg.io_bits, macs_per_dsp=cfg.macs_per_dsp,
                                        max_length=longest, column_bits=8, acc_bits=accw)
             m.submodules["lanes" if S == 1 else f"lanes_set{s}"] = lanes
