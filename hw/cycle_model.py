@@ -10,7 +10,8 @@ unit (bias, requantizers, σ/tanh tables, cell update, h requantizer, classifier
 one hidden unit per cycle while the engine already runs the next group.
 
 A column waits only for what it reads: h-part column j of step t for the last of
-h_{t-1}[jS … jS+S−1], x-part column j of layer l > 0 likewise for h^{l-1}_t; and a group's last
+h_{t-1}[jS … jS+S−1], x-part column j of layer l > 0 likewise for h^{l-1}_t, of layer 0 (full
+mode, where the run starts with the input packet's first beat) for the beat of its input word; and a group's last
 column waits until the shadow bank has been drained (``engine + SHADOW_LOAD + R/4`` cycles after
 the previous group's last column).  Unit u of a group is visible to the scheduler
 :func:`~lstmfpga.hw.latency.round_trip` + u cycles after the group's last column.  The engine's
@@ -81,7 +82,7 @@ class CycleEstimate:
     step_cycles: tuple           #: cycles of the layer's last step (its steady state), per layer
     input_beats: int             #: beats of the input packet
     output_beats: int            #: beats of the output packet
-    run_cycles: int              #: predicted RUN_CYCLES at a stall-free stream (input + compute + output), exact
+    run_cycles: int              #: predicted RUN_CYCLES (input + compute + output; full mode overlaps input and compute), exact at a stall-free output
 
     @property
     def utilization(self) -> float:
@@ -132,14 +133,42 @@ def _step(config, layer: int, start: int, shadow_free: int, x_ready, h_ready):
     return lasts, _ready_offset(config, lasts)
 
 
+def _input_ready(config, T: int, arrivals) -> list:
+    """Per step t (layer 0, full mode), ``max_j(r_j - j)`` over the step's x columns.
+
+    Column j of step t reads input word ``t·wps + j // c`` (c columns per word), which the
+    scheduler may issue from the run's cycle ``a_n`` — its beat's arrival, counted from the first
+    beat's.  The earliest column of each word is the one that counts.
+    """
+    from lstmfpga.foundation.hw import stream_format
+
+    wps = stream_format.input_beats_per_step(config)
+    chunks = config.bytes_per_word // config.column_sets
+    X = config.x_columns(0)
+    if arrivals is None:
+        return [t * wps for t in range(T)]
+    if len(arrivals) < T * wps:
+        raise ValueError(f"{T} steps take {T * wps} input beats; {len(arrivals)} arrival cycles given")
+    first = arrivals[0]
+    return [max(arrivals[t * wps + i] - first - i * chunks for i in range(wps) if i * chunks < X)
+            for t in range(T)]
+
+
 @functools.lru_cache(maxsize=65536)
-def estimate(config, timesteps: int) -> CycleEstimate:
-    """Predicted cycles of one run of ``timesteps`` steps on a core built for ``config``."""
+def estimate(config, timesteps: int, arrivals: tuple | None = None) -> CycleEstimate:
+    """Predicted cycles of one run of ``timesteps`` steps on a core built for ``config``.
+
+    In full mode the core computes while the input packet streams in; ``arrivals`` are the cycles
+    its beats were accepted (any origin; a tuple), None for a stall-free stream (one beat a cycle).
+    Split mode starts once the packet is in, so the arrivals do not matter there.
+    """
     from lstmfpga.foundation.hw import stream_format
 
     T = int(timesteps)
     if not 1 <= T <= config.max_timesteps:
         raise ValueError(f"timesteps must be in [1, {config.max_timesteps}], not {timesteps!r}")
+    overlap = config.mode == "full"
+    input_ready = _input_ready(config, T, arrivals) if overlap else None
     G, H, P = config.groups, config.hidden_size, config.lanes
     start, shadow_free = 0, 0
     previous_layer = None     # h offsets of the layer below, per step
@@ -151,7 +180,7 @@ def estimate(config, timesteps: int) -> CycleEstimate:
         step_start = start
         for t in range(T):
             step_start = start
-            x_ready = previous_layer[t] if layer > 0 else None
+            x_ready = previous_layer[t] if layer > 0 else input_ready[t] if overlap else None
             h_ready = offsets[-1] if t > 0 else None
             lasts, ready = _step(config, layer, start, shadow_free, x_ready, h_ready)
             offsets.append(ready)
@@ -164,8 +193,16 @@ def estimate(config, timesteps: int) -> CycleEstimate:
     total = (start - 1) + _round_trip(config) + last_unit + RUN_OVERHEAD
     in_beats = stream_format.input_beats(config, T)
     out_beats = stream_format.output_beats(config, T)
-    # the output packet: the sender's read pipeline fills, then a beat per cycle
-    run = in_beats + total + latency.OUTPUT_FILL + out_beats + latency.RUN_CONTROL
+    # the input packet before the computation (split mode; full mode overlaps it), the output
+    # packet: the sender's read pipeline fills, then a beat per cycle
+    run = (0 if overlap else in_beats) + total + latency.OUTPUT_FILL + out_beats + latency.RUN_CONTROL
     return CycleEstimate(timesteps=T, compute_cycles=int(total), ideal_cycles=ideal,
                          step_cycles=tuple(steps), input_beats=in_beats, output_beats=out_beats,
                          run_cycles=int(run))
+
+
+def for_run(config, run: dict) -> CycleEstimate:
+    """The estimate of one simulated run: a bench result with ``T`` and, from benches that record
+    them, ``arrivals`` (the input beats' cycles; in full mode they decide when columns may issue)."""
+    arrivals = run.get("arrivals") if config.mode == "full" else None
+    return estimate(config, run["T"], None if arrivals is None else tuple(arrivals))

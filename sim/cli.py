@@ -62,7 +62,7 @@ def _verify(args) -> int:
 
     from lstmfpga.foundation.errors import ConfigError, InputError
     from lstmfpga.foundation.hw.config import AcceleratorConfig
-    from lstmfpga.hw.cycle_model import estimate
+    from lstmfpga.hw.cycle_model import for_run
     from lstmfpga.quant.model_file import load_model
     from lstmfpga.sim.rtl_check import Sequence, random_codes, run_sequences, summarize
     from lstmfpga.sim.verilator import DEFAULT_CACHE
@@ -105,7 +105,7 @@ def _verify(args) -> int:
     drift = []
     for run in results["runs"]:
         if run["ok"]:
-            model = estimate(config, run["T"]).compute_cycles
+            model = for_run(config, run).compute_cycles
             drift.append(abs(run["cycles"] - model) / model)
     print(f"sequences: {summary['total']}  bit-exact: {summary['passed']}  mismatched: {summary['failed']}")
     if drift:

@@ -8,7 +8,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from lstmfpga.foundation.hw import stream_format
-from lstmfpga.hw.rtl.payloads import Source, byte_select_bits, column_layout, sequence_bits
+from lstmfpga.hw.rtl.payloads import Source, byte_select_bits, column_layout, input_buffer_depth, sequence_bits
 
 
 class ColumnScheduler(wiring.Component):
@@ -20,7 +20,8 @@ class ColumnScheduler(wiring.Component):
     an input-buffer word).  A column that reads h codes waits until ``unit_done`` has counted the
     last unit that writes them;
     a group's last column waits for ``shadow_free`` (the engine's shadow bank can take the
-    group's sums).  ``start`` begins a run; ``finished`` is set once every column has issued
+    group's sums).  In full mode a column of the input waits until ``received`` counts its word:
+    the run starts with the input packet's first beat.  ``start`` begins a run; ``finished`` is set once every column has issued
     and every unit of the run has come back.  ``flush`` stops issuing.
 
     Parameters
@@ -33,6 +34,7 @@ class ColumnScheduler(wiring.Component):
         super().__init__({
             "start": In(1), "steps": In(5), "flush": In(1),
             "unit_done": In(1), "shadow_free": In(1),
+            **({"received": In(range(input_buffer_depth(config) + 1))} if config.mode == "full" else {}),
             "o_column": Out(stream.Signature(column_layout(config))),
             "finished": Out(1),
         })
@@ -90,9 +92,12 @@ class ColumnScheduler(wiring.Component):
         with m.Else():
             m.d.comb += src.eq(Mux(t == 0, Source.ZERO, Mux(lyr[0], Source.HBUF1, Source.HBUF0)))
 
+        arrived = Signal(init=1)                   # the input word this column reads is in the buffer
+        if cfg.mode == "full":
+            m.d.comb += arrived.eq(~in_x | (lyr != 0) | (baddr < self.received))
         column = self.o_column.payload
         m.d.comb += [
-            self.o_column.valid.eq(issuing & (~dep | (units_done >= need)) & (~last_col | self.shadow_free)),
+            self.o_column.valid.eq(issuing & arrived & (~dep | (units_done >= need)) & (~last_col | self.shadow_free)),
             column.weight_addr.eq(waddr), column.buffer_addr.eq(baddr),
             column.op.first.eq(k == 0), column.op.last.eq(last_col), column.op.source.eq(src),
             column.op.byte.eq(bsel),

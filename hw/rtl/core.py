@@ -115,6 +115,7 @@ class LstmCore(wiring.Component):
             control.load_fault.eq(loader.fault), control.load_hash.eq(loader.image_hash),
             receiver.begin.eq(control.receive_begin), receiver.steps.eq(self.timesteps),
             control.receive_in_packet.eq(receiver.in_packet), control.receive_final.eq(receiver.final),
+            *([scheduler.received.eq(receiver.received)] if full else []),
             scheduler.start.eq(control.compute_start), scheduler.steps.eq(control.steps),
             scheduler.flush.eq(control.flush), scheduler.unit_done.eq(tail.h_valid),
             scheduler.shadow_free.eq(engine.shadow_free), control.compute_finished.eq(scheduler.finished),

@@ -23,7 +23,8 @@ class InputReceiver(wiring.Component):
     lane m mod 4 of pre-activation slot m div 4; a beat never spans two slots, as B divides 4
     (``pre_write``, the tail's ports of
     :func:`~lstmfpga.hw.rtl.tail_unit.preactivation_port_shapes`).  ``final`` is set while the
-    next beat is the packet's last by count; ``in_packet`` once the first beat has arrived.
+    next beat is the packet's last by count; ``in_packet`` once the first beat has arrived;
+    ``received`` counts the beats stored (full mode: the input-buffer words the engine may read).
     Whether TLAST agrees with the count is the run controller's to judge.
 
     Parameters
@@ -38,6 +39,8 @@ class InputReceiver(wiring.Component):
             "begin": In(1), "steps": In(8),
             "in_packet": Out(1), "final": Out(1),
         }
+        if config.mode == "full":
+            ports["received"] = Out(range(input_buffer_depth(config) + 1))
         if config.mode == "split":
             ports["pre_write"] = Out(wiring.Signature({name: Out(width) for name, width
                                                        in preactivation_port_shapes(config).items()}))
@@ -69,5 +72,5 @@ class InputReceiver(wiring.Component):
                 m.d.comb += pre.pre_lane.eq(word_count[:per_slot] << (2 - per_slot))
         else:
             m.d.comb += [self.input_write.addr.eq(word_count), self.input_write.data.eq(word),
-                         self.input_write.en.eq(arrives)]
+                         self.input_write.en.eq(arrives), self.received.eq(word_count)]
         return m

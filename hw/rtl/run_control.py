@@ -20,14 +20,18 @@ class RunControl(wiring.Component):
     wide beat for as many cycles as it takes to read its 32-bit words) until it reports the
     image's end (``load_finish``, the cycle after the deciding beat, with ``load_fault`` and that
     beat's TLAST ``load_last``); ``start`` routes one input packet to the input receiver
-    (``receive_stream``), then starts the column scheduler (``compute_start``), waits for it to
-    finish and for the classifier's last accumulate, and starts the output sender
-    (``output_start``) until it reports the packet's final word.  A fault mid-packet drains the
-    rest of the packet (up to its TLAST) before the core is idle again.
+    (``receive_stream``) and starts the column scheduler (``compute_start``) — in full mode with
+    the packet's first beat, so that the engine works on the steps that have arrived while the
+    rest streams in (the scheduler waits for the words it reads); in split mode once the packet is
+    in — waits for the scheduler to finish and for the classifier's last accumulate, and starts
+    the output sender (``output_start``) until it reports the packet's final word.  A fault
+    mid-packet ends the computation under way (``flush``) and drains the rest of the packet (up to
+    its TLAST) before the core is idle again.  CYCLES counts from the cycle after
+    ``compute_start`` to the classifier's last accumulate.
 
     The watchdog counts cycles without progress while a packet is under way (``timeout``
-    cycles, 0 = never).  ``soft_reset`` returns to idle from any state: ``flush`` drops the
-    engine's work in flight and ``output_abort`` stops the output sender.  ``start`` or
+    cycles, 0 = never).  ``soft_reset`` returns to idle from any state: ``flush`` (also raised by
+    an input fault) drops the engine's work in flight and ``output_abort`` stops the output sender.  ``start`` or
     ``load_weights`` while busy sets ``Error.BUSY`` and is otherwise ignored.
 
     Parameters
@@ -75,9 +79,11 @@ class RunControl(wiring.Component):
         T = Signal(5)
         set_error = Signal(16)
         cls_pending = Signal(range(latency.CLASSIFIER + 1))
+        overlap = cfg.mode == "full"      # compute starts with the input packet's first beat
+        input_fault = Signal()            # ends the computation that started with the packet
         m.d.comb += [self.error.eq(error), self.done.eq(done), self.weights_valid.eq(weights_valid),
                      self.hash.eq(hash_regs), self.cycles.eq(cycles), self.run_cycles.eq(run_cycles),
-                     self.steps.eq(T), self.flush.eq(self.soft_reset)]
+                     self.steps.eq(T), self.flush.eq(self.soft_reset | input_fault)]
         m.d.sync += error.eq(error | set_error)
         # the 256 hash flip-flops take the loader's hash the cycle after a clean finish: their
         # enable is a register, not the loader's checksum verdict (a long path into a wide fan-out)
@@ -154,16 +160,25 @@ class RunControl(wiring.Component):
             with m.State("RECV"):
                 m.d.comb += [self.i_stream.ready.eq(1), self.receive_stream.valid.eq(in_fire), self.busy.eq(1),
                              watch.eq(self.receive_in_packet), progress.eq(in_fire)]
+                if overlap:
+                    with m.If(self.receive_in_packet):
+                        m.d.sync += cycles.eq(cycles + 1)
+                    with m.Elif(in_fire):
+                        m.d.comb += self.compute_start.eq(1)
+                        m.d.sync += cycles.eq(0)
                 with m.If(timed_out):
+                    m.d.comb += input_fault.eq(overlap)
                     fail(Error.INPUT_TIMEOUT, run_counting.eq(0))
                     m.next = "IDLE"
                 with m.Elif(in_fire):
                     with m.If(self.receive_final & beat.last):
-                        m.next = "COMPUTE_START"
+                        m.next = "COMPUTE" if overlap else "COMPUTE_START"
                     with m.Elif(self.receive_final):
+                        m.d.comb += input_fault.eq(overlap)
                         m.d.sync += [error.eq(error | Error.LAST_LATE), run_counting.eq(0)]
                         m.next = "DRAIN"
                     with m.Elif(beat.last):
+                        m.d.comb += input_fault.eq(overlap)
                         fail(Error.LAST_EARLY, run_counting.eq(0))
                         m.next = "IDLE"
 
@@ -176,10 +191,11 @@ class RunControl(wiring.Component):
                     m.d.sync += done.eq(1)
                     m.next = "IDLE"
 
-            with m.State("COMPUTE_START"):
-                m.d.comb += [self.busy.eq(1), self.compute_start.eq(1)]
-                m.d.sync += cycles.eq(0)
-                m.next = "COMPUTE"
+            if not overlap:
+                with m.State("COMPUTE_START"):
+                    m.d.comb += [self.busy.eq(1), self.compute_start.eq(1)]
+                    m.d.sync += cycles.eq(0)
+                    m.next = "COMPUTE"
 
             with m.State("COMPUTE"):
                 m.d.comb += self.busy.eq(1)

@@ -67,7 +67,9 @@ class Harness:
                                   reset_active_level=False)
         for logger in (self.source.log, self.sink.log, self.axil.write_if.log, self.axil.read_if.log):
             logger.setLevel("WARNING")
-        self.beats_in = self.beats_out = 0
+        self.beats_in = self.beats_out = self.cycle = 0
+        #: the cycles of the input beats' handshakes since :meth:`mark_input` (the cycle model's arrivals)
+        self.input_cycles: list[int] = []
         #: 32-bit lanes per beat, read from the DUT's TDATA (the job's configuration must agree)
         self.lanes_per_beat = len(dut.s_axis_tdata) // 32
         expected = stream_format.lanes_per_beat(AcceleratorConfig.from_dict(job["config"]))
@@ -79,7 +81,10 @@ class Harness:
         dut = self.dut
         while True:
             await RisingEdge(dut.aclk)
-            self.beats_in += bool(dut.s_axis_tvalid.value and dut.s_axis_tready.value)
+            self.cycle += 1
+            if dut.s_axis_tvalid.value and dut.s_axis_tready.value:
+                self.beats_in += 1
+                self.input_cycles.append(self.cycle)
             self.beats_out += bool(dut.m_axis_tvalid.value and dut.m_axis_tready.value)
 
     async def state(self) -> str:
@@ -174,10 +179,12 @@ class Harness:
 
 async def _normal(h: Harness, run, arrays):
     await h.start(run["T"])
+    h.input_cycles = []
     await h.send(arrays[run["input"]])
+    arrivals = h.input_cycles
     out = await h.receive(stall=run.get("output_stall", 0))
     status = await h.wait_idle()
-    return out, status
+    return out, status, arrivals
 
 
 async def _fault(h: Harness, run, arrays):
@@ -225,7 +232,7 @@ async def _run(h: Harness, run, arrays, entry, loaded):
     if entry["kind"] == "load_only":
         out, status, error = None, entry["load_status"], entry["load_error"]
     elif entry["kind"] == "normal":
-        out, status = await _normal(h, run, arrays)
+        out, status, entry["arrivals"] = await _normal(h, run, arrays)
         error = await h.read(Reg.ERROR)
     elif entry["kind"] == "output_timeout":
         await h.start(run["T"])

@@ -97,6 +97,7 @@ struct Harness {
 
     // MM2S: the packet being sent, whole beats, zero-padded
     std::vector<uint32_t> send;
+    std::vector<uint64_t> send_cycles;  // the cycle of each beat's handshake (the cycle model's arrivals)
     uint64_t send_beats = 0, sent_beats = 0;
     bool send_valid = false, send_stopped = false;
 
@@ -188,6 +189,7 @@ struct Harness {
         ++cycle;
         if (in_fire) {
             send_valid = false;
+            send_cycles.push_back(cycle - 1);
             ++sent_beats;
         }
     }
@@ -249,6 +251,15 @@ void harness_counters(void* handle, uint64_t* out) {
     out[1] = h->send_beats;
     out[2] = h->received_beats;
     out[3] = h->recv_bytes;
+}
+
+// The cycles of the current (or last) packet's accepted beats, at most ``capacity`` into ``out``;
+// returns how many beats were accepted.
+uint64_t harness_send_cycles(void* handle, uint64_t* out, uint64_t capacity) {
+    auto* h = static_cast<Harness*>(handle);
+    const uint64_t n = h->send_cycles.size();
+    if (out != nullptr && capacity != 0) std::memcpy(out, h->send_cycles.data(), sizeof(uint64_t) * (n < capacity ? n : capacity));
+    return n;
 }
 
 void harness_reset(void* handle, uint64_t low_cycles, uint64_t high_cycles) {
@@ -326,6 +337,7 @@ int harness_send(void* handle, const uint8_t* data, uint64_t nbytes) {
     h->send.assign(h->send_beats * kInLanes, 0);
     std::memcpy(h->send.data(), data, nbytes);
     h->sent_beats = 0;
+    h->send_cycles.clear();
     h->send_valid = false;
     h->send_stopped = false;
     return kOk;

@@ -35,6 +35,7 @@ _SIGNATURES = {
     "harness_check": ([_ptr, ctypes.c_int], None),
     "harness_unsettled": ([_ptr, ctypes.POINTER(_u64)], None),
     "harness_counters": ([_ptr, ctypes.POINTER(_u64)], None),
+    "harness_send_cycles": ([_ptr, ctypes.POINTER(_u64), _u64], _u64),
     "harness_reset": ([_ptr, _u64, _u64], None),
     "harness_run": ([_ptr, _u64], None),
     "harness_write": ([_ptr, _u32, _u32, _u64], ctypes.c_int),
@@ -127,6 +128,13 @@ class Harness:
         out = (_u64 * 4)()
         self._lib.harness_counters(self._handle, out)
         return {"sent_beats": out[0], "send_beats": out[1], "received_beats": out[2], "received_bytes": out[3]}
+
+    def send_cycles(self) -> tuple[int, ...]:
+        """The cycles (:attr:`cycle` numbering) at which the last packet's beats were accepted."""
+        count = int(self._lib.harness_send_cycles(self._handle, None, 0))
+        out = (_u64 * max(count, 1))()
+        self._lib.harness_send_cycles(self._handle, out, count)
+        return tuple(int(c) for c in out[:count])
 
     def unsettled(self) -> tuple[int, int]:
         """Checked mode: (cycles where the falling edge changed a handshake output, the first one)."""

@@ -4,7 +4,8 @@ packets are compared word for word with the golden's (what the cocotb bench
 
 Each worker of a :class:`~lstmfpga.sim.harness.pool.WorkerPool` holds one core; the runs are
 split into contiguous shares.  Results have the bench's format (``index``, ``T``, ``ok``,
-``status``, ``error``, ``cycles``, ``run_cycles``).
+``status``, ``error``, ``cycles``, ``run_cycles``, and ``arrivals``: the cycles the input packet's
+beats were accepted, for :func:`~lstmfpga.hw.cycle_model.estimate`).
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class PacketBoard:
         status = self.wait_idle(f"the run of T={timesteps}")
         entry = {"T": int(timesteps), "status": status, "error": h.read(Reg.ERROR),
                  "cycles": h.read(Reg.CYCLES), "run_cycles": h.read(Reg.RUN_CYCLES),
-                 "received_bytes": h.counters()["received_bytes"]}
+                 "received_bytes": h.counters()["received_bytes"], "arrivals": h.send_cycles()}
         entry["ok"] = bool(entry["received_bytes"] == out.nbytes and np.array_equal(out, expected))
         if not entry["ok"]:
             entry["got"], entry["want"] = out.tolist(), expected.tolist()

@@ -22,8 +22,9 @@ OUTPUTS = ("busy", "done", "weights_valid", "loading", "error", "cycles", "run_c
 class Model:
     """What the run controller does, one clock at a time."""
 
-    def __init__(self, max_timesteps):
+    def __init__(self, max_timesteps, overlap):
         self.max_timesteps = max_timesteps
+        self.overlap = overlap      # full mode: the computation starts with the input packet's first beat
         self.state, self.error, self.done, self.weights_valid, self.hash = "IDLE", 0, 0, 0, 0
         self.cycles = self.run_cycles = self.counting = self.steps = self.idle = self.cls_pending = 0
         self.hash_commit = 0
@@ -37,13 +38,17 @@ class Model:
                            "DRAIN": (1, fire), "OUTPUT": (i["out_valid"], i["out_ready"])}.get(s, (0, 0))
         timed_out = watch and i["timeout"] != 0 and self.idle >= i["timeout"]
         steps_ok = 1 <= i["timesteps"] <= self.max_timesteps
+        first_beat = s == "RECV" and fire and not i["receive_in_packet"]
+        # TLAST early or late, or the watchdog, while the computation runs: it is flushed
+        input_fault = self.overlap and s == "RECV" and (timed_out or (fire and bool(i["receive_final"]) != bool(i["last"])))
         out = dict(busy=int(s != "IDLE"), done=self.done, weights_valid=self.weights_valid, loading=int(s == "LOAD"),
                    error=self.error, cycles=self.cycles, run_cycles=self.run_cycles, hash=self.hash,
                    ready=int(ready), load_valid=int(i["valid"] and s == "LOAD"),
                    receive_valid=int(fire and s == "RECV"),
                    load_begin=int(s == "IDLE" and not i["start"] and i["load_weights"]),
                    receive_begin=int(s == "IDLE" and i["start"] and self.weights_valid and steps_ok),
-                   steps=self.steps, compute_start=int(s == "COMPUTE_START"), flush=i["soft_reset"],
+                   steps=self.steps, compute_start=int(first_beat if self.overlap else s == "COMPUTE_START"),
+                   flush=int(bool(i["soft_reset"] or input_fault)),
                    output_start=int(s == "FINISH" and self.cls_pending == 0),
                    output_abort=int((s == "OUTPUT" and timed_out) or i["soft_reset"]))
 
@@ -85,11 +90,15 @@ class Model:
                     n.update(weights_valid=1, hash_commit=1)
                 n["state"] = "IDLE" if i["load_last"] else "DRAIN"
         elif s == "RECV":
+            if self.overlap and i["receive_in_packet"]:
+                n["cycles"] = (self.cycles + 1) & 0xFFFFFFFF
+            elif self.overlap and fire:
+                n["cycles"] = 0
             if timed_out:
                 fail(Error.INPUT_TIMEOUT)
                 n.update(counting=0, state="IDLE")
             elif fire and i["receive_final"] and i["last"]:
-                n["state"] = "COMPUTE_START"
+                n["state"] = "COMPUTE" if self.overlap else "COMPUTE_START"
             elif fire and i["receive_final"]:
                 n.update(error=self.error | Error.LAST_LATE, counting=0, state="DRAIN")
             elif fire and i["last"]:
@@ -144,9 +153,10 @@ def _draw_inputs(rnd, p, max_timesteps):
 def test_run_control_matches_model(seed):
     rnd = random.Random(seed)
     max_timesteps = rnd.randint(1, 24)
+    mode = rnd.choice(["full", "split"])
     dut = RunControl(config=AcceleratorConfig(input_size=4, hidden_size=3, max_timesteps=max_timesteps,
-                                              stream_width=rnd.choice(STREAM_WIDTHS)))
-    model = Model(max_timesteps)
+                                              stream_width=rnd.choice(STREAM_WIDTHS), mode=mode))
+    model = Model(max_timesteps, overlap=mode == "full")
     p = dict(cmd=rnd.choice([0.02, 0.1]), reset=rnd.choice([0.0, 0.005, 0.03]), timeout=rnd.choice([0, 1, 3, 8, 40]),
              finish=rnd.choice([0.05, 0.3]), ready=rnd.choice([0.1, 0.9]), valid=rnd.choice([0.05, 0.5, 1.0]),
              load_ready=rnd.choice([1.0, 0.5, 0.25]))

@@ -65,7 +65,7 @@ def _timesteps(rng, n, max_t=24):
 def _check_cycles(config, results):
     for run in results["runs"]:
         if run["kind"] == "normal" and run["ok"]:
-            model = cycle_model.estimate(config, run["T"]).compute_cycles
+            model = cycle_model.for_run(config, run).compute_cycles
             assert run["cycles"] == model, (run["T"], run["cycles"], model)
 
 

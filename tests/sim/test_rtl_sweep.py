@@ -165,7 +165,7 @@ def _check(draw: Draw, cache, tmp_path):
         label = f"{draw.name} T={run['T']}"
         assert run["ok"], f"{label}: output differs from the golden"
         assert run["error"] == 0, f"{label}: ERROR=0x{run['error']:x}"
-        model = cycle_model.estimate(config, run["T"]).compute_cycles
+        model = cycle_model.for_run(config, run).compute_cycles
         assert run["cycles"] == model, f"{label}: CYCLES {run['cycles']} != model {model}"
 
 
