@@ -7,14 +7,14 @@ ceil(X/S) + ceil(H/S) columns (the x part — when on chip — then the h part),
 each set of R lanes taking its own element of the column.  When a group's last column has been
 accumulated and the sets' partial sums added, the R row sums move to a shadow bank and the tail
 unit (bias, requantizers, σ/tanh tables, cell update, h requantizer, classifier MAC) drains it at
-one hidden unit per cycle while the engine already runs the next group.
+TU = ``config.tail_units`` hidden units per cycle while the engine already runs the next group.
 
 A column waits only for what it reads: h-part column j of step t for the last of
 h_{t-1}[jS … jS+S−1], x-part column j of layer l > 0 likewise for h^{l-1}_t, of layer 0 (full
-mode, where the run starts with the input packet's first beat) for the beat of its input word; and a group's last
-column waits until the shadow bank has been drained (``engine + SHADOW_LOAD + R/4`` cycles after
-the previous group's last column).  Unit u of a group is visible to the scheduler
-:func:`~lstmfpga.hw.latency.round_trip` + u cycles after the group's last column.  The engine's
+mode, where the run starts with the input packet's first beat) for the beat of its input word;
+and a group's last column waits until the shadow bank has been drained (``engine + SHADOW_LOAD +
+ceil(R/4/TU)`` cycles after the previous group's last column).  Unit u of a group is visible to
+the scheduler :func:`~lstmfpga.hw.latency.round_trip` + u div TU cycles after the group's last column.  The engine's
 latency depends on the MAC block and the sets: :func:`~lstmfpga.hw.latency.engine` of
 ``config.macs_per_dsp`` and ``config.column_sets``.  Within a run of columns issued back to back
 from a start cycle s, column i issues at ``i + max(s, max_{j<=i}(r_j - j))`` with r_j the cycle
@@ -52,16 +52,17 @@ def _group_offsets(config) -> tuple:
     made by group g (None where no column waits on the group).
 
     Column j reads units jS … jS + S − 1 and waits for the last of them, U_j = min((j+1)S, H) − 1;
-    unit u of group g is visible ``round_trip + u − g·UPG`` cycles after the group's last column.
+    unit u of group g is visible ``round_trip + (u − g·UPG) div TU`` cycles after the group's last
+    column (TU tail units).
     Within a group r_j − j grows with j, so the group's last such column is the one that counts.
     """
-    H, S, UPG = config.hidden_size, config.column_sets, config.units_per_group
+    H, S, UPG, TU = config.hidden_size, config.column_sets, config.units_per_group, config.tail_units
     offsets = []
     for g in range(config.groups):
         low, high = g * UPG, min((g + 1) * UPG, H) - 1
         j = config.h_columns - 1 if high == H - 1 else (high + 1) // S - 1
         u = min((j + 1) * S, H) - 1
-        offsets.append(u - low - j if low <= high and j >= 0 and u >= low else None)
+        offsets.append((u - low) // TU - j if low <= high and j >= 0 and u >= low else None)
     return tuple(offsets)
 
 
@@ -109,10 +110,10 @@ def _step(config, layer: int, start: int, shadow_free: int, x_ready, h_ready):
     operands (None where a part has no dependency).  Returns (last-column cycle per group, the
     offset ``max_j(r_j - j)`` of this step's h codes).
     """
-    G, UPG = config.groups, config.units_per_group
+    G = config.groups
     X, Hc = config.x_columns(layer), config.h_columns
     K = X + Hc
-    drain = engine_latency(config) + latency.SHADOW_LOAD + UPG
+    drain = engine_latency(config) + latency.SHADOW_LOAD + config.tail_cycles_per_group
     lasts = []
     t = start
     for g in range(G):
@@ -185,11 +186,11 @@ def estimate(config, timesteps: int, arrivals: tuple | None = None) -> CycleEsti
             lasts, ready = _step(config, layer, start, shadow_free, x_ready, h_ready)
             offsets.append(ready)
             start = lasts[-1] + 1
-            shadow_free = lasts[-1] + engine_latency(config) + latency.SHADOW_LOAD + config.units_per_group
+            shadow_free = lasts[-1] + engine_latency(config) + latency.SHADOW_LOAD + config.tail_cycles_per_group
         steps.append(start - step_start)
         previous_layer = offsets
         ideal += T * 4 * H * K / P
-    last_unit = H - 1 - (G - 1) * config.units_per_group
+    last_unit = (H - 1 - (G - 1) * config.units_per_group) // config.tail_units
     total = (start - 1) + _round_trip(config) + last_unit + RUN_OVERHEAD
     in_beats = stream_format.input_beats(config, T)
     out_beats = stream_format.output_beats(config, T)

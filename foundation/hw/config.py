@@ -20,6 +20,8 @@ MODES = ("full", "split")
 STREAM_WIDTHS = (32, 64, 128)
 #: Column sets a core can be built with (powers of two: a unit's h-buffer word and byte are bit fields).
 COLUMN_SETS = (1, 2, 4, 8, 16)
+#: Hidden units the tail finishes per cycle.
+TAIL_UNITS = (1, 2)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -42,6 +44,12 @@ class AcceleratorConfig:
     mode :
         ``"full"`` (W_x·x and W_h·h on chip) or ``"split"`` (layer 0's W_x·x arrives from the host
         as int32 pre-activations).
+    tail_units :
+        Hidden units the tail finishes per cycle, one of :data:`TAIL_UNITS`.  Two (a second tail
+        datapath, for units 2j and 2j + 1) halve the time a row group's units take, which is what
+        binds steps of short rows (split mode, the recurrence); they need ``column_sets`` ≥ 2 (both
+        h codes in one h-buffer word) and an even number of units a group (``lanes`` a multiple of
+        8·``column_sets``).  Like ``macs_per_dsp`` it changes neither results nor the weight image.
     weight_bits :
         LSTM weight width (2–8), signed.
     io_bits, acc_bits, sigmoid_bits, tanh_bits, cell_bits, hidden_tanh_bits :
@@ -64,6 +72,7 @@ class AcceleratorConfig:
     lanes: int = 8
     macs_per_dsp: int = 1
     column_sets: int = 1
+    tail_units: int = 1
     mode: str = "full"
     weight_bits: int = 8
     io_bits: int = 8
@@ -101,6 +110,14 @@ class AcceleratorConfig:
         if self.lanes % (4 * self.column_sets):
             raise ConfigError(f"lanes must be a multiple of 4 x column_sets = {4 * self.column_sets} (each set"
                               f" holds whole hidden units), not {self.lanes!r}")
+        if self.tail_units not in TAIL_UNITS:
+            raise ConfigError(f"tail_units must be one of {TAIL_UNITS}, not {self.tail_units!r}")
+        if self.tail_units > 1 and self.column_sets < 2:
+            raise ConfigError(f"tail_units {self.tail_units} needs column_sets of at least 2 (the units"
+                              f" finished together share an h-buffer word), not {self.column_sets!r}")
+        if self.tail_units > 1 and self.lanes % (8 * self.column_sets):
+            raise ConfigError(f"tail_units {self.tail_units} needs lanes a multiple of 8 x column_sets ="
+                              f" {8 * self.column_sets} (an even number of units a group), not {self.lanes!r}")
         if self.mode == "full" and self.column_sets > self.stream_width // 8:
             raise ConfigError(f"column_sets {self.column_sets} needs a stream of at least {8 * self.column_sets} bits"
                               f" in full mode (a column's {self.column_sets} input bytes sit in one word);"
@@ -129,6 +146,11 @@ class AcceleratorConfig:
     @property
     def units_per_group(self) -> int:
         return self.rows_per_group // 4
+
+    @property
+    def tail_cycles_per_group(self) -> int:
+        """Cycles the tail takes for a group's units: ceil(R/4 / tail_units)."""
+        return -(-self.units_per_group // self.tail_units)
 
     @property
     def multipliers(self) -> int:
@@ -215,7 +237,8 @@ class AcceleratorConfig:
 
     @classmethod
     def from_artifact(cls, artifact, *, lanes: int, mode: str = "full", max_timesteps: int = 24,
-                      stream_width: int = 32, macs_per_dsp: int = 1, column_sets: int = 1) -> "AcceleratorConfig":
+                      stream_width: int = 32, macs_per_dsp: int = 1, column_sets: int = 1,
+                      tail_units: int = 1) -> "AcceleratorConfig":
         """The configuration whose bitstream runs ``artifact`` with ``lanes`` MAC lanes."""
         layers = artifact.layers
         if not 1 <= len(layers) <= 3:
@@ -228,7 +251,8 @@ class AcceleratorConfig:
                     f" the accelerator needs {hidden} and {hidden}")
         classes = 0 if artifact.classifier is None else int(artifact.classifier.weight.shape[0])
         return cls(input_size=int(layers[0].input_size), hidden_size=hidden, num_layers=len(layers),
-                   lanes=lanes, macs_per_dsp=macs_per_dsp, column_sets=column_sets, mode=mode, num_classes=classes,
+                   lanes=lanes, macs_per_dsp=macs_per_dsp, column_sets=column_sets, tail_units=tail_units,
+                   mode=mode, num_classes=classes,
                    max_timesteps=max_timesteps, stream_width=stream_width, **cls.widths_of(artifact))
 
     def shape_matches(self, artifact) -> bool:
@@ -238,7 +262,7 @@ class AcceleratorConfig:
     def mismatch(self, artifact) -> str | None:
         """A message naming the first field in which ``artifact`` differs from this shape, else None.
 
-        ``macs_per_dsp`` is not compared: the weight image is the same for every packing.
+        ``macs_per_dsp`` and ``tail_units`` are not compared: the weight image is the same for all.
         """
         try:
             other = AcceleratorConfig.from_artifact(
@@ -247,7 +271,7 @@ class AcceleratorConfig:
         except ConfigError as exc:
             return str(exc)
         for field in dataclasses.fields(self):
-            if field.name == "macs_per_dsp" or (field.name == "classifier_weight_bits" and other.num_classes == 0):
+            if field.name in ("macs_per_dsp", "tail_units") or (field.name == "classifier_weight_bits" and other.num_classes == 0):
                 continue
             mine, theirs = getattr(self, field.name), getattr(other, field.name)
             if mine != theirs:

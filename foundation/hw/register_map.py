@@ -43,6 +43,7 @@ class Reg(enum.IntEnum):
     SHAPE_STREAM = 0x60  #: RO  stream width in bits
     SHAPE_PACKING = 0x64  #: RO macs_per_dsp; unmapped (reads 0, meaning 1) on a core without packing
     SHAPE_SETS = 0x68    #: RO  column sets; unmapped (reads 0, meaning 1) on a core with one set
+    SHAPE_TAILS = 0x6C   #: RO  tail units; unmapped (reads 0, meaning 1) on a core with one
     HASH0 = 0x80         #: RO  HASH0..HASH7: SHA-256 of the loaded artifact, HASH0 = first 4 bytes
 
 
@@ -50,7 +51,7 @@ HASH_WORDS = 8
 #: The read-only shape registers, in the order :func:`shape_registers` lists them.
 SHAPE_REGS = (Reg.SHAPE_INPUT, Reg.SHAPE_HIDDEN, Reg.SHAPE_LAYERS, Reg.SHAPE_LANES, Reg.SHAPE_MODE,
               Reg.SHAPE_BITS, Reg.SHAPE_CLASSES, Reg.SHAPE_MAX_T, Reg.SHAPE_STREAM, Reg.SHAPE_PACKING,
-              Reg.SHAPE_SETS)
+              Reg.SHAPE_SETS, Reg.SHAPE_TAILS)
 #: The 4-bit fields of SHAPE_BITS, lowest first.
 BIT_FIELDS = ("weight_bits", "io_bits", "acc_bits", "sigmoid_bits", "tanh_bits", "cell_bits",
               "hidden_tanh_bits", "classifier_weight_bits")
@@ -126,9 +127,9 @@ def config_bits(config) -> int:
 def shape_registers(config) -> dict[str, int]:
     """Values of the read-only SHAPE_* registers for ``config``.
 
-    SHAPE_PACKING is listed only when ``config.macs_per_dsp > 1`` and SHAPE_SETS only when
-    ``config.column_sets > 1``: a core without them leaves the offsets unmapped, as cores built
-    before they existed do, and they read 0.
+    SHAPE_PACKING is listed only when ``config.macs_per_dsp > 1``, SHAPE_SETS only when
+    ``config.column_sets > 1`` and SHAPE_TAILS only when ``config.tail_units > 1``: a core without
+    them leaves the offsets unmapped, as cores built before they existed do, and they read 0.
     """
     registers = {
         "SHAPE_INPUT": config.input_size,
@@ -145,6 +146,8 @@ def shape_registers(config) -> dict[str, int]:
         registers["SHAPE_PACKING"] = config.macs_per_dsp
     if config.column_sets > 1:
         registers["SHAPE_SETS"] = config.column_sets
+    if config.tail_units > 1:
+        registers["SHAPE_TAILS"] = config.tail_units
     return registers
 
 
@@ -155,7 +158,8 @@ def decode_shape(values: Mapping[str, int]) -> AcceleratorConfig:
     ----------
     values :
         Register name (``"SHAPE_INPUT"``, ...) → the 32-bit value read; SHAPE_PACKING 0 or
-        absent means one MAC per DSP, SHAPE_SETS 0 or absent one column set.
+        absent means one MAC per DSP, SHAPE_SETS 0 or absent one column set, SHAPE_TAILS 0 or
+        absent one tail unit.
 
     Raises
     ------
@@ -171,7 +175,8 @@ def decode_shape(values: Mapping[str, int]) -> AcceleratorConfig:
     return AcceleratorConfig(
         input_size=values["SHAPE_INPUT"], hidden_size=values["SHAPE_HIDDEN"], num_layers=values["SHAPE_LAYERS"],
         lanes=values["SHAPE_LANES"], macs_per_dsp=max(1, values.get("SHAPE_PACKING", 0)),
-        column_sets=max(1, values.get("SHAPE_SETS", 0)), mode=MODES[mode],
+        column_sets=max(1, values.get("SHAPE_SETS", 0)), tail_units=max(1, values.get("SHAPE_TAILS", 0)),
+        mode=MODES[mode],
         num_classes=values["SHAPE_CLASSES"],
         max_timesteps=values["SHAPE_MAX_T"], stream_width=values["SHAPE_STREAM"], **bits)
 

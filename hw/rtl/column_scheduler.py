@@ -17,12 +17,13 @@ class ColumnScheduler(wiring.Component):
     Per layer, step and row group it issues the group's columns, the x part (input buffer or
     the layer below's h codes) then the h part (this layer's h codes of the previous step); a
     column holds S = ``config.column_sets`` consecutive elements (an h-buffer word, or S bytes of
-    an input-buffer word).  A column that reads h codes waits until ``unit_done`` has counted the
-    last unit that writes them;
+    an input-buffer word).  A column that reads h codes waits until ``unit_done`` (the units
+    finished in a cycle, up to ``config.tail_units``) has counted the last unit that writes them;
     a group's last column waits for ``shadow_free`` (the engine's shadow bank can take the
     group's sums).  In full mode a column of the input waits until ``received`` counts its word:
-    the run starts with the input packet's first beat.  ``start`` begins a run; ``finished`` is set once every column has issued
-    and every unit of the run has come back.  ``flush`` stops issuing.
+    the run starts with the input packet's first beat.  ``start`` begins a run; ``finished`` is
+    set once every column has issued and every unit of the run has come back.  ``flush`` stops
+    issuing.
 
     Parameters
     ----------
@@ -33,7 +34,7 @@ class ColumnScheduler(wiring.Component):
         self.config = config
         super().__init__({
             "start": In(1), "steps": In(5), "flush": In(1),
-            "unit_done": In(1), "shadow_free": In(1),
+            "unit_done": In(2), "shadow_free": In(1),
             **({"received": In(range(input_buffer_depth(config) + 1))} if config.mode == "full" else {}),
             "o_column": Out(stream.Signature(column_layout(config))),
             "finished": Out(1),
@@ -74,8 +75,7 @@ class ColumnScheduler(wiring.Component):
         k_cols = Array(Const(cfg.issued_columns(layer), 16) for layer in range(L))
         rows = Array(Const(cfg.weight_rows(layer), 24) for layer in range(L))
 
-        with m.If(self.unit_done):
-            m.d.sync += units_done.eq(units_done + 1)
+        m.d.sync += units_done.eq(units_done + self.unit_done)
 
         in_x = Signal()
         m.d.comb += in_x.eq(k < x_cols[lyr])

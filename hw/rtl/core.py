@@ -60,7 +60,12 @@ class LstmCore(wiring.Component):
         m.submodules.receiver = receiver = InputReceiver(config=cfg)
         m.submodules.scheduler = scheduler = ColumnScheduler(config=cfg)
         m.submodules.engine = engine = MacEngine(config=cfg)
-        m.submodules.tail = tail = TailUnit(config=cfg)
+        # tail_units tails side by side, the second taking unit 2j + 1 of each pair (its cell state,
+        # tables and classifier weights are copies; its logits start at zero and add to the first's)
+        tails = [TailUnit(config=cfg) for _ in range(cfg.tail_units)]
+        for i, unit_tail in enumerate(tails):
+            m.submodules["tail" if i == 0 else f"tail{i + 1}"] = unit_tail
+        tail = tails[0]
         m.submodules.sender = sender = OutputSender(config=cfg)
 
         # -- memories ---------------------------------------------------------------------------
@@ -80,17 +85,19 @@ class LstmCore(wiring.Component):
             wiring.connect(m, engine.input_read, input_buf.read_port())
         else:
             for name in preactivation_port_shapes(cfg):
-                m.d.comb += getattr(tail, name).eq(getattr(receiver.pre_write, name))
+                m.d.comb += [getattr(t, name).eq(getattr(receiver.pre_write, name)) for t in tails]
         # h buffer b holds the h sequences of the layers l with l mod 2 = b, for the engine
         # (words of S codes, written a byte at a time: unit u at byte u mod S)
-        banks, S = h_buffer_banks(cfg), cfg.column_sets
-        h_byte = Signal(signed(8))
-        m.d.comb += h_byte.eq(tail.h_code)
+        # (two tails: units 2j and 2j + 1 in bytes h_lane and h_lane + 1 of one word)
+        banks, S, TU = h_buffer_banks(cfg), cfg.column_sets, cfg.tail_units
+        h_bytes = [Signal(signed(8), name=f"h_byte{i}") for i in range(TU)]
+        m.d.comb += [h_byte.eq(t.h_code) for h_byte, t in zip(h_bytes, tails)]
         for b in range(banks):
             m.submodules[f"h_buf{b}"] = mem = ram(shape=unsigned(8 * S), depth=h_buffer_depth(cfg))
             write, read = mem.write_port(granularity=8), mem.read_port()
-            writes = tail.h_valid & ((tail.h_layer[0] == b) if banks > 1 else 1)
-            m.d.comb += [write.addr.eq(tail.h_addr), write.data.eq(Cat(*[h_byte] * S)),
+            in_bank = (tail.h_layer[0] == b) if banks > 1 else 1
+            writes = Cat(*[t.h_valid & in_bank for t in tails])
+            m.d.comb += [write.addr.eq(tail.h_addr), write.data.eq(Cat(*h_bytes * (S // TU))),
                          write.en.eq(writes << tail.h_lane if S > 1 else writes),
                          read.addr.eq(engine.h_read[b].addr), engine.h_read[b].data.eq(read.data)]
 
@@ -117,24 +124,39 @@ class LstmCore(wiring.Component):
             control.receive_in_packet.eq(receiver.in_packet), control.receive_final.eq(receiver.final),
             *([scheduler.received.eq(receiver.received)] if full else []),
             scheduler.start.eq(control.compute_start), scheduler.steps.eq(control.steps),
-            scheduler.flush.eq(control.flush), scheduler.unit_done.eq(tail.h_valid),
+            scheduler.flush.eq(control.flush), scheduler.unit_done.eq(sum(t.h_valid for t in tails)),
             scheduler.shadow_free.eq(engine.shadow_free), control.compute_finished.eq(scheduler.finished),
             engine.flush.eq(control.flush),
             sender.clear.eq(control.compute_start), sender.h_code.eq(tail.h_code),
             sender.h_valid.eq(tail.h_valid & (tail.h_layer == cfg.num_layers - 1)),
+            *([sender.h_code2.eq(tails[1].h_code),
+               sender.h_valid2.eq(tails[1].h_valid & (tail.h_layer == cfg.num_layers - 1))] if TU > 1 else []),
             sender.start.eq(control.output_start), sender.abort.eq(control.output_abort),
-            sender.steps.eq(control.steps), sender.logits.eq(tail.logits),
+            sender.steps.eq(control.steps), sender.logits.eq(self._logits(m, tails)),
             control.output_finished.eq(sender.finished),
             control.out_valid.eq(self.o_stream.valid), control.out_ready.eq(self.o_stream.ready),
         ]
 
-        m.d.sync += [getattr(tail, name).eq(getattr(loader.tail_write, name)) for name in load_port_shapes(cfg)]
+        for i, t in enumerate(tails):
+            m.d.sync += [getattr(t, name).eq(0 if name == "clsb_we" and i else getattr(loader.tail_write, name))
+                         for name in load_port_shapes(cfg)]
 
         # -- engine → tail ----------------------------------------------------------------------------
         unit = engine.o_units.payload
-        m.d.comb += [tail.valid.eq(engine.o_units.valid), tail.unit.eq(unit.unit), tail.acc.eq(unit.sums),
-                     tail.layer.eq(unit.layer), tail.step_base.eq(unit.step_base),
-                     *([tail.pre_base.eq(unit.pre_base)] if cfg.mode == "split" else []),
-                     tail.first_step.eq(unit.first_step), tail.classify.eq(unit.classify),
-                     tail.cls_start.eq(control.compute_start), tail.flush.eq(control.flush)]
+        for i, t in enumerate(tails):
+            m.d.comb += [t.valid.eq(engine.o_units.valid & (unit.second if i else 1)), t.unit.eq(unit.unit + i),
+                         t.acc.eq(unit.sums[i]), t.layer.eq(unit.layer), t.step_base.eq(unit.step_base),
+                         *([t.pre_base.eq(unit.pre_base)] if cfg.mode == "split" else []),
+                         t.first_step.eq(unit.first_step), t.classify.eq(unit.classify),
+                         t.cls_start.eq(control.compute_start), t.flush.eq(control.flush)]
         return m
+
+    def _logits(self, m, tails):
+        """The classifier's logits: each tail accumulates its own units' share (32-bit lanes)."""
+        if len(tails) == 1:
+            return tails[0].logits
+        C = max(self.config.num_classes, 1)
+        total = Signal(32 * C)
+        m.d.comb += total.eq(Cat(*[(tails[0].logits.word_select(k, 32) + tails[1].logits.word_select(k, 32))[:32]
+                                   for k in range(C)]))
+        return total

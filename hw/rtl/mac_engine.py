@@ -40,8 +40,8 @@ class MacEngine(wiring.Component):
     ``config.macs_per_dsp > 1``, R = P/S lanes a set.  A tree of registered adders
     (:func:`~lstmfpga.hw.latency.set_sum` levels) sums each row over the sets.  The group's tags
     travel with its last column through the lanes and the tree.  When a group is done its R sums
-    move to the shadow bank, which feeds ``o_units`` one hidden unit
-    (four gate sums) per cycle while the lanes accumulate the next group; padding units past H
+    move to the shadow bank, which feeds ``o_units`` ``config.tail_units`` hidden units
+    (four gate sums each) per cycle while the lanes accumulate the next group; padding units past H
     are dropped.  ``shadow_free`` says a group's last column may issue now (the shadow bank will
     be empty when its sums arrive).  ``flush`` drops everything in flight.
 
@@ -75,7 +75,7 @@ class MacEngine(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
-        H, UPG = cfg.hidden_size, cfg.units_per_group
+        H, TU = cfg.hidden_size, cfg.tail_units
         S, R = cfg.column_sets, cfg.rows_per_group
         wb, accw = cfg.weight_bits, cfg.accumulator_bits
         full = cfg.mode == "full"
@@ -158,26 +158,28 @@ class MacEngine(wiring.Component):
         last_in_flight = Signal()
         m.d.comb += last_in_flight.eq(Cat(*lasts[:-1]).any() | (op1.last & valid1))
 
-        # -- shadow bank: one hidden unit per cycle to the tail ------------------------------------
+        # -- shadow bank: tail_units hidden units per cycle to the tail ------------------------------
         shadow = Signal(R * accw)
-        left = Signal(range(UPG + 1))
+        left = Signal(range(cfg.tail_cycles_per_group + 1))
         unit = Signal(unit_index_shape(cfg))
         shadow_tag = Signal(group_tag_layout(cfg))
         with m.If(done & ~flush):
-            m.d.sync += [shadow.eq(group_sums), left.eq(UPG), unit.eq(tags[-1].unit_base), shadow_tag.eq(tags[-1])]
+            m.d.sync += [shadow.eq(group_sums), left.eq(cfg.tail_cycles_per_group), unit.eq(tags[-1].unit_base),
+                         shadow_tag.eq(tags[-1])]
         with m.Elif(left != 0):
-            m.d.sync += [shadow.eq(shadow >> (4 * accw)), left.eq(left - 1), unit.eq(unit + 1)]
+            m.d.sync += [shadow.eq(shadow >> (4 * accw * TU)), left.eq(left - 1), unit.eq(unit + TU)]
         m.d.comb += self.shadow_free.eq((left == 0) & ~last_in_flight & ~done)
 
         # registered before the tail (latency.TAIL_FEED); the tail reads the group tags straight
         # from the shadow bank: they change only on a shadow load, which the scheduler allows only
         # after the previous group has left it
         feed_valid, feed_unit = Signal(), Signal(unit_index_shape(cfg))
-        feed_sums = Signal(gate_sums_layout(cfg))
-        m.d.sync += [feed_valid.eq((left != 0) & ~flush), feed_unit.eq(unit), feed_sums.eq(shadow[:4 * accw])]
+        feed_sums = Signal(4 * accw * TU)
+        m.d.sync += [feed_valid.eq((left != 0) & ~flush), feed_unit.eq(unit), feed_sums.eq(shadow[:4 * accw * TU])]
         out = self.o_units.payload
         # a partial last group pads past H: those units never reach the tail
         m.d.comb += [self.o_units.valid.eq(feed_valid & (feed_unit < H)),
+                     *([out.second.eq(feed_unit + 1 < H)] if TU > 1 else []),
                      out.unit.eq(feed_unit), out.sums.eq(feed_sums),
                      out.layer.eq(shadow_tag.layer), out.step_base.eq(shadow_tag.step_base),
                      *([out.pre_base.eq(shadow_tag.pre_base)] if cfg.mode == "split" else []),

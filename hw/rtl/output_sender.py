@@ -24,7 +24,8 @@ class OutputSender(wiring.Component):
     ``clear`` (the run's compute start) rewinds the packer; then each ``h_valid`` writes ``h_code``
     into the next byte of the word buffer, unit after unit, step after step — the tail produces
     them in that order — a step's codes in ``output_step_beats`` words, its last word only partly
-    written.  ``start`` (compute finished) begins the packet: one buffer read per cycle through a
+    written.  With two tail units ``h_valid2`` adds ``h_code2``, the next unit's code, in the byte
+    after (units come in pairs 2j, 2j + 1, so a pair never straddles a word).  ``start`` (compute finished) begins the packet: one buffer read per cycle through a
     registered read, the bytes past H of a step's last word masked to zero, into a small FIFO that
     drives ``o_stream``, so the first beat is valid :data:`~lstmfpga.hw.latency.OUTPUT_FILL` cycles
     after the first issue and a stall-free stream takes a beat every cycle.  The logits follow
@@ -41,6 +42,7 @@ class OutputSender(wiring.Component):
         self.config = config
         super().__init__({
             "clear": In(1), "h_valid": In(1), "h_code": In(signed(8)),
+            **({"h_valid2": In(1), "h_code2": In(signed(8))} if config.tail_units > 1 else {}),
             "start": In(1), "abort": In(1), "steps": In(5),
             "logits": In(unsigned(32 * max(config.num_classes, 1))),
             "o_stream": Out(stream.Signature(beat_layout(config.stream_width))),
@@ -64,15 +66,29 @@ class OutputSender(wiring.Component):
         lane = Signal(bpw, init=1)
         unit = Signal(range(max(H, 2)))
         waddr = Signal(range(words + 1))
-        m.d.comb += [write.addr.eq(waddr), write.data.eq(self.h_code.as_unsigned().replicate(bpw)),
-                     write.en.eq(Mux(self.h_valid, lane, 0))]
-        with m.If(self.clear):
-            m.d.sync += [lane.eq(1), unit.eq(0), waddr.eq(0)]
-        with m.Elif(self.h_valid):
-            step_end = unit == H - 1
-            m.d.sync += [unit.eq(Mux(step_end, 0, unit + 1)), lane.eq(Cat(lane[-1], lane[:-1]))]
-            with m.If(step_end | lane[-1]):
-                m.d.sync += [waddr.eq(waddr + 1), lane.eq(1)]
+        if cfg.tail_units == 1:
+            m.d.comb += [write.addr.eq(waddr), write.data.eq(self.h_code.as_unsigned().replicate(bpw)),
+                         write.en.eq(Mux(self.h_valid, lane, 0))]
+            with m.If(self.clear):
+                m.d.sync += [lane.eq(1), unit.eq(0), waddr.eq(0)]
+            with m.Elif(self.h_valid):
+                step_end = unit == H - 1
+                m.d.sync += [unit.eq(Mux(step_end, 0, unit + 1)), lane.eq(Cat(lane[-1], lane[:-1]))]
+                with m.If(step_end | lane[-1]):
+                    m.d.sync += [waddr.eq(waddr + 1), lane.eq(1)]
+        else:
+            # lane is one-hot over the word's byte pairs; the pair's second byte only with h_valid2
+            m.d.comb += [write.addr.eq(waddr),
+                         write.data.eq(Cat(self.h_code, self.h_code2).as_unsigned().replicate(bpw // 2)),
+                         write.en.eq(Cat(*[Cat(bit & self.h_valid, bit & self.h_valid2) for bit in lane[:bpw // 2]]))]
+            with m.If(self.clear):
+                m.d.sync += [lane.eq(1), unit.eq(0), waddr.eq(0)]
+            with m.Elif(self.h_valid):
+                step_end = unit >= H - 2
+                m.d.sync += [unit.eq(Mux(step_end, 0, unit + 2)),
+                             lane.eq(Cat(lane[bpw // 2 - 1], lane[:bpw // 2 - 1]))]
+                with m.If(step_end | lane[bpw // 2 - 1]):
+                    m.d.sync += [waddr.eq(waddr + 1), lane.eq(1)]
 
         # -- send: issue → registered read → FIFO → o_stream ----------------------------------------
         m.submodules.fifo = out_fifo = ResetInserter(self.abort)(

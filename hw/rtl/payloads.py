@@ -92,10 +92,12 @@ def column_layout(config) -> data.StructLayout:
 
 
 def unit_layout(config) -> data.StructLayout:
-    """One hidden unit's accumulators on their way from the shadow bank to the tail."""
+    """The accumulators of ``config.tail_units`` consecutive hidden units (``unit``, ``unit`` + 1)
+    on their way from the shadow bank to the tail; ``second`` says the second one is a real unit."""
     return data.StructLayout({
         "unit": unit_index_shape(config),
-        "sums": gate_sums_layout(config),
+        "sums": data.ArrayLayout(gate_sums_layout(config), config.tail_units),
+        **({"second": 1} if config.tail_units > 1 else {}),
         "layer": 2,
         "step_base": sequence_bits(config),
         **_pre_base(config),

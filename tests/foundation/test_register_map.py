@@ -1,5 +1,5 @@
 """SHAPE_* registers: decode_shape inverts shape_registers on drawn configurations, packed or not,
-with one column set or more."""
+with one column set or more, one tail unit or two."""
 
 import numpy as np
 import pytest
@@ -17,10 +17,12 @@ def _drawn_config(rng) -> AcceleratorConfig:
     most = max_macs_per_dsp(weight_bits=weight_bits, act_bits=widths["io_bits"])
     lanes, mode, stream_width = 4 * int(rng.integers(1, 33)), str(rng.choice(MODES)), int(rng.choice(STREAM_WIDTHS))
     sets = [S for S in COLUMN_SETS if lanes % (4 * S) == 0 and (mode == "split" or S <= stream_width // 8)]
+    column_sets = int(rng.choice(sets))
+    two_tails = column_sets > 1 and lanes % (8 * column_sets) == 0
     return AcceleratorConfig(
         input_size=int(rng.integers(1, 3000)), hidden_size=int(rng.integers(1, 600)),
         num_layers=int(rng.integers(1, 4)), lanes=lanes, mode=mode, stream_width=stream_width,
-        column_sets=int(rng.choice(sets)),
+        column_sets=column_sets, tail_units=int(rng.choice([1, 2])) if two_tails else 1,
         weight_bits=weight_bits, macs_per_dsp=int(rng.integers(1, most + 1)),
         num_classes=int(rng.integers(0, 5)), classifier_weight_bits=int(rng.integers(2, 9)),
         max_timesteps=int(rng.integers(1, 25)), **widths)
@@ -28,25 +30,26 @@ def _drawn_config(rng) -> AcceleratorConfig:
 
 def test_decode_shape_inverts_shape_registers():
     rng = np.random.default_rng(13)
-    packed = sets = 0
+    packed = sets = tails = 0
     for _ in range(200):
         config = _drawn_config(rng)
         registers = shape_registers(config)
         # an unpacked core leaves SHAPE_PACKING unmapped (its Verilog is that of a core built before
         # packing), a core of one column set SHAPE_SETS; a driver reading every SHAPE_* register gets 0 there
         unmapped = ([] if config.macs_per_dsp > 1 else ["SHAPE_PACKING"]) + \
-            ([] if config.column_sets > 1 else ["SHAPE_SETS"])
+            ([] if config.column_sets > 1 else ["SHAPE_SETS"]) + ([] if config.tail_units > 1 else ["SHAPE_TAILS"])
         names = [reg.name for reg in SHAPE_REGS]
         assert sorted(list(registers) + unmapped) == sorted(names)
         assert list(registers) == [name for name in names if name in registers]
         packed += config.macs_per_dsp > 1
         sets += config.column_sets > 1
+        tails += config.tail_units > 1
         expected = config
         if config.num_classes == 0:  # no classifier: its width is not carried
             expected = AcceleratorConfig(**{**config.__dict__, "classifier_weight_bits": 8})
         assert decode_shape(registers) == expected
         assert decode_shape({**dict.fromkeys(unmapped, 0), **registers}) == expected
-    assert packed > 50 and sets > 30
+    assert packed > 50 and sets > 30 and tails > 10
 
 
 def test_bit_fields_round_trip_in_4_bit_slots():

@@ -127,3 +127,27 @@ def test_core_drawn_shape_matches_golden_and_cycle_model(seed):
     for got, want in zip(outputs, expected):
         np.testing.assert_array_equal(got, want)
     assert flags["cycles"] == [cycle_model.estimate(config, T).compute_cycles for T in steps]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_core_two_tail_units_match_golden_and_cycle_model(seed):
+    """Two tail units (units 2j and 2j + 1 side by side) on drawn shapes: odd H (the last pair
+    half empty), several groups, a classifier split over both tails' logits, either mode."""
+    import random
+
+    rnd = random.Random(700 + seed)
+    S = rnd.choice([2, 4])
+    art = random_artifact(input_size=rnd.randint(1, 9), hidden_size=rnd.choice([1, 3, 5, 6, 9]),
+                          num_layers=rnd.randint(1, 3), num_classes=rnd.choice([1, 3]),
+                          weight_bits=rnd.choice([2, 4, 8]), seed=200 + seed)
+    config = AcceleratorConfig.from_artifact(art, lanes=8 * S * rnd.randint(1, 2), column_sets=S, tail_units=2,
+                                             mode=["full", "split"][seed % 2], max_timesteps=3,
+                                             stream_width=rnd.choice([s for s in STREAM_WIDTHS if s >= 8 * S]))
+    rng = np.random.default_rng(seed)
+    steps = [config.max_timesteps, 1]
+    packets, expected = zip(*(golden_packets(config, art, random_codes(art, rng, T)) for T in steps))
+    outputs, flags = _simulate(config, build_weight_image(art, config), packets, steps)
+    assert flags["load_error"] == 0 and flags["errors"] == [0] * len(steps)
+    for got, want in zip(outputs, expected):
+        np.testing.assert_array_equal(got, want)
+    assert flags["cycles"] == [cycle_model.estimate(config, T).compute_cycles for T in steps]
