@@ -40,6 +40,8 @@ def add_backend(p, *, default: str) -> None:
                    help="gate rows sharing one DSP48E2 in the simulated core (rtl backend; default 1)")
     p.add_argument("--column-sets", type=int, default=1, choices=(1, 2, 4, 8, 16),
                    help="column sets S of the simulated core (rtl backend; default 1)")
+    p.add_argument("--tail-units", type=int, default=1, choices=(1, 2),
+                   help="hidden units the simulated core's tail finishes a cycle (rtl backend; default 1)")
     p.add_argument("--stream-width", type=int, default=32, choices=(32, 64, 128),
                    help="AXI-Stream TDATA bits of the simulated core (rtl backend; default 32)")
     p.add_argument("--max-steps", type=int, default=None,
@@ -155,7 +157,7 @@ def build_backend(args, artifact):
             raise ConfigError("--jobs runs harness processes; the cocotb board runs one simulation")
         return make_backend("rtl", artifact=artifact, mode=args.mode or "full", lanes=args.lanes,
                             macs_per_dsp=args.macs_per_dsp, column_sets=args.column_sets,
-                            stream_width=args.stream_width,
+                            tail_units=args.tail_units, stream_width=args.stream_width,
                             double_buffer=double_buffer, simulator=args.simulator, **kw)
     if args.overlay is None:
         raise ConfigError("the pynq backend needs --overlay (the .bit file)")

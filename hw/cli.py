@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lstmfpga.foundation.hw.config import COLUMN_SETS, MODES, STREAM_WIDTHS
+from lstmfpga.foundation.hw.config import COLUMN_SETS, MODES, STREAM_WIDTHS, TAIL_UNITS
 from lstmfpga.hw.boards import FAMILIES
 from lstmfpga.hw.plan_cli import register_plan
 
@@ -22,13 +22,17 @@ def add_core_arguments(parser) -> None:
 
 def add_packing_argument(parser) -> None:
     """``--macs-per-dsp``: gate rows sharing one DSP48E2 (default 1, no packing); ``--column-sets``:
-    lane sets each taking every S-th column (default 1)."""
+    lane sets each taking every S-th column (default 1); ``--tail-units``: hidden units the tail
+    finishes a cycle (default 1)."""
     parser.add_argument("--macs-per-dsp", type=int, default=1,
                         help="gate rows packed into one DSP48E2 multiplier (default 1; at most what the "
                              "weight and activation widths allow, e.g. 2 for 4-bit x 8-bit)")
     parser.add_argument("--column-sets", type=int, default=1, choices=COLUMN_SETS,
                         help="column sets S: the lanes are S sets of P/S gate rows, set s taking every S-th "
                              "column from s, their sums added (default 1; in full mode at most stream width / 8)")
+    parser.add_argument("--tail-units", type=int, default=1, choices=TAIL_UNITS,
+                        help="hidden units the tail finishes a cycle (default 1; 2 needs --column-sets >= 2 "
+                             "and lanes a multiple of 8 x column sets)")
 
 
 def core_config(args):
@@ -40,7 +44,7 @@ def core_config(args):
     return artifact, AcceleratorConfig.from_artifact(artifact, lanes=args.lanes, mode=args.mode,
                                                      max_timesteps=args.max_timesteps,
                                                      macs_per_dsp=args.macs_per_dsp, column_sets=args.column_sets,
-                                                     stream_width=args.stream_width)
+                                                     tail_units=args.tail_units, stream_width=args.stream_width)
 
 
 def register(subparsers) -> None:
@@ -84,6 +88,7 @@ def _hdl(args) -> int:
     print(f"wrote {manifest.parent / (TOP_NAME + '.v')} and {manifest}")
     print(f"shape I={config.input_size} H={config.hidden_size} L={config.num_layers} P={config.lanes} "
           f"macs_per_dsp={config.macs_per_dsp} mode={config.mode} column_sets={config.column_sets} "
+          f"tail_units={config.tail_units} "
           f"stream_width={config.stream_width} weight_bits={config.weight_bits} classes={config.num_classes}")
     print(f"cycle model T={est.timesteps}: {est.compute_cycles} compute cycles "
           f"({est.cycles_per_step:.1f}/step), MAC utilisation {est.utilization:.1%}")
@@ -100,7 +105,8 @@ def _timing(args) -> int:
         out = args.out or scratch
         result = core_timing(config, work_dir=out, keep_dir=args.out)
         print(f"shape I={config.input_size} H={config.hidden_size} L={config.num_layers} P={config.lanes} "
-              f"macs_per_dsp={config.macs_per_dsp} column_sets={config.column_sets} mode={config.mode} "
+              f"macs_per_dsp={config.macs_per_dsp} column_sets={config.column_sets} tail_units={config.tail_units} "
+              f"mode={config.mode} "
               f"weight_bits={config.weight_bits}")
         print("\n".join(result.describe()))
         if args.family != "none":

@@ -178,11 +178,18 @@ def memories_at(config) -> tuple[MemorySpec, ...]:
     The design is elaborated at P = 4 and P = 8; memories that differ between the two must be the
     weight memory (``config.weight_depth`` rows of P·weight_bits), which is then sized for
     ``config.lanes`` directly.  Anything else that depends on P falls back to elaborating.  A core
-    of S > 1 column sets is that of one set with its weight memory and h buffers resized.
+    of S > 1 column sets is that of one set with its weight memory and h buffers resized; a core of
+    two tail units has a copy of the tail's memories under ``tail2``.
     """
     import dataclasses
 
     S = config.column_sets
+    if config.tail_units > 1:
+        one = memories_at(dataclasses.replace(config, tail_units=1))
+        copies = [dataclasses.replace(m, name=m.name.replace("/tail/", f"/tail{i + 1}/"))
+                  for i in range(1, config.tail_units) for m in one if "/tail/" in m.name]
+        index = max(i for i, m in enumerate(one) if "/tail/" in m.name) + 1
+        return tuple(one[:index]) + tuple(copies) + tuple(one[index:])
     if S > 1:
         # the core of one column set at the same P, with the memories the sets change resized: the
         # weight memory's rows (groups of P/S rows, ceil(K/S) columns) and the h buffers (words of S

@@ -74,13 +74,25 @@ def packed_macs_per_dsp(config, board: Board) -> int:
                for dsp in (DSP_OF_FAMILY[board.family], DSP48E2))
 
 
+def lane_step(column_sets: int, tail_units: int = 1) -> int:
+    """The lane counts a core of S column sets and TU tail units can have are the multiples of
+    4·S·TU (whole hidden units a set; with two tails, an even number of units a group)."""
+    return 4 * column_sets * tail_units
+
+
+def _with_sets(template, mode: str, column_sets: int):
+    """``template`` in ``mode`` with S column sets at its smallest lane count."""
+    return dataclasses.replace(template, mode=mode, column_sets=column_sets,
+                               lanes=lane_step(column_sets, template.tail_units))
+
+
 def candidate_lanes(config, timesteps: int) -> list[int]:
-    """Every lane count of ``config.column_sets`` S (multiple of 4S, at most 4H·S — a lane per
-    gate row and set — and :data:`MAX_LANES`), fastest first by the cycle model, ties to the fewer
-    lanes."""
+    """Every lane count of ``config.column_sets`` S (multiple of :func:`lane_step`, at most 4H·S —
+    a lane per gate row and set — and :data:`MAX_LANES`), fastest first by the cycle model, ties
+    to the fewer lanes."""
     from lstmfpga.hw.cycle_model import estimate as cycle_estimate
 
-    step = 4 * config.column_sets
+    step = lane_step(config.column_sets, config.tail_units)
     top = min(MAX_LANES, step * config.hidden_size)
     lanes = range(step, top + 1, step)
     cycles = {p: cycle_estimate(dataclasses.replace(config, lanes=p), timesteps).compute_cycles
@@ -327,9 +339,10 @@ def _why(check: Check) -> str:
 
 
 def column_set_choices(template, mode: str) -> tuple[int, ...]:
-    """The column sets a core of ``template``'s stream width can have in ``mode``."""
+    """The column sets a core of ``template``'s stream width (and tail units) can have in ``mode``."""
     return tuple(S for S in COLUMN_SETS
-                 if 4 * S <= MAX_LANES and (mode == "split" or S <= template.stream_width // 8))
+                 if lane_step(S, template.tail_units) <= MAX_LANES and (mode == "split" or S <= template.stream_width // 8)
+                 and (template.tail_units == 1 or S > 1))
 
 
 def _sets_to_size(template, mode: str, column_sets, board: Board, timesteps: int) -> list[int]:
@@ -341,7 +354,7 @@ def _sets_to_size(template, mode: str, column_sets, board: Board, timesteps: int
     choices = column_set_choices(template, mode) if column_sets == "auto" else (column_sets,)
     cycles = {}
     for S in choices:
-        base = dataclasses.replace(template, mode=mode, column_sets=S, lanes=4 * S)
+        base = _with_sets(template, mode, S)
         check = _fastest_fit(base, None, board, timesteps, max_multipliers=board.dsp)
         if check is not None:
             config = dataclasses.replace(base, lanes=check.estimate.lanes)
@@ -353,11 +366,12 @@ def _sets_to_size(template, mode: str, column_sets, board: Board, timesteps: int
     return [first] + ([1] if first != 1 and 1 in cycles else [])
 
 
-def sample_lanes_for(sample_lanes: Sequence[int], column_sets: int) -> tuple[int, ...]:
+def sample_lanes_for(sample_lanes: Sequence[int], column_sets: int, tail_units: int = 1) -> tuple[int, ...]:
     """The proxies' lane counts for S column sets: ``sample_lanes`` times S/2 (half the rows per
     set of one set's proxies, as a proxy's Yosys time grows with its lanes), rounded up to
-    multiples of 4S, kept distinct (a count that rounds onto the one before moves up by 4S)."""
-    step = 4 * column_sets
+    multiples of :func:`lane_step`, kept distinct (a count that rounds onto the one before moves
+    up a step)."""
+    step = lane_step(column_sets, tail_units)
     lanes: list[int] = []
     for p in sorted(set(sample_lanes)):
         q = -(-p * max(1, column_sets // 2) // step) * step
@@ -367,7 +381,7 @@ def sample_lanes_for(sample_lanes: Sequence[int], column_sets: int) -> tuple[int
 
 def make_plan(template, board: Board, *, clock_mhz: float | None = None, mode: str = "auto",
               timesteps: int = 16, macs_per_dsp: int | str = "auto", column_sets: int | str = "auto",
-              sample_lanes: Sequence[int] = DEFAULT_SAMPLE_LANES,
+              tail_units: int = 1, sample_lanes: Sequence[int] = DEFAULT_SAMPLE_LANES,
               cache_dir=None, progress: bool = False, compare: bool = True) -> Plan:
     """The fastest configuration of ``template``'s shape that fits ``board``.
 
@@ -389,6 +403,9 @@ def make_plan(template, board: Board, *, clock_mhz: float | None = None, mode: s
         Column sets S of the core; ``"auto"`` (default): the cycle model ranks every S the stream
         allows on memory and multipliers alone, and the fewest sets within 1 % of the fastest (and
         one set, when that is not it) get the logic fit; the faster fitting one wins.
+    tail_units :
+        Hidden units the tail finishes a cycle (1 or 2; two need S ≥ 2 and bind split-mode
+        steps less, at the cost of a second tail's DSPs and memories).
     sample_lanes :
         Lane counts of the Yosys proxy runs (for S column sets: :func:`sample_lanes_for`).
     cache_dir :
@@ -415,10 +432,15 @@ def make_plan(template, board: Board, *, clock_mhz: float | None = None, mode: s
     if macs_per_dsp == "auto":
         macs_per_dsp = packed_macs_per_dsp(template, board)
     template = dataclasses.replace(template, macs_per_dsp=macs_per_dsp)   # validated by the config
+    check_integer("tail_units", tail_units, low=1)
+    if tail_units > 1:
+        S = 2 if column_sets == "auto" else column_sets
+        template = dataclasses.replace(template, column_sets=S, tail_units=tail_units,
+                                       lanes=lane_step(S, tail_units))   # validated by the config
 
     if column_sets != "auto":
         check_integer("column_sets", column_sets, low=1)
-        template = dataclasses.replace(template, column_sets=column_sets, lanes=4 * column_sets)   # validated
+        template = _with_sets(template, template.mode, column_sets)   # validated by the config
 
     modes = MODES if mode == "auto" else (mode,)
     found: dict[str, Check] = {}
@@ -428,12 +450,12 @@ def make_plan(template, board: Board, *, clock_mhz: float | None = None, mode: s
         sets = _sets_to_size(template, m, column_sets, board, timesteps)
         if not sets:
             # no lane count fits even on memory alone: no need to synthesize anything
-            S = 1 if column_sets == "auto" else column_sets
-            failures[m] = _check(dataclasses.replace(template, mode=m, column_sets=S, lanes=4 * S), None, board)
+            S = column_set_choices(template, m)[0] if column_sets == "auto" else column_sets
+            failures[m] = _check(_with_sets(template, m, S), None, board)
             continue
         for S in sets:
-            base = dataclasses.replace(template, mode=m, column_sets=S, lanes=4 * S)
-            fit = fit_logic(base, family=board.family, sample_lanes=sample_lanes_for(sample_lanes, S),
+            base = _with_sets(template, m, S)
+            fit = fit_logic(base, family=board.family, sample_lanes=sample_lanes_for(sample_lanes, S, base.tail_units),
                             cache_dir=cache_dir, progress=progress)
             found_check = _fastest_fit(base, fit, board, timesteps)
             if found_check is not None:
@@ -487,8 +509,9 @@ def _alternative(template, board, clock, timesteps, sample_lanes, cache_dir) -> 
     """One line on the best split-mode configuration."""
     from lstmfpga.hw.cycle_model import estimate as cycle_estimate
 
-    base = dataclasses.replace(template, mode="split", lanes=4)
-    fit = fit_logic(base, family=board.family, sample_lanes=sample_lanes, cache_dir=cache_dir)
+    base = _with_sets(template, "split", template.column_sets)
+    fit = fit_logic(base, family=board.family,
+                    sample_lanes=sample_lanes_for(sample_lanes, base.column_sets, base.tail_units), cache_dir=cache_dir)
     check = _fastest_fit(base, fit, board, timesteps)
     if check is None:
         return "split mode does not fit either"

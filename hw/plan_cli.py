@@ -35,6 +35,9 @@ def register_plan(subparsers) -> None:
     p.add_argument("--column-sets", default="auto", metavar="S|auto",
                    help="column sets of the core (1, 2, 4, 8, 16; default auto: the cycle model picks among "
                         "those the stream width allows)")
+    p.add_argument("--tail-units", type=int, choices=(1, 2), default=1,
+                   help="hidden units the tail finishes a cycle (default 1; 2 halves a step's tail time, "
+                        "what binds split mode, with column sets >= 2)")
     p.add_argument("--stream-width", type=int, choices=STREAM_WIDTHS, default=32,
                    help="AXI-Stream TDATA bits of the core (default 32; the HP ports of Zynq UltraScale+ "
                         "take 128, of Zynq-7000 64)")
@@ -89,7 +92,7 @@ def _plan(args) -> int:
     template = dataclasses.replace(template, stream_width=args.stream_width)
     plan = make_plan(template, get_board(args.board), clock_mhz=args.clock_mhz, mode=args.mode,
                      timesteps=args.timesteps, macs_per_dsp=_int_or_auto(args.macs_per_dsp, "--macs-per-dsp"),
-                     column_sets=_int_or_auto(args.column_sets, "--column-sets"),
+                     column_sets=_int_or_auto(args.column_sets, "--column-sets"), tail_units=args.tail_units,
                      sample_lanes=_sample_lanes(args.sample_lanes),
                      cache_dir=args.cache_dir, progress=True, compare=not args.no_compare)
     print(plan.report())

@@ -98,6 +98,8 @@ class LogicFit:
     macs_per_dsp: int = 1
     #: Column sets of the fitted cores.
     column_sets: int = 1
+    #: Tail units of the fitted cores (a second tail is in the lines' constants).
+    tail_units: int = 1
 
     def logic_at(self, lanes: int) -> dict[str, int]:
         return {name: max(0, round(a + b * fit_variable(name, lanes, self.macs_per_dsp, self.column_sets)))
@@ -205,7 +207,7 @@ def fit_logic(config, *, family: str, sample_lanes: Sequence[int] = DEFAULT_SAMP
     coefficients, residuals = fit_lines([(s.lanes, s.measured) for s in samples], macs_per_dsp=config.macs_per_dsp,
                                         column_sets=config.column_sets)
     return LogicFit(family, config.mode, tuple(samples), coefficients, residuals, config.macs_per_dsp,
-                    config.column_sets)
+                    config.column_sets, config.tail_units)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -285,6 +287,9 @@ def estimate_resources(config, fit: LogicFit | None, *, family: str | None = Non
     if fit is not None and fit.column_sets != config.column_sets:
         raise ConfigError(f"the logic fit is for {fit.column_sets} column sets, the configuration has "
                           f"{config.column_sets}")
+    if fit is not None and fit.tail_units != config.tail_units:
+        raise ConfigError(f"the logic fit is for {fit.tail_units} tail units, the configuration has "
+                          f"{config.tail_units}")
     family = fit.family if fit is not None else family
     if family is None:
         raise ConfigError("estimate_resources needs a logic fit or a family")

@@ -1,6 +1,6 @@
 """The planner's shortcut to a core's memories (:func:`memories_at`: two small elaborations, the
 weight memory and the h buffers resized) against elaborating the core itself, on drawn shapes,
-modes, stream widths, lanes and column sets."""
+modes, stream widths, lanes, column sets and tail units."""
 
 import random
 
@@ -16,8 +16,10 @@ def test_memories_at_equals_the_elaborated_core(seed):
     mode, width = rnd.choice(["full", "split"]), rnd.choice(STREAM_WIDTHS)
     allowed = [S for S in COLUMN_SETS if mode == "split" or S <= width // 8]
     sets = rnd.choice(allowed if seed % 4 == 0 else allowed[1:])   # mostly more than one set
+    tails = 2 if sets > 1 and seed % 2 else 1                        # two tail units: the tail's memories twice
     config = AcceleratorConfig(input_size=rnd.randint(1, 70), hidden_size=rnd.randint(1, 30),
-                               num_layers=rnd.randint(1, 3), lanes=4 * sets * rnd.randint(1, 6), column_sets=sets,
+                               num_layers=rnd.randint(1, 3), lanes=4 * sets * tails * rnd.randint(1, 6),
+                               column_sets=sets, tail_units=tails,
                                mode=mode, stream_width=width, weight_bits=rnd.randint(2, 8),
                                num_classes=rnd.randint(0, 3), max_timesteps=rnd.randint(1, 24))
     assert memories_at(config) == accelerator_memories(config), config

@@ -39,14 +39,14 @@ def test_candidate_lanes_cover_every_lane_count_fastest_first(hidden):
     assert cycles == sorted(cycles)
 
 
-def _stand_in_fit(mode, family, *, macs_per_dsp=1, column_sets=1, lut=(5_000, 70.0), ff=(4_000, 120.0),
-                  dsp=(27, 1.0)):
+def _stand_in_fit(mode, family, *, macs_per_dsp=1, column_sets=1, tail_units=1, lut=(5_000, 70.0),
+                  ff=(4_000, 120.0), dsp=(27, 1.0)):
     """A logic fit with the shape Yosys measures on the accelerator (see test_plan_yosys); the DSP
     line is in multipliers, S·ceil(P / S / macs_per_dsp)."""
     return LogicFit(family=family, mode=mode, samples=(),
                     coefficients={"lut": lut, "ff": ff, "dsp": dsp},
                     max_residual={"lut": 0.0, "ff": 0.0, "dsp": 0.0}, macs_per_dsp=macs_per_dsp,
-                    column_sets=column_sets)
+                    column_sets=column_sets, tail_units=tail_units)
 
 
 class _Calls(list):
@@ -59,10 +59,10 @@ def stand_in_fits(monkeypatch):
     slopes = {}
 
     def fake_fit_logic(config, *, family, sample_lanes, cache_dir=None, progress=False):
-        assert all(p % (4 * config.column_sets) == 0 for p in sample_lanes)
+        assert all(p % (4 * config.column_sets * config.tail_units) == 0 for p in sample_lanes)
         calls.append((config.mode, family) if config.column_sets == 1 else (config.mode, family, config.column_sets))
         return _stand_in_fit(config.mode, family, macs_per_dsp=config.macs_per_dsp, column_sets=config.column_sets,
-                             **slopes)
+                             tail_units=config.tail_units, **slopes)
 
     monkeypatch.setattr(plan_mod, "fit_logic", fake_fit_logic)
     calls.slopes = slopes
@@ -154,6 +154,26 @@ def test_sample_lanes_for_column_sets_are_distinct_multiples_of_4s():
             assert len(lanes) == len(given) and list(lanes) == sorted(set(lanes))
             assert all(p % (4 * S) == 0 and p >= 4 * S for p in lanes)
     assert sample_lanes_for((4, 8), 4) == (16, 32) and sample_lanes_for((8, 16), 16) == (64, 128)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_two_tail_units_shorten_tail_bound_steps(stand_in_fits, seed):
+    """Split mode with short rows is bound by the tail's units a cycle: two tail units plan lanes
+    in multiples of 8S (an even number of units a group), never S = 1, and a faster step; the
+    sample lanes of their proxies are multiples of 8S too (the stand-in fit checks)."""
+    rng = np.random.default_rng(seed)
+    board = get_board(str(rng.choice(["zcu104", "kv260"])))
+    template = shape_config(input_size=int(rng.integers(64, 600)), hidden_size=int(rng.integers(40, 200)),
+                            num_layers=1, weight_bits=4)
+    one = make_plan(template, board, mode="split", timesteps=8)
+    sized = len(stand_in_fits)
+    two = make_plan(template, board, mode="split", timesteps=8, tail_units=2)
+    S = two.config.column_sets
+    assert two.config.tail_units == 2 and S > 1 and two.lanes % (8 * S) == 0
+    assert two.cycles.compute_cycles < one.cycles.compute_cycles
+    assert stand_in_fits[sized:] and all(len(call) == 3 for call in stand_in_fits[sized:])   # S > 1 only
+    with pytest.raises(ConfigError, match=r"tail_units 2 needs column_sets of at least 2"):
+        make_plan(template, board, mode="split", column_sets=1, tail_units=2)
 
 
 def test_fixed_column_sets_are_checked(stand_in_fits):

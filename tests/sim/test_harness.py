@@ -98,7 +98,7 @@ def test_every_verification_configuration_agrees_on_both_simulators(case, verila
                                num_layers=case.num_layers, num_classes=case.num_classes,
                                weight_bits=case.weight_bits, act_bits=case.act_bits, seed=11)
     config = AcceleratorConfig.from_artifact(artifact, lanes=case.lanes, mode=case.mode,
-                                             column_sets=case.column_sets)
+                                             column_sets=case.column_sets, tail_units=case.tail_units)
     rng = np.random.default_rng(zlib.crc32(case.name.encode()))
     seqs = [Sequence(0, random_codes(artifact, rng, T)) for T in _timesteps(rng, CASE_SEQUENCES)]
     runs = {}

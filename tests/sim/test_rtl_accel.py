@@ -35,6 +35,7 @@ class Case:
     num_classes: int
     act_bits: int = 8
     column_sets: int = 1
+    tail_units: int = 1
 
 
 CASES = [
@@ -49,7 +50,8 @@ CASES = [
     Case("I33_H17_L2_P16_w2_split_nocls", 33, 17, 2, 16, 2, "split", 0),
     # column sets: more lanes than gate rows, partial last columns (37 = 18·2 + 1, 19 = 9·2 + 1)
     Case("I37_H19_L2_P96_S2_w4_full", 37, 19, 2, 96, 4, "full", 2, column_sets=2),
-    Case("I24_H9_L3_P32_S4_w3_split", 24, 9, 3, 32, 3, "split", 2, act_bits=6, column_sets=4),
+    # ... and two tail units, H = 9: the last pair of each step half empty
+    Case("I24_H9_L3_P32_S4_U2_w3_split", 24, 9, 3, 32, 3, "split", 2, act_bits=6, column_sets=4, tail_units=2),
 ]
 
 
@@ -76,7 +78,7 @@ def _run_case(case, verilator_cache, tmp_path, artifacts=None):
                                      weight_bits=case.weight_bits, act_bits=case.act_bits, seed=seed)
                      for seed in (11, 12)]
     config = AcceleratorConfig.from_artifact(artifacts[0], lanes=case.lanes, mode=case.mode,
-                                             column_sets=case.column_sets)
+                                             column_sets=case.column_sets, tail_units=case.tail_units)
     rng = np.random.default_rng(zlib.crc32(case.name.encode()))
     steps = _timesteps(rng, SEQUENCES)
     # the second half runs a second artifact of the same shape: one bitstream, two models

@@ -50,6 +50,7 @@ class Draw:
     most_negative: bool = False
     stream_width: int = 32
     column_sets: int = 1
+    tail_units: int = 1
 
     @property
     def name(self) -> str:
@@ -58,6 +59,7 @@ class Draw:
                 + (f"_s{self.stream_width}" if self.stream_width != 32 else "")
                 + (f"_k{self.macs_per_dsp}" if self.macs_per_dsp > 1 else "")
                 + (f"_S{self.column_sets}" if self.column_sets > 1 else "")
+                + (f"_U{self.tail_units}" if self.tail_units > 1 else "")
                 + ("_neg" if self.most_negative else ""))
 
 
@@ -79,6 +81,8 @@ FIXED = [
     Draw(70, 5, 2, 16, "split", 4, 8, 2, 6, 9, macs_per_dsp=2, column_sets=4, stream_width=64),
     # more sets than hidden units, 16 bytes of a 128-bit word a column
     Draw(37, 3, 2, 64, "full", 8, 8, 0, 5, 10, column_sets=16, stream_width=128),
+    # two tail units, odd H: the last group holds one real unit, its pair's second half empty
+    Draw(19, 9, 2, 32, "split", 4, 8, 2, 8, 11, macs_per_dsp=2, column_sets=2, tail_units=2),
 ]
 
 
@@ -95,11 +99,13 @@ def draw_configurations(seed: int, count: int) -> list[Draw]:
     Half the cores are packed, ``macs_per_dsp`` uniform in 2 .. the most the widths allow; the
     packing has its own generator, so the other fields are those drawn before packing existed.
     Half the cores whose lanes and stream allow more than one column set get one of those
-    (uniform; also from a generator of its own).
+    (uniform; also from a generator of its own), and half of those whose units per group are even
+    two tail units (a fifth generator).
     """
     rng, packing = random.Random(seed), random.Random(seed + 1)
     widths = random.Random(seed + 2)   # the stream width's own generator: the other fields stay
     sets = random.Random(seed + 3)
+    tails = random.Random(seed + 4)
     draws = []
     for index in range(count):
         H = _log_uniform(rng, 1, 40)
@@ -117,6 +123,9 @@ def draw_configurations(seed: int, count: int) -> list[Draw]:
                    and (d.mode == "split" or S <= d.stream_width // 8)]
         if allowed and sets.random() < 0.5:
             draws[-1] = dataclasses.replace(d, column_sets=sets.choice(allowed))
+        d = draws[-1]
+        if d.column_sets > 1 and d.lanes % (8 * d.column_sets) == 0 and tails.random() < 0.5:
+            draws[-1] = dataclasses.replace(d, tail_units=2)
     return draws
 
 
@@ -142,6 +151,10 @@ def test_draws_cover_the_space():
     assert len(column_sets) >= len(draws) // 5 and len({d.column_sets for d in column_sets}) >= 2
     assert any(d.hidden_size % d.column_sets for d in column_sets)   # a partial last column
     assert any(d.lanes > 4 * d.hidden_size for d in column_sets)     # lanes beyond 4H
+    two_tails = [d for d in draws if d.tail_units > 1]
+    assert len(two_tails) >= 3 and {d.mode for d in two_tails} == {"full", "split"}
+    # the last pair half empty (odd H) is among the fixed configurations
+    assert any(d.hidden_size % 2 for d in FIXED if d.tail_units > 1)
     assert any(d.input_size + d.hidden_size > plan_packing(weight_bits=d.weight_bits, act_bits=d.act_bits,
                                                            macs_per_dsp=d.macs_per_dsp).run for d in packed)
 
@@ -153,7 +166,8 @@ def _check(draw: Draw, cache, tmp_path):
     if draw.most_negative:
         art = most_negative_weights(art)
     config = AcceleratorConfig.from_artifact(art, lanes=draw.lanes, mode=draw.mode, macs_per_dsp=draw.macs_per_dsp,
-                                             column_sets=draw.column_sets, max_timesteps=draw.max_timesteps, stream_width=draw.stream_width)
+                                             column_sets=draw.column_sets, tail_units=draw.tail_units,
+                                             max_timesteps=draw.max_timesteps, stream_width=draw.stream_width)
     rng = np.random.default_rng(draw.seed)
     steps = [draw.max_timesteps, 1, int(rng.integers(1, draw.max_timesteps + 1))][:SEQUENCES]
     sequences = [Sequence(0, random_codes(art, rng, T)) for T in steps]
