@@ -1,7 +1,7 @@
 """The MAC engine: reads each issued column's weights and broadcast values, multiplies and
 accumulates them in the MAC lanes (one multiplier per lane, or packed units holding
 ``macs_per_dsp`` lanes each; a set of lanes per column set), adds the sets' partial sums, and
-hands every finished row group to the tail one hidden unit per cycle through a shadow bank."""
+hands every finished row group to the tail (one or two hidden units per cycle) through a shadow bank."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The per-hidden-unit tail of an LSTM step: bias, gate requantizers, σ/tanh tables, cell update,
-tanh(c), h requantizer and the classifier MAC.  One hidden unit per cycle, fully pipelined."""
+tanh(c), h requantizer and the classifier MAC.  One hidden unit per cycle, fully pipelined (a
+core of two tail units has two of them side by side)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
 """ColumnScheduler (Amaranth simulator) against a Python walk of layers, steps, groups and
-columns: drawn shapes, stream widths and column sets, a modelled engine and tail (random shadow-bank stalls and unit delays).
-Each column comes out in order with its addresses, source and tags, never before the h code it
-reads has come back, and ``finished`` only after the run's last unit."""
+columns: drawn shapes, stream widths, column sets and tail units, a modelled engine and tail
+(random shadow-bank stalls and unit delays, one or two units back a cycle) and input stream
+(random beat gaps).  Each column comes out in order with its addresses, source and tags, never
+before the h code or the input word it reads has arrived, and ``finished`` only after the run's
+last unit."""
 
 import random
 
@@ -53,13 +55,15 @@ def test_column_scheduler_walk(seed):
     rnd = random.Random(seed)
     mode, width = rnd.choice(["full", "split"]), rnd.choice(STREAM_WIDTHS)
     sets = rnd.choice([S for S in COLUMN_SETS if mode == "split" or S <= width // 8])
+    TU = rnd.choice([1, 2]) if sets > 1 else 1
     cfg = AcceleratorConfig(input_size=rnd.randint(1, 40), hidden_size=rnd.randint(1, 19), num_layers=rnd.randint(1, 3),
-                            lanes=4 * sets * rnd.randint(1, 6), column_sets=sets, mode=mode, stream_width=width,
-                            max_timesteps=rnd.randint(1, 4))
+                            lanes=4 * sets * TU * rnd.randint(1, 6), column_sets=sets, tail_units=TU, mode=mode,
+                            stream_width=width, max_timesteps=rnd.randint(1, 4))
     dut = ColumnScheduler(config=cfg)
     H, UPG = cfg.hidden_size, cfg.units_per_group
     runs = [rnd.randint(1, cfg.max_timesteps) for _ in range(2)]
     free_p = rnd.choice([1.0, 0.5, 0.2])
+    beat_p = rnd.choice([1.0, 0.3, 0.05])     # full mode: the input packet's beats arrive as they please
 
     async def bench(ctx):
         for T in runs:
@@ -68,12 +72,14 @@ def test_column_scheduler_walk(seed):
             ctx.set(dut.start, 1)
             await ctx.tick()
             ctx.set(dut.start, 0)
-            done, pending, got, cycle = 0, [], [], 0
+            done, pending, got, cycle, received = 0, [], [], 0, 0
             ctx.set(dut.o_column.ready, 1)
-            while cycle < 50 * len(expected) + 500:
+            while cycle < 200 * len(expected) + 500:
                 ctx.set(dut.shadow_free, rnd.random() < free_p)
-                pulse = bool(pending) and pending[0] <= cycle
+                pulse = sum(1 for at in pending[:TU] if at <= cycle)
                 ctx.set(dut.unit_done, pulse)
+                if cfg.mode == "full":
+                    ctx.set(dut.received, received)
                 finished = ctx.get(dut.finished)
                 assert finished == (len(got) == len(expected) and done == T * H * cfg.num_layers and not pending)
                 if finished:
@@ -91,16 +97,19 @@ def test_column_scheduler_walk(seed):
                         have["buffer_addr"] = None
                     assert have == fields, (len(got), T)
                     assert dep is None or done > dep, (len(got), dep, done)
+                    if fields["source"] == Source.INPUT:
+                        assert fields["buffer_addr"] < received, (len(got), received)
                     if fields["last"]:
                         assert ctx.get(dut.shadow_free)
                         # the group's units come back in order after a random delay
                         at = max([cycle + rnd.randint(1, 12)] + [p + 1 for p in pending[-1:]])
                         units = [u for u in range(fields["unit_base"], fields["unit_base"] + UPG) if u < H]
-                        pending += [at + i for i in range(len(units))]
+                        pending += [at + i // TU for i in range(len(units))]
                     got.append(fields)
-                if pulse:
-                    pending.pop(0)
-                    done += 1
+                del pending[:pulse]
+                done += pulse
+                if cfg.mode == "full" and received < T * stream_format.input_beats_per_step(cfg):
+                    received += rnd.random() < beat_p
                 await ctx.tick()
                 cycle += 1
             assert len(got) == len(expected) and ctx.get(dut.finished)
@@ -117,6 +126,7 @@ def test_column_scheduler_flush_stops_issuing():
 
     async def bench(ctx):
         ctx.set(dut.steps, 3)
+        ctx.set(dut.received, 3 * stream_format.input_beats_per_step(cfg))   # the whole packet is in
         ctx.set(dut.shadow_free, 1)
         ctx.set(dut.o_column.ready, 1)
         ctx.set(dut.start, 1)

@@ -1,5 +1,6 @@
 """`lstmfpga hdl`, generate_verilog and the manifest reader."""
 
+import dataclasses
 import json
 import re
 
@@ -11,7 +12,7 @@ from lstmfpga.hw import cycle_model
 from lstmfpga.foundation.hw import register_map
 from lstmfpga.foundation.hw.config import AcceleratorConfig
 from lstmfpga.hw.manifest import read_manifest
-from lstmfpga.foundation.hw.weight_image import image_words
+from lstmfpga.foundation.hw.weight_image import build_weight_image, image_words
 from lstmfpga.sim.golden.random_artifact import random_artifact
 
 AXI_PORTS = ["aclk", "aresetn", "s_axis_tdata", "s_axis_tvalid", "s_axis_tready", "s_axis_tlast",
@@ -75,7 +76,7 @@ def test_hdl_command_column_sets(tmp_path, capsys):
     out = tmp_path / "hdl"
     assert main(["hdl", "--model", str(model), "--lanes", "32", "--column-sets", "4", "--stream-width", "64",
                  "--out", str(out), "--weight-image"]) == 0
-    assert "P=32 macs_per_dsp=1 mode=full column_sets=4 stream_width=64" in capsys.readouterr().out
+    assert "P=32 macs_per_dsp=1 mode=full column_sets=4 tail_units=1 stream_width=64" in capsys.readouterr().out
     manifest = read_manifest(out)
     config = AcceleratorConfig.from_artifact(art, lanes=32, column_sets=4, stream_width=64)
     assert manifest.config == config and config.groups == 3 and config.issued_columns(0) == 3 + 2
@@ -89,6 +90,34 @@ def test_hdl_command_column_sets(tmp_path, capsys):
     assert "error: lanes must be a multiple of 4 x column_sets = 16" in capsys.readouterr().err
     assert main(["hdl", "--model", str(model), "--lanes", "32", "--column-sets", "8", "--out", str(out)]) == 2
     assert "error: column_sets 8 needs a stream of at least 64 bits in full mode" in capsys.readouterr().err
+
+
+def test_hdl_command_two_tail_units(tmp_path, capsys):
+    """--tail-units 2: the manifest records it, the Verilog holds two tails and the SHAPE_TAILS
+    register, the weight image is that of one tail; its limits (S >= 2, lanes a multiple of 8S) are
+    refused with the rule."""
+    import numpy as np
+
+    art = random_artifact(input_size=9, hidden_size=7, num_layers=1, num_classes=3, weight_bits=4, seed=5)
+    model = art.save(tmp_path / "model.npz")
+    out = tmp_path / "hdl"
+    assert main(["hdl", "--model", str(model), "--lanes", "32", "--column-sets", "2", "--tail-units", "2",
+                 "--mode", "split", "--out", str(out), "--weight-image"]) == 0
+    assert "column_sets=2 tail_units=2" in capsys.readouterr().out
+    manifest = read_manifest(out)
+    config = AcceleratorConfig.from_artifact(art, lanes=32, column_sets=2, tail_units=2, mode="split")
+    assert manifest.config == config
+    assert manifest.register_offset("SHAPE_TAILS") == register_map.Reg.SHAPE_TAILS
+    verilog = (out / "lstm_accel.v").read_text()
+    assert re.search(r"\bmodule \S*tail2\b", verilog) and re.search(r"\bmodule \S*tail\b", verilog)
+    one = build_weight_image(art, dataclasses.replace(config, tail_units=1))
+    np.testing.assert_array_equal(np.fromfile(out / "weights.bin", dtype="<u4"), one)
+    assert main(["hdl", "--model", str(model), "--lanes", "16", "--column-sets", "1", "--tail-units", "2",
+                 "--out", str(out)]) == 2
+    assert "error: tail_units 2 needs column_sets of at least 2" in capsys.readouterr().err
+    assert main(["hdl", "--model", str(model), "--lanes", "24", "--column-sets", "2", "--tail-units", "2",
+                 "--out", str(out)]) == 2
+    assert "error: tail_units 2 needs lanes a multiple of 8 x column_sets = 16" in capsys.readouterr().err
 
 
 def test_hdl_command_errors(tmp_path, capsys):
