@@ -84,6 +84,12 @@ def main(argv=None) -> int:
             rows.append((f"FPGA {one.board.name} one column set: {one.config.mode} P={one.config.lanes} "
                          f"k={one.config.macs_per_dsp}", one.us_per_sequence, one.us_per_sequence / T,
                          "cycle model, streams included (rows only: at most 4H lanes)"))
+        split = make_plan(dataclasses.replace(template, stream_width=args.stream_width), board, timesteps=T,
+                          compare=False, mode="split", tail_units=2)
+        sc = split.config
+        rows.append((f"FPGA {split.board.name} split, two tail units: P={sc.lanes} k={sc.macs_per_dsp} "
+                     f"S={sc.column_sets} (recurrence)", split.us_per_step * T, split.us_per_step,
+                     "cycle model, compute only: the host computes layer 0's W_x·x"))
         v1 = make_plan(template, board, timesteps=T, compare=False, macs_per_dsp=1, column_sets=1)
         rows.append((f"FPGA {v1.board.name} v1: {v1.config.mode} P={v1.config.lanes} k=1, 32-bit streams",
                      v1.us_per_sequence, v1.us_per_sequence / T, "cycle model, one MAC per DSP (before packing)"))

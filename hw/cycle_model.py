@@ -83,7 +83,9 @@ class CycleEstimate:
     step_cycles: tuple           #: cycles of the layer's last step (its steady state), per layer
     input_beats: int             #: beats of the input packet
     output_beats: int            #: beats of the output packet
-    run_cycles: int              #: predicted RUN_CYCLES (input + compute + output; full mode overlaps input and compute), exact at a stall-free output
+    #: predicted RUN_CYCLES (input, compute and output; full mode overlaps the first two), exact on
+    #: stall-free streams
+    run_cycles: int
 
     @property
     def utilization(self) -> float:

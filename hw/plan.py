@@ -341,8 +341,8 @@ def _why(check: Check) -> str:
 def column_set_choices(template, mode: str) -> tuple[int, ...]:
     """The column sets a core of ``template``'s stream width (and tail units) can have in ``mode``."""
     return tuple(S for S in COLUMN_SETS
-                 if lane_step(S, template.tail_units) <= MAX_LANES and (mode == "split" or S <= template.stream_width // 8)
-                 and (template.tail_units == 1 or S > 1))
+                 if lane_step(S, template.tail_units) <= MAX_LANES
+                 and (mode == "split" or S <= template.stream_width // 8) and (template.tail_units == 1 or S > 1))
 
 
 def _sets_to_size(template, mode: str, column_sets, board: Board, timesteps: int) -> list[int]:

@@ -271,7 +271,8 @@ class AcceleratorConfig:
         except ConfigError as exc:
             return str(exc)
         for field in dataclasses.fields(self):
-            if field.name in ("macs_per_dsp", "tail_units") or (field.name == "classifier_weight_bits" and other.num_classes == 0):
+            if field.name in ("macs_per_dsp", "tail_units") or (
+                    field.name == "classifier_weight_bits" and other.num_classes == 0):
                 continue
             mine, theirs = getattr(self, field.name), getattr(other, field.name)
             if mine != theirs:

@@ -12,7 +12,7 @@ from amaranth.lib.wiring import In, Out
 from lstmfpga.hw import latency
 from lstmfpga.hw.rtl.mac_lanes import MacLanes
 from lstmfpga.hw.rtl.packed_mac import PackedMacLanes
-from lstmfpga.hw.rtl.payloads import (Source, column_layout, column_op_layout, gate_sums_layout,
+from lstmfpga.hw.rtl.payloads import (Source, column_layout, column_op_layout,
                                       group_tag_layout, input_buffer_depth, unit_index_shape,
                                       unit_layout)
 from lstmfpga.hw.rtl.ram import address_bits

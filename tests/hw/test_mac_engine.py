@@ -1,7 +1,7 @@
 """MacEngine (Amaranth simulator) against NumPy dot products: drawn shapes, widths, packings
-(MAC lanes or packed units), column sets, tail units and stream widths, modelled memories, random columns, sources, gaps and tags; each
-group's hidden units come out in order with their four gate sums and the group's tags, padding
-units dropped."""
+(MAC lanes or packed units), column sets, tail units and stream widths, modelled memories, random
+columns, sources, gaps and tags; each group's hidden units come out in order (one or two a
+cycle) with their four gate sums and the group's tags, padding units dropped."""
 
 import random
 

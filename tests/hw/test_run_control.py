@@ -40,7 +40,8 @@ class Model:
         steps_ok = 1 <= i["timesteps"] <= self.max_timesteps
         first_beat = s == "RECV" and fire and not i["receive_in_packet"]
         # TLAST early or late, or the watchdog, while the computation runs: it is flushed
-        input_fault = self.overlap and s == "RECV" and (timed_out or (fire and bool(i["receive_final"]) != bool(i["last"])))
+        input_fault = self.overlap and s == "RECV" and (
+            timed_out or (fire and bool(i["receive_final"]) != bool(i["last"])))
         out = dict(busy=int(s != "IDLE"), done=self.done, weights_valid=self.weights_valid, loading=int(s == "LOAD"),
                    error=self.error, cycles=self.cycles, run_cycles=self.run_cycles, hash=self.hash,
                    ready=int(ready), load_valid=int(i["valid"] and s == "LOAD"),

@@ -67,7 +67,8 @@ def test_harness_and_cocotb_bench_agree_with_the_golden(seed, mode, verilator_ca
         assert [r["ok"] for r in results["runs"]] == [True] * SEQUENCES, (simulator, case)
         assert all(r["error"] == 0 for r in results["runs"])
     for simulator, results in runs.items():
-        assert [r["cycles"] for r in results] == [cycle_model.for_run(config, r).compute_cycles for r in results], simulator
+        model = [cycle_model.for_run(config, r).compute_cycles for r in results]
+        assert [r["cycles"] for r in results] == model, simulator
     # backpressure really happened: the runs took longer than their stall-free estimate
     stall_free = [cycle_model.estimate(config, r["T"]).run_cycles for r in runs["harness"]]
     assert sum(r["run_cycles"] for r in runs["harness"]) > sum(stall_free)
