@@ -267,17 +267,8 @@ class SequenceServer:
             )
             worker.start()
             self._read_loop(conn, pending, worker)
-        except StreamClosed:
-            log.info("sender %s disconnected", peer)
-        except (StreamError, InputError) as exc:
-            self._refuse(conn, peer, send, str(exc))
-        except (socket.timeout, TimeoutError):
-            self._refuse(conn, peer, send, f"{waiting_for}; closing")
-        except OSError as exc:
-            log.info("connection to %s failed: %s", peer, exc)
         except Exception as exc:  # a bug must cost this connection only, never the server
-            log.exception("connection to %s failed", peer)
-            self._refuse(conn, peer, send, f"internal error: {type(exc).__name__}")
+            self._connection_ended(conn, peer, send, exc, waiting_for)
         finally:
             if worker is not None:
                 _put_while(pending, _END, worker)
@@ -288,6 +279,24 @@ class SequenceServer:
                     self.buffered.give(item[2])
             self._release(conn)
             close_socket(conn)
+
+    def _connection_ended(self, conn: socket.socket, peer, send, exc: Exception, waiting_for: str) -> None:
+        """Say why a connection ended: to the peer where it broke a rule or timed out, to the log
+        otherwise.  A server that is stopping closes every connection under its readers: that is
+        neither the peer's fault nor a bug."""
+        if self._stop.is_set():
+            log.info("connection to %s closed: the server is stopping", peer)
+        elif isinstance(exc, StreamClosed):
+            log.info("sender %s disconnected", peer)
+        elif isinstance(exc, (StreamError, InputError)):
+            self._refuse(conn, peer, send, str(exc))
+        elif isinstance(exc, (socket.timeout, TimeoutError)):
+            self._refuse(conn, peer, send, f"{waiting_for}; closing")
+        elif isinstance(exc, OSError):
+            log.info("connection to %s failed: %s", peer, exc)
+        else:
+            log.error("connection to %s failed", peer, exc_info=exc)
+            self._refuse(conn, peer, send, f"internal error: {type(exc).__name__}")
 
     def _refuse(self, conn: socket.socket, peer, send, text: str) -> None:
         """Fatal ERROR, then close once the peer's data in flight is drained (bounded in bytes and time)."""

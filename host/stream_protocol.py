@@ -15,6 +15,7 @@ NumPy and stdlib only: the board imports this.
 from __future__ import annotations
 
 import enum
+import errno
 import hmac
 import json
 import math
@@ -189,7 +190,10 @@ def _wait_readable(sock: socket.socket, deadline: float) -> None:
     """Block until ``sock`` has data (or EOF) or ``deadline`` passes, without touching its timeout:
     another thread may be sending on it under its own."""
     with selectors.DefaultSelector() as selector:
-        selector.register(sock, selectors.EVENT_READ)
+        try:
+            selector.register(sock, selectors.EVENT_READ)
+        except ValueError:  # closed under us by another thread (fd -1): a closed stream, not a bug
+            raise OSError(errno.EBADF, "the socket was closed") from None
         while True:
             left = deadline - time.monotonic()
             if left <= 0:

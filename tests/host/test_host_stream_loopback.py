@@ -241,3 +241,29 @@ def test_failing_producer_stops_the_sender_with_its_error(small_artifact):
         sender = SequenceSender(address=server.address, token=TOKEN, kind=PayloadKind.CODES_I8, retries=1)
         with pytest.raises(OSError, match="feature file vanished"):
             sender.run(items())
+
+
+def test_stopping_server_closes_idle_connections_without_rejecting_them(small_artifact):
+    """stop() closes every connection under its reader (waiting for a frame, or between frames):
+    the peer sees the connection end, and it is neither a rejection nor an internal error."""
+    with golden_server(small_artifact) as server:
+        socks = [_welcomed(server) for _ in range(3)]
+        time.sleep(0.2)   # every reader is waiting for its next frame
+    for sock in socks:
+        assert _is_closed(sock)
+        sock.close()
+    assert server.stats.rejected == 0 and list(server.stats.recent) == []
+
+
+def test_reading_a_socket_closed_under_the_reader_is_an_os_error():
+    """The race stop() can lose against a reader between two frames: the socket is closed before
+    the reader waits on it.  That is a closed stream (OSError, EBADF), which the server logs, not
+    a ValueError from deep inside ``selectors`` that it would count as an internal error."""
+    import errno
+
+    a, b = socket.socketpair()
+    a.close()
+    with pytest.raises(OSError) as caught:
+        read_frame(a, deadline=time.monotonic() + 1.0)
+    assert caught.value.errno == errno.EBADF
+    b.close()
