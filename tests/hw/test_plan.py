@@ -179,6 +179,10 @@ def test_two_tail_units_shorten_tail_bound_steps(stand_in_fits, seed):
 def test_fixed_column_sets_are_checked(stand_in_fits):
     template = shape_config(input_size=64, hidden_size=8, num_layers=1, weight_bits=4)
     assert make_plan(template, get_board("kv260"), mode="split", column_sets=4).config.column_sets == 4
+    # mode auto with fixed sets: the split comparison is sized with those sets too
+    plan = make_plan(template, get_board("zcu104"), column_sets=2)
+    assert plan.mode == "full" and plan.config.column_sets == 2
+    assert plan.alternative.startswith("split mode would fit with P=")
     with pytest.raises(ConfigError, match=r"column_sets 8 needs a stream of at least 64 bits in full mode"):
         make_plan(template, get_board("kv260"), mode="full", column_sets=8)
     with pytest.raises(ConfigError, match=r"column_sets must be one of \(1, 2, 4, 8, 16\), not 3"):
