@@ -53,11 +53,12 @@ def test_wide_stream_core_is_exact_and_the_cycle_model_holds(width, mode, seed, 
     if mode == "split":
         assert [r["cycles"] for r in paused["runs"]] == [r["cycles"] for r in stall_free["runs"]]
     else:
-        # an input slower than the engine: the columns wait for their words, still as the model says
+        # an input mostly idle (slower than the engine where a step's compute is short): the columns
+        # wait for their words, still as the model says, and never finish earlier than stall-free
         starved = run_sequences(config, [artifact], sequences, cache_dir=verilator_cache, work_dir=tmp_path / "starved",
                                 simulator="harness", input_pause=0.85, seed=seed + 1)
         assert [(r["ok"], r["error"]) for r in starved["runs"]] == [(True, 0)] * len(steps)
         assert [r["cycles"] for r in starved["runs"]] == [cycle_model.for_run(config, r).compute_cycles
                                                           for r in starved["runs"]]
-        assert starved["runs"][0]["cycles"] > stall_free["runs"][0]["cycles"]
+        assert all(s["cycles"] >= f["cycles"] for s, f in zip(starved["runs"], stall_free["runs"]))
     assert sum(r["run_cycles"] for r in paused["runs"]) > sum(r["run_cycles"] for r in stall_free["runs"])
