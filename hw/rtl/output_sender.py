@@ -64,32 +64,23 @@ class OutputSender(wiring.Component):
         read = word_buf.read_port()
 
         # -- packer: byte lane one-hot, unit of the step, word address ----------------------------
-        lane = Signal(bpw, init=1)
+        lane = Signal(bpw // cfg.tail_units, init=1)   # one-hot: the slot of TU codes written next
         unit = Signal(range(max(H, 2)))
         waddr = Signal(range(words + 1))
-        if cfg.tail_units == 1:
-            m.d.comb += [write.addr.eq(waddr), write.data.eq(self.h_code.as_unsigned().replicate(bpw)),
-                         write.en.eq(Mux(self.h_valid, lane, 0))]
-            with m.If(self.clear):
-                m.d.sync += [lane.eq(1), unit.eq(0), waddr.eq(0)]
-            with m.Elif(self.h_valid):
-                step_end = unit == H - 1
-                m.d.sync += [unit.eq(Mux(step_end, 0, unit + 1)), lane.eq(Cat(lane[-1], lane[:-1]))]
-                with m.If(step_end | lane[-1]):
-                    m.d.sync += [waddr.eq(waddr + 1), lane.eq(1)]
-        else:
-            # lane is one-hot over the word's byte pairs; the pair's second byte only with h_valid2
-            m.d.comb += [write.addr.eq(waddr),
-                         write.data.eq(Cat(self.h_code, self.h_code2).as_unsigned().replicate(bpw // 2)),
-                         write.en.eq(Cat(*[Cat(bit & self.h_valid, bit & self.h_valid2) for bit in lane[:bpw // 2]]))]
-            with m.If(self.clear):
-                m.d.sync += [lane.eq(1), unit.eq(0), waddr.eq(0)]
-            with m.Elif(self.h_valid):
-                step_end = unit >= H - 2
-                m.d.sync += [unit.eq(Mux(step_end, 0, unit + 2)),
-                             lane.eq(Cat(lane[bpw // 2 - 1], lane[:bpw // 2 - 1]))]
-                with m.If(step_end | lane[bpw // 2 - 1]):
-                    m.d.sync += [waddr.eq(waddr + 1), lane.eq(1)]
+        # a slot holds TU codes (a pair's second only with h_valid2)
+        TU = cfg.tail_units
+        slots = bpw // TU
+        codes = [self.h_code] + ([self.h_code2] if TU > 1 else [])
+        valids = [self.h_valid] + ([self.h_valid2] if TU > 1 else [])
+        m.d.comb += [write.addr.eq(waddr), write.data.eq(Cat(*codes).as_unsigned().replicate(slots)),
+                     write.en.eq(Cat(*[Cat(*[bit & v for v in valids]) for bit in lane[:slots]]))]
+        with m.If(self.clear):
+            m.d.sync += [lane.eq(1), unit.eq(0), waddr.eq(0)]
+        with m.Elif(self.h_valid):
+            step_end = unit >= H - TU
+            m.d.sync += [unit.eq(Mux(step_end, 0, unit + TU)), lane.eq(Cat(lane[slots - 1], lane[:slots - 1]))]
+            with m.If(step_end | lane[slots - 1]):
+                m.d.sync += [waddr.eq(waddr + 1), lane.eq(1)]
 
         # -- send: issue → registered read → FIFO → o_stream ----------------------------------------
         m.submodules.fifo = out_fifo = ResetInserter(self.abort)(

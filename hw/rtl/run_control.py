@@ -31,8 +31,8 @@ class RunControl(wiring.Component):
 
     The watchdog counts cycles without progress while a packet is under way (``timeout``
     cycles, 0 = never).  ``soft_reset`` returns to idle from any state: ``flush`` (also raised by
-    an input fault) drops the engine's work in flight and ``output_abort`` stops the output sender.  ``start`` or
-    ``load_weights`` while busy sets ``Error.BUSY`` and is otherwise ignored.
+    an input fault) drops the engine's work in flight and ``output_abort`` stops the output
+    sender.  ``start`` or ``load_weights`` while busy sets ``Error.BUSY`` and is otherwise ignored.
 
     Parameters
     ----------
