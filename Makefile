@@ -27,7 +27,7 @@ test: $(STAMP)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --timeout=1200 -m "not slow" tests
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --timeout=1200 -m slow tests
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --timeout=1200 --durations=25 -m slow tests
 
 test-all: test test-slow
 

@@ -77,7 +77,7 @@ class OutputSender(wiring.Component):
         with m.If(self.clear):
             m.d.sync += [lane.eq(1), unit.eq(0), waddr.eq(0)]
         with m.Elif(self.h_valid):
-            step_end = unit >= H - TU
+            step_end = Const(1) if H <= TU else unit >= H - TU   # a constant compare is a lint error
             m.d.sync += [unit.eq(Mux(step_end, 0, unit + TU)), lane.eq(Cat(lane[slots - 1], lane[:slots - 1]))]
             with m.If(step_end | lane[slots - 1]):
                 m.d.sync += [waddr.eq(waddr + 1), lane.eq(1)]
