@@ -48,9 +48,11 @@ def proxy_shape(sample_lanes: Sequence[int], column_sets: int = 1) -> tuple[int,
 
 def proxy_config(config, lanes: int, sample_lanes: Sequence[int]):
     """The configuration synthesized for ``lanes``: the target's layers, mode, widths and
-    classifier at the small I × H of :func:`proxy_shape`."""
+    classifier at the small I × H of :func:`proxy_shape`, its row sums as wide as the target's
+    (or as the proxy's own rows need, if wider)."""
     input_size, hidden_size = proxy_shape(sample_lanes, config.column_sets)
-    return dataclasses.replace(config, lanes=lanes, input_size=input_size, hidden_size=hidden_size)
+    proxy = dataclasses.replace(config, lanes=lanes, input_size=input_size, hidden_size=hidden_size, sum_bits=0)
+    return dataclasses.replace(proxy, sum_bits=max(config.row_sum_bits, proxy.exact_sum_bits))
 
 
 def _check_sample_lanes(sample_lanes) -> tuple[int, ...]:

@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 from lstmfpga.foundation.errors import ConfigError
-from lstmfpga.foundation.hw.packed_mac_model import max_macs_per_dsp
+from lstmfpga.foundation.hw.packed_mac_model import max_macs_per_dsp, signed_bits, sum_range
 from lstmfpga.foundation.validation import check_in_range
 
 MODES = ("full", "split")
@@ -64,6 +64,11 @@ class AcceleratorConfig:
         Largest T the on-chip sequence buffers hold (1–24).
     stream_width :
         AXI-Stream TDATA width in bits, one of :data:`STREAM_WIDTHS`.
+    sum_bits :
+        Signed width of the MAC lanes' row sums and of the adder tree over the column sets; 0 (the
+        default) is the narrowest exact width for this shape, :attr:`row_sum_bits`.  A wider value
+        builds the datapath of a larger shape (the resource proxies synthesize their target's
+        width); it changes neither results nor the weight image.
     """
 
     input_size: int
@@ -85,6 +90,7 @@ class AcceleratorConfig:
     classifier_weight_bits: int = 8
     max_timesteps: int = 24
     stream_width: int = 32
+    sum_bits: int = 0
 
     def __post_init__(self) -> None:
         check_in_range("input_size", self.input_size, low=1, high=65535)
@@ -127,6 +133,8 @@ class AcceleratorConfig:
         check_in_range("max_timesteps", self.max_timesteps, low=1, high=24)
         if self.stream_width not in STREAM_WIDTHS:
             raise ConfigError(f"stream_width must be one of {STREAM_WIDTHS}, not {self.stream_width!r}")
+        if self.sum_bits:
+            check_in_range("sum_bits", self.sum_bits, low=self.exact_sum_bits, high=self.accumulator_bits)
 
     # -- derived shape ------------------------------------------------------------------------
 
@@ -198,6 +206,19 @@ class AcceleratorConfig:
         return max(products, 32) + 2
 
     @property
+    def exact_sum_bits(self) -> int:
+        """Narrowest signed width holding any gate row's dot product with one layer's columns
+        (no bias: the tail adds it): every weight and io code at its most negative."""
+        k_max = max(self.on_chip_input_columns(layer) for layer in range(self.num_layers))
+        return signed_bits(*sum_range(self.weight_bits, self.io_bits, k_max))
+
+    @property
+    def row_sum_bits(self) -> int:
+        """Signed width of the lanes' row sums and the set-sum tree: ``sum_bits`` or, at 0,
+        :attr:`exact_sum_bits` (a column set's partial sum is a shorter dot product)."""
+        return self.sum_bits or self.exact_sum_bits
+
+    @property
     def table_bits(self) -> int:
         """Signed width of a gate-table entry (unsigned sigmoid codes need one more bit)."""
         return max(self.sigmoid_bits + 1, self.tanh_bits)
@@ -262,7 +283,8 @@ class AcceleratorConfig:
     def mismatch(self, artifact) -> str | None:
         """A message naming the first field in which ``artifact`` differs from this shape, else None.
 
-        ``macs_per_dsp`` and ``tail_units`` are not compared: the weight image is the same for all.
+        ``macs_per_dsp``, ``tail_units`` and ``sum_bits`` are not compared: the weight image is the
+        same for all.
         """
         try:
             other = AcceleratorConfig.from_artifact(
@@ -271,7 +293,7 @@ class AcceleratorConfig:
         except ConfigError as exc:
             return str(exc)
         for field in dataclasses.fields(self):
-            if field.name in ("macs_per_dsp", "tail_units") or (
+            if field.name in ("macs_per_dsp", "tail_units", "sum_bits") or (
                     field.name == "classifier_weight_bits" and other.num_classes == 0):
                 continue
             mine, theirs = getattr(self, field.name), getattr(other, field.name)

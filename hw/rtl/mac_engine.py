@@ -5,7 +5,7 @@ hands every finished row group to the tail (one or two hidden units per cycle) t
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Signal, unsigned
+from amaranth import Cat, Module, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -38,7 +38,8 @@ class MacEngine(wiring.Component):
     broadcast values (S bytes of an input-buffer word, an h-buffer word of S codes, or zeros),
     and set s of the lanes takes value s: :class:`MacLanes`, or :class:`PackedMacLanes` when
     ``config.macs_per_dsp > 1``, R = P/S lanes a set.  A tree of registered adders
-    (:func:`~lstmfpga.hw.latency.set_sum` levels) sums each row over the sets.  The group's tags
+    (:func:`~lstmfpga.hw.latency.set_sum` levels) sums each row over the sets, all of it
+    ``config.row_sum_bits`` wide (the bias is the tail's).  The group's tags
     travel with its last column through the lanes and the tree.  When a group is done its R sums
     move to the shadow bank, which feeds ``o_units`` ``config.tail_units`` hidden units
     (four gate sums each) per cycle while the lanes accumulate the next group; padding units past H
@@ -77,7 +78,7 @@ class MacEngine(wiring.Component):
         cfg = self.config
         H, TU = cfg.hidden_size, cfg.tail_units
         S, R = cfg.column_sets, cfg.rows_per_group
-        wb, accw = cfg.weight_bits, cfg.accumulator_bits
+        wb, accw, sw = cfg.weight_bits, cfg.accumulator_bits, cfg.row_sum_bits
         full = cfg.mode == "full"
         banks = h_buffer_banks(cfg)
         flush = self.flush
@@ -86,10 +87,10 @@ class MacEngine(wiring.Component):
         longest = max(cfg.issued_columns(layer) for layer in range(cfg.num_layers))   # a set's longest run
         for s in range(S):
             if cfg.macs_per_dsp == 1:
-                lanes = MacLanes(lanes=R, weight_bits=wb, column_bits=8, acc_bits=accw)
+                lanes = MacLanes(lanes=R, weight_bits=wb, column_bits=8, acc_bits=sw)
             else:
                 lanes = PackedMacLanes(lanes=R, weight_bits=wb, act_bits=cfg.io_bits, macs_per_dsp=cfg.macs_per_dsp,
-                                       max_length=longest, column_bits=8, acc_bits=accw)
+                                       max_length=longest, column_bits=8, acc_bits=sw)
             m.submodules["lanes" if S == 1 else f"lanes_set{s}"] = lanes
             sets.append(lanes)
 
@@ -139,8 +140,8 @@ class MacEngine(wiring.Component):
             depth += 1
             pairs = []
             for a, b in zip(level[0::2], level[1::2]):
-                total = Signal(R * accw, name=f"set_sum{depth}_{len(pairs)}")
-                m.d.sync += total.eq(Cat(*[(a.word_select(r, accw).as_signed() + b.word_select(r, accw).as_signed())[:accw]
+                total = Signal(R * sw, name=f"set_sum{depth}_{len(pairs)}")
+                m.d.sync += total.eq(Cat(*[(a.word_select(r, sw).as_signed() + b.word_select(r, sw).as_signed())[:sw]
                                            for r in range(R)]))
                 pairs.append(total)
             later = Signal(name=f"set_sum{depth}_done")
@@ -159,7 +160,7 @@ class MacEngine(wiring.Component):
         m.d.comb += last_in_flight.eq(Cat(*lasts[:-1]).any() | (op1.last & valid1))
 
         # -- shadow bank: tail_units hidden units per cycle to the tail ------------------------------
-        shadow = Signal(R * accw)
+        shadow = Signal(R * sw)
         left = Signal(range(cfg.tail_cycles_per_group + 1))
         unit = Signal(unit_index_shape(cfg))
         shadow_tag = Signal(group_tag_layout(cfg))
@@ -167,20 +168,21 @@ class MacEngine(wiring.Component):
             m.d.sync += [shadow.eq(group_sums), left.eq(cfg.tail_cycles_per_group), unit.eq(tags[-1].unit_base),
                          shadow_tag.eq(tags[-1])]
         with m.Elif(left != 0):
-            m.d.sync += [shadow.eq(shadow >> (4 * accw * TU)), left.eq(left - 1), unit.eq(unit + TU)]
+            m.d.sync += [shadow.eq(shadow >> (4 * sw * TU)), left.eq(left - 1), unit.eq(unit + TU)]
         m.d.comb += self.shadow_free.eq((left == 0) & ~last_in_flight & ~done)
 
-        # registered before the tail (latency.TAIL_FEED); the tail reads the group tags straight
-        # from the shadow bank: they change only on a shadow load, which the scheduler allows only
-        # after the previous group has left it
+        # registered before the tail (latency.TAIL_FEED), sign-extended to the tail's width; the
+        # tail reads the group tags straight from the shadow bank: they change only on a shadow
+        # load, which the scheduler allows only after the previous group has left it
         feed_valid, feed_unit = Signal(), Signal(unit_index_shape(cfg))
-        feed_sums = Signal(4 * accw * TU)
-        m.d.sync += [feed_valid.eq((left != 0) & ~flush), feed_unit.eq(unit), feed_sums.eq(shadow[:4 * accw * TU])]
+        feed_sums = Signal(data.ArrayLayout(signed(accw), 4 * TU))
+        m.d.sync += [feed_valid.eq((left != 0) & ~flush), feed_unit.eq(unit),
+                     *(feed_sums[i].eq(shadow.word_select(i, sw).as_signed()) for i in range(4 * TU))]
         out = self.o_units.payload
         # a partial last group pads past H: those units never reach the tail
         m.d.comb += [self.o_units.valid.eq(feed_valid & (feed_unit < H)),
                      *([out.second.eq(feed_unit + 1 < H)] if TU > 1 else []),
-                     out.unit.eq(feed_unit), out.sums.eq(feed_sums),
+                     out.unit.eq(feed_unit), out.sums.eq(feed_sums.as_value()),
                      out.layer.eq(shadow_tag.layer), out.step_base.eq(shadow_tag.step_base),
                      *([out.pre_base.eq(shadow_tag.pre_base)] if cfg.mode == "split" else []),
                      out.first_step.eq(shadow_tag.first_step), out.classify.eq(shadow_tag.classify)]

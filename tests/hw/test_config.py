@@ -1,6 +1,7 @@
 """AcceleratorConfig: validation messages, derived shape, artifact matching."""
 
 import dataclasses
+import random
 
 import pytest
 
@@ -45,6 +46,28 @@ def test_derived_shape(I, H, P, mode):
     # worst-case accumulator magnitude fits
     worst = (I + H) * (1 << (cfg.weight_bits - 1)) * (1 << (cfg.io_bits - 1)) + 2 * (1 << 31)
     assert worst < 1 << (cfg.accumulator_bits - 1)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_row_sum_bits_hold_the_worst_row_and_no_less(seed):
+    """exact_sum_bits against the worst dot product counted directly: every weight and code at
+    its most negative over the longest row any layer feeds the lanes (split: layer 0 only W_h)."""
+    rnd = random.Random(seed)
+    cfg = AcceleratorConfig(input_size=rnd.randint(1, 5000), hidden_size=rnd.randint(1, 3000),
+                            num_layers=rnd.randint(1, 3), mode=rnd.choice(["full", "split"]),
+                            weight_bits=rnd.randint(2, 8), io_bits=rnd.randint(4, 8))
+    longest = max((cfg.input_size if layer == 0 and cfg.mode == "full" else 0) + cfg.hidden_size
+                  + (cfg.hidden_size if layer else 0) for layer in range(cfg.num_layers))
+    worst = longest * (1 << (cfg.weight_bits - 1)) * (1 << (cfg.io_bits - 1))
+    bits = cfg.exact_sum_bits
+    assert worst <= (1 << (bits - 1)) - 1 and worst > (1 << (bits - 2)) - 1
+    assert cfg.row_sum_bits == bits <= cfg.accumulator_bits
+    wider = rnd.randint(bits, cfg.accumulator_bits)
+    assert dataclasses.replace(cfg, sum_bits=wider).row_sum_bits == wider
+    with pytest.raises(ConfigError, match=rf"sum_bits must be in \[{bits}, {cfg.accumulator_bits}\]"):
+        dataclasses.replace(cfg, sum_bits=bits - 1)
+    with pytest.raises(ConfigError, match="sum_bits must be in"):
+        dataclasses.replace(cfg, sum_bits=cfg.accumulator_bits + 1)
 
 
 def test_from_artifact_and_shape_matches():

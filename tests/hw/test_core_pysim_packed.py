@@ -43,18 +43,21 @@ def test_packed_core_drawn_shape_matches_golden_and_cycle_model(seed):
     _check(art, config, [random_codes(art, rng, rnd.randint(1, config.max_timesteps)) for _ in range(2)])
 
 
-@pytest.mark.parametrize("wb,io,k,lanes,mode", [
-    (2, 4, 5, 12, "full"),    # run of 1: every product flushed; 12 lanes = 2 units + 2 of 5 rows
-    (3, 4, 3, 8, "split"),    # 8 lanes = 2 units + 2 of 3 rows
-    (4, 4, 3, 4, "full"),     # one unit, its last field empty
-    (4, 8, 2, 12, "split"),   # the study's widths
-    (8, 8, 2, 4, "full"),     # run of 7
+@pytest.mark.parametrize("wb,io,k,lanes,mode,sets", [
+    (2, 4, 5, 12, "full", 1),    # run of 1: every product flushed; 12 lanes = 2 units + 2 of 5 rows
+    (3, 4, 3, 8, "split", 1),    # 8 lanes = 2 units + 2 of 3 rows
+    (4, 4, 3, 4, "full", 1),     # one unit, its last field empty
+    (4, 8, 2, 12, "split", 1),   # the study's widths
+    (8, 8, 2, 4, "full", 1),     # run of 7
+    (8, 8, 1, 16, "full", 4),    # one multiplier a lane, rows summed over four sets at row_sum_bits
+    (5, 6, 2, 16, "full", 2),    # packed units in two sets
 ])
-def test_most_negative_weights_and_inputs_in_every_field(wb, io, k, lanes, mode):
+def test_most_negative_weights_and_inputs_in_every_field(wb, io, k, lanes, mode, sets):
     art = most_negative_weights(random_artifact(input_size=11, hidden_size=3, num_layers=2, num_classes=2,
                                                 weight_bits=wb, act_bits=io, seed=wb * io))
     assert (art.layers[0].w_x == -(1 << (wb - 1))).all()
-    config = AcceleratorConfig.from_artifact(art, lanes=lanes, macs_per_dsp=k, mode=mode, max_timesteps=3)
+    config = AcceleratorConfig.from_artifact(art, lanes=lanes, macs_per_dsp=k, mode=mode, max_timesteps=3,
+                                             column_sets=sets)
     lo = art.io_quant.lo
     assert lo == -(1 << (io - 1))
     _check(art, config, [np.full((3, 11), lo), np.full((1, 11), lo)])
