@@ -42,6 +42,8 @@ def add_backend(p, *, default: str) -> None:
                    help="column sets S of the simulated core (rtl backend; default 1)")
     p.add_argument("--tail-units", type=int, default=1, choices=(1, 2),
                    help="hidden units the simulated core's tail finishes a cycle (rtl backend; default 1)")
+    p.add_argument("--weight-ports", type=int, default=1, choices=(1, 2),
+                   help="read ports of the simulated core's weight memory (rtl backend; default 1)")
     p.add_argument("--stream-width", type=int, default=32, choices=(32, 64, 128),
                    help="AXI-Stream TDATA bits of the simulated core (rtl backend; default 32)")
     p.add_argument("--max-steps", type=int, default=None,
@@ -157,7 +159,8 @@ def build_backend(args, artifact):
             raise ConfigError("--jobs runs harness processes; the cocotb board runs one simulation")
         return make_backend("rtl", artifact=artifact, mode=args.mode or "full", lanes=args.lanes,
                             macs_per_dsp=args.macs_per_dsp, column_sets=args.column_sets,
-                            tail_units=args.tail_units, stream_width=args.stream_width,
+                            tail_units=args.tail_units, weight_ports=args.weight_ports,
+                            stream_width=args.stream_width,
                             double_buffer=double_buffer, simulator=args.simulator, **kw)
     if args.overlay is None:
         raise ConfigError("the pynq backend needs --overlay (the .bit file)")

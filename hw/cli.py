@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lstmfpga.foundation.hw.config import COLUMN_SETS, MODES, STREAM_WIDTHS, TAIL_UNITS
+from lstmfpga.foundation.hw.config import COLUMN_SETS, MODES, STREAM_WIDTHS, TAIL_UNITS, WEIGHT_PORTS
 from lstmfpga.hw.boards import FAMILIES
 from lstmfpga.hw.plan_cli import register_plan
 
@@ -23,7 +23,7 @@ def add_core_arguments(parser) -> None:
 def add_packing_argument(parser) -> None:
     """``--macs-per-dsp``: gate rows sharing one DSP48E2 (default 1, no packing); ``--column-sets``:
     lane sets each taking every S-th column (default 1); ``--tail-units``: hidden units the tail
-    finishes a cycle (default 1)."""
+    finishes a cycle (default 1); ``--weight-ports``: read ports of the weight memory (default 1)."""
     parser.add_argument("--macs-per-dsp", type=int, default=1,
                         help="gate rows packed into one DSP48E2 multiplier (default 1; at most what the "
                              "weight and activation widths allow, e.g. 2 for 4-bit x 8-bit)")
@@ -33,6 +33,10 @@ def add_packing_argument(parser) -> None:
     parser.add_argument("--tail-units", type=int, default=1, choices=TAIL_UNITS,
                         help="hidden units the tail finishes a cycle (default 1; 2 needs --column-sets >= 2 "
                              "and lanes a multiple of 8 x column sets)")
+    parser.add_argument("--weight-ports", type=int, default=1, choices=WEIGHT_PORTS,
+                        help="read ports of the weight memory (default 1; 2 reads a row's halves through both "
+                             "ports of a true-dual-port RAM: twice an UltraRAM's width, what `plan` picks when "
+                             "the weight memory is too wide for one port)")
 
 
 def core_config(args):
@@ -44,7 +48,8 @@ def core_config(args):
     return artifact, AcceleratorConfig.from_artifact(artifact, lanes=args.lanes, mode=args.mode,
                                                      max_timesteps=args.max_timesteps,
                                                      macs_per_dsp=args.macs_per_dsp, column_sets=args.column_sets,
-                                                     tail_units=args.tail_units, stream_width=args.stream_width)
+                                                     tail_units=args.tail_units, weight_ports=args.weight_ports,
+                                                     stream_width=args.stream_width)
 
 
 def register(subparsers) -> None:
@@ -88,7 +93,7 @@ def _hdl(args) -> int:
     print(f"wrote {manifest.parent / (TOP_NAME + '.v')} and {manifest}")
     print(f"shape I={config.input_size} H={config.hidden_size} L={config.num_layers} P={config.lanes} "
           f"macs_per_dsp={config.macs_per_dsp} mode={config.mode} column_sets={config.column_sets} "
-          f"tail_units={config.tail_units} "
+          f"tail_units={config.tail_units} weight_ports={config.weight_ports} "
           f"stream_width={config.stream_width} weight_bits={config.weight_bits} classes={config.num_classes}")
     print(f"cycle model T={est.timesteps}: {est.compute_cycles} compute cycles "
           f"({est.cycles_per_step:.1f}/step), MAC utilisation {est.utilization:.1%}")

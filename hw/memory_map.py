@@ -43,6 +43,7 @@ class MemorySpec:
     width: int
     async_read: bool = False
     granularity: int = 0     #: write-enable granule in bits (0 = the whole word)
+    read_ports: int = 1      #: 2: both ports of a true-dual-port RAM read (each also writes)
 
     @property
     def bits(self) -> int:
@@ -65,32 +66,35 @@ class MemoryTiles:
         return "+".join(parts) or "none"
 
 
-def bram36_tiles(depth: int, width: int) -> float:
+def bram36_tiles(depth: int, width: int, read_ports: int = 1) -> float:
     """RAMB36 units (RAMB18 = 0.5) for ``depth`` x ``width``.
 
     Like Yosys's mapper, the depth may split into whole tiles of one aspect ratio plus a
     remainder mapped on its own (4500 x 80 = 4096 rows of 4K x 9 tiles + 404 rows of 512 x 72).
+    Two read ports use the true-dual-port ratios (at most 36 bits a port, so no 512 x 72).
     """
     if depth <= 0 or width <= 0:
         return 0.0
-    return _bram_split(depth, width, _BRAM_UNITS)
+    return _bram_split(depth, width, _BRAM_UNITS, read_ports)
 
 
-def _bram_cost(depth: int, width: int) -> float:
+def _bram_cost(depth: int, width: int, read_ports: int = 1) -> float:
     """Yosys's memory_libmap cost of the same tiling (RAMB18 129, RAMB36 257)."""
-    return _bram_split(depth, width, _BRAM_COST_PER_UNIT)
+    return _bram_split(depth, width, _BRAM_COST_PER_UNIT, read_ports)
 
 
 @functools.lru_cache(maxsize=4096)
-def _bram_split(depth: int, width: int, price_items: tuple) -> float:
+def _bram_split(depth: int, width: int, price_items: tuple, read_ports: int = 1) -> float:
     price = dict(price_items)
     best = math.inf
     for d, w, units in BRAM_ASPECTS:
+        if read_ports > 1 and w > 36 * units:
+            continue
         columns = math.ceil(width / w)
         best = min(best, price[units] * columns * math.ceil(depth / d))
         whole, rest = divmod(depth, d)
         if whole and rest:
-            best = min(best, price[units] * columns * whole + _bram_split(rest, width, price_items))
+            best = min(best, price[units] * columns * whole + _bram_split(rest, width, price_items, read_ports))
     return best
 
 
@@ -125,18 +129,20 @@ def lutram_luts(depth: int, width: int, family: str, granularity: int = 0) -> tu
 
 
 def place_small(memory: MemorySpec, family: str) -> MemoryTiles:
-    """LUTRAM or block RAM, whichever Yosys's cost model prefers (async reads force LUTRAM)."""
+    """LUTRAM or block RAM, whichever Yosys's cost model prefers (async reads force LUTRAM; a
+    second read port, counted as a copy of the LUTRAM)."""
     luts, lut_cost = lutram_luts(memory.depth, memory.width, family, memory.granularity)
-    if memory.async_read or lut_cost < _bram_cost(memory.depth, memory.width):
+    luts, lut_cost = luts * memory.read_ports, lut_cost * memory.read_ports
+    if memory.async_read or lut_cost < _bram_cost(memory.depth, memory.width, memory.read_ports):
         return MemoryTiles(memory, lut=luts)
-    return MemoryTiles(memory, bram36=bram36_tiles(memory.depth, memory.width))
+    return MemoryTiles(memory, bram36=bram36_tiles(memory.depth, memory.width, memory.read_ports))
 
 
 def split_uram_bram(memory: MemorySpec, uram_columns: int) -> MemoryTiles:
     """The first ``uram_columns`` x 72 bits of ``memory``'s width in URAM, the rest in block RAM."""
     in_uram = max(0, min(uram_columns * URAM_WIDTH, memory.width))
     return MemoryTiles(memory, uram=uram_tiles(memory.depth, in_uram),
-                       bram36=bram36_tiles(memory.depth, memory.width - in_uram))
+                       bram36=bram36_tiles(memory.depth, memory.width - in_uram, memory.read_ports))
 
 
 def design_memories(fragment) -> tuple[MemorySpec, ...]:
@@ -154,7 +160,7 @@ def design_memories(fragment) -> tuple[MemorySpec, ...]:
             granules = [len(port._data) // len(port._en) for port in frag._write_ports
                         if len(port._en) > 1]
             found.append(MemorySpec("/".join(path), int(data.depth), int(width), async_read,
-                                    min(granules, default=0)))
+                                    min(granules, default=0), len(frag._read_ports)))
         for sub, name, *_ in frag.subfragments:
             walk(sub, (*path, str(name)))
 
@@ -176,12 +182,14 @@ def memories_at(config) -> tuple[MemorySpec, ...]:
     """:func:`accelerator_memories` of ``config`` without elaborating it for every lane count.
 
     The design is elaborated at P = 4 and P = 8; memories that differ between the two must be the
-    weight memory (``config.weight_depth`` rows of P·weight_bits), which is then sized for
-    ``config.lanes`` directly.  Anything else that depends on P falls back to elaborating.  A core
+    weight memory (:func:`~lstmfpga.hw.rtl.weight_memory.weight_memory_shape`), which is then
+    sized for ``config.lanes`` directly.  Anything else that depends on P falls back to elaborating.  A core
     of S > 1 column sets is that of one set with its weight memory and h buffers resized; a core of
     two tail units has a copy of the tail's memories under ``tail2``.
     """
     import dataclasses
+
+    from lstmfpga.hw.rtl.weight_memory import weight_memory_shape
 
     S = config.column_sets
     if config.tail_units > 1:
@@ -199,8 +207,9 @@ def memories_at(config) -> tuple[MemorySpec, ...]:
         resized = []
         for m in memories_at(dataclasses.replace(config, column_sets=1)):
             leaf = m.name.rsplit("/", 1)[-1]
-            if leaf == "weight_mem":
-                m = dataclasses.replace(m, depth=config.weight_depth)
+            if "weight_mem" in m.name.split("/"):
+                depth, width = weight_memory_shape(config)
+                m = dataclasses.replace(m, depth=depth, width=width)
             elif leaf.startswith("h_buf"):
                 m = dataclasses.replace(m, depth=max(2, h_buffer_depth(config)), width=8 * S, granularity=8)
             resized.append(m)
@@ -216,8 +225,8 @@ def memories_at(config) -> tuple[MemorySpec, ...]:
             continue
         for lanes, m in ((4, m4), (8, m8)):
             expected = dataclasses.replace(config, lanes=lanes)
-            if (m.depth, m.width) != (expected.weight_depth, lanes * config.weight_bits):
+            if (m.depth, m.width) != weight_memory_shape(expected):
                 return accelerator_memories(config)
-        result.append(dataclasses.replace(m4, depth=config.weight_depth,
-                                          width=config.lanes * config.weight_bits))
+        depth, width = weight_memory_shape(config)
+        result.append(dataclasses.replace(m4, depth=depth, width=width))
     return tuple(result)

@@ -104,6 +104,7 @@ def candidate_lanes(config, timesteps: int) -> list[int]:
 class Check:
     """A configuration's resource use against the board (shell reserve included)."""
 
+    config: object
     estimate: ResourceEstimate
     used: dict
     limit: dict
@@ -196,7 +197,10 @@ class Plan:
             f"classes={c.num_classes}",
             f"plan: {c.mode} mode, P={c.lanes} MAC lanes, macs_per_dsp k={c.macs_per_dsp}, "
             f"column_sets S={c.column_sets} ({c.multipliers} multipliers; {c.groups} row groups of "
-            f"{c.rows_per_group} rows per step and layer)",
+            f"{c.rows_per_group} rows per step and layer)"
+            + (f", tail_units={c.tail_units}" if c.tail_units > 1 else "")
+            + (", weight memory on two read ports (halves of a row in one true-dual-port RAM)"
+               if c.weight_ports > 1 else ""),
             f"cycle model T={self.timesteps}: {self.cycles.compute_cycles} compute cycles "
             f"({self.cycles.cycles_per_step:.1f} per step), MAC-lane utilisation "
             f"{self.cycles.utilization:.1%}",
@@ -273,7 +277,7 @@ def _check(config, fit: LogicFit | None, board: Board) -> Check:
                                   uram_budget=int(limit["uram"]))
     used = {k: v + SHELL_RESERVE[k] for k, v in estimate.totals.items()}
     limit = {k: v + SHELL_RESERVE[k] for k, v in limit.items()}
-    return Check(estimate, used, limit)
+    return Check(config, estimate, used, limit)
 
 
 #: Among fitting configurations within this fraction of the fastest, the fewest lanes win: a
@@ -285,7 +289,8 @@ def _fastest_fit(base, fit: LogicFit | None, board: Board, timesteps: int,
                  max_multipliers: float = math.inf) -> Check | None:
     """The fitting lane count with the fewest lanes among those within :data:`CYCLE_TOLERANCE` of
     the fastest fitting one (by the cycle model), or None (``fit=None``: memory alone, and at most
-    ``max_multipliers`` multipliers)."""
+    ``max_multipliers`` multipliers).  A lane count whose weight memory does not fit on one read
+    port is tried again with two (:func:`_with_weight_ports`)."""
     from lstmfpga.hw.cycle_model import estimate as cycle_estimate
 
     best_cycles, chosen = None, None
@@ -301,11 +306,20 @@ def _fastest_fit(base, fit: LogicFit | None, board: Board, timesteps: int,
         if fit is not None and not _logic_fits(fit, board, lanes):
             continue
         check = _check(config, fit, board)
+        if not check.fits and board.uram:
+            check = _check(_with_weight_ports(config, 2), fit, board)
         if check.fits:
             if best_cycles is None:
                 best_cycles = cycle_estimate(config, timesteps).compute_cycles
             chosen = check
     return chosen
+
+
+def _with_weight_ports(config, ports: int):
+    """``config`` with its weight memory on ``ports`` read ports: two double an UltraRAM's width
+    (a true-dual-port tile reads two 72-bit words a cycle), which is what limits a wide, shallow
+    weight memory; the logic it adds (an address multiplexer) is left to the fit's margin."""
+    return dataclasses.replace(config, weight_ports=ports)
 
 
 def _logic_fits(fit: LogicFit, board: Board, lanes: int) -> bool:
@@ -357,8 +371,7 @@ def _sets_to_size(template, mode: str, column_sets, board: Board, timesteps: int
         base = _with_sets(template, mode, S)
         check = _fastest_fit(base, None, board, timesteps, max_multipliers=board.dsp)
         if check is not None:
-            config = dataclasses.replace(base, lanes=check.estimate.lanes)
-            cycles[S] = cycle_estimate(config, timesteps).compute_cycles
+            cycles[S] = cycle_estimate(check.config, timesteps).compute_cycles
     if not cycles:
         return []
     best = min(cycles.values())
@@ -459,7 +472,7 @@ def make_plan(template, board: Board, *, clock_mhz: float | None = None, mode: s
                             cache_dir=cache_dir, progress=progress)
             found_check = _fastest_fit(base, fit, board, timesteps)
             if found_check is not None:
-                config = dataclasses.replace(base, lanes=found_check.estimate.lanes)
+                config = found_check.config
                 if m not in found or _faster(config, found_config[m], timesteps):
                     found[m], found_config[m] = found_check, config
             if m not in found and S == sets[-1]:
@@ -516,6 +529,6 @@ def _alternative(template, board, clock, timesteps, sample_lanes, cache_dir) -> 
     if check is None:
         return "split mode does not fit either"
     lanes = check.estimate.lanes
-    cycles = cycle_estimate(dataclasses.replace(base, lanes=lanes), timesteps)
+    cycles = cycle_estimate(check.config, timesteps)
     return (f"split mode would fit with P={lanes}: {cycles.compute_cycles / timesteps / clock:.2f} µs "
             f"per timestep on the FPGA, the host computing layer 0's W_x·x")

@@ -77,6 +77,7 @@ def _verify(args) -> int:
     config = AcceleratorConfig.from_artifact(artifact, lanes=args.lanes, mode=args.mode,
                                              max_timesteps=args.max_timesteps, macs_per_dsp=args.macs_per_dsp,
                                              column_sets=args.column_sets, tail_units=args.tail_units,
+                                             weight_ports=args.weight_ports,
                                              stream_width=args.stream_width)
     if args.timesteps is not None and not 1 <= args.timesteps <= config.max_timesteps:
         raise InputError(f"--timesteps must be in [1, {config.max_timesteps}], not {args.timesteps}")
@@ -90,7 +91,7 @@ def _verify(args) -> int:
     cache = Path(args.build_dir) if args.build_dir else DEFAULT_CACHE
     print(f"building/simulating I={config.input_size} H={config.hidden_size} L={config.num_layers} "
           f"P={config.lanes} macs_per_dsp={config.macs_per_dsp} column_sets={config.column_sets} "
-          f"tail_units={config.tail_units} "
+          f"tail_units={config.tail_units} weight_ports={config.weight_ports} "
           f"stream={config.stream_width} mode={config.mode} ({len(sequences)} sequences, "
           f"{args.simulator})...", flush=True)
     started = time.perf_counter()

@@ -22,6 +22,8 @@ STREAM_WIDTHS = (32, 64, 128)
 COLUMN_SETS = (1, 2, 4, 8, 16)
 #: Hidden units the tail finishes per cycle.
 TAIL_UNITS = (1, 2)
+#: Read ports of the weight memory.
+WEIGHT_PORTS = (1, 2)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -50,6 +52,12 @@ class AcceleratorConfig:
         binds steps of short rows (split mode, the recurrence); they need ``column_sets`` ≥ 2 (both
         h codes in one h-buffer word) and an even number of units a group (``lanes`` a multiple of
         8·``column_sets``).  Like ``macs_per_dsp`` it changes neither results nor the weight image.
+    weight_ports :
+        Read ports of the weight memory, one of :data:`WEIGHT_PORTS`.  With two, a row's low half
+        sits at word r and its high half at word 2^a + r (a = the row address width) of a memory
+        half as wide, read through both ports of a true-dual-port RAM in the same cycle: an
+        UltraRAM then gives 144 bits a cycle instead of 72, which is what binds a wide, shallow
+        weight memory.  Changes neither results nor the weight image.
     weight_bits :
         LSTM weight width (2–8), signed.
     io_bits, acc_bits, sigmoid_bits, tanh_bits, cell_bits, hidden_tanh_bits :
@@ -78,6 +86,7 @@ class AcceleratorConfig:
     macs_per_dsp: int = 1
     column_sets: int = 1
     tail_units: int = 1
+    weight_ports: int = 1
     mode: str = "full"
     weight_bits: int = 8
     io_bits: int = 8
@@ -118,6 +127,8 @@ class AcceleratorConfig:
                               f" holds whole hidden units), not {self.lanes!r}")
         if self.tail_units not in TAIL_UNITS:
             raise ConfigError(f"tail_units must be one of {TAIL_UNITS}, not {self.tail_units!r}")
+        if self.weight_ports not in WEIGHT_PORTS:
+            raise ConfigError(f"weight_ports must be one of {WEIGHT_PORTS}, not {self.weight_ports!r}")
         if self.tail_units > 1 and self.column_sets < 2:
             raise ConfigError(f"tail_units {self.tail_units} needs column_sets of at least 2 (the units"
                               f" finished together share an h-buffer word), not {self.column_sets!r}")
@@ -259,7 +270,7 @@ class AcceleratorConfig:
     @classmethod
     def from_artifact(cls, artifact, *, lanes: int, mode: str = "full", max_timesteps: int = 24,
                       stream_width: int = 32, macs_per_dsp: int = 1, column_sets: int = 1,
-                      tail_units: int = 1) -> "AcceleratorConfig":
+                      tail_units: int = 1, weight_ports: int = 1) -> "AcceleratorConfig":
         """The configuration whose bitstream runs ``artifact`` with ``lanes`` MAC lanes."""
         layers = artifact.layers
         if not 1 <= len(layers) <= 3:
@@ -273,7 +284,7 @@ class AcceleratorConfig:
         classes = 0 if artifact.classifier is None else int(artifact.classifier.weight.shape[0])
         return cls(input_size=int(layers[0].input_size), hidden_size=hidden, num_layers=len(layers),
                    lanes=lanes, macs_per_dsp=macs_per_dsp, column_sets=column_sets, tail_units=tail_units,
-                   mode=mode, num_classes=classes,
+                   weight_ports=weight_ports, mode=mode, num_classes=classes,
                    max_timesteps=max_timesteps, stream_width=stream_width, **cls.widths_of(artifact))
 
     def shape_matches(self, artifact) -> bool:
@@ -283,8 +294,8 @@ class AcceleratorConfig:
     def mismatch(self, artifact) -> str | None:
         """A message naming the first field in which ``artifact`` differs from this shape, else None.
 
-        ``macs_per_dsp``, ``tail_units`` and ``sum_bits`` are not compared: the weight image is the
-        same for all.
+        ``macs_per_dsp``, ``tail_units``, ``weight_ports`` and ``sum_bits`` are not compared: the
+        weight image is the same for all.
         """
         try:
             other = AcceleratorConfig.from_artifact(
@@ -293,7 +304,7 @@ class AcceleratorConfig:
         except ConfigError as exc:
             return str(exc)
         for field in dataclasses.fields(self):
-            if field.name in ("macs_per_dsp", "tail_units", "sum_bits") or (
+            if field.name in ("macs_per_dsp", "tail_units", "weight_ports", "sum_bits") or (
                     field.name == "classifier_weight_bits" and other.num_classes == 0):
                 continue
             mine, theirs = getattr(self, field.name), getattr(other, field.name)

@@ -36,7 +36,7 @@ class RtlBackend(Backend):
 
     Parameters
     ----------
-    lanes, macs_per_dsp, column_sets, tail_units, max_steps, stream_width
+    lanes, macs_per_dsp, column_sets, tail_units, weight_ports, max_steps, stream_width
         Build-time shape of the simulated core (the rest comes from the artifact).
     double_buffer
         Pack the next sequence while the core computes.
@@ -72,7 +72,7 @@ class RtlBackend(Backend):
     name = "rtl"
 
     def __init__(self, *, artifact, mode: str = "full", lanes: int = 8, macs_per_dsp: int = 1, column_sets: int = 1,
-                 tail_units: int = 1, max_steps: int = 24,
+                 tail_units: int = 1, weight_ports: int = 1, max_steps: int = 24,
                  stream_width: int = 32, double_buffer: bool = True, cache_dir=None, timeout_s: float | None = None,
                  watchdog_cycles: int = 1 << 20, poll_cycles: int | None = None, stall_output: bool = False,
                  input_pause: float = 0.0, output_pause: float = 0.0, seed: int = 0,
@@ -91,7 +91,8 @@ class RtlBackend(Backend):
 
         self.config = AcceleratorConfig.from_artifact(artifact, lanes=lanes, mode=mode, max_timesteps=max_steps,
                                                       stream_width=stream_width, macs_per_dsp=macs_per_dsp,
-                                                      column_sets=column_sets, tail_units=tail_units)
+                                                      column_sets=column_sets, tail_units=tail_units,
+                                                      weight_ports=weight_ports)
         self.simulator = simulator
         cache = Path(cache_dir) if cache_dir else DEFAULT_CACHE
         self._work = tempfile.TemporaryDirectory(prefix="lstmfpga-rtl-", dir=work_dir)

@@ -24,6 +24,7 @@ from lstmfpga.hw.rtl.ram import ram
 from lstmfpga.hw.rtl.run_control import RunControl
 from lstmfpga.hw.rtl.tail_unit import TailUnit, load_port_shapes, preactivation_port_shapes
 from lstmfpga.hw.rtl.weight_loader import WeightLoader
+from lstmfpga.hw.rtl.weight_memory import WeightMemory
 
 
 class LstmCore(wiring.Component):
@@ -69,15 +70,12 @@ class LstmCore(wiring.Component):
         m.submodules.sender = sender = OutputSender(config=cfg)
 
         # -- memories ---------------------------------------------------------------------------
-        m.submodules.weight_mem = weight_mem = ram(shape=unsigned(cfg.lanes * cfg.weight_bits),
-                                                   depth=cfg.weight_depth)
         # the loader's writes are registered on their way to the memories and the tail's parameter
         # registers: a weight load is not timed, and the word strobe (from TREADY) stays off the
         # enables' paths
-        weight_write = weight_mem.write_port()
-        m.d.sync += [weight_write.addr.eq(loader.weight_write.addr), weight_write.data.eq(loader.weight_write.data),
-                     weight_write.en.eq(loader.weight_write.en)]
-        wiring.connect(m, engine.weight_read, weight_mem.read_port())
+        m.submodules.weight_mem = weight_mem = WeightMemory(config=cfg)
+        wiring.connect(m, loader.weight_write, weight_mem.write)
+        wiring.connect(m, engine.weight_read, weight_mem.read)
         if full:
             m.submodules.input_buf = input_buf = ram(
                 shape=unsigned(cfg.stream_width), depth=input_buffer_depth(cfg))

@@ -108,8 +108,8 @@ def test_core_rejects_corrupt_image():
 
 @pytest.mark.parametrize("seed", range(6))
 def test_core_drawn_shape_matches_golden_and_cycle_model(seed):
-    """The joined blocks on a drawn small shape, each mode at each stream width: outputs bit-exact,
-    CYCLES exact."""
+    """The joined blocks on a drawn small shape, each mode at each stream width, the weight memory
+    on one read port or two: outputs bit-exact, CYCLES exact."""
     import random
 
     rnd = random.Random(seed)
@@ -117,7 +117,8 @@ def test_core_drawn_shape_matches_golden_and_cycle_model(seed):
                           num_classes=rnd.choice([0, 1, 3]), weight_bits=rnd.choice([2, 3, 4, 8]), seed=100 + seed)
     config = AcceleratorConfig.from_artifact(art, lanes=rnd.choice([4, 8, 12, 16, 24]),
                                              mode=["full", "split"][seed % 2], max_timesteps=rnd.randint(1, 4),
-                                             stream_width=STREAM_WIDTHS[seed // 2 % len(STREAM_WIDTHS)])
+                                             stream_width=STREAM_WIDTHS[seed // 2 % len(STREAM_WIDTHS)],
+                                             weight_ports=rnd.choice([1, 2]))
     rng = np.random.default_rng(seed)
     steps = [rnd.randint(1, config.max_timesteps) for _ in range(2)]
     packets, expected = zip(*(golden_packets(config, art, random_codes(art, rng, T)) for T in steps))
@@ -142,7 +143,8 @@ def test_core_two_tail_units_match_golden_and_cycle_model(seed):
                           weight_bits=rnd.choice([2, 4, 8]), seed=200 + seed)
     config = AcceleratorConfig.from_artifact(art, lanes=8 * S * rnd.randint(1, 2), column_sets=S, tail_units=2,
                                              mode=["full", "split"][seed % 2], max_timesteps=3,
-                                             stream_width=rnd.choice([s for s in STREAM_WIDTHS if s >= 8 * S]))
+                                             stream_width=rnd.choice([s for s in STREAM_WIDTHS if s >= 8 * S]),
+                                             weight_ports=rnd.choice([1, 2]))
     rng = np.random.default_rng(seed)
     steps = [config.max_timesteps, 1]
     packets, expected = zip(*(golden_packets(config, art, random_codes(art, rng, T)) for T in steps))

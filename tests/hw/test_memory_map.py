@@ -1,6 +1,6 @@
 """The planner's shortcut to a core's memories (:func:`memories_at`: two small elaborations, the
 weight memory and the h buffers resized) against elaborating the core itself, on drawn shapes,
-modes, stream widths, lanes, column sets and tail units."""
+modes, stream widths, lanes, column sets, tail units and weight-memory ports."""
 
 import random
 
@@ -10,7 +10,7 @@ from lstmfpga.foundation.hw.config import COLUMN_SETS, STREAM_WIDTHS, Accelerato
 from lstmfpga.hw.memory_map import accelerator_memories, memories_at
 
 
-@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("seed", range(12))
 def test_memories_at_equals_the_elaborated_core(seed):
     rnd = random.Random(seed)
     mode, width = rnd.choice(["full", "split"]), rnd.choice(STREAM_WIDTHS)
@@ -19,7 +19,15 @@ def test_memories_at_equals_the_elaborated_core(seed):
     tails = 2 if sets > 1 and seed % 2 else 1                        # two tail units: the tail's memories twice
     config = AcceleratorConfig(input_size=rnd.randint(1, 70), hidden_size=rnd.randint(1, 30),
                                num_layers=rnd.randint(1, 3), lanes=4 * sets * tails * rnd.randint(1, 6),
-                               column_sets=sets, tail_units=tails,
+                               column_sets=sets, tail_units=tails, weight_ports=rnd.choice([1, 2]),
                                mode=mode, stream_width=width, weight_bits=rnd.randint(2, 8),
                                num_classes=rnd.randint(0, 3), max_timesteps=rnd.randint(1, 24))
-    assert memories_at(config) == accelerator_memories(config), config
+    memories = memories_at(config)
+    assert memories == accelerator_memories(config), config
+    weights = next(m for m in memories if "weight_mem" in m.name)
+    row = config.lanes * config.weight_bits
+    if config.weight_ports == 1:
+        assert (weights.depth, weights.width, weights.read_ports) == (max(2, config.weight_depth), row, 1)
+    else:   # half rows, a power-of-two half of the words for each
+        assert weights.width * 2 == row and weights.read_ports == 2
+        assert weights.depth // 2 >= config.weight_depth > weights.depth // 4

@@ -427,3 +427,31 @@ def test_cli_plans_at_the_stream_width_given(stand_in_fits, capsys):
     with pytest.raises(SystemExit) as exited:
         main(["plan", "--shape", "64,16,1,4", "--board", "kv260", "--stream-width", "48"])
     assert exited.value.code == 2 and "invalid choice: 48" in capsys.readouterr().err
+
+
+def test_a_weight_memory_too_wide_for_one_port_moves_to_two(stand_in_fits):
+    """The base model in full mode on a ZCU104 with logic to spare: one read port of UltraRAM and
+    block RAM cannot feed the lanes the DSPs allow; the plan reads the rows' halves through both
+    ports, with more lanes and fewer cycles than any single-port fit, and its URAM tiles count
+    half rows."""
+    from lstmfpga.hw.memory_map import uram_tiles
+
+    stand_in_fits.slopes.update({"lut": (5_000, 20.0), "ff": (4_000, 40.0)})
+    board = get_board("zcu104")
+    template = shape_config(input_size=2048, hidden_size=512, num_layers=1, weight_bits=4)
+    template = dataclasses.replace(template, stream_width=128)
+    plan = make_plan(template, board, mode="full", column_sets=16, compare=False)
+    assert plan.config.weight_ports == 2 and "weight memory on two read ports" in plan.report()
+    single = None
+    for lanes in candidate_lanes(plan.config, 16):
+        check = plan_mod._check(dataclasses.replace(plan.config, lanes=lanes, weight_ports=1),
+                                stand_in_fits_fit := _stand_in_fit("full", "xcup", macs_per_dsp=2, column_sets=16,
+                                                                   **stand_in_fits.slopes), board)
+        if check.fits and (single is None or cycle_estimate(check.config, 16).compute_cycles < single[0]):
+            single = (cycle_estimate(check.config, 16).compute_cycles, lanes)
+    assert single is not None and single[1] < plan.lanes
+    assert plan.cycles.compute_cycles < single[0]
+    assert not plan_mod._check(dataclasses.replace(plan.config, weight_ports=1), stand_in_fits_fit, board).fits
+    weights = next(t for t in plan.check.estimate.memories if "weight_mem" in t.memory.name)
+    assert weights.memory.read_ports == 2 and weights.memory.width == 2 * plan.lanes
+    assert 0 < weights.uram <= uram_tiles(weights.memory.depth, weights.memory.width) <= board.uram

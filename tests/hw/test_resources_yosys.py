@@ -87,6 +87,29 @@ def test_uram_model_matches_yosys(tmp_path, yosys_cache):
     assert uram_tiles(8192, 100) == 3 and uram_tiles(4096, 144) == 2 and uram_tiles(4097, 1) == 1
 
 
+def test_weight_memory_on_two_ports_is_one_true_dual_port_uram_per_144_bits(tmp_path, yosys_cache):
+    """The core's weight memory (hw/rtl/weight_memory.py) with ``weight_ports=2``: a drawn row
+    width and a depth past one port's half of a URAM; Yosys maps the half-row words to
+    true-dual-port URAM288s, as many as the tile model counts for (depth, half width) — half of
+    what one read port of full rows needs — and no block RAM."""
+    import random
+
+    from lstmfpga.foundation.hw.config import AcceleratorConfig
+    from lstmfpga.hw.rtl.weight_memory import WeightMemory, weight_memory_shape
+
+    rnd = random.Random()
+    lanes = 4 * rnd.randint(9, 12)                       # 144 to 192 bits a row at 4-bit weights
+    config = AcceleratorConfig(input_size=rnd.randint(1100, 1900), hidden_size=lanes // 4, lanes=lanes,
+                               weight_bits=4, io_bits=8, weight_ports=2)
+    depth, width = weight_memory_shape(config)
+    assert depth == 4096 and 1024 < config.weight_depth <= 2048
+    path = write_verilog(WeightMemory(config=config), tmp_path / "weights.v")
+    result = synthesize([path], top="top", family="xcup", cache_dir=yosys_cache)
+    assert result.resources.uram == uram_tiles(depth, width) == math.ceil(width / 72)
+    assert result.resources.bram36 == 0
+    assert 2 * result.resources.uram <= uram_tiles(config.weight_depth, 2 * width) + 1
+
+
 def test_bram_depth_splits_like_yosys():
     # Yosys 0.70 maps 4500 x 80 as 4096 rows of 4K x 9 RAMB36 plus 404 rows of 512 x 72 + 512 x 36.
     assert bram36_tiles(4500, 80) == 10.5

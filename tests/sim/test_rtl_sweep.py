@@ -51,6 +51,7 @@ class Draw:
     stream_width: int = 32
     column_sets: int = 1
     tail_units: int = 1
+    weight_ports: int = 1
 
     @property
     def name(self) -> str:
@@ -60,6 +61,7 @@ class Draw:
                 + (f"_k{self.macs_per_dsp}" if self.macs_per_dsp > 1 else "")
                 + (f"_S{self.column_sets}" if self.column_sets > 1 else "")
                 + (f"_U{self.tail_units}" if self.tail_units > 1 else "")
+                + (f"_W{self.weight_ports}" if self.weight_ports > 1 else "")
                 + ("_neg" if self.most_negative else ""))
 
 
@@ -83,6 +85,8 @@ FIXED = [
     Draw(37, 3, 2, 64, "full", 8, 8, 0, 5, 10, column_sets=16, stream_width=128),
     # two tail units, odd H: the last group holds one real unit, its pair's second half empty
     Draw(19, 9, 2, 32, "split", 4, 8, 2, 8, 11, macs_per_dsp=2, column_sets=2, tail_units=2),
+    # the weight memory's halves on two read ports, the base model's packing and sets
+    Draw(29, 6, 2, 48, "full", 4, 8, 2, 5, 12, macs_per_dsp=2, column_sets=4, stream_width=128, weight_ports=2),
 ]
 
 
@@ -100,12 +104,14 @@ def draw_configurations(seed: int, count: int) -> list[Draw]:
     packing has its own generator, so the other fields are those drawn before packing existed.
     Half the cores whose lanes and stream allow more than one column set get one of those
     (uniform; also from a generator of its own), and half of those whose units per group are even
-    two tail units (a fifth generator).
+    two tail units (a fifth generator); half of all cores get a weight memory of two read ports
+    (a sixth).
     """
     rng, packing = random.Random(seed), random.Random(seed + 1)
     widths = random.Random(seed + 2)   # the stream width's own generator: the other fields stay
     sets = random.Random(seed + 3)
     tails = random.Random(seed + 4)
+    ports = random.Random(seed + 5)
     draws = []
     for index in range(count):
         H = _log_uniform(rng, 1, 40)
@@ -126,6 +132,8 @@ def draw_configurations(seed: int, count: int) -> list[Draw]:
         d = draws[-1]
         if d.column_sets > 1 and d.lanes % (8 * d.column_sets) == 0 and tails.random() < 0.5:
             draws[-1] = dataclasses.replace(d, tail_units=2)
+        if ports.random() < 0.5:
+            draws[-1] = dataclasses.replace(draws[-1], weight_ports=2)
     return draws
 
 
@@ -155,6 +163,9 @@ def test_draws_cover_the_space():
     assert len(two_tails) >= 3 and {d.mode for d in two_tails} == {"full", "split"}
     # the last pair half empty (odd H) is among the fixed configurations
     assert any(d.hidden_size % 2 for d in FIXED if d.tail_units > 1)
+    two_ports = [d for d in draws if d.weight_ports > 1]
+    assert len(two_ports) >= len(draws) // 4 and {d.mode for d in two_ports} == {"full", "split"}
+    assert any(d.macs_per_dsp > 1 and d.column_sets > 1 for d in two_ports)
     assert any(d.input_size + d.hidden_size > plan_packing(weight_bits=d.weight_bits, act_bits=d.act_bits,
                                                            macs_per_dsp=d.macs_per_dsp).run for d in packed)
 
@@ -167,7 +178,8 @@ def _check(draw: Draw, cache, tmp_path):
         art = most_negative_weights(art)
     config = AcceleratorConfig.from_artifact(art, lanes=draw.lanes, mode=draw.mode, macs_per_dsp=draw.macs_per_dsp,
                                              column_sets=draw.column_sets, tail_units=draw.tail_units,
-                                             max_timesteps=draw.max_timesteps, stream_width=draw.stream_width)
+                                             weight_ports=draw.weight_ports, max_timesteps=draw.max_timesteps,
+                                             stream_width=draw.stream_width)
     rng = np.random.default_rng(draw.seed)
     steps = [draw.max_timesteps, 1, int(rng.integers(1, draw.max_timesteps + 1))][:SEQUENCES]
     sequences = [Sequence(0, random_codes(art, rng, T)) for T in steps]
