@@ -70,18 +70,21 @@ def stand_in_fits(monkeypatch):
 
 
 def _brute_force(template, board, mode, fit):
-    """Among every multiple of 4S up to 4HS that fits: the fewest lanes within 1 % of the fastest."""
+    """Among every multiple of 4S up to 4HS that fits on one weight-memory read port or, on a board
+    with UltraRAM, two: the fewest lanes within 1 % of the fastest."""
     fitting = []
     S = fit.column_sets
     for lanes in range(4 * S, 4 * S * template.hidden_size + 4 * S, 4 * S):
-        config = dataclasses.replace(template, mode=mode, lanes=lanes, macs_per_dsp=fit.macs_per_dsp, column_sets=S)
-        est = estimate_resources(config, fit, bram36_budget=board.bram36 - 2, uram_budget=board.uram)
-        totals = est.totals
-        ok = (totals["lut"] + 4000 <= 0.85 * board.lut and totals["ff"] + 6000 <= 0.85 * board.ff
-              and totals["dsp"] <= board.dsp and totals["bram36"] + 2 <= board.bram36
-              and totals["uram"] <= board.uram)
-        if ok:
-            fitting.append((cycle_estimate(config, 16).compute_cycles, lanes))
+        for ports in (1, 2) if board.uram else (1,):
+            config = dataclasses.replace(template, mode=mode, lanes=lanes, macs_per_dsp=fit.macs_per_dsp,
+                                         column_sets=S, weight_ports=ports)
+            est = estimate_resources(config, fit, bram36_budget=board.bram36 - 2, uram_budget=board.uram)
+            totals = est.totals
+            if (totals["lut"] + 4000 <= 0.85 * board.lut and totals["ff"] + 6000 <= 0.85 * board.ff
+                    and totals["dsp"] <= board.dsp and totals["bram36"] + 2 <= board.bram36
+                    and totals["uram"] <= board.uram):
+                fitting.append((cycle_estimate(config, 16).compute_cycles, lanes))
+                break
     fastest = min(c for c, _ in fitting)
     # within 1 % of the fastest, the fewest lanes
     return min((lanes, c) for c, lanes in fitting if c <= fastest * 1.01)[::-1]
