@@ -445,16 +445,15 @@ def test_a_weight_memory_too_wide_for_one_port_moves_to_two(stand_in_fits):
     template = dataclasses.replace(template, stream_width=128)
     plan = make_plan(template, board, mode="full", column_sets=16, compare=False)
     assert plan.config.weight_ports == 2 and "weight memory on two read ports" in plan.report()
-    single = None
+    fit = _stand_in_fit("full", "xcup", macs_per_dsp=2, column_sets=plan.config.column_sets, **stand_in_fits.slopes)
+    single = None   # the fastest fit on one port: (cycles, lanes)
     for lanes in candidate_lanes(plan.config, 16):
-        check = plan_mod._check(dataclasses.replace(plan.config, lanes=lanes, weight_ports=1),
-                                stand_in_fits_fit := _stand_in_fit("full", "xcup", macs_per_dsp=2, column_sets=16,
-                                                                   **stand_in_fits.slopes), board)
+        check = plan_mod._check(dataclasses.replace(plan.config, lanes=lanes, weight_ports=1), fit, board)
         if check.fits and (single is None or cycle_estimate(check.config, 16).compute_cycles < single[0]):
             single = (cycle_estimate(check.config, 16).compute_cycles, lanes)
     assert single is not None and single[1] < plan.lanes
     assert plan.cycles.compute_cycles < single[0]
-    assert not plan_mod._check(dataclasses.replace(plan.config, weight_ports=1), stand_in_fits_fit, board).fits
+    assert not plan_mod._check(dataclasses.replace(plan.config, weight_ports=1), fit, board).fits
     weights = next(t for t in plan.check.estimate.memories if "weight_mem" in t.memory.name)
     assert weights.memory.read_ports == 2 and weights.memory.width == 2 * plan.lanes
     assert 0 < weights.uram <= uram_tiles(weights.memory.depth, weights.memory.width) <= board.uram
