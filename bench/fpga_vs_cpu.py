@@ -71,8 +71,8 @@ def main(argv=None) -> int:
         plan = make_plan(dataclasses.replace(template, stream_width=args.stream_width), board, timesteps=T,
                          compare=False)
         c = plan.config
-        rows.append((f"FPGA {plan.board.name} {c.mode} P={c.lanes} k={c.macs_per_dsp} S={c.column_sets} "
-                     f"@{plan.clock_mhz:g} MHz (compute)",
+        rows.append((f"FPGA {plan.board.name} {c.mode} P={c.lanes} k={c.macs_per_dsp} S={c.column_sets}"
+                     + (" W2" if c.weight_ports > 1 else "") + f" @{plan.clock_mhz:g} MHz (compute)",
                      plan.us_per_step * T, plan.us_per_step,
                      f"cycle model, MAC utilisation {plan.cycles.utilization:.1%}, "
                      f"{plan.dsp_bound_fraction():.1%} of the DSP-bound limit"))
