@@ -183,9 +183,9 @@ def memories_at(config) -> tuple[MemorySpec, ...]:
 
     The design is elaborated at P = 4 and P = 8; memories that differ between the two must be the
     weight memory (:func:`~lstmfpga.hw.rtl.weight_memory.weight_memory_shape`), which is then
-    sized for ``config.lanes`` directly.  Anything else that depends on P falls back to elaborating.  A core
-    of S > 1 column sets is that of one set with its weight memory and h buffers resized; a core of
-    two tail units has a copy of the tail's memories under ``tail2``.
+    sized for ``config.lanes`` directly.  Anything else that depends on P falls back to
+    elaborating.  A core of S > 1 column sets is that of one set with its weight memory and h
+    buffers resized; a core of two tail units has a copy of the tail's memories under ``tail2``.
     """
     import dataclasses
 
