@@ -15,9 +15,9 @@ def weight_memory_shape(config) -> tuple[int, int]:
     """(depth, width) of the weight memory's words.
 
     One port: ``config.weight_depth`` words of P·weight_bits (at least two, as :func:`ram`
-    makes them).  Two ports: words of half a row,
-    row r's low half at word r and its high half at word 2^a + r (a = the row address width):
-    the port's address is the row's with one bit on top, so no adder sits on the read path.
+    makes them).  Two ports: words of half a row, row r's low half at word r and its high half
+    at word 2^a + r (a = the row address width): the port's address is the row's with one bit
+    on top, so no adder sits on the read path.
     """
     width = config.lanes * config.weight_bits
     if config.weight_ports == 1:
@@ -33,8 +33,9 @@ class WeightMemory(wiring.Component):
     With ``config.weight_ports`` = 2 both ports of the RAM read (or write) the two halves of one
     row in the same cycle: each port's address is the row's, so a write and a read share the
     port, and a port does not read while it writes (``en`` low: the RAM's "no change" mode),
-    which is the shape Yosys and Vivado map to one true-dual-port UltraRAM (or block RAM) per 72
-    bits of each half.  The core never reads while the loader writes.
+    which is the shape Yosys maps to one true-dual-port UltraRAM per 72 bits of each half
+    (Vivado's inference of it is not checked here).  The core never reads while the loader
+    writes.
 
     Parameters
     ----------

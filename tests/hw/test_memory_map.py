@@ -28,6 +28,7 @@ def test_memories_at_equals_the_elaborated_core(seed):
     row = config.lanes * config.weight_bits
     if config.weight_ports == 1:
         assert (weights.depth, weights.width, weights.read_ports) == (max(2, config.weight_depth), row, 1)
-    else:   # half rows, a power-of-two half of the words for each
+    else:   # half rows, the smallest power-of-two half (of at least two words) for each
+        half = weights.depth // 2
         assert weights.width * 2 == row and weights.read_ports == 2
-        assert weights.depth // 2 >= config.weight_depth > weights.depth // 4
+        assert half >= max(2, config.weight_depth) > half // 2
