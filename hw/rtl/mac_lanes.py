@@ -52,15 +52,17 @@ class MacLanes(wiring.Component):
         P, wb, ab = self.lanes, self.weight_bits, self.acc_bits
         n = fanout.copies(P)
         # A/B: operands; the column and the controls once per block of lanes (fanout.LANES_PER_COPY)
-        column = fanout.kept(Signal(signed(self.column_bits)), count=n, name="column")
+        # the datapath registers have no reset (valid bits guard them), so that synthesis can move
+        # them into the DSP's own A/B/M registers (hw/ecp5_dsp_registers.py for ECP5)
+        column = fanout.kept(Signal(signed(self.column_bits), reset_less=True), count=n, name="column")
         valid1, first1, last1 = (fanout.kept(Signal(), count=n, name=s) for s in ("valid1", "first1", "last1"))
-        weights = Signal(unsigned(P * wb))
+        weights = Signal(unsigned(P * wb), reset_less=True)
         m.d.sync += weights.eq(self.weights)
         for b in range(n):
             m.d.sync += [column[b].eq(self.column), valid1[b].eq(self.valid & ~self.flush),
                          first1[b].eq(self.first), last1[b].eq(self.last & self.valid)]
         # M: products
-        products = [Signal(signed(wb + self.column_bits), name=f"prod{p}") for p in range(P)]
+        products = [Signal(signed(wb + self.column_bits), name=f"prod{p}", reset_less=True) for p in range(P)]
         valid2, first2, last2 = (fanout.kept(Signal(), count=n, name=s) for s in ("valid2", "first2", "last2"))
         for b in range(n):
             m.d.sync += [valid2[b].eq(valid1[b] & ~self.flush), first2[b].eq(first1[b]),

@@ -83,7 +83,13 @@ class RunControl(wiring.Component):
         input_fault = Signal()            # ends the computation that started with the packet
         m.d.comb += [self.error.eq(error), self.done.eq(done), self.weights_valid.eq(weights_valid),
                      self.hash.eq(hash_regs), self.cycles.eq(cycles), self.run_cycles.eq(run_cycles),
-                     self.steps.eq(T), self.flush.eq(self.soft_reset | input_fault)]
+                     self.steps.eq(T)]
+        # flush is a register: the fault decision (a TLAST check at the end of a word count) would
+        # otherwise run on into every enable of the engine, the scheduler and the tails.  The blocks
+        # stop one cycle later, as if the fault came a cycle later; no start can reach them sooner.
+        flush = Signal()
+        m.d.sync += flush.eq(self.soft_reset | input_fault)
+        m.d.comb += self.flush.eq(flush)
         m.d.sync += error.eq(error | set_error)
         # the 256 hash flip-flops take the loader's hash the cycle after a clean finish: their
         # enable is a register, not the loader's checksum verdict (a long path into a wide fan-out)

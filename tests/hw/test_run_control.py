@@ -27,7 +27,7 @@ class Model:
         self.overlap = overlap      # full mode: the computation starts with the input packet's first beat
         self.state, self.error, self.done, self.weights_valid, self.hash = "IDLE", 0, 0, 0, 0
         self.cycles = self.run_cycles = self.counting = self.steps = self.idle = self.cls_pending = 0
-        self.hash_commit = 0
+        self.hash_commit = self.flush = 0
 
     def step(self, i):
         s = self.state
@@ -49,13 +49,14 @@ class Model:
                    load_begin=int(s == "IDLE" and not i["start"] and i["load_weights"]),
                    receive_begin=int(s == "IDLE" and i["start"] and self.weights_valid and steps_ok),
                    steps=self.steps, compute_start=int(first_beat if self.overlap else s == "COMPUTE_START"),
-                   flush=int(bool(i["soft_reset"] or input_fault)),
+                   flush=self.flush,
                    output_start=int(s == "FINISH" and self.cls_pending == 0),
                    output_abort=int((s == "OUTPUT" and timed_out) or i["soft_reset"]))
 
         n = dict(state=s, error=self.error, done=self.done, weights_valid=self.weights_valid, hash=self.hash,
                  cycles=self.cycles, run_cycles=self.run_cycles, counting=self.counting, steps=self.steps,
-                 cls_pending=self.cls_pending, idle=0 if (not watch or progress) else self.idle + 1)
+                 cls_pending=self.cls_pending, idle=0 if (not watch or progress) else self.idle + 1,
+                 flush=int(bool(i["soft_reset"] or input_fault)))      # a cycle later, from a register
         # the hash registers take the loader's hash the cycle after a clean finish
         n["hash_commit"] = 0
         if self.hash_commit:

