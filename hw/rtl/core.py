@@ -113,6 +113,10 @@ class LstmCore(wiring.Component):
             m.d.comb += getattr(self, name).eq(getattr(control, name))
 
         # -- the blocks under the run controller --------------------------------------------------
+        # The output sender's and the classifiers' clears take compute_start a cycle late: in full
+        # mode it is the input stream's first handshake, and their first use is many cycles away.
+        run_clear = Signal()
+        m.d.sync += run_clear.eq(control.compute_start)
         m.d.comb += [
             loader.begin.eq(control.load_begin), control.load_in_header.eq(loader.in_header),
             control.load_in_packet.eq(loader.in_packet), control.load_finish.eq(loader.finish),
@@ -125,7 +129,7 @@ class LstmCore(wiring.Component):
             scheduler.flush.eq(control.flush), scheduler.unit_done.eq(sum(t.h_valid for t in tails)),
             scheduler.shadow_free.eq(engine.shadow_free), control.compute_finished.eq(scheduler.finished),
             engine.flush.eq(control.flush),
-            sender.clear.eq(control.compute_start), sender.h_code.eq(tail.h_code),
+            sender.clear.eq(run_clear), sender.h_code.eq(tail.h_code),
             sender.h_valid.eq(tail.h_valid & (tail.h_layer == cfg.num_layers - 1)),
             *([sender.h_code2.eq(tails[1].h_code),
                sender.h_valid2.eq(tails[1].h_valid & (tail.h_layer == cfg.num_layers - 1))] if TU > 1 else []),
@@ -146,7 +150,7 @@ class LstmCore(wiring.Component):
                          t.acc.eq(unit.sums[i]), t.layer.eq(unit.layer), t.step_base.eq(unit.step_base),
                          *([t.pre_base.eq(unit.pre_base)] if cfg.mode == "split" else []),
                          t.first_step.eq(unit.first_step), t.classify.eq(unit.classify),
-                         t.cls_start.eq(control.compute_start), t.flush.eq(control.flush)]
+                         t.cls_start.eq(run_clear), t.flush.eq(control.flush)]
         return m
 
     def _logits(self, m, tails):

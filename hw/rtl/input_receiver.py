@@ -56,13 +56,17 @@ class InputReceiver(wiring.Component):
         word = self.i_stream.payload.data
         arrives = self.i_stream.valid
 
-        word_count = Signal(32)
-        expected_words = Signal(32)
+        # final and in_packet are registers, computed a beat ahead: they decide the controller's
+        # TLAST check, whose verdict reaches the engine and the scheduler in the same cycle
+        total = self.config.max_timesteps * wps
+        word_count = Signal(range(total + 1))
+        left = Signal(range(total + 1))          # beats after the next one
         with m.If(self.begin):
-            m.d.sync += [word_count.eq(0), expected_words.eq(self.steps * wps)]
+            m.d.sync += [word_count.eq(0), left.eq(self.steps * wps - 1), self.in_packet.eq(0),
+                         self.final.eq(self.steps * wps == 1)]
         with m.Elif(arrives):
-            m.d.sync += word_count.eq(word_count + 1)
-        m.d.comb += [self.in_packet.eq(word_count != 0), self.final.eq(word_count == expected_words - 1)]
+            m.d.sync += [word_count.eq(word_count + 1), left.eq(left - 1), self.in_packet.eq(1),
+                         self.final.eq(left == 1)]
 
         if self.config.mode == "split":
             pre = self.pre_write
