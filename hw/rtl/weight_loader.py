@@ -109,16 +109,17 @@ class WeightLoader(wiring.Component):
         cls_j = Signal(range(H + 1))
         cls_k = Signal(8)
 
-        in_header = Signal()
-        m.d.comb += [in_header.eq(header_count != weight_image.HEADER_WORDS),
-                     self.in_header.eq(in_header),
-                     self.in_packet.eq(~in_header | (header_count != 0))]
+        # in_header (header_count != HEADER_WORDS) and in_packet (header_count != 0 or past the
+        # header) are registers kept beside the count: the run controller's watchdog reads them
+        in_header = Signal(init=1)
+        m.d.comb += self.in_header.eq(in_header)
 
         # -- header: identity and shape words against this core's, then the hash -------------
         expected = weight_image.header(cfg, "0" * 64)
         bad = Signal(16)
         with m.If(in_header & arrives & ~ended):
-            m.d.sync += [header_count.eq(header_count + 1), checksum.eq(_rotate_xor(checksum, word))]
+            m.d.sync += [header_count.eq(header_count + 1), checksum.eq(_rotate_xor(checksum, word)),
+                         in_header.eq(header_count != weight_image.HEADER_WORDS - 1), self.in_packet.eq(1)]
             with m.Switch(header_count):
                 for i in range(weight_image.HEADER_WORDS):
                     with m.Case(i):
@@ -175,7 +176,7 @@ class WeightLoader(wiring.Component):
 
         with m.If(self.begin):
             m.d.sync += [sec.eq(0), sec_count.eq(0), header_count.eq(0), checksum.eq(0), row_word.eq(0),
-                         row_addr.eq(0), cls_j.eq(0), cls_k.eq(0)]
+                         row_addr.eq(0), cls_j.eq(0), cls_k.eq(0), in_header.eq(1), self.in_packet.eq(0)]
 
         # -- verdict of the current word, reported with the last word of its beat --------------------
         decides, verdict = Signal(), Signal(16)
