@@ -51,6 +51,7 @@ class ColumnScheduler(wiring.Component):
         wps = stream_format.input_beats_per_step(cfg)
         seq_bits = sequence_bits(cfg)
         T = self.steps
+        last_t = Signal(5)        # T − 1, a register: t == T − 1 decides an issue's updates
 
         lyr = Signal(2)
         t = Signal(5)
@@ -103,7 +104,7 @@ class ColumnScheduler(wiring.Component):
             column.op.byte.eq(bsel),
             column.op.tag.layer.eq(lyr), column.op.tag.step_base.eq(tH), column.op.tag.unit_base.eq(grp * UPG),
             *([column.op.tag.pre_base.eq(tU)] if cfg.mode == "split" else []),
-            column.op.tag.first_step.eq(t == 0), column.op.tag.classify.eq((lyr == L - 1) & (t == T - 1)),
+            column.op.tag.first_step.eq(t == 0), column.op.tag.classify.eq((lyr == L - 1) & (t == last_t)),
         ]
         issue = Signal()
         m.d.comb += issue.eq(self.o_column.valid & self.o_column.ready)
@@ -136,7 +137,7 @@ class ColumnScheduler(wiring.Component):
                 m.d.sync += [k.eq(0), grp.eq(grp + 1)]
                 with m.If(grp == G - 1):
                     m.d.sync += [grp.eq(0), seq_base.eq(seq_base + H)]
-                    with m.If(t == T - 1):
+                    with m.If(t == last_t):
                         with m.If(lyr == L - 1):
                             m.d.sync += issuing.eq(0)
                         m.d.sync += [t.eq(0), tH.eq(0), tU.eq(0), tW.eq(0), lyr.eq(lyr + 1),
@@ -151,7 +152,7 @@ class ColumnScheduler(wiring.Component):
         with m.If(self.start):
             m.d.sync += [lyr.eq(0), t.eq(0), grp.eq(0), k.eq(0), waddr.eq(0), lbase.eq(0),
                          tH.eq(0), tU.eq(0), tW.eq(0), seq_base.eq(0), TH.eq(T * H), units_done.eq(0),
-                         total_units.eq(T * (H * L)), issuing.eq(1)]
+                         total_units.eq(T * (H * L)), issuing.eq(1), last_t.eq(T - 1)]
             group_start(Const(0, 2), Const(0, seq_bits), Const(0, 16), Const(0, seq_bits))
         m.d.comb += self.finished.eq(~issuing & (units_done == total_units))
         with m.If(self.flush):

@@ -91,6 +91,7 @@ class OutputSender(wiring.Component):
                      self.finished.eq(self.o_stream.valid & self.o_stream.ready & beat.last)]
 
         t, w = Signal(5), Signal(range(max(osb, 2)))   # step and word of the h word issued next
+        last_t = Signal(5)                             # steps − 1, registered at start
         logit = Signal(range(max(logit_beats, 2)))   # logit beat issued next (no zero-width signals)
         raddr = Signal(range(words + 1))
         # stage 1: the read is under way; stage 2: its data (or a logit beat) registered
@@ -115,12 +116,12 @@ class OutputSender(wiring.Component):
         with m.FSM() as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [t.eq(0), w.eq(0), logit.eq(0), raddr.eq(0)]
+                    m.d.sync += [t.eq(0), w.eq(0), logit.eq(0), raddr.eq(0), last_t.eq(self.steps - 1)]
                     m.next = "WORDS"
 
             with m.State("WORDS"):
                 m.d.comb += issue.eq(in_flight < FIFO_DEPTH)
-                last_word = (t == self.steps - 1) & (w == osb - 1)
+                last_word = (t == last_t) & (w == osb - 1)
                 with m.If(issue):
                     m.d.sync += [raddr.eq(raddr + 1), w.eq(Mux(w == osb - 1, 0, w + 1)), is_logit1.eq(0),
                                  step_last1.eq(w == osb - 1), last1.eq(last_word if C == 0 else 0)]
