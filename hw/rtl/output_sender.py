@@ -21,7 +21,8 @@ class OutputSender(wiring.Component):
     """Packs the last layer's h codes into an output word buffer and sends the output packet of a
     run of ``steps`` timesteps on ``o_stream``.
 
-    ``clear`` (the run's compute start) rewinds the packer; then each ``h_valid`` writes ``h_code``
+    ``clear`` (a cycle after the run's compute start) rewinds the packer; then each ``h_valid``
+    writes ``h_code``
     into the next byte of the word buffer, unit after unit, step after step — the tail produces
     them in that order — a step's codes in ``output_step_beats`` words, its last word only partly
     written.  With two tail units ``h_valid2`` adds ``h_code2``, the next unit's code, in the byte

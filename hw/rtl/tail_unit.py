@@ -222,10 +222,11 @@ class TailUnit(wiring.Component):
         m.submodules.fc_rq, m.submodules.ig_rq = rq_fc, rq_ig
         drive(rq_fc, RQ_FC, S["cell_rq"], fc_in)
         drive(rq_ig, RQ_IG, S["cell_rq"], ig_in)
-        # new cell state
+        # new cell state: the sum registered before the clamp (two carry chains in one cycle were
+        # the tail's longest path)
         c_sum = Signal(signed(cb + 1))
-        m.d.comb += c_sum.eq(rq_fc.result + rq_ig.result)
-        cell_lo, cell_hi = (param(layer[S["cell_sum"]], i).as_signed() for i in (CELL_LO, CELL_HI))
+        m.d.sync += c_sum.eq(rq_fc.result + rq_ig.result)
+        cell_lo, cell_hi = (param(layer[S["cell_clamp"]], i).as_signed() for i in (CELL_LO, CELL_HI))
         c_new = Signal(signed(cb))
         m.d.sync += c_new.eq(Mux(c_sum < cell_lo, cell_lo, Mux(c_sum > cell_hi, cell_hi, c_sum)))
         # write cell state, tanh(c) look-up
