@@ -25,9 +25,9 @@ class RunControl(wiring.Component):
     rest streams in (the scheduler waits for the words it reads); in split mode once the packet is
     in — waits for the scheduler to finish and for the classifier's last accumulate, and starts
     the output sender (``output_start``) until it reports the packet's final word.  A fault
-    mid-packet ends the computation under way (``flush``) and drains the rest of the packet (up to
-    its TLAST) before the core is idle again.  CYCLES counts from the cycle after
-    ``compute_start`` to the classifier's last accumulate.
+    mid-packet ends the computation under way (``flush``, a register: the blocks stop a cycle after
+    the fault) and drains the rest of the packet (up to its TLAST) before the core is idle again.
+    CYCLES counts from the cycle after ``compute_start`` to the classifier's last accumulate.
 
     The watchdog counts cycles without progress while a packet is under way (``timeout``
     cycles, 0 = never).  ``soft_reset`` returns to idle from any state: ``flush`` (also raised by
