@@ -42,10 +42,10 @@ def _param(cell: dict, name: str) -> str:
 def _plain_ff(cell: dict):
     """(clock net, clock-enable bit) of a plain D flip-flop, or None when it has a set/reset."""
     connections = cell["connections"]
-    if _param(cell, "CLKMUX") not in ("CLK", ""):
-        return None
-    if connections.get("LSR", ["0"]) != ["0"] and _param(cell, "LSRMUX") != "0":
-        return None
+    if _param(cell, "CLKMUX") not in ("CLK", "") or _param(cell, "REGSET") not in ("RESET", ""):
+        return None      # an inverted clock, or a set value the block's registers (reset to 0) lack
+    if connections.get("LSR", ["0"]) != ["0"] or _param(cell, "LSRMUX") not in ("LSR", ""):
+        return None      # a set/reset, or an inverted (always active) one
     cemux = _param(cell, "CEMUX")
     if cemux == "1" or "CE" not in connections:
         enable = "1"
@@ -96,7 +96,7 @@ def _operand(net: _Netlist, name: str, cell: dict, letter: str):
     """The flip-flops driving operand ``letter``: {pin: ff name}, or None when not all are plain."""
     sources = {}
     for pin in (f"{letter}{i}" for i in range(18)):
-        bit = cell["connections"][pin][0]
+        bit = cell["connections"].get(pin, ["0"])[0]
         if not isinstance(bit, int):
             continue
         driver = net.driver.get(bit)
