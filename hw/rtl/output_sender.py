@@ -22,10 +22,9 @@ class OutputSender(wiring.Component):
     run of ``steps`` timesteps on ``o_stream``.
 
     ``clear`` (a cycle after the run's compute start) rewinds the packer; then each ``h_valid``
-    writes ``h_code``
-    into the next byte of the word buffer, unit after unit, step after step — the tail produces
-    them in that order — a step's codes in ``output_step_beats`` words, its last word only partly
-    written.  With two tail units ``h_valid2`` adds ``h_code2``, the next unit's code, in the byte
+    writes ``h_code`` into the next byte of the word buffer, unit after unit, step after step — the
+    tail produces them in that order — a step's codes in ``output_step_beats`` words, its last word
+    only partly written.  With two tail units ``h_valid2`` adds ``h_code2``, the next unit's code, in the byte
     after (units come in pairs 2j, 2j + 1, so a pair never straddles a word).  ``start``
     (compute finished) begins the packet: one buffer read per cycle through a registered read,
     the bytes past H of a step's last word masked to zero, into a small FIFO that drives
