@@ -21,7 +21,8 @@ from collections import defaultdict
 
 MULT = "MULT18X18D"
 FF = "TRELLIS_FF"
-_OPERANDS = (("A", "INPUTA"), ("B", "INPUTB"))
+#: Operand letter → the block's register name; the product register is OUTPUT.
+_REGISTERS = {"A": "INPUTA", "B": "INPUTB", "P": "OUTPUT"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +59,7 @@ def _plain_ff(cell: dict):
 
 class _Netlist:
     def __init__(self, module: dict):
-        self.module, self.cells = module, module["cells"]
+        self.cells = module["cells"]
         self.driver, self.loads = {}, defaultdict(list)
         for name, cell in self.cells.items():
             for port, bits in cell["connections"].items():
@@ -129,9 +130,9 @@ def absorb_dsp_registers(netlist: dict) -> Absorbed:
         net = _Netlist(module)
         for name in sorted(n for n, c in module["cells"].items() if c["type"] == MULT):
             cell = module["cells"][name]
-            if any(_param(cell, f"REG_{reg}_CLK") not in ("", "NONE") for reg in ("INPUTA", "INPUTB", "OUTPUT")):
+            if any(_param(cell, f"REG_{reg}_CLK") not in ("", "NONE") for reg in _REGISTERS.values()):
                 continue
-            groups = {letter: _operand(net, name, cell, letter) for letter, _ in _OPERANDS}
+            groups = {letter: _operand(net, name, cell, letter) for letter in "AB"}
             groups["P"] = _output(net, cell)
             styles = {key: [_plain_ff(net.cells[ff]) for ff in g.values()] for key, g in groups.items() if g}
             styles = {key: s for key, s in styles.items()
@@ -148,13 +149,15 @@ def absorb_dsp_registers(netlist: dict) -> Absorbed:
                 if enable not in enables:
                     enables.append(enable)
                 ce = f"CE{enables.index(enable)}"      # three groups at most: CE0..CE2
-                reg = dict(_OPERANDS).get(key, "OUTPUT")
+                reg = _REGISTERS[key]
                 params.update({f"REG_{reg}_CLK": "CLK0", f"REG_{reg}_CE": ce, f"REG_{reg}_RST": "RST0"})
                 group = groups[key]
                 if key == "P":
                     output_groups += 1
                     for pin, ff in group.items():
-                        connections[pin] = list(net.cells[ff]["connections"]["Q"])
+                        q = net.cells[ff]["connections"]["Q"][0]
+                        connections[pin] = [q]
+                        net.driver[q] = (name, pin)      # a later multiplier may read it as an operand
                         net.remove_ff(ff)
                         removed += 1
                     continue

