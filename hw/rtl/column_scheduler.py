@@ -78,12 +78,22 @@ class ColumnScheduler(wiring.Component):
 
         m.d.sync += units_done.eq(units_done + self.unit_done)
 
-        in_x = Signal()
-        m.d.comb += in_x.eq(k < x_cols[lyr])
-        last_col = Signal()
-        m.d.comb += last_col.eq(k == k_cols[lyr] - 1)
+        # Where the walk stands, as registers beside the counters they describe: the issue decision
+        # (valid, into ~100 enables) reads flip-flops, not comparators on k, grp and t.
+        in_x = Signal()          # k < x_cols[lyr]: the column reads the x part
+        x_end = Signal()         # k == x_cols[lyr] − 1
+        last_col = Signal()      # k == k_cols[lyr] − 1
+        grp_last = Signal()      # grp == G − 1
+        t_first = Signal()       # t == 0
+        t_last = Signal()        # t == T − 1
+        # the flags at a group's first column, per layer (one more entry: the run's end walks past)
+        x_counts = [cfg.x_columns(layer) for layer in range(L)] + [0]
+        k_counts = [cfg.issued_columns(layer) for layer in range(L)] + [0]
+        first_in_x = Array(Const(int(n > 0), 1) for n in x_counts)
+        first_x_end = Array(Const(int(n == 1), 1) for n in x_counts)
+        first_last_col = Array(Const(int(n == 1), 1) for n in k_counts)
         dep = Signal()
-        m.d.comb += dep.eq(Mux(in_x, lyr != 0, t != 0))
+        m.d.comb += dep.eq(Mux(in_x, lyr != 0, ~t_first))
         src = Signal(2)
         with m.If(in_x):
             with m.If(lyr == 0):
@@ -91,7 +101,7 @@ class ColumnScheduler(wiring.Component):
             with m.Else():
                 m.d.comb += src.eq(Mux(lyr[0], Source.HBUF0, Source.HBUF1))
         with m.Else():
-            m.d.comb += src.eq(Mux(t == 0, Source.ZERO, Mux(lyr[0], Source.HBUF1, Source.HBUF0)))
+            m.d.comb += src.eq(Mux(t_first, Source.ZERO, Mux(lyr[0], Source.HBUF1, Source.HBUF0)))
 
         arrived = Signal(init=1)                   # the input word this column reads is in the buffer
         if cfg.mode == "full":
@@ -104,14 +114,15 @@ class ColumnScheduler(wiring.Component):
             column.op.byte.eq(bsel),
             column.op.tag.layer.eq(lyr), column.op.tag.step_base.eq(tH), column.op.tag.unit_base.eq(grp * UPG),
             *([column.op.tag.pre_base.eq(tU)] if cfg.mode == "split" else []),
-            column.op.tag.first_step.eq(t == 0), column.op.tag.classify.eq((lyr == L - 1) & (t == last_t)),
+            column.op.tag.first_step.eq(t_first), column.op.tag.classify.eq((lyr == L - 1) & t_last),
         ]
         issue = Signal()
         m.d.comb += issue.eq(self.o_column.valid & self.o_column.ready)
 
         def group_start(layer_v, tH_v, tW_v, seq_v):
             """Column address and dependency bound of the first column of a group."""
-            m.d.sync += bsel.eq(0)
+            m.d.sync += [bsel.eq(0), in_x.eq(first_in_x[layer_v]), x_end.eq(first_x_end[layer_v]),
+                         last_col.eq(first_last_col[layer_v])]
             has_x = x_cols[layer_v] != 0
             with m.If(has_x):
                 m.d.sync += [baddr.eq(Mux(layer_v == 0, tW_v, tH_v)), need.eq(seq_v - TH + first_need),
@@ -120,7 +131,8 @@ class ColumnScheduler(wiring.Component):
                 m.d.sync += [baddr.eq(tH_v - Hc), need.eq(seq_v - H + first_need), cap.eq(seq_v)]
 
         with m.If(issue):
-            m.d.sync += [k.eq(k + 1), waddr.eq(waddr + 1)]
+            m.d.sync += [k.eq(k + 1), waddr.eq(waddr + 1),
+                         in_x.eq(in_x & ~x_end), x_end.eq(k + 2 == x_cols[lyr]), last_col.eq(k + 2 == k_cols[lyr])]
             if S == 1:
                 m.d.sync += need.eq(need + 1)
             else:
@@ -131,13 +143,14 @@ class ColumnScheduler(wiring.Component):
                     m.d.sync += [baddr.eq(baddr + 1), bsel.eq(0)]
             with m.Else():
                 m.d.sync += baddr.eq(baddr + 1)
-            with m.If(in_x & (k == x_cols[lyr] - 1)):
+            with m.If(in_x & x_end):
                 m.d.sync += [baddr.eq(tH - Hc), bsel.eq(0), need.eq(seq_base - H + first_need), cap.eq(seq_base)]
             with m.If(last_col):
-                m.d.sync += [k.eq(0), grp.eq(grp + 1)]
-                with m.If(grp == G - 1):
-                    m.d.sync += [grp.eq(0), seq_base.eq(seq_base + H)]
-                    with m.If(t == last_t):
+                m.d.sync += [k.eq(0), grp.eq(grp + 1), grp_last.eq(grp + 2 == G)]
+                with m.If(grp_last):
+                    m.d.sync += [grp.eq(0), grp_last.eq(G == 1), seq_base.eq(seq_base + H),
+                                 t_first.eq(t_last), t_last.eq(Mux(t_last, last_t == 0, t + 1 == last_t))]
+                    with m.If(t_last):
                         with m.If(lyr == L - 1):
                             m.d.sync += issuing.eq(0)
                         m.d.sync += [t.eq(0), tH.eq(0), tU.eq(0), tW.eq(0), lyr.eq(lyr + 1),
@@ -152,7 +165,8 @@ class ColumnScheduler(wiring.Component):
         with m.If(self.start):
             m.d.sync += [lyr.eq(0), t.eq(0), grp.eq(0), k.eq(0), waddr.eq(0), lbase.eq(0),
                          tH.eq(0), tU.eq(0), tW.eq(0), seq_base.eq(0), TH.eq(T * H), units_done.eq(0),
-                         total_units.eq(T * (H * L)), issuing.eq(1), last_t.eq(T - 1)]
+                         total_units.eq(T * (H * L)), issuing.eq(1), last_t.eq(T - 1),
+                         grp_last.eq(G == 1), t_first.eq(1), t_last.eq(T == 1)]
             group_start(Const(0, 2), Const(0, seq_bits), Const(0, 16), Const(0, seq_bits))
         m.d.comb += self.finished.eq(~issuing & (units_done == total_units))
         with m.If(self.flush):

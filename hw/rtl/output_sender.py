@@ -95,23 +95,24 @@ class OutputSender(wiring.Component):
         logit = Signal(range(max(logit_beats, 2)))   # logit beat issued next (no zero-width signals)
         raddr = Signal(range(words + 1))
         # stage 1: the read is under way; stage 2: its data (or a logit beat) registered
-        v1, is_logit1, step_last1, last1, logit1 = Signal(), Signal(), Signal(), Signal(), Signal.like(logit)
+        v1, last1 = Signal(), Signal()
         v2, last2, data2 = Signal(), Signal(), Signal(cfg.stream_width)
         in_flight = Signal(range(FIFO_DEPTH + 3))
         m.d.comb += [in_flight.eq(out_fifo.level + v1 + v2), read.addr.eq(raddr),
                      out_fifo.w_en.eq(v2), out_fifo.w_data.eq(Cat(data2, last2))]
         issue = Signal()
         m.d.sync += [v1.eq(issue), v2.eq(v1), last2.eq(last1)]
+        # The block RAM's read data is slow to come out (no output register), so stage 2 is one
+        # LUT per bit: the word masked (the bytes past H of a step's last word, or all of it for a
+        # logit beat) or the logit beat, both chosen at issue.
         tail_bytes = H - (osb - 1) * bpw
         keep = Const(int.from_bytes(b"\xff" * tail_bytes, "little"), cfg.stream_width)
-        h_word = Mux(step_last1, read.data & keep, read.data)
+        mask1, logit_word1 = Signal(cfg.stream_width), Signal(cfg.stream_width)
+        m.d.sync += data2.eq((read.data & mask1) | logit_word1)
         if C:
             logit_lanes = [self.logits[32 * i:32 * (i + 1)] if i < C else Const(0, 32)
                            for i in range(logit_beats * lanes)]
             logit_beat = Array(Cat(*logit_lanes[lanes * b:lanes * (b + 1)]) for b in range(logit_beats))
-            m.d.sync += data2.eq(Mux(is_logit1, logit_beat[logit1], h_word))
-        else:
-            m.d.sync += data2.eq(h_word)
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
@@ -123,8 +124,9 @@ class OutputSender(wiring.Component):
                 m.d.comb += issue.eq(in_flight < FIFO_DEPTH)
                 last_word = (t == last_t) & (w == osb - 1)
                 with m.If(issue):
-                    m.d.sync += [raddr.eq(raddr + 1), w.eq(Mux(w == osb - 1, 0, w + 1)), is_logit1.eq(0),
-                                 step_last1.eq(w == osb - 1), last1.eq(last_word if C == 0 else 0)]
+                    m.d.sync += [raddr.eq(raddr + 1), w.eq(Mux(w == osb - 1, 0, w + 1)),
+                                 mask1.eq(Mux(w == osb - 1, keep, ~Const(0, cfg.stream_width))), logit_word1.eq(0),
+                                 last1.eq(last_word if C == 0 else 0)]
                     with m.If(w == osb - 1):
                         m.d.sync += t.eq(t + 1)
                     with m.If(last_word):
@@ -134,7 +136,7 @@ class OutputSender(wiring.Component):
                 with m.State("LOGITS"):
                     m.d.comb += issue.eq(in_flight < FIFO_DEPTH)
                     with m.If(issue):
-                        m.d.sync += [logit.eq(logit + 1), is_logit1.eq(1), logit1.eq(logit),
+                        m.d.sync += [logit.eq(logit + 1), mask1.eq(0), logit_word1.eq(logit_beat[logit]),
                                      last1.eq(logit == logit_beats - 1)]
                         with m.If(logit == logit_beats - 1):
                             m.next = "IDLE"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import operator
+
 from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -86,25 +89,32 @@ class Requantizer(wiring.Component):
         product = Signal(signed(pw))
         m.d.sync += product.eq(sum(row << vlo for row, vlo in rows))
         lo1, hi1 = delayed(self.lo, 3, "lo"), delayed(self.hi, 3, "hi")
-        shift3 = delayed(self.shift, 3, "shift")
+        shift2 = delayed(self.shift, 2, "shift")
         # y = product >> (S - 1) in two steps (by whole bytes, then by 0-7 bits), collecting the
         # bits shifted out into ``sticky``; then floor = y >> 1 and the round bit is y[0].
-        # S = 0 means no rounding: y = product << 1.
+        # S = 0 means no rounding: y = product << 1.  The byte shift's choice is decoded beside the
+        # product, one-hot (S = 0, 0..nbytes - 1 bytes, everything) with a thermometer of the bytes
+        # it drops, so the shift itself is an AND-OR of registered selects.
+        nbytes = -(-pw // 8)
         pre = Signal(SHIFT_BITS + 1)
-        m.d.comb += pre.eq(Mux(shift3 == 0, 0, shift3 - 1))
+        m.d.comb += pre.eq(Mux(shift2 == 0, 0, shift2 - 1))
+        exact3, fine3 = Signal(), Signal(3)
+        by_bytes = Signal(nbytes + 1)      # one-hot: shift by n bytes, n = nbytes for all of them
+        dropped = Signal(nbytes)           # bit i: byte i is shifted out
+        m.d.sync += [exact3.eq(shift2 == 0), fine3.eq(pre[:3]),
+                     by_bytes.eq(Cat(*[(shift2 != 0) & (pre[3:] == n) for n in range(nbytes)],
+                                     (shift2 != 0) & (pre[3:] >= nbytes))),
+                     dropped.eq(Cat(*[(shift2 != 0) & (pre[3:] > i) for i in range(nbytes)]))]
         coarse = Signal(signed(pw + 1))
         sticky4, fine4, exact4 = Signal(), Signal(3), Signal()
         doubled = Signal(signed(pw + 1))
         m.d.comb += doubled.eq(product << 1)
-        byte_any = [product.as_unsigned()[8 * i:8 * (i + 1)].any() for i in range(-(-pw // 8))]
-        with m.Switch(pre[3:]):
-            for n in range(len(byte_any) + 1):
-                with m.Case(n):
-                    m.d.sync += [coarse.eq(Mux(shift3 == 0, doubled, product >> (8 * n))),
-                                 sticky4.eq(Cat(*byte_any[:n]).any() if n else 0)]
-            with m.Default():
-                m.d.sync += [coarse.eq(product >> (pw - 1)), sticky4.eq(product.as_unsigned().any())]
-        m.d.sync += [fine4.eq(pre[:3]), exact4.eq(shift3 == 0)]
+        choices = [Mux(exact3, doubled, 0)]
+        choices += [Mux(by_bytes[n], product >> (8 * n), 0) for n in range(nbytes)]
+        choices.append(Mux(by_bytes[nbytes], product >> (pw - 1), 0))
+        byte_any = Cat(*(product.as_unsigned()[8 * i:8 * (i + 1)].any() for i in range(nbytes)))
+        m.d.sync += [coarse.eq(functools.reduce(operator.or_, choices)), sticky4.eq((byte_any & dropped).any()),
+                     fine4.eq(fine3), exact4.eq(exact3)]
         lo4, hi4 = delayed(lo1, 1, "lo4"), delayed(hi1, 1, "hi4")
         # fine shift
         y = Signal(signed(pw + 1))

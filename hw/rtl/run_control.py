@@ -113,8 +113,12 @@ class RunControl(wiring.Component):
             m.d.sync += [idle_count.eq(idle_count + 1), expired.eq(idle_count + 1 >= self.timeout)]
         armed = Signal()      # timeout != 0, registered: the register is written long before a run
         m.d.sync += armed.eq(self.timeout != 0)
+        # No ``watch`` term: ``expired`` already says the last TIMEOUT cycles watched without
+        # progress, and in every state that reads ``timed_out`` what is watched (a packet under
+        # way, a beat waiting) cannot stop without progress.  This keeps the output FIFO's level
+        # and the state decode out of the timeout's paths into the controller.
         timed_out = Signal()
-        m.d.comb += timed_out.eq(watch & armed & expired)
+        m.d.comb += timed_out.eq(armed & expired)
 
         beat = self.i_stream.payload
         in_fire = Signal()

@@ -65,10 +65,13 @@ class LstmAcceleratorTop(wiring.Component):
         waddr = self.s_axi_awaddr[2:]
         wdata = self.s_axi_wdata
         ctrl_write = do_write & (waddr == Reg.CTRL >> 2)
-        m.d.comb += [core.start.eq(ctrl_write & wdata[Ctrl.START.bit_length() - 1]),
-                     core.soft_reset.eq(ctrl_write & wdata[Ctrl.SOFT_RESET.bit_length() - 1]),
-                     core.load_weights.eq(ctrl_write & wdata[Ctrl.LOAD_WEIGHTS.bit_length() - 1]),
-                     core.clear.eq(ctrl_write & wdata[Ctrl.CLEAR.bit_length() - 1])]
+        # the commands reach the core a cycle after the write, from registers: the bus's
+        # handshake logic stays out of the core's start decisions
+        for command, bit in ((core.start, Ctrl.START), (core.soft_reset, Ctrl.SOFT_RESET),
+                             (core.load_weights, Ctrl.LOAD_WEIGHTS), (core.clear, Ctrl.CLEAR)):
+            pulse = Signal(name=f"{bit.name.lower()}_pulse")
+            m.d.sync += pulse.eq(ctrl_write & wdata[bit.bit_length() - 1])
+            m.d.comb += command.eq(pulse)
         with m.If(do_write & (waddr == Reg.TIMESTEPS >> 2)):
             m.d.sync += timesteps.eq(wdata)
         with m.If(do_write & (waddr == Reg.TIMEOUT >> 2)):

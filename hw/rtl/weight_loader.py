@@ -3,7 +3,7 @@ into the weight memory and the parameters into the tail unit."""
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -115,20 +115,26 @@ class WeightLoader(wiring.Component):
         m.d.comb += self.in_header.eq(in_header)
 
         # -- header: identity and shape words against this core's, then the hash -------------
+        # the expected word and the error its mismatch reports are registers, set a word ahead:
+        # the compare reads the data and a flip-flop, not a multiplexer over the header count
         expected = weight_image.header(cfg, "0" * 64)
+        checks = [Error.WEIGHT_HEADER if i in weight_image.IDENTITY_WORDS else Error.WEIGHT_SHAPE
+                  if i < weight_image.Header.HASH0 else 0 for i in range(weight_image.HEADER_WORDS)]
+        expected_words = Array(Const(w if c else 0, 32) for w, c in zip(expected + [0], checks + [0]))
+        check_bits = Array(Const(c, 16) for c in checks + [0])
+        expected_word = Signal(32, init=expected[0])
+        check = Signal(16, init=checks[0])
+        in_hash = Signal()          # the header's hash words are arriving
         bad = Signal(16)
+        m.d.comb += bad.eq(Mux(word != expected_word, check, 0))
         with m.If(in_header & arrives & ~ended):
             m.d.sync += [header_count.eq(header_count + 1), checksum.eq(_rotate_xor(checksum, word)),
-                         in_header.eq(header_count != weight_image.HEADER_WORDS - 1), self.in_packet.eq(1)]
-            with m.Switch(header_count):
-                for i in range(weight_image.HEADER_WORDS):
-                    with m.Case(i):
-                        if i >= weight_image.Header.HASH0:
-                            m.d.sync += self.image_hash.word_select(i - weight_image.Header.HASH0, 32).eq(word)
-                        elif i in weight_image.IDENTITY_WORDS:
-                            m.d.comb += bad.eq(Mux(word != expected[i], Error.WEIGHT_HEADER, 0))
-                        else:
-                            m.d.comb += bad.eq(Mux(word != expected[i], Error.WEIGHT_SHAPE, 0))
+                         in_header.eq(header_count != weight_image.HEADER_WORDS - 1), self.in_packet.eq(1),
+                         expected_word.eq(expected_words[header_count + 1]), check.eq(check_bits[header_count + 1])]
+            with m.If(in_hash):      # the hash words shift in from the top: the first ends in word 0
+                m.d.sync += self.image_hash.eq(Cat(self.image_hash[32:], word))
+            with m.If(header_count == weight_image.Header.HASH0 - 1):
+                m.d.sync += in_hash.eq(1)
 
         # -- sections ---------------------------------------------------------------------------
         load_word = Signal()
@@ -176,7 +182,8 @@ class WeightLoader(wiring.Component):
 
         with m.If(self.begin):
             m.d.sync += [sec.eq(0), sec_count.eq(0), header_count.eq(0), checksum.eq(0), row_word.eq(0),
-                         row_addr.eq(0), cls_j.eq(0), cls_k.eq(0), in_header.eq(1), self.in_packet.eq(0)]
+                         row_addr.eq(0), cls_j.eq(0), cls_k.eq(0), in_header.eq(1), self.in_packet.eq(0),
+                         expected_word.eq(expected[0]), check.eq(checks[0]), in_hash.eq(0)]
 
         # -- verdict of the current word, reported with the last word of its beat --------------------
         decides, verdict = Signal(), Signal(16)
