@@ -51,7 +51,7 @@ class ColumnScheduler(wiring.Component):
         wps = stream_format.input_beats_per_step(cfg)
         seq_bits = sequence_bits(cfg)
         T = self.steps
-        last_t = Signal(5)        # T − 1, a register: t == T − 1 decides an issue's updates
+        last_t = Signal(5)        # T − 1, registered at start (``t_last`` is t == T − 1)
 
         lyr = Signal(2)
         t = Signal(5)
