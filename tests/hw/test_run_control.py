@@ -37,7 +37,7 @@ class Model:
         watch, progress = {"LOAD": (i["load_in_packet"], i["valid"]), "RECV": (i["receive_in_packet"], fire),
                            "DRAIN": (1, fire), "OUTPUT": (i["out_valid"], i["out_ready"])}.get(s, (0, 0))
         # the idle count only grows while watching (the RTL does not re-check the watch itself)
-        timed_out = i["timeout"] != 0 and self.idle >= i["timeout"] > 0
+        timed_out = i["timeout"] != 0 and self.idle >= i["timeout"]
         steps_ok = 1 <= i["timesteps"] <= self.max_timesteps
         first_beat = s == "RECV" and fire and not i["receive_in_packet"]
         # TLAST early or late, or the watchdog, while the computation runs: it is flushed
