@@ -120,7 +120,7 @@ class WeightLoader(wiring.Component):
         expected = weight_image.header(cfg, "0" * 64)
         checks = [Error.WEIGHT_HEADER if i in weight_image.IDENTITY_WORDS else Error.WEIGHT_SHAPE
                   if i < weight_image.Header.HASH0 else 0 for i in range(weight_image.HEADER_WORDS)]
-        expected_words = Array(Const(w if c else 0, 32) for w, c in zip(expected + [0], checks + [0]))
+        expected_words = Array(Const(w, 32) for w in expected + [0])   # the hash words: zeros, unchecked
         check_bits = Array(Const(c, 16) for c in checks + [0])
         expected_word = Signal(32, init=expected[0])
         check = Signal(16, init=checks[0])
