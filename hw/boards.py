@@ -5,6 +5,13 @@ the K26 SOM carries an XCK26, a ZU5EV-class die).  The default clocks are assump
 results: 100 MHz is the usual PYNQ-Z2 fabric clock (FCLK0) for a design of this kind on a -1
 7-series part; 200–250 MHz is what a pipelined DSP/BRAM datapath typically closes at on
 UltraScale+ (-1/-2 speed grades).  ``lstmfpga plan --clock-mhz`` overrides them.
+
+DDR figures are peak transfer rates of each board's PS memory interface (bus width × data rate, from
+the boards' user guides: PYNQ-Z2 DDR3 16-bit at 1066 MT/s, Ultra96-V2 LPDDR4 32-bit at 2133 MT/s,
+KV260 DDR4 64-bit at 2400 MT/s, ZCU104 DDR4 64-bit at 2666 MT/s); the programmable logic reaches them
+through the PS's high-performance AXI ports: 64-bit AXI3 (bursts of at most 16 beats) on
+Zynq-7000, 128-bit AXI4 on Zynq UltraScale+.  ``lstmfpga plan --ddr-gbps`` overrides the sustained
+figure the planner derives from them (:data:`~lstmfpga.hw.plan_ddr.DDR_EFFICIENCY`).
 """
 
 from __future__ import annotations
@@ -38,6 +45,10 @@ class Board:
         Device totals: 6-input LUTs, flip-flops, DSP slices, 36 Kib block RAMs, UltraRAMs.
     clock_mhz :
         Default fabric clock (an assumption, see the module docstring).
+    ddr_gbps :
+        Peak DDR transfer rate of the PS memory interface, GB/s.
+    hp_width, hp_max_burst :
+        Data width (bits) and longest burst (beats) of the PS port the weights are read through.
     """
 
     key: str
@@ -50,6 +61,9 @@ class Board:
     bram36: int
     uram: int
     clock_mhz: float
+    ddr_gbps: float
+    hp_width: int
+    hp_max_burst: int
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -58,6 +72,11 @@ class Board:
             check_integer(f"board {field}", getattr(self, field), low=0, what="a non-negative integer")
         if not self.clock_mhz > 0:
             raise ConfigError(f"board clock_mhz must be positive, not {self.clock_mhz!r}")
+        if not self.ddr_gbps > 0:
+            raise ConfigError(f"board ddr_gbps must be positive, not {self.ddr_gbps!r}")
+        if self.hp_width not in (64, 128):
+            raise ConfigError(f"board hp_width must be 64 or 128, not {self.hp_width!r}")
+        check_integer("board hp_max_burst", self.hp_max_burst, low=1, high=256)
 
     @property
     def on_chip_bits(self) -> int:
@@ -77,13 +96,17 @@ BOARDS: dict[str, Board] = {
     board.key: board
     for board in (
         Board(key="pynq-z2", name="PYNQ-Z2", device="xc7z020", family="xc7",
-              lut=53_200, ff=106_400, dsp=220, bram36=140, uram=0, clock_mhz=100.0),
+              lut=53_200, ff=106_400, dsp=220, bram36=140, uram=0, clock_mhz=100.0,
+              ddr_gbps=2.13, hp_width=64, hp_max_burst=16),
         Board(key="ultra96", name="Ultra96-V2", device="xczu3eg", family="xcup",
-              lut=70_560, ff=141_120, dsp=360, bram36=216, uram=0, clock_mhz=200.0),
+              lut=70_560, ff=141_120, dsp=360, bram36=216, uram=0, clock_mhz=200.0,
+              ddr_gbps=8.53, hp_width=128, hp_max_burst=256),
         Board(key="kv260", name="KV260", device="xck26", family="xcup",
-              lut=117_120, ff=234_240, dsp=1_248, bram36=144, uram=64, clock_mhz=200.0),
+              lut=117_120, ff=234_240, dsp=1_248, bram36=144, uram=64, clock_mhz=200.0,
+              ddr_gbps=19.2, hp_width=128, hp_max_burst=256),
         Board(key="zcu104", name="ZCU104", device="xczu7ev", family="xcup",
-              lut=230_400, ff=460_800, dsp=1_728, bram36=312, uram=96, clock_mhz=250.0),
+              lut=230_400, ff=460_800, dsp=1_728, bram36=312, uram=96, clock_mhz=250.0,
+              ddr_gbps=21.3, hp_width=128, hp_max_burst=256),
     )
 }
 BOARD_KEYS = tuple(BOARDS)  #: what ``--board`` accepts

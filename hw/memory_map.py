@@ -83,7 +83,7 @@ def _bram_cost(depth: int, width: int, read_ports: int = 1) -> float:
     return _bram_split(depth, width, _BRAM_COST_PER_UNIT, read_ports)
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=65536)
 def _bram_split(depth: int, width: int, price_items: tuple, read_ports: int = 1) -> float:
     price = dict(price_items)
     best = math.inf
@@ -128,6 +128,7 @@ def lutram_luts(depth: int, width: int, family: str, granularity: int = 0) -> tu
     return best
 
 
+@functools.lru_cache(maxsize=16384)
 def place_small(memory: MemorySpec, family: str) -> MemoryTiles:
     """LUTRAM or block RAM, whichever Yosys's cost model prefers (async reads force LUTRAM; a
     second read port, counted as a copy of the LUTRAM)."""
@@ -138,6 +139,7 @@ def place_small(memory: MemorySpec, family: str) -> MemoryTiles:
     return MemoryTiles(memory, bram36=bram36_tiles(memory.depth, memory.width, memory.read_ports))
 
 
+@functools.lru_cache(maxsize=65536)
 def split_uram_bram(memory: MemorySpec, uram_columns: int) -> MemoryTiles:
     """The first ``uram_columns`` x 72 bits of ``memory``'s width in URAM, the rest in block RAM."""
     in_uram = max(0, min(uram_columns * URAM_WIDTH, memory.width))
@@ -178,6 +180,7 @@ def accelerator_memories(config) -> tuple[MemorySpec, ...]:
     return design_memories(Fragment.get(LstmAcceleratorTop(config=config), None))
 
 
+@functools.lru_cache(maxsize=4096)
 def memories_at(config) -> tuple[MemorySpec, ...]:
     """:func:`accelerator_memories` of ``config`` without elaborating it for every lane count.
 

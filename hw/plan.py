@@ -138,6 +138,13 @@ class Plan:
         Estimated resources, used vs limit.
     alternative : str or None
         The best configuration of the other mode, for comparison.
+    residency : str
+        Where the weights live (:data:`~lstmfpga.hw.ddr_schedule.RESIDENCIES`); ``cycles`` is a
+        :class:`~lstmfpga.hw.ddr_schedule.DdrEstimate` when it is not ``"chip"``.
+    batch : int
+        Sequences run together through each fetched weight row (1 on chip).
+    port : DdrPort or None
+        The DDR weight port a DDR plan assumes.
     """
 
     config: object
@@ -147,6 +154,9 @@ class Plan:
     cycles: object
     check: Check
     alternative: str | None = None
+    residency: str = "chip"
+    batch: int = 1
+    port: object = None
 
     @property
     def mode(self) -> str:
@@ -163,8 +173,13 @@ class Plan:
 
     @property
     def us_per_sequence(self) -> float:
-        """One whole run of T steps including the input and output streams, µs."""
+        """One whole run of T steps including the input and output streams, µs (a batch's, with
+        B > 1: each of its sequences waits that long)."""
         return self.cycles.run_cycles / self.clock_mhz
+
+    @property
+    def sequences_per_s(self) -> float:
+        return self.batch * 1e6 / self.us_per_sequence
 
     @property
     def used(self) -> dict:
@@ -215,6 +230,8 @@ class Plan:
             + ("" if packed == k else f", {self.dsp_bound_fraction(packed):.1%} of {b.dsp:,} × {packed}")
             + f" (at most {packed} rows packed per {dsp_name} at {c.weight_bits}-bit weights × "
             f"{c.io_bits}-bit activations)")
+        if self.residency != "chip":
+            lines.extend(self._ddr_lines())
         if self.clock_mhz == b.clock_mhz:
             lines.append(f"clock: {self.clock_mhz:g} MHz is the board's assumed fabric clock, not a timing "
                          f"result; `lstmfpga timing` places and routes a generated core (nextpnr-ecp5) for Fmax")
@@ -231,11 +248,50 @@ class Plan:
             lines.append(f"  - {note}")
         lines.append("  - shell reserve (AXI DMA + interconnect, assumed): "
                      + ", ".join(f"{RESOURCE_NAMES[k]} {v}" for k, v in SHELL_RESERVE.items() if v))
+        if self.residency != "chip":
+            from lstmfpga.hw.plan_ddr import DDR_RESERVE
+
+            lines.append("  - DDR read master, its FIFO and the port's interconnect (assumed): "
+                         + ", ".join(f"{RESOURCE_NAMES[k]} {v}" for k, v in DDR_RESERVE.items() if v))
         lines.append("  - limits: " + ", ".join(f"{RESOURCE_NAMES[k]} {v:.0%}" for k, v in UTILIZATION_LIMIT.items())
                      + " of the device")
         if self.alternative:
             lines.append(f"  - for comparison: {self.alternative}")
         return "\n".join(lines)
+
+
+    def _ddr_lines(self) -> list[str]:
+        from lstmfpga.hw.ddr_schedule import RESIDENCY_NAMES
+        from lstmfpga.hw.plan_ddr import DDR_EFFICIENCY, DDR_LATENCY_NS
+
+        c, b, port, cycles = self.config, self.board, self.port, self.cycles
+        gbps = port.bytes_per_cycle * self.clock_mhz / 1e3
+        if port.port_bound:
+            limit = "the port's one beat a cycle"
+        elif abs(gbps - b.ddr_gbps * DDR_EFFICIENCY) < 1e-6 * gbps:
+            limit = f"the DDR's {b.ddr_gbps:g} GB/s peak × {DDR_EFFICIENCY:.0%}"
+        else:
+            limit = "the DDR rate given"
+        return [
+            f"weights: {RESIDENCY_NAMES[self.residency]} ({b.name} PS port {port.data_width}-bit, bursts of ≤ "
+            f"{port.max_burst} beats, {port.outstanding} in flight, {port.latency:.0f}-cycle latency "
+            f"({DDR_LATENCY_NS:g} ns assumed); {gbps:.2f} GB/s sustained: {limit})",
+            f"batch B={self.batch}: {self.sequences_per_s:,.0f} sequences/s; each batch reads "
+            f"{cycles.ddr_bytes / 1e6:,.2f} MB of weights, {cycles.bound_cycles:,.0f} cycles at that rate = "
+            f"{cycles.bandwidth_fraction:.1%} of the batch's {cycles.compute_cycles:,} compute cycles "
+            + ("(DDR-bound)" if cycles.ddr_bound else f"(MAC-bound: {cycles.ideal_cycles:,.0f} ideal MAC cycles)"),
+            f"DDR engine: {_DDR_SCHEDULES[self.residency]} (lstmfpga.hw.ddr_schedule; its RTL is being built: "
+            "`lstmfpga hdl` does not generate it yet)",
+        ]
+
+
+_DDR_SCHEDULES = {
+    "wx": "each row group's W_x fetched once per batch into a double buffer and used by an input pass over "
+          "all T steps of all B sequences, then the recurrence on chip, B passes a group",
+    "all": "each row group's W_x fetched once per batch for an input pass over all T steps of all B "
+           "sequences, then the recurrence with each group's W_h fetched once per step, B passes a group",
+    "stream": "each row group's rows fetched once per step into a double buffer, B passes a group",
+}
 
 
 def _split_rows_note(config, fit: LogicFit | None) -> str | None:
@@ -269,14 +325,17 @@ def resource_table(check: Check, board: Board) -> str:
     return "\n".join(rows)
 
 
-def _check(config, fit: LogicFit | None, board: Board) -> Check:
-    """``config`` against ``board`` (``fit=None``: memories only, logic counted as zero)."""
-    limit = {k: max(0.0, board.budget()[k] * UTILIZATION_LIMIT[k] - SHELL_RESERVE[k])
+def _check(config, fit: LogicFit | None, board: Board, *, reserve: dict | None = None,
+           memories=None) -> Check:
+    """``config`` against ``board`` (``fit=None``: memories only, logic counted as zero;
+    ``reserve``: the shell's, default :data:`SHELL_RESERVE`; ``memories``: instead of the core's)."""
+    reserve = SHELL_RESERVE if reserve is None else reserve
+    limit = {k: max(0.0, board.budget()[k] * UTILIZATION_LIMIT[k] - reserve[k])
              for k in RESOURCE_FIELDS}
     estimate = estimate_resources(config, fit, family=board.family, bram36_budget=limit["bram36"],
-                                  uram_budget=int(limit["uram"]))
-    used = {k: v + SHELL_RESERVE[k] for k, v in estimate.totals.items()}
-    limit = {k: v + SHELL_RESERVE[k] for k, v in limit.items()}
+                                  uram_budget=int(limit["uram"]), memories=memories)
+    used = {k: v + reserve[k] for k, v in estimate.totals.items()}
+    limit = {k: v + reserve[k] for k, v in limit.items()}
     return Check(config, estimate, used, limit)
 
 
@@ -395,7 +454,8 @@ def sample_lanes_for(sample_lanes: Sequence[int], column_sets: int, tail_units: 
 def make_plan(template, board: Board, *, clock_mhz: float | None = None, mode: str = "auto",
               timesteps: int = 16, macs_per_dsp: int | str = "auto", column_sets: int | str = "auto",
               tail_units: int = 1, sample_lanes: Sequence[int] = DEFAULT_SAMPLE_LANES,
-              cache_dir=None, progress: bool = False, compare: bool = True) -> Plan:
+              cache_dir=None, progress: bool = False, compare: bool = True, residency: str = "auto",
+              batch: int | str = "auto", ddr_gbps: float | None = None) -> Plan:
     """The fastest configuration of ``template``'s shape that fits ``board``.
 
     Parameters
@@ -426,6 +486,15 @@ def make_plan(template, board: Board, *, clock_mhz: float | None = None, mode: s
     compare :
         When full mode is chosen automatically, also size split mode for a comparison line
         (two more Yosys runs the first time).
+    residency :
+        ``"chip"``, ``"wx"``, ``"all"`` (:data:`~lstmfpga.hw.ddr_schedule.RESIDENCIES`) or
+        ``"auto"`` (default): on chip when the weights fit there, else the faster DDR residency
+        (:func:`~lstmfpga.hw.plan_ddr.make_ddr_plan`; full mode).
+    batch :
+        Sequences per fetched weight row of a DDR plan; ``"auto"``: the most that keep one
+        sequence's latency (:func:`~lstmfpga.hw.plan_ddr.largest_batch`).
+    ddr_gbps :
+        Sustained DDR read bandwidth, GB/s (default: the board's peak × the planner's efficiency).
 
     Raises
     ------
@@ -434,10 +503,34 @@ def make_plan(template, board: Board, *, clock_mhz: float | None = None, mode: s
     ConfigError
         A bad mode, clock or T.
     """
-    from lstmfpga.hw.cycle_model import estimate as cycle_estimate
+    from lstmfpga.hw.ddr_schedule import MAX_BATCH, RESIDENCIES
+    from lstmfpga.hw.plan_ddr import DDR_RESIDENCIES
 
-    if mode not in (*MODES, "auto"):
-        raise ConfigError(f"mode must be one of {', '.join((*MODES, 'auto'))}, not {mode!r}")
+    if residency not in (*RESIDENCIES, "auto"):
+        raise ConfigError(f"residency must be one of {', '.join((*RESIDENCIES, 'auto'))}, not {residency!r}")
+    if batch != "auto":
+        check_integer("batch", batch, low=1, high=1 if residency == "chip" else MAX_BATCH)
+    if ddr_gbps is not None and not (is_finite_number(ddr_gbps) and ddr_gbps > 0):
+        raise ConfigError(f"ddr_gbps must be a positive number of GB/s, not {ddr_gbps!r}")
+    chip_error = None
+    if residency in ("chip", "auto"):
+        try:
+            return _chip_plan(template, board, clock_mhz=clock_mhz, mode=mode, timesteps=timesteps,
+                              macs_per_dsp=macs_per_dsp, column_sets=column_sets, tail_units=tail_units,
+                              sample_lanes=sample_lanes, cache_dir=cache_dir, progress=progress, compare=compare)
+        except NoFitError as exc:
+            if residency == "chip":
+                raise
+            chip_error = exc
+    return _ddr_plan(template, board, chip_error, clock_mhz=clock_mhz, mode=mode, timesteps=timesteps,
+                     macs_per_dsp=macs_per_dsp, column_sets=column_sets, tail_units=tail_units,
+                     sample_lanes=sample_lanes, cache_dir=cache_dir, progress=progress,
+                     residencies=DDR_RESIDENCIES if residency == "auto" else (residency,),
+                     batch=batch, ddr_gbps=ddr_gbps)
+
+
+def _settings(template, board: Board, clock_mhz, timesteps, macs_per_dsp, column_sets, tail_units):
+    """The validated clock and the template with its packing, column sets and tail units set."""
     clock = board.clock_mhz if clock_mhz is None else clock_mhz
     if not is_finite_number(clock) or not 0 < clock <= 1000:
         raise ConfigError(f"clock_mhz must be in (0, 1000], not {clock_mhz!r}")
@@ -454,7 +547,42 @@ def make_plan(template, board: Board, *, clock_mhz: float | None = None, mode: s
     if column_sets != "auto":
         check_integer("column_sets", column_sets, low=1)
         template = _with_sets(template, template.mode, column_sets)   # validated by the config
+    return float(clock), template
 
+
+def _ddr_plan(template, board: Board, chip_error, *, clock_mhz, mode, timesteps, macs_per_dsp, column_sets,
+              tail_units, sample_lanes, cache_dir, progress, residencies, batch, ddr_gbps) -> Plan:
+    """The fastest of ``residencies``' DDR plans; :class:`NoFitError` when none fits."""
+    from lstmfpga.hw.plan_ddr import make_ddr_plan
+
+    if mode == "split":
+        raise ConfigError("a DDR-resident plan runs every layer on the FPGA: use --mode full or auto")
+    clock, template = _settings(template, board, clock_mhz, timesteps, macs_per_dsp, column_sets, tail_units)
+    plans = [make_ddr_plan(template, board, residency=r, clock_mhz=clock, timesteps=timesteps, ddr_gbps=ddr_gbps,
+                           column_sets=column_sets, batch=batch, sample_lanes=sample_lanes, cache_dir=cache_dir,
+                           progress=progress) for r in residencies]
+    plans = [p for p in plans if p is not None]
+    if not plans:
+        lines = [str(chip_error)] if chip_error is not None else []
+        lines.append(f"nothing fits {board.name} with weights in DDR either (residency "
+                     f"{' or '.join(residencies)}: not even the double buffer of two row groups and one "
+                     f"sequence's state fit)")
+        raise NoFitError("\n".join(lines))
+    best = min(plans, key=lambda p: p.us_per_sequence)
+    if chip_error is not None:
+        why = str(chip_error).splitlines()[-1]
+        best = dataclasses.replace(best, alternative=f"on chip: {why}")
+    return best
+
+
+def _chip_plan(template, board: Board, *, clock_mhz, mode, timesteps, macs_per_dsp, column_sets, tail_units,
+               sample_lanes, cache_dir, progress, compare) -> Plan:
+    """The fastest on-chip configuration (:func:`make_plan` with ``residency="chip"``)."""
+    from lstmfpga.hw.cycle_model import estimate as cycle_estimate
+
+    if mode not in (*MODES, "auto"):
+        raise ConfigError(f"mode must be one of {', '.join((*MODES, 'auto'))}, not {mode!r}")
+    clock, template = _settings(template, board, clock_mhz, timesteps, macs_per_dsp, column_sets, tail_units)
     modes = MODES if mode == "auto" else (mode,)
     found: dict[str, Check] = {}
     found_config: dict[str, object] = {}

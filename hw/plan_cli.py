@@ -41,6 +41,15 @@ def register_plan(subparsers) -> None:
     p.add_argument("--stream-width", type=int, choices=STREAM_WIDTHS, default=32,
                    help="AXI-Stream TDATA bits of the core (default 32; the HP ports of Zynq UltraScale+ "
                         "take 128, of Zynq-7000 64)")
+    p.add_argument("--residency", choices=("auto", "chip", "wx", "all", "stream"), default="auto",
+                   help="where the weights live: chip, wx (W_x in DDR, input pass over all steps), all (W_x and "
+                        "W_h in DDR), stream (every row from DDR each step); default auto: on chip when they "
+                        "fit, else the fastest DDR residency")
+    p.add_argument("--batch", default="auto", metavar="B|auto",
+                   help="sequences run through each fetched weight row of a DDR plan (default auto: the most "
+                        "that keep one sequence's latency)")
+    p.add_argument("--ddr-gbps", type=float, default=None,
+                   help="sustained DDR read bandwidth in GB/s (default: the board's peak x 0.75)")
     p.add_argument("--sample-lanes", default="8,16", metavar="P1,P2[,...]",
                    help="lane counts of the Yosys proxy runs (default 8,16)")
     p.add_argument("--cache-dir", default=None, help="Yosys result cache (default: user cache folder)")
@@ -93,7 +102,8 @@ def _plan(args) -> int:
     plan = make_plan(template, get_board(args.board), clock_mhz=args.clock_mhz, mode=args.mode,
                      timesteps=args.timesteps, macs_per_dsp=_int_or_auto(args.macs_per_dsp, "--macs-per-dsp"),
                      column_sets=_int_or_auto(args.column_sets, "--column-sets"), tail_units=args.tail_units,
-                     sample_lanes=_sample_lanes(args.sample_lanes),
+                     sample_lanes=_sample_lanes(args.sample_lanes), residency=args.residency,
+                     batch=_int_or_auto(args.batch, "--batch"), ddr_gbps=args.ddr_gbps,
                      cache_dir=args.cache_dir, progress=True, compare=not args.no_compare)
     print(plan.report())
     return 0
@@ -106,10 +116,14 @@ def _sweep_seed(args) -> int:
     from lstmfpga.model.search_space import SEED_SPACE
 
     check_integer("--weight-bits", args.weight_bits, low=2, high=8)
+    if args.batch != "auto":
+        from lstmfpga.foundation.errors import ConfigError
+
+        raise ConfigError("--batch sets one plan's batch; --sweep-seed picks each shape's own")
     board = get_board(args.board)
     rows = sweep(board, units=SEED_SPACE["hidden"], layers=SEED_SPACE["layers"],
                  timesteps=SEED_SPACE["frames"], weight_bits=args.weight_bits, clock_mhz=args.clock_mhz,
-                 stream_width=args.stream_width,
+                 stream_width=args.stream_width, residency=args.residency, ddr_gbps=args.ddr_gbps,
                  cache_dir=args.cache_dir, progress=True)
     print(sweep_table(board, rows))
     return 0

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from lstmfpga.foundation.errors import ConfigError
 from lstmfpga.foundation.validation import is_integer
-from lstmfpga.hw.memory_map import (URAM_WIDTH, MemoryTiles, accelerator_memories, bram36_tiles,
+from lstmfpga.hw.memory_map import (URAM_WIDTH, MemorySpec, MemoryTiles, accelerator_memories, bram36_tiles,
                                     memories_at, place_small, split_uram_bram)
 from lstmfpga.hw.yosys_synth import ResourceCount, synthesize
 
@@ -278,9 +278,10 @@ def place_memories(memories, *, family: str, bram36_budget: float, uram_budget: 
 
 
 def estimate_resources(config, fit: LogicFit | None, *, family: str | None = None,
-                       bram36_budget: float = float("inf"), uram_budget: int = 0) -> ResourceEstimate:
+                       bram36_budget: float = float("inf"), uram_budget: int = 0,
+                       memories: Sequence[MemorySpec] | None = None) -> ResourceEstimate:
     """Resources of ``config``: ``fit``'s logic at ``config.lanes`` plus its placed memories
-    (``fit=None``: memories only, for ``family``)."""
+    (``fit=None``: memories only, for ``family``; ``memories``: these instead of the core's own)."""
     if fit is not None and fit.mode != config.mode:
         raise ConfigError(f"the logic fit is for {fit.mode} mode, the configuration is {config.mode}")
     if fit is not None and fit.macs_per_dsp != config.macs_per_dsp:
@@ -295,7 +296,7 @@ def estimate_resources(config, fit: LogicFit | None, *, family: str | None = Non
     family = fit.family if fit is not None else family
     if family is None:
         raise ConfigError("estimate_resources needs a logic fit or a family")
-    memories = place_memories(memories_at(config), family=family,
+    memories = place_memories(memories_at(config) if memories is None else memories, family=family,
                               bram36_budget=bram36_budget, uram_budget=uram_budget)
     logic = fit.logic_at(config.lanes) if fit is not None else {name: 0 for name in LOGIC_FIELDS}
     return ResourceEstimate(config.lanes, config.mode, logic, memories, fit)

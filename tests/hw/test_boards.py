@@ -44,10 +44,25 @@ def test_get_board_is_case_insensitive_and_names_the_choices():
 
 def test_board_validation_messages():
     fields = dict(key="x", name="X", device="d", family="xc7", lut=1, ff=1, dsp=1, bram36=1, uram=0,
-                  clock_mhz=100.0)
+                  clock_mhz=100.0, ddr_gbps=2.0, hp_width=64, hp_max_burst=16)
     with pytest.raises(ConfigError, match=r"board family must be one of \('xc7', 'xcup'\), not 'xc6'"):
         Board(**{**fields, "family": "xc6"})
     with pytest.raises(ConfigError, match=r"board dsp must be a non-negative integer, not -1"):
         Board(**{**fields, "dsp": -1})
     with pytest.raises(ConfigError, match=r"board clock_mhz must be positive, not 0"):
         Board(**{**fields, "clock_mhz": 0})
+    with pytest.raises(ConfigError, match=r"board ddr_gbps must be positive, not nan"):
+        Board(**{**fields, "ddr_gbps": float("nan")})
+    with pytest.raises(ConfigError, match=r"board hp_width must be 64 or 128, not 32"):
+        Board(**{**fields, "hp_width": 32})
+    with pytest.raises(ConfigError, match=r"board hp_max_burst must be .*, not 0"):
+        Board(**{**fields, "hp_max_burst": 0})
+
+
+def test_ddr_figures_are_the_memory_interfaces_peaks():
+    """Bus bytes × transfers per second of each board's PS DDR, and the PS ports' AXI generation."""
+    peaks = {"pynq-z2": 2 * 1066e6, "ultra96": 4 * 2133e6, "kv260": 8 * 2400e6, "zcu104": 8 * 2666e6}
+    for key, peak in peaks.items():
+        board = BOARDS[key]
+        assert board.ddr_gbps == pytest.approx(peak / 1e9, rel=0.005)
+        assert (board.hp_width, board.hp_max_burst) == ((64, 16) if board.family == "xc7" else (128, 256))

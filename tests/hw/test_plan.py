@@ -16,9 +16,11 @@ from lstmfpga.cli.main import main  # noqa: E402
 from lstmfpga.hw import plan as plan_mod  # noqa: E402
 from lstmfpga.hw.boards import get_board  # noqa: E402
 from lstmfpga.hw.cycle_model import estimate as cycle_estimate  # noqa: E402
+from lstmfpga.hw.ddr_schedule import estimate_ddr  # noqa: E402
 from lstmfpga.hw.plan import (MAX_LANES, NoFitError, candidate_lanes, make_plan, packed_macs_per_dsp,  # noqa: E402
                              parse_shape, shape_config)
-from lstmfpga.hw.resources import LogicFit, estimate_resources  # noqa: E402
+from lstmfpga.hw.resources import estimate_resources  # noqa: E402
+from plan_standins import stand_in_fit, stand_in_fits  # noqa: E402,F401
 
 
 def test_parse_shape():
@@ -37,36 +39,6 @@ def test_candidate_lanes_cover_every_lane_count_fastest_first(hidden):
     assert sorted(candidates) == list(range(4, min(4 * hidden, MAX_LANES) + 1, 4))
     cycles = [cycle_estimate(dataclasses.replace(config, lanes=p), 5).compute_cycles for p in candidates]
     assert cycles == sorted(cycles)
-
-
-def _stand_in_fit(mode, family, *, macs_per_dsp=1, column_sets=1, tail_units=1, lut=(5_000, 70.0),
-                  ff=(4_000, 120.0), dsp=(27, 1.0)):
-    """A logic fit with the shape Yosys measures on the accelerator (see test_plan_yosys); the DSP
-    line is in multipliers, S·ceil(P / S / macs_per_dsp)."""
-    return LogicFit(family=family, mode=mode, samples=(),
-                    coefficients={"lut": lut, "ff": ff, "dsp": dsp},
-                    max_residual={"lut": 0.0, "ff": 0.0, "dsp": 0.0}, macs_per_dsp=macs_per_dsp,
-                    column_sets=column_sets, tail_units=tail_units)
-
-
-class _Calls(list):
-    slopes: dict
-
-
-@pytest.fixture
-def stand_in_fits(monkeypatch):
-    calls = _Calls()
-    slopes = {}
-
-    def fake_fit_logic(config, *, family, sample_lanes, cache_dir=None, progress=False):
-        assert all(p % (4 * config.column_sets * config.tail_units) == 0 for p in sample_lanes)
-        calls.append((config.mode, family) if config.column_sets == 1 else (config.mode, family, config.column_sets))
-        return _stand_in_fit(config.mode, family, macs_per_dsp=config.macs_per_dsp, column_sets=config.column_sets,
-                             tail_units=config.tail_units, **slopes)
-
-    monkeypatch.setattr(plan_mod, "fit_logic", fake_fit_logic)
-    calls.slopes = slopes
-    return calls
 
 
 def _brute_force(template, board, mode, fit):
@@ -108,7 +80,7 @@ def test_choice_matches_brute_force(stand_in_fits, board_key, shape, mode, slope
     expected_k = packed_macs_per_dsp(template, board) if k == "auto" else k
     assert expected_k == (2 if k == "auto" else 1) == plan.config.macs_per_dsp
     cycles, lanes = _brute_force(template, board, mode,
-                                 _stand_in_fit(mode, board.family, macs_per_dsp=expected_k, **slopes))
+                                 stand_in_fit(mode, board.family, macs_per_dsp=expected_k, **slopes))
     assert lanes < 4 * template.hidden_size          # the budget, not the shape, limits P
     assert (plan.cycles.compute_cycles, plan.lanes) == (cycles, lanes)
     assert plan.mode == mode and list(stand_in_fits) == [(mode, board.family)]
@@ -134,7 +106,7 @@ def test_column_sets_beyond_four_h_rows(stand_in_fits, seed):
     sized = [call[2] if len(call) == 3 else 1 for call in stand_in_fits]
     assert sized == [S, 1]
     k = plan.config.macs_per_dsp
-    best = {s: _brute_force(template, board, "full", _stand_in_fit("full", board.family, macs_per_dsp=k, column_sets=s))
+    best = {s: _brute_force(template, board, "full", stand_in_fit("full", board.family, macs_per_dsp=k, column_sets=s))
             for s in (S, 1)}
     assert (plan.cycles.compute_cycles, plan.lanes) == best[S]
     assert best[S][0] * 1.01 < best[1][0]
@@ -207,7 +179,7 @@ def test_auto_prefers_full_and_reports_split_for_comparison(stand_in_fits):
 def test_nothing_fits_names_the_binding_resource_without_synthesis(stand_in_fits):
     template = shape_config(input_size=2048, hidden_size=2048, num_layers=3, weight_bits=4)
     with pytest.raises(NoFitError) as info:
-        make_plan(template, get_board("pynq-z2"))
+        make_plan(template, get_board("pynq-z2"), residency="chip")
     message = str(info.value)
     assert "nothing fits PYNQ-Z2" in message and "4.9 Mib on chip" in message
     assert "binding resource: BRAM36 (on-chip memory) in full and split mode" in message
@@ -240,7 +212,7 @@ def test_packing_is_the_most_the_widths_allow_on_the_board_and_can_be_fixed(stan
 
 
 def test_cli_no_fit_exits_2_with_a_message(capsys):
-    assert main(["plan", "--shape", "2048,2048,3,4", "--board", "pynq-z2"]) == 2
+    assert main(["plan", "--shape", "2048,2048,3,4", "--board", "pynq-z2", "--residency", "chip"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: nothing fits PYNQ-Z2") and "binding resource: BRAM36" in err
 
@@ -340,14 +312,20 @@ def test_sweep_seed_plans_the_study_grid_and_times_every_sequence_length(stand_i
             assert "on-chip memory" in row.binding or "DSP" in row.binding or "LUT" in row.binding
             continue
         again = make_plan(row.plan.config, board, timesteps=16, compare=False)
-        assert (again.lanes, again.mode, again.config.column_sets) == \
-            (row.plan.lanes, row.plan.mode, row.plan.config.column_sets)
+        assert (again.lanes, again.mode, again.config.column_sets, again.residency, again.batch) == \
+            (row.plan.lanes, row.plan.mode, row.plan.config.column_sets, row.plan.residency, row.plan.batch)
         for t in (8, 16, 24):
-            cycles = cycle_estimate(row.plan.config, t).run_cycles
+            if row.plan.residency == "chip":
+                cycles = cycle_estimate(row.plan.config, t).run_cycles
+            else:
+                cycles = estimate_ddr(row.plan.config, t, residency=row.plan.residency, batch=row.plan.batch,
+                                      port=row.plan.port).run_cycles
             assert row.us_per_sequence[t] == pytest.approx(cycles / board.clock_mhz)
-            assert row.sequences_per_s[t] == pytest.approx(1e6 * board.clock_mhz / cycles)
+            assert row.sequences_per_s[t] == pytest.approx(row.plan.batch * 1e6 * board.clock_mhz / cycles)
         S = row.plan.config.column_sets
-        if row.plan.lanes == min(4 * row.units * S, MAX_LANES // (4 * S) * 4 * S):
+        if row.plan.residency != "chip" and row.plan.cycles.ddr_bound:
+            assert row.binding.startswith("DDR bandwidth")
+        elif row.plan.lanes == min(4 * row.units * S, MAX_LANES // (4 * S) * 4 * S):
             assert row.binding.startswith("lanes (P = 4H·S")
         else:
             assert row.binding.split()[0] in ("LUT", "FF", "DSP", "BRAM36", "URAM")
@@ -356,12 +334,17 @@ def test_sweep_seed_plans_the_study_grid_and_times_every_sequence_length(stand_i
     assert "µs/seq T=8" in table[1] and "seq/s T=16" in table[1] and len(table) == 3 + len(rows)
 
 
-def test_cli_sweep_seed_prints_the_whole_grid(stand_in_fits, capsys):
-    assert main(["plan", "--sweep-seed", "--board", "zcu104"]) == 0
+def test_cli_sweep_seed_plans_every_shape_of_the_study_on_each_pynq_board(stand_in_fits, capsys):
+    """All nine units × layers shapes find a plan (on chip or with weights in DDR) on a board drawn
+    from PYNQ-Z2, KV260 and ZCU104."""
+    board = get_board(str(np.random.default_rng().choice(["pynq-z2", "kv260", "zcu104"])))
+    assert main(["plan", "--sweep-seed", "--board", board.key]) == 0
     out = capsys.readouterr().out
     lines = [line.split() for line in out.splitlines() if line[:4].strip() in ("512", "1024", "2048")]
     assert [(int(c[0]), int(c[1])) for c in lines] == [(h, n) for h in (512, 1024, 2048) for n in (1, 2, 3)]
-    assert "ZCU104 (xczu7ev) at 250 MHz" in out
+    assert all(c[2] == "full" or c[2] == "split" for c in lines), out          # no "—": every shape planned
+    assert all(c[3] in ("chip", "wx", "all", "stream") for c in lines)
+    assert f"{board.name} ({board.device}) at {board.clock_mhz:g} MHz" in out
     assert main(["plan", "--sweep-seed", "--board", "zcu104", "--weight-bits", "9"]) == 2
     assert "--weight-bits must be" in capsys.readouterr().err
 
@@ -375,7 +358,7 @@ def test_dsp_line_is_fitted_in_multipliers_and_must_match_the_packing():
     coefficients, residuals = fit_lines(samples, macs_per_dsp=3)
     assert coefficients["dsp"] == pytest.approx((27, 1)) and residuals["dsp"] == pytest.approx(0, abs=1e-9)
     assert coefficients["lut"] == pytest.approx((100, 10))
-    fit = _stand_in_fit("full", "xcup", macs_per_dsp=3, dsp=coefficients["dsp"])
+    fit = stand_in_fit("full", "xcup", macs_per_dsp=3, dsp=coefficients["dsp"])
     assert fit.logic_at(100)["dsp"] == 27 + 34
     assert "DSP 27 + 1.00·ceil(P/3)" in fit.describe()
     with pytest.raises(ConfigError, match=r"sample lanes \[4, 8\] give one multiplier count 1 at macs_per_dsp 8"):
@@ -445,7 +428,7 @@ def test_a_weight_memory_too_wide_for_one_port_moves_to_two(stand_in_fits):
     template = dataclasses.replace(template, stream_width=128)
     plan = make_plan(template, board, mode="full", column_sets=16, compare=False)
     assert plan.config.weight_ports == 2 and "weight memory on two read ports" in plan.report()
-    fit = _stand_in_fit("full", "xcup", macs_per_dsp=2, column_sets=plan.config.column_sets, **stand_in_fits.slopes)
+    fit = stand_in_fit("full", "xcup", macs_per_dsp=2, column_sets=plan.config.column_sets, **stand_in_fits.slopes)
     single = None   # the fastest fit on one port: (cycles, lanes)
     for lanes in candidate_lanes(plan.config, 16):
         check = plan_mod._check(dataclasses.replace(plan.config, lanes=lanes, weight_ports=1), fit, board)

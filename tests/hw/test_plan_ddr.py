@@ -1,0 +1,122 @@
+"""Plans with weights in DDR (:mod:`lstmfpga.hw.plan_ddr`): the board's weight port, the on-chip
+memories a residency and batch leave, and the planner's choice (logic fit: the stated stand-in of
+``plan_standins``; shapes, boards, residencies and batches drawn at random)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+pytest.importorskip("amaranth")
+
+from lstmfpga.cli.main import main  # noqa: E402
+from lstmfpga.foundation.errors import ConfigError  # noqa: E402
+from lstmfpga.hw.boards import BOARD_KEYS, get_board  # noqa: E402
+from lstmfpga.hw.ddr_schedule import estimate_ddr  # noqa: E402
+from lstmfpga.hw.memory_map import memories_at  # noqa: E402
+from lstmfpga.hw.plan import make_plan, shape_config  # noqa: E402
+from lstmfpga.hw.plan_ddr import (BATCH_TOLERANCE, DDR_EFFICIENCY, DDR_LATENCY_NS, _ddr_check,  # noqa: E402
+                                  board_port, ddr_memories)
+from plan_standins import stand_in_fit, stand_in_fits  # noqa: E402,F401
+
+
+def test_board_port_is_the_ps_port_and_the_sustained_ddr_rate():
+    rng = np.random.default_rng()
+    board = get_board(str(rng.choice(BOARD_KEYS)))
+    clock = float(rng.uniform(50, 400))
+    port = board_port(board, clock)
+    beats_per_s = board.ddr_gbps * 1e9 * DDR_EFFICIENCY / (board.hp_width // 8)
+    assert port.interval == pytest.approx(max(1.0, clock * 1e6 / beats_per_s))
+    assert port.latency == pytest.approx(max(1.0, DDR_LATENCY_NS * clock / 1e3))
+    assert (port.data_width, port.max_burst) == (board.hp_width, board.hp_max_burst)
+    slow = board_port(board, clock, ddr_gbps=0.5)
+    assert slow.bytes_per_cycle * clock * 1e6 == pytest.approx(min(0.5e9, clock * 1e6 * board.hp_width / 8))
+    for bad in (0, -1.0, float("inf")):
+        with pytest.raises(ConfigError, match=r"--ddr-gbps must be a positive number of GB/s"):
+            board_port(board, clock, ddr_gbps=bad)
+
+
+def _draw(rng):
+    S = int(rng.choice([1, 2, 4]))
+    config = shape_config(input_size=int(rng.integers(1, 300)), hidden_size=int(rng.integers(1, 60)),
+                          num_layers=int(rng.integers(1, 4)), weight_bits=int(rng.integers(2, 9)))
+    config = dataclasses.replace(config, column_sets=S, stream_width=128, lanes=4 * S)
+    return dataclasses.replace(config, lanes=4 * S * int(rng.integers(1, config.hidden_size + 1)))
+
+
+@pytest.mark.parametrize("residency", ["wx", "all", "stream"])
+def test_ddr_memories_hold_the_double_buffer_and_b_sequences(residency):
+    rng = np.random.default_rng()
+    config, batch = _draw(rng), int(rng.integers(1, 9))
+    chip = {m.name: m for m in memories_at(config)}
+    ddr = {m.name: m for m in ddr_memories(config, residency, batch)}
+    layers = range(config.num_layers)
+    weights = ddr["core/weight_mem/mem"]
+    x_max = max(config.x_columns(layer) for layer in layers)
+    depth = {"stream": 2 * max(config.issued_columns(layer) for layer in layers),
+             "all": 2 * max(x_max, config.h_columns),
+             "wx": 2 * x_max + config.num_layers * config.groups * config.h_columns}[residency]
+    assert (weights.depth, weights.width) == (max(2, depth), chip["core/weight_mem/mem"].width)
+    assert ("core/pre_buf" in ddr) == (residency != "stream")
+    if residency != "stream":
+        assert ddr["core/pre_buf"].bits >= config.max_timesteps * batch * 4 * config.hidden_size * 32
+    for name, memory in chip.items():
+        if name.rsplit("/", 1)[-1].startswith(("h_buf", "cell_mem", "input_buf", "word_buf")):
+            assert ddr[name].depth == batch * memory.depth and ddr[name].width == memory.width
+        elif "weight_mem" not in name:
+            assert ddr[name] == memory
+
+
+def test_a_shape_too_big_for_the_chip_gets_a_ddr_plan_at_the_latency_of_one_sequence(stand_in_fits):
+    rng = np.random.default_rng()
+    board = get_board(str(rng.choice(BOARD_KEYS)))
+    template = shape_config(input_size=2048, hidden_size=int(rng.choice([1024, 2048])),
+                            num_layers=int(rng.integers(1, 4)), weight_bits=4)
+    plan = make_plan(template, board, timesteps=16)
+    assert plan.residency in ("wx", "all", "stream") and plan.mode == "full"
+    assert plan.alternative.startswith("on chip: binding resource: BRAM36")
+    fit = stand_in_fit("full", board.family, macs_per_dsp=plan.config.macs_per_dsp,
+                       column_sets=plan.config.column_sets)
+    assert _ddr_check(plan.config, fit, board, plan.residency, plan.batch).fits
+    assert plan.cycles == estimate_ddr(plan.config, 16, residency=plan.residency, batch=plan.batch, port=plan.port)
+    alone = estimate_ddr(plan.config, 16, residency=plan.residency, batch=1, port=plan.port)
+    assert plan.cycles.compute_cycles <= alone.compute_cycles * (1 + BATCH_TOLERANCE)
+    if plan.cycles.ddr_bound:
+        assert plan.cycles.bandwidth_fraction >= 0.85
+    assert plan.sequences_per_s == pytest.approx(plan.batch * 1e6 * plan.clock_mhz / plan.cycles.run_cycles)
+    report = plan.report()
+    for text in ("weights: ", f"batch B={plan.batch}", "GB/s sustained", "DDR engine:", "DDR read master"):
+        assert text in report
+    fixed = make_plan(template, board, timesteps=16, residency=plan.residency, batch=1)
+    assert (fixed.batch, fixed.residency) == (1, plan.residency)
+
+
+def test_residency_and_batch_are_validated(stand_in_fits):
+    template = shape_config(input_size=30, hidden_size=8, num_layers=1, weight_bits=4)
+    board = get_board("kv260")
+    with pytest.raises(ConfigError, match=r"residency must be one of chip, wx, all, stream, auto, not 'x'"):
+        make_plan(template, board, residency="x")
+    with pytest.raises(ConfigError, match=r"batch must be an integer in \[1, 1\], not 2"):
+        make_plan(template, board, residency="chip", batch=2)
+    with pytest.raises(ConfigError, match=r"batch must be an integer in \[1, 64\], not 65"):
+        make_plan(template, board, residency="all", batch=65)
+    with pytest.raises(ConfigError, match=r"ddr_gbps must be a positive number of GB/s, not -2"):
+        make_plan(template, board, ddr_gbps=-2)
+    with pytest.raises(ConfigError, match=r"a DDR-resident plan runs every layer on the FPGA"):
+        make_plan(template, board, residency="stream", mode="split")
+    assert make_plan(template, board, compare=False).residency == "chip"     # it fits: on chip
+    assert make_plan(template, board, residency="stream", batch=3).batch == 3
+
+
+def test_cli_plans_weights_in_ddr(stand_in_fits, capsys):
+    assert main(["plan", "--shape", "2048,2048,3,4", "--board", "pynq-z2"]) == 0
+    out = capsys.readouterr().out
+    assert "weights: every weight row streamed from DDR" in out and "PYNQ-Z2 PS port 64-bit" in out
+    assert main(["plan", "--shape", "2048,2048,3,4", "--board", "pynq-z2", "--ddr-gbps", "0.4",
+                 "--residency", "stream", "--batch", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "0.40 GB/s sustained: the DDR rate given" in out and "batch B=1" in out
+    assert main(["plan", "--shape", "64,8,1,4", "--board", "kv260", "--batch", "many"]) == 2
+    assert "--batch must be an integer or auto, not 'many'" in capsys.readouterr().err
