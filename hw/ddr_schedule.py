@@ -35,10 +35,14 @@ for sequence b's h codes of the step before, as in the on-chip core; with B > 1 
 sequences' passes fill those waits.
 
 The fetcher issues one request per group, in the order the engine consumes them (a layer's input
-pass groups, then its steps' recurrence groups).  Request i starts when request i−1 has ended and
-the half it fills has been released (the last pass of group i−2 has issued its last column), and
-takes :func:`~lstmfpga.hw.ddr_model.approx_request_cycles` of its bytes; the group's first column
-issues the cycle after it ends.
+pass groups, then its steps' recurrence groups).  Request i starts when request i−1 has ended (plus
+:data:`~lstmfpga.hw.latency.DDR_ROWS_READY`) and the half it fills has been released (the cycle
+after the last pass of group i−2 has issued its last column), and takes
+:func:`~lstmfpga.hw.ddr_model.approx_request_cycles` of its bytes; the group's first column may
+issue :data:`~lstmfpga.hw.latency.DDR_ROWS_READY` cycles after its last word has left the reader.
+Cycle 0 is the first request's start (:class:`~lstmfpga.hw.rtl.ddr_row_fetcher.DdrRowFetcher`
+issues it :data:`~lstmfpga.hw.latency.DDR_FIRST_REQUEST` cycle after its own ``start``; where
+that falls against the first input beat is for the core that joins them to fix).
 """
 
 from __future__ import annotations
@@ -184,19 +188,21 @@ def demand(config, timesteps: int, *, residency: str, batch: int = 1, port: DdrP
 
 
 class _Fetcher:
-    """Request i starts when request i−1 has ended and group i−2's half has been released."""
+    """Request i starts when request i−1 has ended (its last word has left the reader, plus the
+    fetcher's :data:`~lstmfpga.hw.latency.DDR_ROWS_READY`) and group i−2 has released its half;
+    the group's columns may issue :data:`~lstmfpga.hw.latency.DDR_ROWS_READY` cycles after its
+    last word.  An ideal memory (no port) costs nothing: a fetch is done when its half is free."""
 
     def __init__(self, port: DdrPort | None, sizes) -> None:
         self.cycles = {n: port.request_cycles(n) if port is not None else 0 for n in set(sizes) if n}
-        self.end = 0.0
+        self.end = None
         self.released: list[float] = [0.0, 0.0]
 
     def ready(self, nbytes: int) -> int:
-        """The first cycle the group's columns may issue: the one after its last word is written
-        (an ideal memory writes nothing: the cycle its half is free)."""
-        start = max(self.end, self.released[-2])
+        gap = latency.DDR_ROWS_READY if self.cycles[nbytes] else 0
+        start = max(0.0 if self.end is None else self.end + gap, self.released[-2])
         self.end = start + self.cycles[nbytes]
-        return int(-(-self.end // 1)) + (1 if self.cycles[nbytes] else 0)
+        return int(-(-self.end // 1)) + gap
 
     def release(self, cycle: int) -> None:
         self.released.append(cycle)

@@ -100,3 +100,9 @@ AXI_READ_ISSUE = 2
 #: An R beat pushed into the reader's output FIFO to the word leaving it (a block-RAM FIFO with
 #: an output register).
 AXI_READ_FIFO = 2
+#: DDR row fetcher (:mod:`lstmfpga.hw.rtl.ddr_row_fetcher`): a group's last word leaving the reader
+#: to its half reading full (the row's write register, the reader's ``done``, the full flag), which
+#: is also the first cycle the next group's request may start.
+DDR_ROWS_READY = 3
+#: The fetcher's ``start`` to its first request's ``start``.
+DDR_FIRST_REQUEST = 1

@@ -48,10 +48,10 @@ def _reference(config, T: int, residency: str, B: int, port: DdrPort | None) -> 
     Each column issues at the earliest cycle after the previous one at which everything it reads is
     there: its input word (layer 0, full mode: word n of the step-major batch packet arrives in
     cycle n), or the h codes of the units it reads (unit u of a group is visible round-trip +
-    (u − first unit) div TU cycles after the group's last column), and its group's rows (the cycle
-    after the fetch ends; no wait for an ideal memory).  A pass's last column also waits for the
-    shadow bank.  Fetch i starts when fetch i−1 has ended and group i−2 has released its half (the
-    cycle after its last pass's last column).
+    (u − first unit) div TU cycles after the group's last column), and its group's rows (the
+    fetcher's DDR_ROWS_READY after the fetch ends; no wait for an ideal memory).  A pass's last
+    column also waits for the shadow bank.  Fetch i starts DDR_ROWS_READY after fetch i−1 has
+    ended, once group i−2 has released its half (the cycle after its last pass's last column).
     """
     H, S, G, UPG, TU = (config.hidden_size, config.column_sets, config.groups, config.units_per_group,
                         config.tail_units)
@@ -63,13 +63,14 @@ def _reference(config, T: int, residency: str, B: int, port: DdrPort | None) -> 
 
     wps = stream_format.input_beats_per_step(config)
     visible: dict = {}
-    state = {"prev": -1, "shadow": 0, "fetch_end": 0.0, "released": [0, 0]}
+    state = {"prev": -1, "shadow": 0, "fetch_end": None, "released": [0, 0]}
 
     def fetch(nbytes: int) -> int:
         cycles = port.request_cycles(nbytes) if port is not None else 0
-        start = max(state["fetch_end"], state["released"][-2])
+        gap = latency.DDR_ROWS_READY if cycles else 0
+        start = max(0 if state["fetch_end"] is None else state["fetch_end"] + gap, state["released"][-2])
         state["fetch_end"] = start + cycles
-        return math.ceil(state["fetch_end"]) + (1 if cycles else 0)
+        return math.ceil(state["fetch_end"]) + gap
 
     def units_ready(key, first: int, count: int) -> int:
         return max(visible[key + (u,)] for u in range(first, min(first + count, H)))
