@@ -114,9 +114,11 @@ class DdrPort:
 
 
 def row_bytes(config, port: DdrPort) -> int:
-    """Bytes of one weight row in DDR: P·weight_bits bits padded to whole port beats."""
-    bits = config.lanes * config.weight_bits
-    return -(-bits // port.data_width) * port.beat_bytes
+    """Bytes of one weight row in DDR: P·weight_bits bits padded to whole port beats
+    (:func:`lstmfpga.foundation.hw.ddr_image.row_bytes`)."""
+    from lstmfpga.foundation.hw import ddr_image
+
+    return ddr_image.row_bytes(config, port.data_width)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,9 +7,8 @@ The second block of weights in DDR (issue #11), after
 core yet (the column scheduler's side — wait for a full half, release it after the group's last
 column — comes with it).
 
-DDR layout: the rows of the on-chip weight memory (layer l's row ``g·K_l + k`` for group g and
-column k, K_l = ``config.issued_columns(l)``), each padded to whole port beats
-(:func:`~lstmfpga.hw.ddr_schedule.row_bytes`), layer after layer from offset 0 of the region.
+DDR layout: :mod:`lstmfpga.foundation.hw.ddr_image` (the on-chip weight memory's rows, each
+padded to whole port beats, layer after layer from offset 0 of the region).
 """
 
 from __future__ import annotations
@@ -18,9 +17,9 @@ from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from lstmfpga.foundation.hw.ddr_image import layer_offsets, row_bytes
 from lstmfpga.foundation.validation import check_integer
 from lstmfpga.hw.ddr_model import SIZE_BITS
-from lstmfpga.hw.ddr_schedule import DdrPort, row_bytes
 from lstmfpga.hw.rtl.axi_weight_reader import ERROR, REGION, AxiWeightReader
 from lstmfpga.hw.rtl.ram import address_bits
 
@@ -28,15 +27,6 @@ from lstmfpga.hw.rtl.ram import address_bits
 def buffer_depth(config) -> int:
     """Rows of the double buffer: two halves of the longest group (``max_l K_l`` rows each)."""
     return 2 * max(config.issued_columns(layer) for layer in range(config.num_layers))
-
-
-def layer_offsets(config, data_width: int) -> list[int]:
-    """Byte offset of each layer's first row in the DDR image (and the image's size last)."""
-    rb = row_bytes(config, DdrPort(data_width=data_width))
-    offsets = [0]
-    for layer in range(config.num_layers):
-        offsets.append(offsets[-1] + config.weight_rows(layer) * rb)
-    return offsets
 
 
 class DdrRowFetcher(wiring.Component):
@@ -64,7 +54,7 @@ class DdrRowFetcher(wiring.Component):
         self.reader = AxiWeightReader(data_width=data_width, max_burst=max_burst, outstanding=outstanding,
                                       timeout_bits=timeout_bits)
         self.data_width = data_width
-        self.row_beats = row_bytes(config, DdrPort(data_width=data_width)) // (data_width // 8)
+        self.row_beats = row_bytes(config, data_width) // (data_width // 8)
         row = config.lanes * config.weight_bits
         ports = {name: port for name, port in self.reader.signature.members.items() if name.startswith("m_axi_")}
         super().__init__({
@@ -92,7 +82,7 @@ class DdrRowFetcher(wiring.Component):
 
         L, G = cfg.num_layers, cfg.groups
         k_max = buffer_depth(cfg) // 2
-        rb = row_bytes(cfg, DdrPort(data_width=self.data_width))
+        rb = row_bytes(cfg, self.data_width)
         group_bytes = Array(Const(cfg.issued_columns(layer) * rb, SIZE_BITS) for layer in range(L))
         bases = layer_offsets(cfg, self.data_width)
         layer_base = Array(Const(offset, SIZE_BITS) for offset in bases)

@@ -20,7 +20,8 @@ from lstmfpga.foundation.hw.config import AcceleratorConfig  # noqa: E402
 from lstmfpga.hw import latency  # noqa: E402
 from lstmfpga.hw.ddr_model import ReadError, read_schedule  # noqa: E402
 from lstmfpga.hw.ddr_schedule import DdrPort, row_bytes  # noqa: E402
-from lstmfpga.hw.rtl.ddr_row_fetcher import DdrRowFetcher, buffer_depth, layer_offsets  # noqa: E402
+from lstmfpga.foundation.hw.ddr_image import layer_offsets  # noqa: E402
+from lstmfpga.hw.rtl.ddr_row_fetcher import DdrRowFetcher, buffer_depth  # noqa: E402
 
 
 @pytest.fixture
