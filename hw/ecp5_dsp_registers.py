@@ -9,7 +9,8 @@ registers; :func:`absorb_dsp_registers` does the same on the Yosys JSON netlist 
 
 A register group moves in only when it is a plain D flip-flop bank on one clock, with one clock
 enable (or none) and no set/reset: the datapath registers of the MAC lanes are ``reset_less`` for
-this reason.  Operand registers that also feed other logic are copied into the block and stay in
+this reason.  The two operand registers move in together or not at all: nextpnr-ecp5 does not
+support a block with one input registered and times it as if neither were.  Operand registers that also feed other logic are copied into the block and stay in
 the fabric for their other loads; a product bit with any load besides its register keeps the
 whole product register in the fabric.
 """
@@ -107,6 +108,11 @@ def _operand(net: _Netlist, name: str, cell: dict, letter: str):
     return sources or None
 
 
+def _used(cell: dict, letter: str) -> bool:
+    """Whether operand ``letter`` of a multiplier reads any net (not only constants)."""
+    return any(isinstance(cell["connections"].get(f"{letter}{i}", ["0"])[0], int) for i in range(18))
+
+
 def _output(net: _Netlist, cell: dict):
     """The product register: {pin: ff name} when every used product bit has one flip-flop as its
     only load, else None."""
@@ -137,6 +143,11 @@ def absorb_dsp_registers(netlist: dict) -> Absorbed:
             styles = {key: [_plain_ff(net.cells[ff]) for ff in g.values()] for key, g in groups.items() if g}
             styles = {key: s for key, s in styles.items()
                       if all(s) and len({enable for _, enable in s}) == 1}
+            if any(_used(cell, letter) and letter not in styles for letter in "AB"):
+                # nextpnr times a block with one input register as if it had none (it warns of
+                # "unsupported mixed input register modes"), a false path through the multiplier:
+                # both operand registers move in, or neither
+                styles = {key: s for key, s in styles.items() if key == "P"}
             clock = _clocking(styles.values())
             if clock is None:
                 continue
