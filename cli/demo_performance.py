@@ -55,6 +55,8 @@ def latency_panel(title: str, template, boards, *, timesteps: int, cache_dir=Non
             continue
         plans.append(plan)
         sets = f" S={plan.config.column_sets}" if plan.config.column_sets > 1 else ""
+        if plan.residency != "chip":
+            sets += f", weights in DDR ({plan.residency}, batch {plan.batch})"
         bars.append(LatencyBar(f"FPGA {board.name}, {plan.mode} P={plan.lanes}{sets} @ {plan.clock_mhz:g} MHz",
                                plan.us_per_sequence, FPGA,
                                f"cycle model, streams included, MAC utilisation {plan.cycles.utilization:.1%}"))

@@ -73,8 +73,22 @@ def _ready_offset(config, lasts) -> int:
     return max(last + extra for last, extra in zip(lasts, offsets) if extra is not None) + _round_trip(config)
 
 
+class RunCycles:
+    """What every cycle estimate derives from its ``compute_cycles``, ``ideal_cycles`` and
+    ``timesteps``."""
+
+    @property
+    def utilization(self) -> float:
+        """MAC-lane utilisation: ideal ÷ predicted compute cycles."""
+        return self.ideal_cycles / self.compute_cycles
+
+    @property
+    def cycles_per_step(self) -> float:
+        return self.compute_cycles / self.timesteps
+
+
 @dataclasses.dataclass(frozen=True)
-class CycleEstimate:
+class CycleEstimate(RunCycles):
     """Cycle numbers of one run of T steps."""
 
     timesteps: int
@@ -86,15 +100,6 @@ class CycleEstimate:
     #: predicted RUN_CYCLES (input, compute and output; full mode overlaps the first two), exact on
     #: stall-free streams
     run_cycles: int
-
-    @property
-    def utilization(self) -> float:
-        """MAC-lane utilisation: ideal ÷ predicted compute cycles."""
-        return self.ideal_cycles / self.compute_cycles
-
-    @property
-    def cycles_per_step(self) -> float:
-        return self.compute_cycles / self.timesteps
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

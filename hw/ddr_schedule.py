@@ -53,7 +53,7 @@ import functools
 from lstmfpga.foundation.errors import ConfigError
 from lstmfpga.foundation.validation import check_integer
 from lstmfpga.hw import latency
-from lstmfpga.hw.cycle_model import _ready_offset, _round_trip, engine_latency, estimate
+from lstmfpga.hw.cycle_model import RunCycles, _ready_offset, _round_trip, engine_latency, estimate
 from lstmfpga.hw.ddr_model import approx_request_cycles, check_reader_parameters
 
 RESIDENCIES = ("chip", "wx", "all", "stream")
@@ -122,7 +122,7 @@ def row_bytes(config, port: DdrPort) -> int:
 
 
 @dataclasses.dataclass(frozen=True)
-class DdrEstimate:
+class DdrEstimate(RunCycles):
     """Cycle numbers of one batch of B sequences of T steps.
 
     Attributes
@@ -147,15 +147,6 @@ class DdrEstimate:
     ideal_cycles: float
     ddr_bytes: int
     bound_cycles: float
-
-    @property
-    def utilization(self) -> float:
-        """MAC-lane utilisation: ideal ÷ compute cycles."""
-        return self.ideal_cycles / self.compute_cycles
-
-    @property
-    def cycles_per_step(self) -> float:
-        return self.compute_cycles / self.timesteps
 
     @property
     def bandwidth_fraction(self) -> float:

@@ -324,32 +324,17 @@ def make_image(rng, size: int, *, top: bool = False) -> tuple[int, bytes]:
 
 amaranth = pytest.importorskip("amaranth")
 
-from amaranth.lib import data  # noqa: E402
 from amaranth.sim import Simulator  # noqa: E402
 
 from axi_weight_reader_bench import MEMORY_INPUTS, OUTPUTS, ScriptedMemory, fetch, image_reader  # noqa: E402
+from pysim_port import PysimPort  # noqa: E402
 
 from lstmfpga.hw.rtl.axi_weight_reader import AxiWeightReader  # noqa: E402
 
 
-class PysimPort:
-    """One clock cycle per call in the Amaranth simulator, signals by their Verilog names."""
-
-    def __init__(self, ctx, dut):
-        self.ctx = ctx
-        self.signals = {}
-        for name in (*OUTPUTS, *MEMORY_INPUTS, "region", "request", "start", "soft_reset", "timeout",
-                     "o_stream__ready"):
-            owner = dut.o_stream if name.startswith("o_stream__") else dut
-            sig = getattr(owner, name.removeprefix("o_stream__"))
-            self.signals[name] = sig.as_value() if isinstance(sig, data.View) else sig
-
-    async def cycle(self, inputs):
-        for name, value in inputs.items():
-            self.ctx.set(self.signals[name], value)
-        out = {name: self.ctx.get(self.signals[name]) for name in OUTPUTS}
-        await self.ctx.tick()
-        return out
+def _port(ctx, dut):
+    return PysimPort(ctx, dut, inputs=(*MEMORY_INPUTS, "region", "request", "start", "soft_reset", "timeout",
+                                       "o_stream__ready"), outputs=OUTPUTS)
 
 
 def run_pysim(dut, cases, *, image, origin, seed):
@@ -358,7 +343,7 @@ def run_pysim(dut, cases, *, image, origin, seed):
     rng = random.Random(seed)
 
     async def bench(ctx):
-        port = PysimPort(ctx, dut)
+        port = _port(ctx, dut)
         for case in cases:
             memory = ScriptedMemory(image_reader(image, origin), beat_bytes=dut.beat_bytes, **case["scripted"])
             stall = case.get("stall", 0.0)
@@ -443,7 +428,7 @@ def test_pysim_start_while_busy_is_ignored(seed):
     records = []
 
     async def bench(ctx):
-        rec = await fetch(PysimPort(ctx, dut), region=region, request=request, data_width=data_width, memory=memory,
+        rec = await fetch(_port(ctx, dut), region=region, request=request, data_width=data_width, memory=memory,
                           restarts=restarts)
         records.append(vars(rec))
 

@@ -12,10 +12,10 @@ import pytest
 
 pytest.importorskip("amaranth")
 
-from amaranth.lib import data  # noqa: E402
 from amaranth.sim import Simulator  # noqa: E402
 from axi_weight_reader_bench import DECERR, MEMORY_INPUTS, SLVERR, ScriptedMemory, image_reader  # noqa: E402
 from ddr_row_fetcher_bench import OUTPUTS, Consumer, expected_groups, run  # noqa: E402
+from pysim_port import PysimPort  # noqa: E402
 
 from lstmfpga.foundation.hw.config import AcceleratorConfig  # noqa: E402
 from lstmfpga.hw import latency  # noqa: E402
@@ -43,28 +43,12 @@ def _draw_config(rng) -> AcceleratorConfig:
             continue
 
 
-class PysimPort:
-    """One clock cycle per call in the Amaranth simulator, signals by their Verilog names."""
-
-    def __init__(self, ctx, dut):
-        self.ctx, self.signals = ctx, {}
-        for name in (*OUTPUTS, *MEMORY_INPUTS, "region", "steps", "start", "flush", "release"):
-            sig = getattr(dut.write, name.removeprefix("write__")) if name.startswith("write__") else getattr(dut, name)
-            self.signals[name] = sig.as_value() if isinstance(sig, data.View) else sig
-
-    async def cycle(self, inputs):
-        for name, value in inputs.items():
-            self.ctx.set(self.signals[name], value)
-        out = {name: self.ctx.get(self.signals[name]) for name in OUTPUTS}
-        await self.ctx.tick()
-        return out
-
-
 def simulate(dut, jobs):
     results = []
 
     async def bench(ctx):
-        port = PysimPort(ctx, dut)
+        port = PysimPort(ctx, dut, inputs=(*MEMORY_INPUTS, "region", "steps", "start", "flush", "release"),
+                         outputs=OUTPUTS)
         for job in jobs:
             record = await run(port, **job)
             results.append((record["done"], record["error"], record["writes"]))
