@@ -34,13 +34,22 @@ class SweepRow:
         return {t: batch * 1e6 / us for t, us in self.us_per_sequence.items()}
 
 
+#: A DDR-bound plan below this share of its bandwidth bound is bound by its phases in turn.
+DDR_BOUND_SHARE = 0.85
+
+
 def binding_limit(plan: Plan) -> str:
     """What stops a faster plan: the DDR's bandwidth (a DDR-bound plan), one lane per gate row and
     column set already, else the fullest resource."""
     c = plan.config
     if plan.residency != "chip" and plan.cycles.ddr_bound:
         what = f"{plan.port.data_width}-bit port" if plan.port.port_bound else "DDR"
-        return f"DDR bandwidth ({what}; {plan.cycles.bandwidth_fraction:.0%} of its bound)"
+        cycles = plan.cycles
+        if cycles.bandwidth_fraction >= DDR_BOUND_SHARE:
+            return f"DDR bandwidth ({what}; {cycles.bandwidth_fraction:.0%} of its bound)"
+        # the phases bind in turn: an input pass on the MACs, a recurrence on the port
+        return (f"DDR bandwidth and MAC lanes by phase ({what}; {cycles.bandwidth_fraction:.0%} of the DDR "
+                f"bound, {cycles.utilization:.0%} of the MAC bound)")
     if c.lanes >= min(4 * c.hidden_size * c.column_sets, MAX_LANES // (4 * c.column_sets) * 4 * c.column_sets):
         return "lanes (P = 4H·S, one per gate row and column set)"
     key, fraction = max(((k, plan.check.used[k] / plan.check.limit[k]) for k in plan.check.used
