@@ -120,3 +120,27 @@ def test_cli_plans_weights_in_ddr(stand_in_fits, capsys):
     assert "0.40 GB/s sustained: the DDR rate given" in out and "batch B=1" in out
     assert main(["plan", "--shape", "64,8,1,4", "--board", "kv260", "--batch", "many"]) == 2
     assert "--batch must be an integer or auto, not 'many'" in capsys.readouterr().err
+
+
+def test_binding_limit_names_the_port_or_both_phases():
+    """A DDR-bound plan near its bandwidth bound is bound by the port; one further off is bound by
+    its phases in turn (an input pass on the MACs, a recurrence on the port)."""
+    from lstmfpga.hw.ddr_schedule import DdrEstimate, DdrPort
+    from lstmfpga.hw.plan import Plan
+    from lstmfpga.hw.plan_sweep import DDR_BOUND_SHARE, binding_limit
+
+    rng = np.random.default_rng()
+    config = shape_config(input_size=64, hidden_size=16, num_layers=1, weight_bits=4)
+    port = DdrPort(data_width=int(rng.choice([64, 128])))
+    compute = int(rng.integers(10_000, 100_000))
+    for share in (float(rng.uniform(DDR_BOUND_SHARE, 1.0)), float(rng.uniform(0.5, DDR_BOUND_SHARE - 0.01))):
+        ideal = share * compute * float(rng.uniform(0.3, 0.99))           # below the bound: DDR-bound
+        cycles = DdrEstimate("all", 2, 16, compute, compute + 100, ideal, int(share * compute * port.beat_bytes),
+                             share * compute)
+        plan = Plan(config, get_board("kv260"), 200.0, 16, cycles, None, residency="all", batch=2, port=port)
+        label = binding_limit(plan)
+        if share >= DDR_BOUND_SHARE:
+            assert label == f"DDR bandwidth ({port.data_width}-bit port; {share:.0%} of its bound)"
+        else:
+            assert label == (f"DDR bandwidth and MAC lanes by phase ({port.data_width}-bit port; {share:.0%} of the "
+                             f"DDR bound, {ideal / compute:.0%} of the MAC bound)")
