@@ -18,7 +18,6 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from lstmfpga.foundation.hw.ddr_image import layer_offsets, row_bytes
-from lstmfpga.foundation.validation import check_integer
 from lstmfpga.hw.ddr_model import SIZE_BITS
 from lstmfpga.hw.rtl.axi_weight_reader import ERROR, REGION, AxiWeightReader
 from lstmfpga.hw.rtl.ram import address_bits
@@ -44,12 +43,11 @@ class DdrRowFetcher(wiring.Component):
     ----------
     config : AcceleratorConfig
     data_width, max_burst, outstanding, timeout_bits :
-        The reader's (:class:`AxiWeightReader`).
+        The reader's (:class:`AxiWeightReader`, which validates them).
     """
 
     def __init__(self, *, config, data_width: int = 128, max_burst: int = 64, outstanding: int = 4,
                  timeout_bits: int = 16):
-        check_integer("data_width", data_width, low=64, high=128)
         self.config = config
         self.reader = AxiWeightReader(data_width=data_width, max_burst=max_burst, outstanding=outstanding,
                                       timeout_bits=timeout_bits)
