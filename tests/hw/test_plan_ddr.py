@@ -120,6 +120,8 @@ def test_cli_plans_weights_in_ddr(stand_in_fits, capsys):
     assert "0.40 GB/s sustained: the DDR rate given" in out and "batch B=1" in out
     assert main(["plan", "--shape", "64,8,1,4", "--board", "kv260", "--batch", "many"]) == 2
     assert "--batch must be an integer or auto, not 'many'" in capsys.readouterr().err
+    assert main(["plan", "--sweep-seed", "--board", "kv260", "--batch", "2"]) == 2
+    assert "--batch sets one plan's batch; --sweep-seed picks each shape's own" in capsys.readouterr().err
 
 
 def test_binding_limit_names_the_port_or_both_phases():
