@@ -67,7 +67,7 @@ class Consumer:
 
 
 async def run(port, *, origin: int, size: int, steps: int, consumer: Consumer, memory=None, flush_at=None,
-              groups: int = 0, max_cycles: int = 200_000) -> dict:
+              groups: int = 0, timeout: int = 0, max_cycles: int = 200_000) -> dict:
     """One run, ``start`` in cycle 0: until ``done`` has come and ``consumer`` has taken ``groups``
     groups (or, with ``flush_at``, until the fetcher is idle and the memory has answered every
     read).  Returns done's cycle (None after a flush), the error bits, and the writes counted;
@@ -77,7 +77,7 @@ async def run(port, *, origin: int, size: int, steps: int, consumer: Consumer, m
     for cycle in range(max_cycles):
         release = consumer.step(cycle, full)
         inputs = {"region": region, "steps": steps, "start": int(cycle == 0), "flush": int(cycle == flush_at),
-                  "release": release}
+                  "release": release, "timeout": timeout}
         if memory is not None:
             inputs.update(memory.outputs(cycle))
         s = await port.cycle(inputs)
@@ -135,7 +135,7 @@ async def _fetch_from_axiram(dut):
     ram.write(job["origin"] % RAM_SIZE, image)
     dut.rst.value = 1
     for name in ("start", "flush", "release", "steps", "region", "timeout"):
-        getattr(dut, name).value = 0
+        getattr(dut, name).value = 0     # timeout 0: the watchdog off
     for _ in range(3):
         await RisingEdge(dut.clk)
     dut.rst.value = 0

@@ -1,8 +1,8 @@
 """The DDR row fetcher in the Amaranth simulator, against a scripted AXI4 memory holding a random
 weight image: every group of a run lands in its half of the double buffer, rows exact, in the
-scheduler's order, a half never overwritten before it is released; reader errors and a flush
-end a run and the next run is exact.  Shapes, port widths, bursts, latencies, the consumer's
-pace and T are drawn at random (the seed is in each failure's message)."""
+scheduler's order, a half never overwritten before it is released; reader errors, a dead memory
+(timeout) and a flush end a run and the next run is exact.  Shapes, port widths, bursts,
+latencies, the consumer's pace and T are drawn at random (the seed is in each failure's message)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def simulate(dut, jobs):
     results = []
 
     async def bench(ctx):
-        port = PysimPort(ctx, dut, inputs=(*MEMORY_INPUTS, "region", "steps", "start", "flush", "release"),
+        port = PysimPort(ctx, dut, inputs=(*MEMORY_INPUTS, "region", "steps", "start", "flush", "release", "timeout"),
                          outputs=OUTPUTS)
         for job in jobs:
             record = await run(port, **job)
@@ -114,7 +114,7 @@ def model_ready_cycles(config, dut, origin, memory, groups, released) -> list:
     return ready
 
 
-def test_errors_and_flush_end_the_run_and_the_next_is_exact(seed):
+def test_errors_timeout_and_flush_end_the_run_and_the_next_is_exact(seed):
     rng = random.Random(seed)
     config = _draw_config(rng)
     data_width = 64
@@ -130,11 +130,13 @@ def test_errors_and_flush_end_the_run_and_the_next_is_exact(seed):
     total_beats = layer_offsets(config, data_width)[-1] // 8
     bad_memory, c1 = job(fault=(rng.randrange(total_beats), rng.choice((SLVERR, DECERR))))
     flushed, c2 = job()
-    good, c3 = job()
+    dead, c3 = job(silent=True)
+    good, c4 = job()
     results = simulate(dut, [
         dict(origin=origin, size=len(image), steps=1, memory=bad_memory, consumer=c1),
         dict(origin=origin, size=len(image), steps=2, memory=flushed, consumer=c2, flush_at=rng.randint(1, 40)),
-        dict(origin=origin, size=len(image), steps=2, memory=good, consumer=c3,
+        dict(origin=origin, size=len(image), steps=1, memory=dead, consumer=c3, timeout=rng.randint(5, 60)),
+        dict(origin=origin, size=len(image), steps=2, memory=good, consumer=c4,
              groups=len(expected_groups(config, image, data_width, 2))),
     ])
     why = f"seed {seed}: {config}"
@@ -142,10 +144,12 @@ def test_errors_and_flush_end_the_run_and_the_next_is_exact(seed):
     assert done is not None and error & (ReadError.SLVERR | ReadError.DECERR), why
     assert results[1][0] is None, why           # flushed: no done
     done, error, writes = results[2]
+    assert done is not None and error == ReadError.TIMEOUT and writes == 0, why     # a memory that never answers
+    done, error, writes = results[3]
     expected = expected_groups(config, image, data_width, 2)
     assert done is not None and error == 0 and writes == sum(len(rows) for *_, rows in expected), why
-    assert len(c3.taken) == len(expected), why
-    for (layer, t, g, rows), taken in zip(expected, c3.taken):
+    assert len(c4.taken) == len(expected), why
+    for (layer, t, g, rows), taken in zip(expected, c4.taken):
         assert taken[:len(rows)] == rows, f"{why}: layer {layer} step {t} group {g}"
 
 
