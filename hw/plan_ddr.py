@@ -189,7 +189,7 @@ def make_ddr_plan(template, board: Board, *, residency: str, clock_mhz: float, t
     fits, and the best throughput wins once the Yosys logic fit of its S confirms it (``batch``:
     a fixed B instead).
     """
-    from lstmfpga.hw.plan import Plan, _with_sets, fit_logic, sample_lanes_for
+    from lstmfpga.hw.plan import Plan, _logic_fits, _with_sets, fit_logic, sample_lanes_for
 
     if residency not in DDR_RESIDENCIES:
         raise ConfigError(f"a DDR residency is one of {', '.join(DDR_RESIDENCIES)}, not {residency!r}")
@@ -203,9 +203,11 @@ def make_ddr_plan(template, board: Board, *, residency: str, clock_mhz: float, t
             fits[S] = fit_logic(base, family=board.family, cache_dir=cache_dir, progress=progress,
                                 sample_lanes=sample_lanes_for(sample_lanes, S, base.tail_units))
         chosen = candidate.batch if batch == "auto" else batch
-        if not _fits(config, fits[S], board, residency, chosen):
+        if config.multipliers > board.dsp or not _logic_fits(fits[S], board, config.lanes):
             continue
         check = _ddr_check(config, fits[S], board, residency, chosen)
+        if not check.fits:
+            continue
         cycles = estimate_ddr(config, timesteps, residency=residency, batch=chosen, port=port)
         return Plan(config, board, float(clock_mhz), timesteps, cycles, check, residency=residency,
                     batch=chosen, port=port)

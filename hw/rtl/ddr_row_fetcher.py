@@ -88,7 +88,6 @@ class DdrRowFetcher(wiring.Component):
         lyr, t, grp = Signal(range(L + 1)), Signal(5), Signal(range(G + 1))
         last_t = Signal(5)
         offset = Signal(SIZE_BITS)              # the group's first byte in the region
-        step_base = Signal(SIZE_BITS)           # the layer's first byte
         half, release_half = Signal(), Signal()
         full = Signal(2)
         m.d.comb += self.full.eq(full)
@@ -117,7 +116,7 @@ class DdrRowFetcher(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start & ~self.flush):
-                    m.d.sync += [lyr.eq(0), t.eq(0), grp.eq(0), offset.eq(0), step_base.eq(0), half.eq(0),
+                    m.d.sync += [lyr.eq(0), t.eq(0), grp.eq(0), offset.eq(0), half.eq(0),
                                  release_half.eq(0), full.eq(0), last_t.eq(self.steps - 1), self.busy.eq(1)]
                     m.next = "WAIT"
             with m.State("WAIT"):
@@ -143,14 +142,13 @@ class DdrRowFetcher(wiring.Component):
                 with m.Elif(grp == G - 1):
                     m.d.sync += grp.eq(0)
                     with m.If(t == last_t):
-                        m.d.sync += [t.eq(0), lyr.eq(lyr + 1), offset.eq(layer_base[lyr + 1]),
-                                     step_base.eq(layer_base[lyr + 1])]
+                        m.d.sync += [t.eq(0), lyr.eq(lyr + 1), offset.eq(layer_base[lyr + 1])]
                         with m.If(lyr == L - 1):
                             m.next = "END"
                         with m.Else():
                             m.next = "WAIT"
                     with m.Else():
-                        m.d.sync += [t.eq(t + 1), offset.eq(step_base)]
+                        m.d.sync += [t.eq(t + 1), offset.eq(layer_base[lyr])]   # the layer's rows again
                         m.next = "WAIT"
                 with m.Else():
                     m.d.sync += [grp.eq(grp + 1), offset.eq(offset + group_bytes[lyr])]
