@@ -45,6 +45,7 @@ import enum
 from dataclasses import dataclass
 
 from lstmfpga.foundation.errors import ConfigError
+from lstmfpga.foundation.hw.config import DDR_WIDTHS
 from lstmfpga.foundation.validation import check_integer, is_integer
 from lstmfpga.hw import latency as lat
 
@@ -53,7 +54,7 @@ PAGE_BYTES = 4096
 #: Longest INCR burst in AXI4 (``arlen`` is 8 bits).
 MAX_BURST = 256
 #: Data widths of the reader: the Zynq-7000 HP ports are 64 bits wide, UltraScale+ HP/HPC 128.
-DATA_WIDTHS = (64, 128)
+DATA_WIDTHS = DDR_WIDTHS
 #: Widths of the control fields: ``base`` is a full AXI address, ``length``/``offset``/``bytes``
 #: describe at most 4 GiB.
 ADDRESS_BITS = 64
@@ -131,10 +132,18 @@ def read_schedule(*, address: int, nbytes: int, data_width: int, max_burst: int,
     check_reader_parameters(data_width=data_width, max_burst=max_burst, outstanding=outstanding)
     check_integer("latency", latency, low=1)
     check_integer("interval", interval, low=1)
-    beat_bytes = data_width // 8
     check_integer("nbytes", nbytes, low=1)
+    beat_bytes = data_width // 8
     if address % beat_bytes or nbytes % beat_bytes:
         raise ConfigError(f"address {address:#x} and nbytes {nbytes} must be multiples of {beat_bytes}")
+    return _schedule(address, nbytes, data_width=data_width, max_burst=max_burst, outstanding=outstanding,
+                     latency=latency, interval=interval)
+
+
+def _schedule(address: int, nbytes: int, *, data_width: int, max_burst: int, outstanding: int, latency: float,
+              interval: float) -> ReadSchedule:
+    """:func:`read_schedule` without its checks (``latency`` and ``interval`` may be fractional)."""
+    beat_bytes = data_width // 8
     bursts = split_bursts(address, nbytes, beat_bytes=beat_bytes, max_burst=max_burst)
     credits = outstanding * max_burst
     credit_back = lat.AXI_READ_FIFO + 1
@@ -177,12 +186,15 @@ def sustained_cycles_per_beat(*, max_burst: int, outstanding: int, latency: floa
 
 def approx_request_cycles(nbytes: int, *, data_width: int, max_burst: int, outstanding: int, latency: float,
                           interval: float) -> float:
-    """The memory term of the accelerator's cycle model: ``nbytes`` at the sustained rate plus
-    the first word's latency (exact for one burst; 4 KiB edges are ignored)."""
-    beats = nbytes / (data_width // 8)
-    first = lat.AXI_READ_ISSUE + latency + lat.AXI_READ_FIFO
-    return first + (beats - 1) * sustained_cycles_per_beat(max_burst=max_burst, outstanding=outstanding,
-                                                           latency=latency, interval=interval)
+    """The memory term of the accelerator's cycle model: :func:`read_schedule` of ``nbytes``
+    (rounded up to whole beats) at a page-aligned address, with ``latency`` and ``interval``
+    allowed fractional (a DDR's sustained bandwidth in beats per cycle).  Exact for a request
+    whose bursts the 4 KiB pages split as they split a page-aligned one; otherwise a burst more
+    or less changes it by about a burst's start-up."""
+    beat_bytes = data_width // 8
+    nbytes = -(-int(nbytes) // beat_bytes) * beat_bytes
+    return _schedule(0, nbytes, data_width=data_width, max_burst=max_burst, outstanding=outstanding,
+                     latency=latency, interval=interval).cycles
 
 
 def beat_interval(*, clock_hz: float, data_width: int, bandwidth: float) -> float:

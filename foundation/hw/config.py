@@ -24,6 +24,17 @@ COLUMN_SETS = (1, 2, 4, 8, 16)
 TAIL_UNITS = (1, 2)
 #: Read ports of the weight memory.
 WEIGHT_PORTS = (1, 2)
+#: Where the core keeps its weight rows: ``chip`` (the weight memory holds every row, loaded by
+#: the weight stream) or ``stream`` (every row in DDR, fetched through the AXI4 read port into a
+#: double buffer of two row groups, each step; :mod:`lstmfpga.hw.ddr_schedule`).
+WEIGHT_RESIDENCIES = ("chip", "stream")
+#: Data widths of the AXI4 read port (the Zynq-7000 HP ports are 64 bits wide, UltraScale+ 128).
+DDR_WIDTHS = (64, 128)
+
+
+#: Fields that change the hardware but neither the results nor the weight image.
+_IMAGE_NEUTRAL = ("macs_per_dsp", "tail_units", "weight_ports", "sum_bits", "weight_residency", "ddr_width",
+                  "ddr_burst", "ddr_outstanding")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -87,6 +98,10 @@ class AcceleratorConfig:
     column_sets: int = 1
     tail_units: int = 1
     weight_ports: int = 1
+    weight_residency: str = "chip"
+    ddr_width: int = 128
+    ddr_burst: int = 16
+    ddr_outstanding: int = 8
     mode: str = "full"
     weight_bits: int = 8
     io_bits: int = 8
@@ -129,6 +144,12 @@ class AcceleratorConfig:
             raise ConfigError(f"tail_units must be one of {TAIL_UNITS}, not {self.tail_units!r}")
         if self.weight_ports not in WEIGHT_PORTS:
             raise ConfigError(f"weight_ports must be one of {WEIGHT_PORTS}, not {self.weight_ports!r}")
+        if self.weight_residency not in WEIGHT_RESIDENCIES:
+            raise ConfigError(f"weight_residency must be one of {WEIGHT_RESIDENCIES}, not {self.weight_residency!r}")
+        if self.ddr_width not in DDR_WIDTHS:
+            raise ConfigError(f"ddr_width must be one of {DDR_WIDTHS}, not {self.ddr_width!r}")
+        check_in_range("ddr_burst", self.ddr_burst, low=1, high=256)
+        check_in_range("ddr_outstanding", self.ddr_outstanding, low=1, high=64)
         if self.tail_units > 1 and self.column_sets < 2:
             raise ConfigError(f"tail_units {self.tail_units} needs column_sets of at least 2 (the units"
                               f" finished together share an h-buffer word), not {self.column_sets!r}")
@@ -203,7 +224,21 @@ class AcceleratorConfig:
 
     @property
     def weight_depth(self) -> int:
+        """Rows of the weight image: every layer's."""
         return sum(self.weight_rows(layer) for layer in range(self.num_layers))
+
+    @property
+    def ddr_weights(self) -> bool:
+        """Whether the weight rows live in DDR (``weight_residency`` other than ``chip``)."""
+        return self.weight_residency != "chip"
+
+    @property
+    def weight_memory_rows(self) -> int:
+        """Rows of the on-chip weight memory: the image's, or with weights in DDR a double buffer
+        of two row groups of the longest layer."""
+        if not self.ddr_weights:
+            return self.weight_depth
+        return 2 * max(self.issued_columns(layer) for layer in range(self.num_layers))
 
     @property
     def bytes_per_word(self) -> int:
@@ -270,7 +305,8 @@ class AcceleratorConfig:
     @classmethod
     def from_artifact(cls, artifact, *, lanes: int, mode: str = "full", max_timesteps: int = 24,
                       stream_width: int = 32, macs_per_dsp: int = 1, column_sets: int = 1,
-                      tail_units: int = 1, weight_ports: int = 1) -> "AcceleratorConfig":
+                      tail_units: int = 1, weight_ports: int = 1, weight_residency: str = "chip",
+                      ddr_width: int = 128, ddr_burst: int = 16, ddr_outstanding: int = 8) -> "AcceleratorConfig":
         """The configuration whose bitstream runs ``artifact`` with ``lanes`` MAC lanes."""
         layers = artifact.layers
         if not 1 <= len(layers) <= 3:
@@ -284,7 +320,8 @@ class AcceleratorConfig:
         classes = 0 if artifact.classifier is None else int(artifact.classifier.weight.shape[0])
         return cls(input_size=int(layers[0].input_size), hidden_size=hidden, num_layers=len(layers),
                    lanes=lanes, macs_per_dsp=macs_per_dsp, column_sets=column_sets, tail_units=tail_units,
-                   weight_ports=weight_ports, mode=mode, num_classes=classes,
+                   weight_ports=weight_ports, weight_residency=weight_residency, ddr_width=ddr_width,
+                   ddr_burst=ddr_burst, ddr_outstanding=ddr_outstanding, mode=mode, num_classes=classes,
                    max_timesteps=max_timesteps, stream_width=stream_width, **cls.widths_of(artifact))
 
     def shape_matches(self, artifact) -> bool:
@@ -294,8 +331,8 @@ class AcceleratorConfig:
     def mismatch(self, artifact) -> str | None:
         """A message naming the first field in which ``artifact`` differs from this shape, else None.
 
-        ``macs_per_dsp``, ``tail_units``, ``weight_ports`` and ``sum_bits`` are not compared: the
-        weight image is the same for all.
+        ``macs_per_dsp``, ``tail_units``, ``weight_ports``, ``sum_bits``, the weight residency and
+        the DDR port are not compared: the weight image is the same for all.
         """
         try:
             other = AcceleratorConfig.from_artifact(
@@ -304,7 +341,7 @@ class AcceleratorConfig:
         except ConfigError as exc:
             return str(exc)
         for field in dataclasses.fields(self):
-            if field.name in ("macs_per_dsp", "tail_units", "weight_ports", "sum_bits") or (
+            if field.name in _IMAGE_NEUTRAL or (
                     field.name == "classifier_weight_bits" and other.num_classes == 0):
                 continue
             mine, theirs = getattr(self, field.name), getattr(other, field.name)

@@ -13,13 +13,11 @@ from __future__ import annotations
 import numpy as np
 
 from lstmfpga.foundation.errors import ArtifactError, ConfigError
-
-#: Data widths of the AXI4 read port (Zynq-7000 HP ports: 64, UltraScale+ HP/HPC: 128).
-PORT_WIDTHS = (64, 128)
+from lstmfpga.foundation.hw.config import DDR_WIDTHS
 
 
 def _check_width(data_width) -> int:
-    if data_width not in PORT_WIDTHS:
+    if data_width not in DDR_WIDTHS:
         raise ConfigError(f"the DDR port's data width must be 64 or 128 bits, not {data_width!r}")
     return int(data_width)
 
@@ -39,8 +37,9 @@ def layer_offsets(config, data_width: int) -> list[int]:
     return offsets
 
 
-def build_ddr_image(artifact, config, data_width: int) -> np.ndarray:
-    """The uint8 DDR image of ``artifact``'s weight rows for a core built for ``config``.
+def build_ddr_image(artifact, config, data_width: int | None = None) -> np.ndarray:
+    """The uint8 DDR image of ``artifact``'s weight rows for a core built for ``config`` (for a
+    port of ``data_width`` bits; default ``config.ddr_width``).
 
     Raises
     ------
@@ -51,7 +50,7 @@ def build_ddr_image(artifact, config, data_width: int) -> np.ndarray:
     """
     from lstmfpga.foundation.hw.weight_image import layer_payload, row_words
 
-    rb = row_bytes(config, data_width)
+    rb = row_bytes(config, config.ddr_width if data_width is None else data_width)
     problem = config.mismatch(artifact)
     if problem is not None:
         raise ArtifactError(f"artifact does not fit this accelerator: {problem}")

@@ -32,6 +32,9 @@ class Reg(enum.IntEnum):
     CYCLES = 0x18        #: RO  compute cycles of the last run (first MAC column to last h/logit)
     TIMEOUT = 0x1C       #: RW  watchdog cycles (0 = off) for a stalled input or output stream
     RUN_CYCLES = 0x20    #: RO  cycles of the last run from START to DONE (input, compute, output)
+    DDR_BASE_LO = 0x24   #: RW  weights in DDR: byte address of the DDR weight image, bits 31..0
+    DDR_BASE_HI = 0x28   #: RW  ... bits 63..32
+    DDR_LENGTH = 0x2C    #: RW  ... bytes of the buffer the core may read, from DDR_BASE
     SHAPE_INPUT = 0x40   #: RO  input_size
     SHAPE_HIDDEN = 0x44  #: RO  hidden_size
     SHAPE_LAYERS = 0x48  #: RO  num_layers
@@ -44,6 +47,7 @@ class Reg(enum.IntEnum):
     SHAPE_PACKING = 0x64  #: RO macs_per_dsp; unmapped (reads 0, meaning 1) on a core without packing
     SHAPE_SETS = 0x68    #: RO  column sets; unmapped (reads 0, meaning 1) on a core with one set
     SHAPE_TAILS = 0x6C   #: RO  tail units; unmapped (reads 0, meaning 1) on a core with one
+    SHAPE_DDR = 0x70     #: RO  weights in DDR, see :func:`pack_ddr`; unmapped (reads 0) with weights on chip
     HASH0 = 0x80         #: RO  HASH0..HASH7: SHA-256 of the loaded artifact, HASH0 = first 4 bytes
 
 
@@ -51,7 +55,7 @@ HASH_WORDS = 8
 #: The read-only shape registers, in the order :func:`shape_registers` lists them.
 SHAPE_REGS = (Reg.SHAPE_INPUT, Reg.SHAPE_HIDDEN, Reg.SHAPE_LAYERS, Reg.SHAPE_LANES, Reg.SHAPE_MODE,
               Reg.SHAPE_BITS, Reg.SHAPE_CLASSES, Reg.SHAPE_MAX_T, Reg.SHAPE_STREAM, Reg.SHAPE_PACKING,
-              Reg.SHAPE_SETS, Reg.SHAPE_TAILS)
+              Reg.SHAPE_SETS, Reg.SHAPE_TAILS, Reg.SHAPE_DDR)
 #: The 4-bit fields of SHAPE_BITS, lowest first.
 BIT_FIELDS = ("weight_bits", "io_bits", "acc_bits", "sigmoid_bits", "tanh_bits", "cell_bits",
               "hidden_tanh_bits", "classifier_weight_bits")
@@ -97,6 +101,21 @@ class Error(enum.IntFlag):
     NO_WEIGHTS = 1 << 8       #: START without a valid weight image; refused
     OUTPUT_TIMEOUT = 1 << 9   #: output stalled TIMEOUT cycles; output dropped, back to idle
     BUSY = 1 << 10            #: START or LOAD_WEIGHTS while busy; ignored
+    #: Weights in DDR: a row fetch outside [DDR_BASE, DDR_BASE + DDR_LENGTH), or DDR_BASE not a
+    #: multiple of the port's bytes; refused before any read, run ended without output
+    DDR_RANGE = 1 << 11
+    DDR_SLVERR = 1 << 12      #: a weight read answered SLVERR; run ended without output
+    DDR_DECERR = 1 << 13      #: a weight read answered DECERR; run ended without output
+    #: no AXI read handshake for TIMEOUT cycles while a weight read was outstanding; run ended
+    #: without output (reset the memory port, e.g. the PL, before the next run)
+    DDR_TIMEOUT = 1 << 14
+
+
+#: ERROR bit of the row fetcher's first error flag (its flags, in order, are DDR_RANGE ...
+#: DDR_TIMEOUT).
+DDR_ERROR_SHIFT = 11
+#: SHAPE_DDR's residency field: the code of each ``weight_residency`` other than ``chip``.
+DDR_RESIDENCY_CODES = {"stream": 1}
 
 
 def pack_bits(*, weight_bits: int, io_bits: int, acc_bits: int, sigmoid_bits: int, tanh_bits: int,
@@ -109,6 +128,32 @@ def pack_bits(*, weight_bits: int, io_bits: int, acc_bits: int, sigmoid_bits: in
     for index, name in enumerate(BIT_FIELDS):
         word |= (int(fields[name]) & 0xF) << (4 * index)
     return word
+
+
+def pack_ddr(config) -> int:
+    """The SHAPE_DDR word of a core with weights in DDR: residency code (bits 7..0,
+    :data:`DDR_RESIDENCY_CODES`), the read port's bytes per beat (15..8), its longest burst
+    (24..16, 1–256) and its bursts in flight (31..25, 1–64 stored as n − 1)."""
+    return (DDR_RESIDENCY_CODES[config.weight_residency] | (config.ddr_width // 8) << 8 | config.ddr_burst << 16
+            | (config.ddr_outstanding - 1) << 25)
+
+
+def unpack_ddr(word: int) -> dict[str, object]:
+    """The fields of a SHAPE_DDR word (inverse of :func:`pack_ddr`); ``{}`` for 0 (weights on chip).
+
+    Raises
+    ------
+    ConfigError
+        An unknown residency code.
+    """
+    word = int(word)
+    if word == 0:
+        return {}
+    codes = {code: name for name, code in DDR_RESIDENCY_CODES.items()}
+    if word & 0xFF not in codes:
+        raise ConfigError(f"SHAPE_DDR {word:#010x} has an unknown weight residency code {word & 0xFF}")
+    return {"weight_residency": codes[word & 0xFF], "ddr_width": 8 * (word >> 8 & 0xFF),
+            "ddr_burst": word >> 16 & 0x1FF, "ddr_outstanding": (word >> 25) + 1}
 
 
 def unpack_bits(word: int) -> dict[str, int]:
@@ -128,8 +173,9 @@ def shape_registers(config) -> dict[str, int]:
     """Values of the read-only SHAPE_* registers for ``config``.
 
     SHAPE_PACKING is listed only when ``config.macs_per_dsp > 1``, SHAPE_SETS only when
-    ``config.column_sets > 1`` and SHAPE_TAILS only when ``config.tail_units > 1``: a core without
-    them leaves the offsets unmapped, as cores built before they existed do, and they read 0.
+    ``config.column_sets > 1``, SHAPE_TAILS only when ``config.tail_units > 1`` and SHAPE_DDR only
+    with weights in DDR: a core without them leaves the offsets unmapped, as cores built before
+    they existed do, and they read 0.
     """
     registers = {
         "SHAPE_INPUT": config.input_size,
@@ -148,6 +194,8 @@ def shape_registers(config) -> dict[str, int]:
         registers["SHAPE_SETS"] = config.column_sets
     if config.tail_units > 1:
         registers["SHAPE_TAILS"] = config.tail_units
+    if config.ddr_weights:
+        registers["SHAPE_DDR"] = pack_ddr(config)
     return registers
 
 
@@ -159,7 +207,7 @@ def decode_shape(values: Mapping[str, int]) -> AcceleratorConfig:
     values :
         Register name (``"SHAPE_INPUT"``, ...) → the 32-bit value read; SHAPE_PACKING 0 or
         absent means one MAC per DSP, SHAPE_SETS 0 or absent one column set, SHAPE_TAILS 0 or
-        absent one tail unit.
+        absent one tail unit, SHAPE_DDR 0 or absent weights on chip.
 
     Raises
     ------
@@ -178,7 +226,8 @@ def decode_shape(values: Mapping[str, int]) -> AcceleratorConfig:
         column_sets=max(1, values.get("SHAPE_SETS", 0)), tail_units=max(1, values.get("SHAPE_TAILS", 0)),
         mode=MODES[mode],
         num_classes=values["SHAPE_CLASSES"],
-        max_timesteps=values["SHAPE_MAX_T"], stream_width=values["SHAPE_STREAM"], **bits)
+        max_timesteps=values["SHAPE_MAX_T"], stream_width=values["SHAPE_STREAM"],
+        **unpack_ddr(values.get("SHAPE_DDR", 0)), **bits)
 
 
 def describe_errors(value: int) -> list[str]:

@@ -52,6 +52,20 @@ ARCACHE = 0b0011
 ARPROT = 0b000
 
 
+def axi_members(component) -> dict:
+    """The ``m_axi_*`` members of a component's signature (the read port, to pass up a level)."""
+    return {name: member for name, member in component.signature.members.items() if name.startswith("m_axi_")}
+
+
+def forward_axi(m, outer, inner) -> None:
+    """Joins the ``m_axi_*`` ports of ``inner`` to the same-named ports of ``outer`` (one level up)."""
+    for name, member in axi_members(inner).items():
+        if member.flow == Out:
+            m.d.comb += getattr(outer, name).eq(getattr(inner, name))
+        else:
+            m.d.comb += getattr(inner, name).eq(getattr(outer, name))
+
+
 def word_layout(data_width: int) -> data.StructLayout:
     """Payload of the output stream: one data word and ``last`` on the request's final word."""
     return data.StructLayout({"data": unsigned(data_width), "last": 1})

@@ -3,6 +3,9 @@ the MAC engine as soon as the value it broadcasts exists."""
 
 from __future__ import annotations
 
+import functools
+import operator
+
 from amaranth import Array, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -25,6 +28,11 @@ class ColumnScheduler(wiring.Component):
     set once every column has issued and every unit of the run has come back.  ``flush`` stops
     issuing.
 
+    With weights in DDR (``config.ddr_weights``) the weight memory is a double buffer of two row
+    groups that :class:`~lstmfpga.hw.rtl.ddr_row_fetcher.DdrRowFetcher` fills in the order the
+    groups issue: group i's columns read rows ``(i mod 2)·K_max + k``, wait until ``rows_full``
+    says that half holds them, and the group's last column pulses ``rows_release``.
+
     Parameters
     ----------
     config : AcceleratorConfig
@@ -36,6 +44,7 @@ class ColumnScheduler(wiring.Component):
             "start": In(1), "steps": In(5), "flush": In(1),
             "unit_done": In(2), "shadow_free": In(1),
             **({"received": In(range(input_buffer_depth(config) + 1))} if config.mode == "full" else {}),
+            **({"rows_full": In(2), "rows_release": Out(1)} if config.ddr_weights else {}),
             "o_column": Out(stream.Signature(column_layout(config))),
             "finished": Out(1),
         })
@@ -57,8 +66,11 @@ class ColumnScheduler(wiring.Component):
         t = Signal(5)
         grp = Signal(range(G + 1))
         k = Signal(range(max(cfg.issued_columns(layer) for layer in range(L)) + 1))
-        waddr = Signal(range(cfg.weight_depth + 1))
+        waddr = Signal(range(cfg.weight_memory_rows + 1))
         lbase = Signal(range(cfg.weight_depth + 1))
+        ddr = cfg.ddr_weights
+        half = Signal()                            # the buffer half of the group (weights in DDR)
+        k_half = cfg.weight_memory_rows // 2
         tH = Signal(seq_bits)                      # word of step t in the h sequence: t·ceil(H/S)
         tU = Signal(seq_bits)                      # slot of step t's first unit: t·H (split mode)
         tW = Signal(range(T_max * wps + 1))        # word of step t in the input buffer
@@ -103,9 +115,15 @@ class ColumnScheduler(wiring.Component):
         with m.Else():
             m.d.comb += src.eq(Mux(t_first, Source.ZERO, Mux(lyr[0], Source.HBUF1, Source.HBUF0)))
 
-        arrived = Signal(init=1)                   # the input word this column reads is in the buffer
+        # the input word this column reads is in the buffer, and (weights in DDR) its group's rows
+        arrived = Signal(init=1)
+        ready_terms = []
         if cfg.mode == "full":
-            m.d.comb += arrived.eq(~in_x | (lyr != 0) | (baddr < self.received))
+            ready_terms.append(~in_x | (lyr != 0) | (baddr < self.received))
+        if ddr:
+            ready_terms.append(self.rows_full.bit_select(half, 1))
+        if ready_terms:
+            m.d.comb += arrived.eq(functools.reduce(operator.and_, ready_terms))
         column = self.o_column.payload
         m.d.comb += [
             self.o_column.valid.eq(issuing & arrived & (~dep | (units_done >= need)) & (~last_col | self.shadow_free)),
@@ -147,6 +165,10 @@ class ColumnScheduler(wiring.Component):
                 m.d.sync += [baddr.eq(tH - Hc), bsel.eq(0), need.eq(seq_base - H + first_need), cap.eq(seq_base)]
             with m.If(last_col):
                 m.d.sync += [k.eq(0), grp.eq(grp + 1), grp_last.eq(grp + 2 == G)]
+                if ddr:
+                    # the next group's rows sit in the other half, whatever layer or step it is
+                    m.d.comb += self.rows_release.eq(1)
+                    m.d.sync += [half.eq(~half), waddr.eq(Mux(half, 0, k_half))]
                 with m.If(grp_last):
                     m.d.sync += [grp.eq(0), grp_last.eq(G == 1), seq_base.eq(seq_base + H),
                                  t_first.eq(t_last), t_last.eq(Mux(t_last, last_t == 0, t + 1 == last_t))]
@@ -154,10 +176,14 @@ class ColumnScheduler(wiring.Component):
                         with m.If(lyr == L - 1):
                             m.d.sync += issuing.eq(0)
                         m.d.sync += [t.eq(0), tH.eq(0), tU.eq(0), tW.eq(0), lyr.eq(lyr + 1),
-                                     lbase.eq(lbase + rows[lyr]), waddr.eq(lbase + rows[lyr])]
+                                     lbase.eq(lbase + rows[lyr])]
+                        if not ddr:
+                            m.d.sync += waddr.eq(lbase + rows[lyr])
                         group_start(lyr + 1, Const(0, seq_bits), Const(0, 16), seq_base + H)
                     with m.Else():
-                        m.d.sync += [t.eq(t + 1), tH.eq(tH + Hc), tU.eq(tU + H), tW.eq(tW + wps), waddr.eq(lbase)]
+                        m.d.sync += [t.eq(t + 1), tH.eq(tH + Hc), tU.eq(tU + H), tW.eq(tW + wps)]
+                        if not ddr:
+                            m.d.sync += waddr.eq(lbase)
                         group_start(lyr, tH + Hc, tW + wps, seq_base + H)
                 with m.Else():
                     group_start(lyr, tH, tW, seq_base)
@@ -165,7 +191,7 @@ class ColumnScheduler(wiring.Component):
         with m.If(self.start):
             m.d.sync += [lyr.eq(0), t.eq(0), grp.eq(0), k.eq(0), waddr.eq(0), lbase.eq(0),
                          tH.eq(0), tU.eq(0), tW.eq(0), seq_base.eq(0), TH.eq(T * H), units_done.eq(0),
-                         total_units.eq(T * (H * L)), issuing.eq(1), last_t.eq(T - 1),
+                         total_units.eq(T * (H * L)), issuing.eq(1), last_t.eq(T - 1), half.eq(0),
                          grp_last.eq(G == 1), t_first.eq(1), t_last.eq(T == 1)]
             group_start(Const(0, 2), Const(0, seq_bits), Const(0, 16), Const(0, seq_bits))
         m.d.comb += self.finished.eq(~issuing & (units_done == total_units))

@@ -7,15 +7,22 @@ ports; see ``top.py`` for the AXI wrapper.
                            └─ InputReceiver ─── input buffer (full) / tail pre-activations (split)
     ColumnScheduler ─ MacEngine ─ TailUnit ─┬─ h buffers (the next step's and layer's input)
                                             └─ OutputSender ─ o_stream (the last layer's h codes)
+
+With weights in DDR (``config.ddr_weights``) the weight memory is a double buffer of row groups
+that a :class:`~lstmfpga.hw.rtl.ddr_row_fetcher.DdrRowFetcher` fills through ``m_axi_*`` during
+the run, in step with the scheduler; the weight loader then checks the image without keeping its
+rows.
 """
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from lstmfpga.hw.rtl.axi_weight_reader import axi_members, forward_axi
 from lstmfpga.hw.rtl.column_scheduler import ColumnScheduler
+from lstmfpga.hw.rtl.ddr_row_fetcher import DdrRowFetcher
 from lstmfpga.hw.rtl.input_receiver import InputReceiver
 from lstmfpga.hw.rtl.mac_engine import MacEngine, h_buffer_banks, h_buffer_depth
 from lstmfpga.hw.rtl.output_sender import OutputSender
@@ -33,6 +40,8 @@ class LstmCore(wiring.Component):
     ``i_stream`` carries weight images and input packets, ``o_stream`` output packets
     (``config.stream_width``-bit beats with TLAST, :mod:`~lstmfpga.foundation.hw.stream_format`);
     the control ports are the register file's (:class:`~lstmfpga.hw.rtl.run_control.RunControl`).
+    With weights in DDR, ``ddr_base``/``ddr_length`` are the weight image's buffer and ``m_axi_*``
+    the AXI4 read port the rows come through.
 
     Parameters
     ----------
@@ -41,7 +50,14 @@ class LstmCore(wiring.Component):
 
     def __init__(self, *, config):
         self.config = config
+        self.fetcher = None
+        ddr_ports = {}
+        if config.ddr_weights:
+            self.fetcher = DdrRowFetcher(config=config, data_width=config.ddr_width, max_burst=config.ddr_burst,
+                                         outstanding=config.ddr_outstanding, timeout_bits=32)
+            ddr_ports = {"ddr_base": In(64), "ddr_length": In(32), **axi_members(self.fetcher)}
         super().__init__({
+            **ddr_ports,
             "i_stream": In(stream.Signature(beat_layout(config.stream_width))),
             "o_stream": Out(stream.Signature(beat_layout(config.stream_width))),
             "start": In(1), "soft_reset": In(1), "load_weights": In(1), "clear": In(1),
@@ -74,7 +90,10 @@ class LstmCore(wiring.Component):
         # registers: a weight load is not timed, and the word strobe (from TREADY) stays off the
         # enables' paths
         m.submodules.weight_mem = weight_mem = WeightMemory(config=cfg)
-        wiring.connect(m, loader.weight_write, weight_mem.write)
+        if cfg.ddr_weights:
+            self._fetch_rows(m, control, scheduler, weight_mem)
+        else:
+            wiring.connect(m, loader.weight_write, weight_mem.write)
         wiring.connect(m, engine.weight_read, weight_mem.read)
         if full:
             m.submodules.input_buf = input_buf = ram(
@@ -152,6 +171,20 @@ class LstmCore(wiring.Component):
                          t.first_step.eq(unit.first_step), t.classify.eq(unit.classify),
                          t.cls_start.eq(run_clear), t.flush.eq(control.flush)]
         return m
+
+    def _fetch_rows(self, m, control, scheduler, weight_mem):
+        """The row fetcher: started with the scheduler, its halves handed over by ``rows_full`` and
+        ``rows_release``, its errors ending the run."""
+        m.submodules.fetcher = fetcher = self.fetcher
+        wiring.connect(m, fetcher.write, weight_mem.write)
+        forward_axi(m, self, fetcher)
+        m.d.comb += [
+            fetcher.start.eq(control.compute_start), fetcher.steps.eq(control.steps), fetcher.flush.eq(control.flush),
+            fetcher.region.base.eq(self.ddr_base), fetcher.region.length.eq(self.ddr_length),
+            fetcher.timeout.eq(self.timeout),
+            scheduler.rows_full.eq(fetcher.full), fetcher.release.eq(scheduler.rows_release),
+            control.fetch_fault.eq(Mux(fetcher.done, fetcher.error.as_value(), 0)),
+        ]
 
     def _logits(self, m, tails):
         """The classifier's logits: each tail accumulates its own units' share (32-bit lanes)."""

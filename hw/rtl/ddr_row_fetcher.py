@@ -19,7 +19,7 @@ from amaranth.lib.wiring import In, Out
 
 from lstmfpga.foundation.hw.ddr_image import layer_offsets, row_bytes
 from lstmfpga.hw.ddr_model import SIZE_BITS
-from lstmfpga.hw.rtl.axi_weight_reader import ERROR, REGION, AxiWeightReader
+from lstmfpga.hw.rtl.axi_weight_reader import ERROR, REGION, AxiWeightReader, axi_members, forward_axi
 from lstmfpga.hw.rtl.ram import address_bits
 
 
@@ -54,27 +54,20 @@ class DdrRowFetcher(wiring.Component):
         self.data_width = data_width
         self.row_beats = row_bytes(config, data_width) // (data_width // 8)
         row = config.lanes * config.weight_bits
-        ports = {name: port for name, port in self.reader.signature.members.items() if name.startswith("m_axi_")}
         super().__init__({
             "start": In(1), "steps": In(5), "flush": In(1), "release": In(1),
             "region": In(REGION), "timeout": In(timeout_bits),
             "full": Out(2), "busy": Out(1), "done": Out(1), "error": Out(ERROR),
             "write": In(memory.WritePort.Signature(addr_width=address_bits(buffer_depth(config)),
                                                     shape=unsigned(row))),
-            **ports,
+            **axi_members(self.reader),
         })
 
     def elaborate(self, platform):
         m = Module()
         cfg, reader = self.config, self.reader
         m.submodules.reader = reader
-        for name in self.signature.members:
-            if name.startswith("m_axi_"):
-                port = getattr(self, name)
-                if self.signature.members[name].flow == Out:
-                    m.d.comb += port.eq(getattr(reader, name))
-                else:
-                    m.d.comb += getattr(reader, name).eq(port)
+        forward_axi(m, self, reader)
         m.d.comb += [reader.region.eq(self.region), reader.timeout.eq(self.timeout),
                      reader.soft_reset.eq(self.flush), self.error.eq(reader.error)]
 

@@ -60,7 +60,7 @@ class MacEngine(wiring.Component):
         ports = {
             "i_column": In(stream.Signature(column_layout(c))),
             "flush": In(1),
-            "weight_read": In(memory.ReadPort.Signature(addr_width=address_bits(c.weight_depth),
+            "weight_read": In(memory.ReadPort.Signature(addr_width=address_bits(c.weight_memory_rows),
                                                         shape=unsigned(P * wb))),
             "h_read": In(memory.ReadPort.Signature(addr_width=h_addr_bits, shape=unsigned(8 * c.column_sets))).array(
                 h_buffer_banks(c)),

@@ -85,7 +85,7 @@ def column_op_layout(config) -> data.StructLayout:
 def column_layout(config) -> data.StructLayout:
     """A column the scheduler issues: the addresses to read and the operation."""
     return data.StructLayout({
-        "weight_addr": range(config.weight_depth + 1),
+        "weight_addr": range(config.weight_memory_rows + 1),
         "buffer_addr": sequence_bits(config),    # h buffer slot, or input-buffer word
         "op": column_op_layout(config),
     })

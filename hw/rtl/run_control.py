@@ -8,7 +8,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from lstmfpga.foundation.hw import stream_format
-from lstmfpga.foundation.hw.register_map import Error
+from lstmfpga.foundation.hw.register_map import DDR_ERROR_SHIFT, Error
 from lstmfpga.hw import latency
 from lstmfpga.hw.rtl.payloads import beat_layout
 
@@ -34,6 +34,10 @@ class RunControl(wiring.Component):
     an input fault) drops the engine's work in flight and ``output_abort`` stops the output
     sender.  ``start`` or ``load_weights`` while busy sets ``Error.BUSY`` and is otherwise ignored.
 
+    With weights in DDR, ``fetch_fault`` (the row fetcher's error flags, nonzero for the cycle it
+    gives up) ends the run the same way: the flags go to ERROR from ``DDR_ERROR_SHIFT`` up, the
+    computation is flushed, the rest of a packet under way is drained, no output is sent.
+
     Parameters
     ----------
     config : AcceleratorConfig
@@ -58,6 +62,7 @@ class RunControl(wiring.Component):
             "receive_begin": Out(1), "receive_in_packet": In(1), "receive_final": In(1),
             # column scheduler, engine, tail
             "steps": Out(5), "compute_start": Out(1), "compute_finished": In(1), "flush": Out(1),
+            **({"fetch_fault": In(4)} if config.ddr_weights else {}),
             # output sender (and its stream, observed)
             "output_start": Out(1), "output_abort": Out(1), "output_finished": In(1),
             "out_valid": In(1), "out_ready": In(1),
@@ -88,7 +93,12 @@ class RunControl(wiring.Component):
         # otherwise run on into every enable of the engine, the scheduler and the tails.  The blocks
         # stop one cycle later, as if the fault came a cycle later; no start can reach them sooner.
         flush = Signal()
-        m.d.sync += flush.eq(self.soft_reset | input_fault)
+        fetch_fault = Signal(4)
+        if cfg.ddr_weights:
+            m.d.comb += fetch_fault.eq(self.fetch_fault)
+        fetch_error = Signal(16)
+        m.d.comb += fetch_error.eq(fetch_fault << DDR_ERROR_SHIFT)
+        m.d.sync += flush.eq(self.soft_reset | input_fault | (fetch_fault != 0))
         m.d.comb += self.flush.eq(flush)
         m.d.sync += error.eq(error | set_error)
         # the 256 hash flip-flops take the loader's hash the cycle after a clean finish: their
@@ -180,6 +190,14 @@ class RunControl(wiring.Component):
                     m.d.comb += input_fault.eq(overlap)
                     fail(Error.INPUT_TIMEOUT, run_counting.eq(0))
                     m.next = "IDLE"
+                with m.Elif(fetch_fault != 0):
+                    # (full mode: the fetch starts with the packet's first beat) drain the packet
+                    m.d.sync += [error.eq(error | fetch_error), run_counting.eq(0)]
+                    with m.If(in_fire & beat.last):
+                        m.d.sync += done.eq(1)
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.next = "DRAIN"
                 with m.Elif(in_fire):
                     with m.If(self.receive_final & beat.last):
                         m.next = "COMPUTE" if overlap else "COMPUTE_START"
@@ -210,7 +228,10 @@ class RunControl(wiring.Component):
             with m.State("COMPUTE"):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += cycles.eq(cycles + 1)
-                with m.If(self.compute_finished):
+                with m.If(fetch_fault != 0):
+                    fail(fetch_error, run_counting.eq(0))
+                    m.next = "IDLE"
+                with m.Elif(self.compute_finished):
                     m.d.sync += cls_pending.eq(latency.CLASSIFIER)
                     m.next = "FINISH"
 

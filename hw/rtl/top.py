@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from amaranth import ClockDomain, Module, Signal
+from amaranth import Cat, ClockDomain, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from lstmfpga.foundation.hw import register_map
 from lstmfpga.foundation.hw.register_map import Ctrl, Reg, Status
+from lstmfpga.hw.rtl.axi_weight_reader import axi_members, forward_axi
 from lstmfpga.hw.rtl.core import LstmCore
 
 AXIL_ADDR_BITS = 8
@@ -18,7 +19,10 @@ class LstmAcceleratorTop(wiring.Component):
     sequences and weight images), ``m_axis_*`` (output) and ``s_axi_*`` (AXI4-Lite control).
 
     The streams are ``config.stream_width`` bits wide and have no TKEEP: every packet is whole
-    beats (:mod:`~lstmfpga.foundation.hw.stream_format` pads it), so all bytes are data.
+    beats (:mod:`~lstmfpga.foundation.hw.stream_format` pads it), so all bytes are data.  With
+    weights in DDR the core also has an AXI4 read master, ``m_axi_*`` (``config.ddr_width`` bits,
+    one ID, reads only), to connect to an HP port; DDR_BASE_LO/HI and DDR_LENGTH say where the
+    weight image lies.
 
     Parameters
     ----------
@@ -27,7 +31,11 @@ class LstmAcceleratorTop(wiring.Component):
 
     def __init__(self, *, config):
         self.config = config
+        ddr_ports = {}
+        if config.ddr_weights:
+            ddr_ports = axi_members(LstmCore(config=config))
         super().__init__({
+            **ddr_ports,
             "aclk": In(1), "aresetn": In(1),
             "s_axis_tdata": In(config.stream_width), "s_axis_tvalid": In(1), "s_axis_tready": Out(1),
             "s_axis_tlast": In(1),
@@ -76,6 +84,17 @@ class LstmAcceleratorTop(wiring.Component):
             m.d.sync += timesteps.eq(wdata)
         with m.If(do_write & (waddr == Reg.TIMEOUT >> 2)):
             m.d.sync += timeout.eq(wdata)
+        ddr_registers = {}
+        if cfg.ddr_weights:
+            ddr_registers = {Reg.DDR_BASE_LO: Signal(32, name="ddr_base_lo"),
+                             Reg.DDR_BASE_HI: Signal(32, name="ddr_base_hi"),
+                             Reg.DDR_LENGTH: Signal(32, name="ddr_length")}
+            for offset, register in ddr_registers.items():
+                with m.If(do_write & (waddr == offset >> 2)):
+                    m.d.sync += register.eq(wdata)
+            m.d.comb += [core.ddr_base.eq(Cat(ddr_registers[Reg.DDR_BASE_LO], ddr_registers[Reg.DDR_BASE_HI])),
+                         core.ddr_length.eq(ddr_registers[Reg.DDR_LENGTH])]
+            forward_axi(m, self, core)
 
         # read channel
         status = Signal(32)
@@ -87,7 +106,7 @@ class LstmAcceleratorTop(wiring.Component):
         values = {
             Reg.ID: register_map.CORE_ID, Reg.VERSION: register_map.CORE_VERSION, Reg.STATUS: status,
             Reg.ERROR: core.error, Reg.TIMESTEPS: timesteps, Reg.CYCLES: core.cycles,
-            Reg.TIMEOUT: timeout, Reg.RUN_CYCLES: core.run_cycles,
+            Reg.TIMEOUT: timeout, Reg.RUN_CYCLES: core.run_cycles, **ddr_registers,
             **{Reg[name]: value for name, value in shape.items()},
             **{register_map.hash_offset(i): core.hash[32 * i:32 * (i + 1)] for i in range(register_map.HASH_WORDS)},
         }

@@ -14,15 +14,15 @@ from lstmfpga.hw.rtl.ram import address_bits, ram
 def weight_memory_shape(config) -> tuple[int, int]:
     """(depth, width) of the weight memory's words.
 
-    One port: ``config.weight_depth`` words of P·weight_bits (at least two, as :func:`ram`
+    One port: ``config.weight_memory_rows`` words of P·weight_bits (at least two, as :func:`ram`
     makes them).  Two ports: words of half a row, row r's low half at word r and its high half
     at word 2^a + r (a = the row address width): the port's address is the row's with one bit
     on top, so no adder sits on the read path.
     """
     width = config.lanes * config.weight_bits
     if config.weight_ports == 1:
-        return max(config.weight_depth, 2), width
-    return 2 << address_bits(config.weight_depth), width // 2
+        return max(config.weight_memory_rows, 2), width
+    return 2 << address_bits(config.weight_memory_rows), width // 2
 
 
 class WeightMemory(wiring.Component):
@@ -44,7 +44,7 @@ class WeightMemory(wiring.Component):
 
     def __init__(self, *, config):
         self.config = config
-        a, row = address_bits(config.weight_depth), config.lanes * config.weight_bits
+        a, row = address_bits(config.weight_memory_rows), config.lanes * config.weight_bits
         super().__init__({
             "write": Out(memory.WritePort.Signature(addr_width=a, shape=unsigned(row))),
             "read": Out(memory.ReadPort.Signature(addr_width=a, shape=unsigned(row))),

@@ -11,7 +11,7 @@ from lstmfpga.foundation.hw.register_map import (BIT_FIELDS, SHAPE_REGS, decode_
                                                  unpack_bits)
 
 
-def _drawn_config(rng) -> AcceleratorConfig:
+def _drawn_config(rng, ddr_rng=None) -> AcceleratorConfig:
     widths = {name: int(rng.integers(4, 9)) for name in BIT_FIELDS[1:-1]}
     weight_bits = int(rng.integers(2, 9))
     most = max_macs_per_dsp(weight_bits=weight_bits, act_bits=widths["io_bits"])
@@ -19,7 +19,11 @@ def _drawn_config(rng) -> AcceleratorConfig:
     sets = [S for S in COLUMN_SETS if lanes % (4 * S) == 0 and (mode == "split" or S <= stream_width // 8)]
     column_sets = int(rng.choice(sets))
     two_tails = column_sets > 1 and lanes % (8 * column_sets) == 0
-    return AcceleratorConfig(
+    ddr = {}
+    if ddr_rng is not None and ddr_rng.random() < 0.4:
+        ddr = dict(weight_residency="stream", ddr_width=int(ddr_rng.choice([64, 128])),
+                   ddr_burst=int(ddr_rng.integers(1, 257)), ddr_outstanding=int(ddr_rng.integers(1, 65)))
+    return AcceleratorConfig(**ddr,
         input_size=int(rng.integers(1, 3000)), hidden_size=int(rng.integers(1, 600)),
         num_layers=int(rng.integers(1, 4)), lanes=lanes, mode=mode, stream_width=stream_width,
         column_sets=column_sets, tail_units=int(rng.choice([1, 2])) if two_tails else 1,
@@ -29,27 +33,41 @@ def _drawn_config(rng) -> AcceleratorConfig:
 
 
 def test_decode_shape_inverts_shape_registers():
-    rng = np.random.default_rng(13)
-    packed = sets = tails = 0
+    rng, ddr_rng = np.random.default_rng(13), np.random.default_rng(14)
+    packed = sets = tails = ddr = 0
     for _ in range(200):
-        config = _drawn_config(rng)
+        config = _drawn_config(rng, ddr_rng)
         registers = shape_registers(config)
         # an unpacked core leaves SHAPE_PACKING unmapped (its Verilog is that of a core built before
         # packing), a core of one column set SHAPE_SETS; a driver reading every SHAPE_* register gets 0 there
         unmapped = ([] if config.macs_per_dsp > 1 else ["SHAPE_PACKING"]) + \
-            ([] if config.column_sets > 1 else ["SHAPE_SETS"]) + ([] if config.tail_units > 1 else ["SHAPE_TAILS"])
+            ([] if config.column_sets > 1 else ["SHAPE_SETS"]) + ([] if config.tail_units > 1 else ["SHAPE_TAILS"]) + \
+            ([] if config.ddr_weights else ["SHAPE_DDR"])
         names = [reg.name for reg in SHAPE_REGS]
         assert sorted(list(registers) + unmapped) == sorted(names)
         assert list(registers) == [name for name in names if name in registers]
         packed += config.macs_per_dsp > 1
         sets += config.column_sets > 1
         tails += config.tail_units > 1
+        ddr += config.ddr_weights
         expected = config
         if config.num_classes == 0:  # no classifier: its width is not carried
             expected = AcceleratorConfig(**{**config.__dict__, "classifier_weight_bits": 8})
         assert decode_shape(registers) == expected
         assert decode_shape({**dict.fromkeys(unmapped, 0), **registers}) == expected
-    assert packed > 50 and sets > 30 and tails > 10
+    assert packed > 50 and sets > 30 and tails > 10 and ddr > 50
+
+
+def test_ddr_error_bits_follow_the_fetchers_flags():
+    from lstmfpga.foundation.hw.register_map import DDR_ERROR_SHIFT, Error, unpack_ddr
+    from lstmfpga.hw.ddr_model import ReadError
+
+    # the core shifts the fetcher's flags into ERROR: the names and the order must agree
+    for flag in ReadError:
+        name = {"OUT_OF_RANGE": "DDR_RANGE"}.get(flag.name, f"DDR_{flag.name}")
+        assert Error[name] == int(flag) << DDR_ERROR_SHIFT
+    with pytest.raises(ConfigError, match="unknown weight residency code 7"):
+        unpack_ddr(0x0010_1007)
 
 
 def test_bit_fields_round_trip_in_4_bit_slots():

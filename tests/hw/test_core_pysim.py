@@ -15,15 +15,46 @@ from lstmfpga.sim.golden.random_artifact import random_artifact
 from lstmfpga.sim.rtl_check import golden_packets, random_codes
 
 
-def _simulate(config, image, packets, timesteps):
+#: The core's read-channel outputs a memory samples each cycle.
+AXI_SAMPLED = ("m_axi_arvalid", "m_axi_arready", "m_axi_araddr", "m_axi_arlen", "m_axi_arsize", "m_axi_arburst",
+               "m_axi_rvalid", "m_axi_rready")
+
+
+def _simulate(config, image, packets, timesteps, *, memory=None, region=(0, 0), timeout=1 << 20,
+              soft_reset_after=None, max_cycles=200_000):
     """Load ``image``, run each packet of 32-bit lanes (``lanes_per_beat`` lanes a beat, lane 0 in
-    the low bits) under output backpressure; returns the output packets as lanes and the flags."""
+    the low bits) under output backpressure; returns the output packets as lanes and the flags.
+
+    With weights in DDR, ``memory`` (``memory_for(run)`` → an object with ``outputs(cycle)`` and
+    ``observe(cycle, sampled)``, :class:`axi_weight_reader_bench.ScriptedMemory`) answers the
+    core's ``m_axi_*`` port from the run's START on, and ``region`` is (DDR_BASE, DDR_LENGTH) or
+    ``region(run)``.  ``soft_reset_after(run)`` → N or None: a soft reset N cycles after the
+    memory took the run's first AR, once the packet is sent.  A run that ends without output (an
+    error, a soft reset) or sends none within ``max_cycles`` gives an empty packet."""
     dut = LstmCore(config=config)
     per = stream_format.lanes_per_beat(config)
     outputs, flags = [], {}
+    current = {"memory": None, "cycle": 0, "reset_at": None, "sent": False, "reset": False}
+
+    async def serve(ctx):
+        while True:
+            mem, cycle = current["memory"], current["cycle"]
+            if mem is not None:
+                for name, value in mem.outputs(cycle).items():
+                    ctx.set(getattr(dut, name), value)
+                sampled = {name: ctx.get(getattr(dut, name)) for name in AXI_SAMPLED}
+                mem.observe(cycle, sampled)
+                if current["reset_at"] is not None and sampled["m_axi_arvalid"] and sampled["m_axi_arready"]:
+                    current["reset_at"], current["reset_cycle"] = None, cycle + current["reset_at"]
+            reset = current.get("reset_cycle") is not None and current["sent"] and cycle >= current["reset_cycle"]
+            ctx.set(dut.soft_reset, reset)
+            if reset:
+                current.update(reset_cycle=None, reset=True)
+            await ctx.tick()
+            current["cycle"] += 1
 
     async def bench(ctx):
-        ctx.set(dut.timeout, 1 << 20)
+        ctx.set(dut.timeout, timeout)
 
         async def pulse(sig):
             ctx.set(sig, 1)
@@ -50,12 +81,22 @@ def _simulate(config, image, packets, timesteps):
         await ctx.tick().repeat(2)
         flags["load_error"] = ctx.get(dut.error)
         flags["weights_valid"] = ctx.get(dut.weights_valid)
-        for lanes, T in zip(packets, timesteps):
+        for run, (lanes, T) in enumerate(zip(packets, timesteps)):
             ctx.set(dut.timesteps, T)
+            if memory is not None:
+                current["memory"] = memory(run)
+                base, length = region(run) if callable(region) else region
+                ctx.set(dut.ddr_base, base)
+                ctx.set(dut.ddr_length, length)
+            current.update(sent=False, reset=False,
+                           reset_at=soft_reset_after(run) if soft_reset_after is not None else None)
             await pulse(dut.start)
             await send(lanes)
+            current["sent"] = True
             words = []
-            for cycle in range(200_000):
+            for cycle in range(max_cycles):
+                if (ctx.get(dut.done) or current["reset"]) and not ctx.get(dut.busy):
+                    break
                 ready = cycle % 3 != 0  # backpressure
                 ctx.set(dut.o_stream.ready, ready)
                 if ctx.get(dut.o_stream.valid) and ready:
@@ -71,6 +112,8 @@ def _simulate(config, image, packets, timesteps):
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
+    if config.ddr_weights:
+        sim.add_testbench(serve, background=True)
     sim.add_testbench(bench)
     sim.run()
     return outputs, flags
