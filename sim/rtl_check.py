@@ -81,11 +81,16 @@ def run_sequences(config: AcceleratorConfig, artifacts: list, sequences: list[Se
 
     ``simulator="harness"`` runs normal sequences of one artifact on the compiled harness in
     ``jobs`` processes; ``"cocotb"`` runs any job (faults, several images) on the cocotb bench.
+    A core with weights in DDR runs on the harness, its weights in the harness's memory (``ddr=``
+    a :class:`~lstmfpga.sim.harness.simulated_ddr.SimulatedDdr` among ``job_options``).
     """
     from lstmfpga.sim import verilator
 
     if simulator not in SIMULATORS:
         raise ConfigError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+    if simulator == "cocotb" and config.ddr_weights:
+        raise ConfigError("a core with weights in DDR runs on the compiled harness (simulator='harness'), whose"
+                          " memory answers its AXI4 read port; the cocotb bench has no memory behind it")
     if simulator == "cocotb":
         build_dir = verilator.build(config, cache_dir)
         job, arrays = build_job(config, artifacts, sequences, **job_options)
@@ -99,6 +104,10 @@ def run_sequences(config: AcceleratorConfig, artifacts: list, sequences: list[Se
     library = verilator.build_harness(config, cache_dir)
     image = image_lanes(config, build_weight_image(artifacts[0], config))
     packets = [(*golden_packets(config, artifacts[0], seq.x_codes), seq.x_codes.shape[0]) for seq in sequences]
+    if config.ddr_weights:
+        from lstmfpga.foundation.hw.ddr_image import build_ddr_image
+
+        options["ddr_image"] = build_ddr_image(artifacts[0], config)
     return run_packets(library, config, image, [(lanes, T, expected) for lanes, expected, T in packets],
                        jobs=jobs, **options)
 

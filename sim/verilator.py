@@ -222,7 +222,8 @@ def build_harness(config, cache_dir: str | os.PathLike, *, opt: str = HARNESS_OP
 #: Outputs the harness reads right after a rising edge, before evaluating the next one: they must
 #: not follow any input combinationally (AWREADY, WREADY and ARREADY do, and are read settled).
 REGISTERED_OUTPUTS = ("s_axis_tready", "m_axis_tvalid", "m_axis_tdata", "m_axis_tlast",
-                      "s_axi_bvalid", "s_axi_rvalid", "s_axi_rdata")
+                      "s_axi_bvalid", "s_axi_rvalid", "s_axi_rdata",
+                      "m_axi_arvalid", "m_axi_araddr", "m_axi_arlen", "m_axi_arsize", "m_axi_rready")
 _FUNCTION = re.compile(r"^[^\n]*___(\w+)\([^\n]*\{\n(.*?)^\}", re.M | re.S)
 
 

@@ -68,7 +68,7 @@ class AcceleratorConfig:
         sits at word r and its high half at word 2^a + r (a = the row address width) of a memory
         half as wide, read through both ports of a true-dual-port RAM in the same cycle: an
         UltraRAM then gives 144 bits a cycle instead of 72, which is what binds a wide, shallow
-        weight memory.  Changes neither results nor the weight image.
+        weight memory.  Changes neither results nor the weight image.  Two need weights on chip.
     weight_bits :
         LSTM weight width (2–8), signed.
     io_bits, acc_bits, sigmoid_bits, tanh_bits, cell_bits, hidden_tanh_bits :
@@ -148,6 +148,10 @@ class AcceleratorConfig:
             raise ConfigError(f"weight_residency must be one of {WEIGHT_RESIDENCIES}, not {self.weight_residency!r}")
         if self.ddr_width not in DDR_WIDTHS:
             raise ConfigError(f"ddr_width must be one of {DDR_WIDTHS}, not {self.ddr_width!r}")
+        if self.weight_residency != "chip" and self.weight_ports != 1:
+            raise ConfigError(f"weight_ports {self.weight_ports} needs weights on chip: with weight_residency"
+                              f" {self.weight_residency!r} the row fetcher writes the weight memory while the engine"
+                              f" reads it, so both ports of a true-dual-port RAM cannot read")
         check_in_range("ddr_burst", self.ddr_burst, low=1, high=256)
         check_in_range("ddr_outstanding", self.ddr_outstanding, low=1, high=64)
         if self.tail_units > 1 and self.column_sets < 2:

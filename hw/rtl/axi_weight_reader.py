@@ -52,14 +52,35 @@ ARCACHE = 0b0011
 ARPROT = 0b000
 
 
-def axi_members(component) -> dict:
-    """The ``m_axi_*`` members of a component's signature (the read port, to pass up a level)."""
-    return {name: member for name, member in component.signature.members.items() if name.startswith("m_axi_")}
+def read_port_members(data_width: int) -> dict:
+    """The signature members of an AXI4 read master of ``data_width`` bits, under the Xilinx
+    names with the ``m_axi_`` prefix (every block that carries the port up declares these)."""
+    return {
+        # read address channel
+        "m_axi_arid": Out(1),
+        "m_axi_araddr": Out(ADDRESS_BITS),
+        "m_axi_arlen": Out(8),
+        "m_axi_arsize": Out(3),
+        "m_axi_arburst": Out(2),
+        "m_axi_arcache": Out(4),
+        "m_axi_arprot": Out(3),
+        "m_axi_arvalid": Out(1),
+        "m_axi_arready": In(1),
+        # read data channel
+        "m_axi_rid": In(1),
+        "m_axi_rdata": In(data_width),
+        "m_axi_rresp": In(2),
+        "m_axi_rlast": In(1),
+        "m_axi_rvalid": In(1),
+        "m_axi_rready": Out(1),
+    }
 
 
 def forward_axi(m, outer, inner) -> None:
     """Joins the ``m_axi_*`` ports of ``inner`` to the same-named ports of ``outer`` (one level up)."""
-    for name, member in axi_members(inner).items():
+    for name, member in inner.signature.members.items():
+        if not name.startswith("m_axi_"):
+            continue
         if member.flow == Out:
             m.d.comb += getattr(outer, name).eq(getattr(inner, name))
         else:
@@ -137,23 +158,7 @@ class AxiWeightReader(wiring.Component):
             "done": Out(1),
             "error": Out(ERROR),
             "o_stream": Out(stream.Signature(word_layout(data_width))),
-            # AXI4 read address channel (the Xilinx names under the ``m_axi_`` prefix)
-            "m_axi_arid": Out(1),
-            "m_axi_araddr": Out(ADDRESS_BITS),
-            "m_axi_arlen": Out(8),
-            "m_axi_arsize": Out(3),
-            "m_axi_arburst": Out(2),
-            "m_axi_arcache": Out(4),
-            "m_axi_arprot": Out(3),
-            "m_axi_arvalid": Out(1),
-            "m_axi_arready": In(1),
-            # read data channel
-            "m_axi_rid": In(1),
-            "m_axi_rdata": In(data_width),
-            "m_axi_rresp": In(2),
-            "m_axi_rlast": In(1),
-            "m_axi_rvalid": In(1),
-            "m_axi_rready": Out(1),
+            **read_port_members(data_width),
         })
 
     def elaborate(self, platform):
@@ -218,8 +223,9 @@ class AxiWeightReader(wiring.Component):
         flush = Signal()
         # one entry more than the credits: SyncFIFOBuffered refuses a write while its inner
         # memory is full even in a cycle that moves a word to its output register, so with
-        # ``credits`` words stored it could refuse a beat the credits had room for
-        words = fifo.SyncFIFOBuffered(width=self.data_width + 1, depth=self.credits + 1)
+        # ``credits`` words stored it could refuse a beat the credits had room for; at least 3
+        # (an inner memory of one word has a zero-width address, which Verilator refuses)
+        words = fifo.SyncFIFOBuffered(width=self.data_width + 1, depth=max(self.credits + 1, 3))
         m.submodules.fifo = ResetInserter({"sync": flush})(words)
         rx_left = Signal.like(left)                          # beats of the request not yet received
         accepting = Signal()

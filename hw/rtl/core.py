@@ -20,7 +20,7 @@ from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from lstmfpga.hw.rtl.axi_weight_reader import axi_members, forward_axi
+from lstmfpga.hw.rtl.axi_weight_reader import forward_axi, read_port_members
 from lstmfpga.hw.rtl.column_scheduler import ColumnScheduler
 from lstmfpga.hw.rtl.ddr_row_fetcher import DdrRowFetcher
 from lstmfpga.hw.rtl.input_receiver import InputReceiver
@@ -50,12 +50,9 @@ class LstmCore(wiring.Component):
 
     def __init__(self, *, config):
         self.config = config
-        self.fetcher = None
         ddr_ports = {}
         if config.ddr_weights:
-            self.fetcher = DdrRowFetcher(config=config, data_width=config.ddr_width, max_burst=config.ddr_burst,
-                                         outstanding=config.ddr_outstanding, timeout_bits=32)
-            ddr_ports = {"ddr_base": In(64), "ddr_length": In(32), **axi_members(self.fetcher)}
+            ddr_ports = {"ddr_base": In(64), "ddr_length": In(32), **read_port_members(config.ddr_width)}
         super().__init__({
             **ddr_ports,
             "i_stream": In(stream.Signature(beat_layout(config.stream_width))),
@@ -175,7 +172,9 @@ class LstmCore(wiring.Component):
     def _fetch_rows(self, m, control, scheduler, weight_mem):
         """The row fetcher: started with the scheduler, its halves handed over by ``rows_full`` and
         ``rows_release``, its errors ending the run."""
-        m.submodules.fetcher = fetcher = self.fetcher
+        cfg = self.config
+        m.submodules.fetcher = fetcher = DdrRowFetcher(config=cfg, data_width=cfg.ddr_width, max_burst=cfg.ddr_burst,
+                                                       outstanding=cfg.ddr_outstanding, timeout_bits=32)
         wiring.connect(m, fetcher.write, weight_mem.write)
         forward_axi(m, self, fetcher)
         m.d.comb += [

@@ -19,7 +19,7 @@ from amaranth.lib.wiring import In, Out
 
 from lstmfpga.foundation.hw.ddr_image import layer_offsets, row_bytes
 from lstmfpga.hw.ddr_model import SIZE_BITS
-from lstmfpga.hw.rtl.axi_weight_reader import ERROR, REGION, AxiWeightReader, axi_members, forward_axi
+from lstmfpga.hw.rtl.axi_weight_reader import ERROR, REGION, AxiWeightReader, forward_axi, read_port_members
 from lstmfpga.hw.rtl.ram import address_bits
 
 
@@ -60,7 +60,7 @@ class DdrRowFetcher(wiring.Component):
             "full": Out(2), "busy": Out(1), "done": Out(1), "error": Out(ERROR),
             "write": In(memory.WritePort.Signature(addr_width=address_bits(buffer_depth(config)),
                                                     shape=unsigned(row))),
-            **axi_members(self.reader),
+            **read_port_members(data_width),
         })
 
     def elaborate(self, platform):

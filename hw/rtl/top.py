@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from lstmfpga.foundation.hw import register_map
 from lstmfpga.foundation.hw.register_map import Ctrl, Reg, Status
-from lstmfpga.hw.rtl.axi_weight_reader import axi_members, forward_axi
+from lstmfpga.hw.rtl.axi_weight_reader import forward_axi, read_port_members
 from lstmfpga.hw.rtl.core import LstmCore
 
 AXIL_ADDR_BITS = 8
@@ -33,7 +33,7 @@ class LstmAcceleratorTop(wiring.Component):
         self.config = config
         ddr_ports = {}
         if config.ddr_weights:
-            ddr_ports = axi_members(LstmCore(config=config))
+            ddr_ports = read_port_members(config.ddr_width)
         super().__init__({
             **ddr_ports,
             "aclk": In(1), "aresetn": In(1),

@@ -22,16 +22,29 @@ def image_beats(config) -> int:
     return -(-image_words(config) // stream_format.lanes_per_beat(config))
 
 
-def work_cycles(config, timesteps, *, pause: float = 0.0) -> int:
+def run_cycles(config, timesteps: int, ddr=None) -> int:
+    """Stall-free cycles of one sequence (input, compute, output): the on-chip core's, or with
+    weights in DDR the DDR schedule's against ``ddr`` (a
+    :class:`~lstmfpga.sim.harness.simulated_ddr.SimulatedDdr`; its default when None)."""
+    if not config.ddr_weights:
+        from lstmfpga.hw.cycle_model import estimate
+
+        return estimate(config, int(timesteps)).run_cycles
+    from lstmfpga.hw.ddr_schedule import estimate_ddr
+    from lstmfpga.sim.harness.simulated_ddr import SimulatedDdr
+
+    port = (ddr or SimulatedDdr()).port(config)
+    return estimate_ddr(config, int(timesteps), residency=config.weight_residency, port=port).run_cycles
+
+
+def work_cycles(config, timesteps, *, pause: float = 0.0, ddr=None) -> int:
     """Stall-free cycles of sequences of ``timesteps`` steps (input, compute, output), stretched by
     ``pause`` (the larger of the two streams' idle probabilities)."""
-    from lstmfpga.hw.cycle_model import estimate
-
-    return int(_stretch(pause) * sum(estimate(config, int(T)).run_cycles for T in timesteps))
+    return int(_stretch(pause) * sum(run_cycles(config, T, ddr) for T in timesteps))
 
 
-def deadline_cycles(config, *, pause: float = 0.0) -> int:
+def deadline_cycles(config, *, pause: float = 0.0, ddr=None) -> int:
     """Cycles allowed for the longest single transaction of ``config``: a weight load or a
     sequence of ``max_timesteps`` steps."""
-    longest = max(image_beats(config), work_cycles(config, [config.max_timesteps]))
+    longest = max(image_beats(config), work_cycles(config, [config.max_timesteps], ddr=ddr))
     return int(DEADLINE_MARGIN * longest * _stretch(pause)) + DEADLINE_SLACK_CYCLES

@@ -17,9 +17,16 @@
 // edge too, to read them settled.  The build checks the premise on the generated model (no
 // handshake output in its input-combinational logic); a checked mode (harness_check) also
 // evaluates the falling edge on every cycle and counts any such output that it changed.
+//
+// A core with weights in DDR also has an AXI4 read master (m_axi_*): the harness answers it as
+// the board's memory would, from regions of the caller's buffers mapped at bus addresses
+// (harness_map_ddr, the pynq.allocate buffers of a board), each AR's beats from ``latency``
+// cycles after its handshake, in order, at most one a cycle, with optional random idle cycles on
+// ARREADY and RVALID; a beat outside every mapped region answers DECERR, as an interconnect does.
 
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <type_traits>
 #include <utility>
@@ -81,6 +88,19 @@ template <class R> void forget_clock(R* root) {
 #endif
 constexpr bool kOneEvaluation = HARNESS_REGISTERED_HANDSHAKES && HasClockHistory<Root>::value;
 
+// the AXI4 read master of a core with weights in DDR
+template <class T, class = void> struct HasWeightPort : std::false_type {};
+template <class T> struct HasWeightPort<T, std::void_t<decltype(std::declval<T&>().m_axi_arvalid)>>
+    : std::true_type {};
+constexpr bool kWeightPort = HasWeightPort<Top>::value;
+
+template <class T, bool = HasWeightPort<T>::value> struct ReadLanes { static constexpr int value = 1; };
+template <class T> struct ReadLanes<T, true> {
+    static constexpr int value = PortLanes<std::remove_reference_t<decltype(std::declval<T&>().m_axi_rdata)>>::value;
+};
+constexpr int kReadLanes = ReadLanes<Top>::value;
+constexpr uint32_t kDecErr = 3;
+
 constexpr int kInLanes = PortLanes<std::remove_reference_t<decltype(std::declval<Top&>().s_axis_tdata)>>::value;
 constexpr int kOutLanes = PortLanes<std::remove_reference_t<decltype(std::declval<Top&>().m_axis_tdata)>>::value;
 
@@ -111,6 +131,77 @@ struct Harness {
     // AXI4-Lite handshakes sampled at the last rising edge
     bool aw_fire = false, w_fire = false, b_fire = false, ar_fire = false, r_fire = false;
     uint32_t rdata = 0;
+
+    // the memory behind m_axi_* (weights in DDR)
+    struct Region { uint64_t address, size; const uint8_t* bytes; };
+    struct Beat { uint64_t cycle, address; bool last; };
+    std::vector<Region> regions;
+    std::deque<Beat> ddr_beats;
+    uint64_t ddr_latency = 1, ddr_next_free = 0, ddr_bursts = 0, ddr_beats_sent = 0, ddr_decerr = 0;
+    double ddr_ar_pause = 0.0, ddr_r_pause = 0.0;
+    bool ddr_presented = false, ddr_silent = false;
+
+    const uint8_t* ddr_bytes(uint64_t address, uint64_t n) const {
+        for (const Region& r : regions)
+            if (address >= r.address && address - r.address <= r.size && n <= r.size - (address - r.address))
+                return r.bytes + (address - r.address);
+        return nullptr;
+    }
+
+    // before the edge: ARREADY and the R beat (held until taken, as AXI requires)
+    void drive_memory() {
+        if constexpr (kWeightPort) {
+            Top& t = *top;
+            t.m_axi_arready = !draw(ddr_ar_pause);
+            if (!ddr_presented && !ddr_beats.empty() && ddr_beats.front().cycle <= cycle && !draw(ddr_r_pause)) {
+                const Beat& b = ddr_beats.front();
+                constexpr uint64_t n = 4 * kReadLanes;
+                uint32_t lanes[kReadLanes] = {};
+                const uint8_t* src = ddr_bytes(b.address, n);
+                if (src != nullptr) std::memcpy(lanes, src, n);
+                else ++ddr_decerr;
+                put_lanes(t.m_axi_rdata, lanes);
+                t.m_axi_rresp = src != nullptr ? 0 : kDecErr;
+                t.m_axi_rlast = b.last;
+                t.m_axi_rid = 0;
+                t.m_axi_rvalid = 1;
+                ddr_presented = true;
+            }
+        }
+    }
+
+    // the AR and R handshakes of a cycle, sampled before its edge and applied after it
+    struct MemorySample { bool ar = false, r = false; uint64_t araddr = 0, beats = 0, size = 0; };
+    MemorySample sample_memory() const {
+        MemorySample m;
+        if constexpr (kWeightPort) {
+            const Top& t = *top;
+            m.r = t.m_axi_rvalid && t.m_axi_rready;
+            m.ar = t.m_axi_arvalid && t.m_axi_arready;
+            m.araddr = t.m_axi_araddr;
+            m.beats = static_cast<uint64_t>(t.m_axi_arlen) + 1;
+            m.size = 1ull << t.m_axi_arsize;
+        }
+        return m;
+    }
+    void update_memory(const MemorySample& m, uint64_t at) {
+        if constexpr (kWeightPort) {
+            if (m.r) {
+                ddr_beats.pop_front();
+                ++ddr_beats_sent;
+                ddr_presented = false;
+                top->m_axi_rvalid = 0;
+            }
+            if (m.ar && !ddr_silent) {
+                uint64_t first = at + ddr_latency;
+                if (first < ddr_next_free) first = ddr_next_free;
+                for (uint64_t i = 0; i < m.beats; ++i)
+                    ddr_beats.push_back(Beat{first + i, m.araddr + i * m.size, i + 1 == m.beats});
+                ddr_next_free = first + m.beats;
+                ++ddr_bursts;
+            }
+        }
+    }
 
     explicit Harness(uint64_t seed) : top(new Top{&context}), rng(seed * 0x9E3779B97F4A7C15ull + 1) {
         keep_all_bytes(*top);
@@ -164,6 +255,7 @@ struct Harness {
         }
         top->s_axis_tvalid = send_valid;
         top->m_axis_tready = receiving && !output_stalled && !draw(output_pause);
+        drive_memory();
         const bool lite_request = top->s_axi_awvalid | top->s_axi_wvalid | top->s_axi_arvalid;
         if (!kOneEvaluation || lite_request || check) {
             Registered before;
@@ -183,6 +275,7 @@ struct Harness {
         r_fire = top->s_axi_rvalid && top->s_axi_rready;
         rdata = top->s_axi_rdata;
         if (out_fire) take_beat();  // as presented before the edge
+        const MemorySample memory = sample_memory();
         top->aclk = 1;
         top->eval();
         context.timeInc(1);
@@ -192,6 +285,7 @@ struct Harness {
             send_cycles.push_back(cycle - 1);
             ++sent_beats;
         }
+        update_memory(memory, cycle - 1);
     }
 
     // the output beat of this cycle's handshake into the caller's buffer
@@ -260,6 +354,51 @@ uint64_t harness_send_cycles(void* handle, uint64_t* out, uint64_t capacity) {
     const uint64_t n = h->send_cycles.size();
     if (out != nullptr && capacity != 0) std::memcpy(out, h->send_cycles.data(), sizeof(uint64_t) * (n < capacity ? n : capacity));
     return n;
+}
+
+int harness_has_weight_port() { return kWeightPort; }
+int harness_weight_port_lanes() { return kWeightPort ? kReadLanes : 0; }
+
+// Weights in DDR: ``nbytes`` of ``bytes`` (kept alive by the caller) answer reads at bus
+// ``address`` on; a later region at the same address replaces it.
+void harness_map_ddr(void* handle, uint64_t address, const uint8_t* bytes, uint64_t nbytes) {
+    auto* h = static_cast<Harness*>(handle);
+    for (auto& r : h->regions)
+        if (r.address == address) {
+            r = {address, nbytes, bytes};
+            return;
+        }
+    h->regions.push_back({address, nbytes, bytes});
+}
+
+void harness_unmap_ddr(void* handle) { static_cast<Harness*>(handle)->regions.clear(); }
+
+// The memory's timing: cycles from an AR handshake to its first beat, the chance of an idle cycle
+// on ARREADY and on RVALID; ``silent``: take ARs and never answer (a hung port).
+void harness_configure_ddr(void* handle, uint64_t latency, double ar_pause, double r_pause, int silent) {
+    auto* h = static_cast<Harness*>(handle);
+    h->ddr_latency = latency < 1 ? 1 : latency;
+    h->ddr_ar_pause = ar_pause;
+    h->ddr_r_pause = r_pause;
+    h->ddr_silent = silent != 0;
+}
+
+// out: bursts accepted, beats sent, DECERR beats, beats still owed
+void harness_ddr_counters(void* handle, uint64_t* out) {
+    auto* h = static_cast<Harness*>(handle);
+    out[0] = h->ddr_bursts;
+    out[1] = h->ddr_beats_sent;
+    out[2] = h->ddr_decerr;
+    out[3] = h->ddr_beats.size();
+}
+
+// The port's reset (the PL's, after a read timeout): beats still owed are forgotten.
+void harness_reset_ddr(void* handle) {
+    auto* h = static_cast<Harness*>(handle);
+    h->ddr_beats.clear();
+    h->ddr_presented = false;
+    h->ddr_next_free = 0;
+    if constexpr (kWeightPort) h->top->m_axi_rvalid = 0;
 }
 
 void harness_reset(void* handle, uint64_t low_cycles, uint64_t high_cycles) {

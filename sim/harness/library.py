@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from lstmfpga.foundation.errors import ConfigError, LstmfpgaError
+from lstmfpga.foundation.validation import check_integer
 
 #: Cycles an AXI4-Lite transaction may take (the core answers in two).
 REGISTER_LIMIT = 1000
@@ -45,6 +46,13 @@ _SIGNATURES = {
     "harness_wait_send": ([_ptr, _u64], ctypes.c_int),
     "harness_wait_receive": ([_ptr, _u64], ctypes.c_int),
     "harness_stop": ([_ptr, ctypes.c_int, ctypes.c_int], None),
+    "harness_has_weight_port": ([], ctypes.c_int),
+    "harness_weight_port_lanes": ([], ctypes.c_int),
+    "harness_map_ddr": ([_ptr, _u64, _ptr, _u64], None),
+    "harness_unmap_ddr": ([_ptr], None),
+    "harness_configure_ddr": ([_ptr, _u64, ctypes.c_double, ctypes.c_double, ctypes.c_int], None),
+    "harness_ddr_counters": ([_ptr, ctypes.POINTER(_u64)], None),
+    "harness_reset_ddr": ([_ptr], None),
 }
 _libraries: dict[str, ctypes.CDLL] = {}
 
@@ -115,6 +123,7 @@ class Harness:
         self.check = bool(check)
         self._lib.harness_check(self._handle, int(self.check))
         self._recv_buffer = None  # kept alive while the core writes into it
+        self._ddr_buffers: dict[int, np.ndarray] = {}  # kept alive while the core reads them
         self._lib.harness_reset(self._handle, *RESET_CYCLES)
         self._verify()
 
@@ -141,6 +150,46 @@ class Harness:
         out = (_u64 * 2)()
         self._lib.harness_unsettled(self._handle, out)
         return int(out[0]), int(out[1])
+
+    # -- the memory behind the weight port (weights in DDR) ---------------------------------------
+
+    @property
+    def has_weight_port(self) -> bool:
+        """Whether the core has the AXI4 read master of weights in DDR."""
+        return bool(self._lib.harness_has_weight_port())
+
+    @property
+    def weight_port_width(self) -> int:
+        """Data width of the weight port in bits (0 without one)."""
+        return 32 * int(self._lib.harness_weight_port_lanes())
+
+    def map_ddr(self, address: int, buffer: np.ndarray) -> None:
+        """Answer the weight port's reads at bus ``address`` on from ``buffer`` (C-contiguous; read
+        in place, as the core reads a ``pynq.allocate`` buffer: later writes to it are seen)."""
+        if not (isinstance(buffer, np.ndarray) and buffer.flags.c_contiguous):
+            raise ConfigError("a DDR buffer must be a C-contiguous NumPy array")
+        self._ddr_buffers[int(address)] = buffer
+        self._lib.harness_map_ddr(self._handle, int(address), buffer.ctypes.data, buffer.nbytes)
+
+    def configure_ddr(self, *, latency: int = 1, ar_pause: float = 0.0, r_pause: float = 0.0,
+                      silent: bool = False) -> None:
+        """The memory's timing: ``latency`` cycles from an AR to its first beat, the chance of an
+        idle cycle on ARREADY and on RVALID; ``silent`` takes ARs and never answers."""
+        check_integer("latency", latency, low=1)
+        for name, value in (("ar_pause", ar_pause), ("r_pause", r_pause)):
+            if not 0.0 <= value < 1.0:
+                raise ConfigError(f"{name} must be a probability in [0, 1), not {value!r}")
+        self._lib.harness_configure_ddr(self._handle, int(latency), float(ar_pause), float(r_pause), int(silent))
+
+    def ddr_counters(self) -> dict[str, int]:
+        """The memory's side: bursts accepted, beats sent, DECERR beats, beats still owed."""
+        out = (_u64 * 4)()
+        self._lib.harness_ddr_counters(self._handle, out)
+        return {"bursts": out[0], "beats": out[1], "decerr_beats": out[2], "owed_beats": out[3]}
+
+    def reset_ddr(self) -> None:
+        """Reset the memory port (after a read timeout): the beats still owed are forgotten."""
+        self._lib.harness_reset_ddr(self._handle)
 
     def _verify(self) -> None:
         if self.check:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lstmfpga.foundation.errors import ConfigError
 from lstmfpga.foundation.hw import stream_format
 from lstmfpga.foundation.hw.register_map import Ctrl, Reg, Status
 from lstmfpga.sim.harness.deadlines import deadline_cycles, image_beats, work_cycles
@@ -45,6 +46,13 @@ class PacketBoard:
                 return status
             self.harness.run(POLL_CYCLES)
         self._expect(False, what)
+
+    def attach_ddr(self, ddr, image: np.ndarray) -> None:
+        """Weights in DDR: ``image`` in the harness's memory at ``ddr.base``, the registers at it."""
+        ddr.attach(self.harness, image)
+        self.harness.write(Reg.DDR_BASE_LO, ddr.base & 0xFFFFFFFF)
+        self.harness.write(Reg.DDR_BASE_HI, ddr.base >> 32)
+        self.harness.write(Reg.DDR_LENGTH, image.nbytes)
 
     def load(self, image: np.ndarray) -> int:
         """Load a weight image (uint32 lanes); the ERROR word after it."""
@@ -82,18 +90,29 @@ class PacketBoard:
 
 def run_packets(library, config, image: np.ndarray, packets: list[tuple[np.ndarray, int, np.ndarray]], *,
                 jobs: int = 1, input_pause: float = 0.0, output_pause: float = 0.0, seed: int = 0,
-                watchdog_s: float | None = None) -> dict:
+                watchdog_s: float | None = None, ddr_image: np.ndarray | None = None, ddr=None) -> dict:
     """Load ``image`` into ``jobs`` cores and run ``packets`` (input lanes, T, expected output lanes).
+
+    With weights in DDR, ``ddr_image`` (uint8, :mod:`~lstmfpga.foundation.hw.ddr_image`) lies in
+    the harness's memory as ``ddr`` (a :class:`~lstmfpga.sim.harness.simulated_ddr.SimulatedDdr`,
+    its default when None) says, and DDR_BASE/DDR_LENGTH point at it.
 
     Returns the bench's results: ``{"load_error": [..per worker], "runs": [..]}``.
     """
+    from lstmfpga.sim.harness.simulated_ddr import SimulatedDdr
+
+    if config.ddr_weights and ddr_image is None:
+        raise ConfigError("a core with weights in DDR needs the DDR image (foundation.hw.ddr_image)")
+    ddr = ddr or SimulatedDdr()
     pause = max(input_pause, output_pause)
-    deadline = deadline_cycles(config, pause=pause)
+    deadline = deadline_cycles(config, pause=pause, ddr=ddr)
 
     def setup(index: int) -> PacketBoard:
         harness = Harness(library, lanes_per_beat=stream_format.lanes_per_beat(config), seed=seed + 7919 * index,
                           input_pause=input_pause, output_pause=output_pause)
         board = PacketBoard(harness, deadline)
+        if config.ddr_weights:
+            board.attach_ddr(ddr, np.ascontiguousarray(ddr_image, dtype=np.uint8))
         board.load_error = board.load(image)
         return board
 
@@ -105,7 +124,7 @@ def run_packets(library, config, image: np.ndarray, packets: list[tuple[np.ndarr
                       setup_cycles=int(image_beats(config) / (1.0 - pause)), watchdog_s=watchdog_s)
     try:
         requests = [[packets[i] for i in share] for share in shares]
-        work = max(work_cycles(config, [p[1] for p in r], pause=pause) for r in requests)
+        work = max(work_cycles(config, [p[1] for p in r], pause=pause, ddr=ddr) for r in requests)
         replies = pool.map(requests, work, [f"sequences {s[0]}..{s[-1]}" for s in shares])
     finally:
         pool.close()

@@ -19,12 +19,32 @@ from lstmfpga.sim.golden.random_artifact import random_artifact
     ("max_timesteps", 25, r"max_timesteps must be in \[1, 24\], not 25"),
     ("hidden_size", 2.0, "hidden_size must be an integer, not 2.0"),
     ("stream_width", 48, r"stream_width must be one of \(32, 64, 128\), not 48"),
+    ("weight_residency", "ddr", r"weight_residency must be one of \('chip', 'stream'\), not 'ddr'"),
+    ("ddr_width", 32, r"ddr_width must be one of \(64, 128\), not 32"),
+    ("ddr_burst", 257, r"ddr_burst must be in \[1, 256\], not 257"),
+    ("ddr_outstanding", 0, r"ddr_outstanding must be in \[1, 64\], not 0"),
 ])
 def test_config_rejects(field, value, message):
     kwargs = dict(input_size=5, hidden_size=3)
     kwargs[field] = value
     with pytest.raises(ConfigError, match=message):
         AcceleratorConfig(**kwargs)
+
+
+def test_two_weight_ports_need_weights_on_chip():
+    with pytest.raises(ConfigError, match="weight_ports 2 needs weights on chip"):
+        AcceleratorConfig(input_size=5, hidden_size=3, weight_ports=2, weight_residency="stream")
+
+
+def test_weights_in_ddr_keep_a_double_buffer_of_row_groups():
+    rnd = random.Random(5)
+    for _ in range(50):
+        config = AcceleratorConfig(input_size=rnd.randint(1, 300), hidden_size=rnd.randint(1, 80),
+                                   num_layers=rnd.randint(1, 3), lanes=4 * rnd.randint(1, 40),
+                                   mode=rnd.choice(["full", "split"]), weight_residency="stream")
+        longest = max(config.issued_columns(layer) for layer in range(config.num_layers))
+        assert config.weight_memory_rows == 2 * longest <= 2 * config.weight_depth
+        assert dataclasses.replace(config, weight_residency="chip").weight_memory_rows == config.weight_depth
 
 
 def test_config_is_keyword_only_and_frozen():

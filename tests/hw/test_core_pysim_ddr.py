@@ -39,7 +39,7 @@ def _drawn_core(rnd, seed, **fixed):
     config = AcceleratorConfig.from_artifact(
         art, lanes=lanes, mode=mode, max_timesteps=rnd.randint(2, 4), stream_width=width, column_sets=sets,
         tail_units=tails, macs_per_dsp=rnd.randint(1, max_macs_per_dsp(weight_bits=wb, act_bits=io_bits)),
-        weight_ports=rnd.choice([1, 2]), weight_residency="stream", ddr_width=rnd.choice([64, 128]),
+        weight_residency="stream", ddr_width=rnd.choice([64, 128]),
         ddr_burst=rnd.choice([1, 2, 3, 4, 16, 256]), ddr_outstanding=rnd.choice([1, 2, 3, 8]))
     return art, config
 

