@@ -46,6 +46,11 @@ def add_backend(p, *, default: str) -> None:
                    help="read ports of the simulated core's weight memory (rtl backend; default 1)")
     p.add_argument("--stream-width", type=int, default=32, choices=(32, 64, 128),
                    help="AXI-Stream TDATA bits of the simulated core (rtl backend; default 32)")
+    p.add_argument("--weight-residency", choices=("chip", "stream"), default="chip",
+                   help="the simulated core's weights: on chip (default) or in DDR, read through its "
+                        "AXI4 master each step (rtl backend, harness)")
+    p.add_argument("--ddr-width", type=int, choices=(64, 128), default=128,
+                   help="the simulated core's AXI4 read port width (rtl backend, weights in DDR; default 128)")
     p.add_argument("--max-steps", type=int, default=None,
                    help="longest sequence of the simulated core (rtl); with --listen on the golden backend, "
                         "the longest sequence accepted (default 4096)")
@@ -160,7 +165,8 @@ def build_backend(args, artifact):
         return make_backend("rtl", artifact=artifact, mode=args.mode or "full", lanes=args.lanes,
                             macs_per_dsp=args.macs_per_dsp, column_sets=args.column_sets,
                             tail_units=args.tail_units, weight_ports=args.weight_ports,
-                            stream_width=args.stream_width,
+                            stream_width=args.stream_width, weight_residency=args.weight_residency,
+                            ddr_width=args.ddr_width,
                             double_buffer=double_buffer, simulator=args.simulator, **kw)
     if args.overlay is None:
         raise ConfigError("the pynq backend needs --overlay (the .bit file)")

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from lstmfpga.foundation.hw.config import COLUMN_SETS, MODES, STREAM_WIDTHS, TAIL_UNITS, WEIGHT_PORTS
+from lstmfpga.foundation.hw.config import (
+    COLUMN_SETS,
+    DDR_WIDTHS,
+    MODES,
+    STREAM_WIDTHS,
+    TAIL_UNITS,
+    WEIGHT_PORTS,
+    WEIGHT_RESIDENCIES,
+)
 from lstmfpga.hw.boards import FAMILIES
 from lstmfpga.hw.plan_cli import register_plan
 
@@ -13,6 +21,7 @@ def add_core_arguments(parser) -> None:
     parser.add_argument("--model", required=True, help="integer artifact (.npz) or Brevitas QONNX file")
     parser.add_argument("--lanes", type=int, required=True, help="MAC lanes P (a multiple of 4 x column sets)")
     add_packing_argument(parser)
+    add_ddr_arguments(parser)
     parser.add_argument("--stream-width", type=int, choices=STREAM_WIDTHS, default=32,
                         help="AXI-Stream TDATA bits (default 32)")
     parser.add_argument("--mode", choices=MODES, default="full",
@@ -39,6 +48,26 @@ def add_packing_argument(parser) -> None:
                              "the weight memory is too wide for one port)")
 
 
+def add_ddr_arguments(parser) -> None:
+    """``--weight-residency`` (weights on chip, or every row in DDR through an AXI4 master) and the
+    read port's ``--ddr-width``, ``--ddr-burst``, ``--ddr-outstanding``."""
+    parser.add_argument("--weight-residency", choices=WEIGHT_RESIDENCIES, default="chip",
+                        help="chip: every weight row in on-chip memory (default); stream: every row in DDR, "
+                             "fetched through the m_axi read port each step into a double buffer of two row "
+                             "groups (what `plan --residency stream` sizes)")
+    parser.add_argument("--ddr-width", type=int, choices=DDR_WIDTHS, default=128,
+                        help="m_axi data bits (default 128; 64 on the Zynq-7000 HP ports)")
+    parser.add_argument("--ddr-burst", type=int, default=16,
+                        help="longest m_axi burst in beats (1-256; default 16, the AXI3 limit of Zynq-7000)")
+    parser.add_argument("--ddr-outstanding", type=int, default=8, help="m_axi bursts in flight (1-64; default 8)")
+
+
+def ddr_options(args) -> dict:
+    """The :class:`AcceleratorConfig` fields of :func:`add_ddr_arguments`."""
+    return {"weight_residency": args.weight_residency, "ddr_width": args.ddr_width, "ddr_burst": args.ddr_burst,
+            "ddr_outstanding": args.ddr_outstanding}
+
+
 def core_config(args):
     """(artifact, AcceleratorConfig) of the arguments :func:`add_core_arguments` added."""
     from lstmfpga.foundation.hw.config import AcceleratorConfig
@@ -49,7 +78,7 @@ def core_config(args):
                                                      max_timesteps=args.max_timesteps,
                                                      macs_per_dsp=args.macs_per_dsp, column_sets=args.column_sets,
                                                      tail_units=args.tail_units, weight_ports=args.weight_ports,
-                                                     stream_width=args.stream_width)
+                                                     stream_width=args.stream_width, **ddr_options(args))
 
 
 def register(subparsers) -> None:

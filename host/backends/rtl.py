@@ -38,6 +38,12 @@ class RtlBackend(Backend):
     ----------
     lanes, macs_per_dsp, column_sets, tail_units, weight_ports, max_steps, stream_width
         Build-time shape of the simulated core (the rest comes from the artifact).
+    weight_residency, ddr_width, ddr_burst, ddr_outstanding
+        Weights on chip (``"chip"``) or in DDR (``"stream"``), and the read port
+        (:class:`~lstmfpga.foundation.hw.config.AcceleratorConfig`); harness only.
+    ddr
+        The memory behind a core with weights in DDR (a
+        :class:`~lstmfpga.sim.harness.simulated_ddr.SimulatedDdr`; default latency, no idle cycles).
     double_buffer
         Pack the next sequence while the core computes.
     cache_dir
@@ -72,7 +78,8 @@ class RtlBackend(Backend):
     name = "rtl"
 
     def __init__(self, *, artifact, mode: str = "full", lanes: int = 8, macs_per_dsp: int = 1, column_sets: int = 1,
-                 tail_units: int = 1, weight_ports: int = 1, max_steps: int = 24,
+                 tail_units: int = 1, weight_ports: int = 1, max_steps: int = 24, weight_residency: str = "chip",
+                 ddr_width: int = 128, ddr_burst: int = 16, ddr_outstanding: int = 8, ddr=None,
                  stream_width: int = 32, double_buffer: bool = True, cache_dir=None, timeout_s: float | None = None,
                  watchdog_cycles: int = 1 << 20, poll_cycles: int | None = None, stall_output: bool = False,
                  input_pause: float = 0.0, output_pause: float = 0.0, seed: int = 0,
@@ -92,7 +99,12 @@ class RtlBackend(Backend):
         self.config = AcceleratorConfig.from_artifact(artifact, lanes=lanes, mode=mode, max_timesteps=max_steps,
                                                       stream_width=stream_width, macs_per_dsp=macs_per_dsp,
                                                       column_sets=column_sets, tail_units=tail_units,
-                                                      weight_ports=weight_ports)
+                                                      weight_ports=weight_ports, weight_residency=weight_residency,
+                                                      ddr_width=ddr_width, ddr_burst=ddr_burst,
+                                                      ddr_outstanding=ddr_outstanding)
+        if self.config.ddr_weights and simulator != "harness":
+            raise ConfigError("a core with weights in DDR runs on the harness (simulator='harness'), whose memory "
+                              "answers its AXI4 read port; the cocotb board has none")
         self.simulator = simulator
         cache = Path(cache_dir) if cache_dir else DEFAULT_CACHE
         self._work = tempfile.TemporaryDirectory(prefix="lstmfpga-rtl-", dir=work_dir)
@@ -109,7 +121,7 @@ class RtlBackend(Backend):
                                      watchdog_cycles=int(watchdog_cycles), poll_cycles=int(poll_cycles or 256),
                                      stall_output=bool(stall_output), input_pause=float(input_pause),
                                      output_pause=float(output_pause), seed=int(seed),
-                                     max_transfer_bytes=int(max_transfer_bytes))
+                                     max_transfer_bytes=int(max_transfer_bytes), ddr=ddr)
             self.library = build_harness(self.config, cache)
             self._pool = HarnessPool(library=self.library, config=self.config, artifact_path=self.artifact_path,
                                      jobs=jobs, options=options, watchdog_s=watchdog_s)

@@ -5,6 +5,12 @@ The same code drives the PYNQ board and the simulated board: it needs only an ``
 an ``allocate(shape, dtype)`` returning buffers with ``flush()`` / ``invalidate()``. Offsets and
 bits come from ``lstmfpga.foundation.hw.register_map``; packet layouts from ``lstmfpga.foundation.hw.stream_format``.
 
+A core with weights in DDR (SHAPE_DDR) reads its weight rows over its own AXI4 master: ``prepare``
+allocates one buffer for the model's DDR image (:mod:`~lstmfpga.foundation.hw.ddr_image`), writes
+it once, and points DDR_BASE_LO/HI and DDR_LENGTH at it; the weight stream still carries the whole
+image, which the core checks and hashes.  A later ``prepare`` of the same model on the same driver
+copies nothing.
+
 Per sequence: TIMESTEPS, receive armed, START, send; then the core's DONE, its ERROR word, the
 output DMA, CYCLES. ``run`` double-buffers: while the core computes sequence k, sequence k+1 is
 packed and flushed into the other input buffer and the output of k-1 is unpacked.
@@ -24,6 +30,7 @@ from lstmfpga.foundation.errors import ConfigError, InputError
 from lstmfpga.foundation.hw import register_map as rm
 from lstmfpga.foundation.hw import stream_format as sf
 from lstmfpga.foundation.hw.config import AcceleratorConfig
+from lstmfpga.foundation.hw.ddr_image import build_ddr_image
 from lstmfpga.foundation.hw.register_map import Ctrl, Error, Reg, Status
 from lstmfpga.foundation.hw.weight_image import build_weight_image
 from lstmfpga.foundation.validation import is_integer
@@ -31,6 +38,7 @@ from lstmfpga.host.driver.dma import check_transfer
 from lstmfpga.host.driver.errors import (
     BitstreamMismatch,
     CoreStreamError,
+    DdrReadError,
     DmaTimeout,
     DriverError,
     StreamTimeout,
@@ -39,6 +47,7 @@ from lstmfpga.host.driver.errors import (
 
 _TIMEOUT_ERRORS = Error.INPUT_TIMEOUT | Error.OUTPUT_TIMEOUT
 _WEIGHT_ERRORS = Error.WEIGHT_HEADER | Error.WEIGHT_SHAPE | Error.WEIGHT_LENGTH | Error.WEIGHT_CHECKSUM
+_DDR_ERRORS = Error.DDR_RANGE | Error.DDR_SLVERR | Error.DDR_DECERR | Error.DDR_TIMEOUT
 
 
 def config_from_registers(values: dict) -> AcceleratorConfig:
@@ -109,6 +118,8 @@ class LstmCoreDriver:
         self.config: AcceleratorConfig | None = None
         self._in_bufs: list = []
         self._out_bufs: list = []
+        self._ddr_buf = None          # the DDR image of the model ``_ddr_sha256`` (weights in DDR)
+        self._ddr_sha256: str | None = None
 
     # -- identification and weights -----------------------------------------------------------
 
@@ -149,10 +160,38 @@ class LstmCoreDriver:
         if problem is not None:
             raise BitstreamMismatch(f"this bitstream cannot run the artifact: {problem}")
         self._allocate_buffers(config)
+        copied = config.ddr_weights and self._place_ddr_image(artifact, config)
         if self.loaded_hash() == artifact.sha256:
-            return False
+            return copied
         self.load_weights(build_weight_image(artifact, config), artifact.sha256)
         return True
+
+    def _place_ddr_image(self, artifact, config: AcceleratorConfig) -> bool:
+        """Weights in DDR: the model's DDR image in this driver's buffer, the core pointed at it.
+        Returns whether the image was copied (False: the buffer already holds this model)."""
+        if self._ddr_sha256 == artifact.sha256:
+            return False
+        image = build_ddr_image(artifact, config)
+        self._free_ddr()
+        buf = self.allocate(shape=(image.size,), dtype=np.uint8)
+        address = getattr(buf, "physical_address", None)
+        if address is None:
+            _free(buf)
+            raise DriverError("the weights of this core live in DDR, but the buffer allocator gives no "
+                              "physical_address (use pynq.allocate)")
+        buf[:] = image
+        buf.flush()
+        self._ddr_buf = buf
+        self.mmio.write(Reg.DDR_BASE_LO, int(address) & 0xFFFFFFFF)
+        self.mmio.write(Reg.DDR_BASE_HI, int(address) >> 32)
+        self.mmio.write(Reg.DDR_LENGTH, image.size)
+        self._ddr_sha256 = artifact.sha256
+        return True
+
+    def _free_ddr(self) -> None:
+        if self._ddr_buf is not None:
+            _free(self._ddr_buf)
+        self._ddr_buf, self._ddr_sha256 = None, None
 
     def load_weights(self, image: np.ndarray, sha256: str) -> None:
         nbytes = image.size * 4
@@ -179,7 +218,7 @@ class LstmCoreDriver:
     # -- sequences ----------------------------------------------------------------------------
 
     def _allocate_buffers(self, config: AcceleratorConfig) -> None:
-        self.close()
+        self._free_stream_buffers()
         in_words = sf.input_lanes(config, config.max_timesteps)
         out_words = sf.output_lanes(config, config.max_timesteps)
         check_transfer(in_words * 4, self.max_transfer_bytes, f"an input packet of T={config.max_timesteps}")
@@ -293,10 +332,14 @@ class LstmCoreDriver:
         for channel in (self.send, self.recv):
             channel.reset()
 
-    def close(self) -> None:
+    def _free_stream_buffers(self) -> None:
         for buf in self._in_bufs + self._out_bufs:
             _free(buf)
         self._in_bufs, self._out_bufs = [], []
+
+    def close(self) -> None:
+        self._free_stream_buffers()
+        self._free_ddr()
 
 
 def _core_error(error: int) -> CoreStreamError:
@@ -305,6 +348,12 @@ def _core_error(error: int) -> CoreStreamError:
         return StreamTimeout(f"the core's stream watchdog fired: {names}", error_bits=error)
     if error & _WEIGHT_ERRORS:
         return WeightLoadError(f"the core reports weight-image errors: {names}")
+    if error & Error.DDR_TIMEOUT:
+        return DdrReadError(f"the core's weight reads from DDR stopped being answered ({names}); the memory port "
+                            f"is hung: reload the overlay (reset the PL) before the next run", error_bits=error)
+    if error & _DDR_ERRORS:
+        return DdrReadError(f"the core's weight fetch from DDR failed: {names} (is DDR_BASE/DDR_LENGTH the model's "
+                            f"DDR image?)", error_bits=error)
     return CoreStreamError(f"the core reported: {names}", error_bits=error)
 
 

@@ -29,6 +29,11 @@ class StreamTimeout(CoreStreamError, TimeoutError):
     """The core's watchdog fired: its input or output stream stalled."""
 
 
+class DdrReadError(CoreStreamError):
+    """Weights in DDR: the core's weight fetch failed (a read outside DDR_BASE/DDR_LENGTH, SLVERR,
+    DECERR, or a memory that stopped answering); the run ended without output."""
+
+
 class DmaError(DriverError):
     """The AXI DMA reported an internal, slave or decode error."""
 

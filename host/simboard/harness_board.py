@@ -3,11 +3,16 @@ channels and simulated time, so that ``LstmCoreDriver`` runs unchanged at compil
 
 Each blocking call clocks the Verilated core inside C++ until its transaction is done; the driver's
 deadlines and pauses are simulated seconds at :data:`CLOCK_NS` per cycle, as on the cocotb board.
+A core with weights in DDR reads the board's memory: every buffer the driver allocates lies at a
+bus address of the harness's AXI4 read slave (:class:`HarnessMemory`), as ``pynq.allocate``
+buffers lie in the board's DDR.
 """
 
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 from lstmfpga.host.driver.core import LstmCoreDriver
 from lstmfpga.host.driver.errors import DmaError, DmaTimeout
@@ -75,6 +80,25 @@ class HarnessDmaChannel:
         self._open = False
 
 
+class HarnessMemory:
+    """The simulated board's DDR: ``allocate`` gives buffers at increasing bus addresses (4 KiB
+    apart at least, from ``ddr.base``), each mapped into the harness's memory, so the core reads a
+    buffer in place; ``ddr`` (a :class:`~lstmfpga.sim.harness.simulated_ddr.SimulatedDdr`) times
+    the answers."""
+
+    def __init__(self, harness: Harness, ddr) -> None:
+        self.harness = harness
+        self.next_address = ddr.base
+        harness.configure_ddr(latency=ddr.latency, ar_pause=ddr.ar_pause, r_pause=ddr.r_pause)
+
+    def allocate(self, shape, dtype=np.uint32):
+        buf = allocate(shape, dtype)
+        buf.physical_address = self.next_address
+        self.harness.map_ddr(self.next_address, buf)
+        self.next_address += max(-(-buf.nbytes // 4096), 1) * 4096
+        return buf
+
+
 class HarnessClock:
     """Simulated seconds, and a pause that lets the clock run."""
 
@@ -89,11 +113,15 @@ class HarnessClock:
 
 
 def harness_driver(harness: Harness, *, timeout_s: float, watchdog_cycles: int, poll_cycles: int,
-                   max_transfer_bytes: int) -> LstmCoreDriver:
-    """``LstmCoreDriver`` on the harness: simulated time for its deadlines and pauses."""
+                   max_transfer_bytes: int, ddr=None) -> LstmCoreDriver:
+    """``LstmCoreDriver`` on the harness: simulated time for its deadlines and pauses; on a core with
+    weights in DDR, buffers in the harness's memory timed by ``ddr`` (its default when None)."""
+    from lstmfpga.sim.harness.simulated_ddr import SimulatedDdr
+
     clock = HarnessClock(harness)
+    memory = allocate if not harness.has_weight_port else HarnessMemory(harness, ddr or SimulatedDdr()).allocate
     return LstmCoreDriver(mmio=HarnessMmio(harness), sendchannel=HarnessDmaChannel(harness, direction="send"),
-                          recvchannel=HarnessDmaChannel(harness, direction="recv"), allocate=allocate,
+                          recvchannel=HarnessDmaChannel(harness, direction="recv"), allocate=memory,
                           max_transfer_bytes=max_transfer_bytes, timeout_s=timeout_s,
                           watchdog_cycles=watchdog_cycles, poll_s=poll_cycles * CLOCK_NS * 1e-9,
                           clock=clock.now, sleep=clock.sleep)

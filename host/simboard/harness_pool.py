@@ -39,6 +39,8 @@ class HarnessOptions:
     output_pause: float = 0.0
     seed: int = 0
     max_transfer_bytes: int = (1 << 23) - 1
+    #: The memory behind a core with weights in DDR (a ``SimulatedDdr``; its default when None).
+    ddr: object = None
 
     @property
     def pause(self) -> float:
@@ -83,7 +85,7 @@ class HarnessPool:
                  jobs: int = 1, options: HarnessOptions = HarnessOptions(), watchdog_s: float | None = None) -> None:
         self.config = config
         self.options = options
-        timeout_s = options.timeout_s or deadline_cycles(config, pause=options.pause) * CLOCK_NS * 1e-9
+        timeout_s = options.timeout_s or deadline_cycles(config, pause=options.pause, ddr=options.ddr) * CLOCK_NS * 1e-9
 
         def setup(index: int) -> _Board:
             from lstmfpga.foundation.artifact import LstmArtifact
@@ -93,7 +95,8 @@ class HarnessPool:
                               seed=options.seed + 7919 * index, input_pause=options.input_pause,
                               output_pause=options.output_pause, output_stalled=options.stall_output)
             driver = harness_driver(harness, timeout_s=timeout_s, watchdog_cycles=options.watchdog_cycles,
-                                    poll_cycles=options.poll_cycles, max_transfer_bytes=options.max_transfer_bytes)
+                                    poll_cycles=options.poll_cycles, max_transfer_bytes=options.max_transfer_bytes,
+                                    ddr=options.ddr)
             board = _Board(harness, driver)
             try:
                 driver.prepare(LstmArtifact.load(artifact_path), mode=config.mode)
@@ -113,7 +116,8 @@ class HarnessPool:
         """Run independent sequences; ``[(h_codes, logits, cycles, simulated seconds)]`` in order."""
         shares = [s for s in np.array_split(np.arange(len(sequences)), self._pool.jobs) if s.size]
         requests = [[sequences[i] for i in share] for share in shares]
-        work = max(work_cycles(self.config, [len(s) for s in r], pause=self.options.pause) for r in requests)
+        work = max(work_cycles(self.config, [len(s) for s in r], pause=self.options.pause, ddr=self.options.ddr)
+                   for r in requests)
         names = [f"sequences {share[0]}..{share[-1]}" for share in shares]
         return [item for reply in self._pool.map(requests, work, names) for item in reply]
 

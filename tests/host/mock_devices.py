@@ -29,8 +29,13 @@ class MockBoard:
     ``("flush",)`` / ``("invalidate",)``  cache maintenance of a DMA buffer
     """
 
+    #: Bus address of the first buffer ``allocate`` gives (above 4 GiB: both halves of an address
+    #: register matter); each next one starts at the next 1 MiB.
+    FIRST_ADDRESS = 0x8_1230_0000
+
     def __init__(self, expected):
         self.expected = list(expected)
+        self.allocated = []
         self.position = 0
         self.sent = []
         self.sendchannel = _Channel(self, "send")
@@ -53,6 +58,8 @@ class MockBoard:
     def allocate(self, shape, dtype):
         buf = np.zeros(shape, dtype=dtype).view(MockBuffer)
         buf.board = self
+        buf.physical_address = self.FIRST_ADDRESS + (len(self.allocated) << 20)
+        self.allocated.append(buf)
         return buf
 
     def done(self):

@@ -10,6 +10,7 @@ from lstmfpga.host.driver.core import LstmCoreDriver
 from lstmfpga.host.driver.errors import (
     BitstreamMismatch,
     CoreStreamError,
+    DdrReadError,
     DmaLimitError,
     DmaTimeout,
     StreamTimeout,
@@ -28,6 +29,7 @@ from lstmfpga.foundation.hw.register_map import (
     SHAPE_REGS,
     shape_registers,
 )
+from lstmfpga.foundation.hw.ddr_image import build_ddr_image
 from lstmfpga.foundation.hw.weight_image import build_weight_image, hash_words
 from lstmfpga.foundation.integer_lstm import input_products, run_integer
 
@@ -245,4 +247,110 @@ def test_bad_sequence_shapes_are_named(small_artifact):
         driver.run([np.zeros((3, 36), np.int64)])
     with pytest.raises(InputError, match="runs 1 to 6 time steps, not 7"):
         driver.run([np.zeros((7, 37), np.int64)])
+    board.done()
+
+
+# -- weights in DDR -----------------------------------------------------------------------------
+
+def _ddr_config(artifact, rnd):
+    return AcceleratorConfig.from_artifact(artifact, lanes=4 * rnd.randint(1, 12), mode=rnd.choice(["full", "split"]),
+                                           max_timesteps=6, weight_residency="stream",
+                                           ddr_width=rnd.choice([64, 128]), ddr_burst=rnd.choice([16, 256]),
+                                           ddr_outstanding=rnd.randint(1, 8))
+
+
+def _ddr_ops(artifact, config, address):
+    """The DDR image written and flushed, then the core pointed at it."""
+    size = build_ddr_image(artifact, config).size
+    return [("flush",), ("write", Reg.DDR_BASE_LO, address & 0xFFFFFFFF), ("write", Reg.DDR_BASE_HI, address >> 32),
+            ("write", Reg.DDR_LENGTH, size)]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_ddr_core_gets_its_image_once_and_the_stream_load(small_artifact, seed):
+    """A core with weights in DDR: the driver writes the model's DDR image into one buffer and
+    points DDR_BASE/DDR_LENGTH at it, then loads the weight stream; preparing the same model again
+    on the same driver copies nothing; another model gets a new buffer and both loads."""
+    import random
+
+    from lstmfpga.sim.golden.random_artifact import random_artifact
+
+    rnd = random.Random(seed)
+    config = _ddr_config(small_artifact, rnd)
+    other = random_artifact(input_size=37, hidden_size=19, num_layers=2, num_classes=2, seed=99)
+    first = MockBoard.FIRST_ADDRESS + (4 << 20)          # after the two input and two output buffers
+    ops = (_identify_ops(config) + _ddr_ops(small_artifact, config, first) + [("read", Reg.STATUS, 0)]
+           + _load_ops(small_artifact, config))
+    # the same model again: the core's hash matches and the buffer holds the image
+    ops += _identify_ops(config) + [("read", Reg.STATUS, Status.WEIGHTS_VALID)] + _hash_ops(small_artifact.sha256)
+    # another model: new stream buffers, then its DDR image in a new buffer, then its stream load
+    # (buffers: 0-3 streams, 4 DDR image, 5 weight image, 6-9 and 10-13 streams, 14 the new DDR image)
+    ops += (_identify_ops(config) + _ddr_ops(other, config, first + (10 << 20)) + [("read", Reg.STATUS, Status.WEIGHTS_VALID)]
+            + _hash_ops(small_artifact.sha256) + _load_ops(other, config))
+    board = MockBoard(ops)
+    driver = _driver(board)
+    assert driver.config is None
+    assert driver.prepare(small_artifact) is True
+    assert driver.config == config
+    ddr = board.allocated[4]
+    assert ddr.physical_address == first and ddr.dtype == np.uint8
+    np.testing.assert_array_equal(ddr, build_ddr_image(small_artifact, config))
+    np.testing.assert_array_equal(board.sent[0].view("<u4"), build_weight_image(small_artifact, config))
+    assert driver.prepare(small_artifact) is False
+    assert driver.prepare(other) is True
+    np.testing.assert_array_equal(board.allocated[14], build_ddr_image(other, config))
+    board.done()
+
+
+def test_ddr_core_after_a_restart_gets_the_image_but_not_the_stream(small_artifact):
+    """A new driver (a new process) on a core that still holds the model: the DDR buffer is new, so
+    the image is written and the core pointed at it, but the weight stream is skipped."""
+    import random
+
+    config = _ddr_config(small_artifact, random.Random(7))
+    board = MockBoard(_identify_ops(config) + _ddr_ops(small_artifact, config, MockBoard.FIRST_ADDRESS + (4 << 20))
+                      + [("read", Reg.STATUS, Status.WEIGHTS_VALID)] + _hash_ops(small_artifact.sha256))
+    assert _driver(board).prepare(small_artifact) is True
+    board.done()
+
+
+@pytest.mark.parametrize("bits,message", [
+    (Error.DDR_RANGE, r"weight fetch from DDR failed: DDR_RANGE \(is DDR_BASE/DDR_LENGTH the model's DDR image\?\)"),
+    (Error.DDR_SLVERR, "weight fetch from DDR failed: DDR_SLVERR"),
+    (Error.DDR_DECERR, "weight fetch from DDR failed: DDR_DECERR"),
+    (Error.DDR_TIMEOUT, "stopped being answered .DDR_TIMEOUT.; the memory port is hung: reload the overlay"),
+])
+def test_ddr_error_bits_end_the_run_with_exact_recovery(small_artifact, bits, message):
+    import random
+
+    config = _ddr_config(small_artifact, random.Random(11))
+    x = (np.zeros((3, small_artifact.input_size), np.int64) if config.mode == "full"
+         else np.zeros((3, 4, small_artifact.hidden_size), np.int64))
+    board = MockBoard(_identify_ops(config) + _ddr_ops(small_artifact, config, MockBoard.FIRST_ADDRESS + (4 << 20))
+                      + [("read", Reg.STATUS, Status.WEIGHTS_VALID)] + _hash_ops(small_artifact.sha256)
+                      + _start_ops(config, x)
+                      + [("wait", "send", None), ("read", Reg.STATUS, Status.DONE | Status.ERROR),
+                         ("read", Reg.ERROR, bits)] + _recover_ops())
+    driver = _driver(board)
+    driver.prepare(small_artifact)
+    with pytest.raises(DdrReadError, match=message) as info:
+        driver.run([x])
+    assert info.value.error_bits == bits
+    board.done()
+
+
+def test_ddr_core_needs_buffers_with_a_bus_address(small_artifact):
+    import random
+
+    from lstmfpga.host.driver.errors import DriverError
+
+    config = _ddr_config(small_artifact, random.Random(3))
+    board = MockBoard(_identify_ops(config))
+    plain = board.allocate
+    driver = LstmCoreDriver(mmio=board, sendchannel=board.sendchannel, recvchannel=board.recvchannel,
+                            allocate=lambda shape, dtype: np.zeros(shape, dtype), max_transfer_bytes=1 << 23,
+                            timeout_s=1.0, watchdog_cycles=WATCHDOG)
+    assert plain is not None
+    with pytest.raises(DriverError, match="gives no physical_address .use pynq.allocate."):
+        driver.prepare(small_artifact)
     board.done()
