@@ -107,3 +107,41 @@ def test_dma_width_grows_with_the_weight_image():
 def test_unknown_board_is_refused(hdl_dir):
     with pytest.raises(ConfigError, match="board must be one of pynq-z2, ultra96, kv260, zcu104, not 'arty'"):
         write_overlay_tcl(manifest_path=hdl_dir / "manifest.json", board="arty")
+
+
+@pytest.mark.parametrize("board,ddr_width", [("pynq-z2", 64), ("kv260", 128), ("zcu104", 64)])
+def test_weights_in_ddr_put_the_read_master_on_an_hp_port(tmp_path, board, ddr_width):
+    """A core with weights in DDR: m_axi is packaged as an interface on aclk (its ports are in the
+    Verilog at the configured width), enabled on the board's second HP port at that width, and
+    connected to it; a core with weights on chip has none of it."""
+    config = AcceleratorConfig(input_size=13, hidden_size=6, num_layers=2, lanes=8, num_classes=2, weight_bits=4,
+                               max_timesteps=5, weight_residency="stream", ddr_width=ddr_width)
+    generate_verilog(config, tmp_path)
+    package, design, facts = (p.read_text() for p in write_overlay_tcl(manifest_path=tmp_path / "manifest.json",
+                                                                          board=board))
+    facts = json.loads(facts)
+    manifest = read_manifest(tmp_path)
+    ports = _ports((tmp_path / manifest.verilog_files[0]).read_text(), manifest.top)
+    assert {"m_axi_araddr", "m_axi_arvalid", "m_axi_arready", "m_axi_rdata", "m_axi_rvalid", "m_axi_rready",
+            "m_axi_rlast", "m_axi_rresp"} <= ports
+    verilog = (tmp_path / manifest.verilog_files[0]).read_text()
+    assert re.search(rf"input (wire )?\[{ddr_width - 1}:0\] m_axi_rdata;", verilog)
+    assert sorted(re.search(r"foreach busif \{(.*?)\}", package).group(1).split()) == ["m_axi", "m_axis", "s_axi",
+                                                                                       "s_axis"]
+    spec = BOARDS[board]
+    assert spec.weight_slave != spec.ps_slave                   # not the DMA's port
+    assert f"[list Slave /ps/{spec.weight_slave} " in design and "[get_bd_intf_pins lstm_core_0/m_axi]" in design
+    width_setting = re.search(r"DATA_WIDTH \{(\d+)\}", design)
+    assert int(width_setting.group(1)) == ddr_width
+    assert facts["weights"] == {"port": spec.weight_slave, "data_width": ddr_width, "residency": "stream"}
+    # the register map the driver uses has the DDR registers inside the core's segment
+    for name in ("DDR_BASE_LO", "DDR_BASE_HI", "DDR_LENGTH", "SHAPE_DDR"):
+        assert manifest.registers["registers"][name] + 4 <= facts["core"]["range"]
+
+
+def test_weights_on_chip_have_no_read_master(hdl_dir):
+    package, design, facts = (p.read_text() for p in write_overlay_tcl(manifest_path=hdl_dir / "manifest.json",
+                                                                          board="zcu104"))
+    assert sorted(re.search(r"foreach busif \{(.*?)\}", package).group(1).split()) == ["m_axis", "s_axi", "s_axis"]
+    assert "lstm_core_0/m_axi]" not in design and "HP1" not in design
+    assert "weights" not in json.loads(facts)

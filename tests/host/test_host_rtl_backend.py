@@ -88,6 +88,29 @@ def test_the_driver_runs_unchanged_on_wide_streams(mode, stream_width, macs_per_
     np.testing.assert_array_equal(got.logits, want.logits)
 
 
+@pytest.mark.parametrize("mode,ddr_width,pause", [("full", 64, 0.0), ("split", 128, 0.3)])
+def test_the_driver_runs_a_core_with_weights_in_ddr(mode, ddr_width, pause, verilator_cache):
+    """Weights in DDR on the simulated board: the unchanged driver writes the model's DDR image into
+    a buffer of the board's memory (the harness's AXI4 read slave, idle cycles on its channels) and
+    points the core at it; the golden's outputs, and without idle cycles CYCLES within 2 % of the
+    DDR schedule."""
+    from lstmfpga.hw.ddr_schedule import estimate_ddr
+    from lstmfpga.sim.harness.simulated_ddr import SimulatedDdr
+
+    artifact = random_artifact(input_size=37, hidden_size=19, num_layers=2, num_classes=2, seed=8)
+    x = _features(17, 10, steps=5)
+    ddr = SimulatedDdr(latency=30, ar_pause=pause, r_pause=pause)
+    with _rtl(artifact, verilator_cache, mode, input_pause=pause, output_pause=pause, seed=5, max_steps=6,
+              weight_residency="stream", ddr_width=ddr_width, ddr=ddr, jobs=2) as rtl:
+        got = run_backend(rtl, x)
+        if not pause:
+            model = estimate_ddr(rtl.config, 5, residency="stream", port=ddr.port(rtl.config)).compute_cycles
+            assert all(abs(c - model) <= 0.02 * c for c in rtl.cycles), (rtl.cycles, model)
+    want = run_backend(GoldenBackend(artifact=artifact, mode=mode), x)
+    np.testing.assert_array_equal(got.h_codes, want.h_codes)
+    np.testing.assert_array_equal(got.logits, want.logits)
+
+
 @pytest.mark.parametrize("mode", ["full", "split"])
 def test_harness_and_cocotb_board_give_the_same_outputs_and_cycles(trained_artifact, verilator_cache, mode,
                                                                    monkeypatch):
