@@ -1,8 +1,11 @@
 """Cycle model of the weights-in-DDR engine: the schedule the planner sizes DDR-resident plans by.
 
-Stdlib only.  This is the specification the DDR path of the core is being built to (its RTL is
-not in the core yet: :class:`~lstmfpga.hw.rtl.axi_weight_reader.AxiWeightReader` is the first
-block of it); :mod:`lstmfpga.hw.cycle_model` stays the exact model of the on-chip core.
+Stdlib only.  The core with ``weight_residency="stream"`` (:class:`~lstmfpga.hw.rtl.core.LstmCore`
+with its :class:`~lstmfpga.hw.rtl.ddr_row_fetcher.DdrRowFetcher`) runs residency ``stream`` at
+B = 1 exactly as this model says when the memory's requests are split as a page-aligned one's
+(tests against a fixed-latency memory in Amaranth's simulator and under Verilator); ``wx``,
+``all`` and B > 1 are the specification the rest of the DDR engine is being built to.
+:mod:`lstmfpga.hw.cycle_model` stays the exact model of the on-chip core.
 
 Residency (the same for every layer):
 
@@ -40,9 +43,9 @@ pass groups, then its steps' recurrence groups).  Request i starts when request 
 after the last pass of group i−2 has issued its last column), and takes
 :func:`~lstmfpga.hw.ddr_model.approx_request_cycles` of its bytes; the group's first column may
 issue :data:`~lstmfpga.hw.latency.DDR_ROWS_READY` cycles after its last word has left the reader.
-Cycle 0 is the first request's start (:class:`~lstmfpga.hw.rtl.ddr_row_fetcher.DdrRowFetcher`
-issues it :data:`~lstmfpga.hw.latency.DDR_FIRST_REQUEST` cycle after its own ``start``; where
-that falls against the first input beat is for the core that joins them to fix).
+Cycle 0 is the first request's start: the core starts the fetcher with the column scheduler
+(``compute_start``), the fetcher issues its first request :data:`~lstmfpga.hw.latency.DDR_FIRST_REQUEST`
+cycle later, and CYCLES counts from that cycle too.
 """
 
 from __future__ import annotations

@@ -280,9 +280,16 @@ class Plan:
             f"{cycles.ddr_bytes / 1e6:,.2f} MB of weights, {cycles.bound_cycles:,.0f} cycles at that rate = "
             f"{cycles.bandwidth_fraction:.1%} of the batch's {cycles.compute_cycles:,} compute cycles "
             + ("(DDR-bound)" if cycles.ddr_bound else f"(MAC-bound: {cycles.ideal_cycles:,.0f} ideal MAC cycles)"),
-            f"DDR engine: {_DDR_SCHEDULES[self.residency]} (lstmfpga.hw.ddr_schedule; its RTL is being built: "
-            "`lstmfpga hdl` does not generate it yet)",
+            f"DDR engine: {_DDR_SCHEDULES[self.residency]} (lstmfpga.hw.ddr_schedule); {self._ddr_rtl(port)}",
         ]
+
+    def _ddr_rtl(self, port) -> str:
+        """Whether the RTL builds this DDR plan, and how."""
+        if self.residency == "stream" and self.batch == 1:
+            return (f"the RTL builds it: `lstmfpga hdl --weight-residency stream --ddr-width {port.data_width} "
+                    f"--ddr-burst {port.max_burst} --ddr-outstanding {port.outstanding}`")
+        return ("schedule model only: the RTL builds residency stream at B=1; the input pass (wx, all) and "
+                "batches are not in the RTL yet")
 
 
 _DDR_SCHEDULES = {

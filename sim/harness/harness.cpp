@@ -148,10 +148,11 @@ struct Harness {
         return nullptr;
     }
 
+    // (templates on the model's class, so that a model without the port never names its members)
     // before the edge: ARREADY and the R beat (held until taken, as AXI requires)
-    void drive_memory() {
-        if constexpr (kWeightPort) {
-            Top& t = *top;
+    template <class T = Top> void drive_memory() {
+        if constexpr (HasWeightPort<T>::value) {
+            T& t = *top;
             t.m_axi_arready = !draw(ddr_ar_pause);
             if (!ddr_presented && !ddr_beats.empty() && ddr_beats.front().cycle <= cycle && !draw(ddr_r_pause)) {
                 const Beat& b = ddr_beats.front();
@@ -172,10 +173,10 @@ struct Harness {
 
     // the AR and R handshakes of a cycle, sampled before its edge and applied after it
     struct MemorySample { bool ar = false, r = false; uint64_t araddr = 0, beats = 0, size = 0; };
-    MemorySample sample_memory() const {
+    template <class T = Top> MemorySample sample_memory() const {
         MemorySample m;
-        if constexpr (kWeightPort) {
-            const Top& t = *top;
+        if constexpr (HasWeightPort<T>::value) {
+            const T& t = *top;
             m.r = t.m_axi_rvalid && t.m_axi_rready;
             m.ar = t.m_axi_arvalid && t.m_axi_arready;
             m.araddr = t.m_axi_araddr;
@@ -184,13 +185,19 @@ struct Harness {
         }
         return m;
     }
+    template <class T = Top> void withdraw_beat() {
+        if constexpr (HasWeightPort<T>::value) {
+            T& t = *top;
+            t.m_axi_rvalid = 0;
+        }
+    }
     void update_memory(const MemorySample& m, uint64_t at) {
         if constexpr (kWeightPort) {
             if (m.r) {
                 ddr_beats.pop_front();
                 ++ddr_beats_sent;
                 ddr_presented = false;
-                top->m_axi_rvalid = 0;
+                withdraw_beat();
             }
             if (m.ar && !ddr_silent) {
                 uint64_t first = at + ddr_latency;
@@ -398,7 +405,7 @@ void harness_reset_ddr(void* handle) {
     h->ddr_beats.clear();
     h->ddr_presented = false;
     h->ddr_next_free = 0;
-    if constexpr (kWeightPort) h->top->m_axi_rvalid = 0;
+    h->withdraw_beat();
 }
 
 void harness_reset(void* handle, uint64_t low_cycles, uint64_t high_cycles) {

@@ -1,0 +1,104 @@
+"""Weights in DDR, measured: the generated core with ``weight_residency="stream"`` on the compiled
+harness against the same core with its weights on chip, over memories of several latencies and
+idle rates.
+
+    python bench/ddr_core.py [--input 256 --hidden 64 --layers 2 --steps 8 --weight-bits 4]
+                             [--lanes 64] [--sequences 4] [--latencies 1,24,100] [--cache-dir DIR]
+
+For each memory it prints the measured CYCLES of a T-step sequence (mean over the sequences), the
+DDR schedule's estimate (``estimate_ddr``, residency ``stream``) and its error, the on-chip core's
+measured CYCLES in the same run and the ratio, the DDR bytes a sequence reads and the bandwidth
+that is at 250 MHz, and the harness's simulated cycles per wall second.  Every run is checked
+bit-exact against the integer golden.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from shape_args import add_shape_arguments
+
+CLOCK_MHZ = 250
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    cells = [header] + [[f"{c:.3g}" if isinstance(c, float) and abs(c) < 100 else
+                         f"{c:,.0f}" if isinstance(c, float) else str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(cells[0], widths)), "  ".join("-" * w for w in widths)]
+    return "\n".join(lines + ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells[1:]])
+
+
+def _measure(config, artifact, sequences, cache, *, ddr=None):
+    from lstmfpga.sim.rtl_check import run_sequences
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as work:
+        options = {"ddr": ddr} if ddr is not None else {}
+        results = run_sequences(config, [artifact], sequences, cache_dir=cache, work_dir=Path(work),
+                                simulator="harness", input_pause=0.0, output_pause=0.0, **options)
+    seconds = time.perf_counter() - started
+    runs = results["runs"]
+    if not all(run["ok"] and run["error"] == 0 for run in runs):
+        sys.exit(f"a run differs from the golden or reports an error: {[(r['ok'], r['error']) for r in runs]}")
+    cycles = sum(run["cycles"] for run in runs) / len(runs)
+    return cycles, sum(run["run_cycles"] for run in runs) / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_shape_arguments(parser)
+    parser.set_defaults(input=256, hidden=64, layers=2, steps=8)
+    parser.add_argument("--lanes", type=int, default=64)
+    parser.add_argument("--sequences", type=int, default=4)
+    parser.add_argument("--latencies", default="1,24,100", help="memory latencies in cycles, comma-separated")
+    parser.add_argument("--cache-dir", default=None, help="Verilator build cache (default: a temporary folder)")
+    args = parser.parse_args()
+
+    import dataclasses
+
+    import numpy as np
+
+    from lstmfpga.foundation.hw.config import AcceleratorConfig
+    from lstmfpga.foundation.hw.ddr_image import build_ddr_image
+    from lstmfpga.hw.ddr_schedule import estimate_ddr
+    from lstmfpga.sim.golden.random_artifact import random_artifact
+    from lstmfpga.sim.harness.simulated_ddr import SimulatedDdr
+    from lstmfpga.sim.rtl_check import Sequence, random_codes
+
+    artifact = random_artifact(input_size=args.input, hidden_size=args.hidden, num_layers=args.layers,
+                               num_classes=2, weight_bits=args.weight_bits, act_bits=args.act_bits, seed=1)
+    chip = AcceleratorConfig.from_artifact(artifact, lanes=args.lanes, max_timesteps=args.steps, stream_width=64)
+    rng = np.random.default_rng(0)
+    sequences = [Sequence(0, random_codes(artifact, rng, args.steps)) for _ in range(args.sequences)]
+    with tempfile.TemporaryDirectory() as scratch:
+        cache = Path(args.cache_dir or scratch)
+        print(f"I={args.input} H={args.hidden} L={args.layers} T={args.steps} P={args.lanes} "
+              f"w{args.weight_bits}a{args.act_bits}, full mode, 64-bit streams; {args.sequences} sequences a row",
+              flush=True)
+        base_cycles, base_rate = _measure(chip, artifact, sequences, cache)
+        rows = [["on chip", "-", "-", base_cycles, "-", "-", 1.0, "-", "-", base_rate]]
+        for width in (64, 128):
+            config = dataclasses.replace(chip, weight_residency="stream", ddr_width=width, ddr_burst=16,
+                                         ddr_outstanding=8)
+            nbytes = build_ddr_image(artifact, config).size * args.steps
+            for latency in (int(v) for v in args.latencies.split(",")):
+                for pause in (0.0, 0.5):
+                    ddr = SimulatedDdr(latency=latency, r_pause=pause)
+                    cycles, rate = _measure(config, artifact, sequences, cache, ddr=ddr)
+                    model = estimate_ddr(config, args.steps, residency="stream", port=ddr.port(config)).compute_cycles
+                    gbps = nbytes / (cycles / (CLOCK_MHZ * 1e6)) / 1e9
+                    rows.append([f"DDR {width}-bit", latency, pause, cycles, model, f"{(model - cycles) / cycles:+.2%}",
+                                 cycles / base_cycles, f"{nbytes / 1e3:.1f}", f"{gbps:.2f}", rate])
+                    print(f"  {width}-bit, latency {latency}, R idle {pause:.0%}: {cycles:,.0f} cycles", flush=True)
+    print()
+    print(_table(["weights", "latency", "R idle", "CYCLES", "model", "model err", "x on chip", "kB/seq",
+                  f"GB/s @{CLOCK_MHZ}MHz", "sim cyc/s"], rows))
+
+
+if __name__ == "__main__":
+    main()
