@@ -14,7 +14,7 @@ from typing import Any
 
 from lstmfpga.foundation.errors import ArtifactError, ConfigError
 from lstmfpga.hw import cycle_model
-from lstmfpga.foundation.hw import register_map, stream_format, weight_image
+from lstmfpga.foundation.hw import ddr_image, register_map, stream_format, weight_image
 from lstmfpga.foundation.hw.config import AcceleratorConfig
 
 #: The Verilog module (and file stem) of the accelerator's top level.
@@ -72,7 +72,14 @@ def build_manifest(config: AcceleratorConfig, *, verilog_files: list[str], artif
             "engine_latency": cycle_model.engine_latency(config),
             "tail_latency": cycle_model.TAIL_LATENCY,
             "estimates": estimates,
+            **({"ddr_note": "weights in DDR: these are the cycles with an ideal memory (a lower bound); "
+                            "lstmfpga.hw.ddr_schedule.estimate_ddr(config, T, residency, port=) times a real one"}
+               if config.ddr_weights else {}),
         },
+        **({"ddr_image": {"bytes": ddr_image.layer_offsets(config, config.ddr_width)[-1],
+                          "row_bytes": ddr_image.row_bytes(config, config.ddr_width),
+                          "layer_offsets": ddr_image.layer_offsets(config, config.ddr_width)[:-1]}}
+           if config.ddr_weights else {}),
         "artifact_sha256": None if artifact is None else artifact.sha256,
     }
 

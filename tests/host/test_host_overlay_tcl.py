@@ -134,6 +134,15 @@ def test_weights_in_ddr_put_the_read_master_on_an_hp_port(tmp_path, board, ddr_w
     width_setting = re.search(r"DATA_WIDTH \{(\d+)\}", design)
     assert int(width_setting.group(1)) == ddr_width
     assert facts["weights"] == {"port": spec.weight_slave, "data_width": ddr_width, "residency": "stream"}
+    # the manifest describes the DDR image the driver must place (as foundation.hw.ddr_image builds it)
+    from lstmfpga.foundation.hw.ddr_image import build_ddr_image
+    from lstmfpga.sim.golden.random_artifact import random_artifact
+
+    art = random_artifact(input_size=13, hidden_size=6, num_layers=2, num_classes=2, weight_bits=4, seed=2)
+    described = json.loads((tmp_path / "manifest.json").read_text())["ddr_image"]
+    assert described["bytes"] == build_ddr_image(art, AcceleratorConfig.from_artifact(
+        art, lanes=8, max_timesteps=5, weight_residency="stream", ddr_width=ddr_width)).size
+    assert described["row_bytes"] == -(-8 * 4 // ddr_width) * ddr_width // 8
     # the register map the driver uses has the DDR registers inside the core's segment
     for name in ("DDR_BASE_LO", "DDR_BASE_HI", "DDR_LENGTH", "SHAPE_DDR"):
         assert manifest.registers["registers"][name] + 4 <= facts["core"]["range"]
