@@ -86,6 +86,21 @@ def test_sustained_rate_is_the_long_run_of_the_exact_model(seed):
         assert abs(exact - approx) <= window, (seed, kw, exact, approx)
 
 
+def test_request_term_is_the_exact_schedule_at_a_page_aligned_address(seed):
+    """The DDR schedule's request term is the reader's exact timing for a page-aligned request of
+    the same size (any size, burst, window), and grows with a slower memory when fractional."""
+    rng = random.Random(seed)
+    for _ in range(200):
+        width = rng.choice((64, 128))
+        kw = dict(data_width=width, max_burst=rng.randint(1, 256), outstanding=rng.randint(1, 16),
+                  latency=rng.randint(1, 80), interval=rng.randint(1, 4))
+        nbytes = width // 8 * rng.randint(1, 3000)
+        assert approx_request_cycles(nbytes, **kw) == read_schedule(address=rng.randint(0, 1 << 20) << 12,
+                                                                    nbytes=nbytes, **kw).cycles
+        slower = approx_request_cycles(nbytes, **{**kw, "latency": kw["latency"] + 0.5, "interval": kw["interval"] + 0.25})
+        assert slower > approx_request_cycles(nbytes, **kw)
+
+
 def test_beat_interval_of_the_boards():
     # PYNQ-Z2: a 64-bit HP port at 100 MHz needs 0.8 GB/s, less than the DDR's ~1.6 GB/s sustained
     assert beat_interval(clock_hz=100e6, data_width=64, bandwidth=0.75 * 2.1e9) == 1.0
