@@ -127,8 +127,16 @@ def _hdl(args) -> int:
           f"macs_per_dsp={config.macs_per_dsp} mode={config.mode} column_sets={config.column_sets} "
           f"tail_units={config.tail_units} weight_ports={config.weight_ports} "
           f"stream_width={config.stream_width} weight_bits={config.weight_bits} classes={config.num_classes}")
+    if config.ddr_weights:
+        from lstmfpga.foundation.hw.ddr_image import layer_offsets
+
+        print(f"weights in DDR ({config.weight_residency}): {config.ddr_width}-bit m_axi, bursts <= {config.ddr_burst}, "
+              f"{config.ddr_outstanding} in flight; DDR image {layer_offsets(config, config.ddr_width)[-1]:,} bytes "
+              f"(the driver places it and writes DDR_BASE/DDR_LENGTH)")
     print(f"cycle model T={est.timesteps}: {est.compute_cycles} compute cycles "
-          f"({est.cycles_per_step:.1f}/step), MAC utilisation {est.utilization:.1%}")
+          f"({est.cycles_per_step:.1f}/step), MAC utilisation {est.utilization:.1%}"
+          + (" with an ideal memory (a lower bound; `lstmfpga plan --residency stream` times a board's DDR)"
+             if config.ddr_weights else ""))
     return 0
 
 

@@ -121,6 +121,33 @@ def test_hdl_command_two_tail_units(tmp_path, capsys):
     assert "error: tail_units 2 needs lanes a multiple of 8 x column_sets = 16" in capsys.readouterr().err
 
 
+def test_hdl_command_weights_in_ddr(tmp_path, capsys):
+    """--weight-residency stream: the manifest records the port, the Verilog has the m_axi read
+    master at its width and a weight memory of two row groups, the weight image is unchanged; two
+    weight ports are refused with the reason."""
+    import numpy as np
+
+    art = random_artifact(input_size=11, hidden_size=5, num_layers=2, num_classes=2, weight_bits=4, seed=8)
+    model = art.save(tmp_path / "model.npz")
+    out = tmp_path / "hdl"
+    assert main(["hdl", "--model", str(model), "--lanes", "8", "--weight-residency", "stream", "--ddr-width", "64",
+                 "--ddr-burst", "32", "--ddr-outstanding", "3", "--out", str(out), "--weight-image"]) == 0
+    printed = capsys.readouterr().out
+    assert "weights in DDR (stream): 64-bit m_axi, bursts <= 32, 3 in flight" in printed and "lower bound" in printed
+    manifest = read_manifest(out)
+    config = AcceleratorConfig.from_artifact(art, lanes=8, weight_residency="stream", ddr_width=64, ddr_burst=32,
+                                             ddr_outstanding=3)
+    assert manifest.config == config and manifest.register_offset("DDR_BASE_LO") == register_map.Reg.DDR_BASE_LO
+    verilog = (out / "lstm_accel.v").read_text()
+    assert re.search(r"input (wire )?\[63:0\] m_axi_rdata;", verilog)
+    assert re.search(r"output (wire |reg )?\[63:0\] m_axi_araddr;", verilog)
+    np.testing.assert_array_equal(np.fromfile(out / "weights.bin", dtype="<u4"),
+                                  build_weight_image(art, dataclasses.replace(config, weight_residency="chip")))
+    assert main(["hdl", "--model", str(model), "--lanes", "8", "--weight-residency", "stream", "--weight-ports", "2",
+                 "--out", str(out)]) == 2
+    assert "error: weight_ports 2 needs weights on chip" in capsys.readouterr().err
+
+
 def test_hdl_command_errors(tmp_path, capsys):
     art = random_artifact(input_size=4, hidden_size=3, num_layers=1, num_classes=0, weight_bits=4)
     model = art.save(tmp_path / "m.npz")
