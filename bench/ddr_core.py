@@ -34,8 +34,10 @@ def _table(header: list[str], rows: list[list]) -> str:
 
 
 def _measure(config, artifact, sequences, cache, *, ddr=None):
+    from lstmfpga.sim import verilator
     from lstmfpga.sim.rtl_check import run_sequences
 
+    verilator.build_harness(config, cache)           # built (or found) before the clock starts
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as work:
         options = {"ddr": ddr} if ddr is not None else {}
