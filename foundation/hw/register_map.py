@@ -130,6 +130,15 @@ def pack_bits(*, weight_bits: int, io_bits: int, acc_bits: int, sigmoid_bits: in
     return word
 
 
+def ddr_region_writes(address: int, length: int) -> tuple[tuple[Reg, int], ...]:
+    """The register writes that point a core with weights in DDR at its image: DDR_BASE_LO,
+    DDR_BASE_HI, DDR_LENGTH, in that order."""
+    address, length = int(address), int(length)
+    if not 0 <= address < 1 << 64 or not 0 <= length < 1 << 32:
+        raise ConfigError(f"a DDR image needs a 64-bit address and a 32-bit length, not {address:#x} and {length}")
+    return ((Reg.DDR_BASE_LO, address & 0xFFFFFFFF), (Reg.DDR_BASE_HI, address >> 32), (Reg.DDR_LENGTH, length))
+
+
 def pack_ddr(config) -> int:
     """The SHAPE_DDR word of a core with weights in DDR: residency code (bits 7..0,
     :data:`DDR_RESIDENCY_CODES`), the read port's bytes per beat (15..8), its longest burst

@@ -182,9 +182,8 @@ class LstmCoreDriver:
         buf[:] = image
         buf.flush()
         self._ddr_buf = buf
-        self.mmio.write(Reg.DDR_BASE_LO, int(address) & 0xFFFFFFFF)
-        self.mmio.write(Reg.DDR_BASE_HI, int(address) >> 32)
-        self.mmio.write(Reg.DDR_LENGTH, image.size)
+        for register, value in rm.ddr_region_writes(address, image.size):
+            self.mmio.write(register, value)
         self._ddr_sha256 = artifact.sha256
         return True
 

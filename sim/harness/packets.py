@@ -14,7 +14,7 @@ import numpy as np
 
 from lstmfpga.foundation.errors import ConfigError
 from lstmfpga.foundation.hw import stream_format
-from lstmfpga.foundation.hw.register_map import Ctrl, Reg, Status
+from lstmfpga.foundation.hw.register_map import Ctrl, Reg, Status, ddr_region_writes
 from lstmfpga.sim.harness.deadlines import deadline_cycles, image_beats, work_cycles
 from lstmfpga.sim.harness.library import Harness, HarnessTimeout
 from lstmfpga.sim.harness.pool import WorkerPool
@@ -50,9 +50,8 @@ class PacketBoard:
     def attach_ddr(self, ddr, image: np.ndarray) -> None:
         """Weights in DDR: ``image`` in the harness's memory at ``ddr.base``, the registers at it."""
         ddr.attach(self.harness, image)
-        self.harness.write(Reg.DDR_BASE_LO, ddr.base & 0xFFFFFFFF)
-        self.harness.write(Reg.DDR_BASE_HI, ddr.base >> 32)
-        self.harness.write(Reg.DDR_LENGTH, image.nbytes)
+        for register, value in ddr_region_writes(ddr.base, image.nbytes):
+            self.harness.write(register, value)
 
     def load(self, image: np.ndarray) -> int:
         """Load a weight image (uint32 lanes); the ERROR word after it."""

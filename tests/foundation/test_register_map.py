@@ -95,3 +95,16 @@ def test_packing_register_is_checked_against_the_widths():
     assert decode_shape({**registers, "SHAPE_PACKING": 2}).macs_per_dsp == 2
     with pytest.raises(ConfigError, match=r"macs_per_dsp must be in \[1, 2\] for 4-bit weights and 8-bit"):
         decode_shape({**registers, "SHAPE_PACKING": 3})
+
+
+def test_ddr_region_writes_split_the_address_and_refuse_what_does_not_fit():
+    from lstmfpga.foundation.hw.register_map import Reg, ddr_region_writes
+
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        address, length = int(rng.integers(0, 1 << 63)) * 2 + int(rng.integers(0, 2)), int(rng.integers(0, 1 << 32))
+        writes = ddr_region_writes(address, length)
+        assert [r for r, _ in writes] == [Reg.DDR_BASE_LO, Reg.DDR_BASE_HI, Reg.DDR_LENGTH]
+        assert writes[0][1] | writes[1][1] << 32 == address and writes[2][1] == length
+    with pytest.raises(ConfigError, match="32-bit length"):
+        ddr_region_writes(0x1000, 1 << 32)

@@ -21,7 +21,7 @@ from lstmfpga.foundation.hw import stream_format
 from lstmfpga.foundation.hw.config import COLUMN_SETS, STREAM_WIDTHS, AcceleratorConfig
 from lstmfpga.foundation.hw.ddr_image import build_ddr_image
 from lstmfpga.foundation.hw.packed_mac_model import max_macs_per_dsp
-from lstmfpga.foundation.hw.register_map import Ctrl, Error, Reg, Status
+from lstmfpga.foundation.hw.register_map import Ctrl, Error, Reg, Status, ddr_region_writes
 from lstmfpga.foundation.hw.weight_image import build_weight_image, image_lanes
 from lstmfpga.hw import cycle_model
 from lstmfpga.hw.ddr_schedule import estimate_ddr
@@ -104,9 +104,8 @@ class _DdrBoard:
         assert self.h.read(Reg.ERROR) == 0 and self.h.read(Reg.STATUS) & Status.WEIGHTS_VALID
 
     def region(self, base: int, length: int) -> None:
-        self.h.write(Reg.DDR_BASE_LO, base & 0xFFFFFFFF)
-        self.h.write(Reg.DDR_BASE_HI, base >> 32)
-        self.h.write(Reg.DDR_LENGTH, length)
+        for register, value in ddr_region_writes(base, length):
+            self.h.write(register, value)
 
     def wait_idle(self, limit: int = 1 << 21) -> int:
         for _ in range(limit // 64):
