@@ -11,6 +11,9 @@ from __future__ import annotations
 MEMORY_READ = 1
 #: Memory data are registered before any logic reads them (the block RAM's output register).
 MEMORY_OUTPUT = 1
+#: The broadcast column's copies in the fabric, one per block of lanes, ahead of the MAC blocks'
+#: operand registers (which synthesis moves into the DSPs, each with its own copy).
+COLUMN_COPY = 1
 #: MAC lanes: operand registers, product register, accumulator (``done`` with the finished sums).
 MAC_LANES = 3
 #: Requantizer: partial products, their sums per value slice, the product, byte shift, bit shift,
@@ -55,11 +58,11 @@ UNIT_COUNT = 1
 
 
 def mac(macs_per_dsp: int) -> int:
-    """The MAC block of a core with ``macs_per_dsp`` rows per multiplier: the lanes (1) or the
-    packed units (more)."""
+    """The MAC block of a core with ``macs_per_dsp`` rows per multiplier: the column's copies, then
+    the lanes (1) or the packed units (more)."""
     if not isinstance(macs_per_dsp, int) or isinstance(macs_per_dsp, bool) or macs_per_dsp < 1:
         raise ValueError(f"macs_per_dsp must be a positive integer, not {macs_per_dsp!r}")
-    return MAC_LANES if macs_per_dsp == 1 else PACKED_MAC
+    return COLUMN_COPY + (MAC_LANES if macs_per_dsp == 1 else PACKED_MAC)
 
 
 def set_sum(column_sets: int) -> int:

@@ -23,8 +23,8 @@ def lanes_ports(*, lanes: int, weight_bits: int, column_bits: int, acc_bits: int
 
 
 class MacLanes(wiring.Component):
-    """Row-parallel MAC lanes, pipelined like a DSP slice: operand registers (A/B), product
-    register (M), accumulator (P).
+    """Row-parallel MAC lanes, pipelined like a DSP slice behind a fabric stage: per-block copies of
+    the broadcast column, operand registers (A/B), product register (M), accumulator (P).
 
     Each valid cycle, lane p multiplies the broadcast ``column`` by its ``weight_bits``-wide
     signed weight (bits p·w.. of ``weights``) and accumulates; ``first`` restarts the sum.
@@ -37,7 +37,7 @@ class MacLanes(wiring.Component):
     lanes, weight_bits, column_bits, acc_bits : int
     """
 
-    LATENCY = latency.MAC_LANES
+    LATENCY = latency.COLUMN_COPY + latency.MAC_LANES
 
     def __init__(self, *, lanes: int, weight_bits: int, column_bits: int, acc_bits: int):
         for name, value in (("lanes", lanes), ("weight_bits", weight_bits),
@@ -51,16 +51,26 @@ class MacLanes(wiring.Component):
         m = Module()
         P, wb, ab = self.lanes, self.weight_bits, self.acc_bits
         n = fanout.copies(P)
-        # A/B: operands; the column and the controls once per block of lanes (fanout.LANES_PER_COPY)
-        # the datapath registers have no reset (valid bits guard them), so that synthesis can move
-        # them into the DSP's own A/B/M registers (hw/ecp5_dsp_registers.py for ECP5)
+        # the column and the controls are copied once per block of lanes (fanout.LANES_PER_COPY) in
+        # the fabric first, then registered again as the operands: synthesis may move the operand
+        # registers into the DSPs (one copy in each), so the broadcast's fan-out is split a cycle
+        # before them
+        near = fanout.kept(Signal(signed(self.column_bits), reset_less=True), count=n, name="column_near")
+        valid0, first0, last0 = (fanout.kept(Signal(), count=n, name=s) for s in ("valid0", "first0", "last0"))
+        weights0 = Signal(unsigned(P * wb), reset_less=True)
+        m.d.sync += weights0.eq(self.weights)
+        for b in range(n):
+            m.d.sync += [near[b].eq(self.column), valid0[b].eq(self.valid & ~self.flush),
+                         first0[b].eq(self.first), last0[b].eq(self.last & self.valid)]
+        # A/B: operands; the datapath registers have no reset (valid bits guard them), so that
+        # synthesis can move them into the DSP's own A/B/M registers (hw/ecp5_dsp_registers.py for ECP5)
         column = fanout.kept(Signal(signed(self.column_bits), reset_less=True), count=n, name="column")
         valid1, first1, last1 = (fanout.kept(Signal(), count=n, name=s) for s in ("valid1", "first1", "last1"))
         weights = Signal(unsigned(P * wb), reset_less=True)
-        m.d.sync += weights.eq(self.weights)
+        m.d.sync += weights.eq(weights0)
         for b in range(n):
-            m.d.sync += [column[b].eq(self.column), valid1[b].eq(self.valid & ~self.flush),
-                         first1[b].eq(self.first), last1[b].eq(self.last & self.valid)]
+            m.d.sync += [column[b].eq(near[b]), valid1[b].eq(valid0[b] & ~self.flush),
+                         first1[b].eq(first0[b]), last1[b].eq(last0[b] & valid0[b])]
         # M: products
         products = [Signal(signed(wb + self.column_bits), name=f"prod{p}", reset_less=True) for p in range(P)]
         valid2, first2, last2 = (fanout.kept(Signal(), count=n, name=s) for s in ("valid2", "first2", "last2"))

@@ -20,7 +20,9 @@ macs_per_dsp=k, max_length=K_max)`` with ``K_max`` the longest row (``I + H`` co
   the accumulator width; the payload register holds until the next result, as the lanes' sums do;
 - ``flush`` (soft reset) wraps the units in ``ResetInserter({"sync": flush})``: the stage valids
   and the run counter clear, so no late result reaches the shadow bank;
-- the group tags travel :attr:`PackedMac.LATENCY` stages instead of ``MacLanes.LATENCY``, and
+- the column and the controls are copied once per block of units in the fabric first, as in
+  :class:`~lstmfpga.hw.rtl.mac_lanes.MacLanes`;
+- the group tags travel ``PackedMacLanes.LATENCY`` stages instead of ``MacLanes.LATENCY``, and
   :func:`latency.engine(k) <lstmfpga.hw.latency.engine>` counts ``PACKED_MAC`` where it counts
   ``MAC_LANES``: ``PACKED_MAC − MAC_LANES`` more cycles per group round trip.
 
@@ -46,6 +48,7 @@ from amaranth.lib.wiring import In, Out
 from lstmfpga.foundation.hw.packed_mac_model import DSP48E2, DspShape, plan_packing, signed_bits, sum_range
 from lstmfpga.foundation.validation import check_integer
 from lstmfpga.hw import latency
+from lstmfpga.hw.rtl import fanout
 from lstmfpga.hw.rtl.mac_lanes import lanes_ports
 
 
@@ -226,7 +229,8 @@ class PackedMac(wiring.Component):
 
 class PackedMacLanes(wiring.Component):
     """``lanes`` MAC lanes made of ``ceil(lanes / macs_per_dsp)`` :class:`PackedMac` units, with the
-    ports and behaviour of :class:`~lstmfpga.hw.rtl.mac_lanes.MacLanes` at :attr:`LATENCY`.
+    ports and behaviour of :class:`~lstmfpga.hw.rtl.mac_lanes.MacLanes` at :attr:`LATENCY` (the
+    units' latency after the column's per-block copies).
 
     Unit ``u`` takes lanes ``u·k`` to ``u·k + k − 1`` (their weights are already adjacent in
     ``weights``; the last unit's missing lanes are zero) and the broadcast ``column`` truncated to
@@ -258,7 +262,7 @@ class PackedMacLanes(wiring.Component):
         A count or width out of range, or a packing that does not fit a DSP48E2.
     """
 
-    LATENCY = PackedMac.LATENCY
+    LATENCY = latency.COLUMN_COPY + PackedMac.LATENCY
 
     def __init__(self, *, lanes: int, weight_bits: int, act_bits: int, macs_per_dsp: int, max_length: int,
                  column_bits: int, acc_bits: int):
@@ -278,15 +282,25 @@ class PackedMacLanes(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         P, k, wb = self.lanes, self.macs_per_dsp, self.weight_bits
+        # the column and the controls copied once per block of units in the fabric (as MacLanes does)
+        n = fanout.copies(self.units)
+        near = fanout.kept(Signal(signed(self.column_bits), reset_less=True), count=n, name="column_near")
+        valid0, first0, last0 = (fanout.kept(Signal(), count=n, name=s) for s in ("valid0", "first0", "last0"))
+        weights0 = Signal(unsigned(P * wb), reset_less=True)
+        m.d.sync += weights0.eq(self.weights)
+        for b in range(n):
+            m.d.sync += [near[b].eq(self.column), valid0[b].eq(self.valid & ~self.flush),
+                         first0[b].eq(self.first), last0[b].eq(self.last)]
         sums = []
         for u in range(self.units):
+            b = fanout.block_of(u)
             unit = PackedMac(weight_bits=wb, act_bits=self.act_bits, macs_per_dsp=k, max_length=self.max_length)
             m.submodules[f"unit{u}"] = ResetInserter({"sync": self.flush})(unit)
             beat = unit.i_stream.payload
             rows = min(k, P - u * k)
-            m.d.comb += [unit.i_stream.valid.eq(self.valid & ~self.flush), unit.o_stream.ready.eq(1),
-                         beat.weights.eq(self.weights[u * k * wb:(u * k + rows) * wb]),
-                         beat.activation.eq(self.column), beat.first.eq(self.first), beat.last.eq(self.last)]
+            m.d.comb += [unit.i_stream.valid.eq(valid0[b] & ~self.flush), unit.o_stream.ready.eq(1),
+                         beat.weights.eq(weights0[u * k * wb:(u * k + rows) * wb]),
+                         beat.activation.eq(near[b]), beat.first.eq(first0[b]), beat.last.eq(last0[b])]
             for r in range(rows):
                 lane = Signal(signed(self.acc_bits), name=f"sum{u * k + r}")
                 m.d.comb += lane.eq(unit.o_stream.payload[row_name(r)])

@@ -72,7 +72,9 @@ class Requantizer(wiring.Component):
                 regs.append(r)
             return regs[-1]
 
-        # partial products: value slices (the top one signed) × multiplier slices (unsigned)
+        # partial products: value slices (the top one signed) × multiplier slices (unsigned); the
+        # datapath registers have no reset, so that synthesis can move the partial products' into
+        # the DSPs' output registers (hw/ecp5_dsp_registers.py)
         v_slices = _slices(self.in_width)
         rows = []
         for i, (vlo, vhi) in enumerate(v_slices):
@@ -80,13 +82,13 @@ class Requantizer(wiring.Component):
             v = v.as_signed() if i == len(v_slices) - 1 else v
             parts = []
             for mlo, mhi in _slices(MULTIPLIER_BITS):
-                pp = Signal(signed(vhi - vlo + mhi - mlo + 1), name=f"pp_v{vlo}_m{mlo}")
+                pp = Signal(signed(vhi - vlo + mhi - mlo + 1), name=f"pp_v{vlo}_m{mlo}", reset_less=True)
                 m.d.sync += pp.eq(v * self.multiplier[mlo:mhi])
                 parts.append((pp, mlo))
-            row = Signal(signed(pw), name=f"row_v{vlo}")
+            row = Signal(signed(pw), name=f"row_v{vlo}", reset_less=True)
             m.d.sync += row.eq(sum(pp << mlo for pp, mlo in parts))
             rows.append((row, vlo))
-        product = Signal(signed(pw))
+        product = Signal(signed(pw), reset_less=True)
         m.d.sync += product.eq(sum(row << vlo for row, vlo in rows))
         lo1, hi1 = delayed(self.lo, 3, "lo"), delayed(self.hi, 3, "hi")
         shift2 = delayed(self.shift, 2, "shift")

@@ -179,7 +179,7 @@ class TailUnit(wiring.Component):
         if split:
             pre_data = registered(pre_r.data, "pre_data")
         # bias (+ split-mode pre-activation), previous cell state
-        v2 = [Signal(signed(accw), name=f"v{g}") for g in range(4)]
+        v2 = [Signal(signed(accw), name=f"v{g}", reset_less=True) for g in range(4)]
         c_old = {s: Signal(signed(cb), name=f"c_old{s}") for s in range(S["gate_rq"], S["gate_value"] + 1)}
         for g in range(4):
             total = acc1[g * accw:(g + 1) * accw].as_signed() + bias_data[32 * g:32 * (g + 1)].as_signed()
@@ -191,9 +191,14 @@ class TailUnit(wiring.Component):
             m.d.sync += c_old[s].eq(c_old[s - 1])
         # gate requantizers
         def drive(rq, which, stage, value):
-            """Feed a requantizer ``value`` and its (M, S, lo, hi) words, read at pipeline ``stage``."""
-            m.d.comb += [rq.value.eq(value), *(port.eq(param(layer[stage], 4 * which + k))
-                                               for k, port in enumerate((rq.multiplier, rq.shift, rq.lo, rq.hi)))]
+            """Feed a requantizer ``value`` and its (M, S, lo, hi) words, read at pipeline ``stage``.
+            The multiplier word is chosen a stage earlier and registered: with ``value`` (a register
+            without reset) it is a multiplier operand that synthesis can move into the DSP."""
+            multiplier = Signal.like(rq.multiplier, name=f"multiplier{which}", reset_less=True)
+            m.d.sync += multiplier.eq(param(layer[stage - 1], 4 * which))
+            m.d.comb += [rq.value.eq(value), rq.multiplier.eq(multiplier),
+                         *(port.eq(param(layer[stage], 4 * which + k))
+                           for k, port in enumerate((rq.shift, rq.lo, rq.hi), start=1))]
 
         gate_codes = []
         for g in range(4):
@@ -207,8 +212,8 @@ class TailUnit(wiring.Component):
             m.d.comb += table_r[g].addr.eq(Cat(index, layer[S["gate_table"]]) if L > 1 else index)
         # gate values -> products
         i6, f6, g6, o6 = (registered(table_r[g].data, f"gate_value{g}") for g in range(4))
-        fc_in = Signal(signed(tb + cb))
-        ig_in = Signal(signed(2 * tb))
+        fc_in = Signal(signed(tb + cb), reset_less=True)
+        ig_in = Signal(signed(2 * tb), reset_less=True)
         o7 = Signal(signed(tb))
         m.d.sync += [fc_in.eq(f6 * c_old[S["gate_value"]]), ig_in.eq(i6 * g6), o7.eq(o6)]
         o_delay = [o7]
@@ -235,7 +240,7 @@ class TailUnit(wiring.Component):
         t_index = (c_new - param(layer[w], CELL_LO).as_signed())[:cb]
         m.d.comb += tanh_r.addr.eq(Cat(t_index, layer[w]) if L > 1 else t_index)
         # o · tanh(c)
-        h_in = Signal(signed(tb + htb))
+        h_in = Signal(signed(tb + htb), reset_less=True)
         m.d.sync += h_in.eq(o_delay[-1] * registered(tanh_r.data, "tanh_value"))
         # h requantizer
         rq_h = Requantizer(in_width=tb + htb, out_width=io)

@@ -148,7 +148,7 @@ def test_stalls_when_tail_cannot_hide(k):
 
 
 def test_packing_costs_the_packed_units_extra_stage_per_round_trip_only():
-    assert latency.engine(1) == latency.MEMORY_READ + latency.MEMORY_OUTPUT + latency.MAC_LANES
+    assert latency.engine(1) == latency.MEMORY_READ + latency.MEMORY_OUTPUT + latency.COLUMN_COPY + latency.MAC_LANES
     extra = latency.PACKED_MAC - latency.MAC_LANES
     for k in (2, 3, 5):
         assert latency.engine(k) - latency.engine(1) == latency.round_trip(k) - latency.round_trip(1) == extra
