@@ -86,8 +86,9 @@ def round_trip(macs_per_dsp: int, column_sets: int = 1) -> int:
 
 
 #: Output sender, cycles from its first word-buffer read to its first beat on the stream: the read,
-#: its registered data (or logit beat), the FIFO write.  Then a beat per cycle on a stall-free stream.
-OUTPUT_FILL = MEMORY_READ + MEMORY_OUTPUT + 1
+#: its registered data, the masked word (or logit beat), the FIFO write.  Then a beat per cycle on a
+#: stall-free stream.
+OUTPUT_FILL = MEMORY_READ + MEMORY_OUTPUT + 2
 #: Run control outside the streams and the compute, as RUN_CYCLES counts it from the cycle the core
 #: takes START (registered: the cycle the write's BVALID rises) when the host sends its first beat
 #: as soon as it sees the response: one cycle.

@@ -26,8 +26,9 @@ class OutputSender(wiring.Component):
     tail produces them in that order — a step's codes in ``output_step_beats`` words, its last word
     only partly written.  With two tail units ``h_valid2`` adds ``h_code2``, the next unit's code, in the byte
     after (units come in pairs 2j, 2j + 1, so a pair never straddles a word).  ``start``
-    (compute finished) begins the packet: one buffer read per cycle through a registered read,
-    the bytes past H of a step's last word masked to zero, into a small FIFO that drives
+    (compute finished) begins the packet: one buffer read per cycle through a registered read
+    and its registered data, the bytes past H of a step's last word masked to zero, into a small
+    FIFO that drives
     ``o_stream``, so the first beat is valid :data:`~lstmfpga.hw.latency.OUTPUT_FILL` cycles
     after the first issue and a stall-free stream takes a beat every cycle.  The logits follow
     (``num_classes`` > 0), ``stream_width // 32`` per beat (zero padding past C).  TLAST marks the
@@ -94,21 +95,24 @@ class OutputSender(wiring.Component):
         last_t = Signal(5)                             # steps − 1, registered at start
         logit = Signal(range(max(logit_beats, 2)))   # logit beat issued next (no zero-width signals)
         raddr = Signal(range(words + 1))
-        # stage 1: the read is under way; stage 2: its data (or a logit beat) registered
+        # stage 1: the read is under way; stage 2: its data registered as it leaves the block RAM
+        # (no output register there, and its clock-to-out is most of a cycle: no logic before the
+        # flip-flop); stage 3: the word masked (the bytes past H of a step's last word, or all of it
+        # for a logit beat) or the logit beat, both chosen at issue
         v1, last1 = Signal(), Signal()
-        v2, last2, data2 = Signal(), Signal(), Signal(cfg.stream_width)
-        in_flight = Signal(range(FIFO_DEPTH + 3))
-        m.d.comb += [in_flight.eq(out_fifo.level + v1 + v2), read.addr.eq(raddr),
-                     out_fifo.w_en.eq(v2), out_fifo.w_data.eq(Cat(data2, last2))]
+        v2, last2, data2 = Signal(), Signal(), Signal(cfg.stream_width, reset_less=True)
+        v3, last3, data3 = Signal(), Signal(), Signal(cfg.stream_width)
+        in_flight = Signal(range(FIFO_DEPTH + 4))
+        m.d.comb += [in_flight.eq(out_fifo.level + v1 + v2 + v3), read.addr.eq(raddr),
+                     out_fifo.w_en.eq(v3), out_fifo.w_data.eq(Cat(data3, last3))]
         issue = Signal()
-        m.d.sync += [v1.eq(issue), v2.eq(v1), last2.eq(last1)]
-        # The block RAM's read data is slow to come out (no output register), so stage 2 is one
-        # LUT per bit: the word masked (the bytes past H of a step's last word, or all of it for a
-        # logit beat) or the logit beat, both chosen at issue.
+        m.d.sync += [v1.eq(issue), v2.eq(v1), v3.eq(v2), last2.eq(last1), last3.eq(last2)]
         tail_bytes = H - (osb - 1) * bpw
         keep = Const(int.from_bytes(b"\xff" * tail_bytes, "little"), cfg.stream_width)
         mask1, logit_word1 = Signal(cfg.stream_width), Signal(cfg.stream_width)
-        m.d.sync += data2.eq((read.data & mask1) | logit_word1)
+        mask2, logit_word2 = Signal(cfg.stream_width), Signal(cfg.stream_width)
+        m.d.sync += [data2.eq(read.data), mask2.eq(mask1), logit_word2.eq(logit_word1),
+                     data3.eq((data2 & mask2) | logit_word2)]
         if C:
             logit_lanes = [self.logits[32 * i:32 * (i + 1)] if i < C else Const(0, 32)
                            for i in range(logit_beats * lanes)]
@@ -142,5 +146,5 @@ class OutputSender(wiring.Component):
                             m.next = "IDLE"
 
         with m.If(self.abort):
-            m.d.sync += [fsm.state.eq(fsm.encoding["IDLE"]), v1.eq(0), v2.eq(0)]
+            m.d.sync += [fsm.state.eq(fsm.encoding["IDLE"]), v1.eq(0), v2.eq(0), v3.eq(0)]
         return m

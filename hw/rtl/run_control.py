@@ -135,6 +135,11 @@ class RunControl(wiring.Component):
         m.d.comb += [in_fire.eq(self.i_stream.valid & self.i_stream.ready),
                      self.load_stream.payload.eq(beat), self.receive_stream.payload.eq(beat)]
 
+        # the LOAD state as a flip-flop of its own, set and cleared with the state's transitions:
+        # the loader's stream valid, into its write enables, reads it instead of the state decode
+        loading = Signal()
+        m.d.comb += [self.loading.eq(loading), self.load_stream.valid.eq(self.i_stream.valid & loading)]
+
         def fail(bits, *also):
             """Latch error ``bits`` and end the command."""
             m.d.sync += [error.eq(error | bits), done.eq(1), *also]
@@ -154,22 +159,20 @@ class RunControl(wiring.Component):
                         m.next = "RECV"
                 with m.Elif(self.load_weights):
                     m.d.comb += self.load_begin.eq(1)
-                    m.d.sync += [error.eq(0), done.eq(0), weights_valid.eq(0)]
+                    m.d.sync += [error.eq(0), done.eq(0), weights_valid.eq(0), loading.eq(1)]
                     m.next = "LOAD"
                 with m.Elif(self.clear):
                     m.d.sync += [error.eq(0), done.eq(0)]
 
             with m.State("LOAD"):
-                m.d.comb += [self.i_stream.ready.eq(self.load_stream.ready),
-                             self.load_stream.valid.eq(self.i_stream.valid),
-                             self.loading.eq(1), self.busy.eq(1),
+                m.d.comb += [self.i_stream.ready.eq(self.load_stream.ready), self.busy.eq(1),
                              watch.eq(self.load_in_packet), progress.eq(self.i_stream.valid)]
                 # the header has no timeout: its words are checked as they come
                 with m.If(timed_out & ~self.load_in_header):
-                    fail(Error.INPUT_TIMEOUT)
+                    fail(Error.INPUT_TIMEOUT, loading.eq(0))
                     m.next = "IDLE"
                 with m.Elif(self.load_finish):
-                    fail(self.load_fault)
+                    fail(self.load_fault, loading.eq(0))
                     with m.If(self.load_fault == 0):
                         m.d.sync += [weights_valid.eq(1), hash_commit.eq(1)]
                     with m.If(self.load_last):        # else drain the rest of the packet
@@ -256,7 +259,7 @@ class RunControl(wiring.Component):
         # soft reset from any state
         with m.If(self.soft_reset):
             m.d.comb += self.output_abort.eq(1)
-            m.d.sync += [run_counting.eq(0), fsm.state.eq(fsm.encoding["IDLE"])]
+            m.d.sync += [run_counting.eq(0), fsm.state.eq(fsm.encoding["IDLE"]), loading.eq(0)]
             with m.If(fsm.ongoing("LOAD")):
                 m.d.sync += weights_valid.eq(0)
         with m.If((self.start | self.load_weights) & ~fsm.ongoing("IDLE") & ~self.soft_reset):
