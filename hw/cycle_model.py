@@ -146,7 +146,8 @@ def _input_ready(config, T: int, arrivals) -> list:
 
     Column j of step t reads input word ``t·wps + j // c`` (c columns per word), which the
     scheduler may issue from the run's cycle ``a_n`` — its beat's arrival, counted from the first
-    beat's.  The earliest column of each word is the one that counts.
+    beat's — plus :data:`~lstmfpga.hw.latency.INPUT_COUNT`.  The earliest column of each word is
+    the one that counts.
     """
     from lstmfpga.foundation.hw import stream_format
 
@@ -154,11 +155,11 @@ def _input_ready(config, T: int, arrivals) -> list:
     chunks = config.bytes_per_word // config.column_sets
     X = config.x_columns(0)
     if arrivals is None:
-        return [t * wps for t in range(T)]
+        return [t * wps + latency.INPUT_COUNT for t in range(T)]
     if len(arrivals) < T * wps:
         raise ValueError(f"{T} steps take {T * wps} input beats; {len(arrivals)} arrival cycles given")
     first = arrivals[0]
-    return [max(arrivals[t * wps + i] - first - i * chunks for i in range(wps) if i * chunks < X)
+    return [max(arrivals[t * wps + i] - first - i * chunks for i in range(wps) if i * chunks < X) + latency.INPUT_COUNT
             for t in range(T)]
 
 

@@ -248,7 +248,7 @@ def estimate_ddr(config, timesteps: int, *, residency: str, batch: int = 1,
         def x_ready(t: int, b: int) -> int:
             if layer:
                 return below[b][t]
-            return (t * B + b) * wps if config.mode == "full" else 0
+            return (t * B + b) * wps + latency.INPUT_COUNT if config.mode == "full" else 0
 
         ideal += B * T * 4 * H * config.on_chip_input_columns(layer) / P
         if x_pass[layer]:

@@ -55,6 +55,9 @@ SHADOW_LOAD = 1
 TAIL_FEED = 1
 #: The count of finished units, against which the scheduler checks dependencies, is a register.
 UNIT_COUNT = 1
+#: The scheduler sees an input word the cycle after the receiver has counted it: its check of the
+#: word's address against the count is a register (full mode).
+INPUT_COUNT = 1
 
 
 def mac(macs_per_dsp: int) -> int:

@@ -23,8 +23,9 @@ class ColumnScheduler(wiring.Component):
     an input-buffer word).  A column that reads h codes waits until ``unit_done`` (the units
     finished in a cycle, up to ``config.tail_units``) has counted the last unit that writes them;
     a group's last column waits for ``shadow_free`` (the engine's shadow bank can take the
-    group's sums).  In full mode a column of the input waits until ``received`` counts its word:
-    the run starts with the input packet's first beat.  ``start`` begins a run; ``finished`` is
+    group's sums).  In full mode a column of the input waits until ``received`` has counted its
+    word by the cycle before (:data:`~lstmfpga.hw.latency.INPUT_COUNT`): the run starts with the
+    input packet's first beat.  ``start`` begins a run; ``finished`` is
     set once every column has issued and every unit of the run has come back.  ``flush`` stops
     issuing.
 
@@ -117,9 +118,10 @@ class ColumnScheduler(wiring.Component):
 
         # the input word this column reads is in the buffer, and (weights in DDR) its group's rows
         arrived = Signal(init=1)
+        in_ok = Signal()          # full mode: the column's input word is in the buffer (below)
         ready_terms = []
         if cfg.mode == "full":
-            ready_terms.append(~in_x | (lyr != 0) | (baddr < self.received))
+            ready_terms.append(~in_x | (lyr != 0) | in_ok)
         if ddr:
             ready_terms.append(self.rows_full.bit_select(half, 1))
         if ready_terms:
@@ -187,6 +189,20 @@ class ColumnScheduler(wiring.Component):
                         group_start(lyr, tH + Hc, tW + wps, seq_base + H)
                 with m.Else():
                     group_start(lyr, tH, tW, seq_base)
+
+        if cfg.mode == "full":
+            # whether the column's input word was counted by the cycle before: the compare of the
+            # address the walk moves to next, for each way it can move, registered (the carry chain
+            # stays off the issue decision; a word is seen a cycle after it is counted,
+            # latency.INPUT_COUNT)
+            m.d.sync += in_ok.eq(baddr < self.received)
+            with m.If(issue):
+                with m.If(in_x & (lyr == 0) & (bsel == chunks - 1)):
+                    m.d.sync += in_ok.eq(baddr + 1 < self.received)
+                with m.If(last_col):
+                    m.d.sync += in_ok.eq(Mux(grp_last, tW + wps < self.received, tW < self.received))
+            with m.If(self.start):
+                m.d.sync += in_ok.eq(self.received != 0)
 
         with m.If(self.start):
             m.d.sync += [lyr.eq(0), t.eq(0), grp.eq(0), k.eq(0), waddr.eq(0), lbase.eq(0),

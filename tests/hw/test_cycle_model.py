@@ -14,7 +14,7 @@ from lstmfpga.hw import cycle_model, latency
 def _column_by_column(config, T, arrivals=None):
     """CYCLES by issuing every column in turn under the scheduler's rules (no shortcuts): a column
     of S elements waits for the last of them (an h code, or in full mode its input word's beat:
-    ``arrivals``, None: one beat a cycle), a group's last column for the shadow bank, and the tail
+    ``arrivals``, None: one beat a cycle, seen ``INPUT_COUNT`` cycles later), a group's last column for the shadow bank, and the tail
     finishes TU units a cycle."""
     G, H, UPG = config.groups, config.hidden_size, config.units_per_group
     S, TU = config.column_sets, config.tail_units
@@ -33,7 +33,7 @@ def _column_by_column(config, T, arrivals=None):
                 for k in range(X + Hc):
                     if k < X and layer == 0:
                         word = t * wps + k // (config.bytes_per_word // S)
-                        ready = arrivals[word] - arrivals[0] if config.mode == "full" else 0
+                        ready = arrivals[word] - arrivals[0] + latency.INPUT_COUNT if config.mode == "full" else 0
                     elif k < X:
                         ready = max(visible[(layer - 1, t, e)] for e in range(k * S, min(k * S + S, X_elements)))
                     else:

@@ -92,7 +92,7 @@ def _reference(config, T: int, residency: str, B: int, port: DdrPort | None) -> 
             if layer:
                 return [units_ready((layer - 1, t, b), j * S, S) for j in range(X)]
             if config.mode == "full":
-                return [(t * B + b) * wps + j // chunks for j in range(X)]
+                return [(t * B + b) * wps + j // chunks + latency.INPUT_COUNT for j in range(X)]
             return [0] * X
 
         if residency != "stream" and X:
