@@ -32,7 +32,8 @@ def _tail_stages() -> dict[str, int]:
     stages["gate_value"] = stages["gate_table"] + MEMORY_READ + MEMORY_OUTPUT  # f·c, i·g products
     stages["cell_rq"] = stages["gate_value"] + 1             # cell requantizers start
     stages["cell_sum"] = stages["cell_rq"] + REQUANTIZER     # fc + ig
-    stages["cell_clamp"] = stages["cell_sum"] + 1            # c = clamp(fc + ig)
+    stages["cell_bounds"] = stages["cell_sum"] + 1           # fc + ig against the cell bounds
+    stages["cell_clamp"] = stages["cell_bounds"] + 1         # c = clamp(fc + ig)
     stages["cell_write"] = stages["cell_clamp"] + 1          # cell write, tanh(c) address
     stages["hidden_tanh"] = stages["cell_write"] + MEMORY_READ + MEMORY_OUTPUT  # o·tanh(c) product
     stages["h_rq"] = stages["hidden_tanh"] + 1               # h requantizer starts

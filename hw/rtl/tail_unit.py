@@ -227,13 +227,16 @@ class TailUnit(wiring.Component):
         m.submodules.fc_rq, m.submodules.ig_rq = rq_fc, rq_ig
         drive(rq_fc, RQ_FC, S["cell_rq"], fc_in)
         drive(rq_ig, RQ_IG, S["cell_rq"], ig_in)
-        # new cell state: the sum registered before the clamp (two carry chains in one cycle were
-        # the tail's longest path)
+        # new cell state: the sum, its compares against the bounds and the clamp each in a stage of
+        # their own (a carry chain a cycle: two in one were the tail's longest path)
         c_sum = Signal(signed(cb + 1))
         m.d.sync += c_sum.eq(rq_fc.result + rq_ig.result)
+        bound_lo, bound_hi = (param(layer[S["cell_bounds"]], i).as_signed() for i in (CELL_LO, CELL_HI))
+        below, above, c_sum2 = Signal(), Signal(), Signal(signed(cb + 1))
+        m.d.sync += [below.eq(c_sum < bound_lo), above.eq(c_sum > bound_hi), c_sum2.eq(c_sum)]
         cell_lo, cell_hi = (param(layer[S["cell_clamp"]], i).as_signed() for i in (CELL_LO, CELL_HI))
         c_new = Signal(signed(cb))
-        m.d.sync += c_new.eq(Mux(c_sum < cell_lo, cell_lo, Mux(c_sum > cell_hi, cell_hi, c_sum)))
+        m.d.sync += c_new.eq(Mux(below, cell_lo, Mux(above, cell_hi, c_sum2)))
         # write cell state, tanh(c) look-up
         w = S["cell_write"]
         m.d.comb += [cell_w.addr.eq(unit[w]), cell_w.data.eq(c_new), cell_w.en.eq(valid[w])]

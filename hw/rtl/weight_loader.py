@@ -137,21 +137,28 @@ class WeightLoader(wiring.Component):
                 m.d.sync += in_hash.eq(1)
 
         # -- sections ---------------------------------------------------------------------------
+        # Where the load stands, as registers set a word ahead: the section's kind and whether the
+        # word is its section's or its row's last.  The word strobe into the wide enables (the row
+        # shift register, the counters, the writes) then reads flip-flops, not decoders of ``sec``
+        # and compares of the counts.
+        assert all(words >= 1 for _, _, words in sections)
         load_word = Signal()
-        section_end = Signal()
-        image_end = Signal()
-        in_weights = Signal()
+        section_end = Signal(init=sections[0][2] == 1)    # the word is its section's last
+        image_end = Signal(init=sections[0][0] == "checksum")
+        in_weights = Signal(init=sections[0][0] == "weights")
+        row_end = Signal(init=rw == 1)                    # the word is its weight row's last
+        left = Signal(32, init=sections[0][2] - 1)        # words of the section after this one
+        next_words = Array(Const(words - 1, 32) for _, _, words in sections[1:] + [sections[-1]])
+        next_kind = {kind: Array(Const(int(k == kind), 1) for k, _, _ in sections[1:] + [sections[-1]])
+                     for kind in ("weights", "checksum")}
         m.d.comb += load_word.eq(~in_header & arrives & ~image_end & ~ended)
         m.d.comb += [getattr(tail, name).eq(word) for name in load_port_shapes(cfg) if name.endswith("_data")]
-        m.d.comb += [self.weight_write.addr.eq(row_addr),
+        m.d.comb += [self.weight_write.addr.eq(row_addr), self.weight_write.en.eq(load_word & in_weights & row_end),
                      self.weight_write.data.eq(Cat(row_sr[32:], word)[:P * wb])]
         with m.Switch(sec):
             for i, (kind, layer, words) in enumerate(sections):
                 with m.Case(i):
-                    m.d.comb += section_end.eq(sec_count == words - 1)
-                    if kind == "weights":
-                        m.d.comb += [self.weight_write.en.eq(load_word & (row_word == rw - 1)), in_weights.eq(1)]
-                    elif kind == "bias":
+                    if kind == "bias":
                         m.d.comb += [tail.bias_we.eq(load_word), tail.bias_addr.eq(layer * H + (sec_count >> 2)),
                                      tail.bias_lane.eq(sec_count[:2])]
                     elif kind == "requant":
@@ -167,20 +174,24 @@ class WeightLoader(wiring.Component):
                         m.d.comb += [tail.clsw_we.eq(load_word), tail.clsw_addr.eq(cls_j), tail.clsw_lane.eq(cls_k)]
                     elif kind == "cls_bias":
                         m.d.comb += [tail.clsb_we.eq(load_word), tail.clsb_index.eq(sec_count)]
-                    elif kind == "checksum":
-                        m.d.comb += image_end.eq(1)
         with m.If(load_word):
-            m.d.sync += [sec_count.eq(sec_count + 1), checksum.eq(_rotate_xor(checksum, word))]
-            m.d.sync += [row_sr.eq(Cat(row_sr[32:], word)), row_word.eq(row_word + 1)]
-            with m.If(in_weights & (row_word == rw - 1)):
-                m.d.sync += [row_word.eq(0), row_addr.eq(row_addr + 1)]
+            m.d.sync += [sec_count.eq(sec_count + 1), checksum.eq(_rotate_xor(checksum, word)),
+                         left.eq(left - 1), section_end.eq(left == 1)]
+            m.d.sync += [row_sr.eq(Cat(row_sr[32:], word)), row_word.eq(row_word + 1), row_end.eq(row_word + 2 == rw)]
+            with m.If(in_weights & row_end):
+                m.d.sync += [row_word.eq(0), row_end.eq(rw == 1), row_addr.eq(row_addr + 1)]
             m.d.sync += cls_j.eq(cls_j + 1)
             with m.If(cls_j == H - 1):
                 m.d.sync += [cls_j.eq(0), cls_k.eq(cls_k + 1)]
             with m.If(section_end):
-                m.d.sync += [sec.eq(sec + 1), sec_count.eq(0), row_word.eq(0), cls_j.eq(0), cls_k.eq(0)]
+                m.d.sync += [sec.eq(sec + 1), sec_count.eq(0), row_word.eq(0), row_end.eq(rw == 1), cls_j.eq(0),
+                             cls_k.eq(0), left.eq(next_words[sec]), section_end.eq(next_words[sec] == 0),
+                             in_weights.eq(next_kind["weights"][sec]), image_end.eq(next_kind["checksum"][sec])]
 
         with m.If(self.begin):
+            m.d.sync += [left.eq(sections[0][2] - 1), section_end.eq(sections[0][2] == 1),
+                         in_weights.eq(sections[0][0] == "weights"), image_end.eq(sections[0][0] == "checksum"),
+                         row_end.eq(rw == 1)]
             m.d.sync += [sec.eq(0), sec_count.eq(0), header_count.eq(0), checksum.eq(0), row_word.eq(0),
                          row_addr.eq(0), cls_j.eq(0), cls_k.eq(0), in_header.eq(1), self.in_packet.eq(0),
                          expected_word.eq(expected[0]), check.eq(checks[0]), in_hash.eq(0)]
