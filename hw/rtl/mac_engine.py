@@ -106,13 +106,14 @@ class MacEngine(wiring.Component):
         m.d.sync += [valid1.eq(issue), op1.eq(column.op)]
 
         # -- memory data registered (the block RAMs' output registers), the op alongside ----------
+        # (no reset on the data: nothing between a block RAM's output and its flip-flop)
         op2, valid2 = Signal(column_op_layout(cfg)), Signal()
-        weights2 = Signal(cfg.lanes * wb)
-        h2 = Signal(data.ArrayLayout(unsigned(8 * S), banks))
+        weights2 = Signal(cfg.lanes * wb, reset_less=True)
+        h2 = Signal(data.ArrayLayout(unsigned(8 * S), banks), reset_less=True)
         m.d.sync += [valid2.eq(valid1 & ~flush), op2.eq(op1), weights2.eq(self.weight_read.data),
                      *(h2[b].eq(port.data) for b, port in enumerate(self.h_read))]
         if full:
-            x2 = Signal(cfg.stream_width)
+            x2 = Signal(cfg.stream_width, reset_less=True)
             m.d.sync += x2.eq(self.input_read.data)
 
         # -- the column's broadcast values (one a set) into the lanes ------------------------------

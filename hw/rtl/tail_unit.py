@@ -166,8 +166,9 @@ class TailUnit(wiring.Component):
             # the read stage is the input cycle: the slot needs no pipeline
             m.d.comb += pre_r.addr.eq(self.pre_base + unit[S["read"]])
         def registered(source, name):
-            """``source`` one cycle later (a memory's output register)."""
-            r = Signal.like(source, name=name)
+            """``source`` one cycle later (a memory's output register).  No reset: a block RAM's
+            data reach the flip-flop with no logic in between (the valid chain guards them)."""
+            r = Signal.like(source, name=name, reset_less=True)
             m.d.sync += r.eq(source)
             return r
 
