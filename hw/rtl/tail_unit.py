@@ -166,9 +166,11 @@ class TailUnit(wiring.Component):
             # the read stage is the input cycle: the slot needs no pipeline
             m.d.comb += pre_r.addr.eq(self.pre_base + unit[S["read"]])
         def registered(source, name):
-            """``source`` one cycle later (a memory's output register).  No reset: a block RAM's
-            data reach the flip-flop with no logic in between (the valid chain guards them)."""
-            r = Signal.like(source, name=name, reset_less=True)
+            """``source`` one cycle later (a memory's output register).  With a reset, so that it
+            stays a fabric flip-flop beside the block RAM: as a multiplier's operand register moved
+            into the DSP (``hw/ecp5_dsp_registers.py`` takes only registers without one) it would
+            be a long route from the RAM's slow output."""
+            r = Signal.like(source, name=name)
             m.d.sync += r.eq(source)
             return r
 
