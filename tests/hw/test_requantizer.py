@@ -24,6 +24,15 @@ def _cases(rng, in_width, out_width, n):
                 value = int(np.clip((2 * int(rng.integers(-50, 50)) + 1) << max(shift - 31, 0), -vmax, vmax)) \
                     if shift > 31 else int(rng.integers(-vmax // 4, vmax // 4))
         cases.append((value, mult, shift, lo, hi))
+    # at the bounds: v·2^30 / 2^31 = v/2, so v = 2q − 1, 2q, 2q + 1 lands on q − ½ (a tie), q and q + ½
+    # for q next to lo and hi, where rounding up or not decides the clamp
+    for _ in range(n // 3):
+        lo = int(rng.integers(lo_out, 1))
+        hi = int(rng.integers(max(lo, 0), hi_out + 1))
+        q = int(rng.choice([lo - 1, lo, lo + 1, hi - 1, hi, hi + 1]))
+        value = 2 * q + int(rng.integers(-1, 2))
+        if abs(value) < 1 << (in_width - 1):
+            cases.append((value, 1 << 30, 31, lo, hi))
     return cases
 
 
