@@ -136,18 +136,12 @@ class Requantizer(wiring.Component):
                      round_up.eq(~exact5 & y[0] & (sticky5 | floor[0])),
                      above.eq(~floor[-1] & upper.any()), below.eq(floor[-1] & ~upper.all())]
         lo6, hi6 = delayed(lo5, 1, "lo6"), delayed(hi5, 1, "hi6")
-        # lo − 1 and hi − 1 beside them: small + round_up < lo is small < lo − round_up, so the
-        # bounds are compared with ``small`` itself, beside the rounding add rather than after it
-        lo6m1, hi6m1 = Signal(signed(ow + 1)), Signal(signed(ow + 1))
-        m.d.sync += [lo6m1.eq(lo5 - 1), hi6m1.eq(hi5 - 1)]
         # round and saturate (outside the window the value is beyond lo/hi)
         rounded = Signal(signed(window + 1))
         m.d.comb += rounded.eq(small + round_up)
-        under = Mux(round_up, small < lo6m1, small < lo6)    # rounded < lo
-        over = Mux(round_up, small > hi6m1, small > hi6)     # rounded > hi
-        with m.If(below | (~above & under)):
+        with m.If(below | (~above & (rounded < lo6))):
             m.d.sync += self.result.eq(lo6)
-        with m.Elif(above | over):
+        with m.Elif(above | (rounded > hi6)):
             m.d.sync += self.result.eq(hi6)
         with m.Else():
             m.d.sync += self.result.eq(rounded)
