@@ -25,9 +25,12 @@ from lstmfpga.hw.boards import FAMILIES
 from lstmfpga.hw.rtl import fanout
 
 #: Bumped whenever the script or the counting rules change, so old cache entries are not reused.
-SCRIPT_VERSION = 3
+SCRIPT_VERSION = 4
 
-# 6-input LUT sites each cell occupies (LUTRAM and SRL cells live in SLICEM LUTs).
+# 6-input LUT sites each cell occupies (LUTRAM and SRL cells live in SLICEM LUTs).  Shift registers
+# count as logic, not as memory: Yosys makes them from the pipeline's reset-less register chains
+# (the requantizers' low product bits, the weights on their way to the DSPs), which scale with the
+# design's logic, not with any memory of the memory model.
 _LUT_SITES = {
     **{f"LUT{n}": 1 for n in range(1, 7)},
     "LUT6_2": 1, "INV": 1,
@@ -36,7 +39,7 @@ _LUT_SITES = {
     "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4, "RAM256X1D": 8,
     "RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8, "RAM32X16DR8": 8, "RAM64X8SW": 8,
 }
-_LUTRAM_CELLS = frozenset(name for name in _LUT_SITES if name.startswith(("RAM", "SRL")))
+_LUTRAM_CELLS = frozenset(name for name in _LUT_SITES if name.startswith("RAM"))
 _FF_CELLS = frozenset({"FDRE", "FDSE", "FDCE", "FDPE", "FDRE_1", "FDSE_1", "FDCE_1", "FDPE_1",
                        "LDCE", "LDPE"})
 _DSP_CELLS = frozenset({"DSP48E1", "DSP48E2"})
@@ -62,7 +65,7 @@ class ResourceCount:
     lut :
         6-input LUT sites, LUTRAM and shift registers included.
     lutram :
-        The part of ``lut`` used as distributed RAM or shift registers.
+        The part of ``lut`` used as distributed RAM (shift registers are logic).
     ff, dsp, uram :
         Flip-flops (and latches), DSP48 slices, UltraRAMs.
     bram36 :

@@ -22,6 +22,25 @@ def lanes_ports(*, lanes: int, weight_bits: int, column_bits: int, acc_bits: int
     }
 
 
+def copied_inputs(m, lanes, *, count: int):
+    """The lanes' inputs registered once in the fabric: the column and the controls in ``count``
+    copies, one per block of lanes (:mod:`~lstmfpga.hw.rtl.fanout`), the weights once.
+
+    The MAC blocks register them again as their operands, and synthesis may move those registers
+    into the DSPs (a copy in each), so the broadcast's fan-out is split here, a cycle before them
+    (:data:`~lstmfpga.hw.latency.COLUMN_COPY`).  Returns (column, valid, first, last, weights);
+    ``last`` is set only with ``valid``.
+    """
+    column = fanout.kept(Signal.like(lanes.column, reset_less=True), count=count, name="column_near")
+    valid, first, last = (fanout.kept(Signal(), count=count, name=s) for s in ("valid0", "first0", "last0"))
+    weights = Signal.like(lanes.weights, name="weights0", reset_less=True)
+    m.d.sync += weights.eq(lanes.weights)
+    for b in range(count):
+        m.d.sync += [column[b].eq(lanes.column), valid[b].eq(lanes.valid & ~lanes.flush),
+                     first[b].eq(lanes.first), last[b].eq(lanes.last & lanes.valid)]
+    return column, valid, first, last, weights
+
+
 class MacLanes(wiring.Component):
     """Row-parallel MAC lanes, pipelined like a DSP slice behind a fabric stage: per-block copies of
     the broadcast column, operand registers (A/B), product register (M), accumulator (P).
@@ -51,17 +70,7 @@ class MacLanes(wiring.Component):
         m = Module()
         P, wb, ab = self.lanes, self.weight_bits, self.acc_bits
         n = fanout.copies(P)
-        # the column and the controls are copied once per block of lanes (fanout.LANES_PER_COPY) in
-        # the fabric first, then registered again as the operands: synthesis may move the operand
-        # registers into the DSPs (one copy in each), so the broadcast's fan-out is split a cycle
-        # before them
-        near = fanout.kept(Signal(signed(self.column_bits), reset_less=True), count=n, name="column_near")
-        valid0, first0, last0 = (fanout.kept(Signal(), count=n, name=s) for s in ("valid0", "first0", "last0"))
-        weights0 = Signal(unsigned(P * wb), reset_less=True)
-        m.d.sync += weights0.eq(self.weights)
-        for b in range(n):
-            m.d.sync += [near[b].eq(self.column), valid0[b].eq(self.valid & ~self.flush),
-                         first0[b].eq(self.first), last0[b].eq(self.last & self.valid)]
+        near, valid0, first0, last0, weights0 = copied_inputs(m, self, count=n)
         # A/B: operands; the datapath registers have no reset (valid bits guard them), so that
         # synthesis can move them into the DSP's own A/B/M registers (hw/ecp5_dsp_registers.py for ECP5)
         column = fanout.kept(Signal(signed(self.column_bits), reset_less=True), count=n, name="column")

@@ -49,7 +49,7 @@ from lstmfpga.foundation.hw.packed_mac_model import DSP48E2, DspShape, plan_pack
 from lstmfpga.foundation.validation import check_integer
 from lstmfpga.hw import latency
 from lstmfpga.hw.rtl import fanout
-from lstmfpga.hw.rtl.mac_lanes import lanes_ports
+from lstmfpga.hw.rtl.mac_lanes import copied_inputs, lanes_ports
 
 
 def row_name(row: int) -> str:
@@ -283,14 +283,7 @@ class PackedMacLanes(wiring.Component):
         m = Module()
         P, k, wb = self.lanes, self.macs_per_dsp, self.weight_bits
         # the column and the controls copied once per block of units in the fabric (as MacLanes does)
-        n = fanout.copies(self.units)
-        near = fanout.kept(Signal(signed(self.column_bits), reset_less=True), count=n, name="column_near")
-        valid0, first0, last0 = (fanout.kept(Signal(), count=n, name=s) for s in ("valid0", "first0", "last0"))
-        weights0 = Signal(unsigned(P * wb), reset_less=True)
-        m.d.sync += weights0.eq(self.weights)
-        for b in range(n):
-            m.d.sync += [near[b].eq(self.column), valid0[b].eq(self.valid & ~self.flush),
-                         first0[b].eq(self.first), last0[b].eq(self.last)]
+        near, valid0, first0, last0, weights0 = copied_inputs(m, self, count=fanout.copies(self.units))
         sums = []
         for u in range(self.units):
             b = fanout.block_of(u)
