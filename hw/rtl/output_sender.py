@@ -28,8 +28,7 @@ class OutputSender(wiring.Component):
     after (units come in pairs 2j, 2j + 1, so a pair never straddles a word).  ``start``
     (compute finished) begins the packet: one buffer read per cycle through a registered read
     and its registered data, the bytes past H of a step's last word masked to zero, into a small
-    FIFO that drives
-    ``o_stream``, so the first beat is valid :data:`~lstmfpga.hw.latency.OUTPUT_FILL` cycles
+    FIFO that drives ``o_stream``, so the first beat is valid :data:`~lstmfpga.hw.latency.OUTPUT_FILL` cycles
     after the first issue and a stall-free stream takes a beat every cycle.  The logits follow
     (``num_classes`` > 0), ``stream_width // 32`` per beat (zero padding past C).  TLAST marks the
     packet's final beat; ``finished`` is set in the cycle that beat is accepted.  ``abort`` empties

@@ -73,8 +73,8 @@ class Requantizer(wiring.Component):
             return regs[-1]
 
         # partial products: value slices (the top one signed) × multiplier slices (unsigned); the
-        # datapath registers have no reset, so that synthesis can move the partial products' into
-        # the DSPs' output registers (hw/ecp5_dsp_registers.py)
+        # datapath registers have no reset, so that synthesis can move the partial-product registers
+        # into the DSPs' output registers (hw/ecp5_dsp_registers.py)
         v_slices = _slices(self.in_width)
         rows = []
         for i, (vlo, vhi) in enumerate(v_slices):

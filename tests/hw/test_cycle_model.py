@@ -14,8 +14,8 @@ from lstmfpga.hw import cycle_model, latency
 def _column_by_column(config, T, arrivals=None):
     """CYCLES by issuing every column in turn under the scheduler's rules (no shortcuts): a column
     of S elements waits for the last of them (an h code, or in full mode its input word's beat:
-    ``arrivals``, None: one beat a cycle, seen ``INPUT_COUNT`` cycles later), a group's last column for the shadow bank, and the tail
-    finishes TU units a cycle."""
+    ``arrivals``, None: one beat a cycle, seen ``INPUT_COUNT`` cycles later), a group's last column
+    for the shadow bank, and the tail finishes TU units a cycle."""
     G, H, UPG = config.groups, config.hidden_size, config.units_per_group
     S, TU = config.column_sets, config.tail_units
     engine = latency.engine(config.macs_per_dsp, S)
