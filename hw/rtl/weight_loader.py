@@ -142,15 +142,23 @@ class WeightLoader(wiring.Component):
         # shift register, the counters, the writes) then reads flip-flops, not decoders of ``sec``
         # and compares of the counts.
         assert all(words >= 1 for _, _, words in sections)
+
+        def entering(i):
+            """(words after the first, first is last, weights, checksum) as section ``i`` begins."""
+            kind, _, words = sections[min(i, len(sections) - 1)]
+            return words - 1, int(words == 1), int(kind == "weights"), int(kind == "checksum")
+
+        first = entering(0)
         load_word = Signal()
-        section_end = Signal(init=sections[0][2] == 1)    # the word is its section's last
-        image_end = Signal(init=sections[0][0] == "checksum")
-        in_weights = Signal(init=sections[0][0] == "weights")
+        left = Signal(32, init=first[0])                  # words of the section after this one
+        section_end = Signal(init=first[1])               # the word is its section's last
+        in_weights = Signal(init=first[2])
+        image_end = Signal(init=first[3])
         row_end = Signal(init=rw == 1)                    # the word is its weight row's last
-        left = Signal(32, init=sections[0][2] - 1)        # words of the section after this one
-        next_words = Array(Const(words - 1, 32) for _, _, words in sections[1:] + [sections[-1]])
-        next_kind = {kind: Array(Const(int(k == kind), 1) for k, _, _ in sections[1:] + [sections[-1]])
-                     for kind in ("weights", "checksum")}
+        flags = (left, section_end, in_weights, image_end)
+        # the values for the section after section i, at index i (the last one repeated)
+        following = [Array(Const(entering(i + 1)[f], flag.shape()) for i in range(len(sections)))
+                     for f, flag in enumerate(flags)]
         m.d.comb += load_word.eq(~in_header & arrives & ~image_end & ~ended)
         m.d.comb += [getattr(tail, name).eq(word) for name in load_port_shapes(cfg) if name.endswith("_data")]
         m.d.comb += [self.weight_write.addr.eq(row_addr), self.weight_write.en.eq(load_word & in_weights & row_end),
@@ -185,13 +193,10 @@ class WeightLoader(wiring.Component):
                 m.d.sync += [cls_j.eq(0), cls_k.eq(cls_k + 1)]
             with m.If(section_end):
                 m.d.sync += [sec.eq(sec + 1), sec_count.eq(0), row_word.eq(0), row_end.eq(rw == 1), cls_j.eq(0),
-                             cls_k.eq(0), left.eq(next_words[sec]), section_end.eq(next_words[sec] == 0),
-                             in_weights.eq(next_kind["weights"][sec]), image_end.eq(next_kind["checksum"][sec])]
+                             cls_k.eq(0), *(flag.eq(values[sec]) for flag, values in zip(flags, following))]
 
         with m.If(self.begin):
-            m.d.sync += [left.eq(sections[0][2] - 1), section_end.eq(sections[0][2] == 1),
-                         in_weights.eq(sections[0][0] == "weights"), image_end.eq(sections[0][0] == "checksum"),
-                         row_end.eq(rw == 1)]
+            m.d.sync += [*(flag.eq(value) for flag, value in zip(flags, first)), row_end.eq(rw == 1)]
             m.d.sync += [sec.eq(0), sec_count.eq(0), header_count.eq(0), checksum.eq(0), row_word.eq(0),
                          row_addr.eq(0), cls_j.eq(0), cls_k.eq(0), in_header.eq(1), self.in_packet.eq(0),
                          expected_word.eq(expected[0]), check.eq(checks[0]), in_hash.eq(0)]
