@@ -54,6 +54,7 @@ import dataclasses
 import functools
 
 from lstmfpga.foundation.errors import ConfigError
+from lstmfpga.foundation.hw.config import MAX_BATCH
 from lstmfpga.foundation.validation import check_integer
 from lstmfpga.hw import latency
 from lstmfpga.hw.cycle_model import RunCycles, _ready_offset, _round_trip, engine_latency, estimate
@@ -63,9 +64,6 @@ RESIDENCIES = ("chip", "wx", "all", "stream")
 RESIDENCY_NAMES = {"chip": "on chip", "wx": "W_x in DDR (input pass), W_h on chip",
                    "all": "W_x (input pass) and W_h in DDR",
                    "stream": "every weight row streamed from DDR each step (no input pass)"}
-#: Sequences a batch may hold (the per-sequence state: h buffers, cell memory, input and
-#: pre-activation buffers, grows with it).
-MAX_BATCH = 64
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -42,6 +42,17 @@ def golden_packets(config: AcceleratorConfig, artifact, x_codes: np.ndarray) -> 
     return lanes, expected
 
 
+def golden_batch_packets(config: AcceleratorConfig, artifact, x_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(input lanes, expected output lanes) of one batch ``x_codes`` ``[B, T, I]`` (steps
+    interleaved in, the sequences' outputs one after another out; :mod:`stream_format`)."""
+    x = np.asarray(x_codes, dtype=np.int64)
+    result = run_integer(artifact, x)
+    expected = stream_format.pack_batch_output(config, result.h_codes[-1], result.logits)
+    if config.mode == "split":
+        return stream_format.pack_batch_input(config, input_products(artifact.layers[0], x)), expected
+    return stream_format.pack_batch_input(config, x), expected
+
+
 def build_job(config: AcceleratorConfig, artifacts: list, sequences: list[Sequence], *,
               input_pause: float = 0.3, output_pause: float = 0.3, seed: int = 0,
               extra_images: dict[int, np.ndarray] | None = None) -> tuple[dict, dict]:

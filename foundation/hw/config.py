@@ -32,9 +32,14 @@ WEIGHT_RESIDENCIES = ("chip", "stream")
 DDR_WIDTHS = (64, 128)
 
 
+#: Sequences a batch may hold (the per-sequence state — h buffers, cell memory, input and
+#: pre-activation buffers — grows with it).
+MAX_BATCH = 64
+
+
 #: Fields that change the hardware but neither the results nor the weight image.
 _IMAGE_NEUTRAL = ("macs_per_dsp", "tail_units", "weight_ports", "sum_bits", "weight_residency", "ddr_width",
-                  "ddr_burst", "ddr_outstanding")
+                  "ddr_burst", "ddr_outstanding", "max_batch")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -81,6 +86,12 @@ class AcceleratorConfig:
         Classifier weight width (2–8), signed; ignored when ``num_classes`` is 0.
     max_timesteps :
         Largest T the on-chip sequence buffers hold (1–24).
+    max_batch :
+        Most sequences one run may hold (1–:data:`MAX_BATCH`, set per run in the BATCH register):
+        each fetched row group is used by every sequence of the batch before the next one is
+        fetched, so DDR traffic per sequence falls by B.  The per-sequence memories (input and h
+        buffers, cell state, pre-activations, output words, logits) hold ``max_batch`` sequences.
+        More than one needs weights in DDR (an on-chip core gains nothing from a batch).
     stream_width :
         AXI-Stream TDATA width in bits, one of :data:`STREAM_WIDTHS`.
     sum_bits :
@@ -113,6 +124,7 @@ class AcceleratorConfig:
     num_classes: int = 0
     classifier_weight_bits: int = 8
     max_timesteps: int = 24
+    max_batch: int = 1
     stream_width: int = 32
     sum_bits: int = 0
 
@@ -167,6 +179,10 @@ class AcceleratorConfig:
         check_in_range("num_classes", self.num_classes, low=0, high=255)
         check_in_range("classifier_weight_bits", self.classifier_weight_bits, low=2, high=8)
         check_in_range("max_timesteps", self.max_timesteps, low=1, high=24)
+        check_in_range("max_batch", self.max_batch, low=1, high=MAX_BATCH)
+        if self.max_batch > 1 and self.weight_residency == "chip":
+            raise ConfigError(f"max_batch {self.max_batch} needs weights in DDR (weight_residency 'stream'): an"
+                              f" on-chip core reads every row each cycle anyway and runs one sequence at a time")
         if self.stream_width not in STREAM_WIDTHS:
             raise ConfigError(f"stream_width must be one of {STREAM_WIDTHS}, not {self.stream_width!r}")
         if self.sum_bits:
@@ -243,6 +259,12 @@ class AcceleratorConfig:
         if not self.ddr_weights:
             return self.weight_depth
         return 2 * max(self.issued_columns(layer) for layer in range(self.num_layers))
+
+    @property
+    def max_run_steps(self) -> int:
+        """Steps one run's sequence buffers hold: ``max_timesteps`` of each of ``max_batch``
+        sequences (step t of sequence b is the run's step t·B + b)."""
+        return self.max_timesteps * self.max_batch
 
     @property
     def bytes_per_word(self) -> int:
@@ -335,8 +357,8 @@ class AcceleratorConfig:
     def mismatch(self, artifact) -> str | None:
         """A message naming the first field in which ``artifact`` differs from this shape, else None.
 
-        ``macs_per_dsp``, ``tail_units``, ``weight_ports``, ``sum_bits``, the weight residency and
-        the DDR port are not compared: the weight image is the same for all.
+        ``macs_per_dsp``, ``tail_units``, ``weight_ports``, ``sum_bits``, the weight residency,
+        the DDR port and ``max_batch`` are not compared: the weight image is the same for all.
         """
         try:
             other = AcceleratorConfig.from_artifact(

@@ -35,6 +35,7 @@ class Reg(enum.IntEnum):
     DDR_BASE_LO = 0x24   #: RW  weights in DDR: byte address of the DDR weight image, bits 31..0
     DDR_BASE_HI = 0x28   #: RW  ... bits 63..32
     DDR_LENGTH = 0x2C    #: RW  ... bytes of the buffer the core may read, from DDR_BASE
+    BATCH = 0x30         #: RW  sequences in the next START's input packet (1..max_batch); unmapped with max_batch 1
     SHAPE_INPUT = 0x40   #: RO  input_size
     SHAPE_HIDDEN = 0x44  #: RO  hidden_size
     SHAPE_LAYERS = 0x48  #: RO  num_layers
@@ -48,6 +49,7 @@ class Reg(enum.IntEnum):
     SHAPE_SETS = 0x68    #: RO  column sets; unmapped (reads 0, meaning 1) on a core with one set
     SHAPE_TAILS = 0x6C   #: RO  tail units; unmapped (reads 0, meaning 1) on a core with one
     SHAPE_DDR = 0x70     #: RO  weights in DDR, see :func:`pack_ddr`; unmapped (reads 0) with weights on chip
+    SHAPE_BATCH = 0x74   #: RO  max_batch; unmapped (reads 0, meaning 1) on a core of one sequence a run
     HASH0 = 0x80         #: RO  HASH0..HASH7: SHA-256 of the loaded artifact, HASH0 = first 4 bytes
 
 
@@ -55,7 +57,7 @@ HASH_WORDS = 8
 #: The read-only shape registers, in the order :func:`shape_registers` lists them.
 SHAPE_REGS = (Reg.SHAPE_INPUT, Reg.SHAPE_HIDDEN, Reg.SHAPE_LAYERS, Reg.SHAPE_LANES, Reg.SHAPE_MODE,
               Reg.SHAPE_BITS, Reg.SHAPE_CLASSES, Reg.SHAPE_MAX_T, Reg.SHAPE_STREAM, Reg.SHAPE_PACKING,
-              Reg.SHAPE_SETS, Reg.SHAPE_TAILS, Reg.SHAPE_DDR)
+              Reg.SHAPE_SETS, Reg.SHAPE_TAILS, Reg.SHAPE_DDR, Reg.SHAPE_BATCH)
 #: The 4-bit fields of SHAPE_BITS, lowest first.
 BIT_FIELDS = ("weight_bits", "io_bits", "acc_bits", "sigmoid_bits", "tanh_bits", "cell_bits",
               "hidden_tanh_bits", "classifier_weight_bits")
@@ -109,6 +111,7 @@ class Error(enum.IntFlag):
     #: no AXI read handshake for TIMEOUT cycles while a weight read was outstanding; run ended
     #: without output (reset the memory port, e.g. the PL, before the next run)
     DDR_TIMEOUT = 1 << 14
+    BATCH = 1 << 15           #: START with BATCH outside 1..max_batch; refused
 
 
 #: ERROR bit of the row fetcher's first error flag (its flags, in order, are DDR_RANGE ...
@@ -182,9 +185,9 @@ def shape_registers(config) -> dict[str, int]:
     """Values of the read-only SHAPE_* registers for ``config``.
 
     SHAPE_PACKING is listed only when ``config.macs_per_dsp > 1``, SHAPE_SETS only when
-    ``config.column_sets > 1``, SHAPE_TAILS only when ``config.tail_units > 1`` and SHAPE_DDR only
-    with weights in DDR: a core without them leaves the offsets unmapped, as cores built before
-    they existed do, and they read 0.
+    ``config.column_sets > 1``, SHAPE_TAILS only when ``config.tail_units > 1``, SHAPE_DDR only
+    with weights in DDR and SHAPE_BATCH only when ``config.max_batch > 1``: a core without them
+    leaves the offsets unmapped, as cores built before they existed do, and they read 0.
     """
     registers = {
         "SHAPE_INPUT": config.input_size,
@@ -205,6 +208,8 @@ def shape_registers(config) -> dict[str, int]:
         registers["SHAPE_TAILS"] = config.tail_units
     if config.ddr_weights:
         registers["SHAPE_DDR"] = pack_ddr(config)
+    if config.max_batch > 1:
+        registers["SHAPE_BATCH"] = config.max_batch
     return registers
 
 
@@ -216,7 +221,8 @@ def decode_shape(values: Mapping[str, int]) -> AcceleratorConfig:
     values :
         Register name (``"SHAPE_INPUT"``, ...) → the 32-bit value read; SHAPE_PACKING 0 or
         absent means one MAC per DSP, SHAPE_SETS 0 or absent one column set, SHAPE_TAILS 0 or
-        absent one tail unit, SHAPE_DDR 0 or absent weights on chip.
+        absent one tail unit, SHAPE_DDR 0 or absent weights on chip, SHAPE_BATCH 0 or absent one
+        sequence a run.
 
     Raises
     ------
@@ -236,6 +242,7 @@ def decode_shape(values: Mapping[str, int]) -> AcceleratorConfig:
         mode=MODES[mode],
         num_classes=values["SHAPE_CLASSES"],
         max_timesteps=values["SHAPE_MAX_T"], stream_width=values["SHAPE_STREAM"],
+        max_batch=max(1, values.get("SHAPE_BATCH", 0)),
         **unpack_ddr(values.get("SHAPE_DDR", 0)), **bits)
 
 

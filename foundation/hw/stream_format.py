@@ -12,6 +12,11 @@ packet.  Packets:
 * **output** — for each timestep t the last layer's ``hidden_size`` h codes as int8 bytes, padded
   to a whole beat; then (``num_classes`` > 0) the logits as int32, padded to a whole beat.
 * **weight image** — 32-bit words of :mod:`lstmfpga.foundation.hw.weight_image`, padded to a whole beat.
+
+A **batch** of B sequences of T steps (a core with ``max_batch`` > 1, BATCH = B) travels as one
+input packet of T·B steps interleaved step by step — step t of sequence b is the packet's step
+t·B + b — and one output packet that is the B sequences' output packets one after the other (TLAST
+only on the batch's final beat): :func:`pack_batch_input`, :func:`unpack_batch_output`.
 """
 
 from __future__ import annotations
@@ -77,6 +82,10 @@ def pack_input(config, x_codes: np.ndarray) -> np.ndarray:
     if x.ndim != 2 or x.shape[1] != config.input_size:
         raise InputError(f"x codes must have shape [T, {config.input_size}], not {list(x.shape)}")
     _check_timesteps(config, x.shape[0])
+    return _pack_steps(config, x)
+
+
+def _pack_steps(config, x: np.ndarray) -> np.ndarray:
     lo, hi = -(1 << (config.io_bits - 1)), (1 << (config.io_bits - 1)) - 1
     if x.size and (x.min() < lo or x.max() > hi):
         raise InputError(f"x codes must lie in [{lo}, {hi}] (io_bits={config.io_bits})")
@@ -101,6 +110,11 @@ def pack_preactivations(config, pre: np.ndarray) -> np.ndarray:
     if p.ndim != 3 or p.shape[1:] != (4, H):
         raise InputError(f"pre-activations must have shape [T, 4, {H}], not {list(p.shape)}")
     _check_timesteps(config, p.shape[0])
+    return _pack_preactivation_steps(config, p)
+
+
+def _pack_preactivation_steps(config, p: np.ndarray) -> np.ndarray:
+    H = config.hidden_size
     if p.size and (p.min() < -(1 << 31) or p.max() >= (1 << 31)):
         raise InputError("pre-activations must fit in int32")
     lanes = input_beats_per_step(config) * lanes_per_beat(config)
@@ -145,6 +159,51 @@ def unpack_output(config, lanes: np.ndarray, timesteps: int) -> tuple[np.ndarray
         return h, None
     v = lanes[h_lanes:h_lanes + config.num_classes].astype(np.int64)
     return h, np.where(v >= 1 << 31, v - (1 << 32), v)
+
+
+def _check_batch(config, batch: int) -> None:
+    most = getattr(config, "max_batch", 1)
+    if not 1 <= batch <= most:
+        raise InputError(f"a batch must hold 1 to {most} sequences on this core, not {batch}")
+
+
+def interleave_steps(sequences: np.ndarray) -> np.ndarray:
+    """``[B, T, ...]`` → ``[T·B, ...]``, step t of sequence b at t·B + b: a batch's packet order."""
+    s = np.asarray(sequences)
+    return s.swapaxes(0, 1).reshape(s.shape[0] * s.shape[1], *s.shape[2:])
+
+
+def pack_batch_input(config, sequences: np.ndarray) -> np.ndarray:
+    """A batch's input packet: full mode int io codes ``[B, T, input_size]``, split mode int32
+    pre-activations ``[B, T, 4, H]`` → uint32 lanes (steps interleaved)."""
+    s = np.asarray(sequences)
+    full = config.mode == "full"
+    step = (config.input_size,) if full else (4, config.hidden_size)
+    if s.ndim != 2 + len(step) or s.shape[2:] != step:
+        raise InputError(f"a batch must have shape [B, T, {', '.join(map(str, step))}], not {list(s.shape)}")
+    _check_batch(config, s.shape[0])
+    _check_timesteps(config, s.shape[1])
+    flat = interleave_steps(s)
+    return _pack_steps(config, flat) if full else _pack_preactivation_steps(config, flat)
+
+
+def unpack_batch_output(config, lanes: np.ndarray, timesteps: int, batch: int):
+    """A batch's output packet → (h codes int64 ``[B, T, H]``, logits int64 ``[B, C]`` or None)."""
+    _check_batch(config, batch)
+    lanes = np.asarray(lanes, dtype=np.uint32)
+    per = output_lanes(config, timesteps)
+    if lanes.size != batch * per:
+        raise InputError(f"output packet has {lanes.size} 32-bit lanes, expected {batch * per} for a batch of"
+                         f" {batch} sequences of T={timesteps}")
+    parts = [unpack_output(config, lanes[b * per:(b + 1) * per], timesteps) for b in range(batch)]
+    h = np.stack([p[0] for p in parts])
+    return h, (np.stack([p[1] for p in parts]) if config.num_classes else None)
+
+
+def pack_batch_output(config, h_codes: np.ndarray, logits: np.ndarray | None) -> np.ndarray:
+    """h codes ``[B, T, H]`` and logits ``[B, C]`` → a batch's output packet lanes."""
+    return np.concatenate([pack_output(config, h, None if logits is None else logits[b])
+                           for b, h in enumerate(np.asarray(h_codes))])
 
 
 def to_bytes(lanes: np.ndarray) -> bytes:

@@ -34,6 +34,15 @@ class ColumnScheduler(wiring.Component):
     groups issue: group i's columns read rows ``(i mod 2)·K_max + k``, wait until ``rows_full``
     says that half holds them, and the group's last column pulses ``rows_release``.
 
+    With ``config.max_batch`` > 1 a run holds ``batch`` sequences: each group's columns issue once
+    for every sequence b before the next group (the walk is layer → step → group → sequence →
+    column), so a fetched group serves the whole batch.  Step t of sequence b is the run's step
+    v = t·B + b: its input words, h-buffer words and pre-activation slots sit where a single
+    sequence's step v would.  ``unit_done`` then counts units of sequence ``done_sequence`` (a
+    group's units, of one sequence, finish together), one count a sequence: each sequence's units
+    finish in the order of a single sequence's, so its columns wait for the bounds a single
+    sequence's would.
+
     Parameters
     ----------
     config : AcceleratorConfig
@@ -44,6 +53,8 @@ class ColumnScheduler(wiring.Component):
         super().__init__({
             "start": In(1), "steps": In(5), "flush": In(1),
             "unit_done": In(2), "shadow_free": In(1),
+            **({"batch": In(range(config.max_batch + 1)), "done_sequence": In(range(config.max_batch))}
+               if config.max_batch > 1 else {}),
             **({"received": In(range(input_buffer_depth(config) + 1))} if config.mode == "full" else {}),
             **({"rows_full": In(2), "rows_release": Out(1)} if config.ddr_weights else {}),
             "o_column": Out(stream.Signature(column_layout(config))),
@@ -57,7 +68,8 @@ class ColumnScheduler(wiring.Component):
         S, Hc = cfg.column_sets, cfg.h_columns
         first_need = min(S, H)                     # units the first column of a part waits for
         chunks = cfg.bytes_per_word // S if cfg.mode == "full" else 1   # columns per input word
-        T_max = cfg.max_timesteps
+        T_max = cfg.max_run_steps
+        batched = cfg.max_batch > 1
         wps = stream_format.input_beats_per_step(cfg)
         seq_bits = sequence_bits(cfg)
         T = self.steps
@@ -72,9 +84,16 @@ class ColumnScheduler(wiring.Component):
         ddr = cfg.ddr_weights
         half = Signal()                            # the buffer half of the group (weights in DDR)
         k_half = cfg.weight_memory_rows // 2
-        tH = Signal(seq_bits)                      # word of step t in the h sequence: t·ceil(H/S)
-        tU = Signal(seq_bits)                      # slot of step t's first unit: t·H (split mode)
-        tW = Signal(range(T_max * wps + 1))        # word of step t in the input buffer
+        tH = Signal(seq_bits)                      # word of step v in the h sequence: v·ceil(H/S)
+        tU = Signal(seq_bits)                      # slot of step v's first unit: v·H (split mode)
+        tW = Signal(range(T_max * wps + 1))        # word of step v in the input buffer
+        # (v = t·B + b; with a batch the same at b = 0, the group's first pass: tH0, tU0, tW0)
+        tH0, tU0, tW0 = (Signal.like(x, name=f"{x.name}0") for x in (tH, tU, tW)) if batched else (tH, tU, tW)
+        bseq = Signal(range(cfg.max_batch))         # the sequence b of the pass
+        b_last = Signal(init=1)                     # b == B − 1
+        cell_base = Signal(range(cfg.max_batch * H))  # b·H
+        # h-buffer words back to the sequence's step before: the run's step v − B
+        back = Signal(seq_bits, name="back") if batched else Const(Hc, seq_bits)
         seq_base = Signal(seq_bits)                # units of this layer finished before step t
         TH = Signal(seq_bits)
         baddr = Signal(seq_bits)
@@ -82,14 +101,24 @@ class ColumnScheduler(wiring.Component):
         need = Signal(seq_bits)                    # units_done this column waits for
         cap = Signal(seq_bits)                     # ... and the last column of its part
         issuing = Signal()
-        units_done = Signal(seq_bits)
-        total_units = Signal(seq_bits)
+        # units finished, one count a sequence (and over the whole batch)
+        units_done = [Signal(seq_bits, name=f"units_done{b}") for b in range(cfg.max_batch)]
+        all_done = Signal(seq_bits)
+        total_units = Signal(seq_bits)            # of one sequence
+        total_all = Signal(seq_bits)
 
         x_cols = Array(Const(cfg.x_columns(layer), 16) for layer in range(L))
         k_cols = Array(Const(cfg.issued_columns(layer), 16) for layer in range(L))
         rows = Array(Const(cfg.weight_rows(layer), 24) for layer in range(L))
 
-        m.d.sync += units_done.eq(units_done + self.unit_done)
+        m.d.sync += all_done.eq(all_done + self.unit_done)
+        if batched:
+            for b, count in enumerate(units_done):
+                with m.If(self.done_sequence == b):
+                    m.d.sync += count.eq(count + self.unit_done)
+            done_here = Array(units_done)[bseq]
+        else:
+            done_here = all_done
 
         # Where the walk stands, as registers beside the counters they describe: the issue decision
         # (valid, into ~100 enables) reads flip-flops, not comparators on k, grp and t.
@@ -128,13 +157,14 @@ class ColumnScheduler(wiring.Component):
             m.d.comb += arrived.eq(functools.reduce(operator.and_, ready_terms))
         column = self.o_column.payload
         m.d.comb += [
-            self.o_column.valid.eq(issuing & arrived & (~dep | (units_done >= need)) & (~last_col | self.shadow_free)),
+            self.o_column.valid.eq(issuing & arrived & (~dep | (done_here >= need)) & (~last_col | self.shadow_free)),
             column.weight_addr.eq(waddr), column.buffer_addr.eq(baddr),
             column.op.first.eq(k == 0), column.op.last.eq(last_col), column.op.source.eq(src),
             column.op.byte.eq(bsel),
             column.op.tag.layer.eq(lyr), column.op.tag.step_base.eq(tH), column.op.tag.unit_base.eq(grp * UPG),
             *([column.op.tag.pre_base.eq(tU)] if cfg.mode == "split" else []),
             column.op.tag.first_step.eq(t_first), column.op.tag.classify.eq((lyr == L - 1) & t_last),
+            *([column.op.tag.sequence.eq(bseq), column.op.tag.cell_base.eq(cell_base)] if batched else []),
         ]
         issue = Signal()
         m.d.comb += issue.eq(self.o_column.valid & self.o_column.ready)
@@ -148,7 +178,7 @@ class ColumnScheduler(wiring.Component):
                 m.d.sync += [baddr.eq(Mux(layer_v == 0, tW_v, tH_v)), need.eq(seq_v - TH + first_need),
                              cap.eq(seq_v - TH + H)]
             with m.Else():
-                m.d.sync += [baddr.eq(tH_v - Hc), need.eq(seq_v - H + first_need), cap.eq(seq_v)]
+                m.d.sync += [baddr.eq(tH_v - back), need.eq(seq_v - H + first_need), cap.eq(seq_v)]
 
         with m.If(issue):
             m.d.sync += [k.eq(k + 1), waddr.eq(waddr + 1),
@@ -164,9 +194,22 @@ class ColumnScheduler(wiring.Component):
             with m.Else():
                 m.d.sync += baddr.eq(baddr + 1)
             with m.If(in_x & x_end):
-                m.d.sync += [baddr.eq(tH - Hc), bsel.eq(0), need.eq(seq_base - H + first_need), cap.eq(seq_base)]
-            with m.If(last_col):
+                m.d.sync += [baddr.eq(tH - back), bsel.eq(0), need.eq(seq_base - H + first_need), cap.eq(seq_base)]
+            if batched:
+                next_pass = last_col & ~b_last
+                with m.If(next_pass):
+                    # the group again, for the batch's next sequence: its step v + 1, the same rows
+                    m.d.sync += [k.eq(0), bseq.eq(bseq + 1), b_last.eq(bseq + 2 == self.batch),
+                                 cell_base.eq(cell_base + H), tH.eq(tH + Hc), tU.eq(tU + H), tW.eq(tW + wps),
+                                 waddr.eq(Mux(half, k_half, 0))]
+                    group_start(lyr, tH + Hc, tW + wps, seq_base)
+            else:
+                next_pass = Const(0)
+            with m.If(last_col & ~next_pass):
                 m.d.sync += [k.eq(0), grp.eq(grp + 1), grp_last.eq(grp + 2 == G)]
+                if batched:
+                    m.d.sync += [bseq.eq(0), b_last.eq(self.batch == 1), cell_base.eq(0),
+                                 tH.eq(tH0), tU.eq(tU0), tW.eq(tW0)]
                 if ddr:
                     # the next group's rows sit in the other half, whatever layer or step it is
                     m.d.comb += self.rows_release.eq(1)
@@ -179,16 +222,21 @@ class ColumnScheduler(wiring.Component):
                             m.d.sync += issuing.eq(0)
                         m.d.sync += [t.eq(0), tH.eq(0), tU.eq(0), tW.eq(0), lyr.eq(lyr + 1),
                                      lbase.eq(lbase + rows[lyr])]
+                        if batched:
+                            m.d.sync += [tH0.eq(0), tU0.eq(0), tW0.eq(0)]
                         if not ddr:
                             m.d.sync += waddr.eq(lbase + rows[lyr])
                         group_start(lyr + 1, Const(0, seq_bits), Const(0, 16), seq_base + H)
                     with m.Else():
+                        # (after the batch's last pass v + 1 is the next step's first)
                         m.d.sync += [t.eq(t + 1), tH.eq(tH + Hc), tU.eq(tU + H), tW.eq(tW + wps)]
+                        if batched:
+                            m.d.sync += [tH0.eq(tH + Hc), tU0.eq(tU + H), tW0.eq(tW + wps)]
                         if not ddr:
                             m.d.sync += waddr.eq(lbase)
                         group_start(lyr, tH + Hc, tW + wps, seq_base + H)
                 with m.Else():
-                    group_start(lyr, tH, tW, seq_base)
+                    group_start(lyr, tH0, tW0, seq_base)
 
         if cfg.mode == "full":
             # whether the column's input word was counted by the cycle before: the compare of the
@@ -200,17 +248,26 @@ class ColumnScheduler(wiring.Component):
                 with m.If(in_x & (lyr == 0) & (bsel == chunks - 1)):
                     m.d.sync += in_ok.eq(baddr + 1 < self.received)
                 with m.If(last_col):
-                    m.d.sync += in_ok.eq(Mux(grp_last, tW + wps < self.received, tW < self.received))
+                    m.d.sync += in_ok.eq(Mux(grp_last | ~b_last, tW + wps < self.received, tW0 < self.received))
             with m.If(self.start):
                 m.d.sync += in_ok.eq(self.received != 0)
 
         with m.If(self.start):
             m.d.sync += [lyr.eq(0), t.eq(0), grp.eq(0), k.eq(0), waddr.eq(0), lbase.eq(0),
-                         tH.eq(0), tU.eq(0), tW.eq(0), seq_base.eq(0), TH.eq(T * H), units_done.eq(0),
+                         tH.eq(0), tU.eq(0), tW.eq(0), seq_base.eq(0), TH.eq(T * H), all_done.eq(0),
                          total_units.eq(T * (H * L)), issuing.eq(1), last_t.eq(T - 1), half.eq(0),
                          grp_last.eq(G == 1), t_first.eq(1), t_last.eq(T == 1)]
+            if batched:
+                m.d.sync += [tH0.eq(0), tU0.eq(0), tW0.eq(0), bseq.eq(0), b_last.eq(self.batch == 1), cell_base.eq(0),
+                             back.eq(self.batch * Hc),
+                             *(count.eq(0) for count in units_done)]
             group_start(Const(0, 2), Const(0, seq_bits), Const(0, 16), Const(0, seq_bits))
-        m.d.comb += self.finished.eq(~issuing & (units_done == total_units))
+        if batched:
+            # the batch's units, a cycle after start (its product is not on the start's path)
+            m.d.sync += total_all.eq(total_units * self.batch)
+        else:
+            m.d.comb += total_all.eq(total_units)
+        m.d.comb += self.finished.eq(~issuing & (all_done == total_all))
         with m.If(self.flush):
             m.d.sync += issuing.eq(0)
         return m

@@ -26,7 +26,7 @@ from lstmfpga.hw.rtl.ddr_row_fetcher import DdrRowFetcher
 from lstmfpga.hw.rtl.input_receiver import InputReceiver
 from lstmfpga.hw.rtl.mac_engine import MacEngine, h_buffer_banks, h_buffer_depth
 from lstmfpga.hw.rtl.output_sender import OutputSender
-from lstmfpga.hw.rtl.payloads import beat_layout, input_buffer_depth
+from lstmfpga.hw.rtl.payloads import batch_fields, beat_layout, input_buffer_depth
 from lstmfpga.hw.rtl.ram import ram
 from lstmfpga.hw.rtl.run_control import RunControl
 from lstmfpga.hw.rtl.tail_unit import TailUnit, load_port_shapes, preactivation_port_shapes
@@ -59,6 +59,7 @@ class LstmCore(wiring.Component):
             "o_stream": Out(stream.Signature(beat_layout(config.stream_width))),
             "start": In(1), "soft_reset": In(1), "load_weights": In(1), "clear": In(1),
             "timesteps": In(8), "timeout": In(32),
+            **({"batch": In(32)} if config.max_batch > 1 else {}),
             "busy": Out(1), "done": Out(1), "weights_valid": Out(1), "loading": Out(1),
             "error": Out(16), "cycles": Out(32), "run_cycles": Out(32),
             "hash": Out(unsigned(256)),
@@ -81,6 +82,13 @@ class LstmCore(wiring.Component):
             m.submodules["tail" if i == 0 else f"tail{i + 1}"] = unit_tail
         tail = tails[0]
         m.submodules.sender = sender = OutputSender(config=cfg)
+        batched = cfg.max_batch > 1
+        # steps of the run's input packet: T of each of the B sequences (a register: TIMESTEPS and
+        # BATCH are written long before the START that reads it)
+        run_steps = self.timesteps
+        if batched:
+            run_steps = Signal.like(receiver.steps)
+            m.d.sync += run_steps.eq(self.timesteps * self.batch[:cfg.max_batch.bit_length()])
 
         # -- memories ---------------------------------------------------------------------------
         # the loader's writes are registered on their way to the memories and the tail's parameter
@@ -138,14 +146,17 @@ class LstmCore(wiring.Component):
             control.load_in_packet.eq(loader.in_packet), control.load_finish.eq(loader.finish),
             control.load_last.eq(loader.finish_last),
             control.load_fault.eq(loader.fault), control.load_hash.eq(loader.image_hash),
-            receiver.begin.eq(control.receive_begin), receiver.steps.eq(self.timesteps),
+            receiver.begin.eq(control.receive_begin), receiver.steps.eq(run_steps),
             control.receive_in_packet.eq(receiver.in_packet), control.receive_final.eq(receiver.final),
             *([scheduler.received.eq(receiver.received)] if full else []),
             scheduler.start.eq(control.compute_start), scheduler.steps.eq(control.steps),
             scheduler.flush.eq(control.flush), scheduler.unit_done.eq(sum(t.h_valid for t in tails)),
+            *([scheduler.batch.eq(control.batch), scheduler.done_sequence.eq(tail.h_sequence),
+               sender.batch.eq(control.batch), control.run_batch.eq(self.batch)] if batched else []),
             scheduler.shadow_free.eq(engine.shadow_free), control.compute_finished.eq(scheduler.finished),
             engine.flush.eq(control.flush),
-            sender.clear.eq(run_clear), sender.h_code.eq(tail.h_code),
+            sender.clear.eq(run_clear), sender.h_code.eq(tail.h_code), sender.h_unit.eq(tail.h_unit),
+            *([sender.h_sequence.eq(tail.h_sequence)] if batched else []),
             sender.h_valid.eq(tail.h_valid & (tail.h_layer == cfg.num_layers - 1)),
             *([sender.h_code2.eq(tails[1].h_code),
                sender.h_valid2.eq(tails[1].h_valid & (tail.h_layer == cfg.num_layers - 1))] if TU > 1 else []),
@@ -166,6 +177,7 @@ class LstmCore(wiring.Component):
                          t.acc.eq(unit.sums[i]), t.layer.eq(unit.layer), t.step_base.eq(unit.step_base),
                          *([t.pre_base.eq(unit.pre_base)] if cfg.mode == "split" else []),
                          t.first_step.eq(unit.first_step), t.classify.eq(unit.classify),
+                         *(getattr(t, name).eq(getattr(unit, name)) for name in batch_fields(cfg)),
                          t.cls_start.eq(run_clear), t.flush.eq(control.flush)]
         return m
 
@@ -186,11 +198,12 @@ class LstmCore(wiring.Component):
         ]
 
     def _logits(self, m, tails):
-        """The classifier's logits: each tail accumulates its own units' share (32-bit lanes)."""
+        """The classifier's logits, C 32-bit lanes a sequence: each tail accumulates its own units'
+        share."""
         if len(tails) == 1:
             return tails[0].logits
-        C = max(self.config.num_classes, 1)
-        total = Signal(32 * C)
+        lanes = max(self.config.num_classes, 1) * self.config.max_batch
+        total = Signal(32 * lanes)
         m.d.comb += total.eq(Cat(*[(tails[0].logits.word_select(k, 32) + tails[1].logits.word_select(k, 32))[:32]
-                                   for k in range(C)]))
+                                   for k in range(lanes)]))
         return total

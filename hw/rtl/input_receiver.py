@@ -15,7 +15,8 @@ from lstmfpga.hw.rtl.tail_unit import preactivation_port_shapes
 
 class InputReceiver(wiring.Component):
     """Counts the beats of an input packet of ``steps`` timesteps and stores them in order, one
-    beat per cycle.
+    beat per cycle (a batch of B sequences of T steps is a packet of T·B steps, step t of
+    sequence b the packet's step t·B + b).
 
     ``begin`` (with ``steps``) starts a packet.  Full mode: beat n goes to ``input_write`` at
     address n (the input buffer, one ``stream_width``-bit word per beat).  Split mode: beat n
@@ -36,7 +37,7 @@ class InputReceiver(wiring.Component):
         self.config = config
         ports = {
             "i_stream": In(stream.Signature(beat_layout(config.stream_width), always_ready=True)),
-            "begin": In(1), "steps": In(8),
+            "begin": In(1), "steps": In(max(8, config.max_run_steps.bit_length() + 2)),
             "in_packet": Out(1), "final": Out(1),
         }
         if config.mode == "full":
@@ -58,7 +59,7 @@ class InputReceiver(wiring.Component):
 
         # final and in_packet are registers, computed a beat ahead: they decide the controller's
         # TLAST check, whose verdict reaches the engine and the scheduler in the same cycle
-        total = self.config.max_timesteps * wps
+        total = self.config.max_run_steps * wps
         word_count = Signal(range(total + 1))
         left = Signal(range(total + 1))          # beats after the next one
         with m.If(self.begin):

@@ -12,9 +12,8 @@ from amaranth.lib.wiring import In, Out
 from lstmfpga.hw import latency
 from lstmfpga.hw.rtl.mac_lanes import MacLanes
 from lstmfpga.hw.rtl.packed_mac import PackedMacLanes
-from lstmfpga.hw.rtl.payloads import (Source, column_layout, column_op_layout,
-                                      group_tag_layout, input_buffer_depth, unit_index_shape,
-                                      unit_layout)
+from lstmfpga.hw.rtl.payloads import (Source, batch_fields, column_layout, column_op_layout, group_tag_layout,
+                                      input_buffer_depth, unit_index_shape, unit_layout)
 from lstmfpga.hw.rtl.ram import address_bits
 
 
@@ -24,9 +23,10 @@ def h_buffer_banks(config) -> int:
 
 
 def h_buffer_depth(config) -> int:
-    """Words of an h buffer: ``max_timesteps`` steps of ceil(H/S) words, S codes a word (unit u of
-    step t at word t·ceil(H/S) + u div S, byte u mod S)."""
-    return config.max_timesteps * config.h_columns
+    """Words of an h buffer: ``max_timesteps`` steps of each of ``max_batch`` sequences, ceil(H/S)
+    words a step, S codes a word (unit u of the run's step v = t·B + b at word v·ceil(H/S) + u div S,
+    byte u mod S)."""
+    return config.max_run_steps * config.h_columns
 
 
 class MacEngine(wiring.Component):
@@ -186,7 +186,8 @@ class MacEngine(wiring.Component):
                      out.unit.eq(feed_unit), out.sums.eq(feed_sums.as_value()),
                      out.layer.eq(shadow_tag.layer), out.step_base.eq(shadow_tag.step_base),
                      *([out.pre_base.eq(shadow_tag.pre_base)] if cfg.mode == "split" else []),
-                     out.first_step.eq(shadow_tag.first_step), out.classify.eq(shadow_tag.classify)]
+                     out.first_step.eq(shadow_tag.first_step), out.classify.eq(shadow_tag.classify),
+                     *(getattr(out, name).eq(getattr(shadow_tag, name)) for name in batch_fields(cfg))]
 
         with m.If(flush):
             m.d.sync += [left.eq(0), feed_valid.eq(0), valid1.eq(0), valid2.eq(0)]

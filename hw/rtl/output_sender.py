@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 
 from lstmfpga.foundation.hw import stream_format
 from lstmfpga.hw import latency
-from lstmfpga.hw.rtl.payloads import beat_layout
+from lstmfpga.hw.rtl.payloads import beat_layout, unit_index_shape
 from lstmfpga.hw.rtl.ram import ram
 
 #: Beats the send FIFO holds: the read pipeline's depth and one more, so a stall-free stream sends a
@@ -22,17 +22,21 @@ class OutputSender(wiring.Component):
     run of ``steps`` timesteps on ``o_stream``.
 
     ``clear`` (a cycle after the run's compute start) rewinds the packer; then each ``h_valid``
-    writes ``h_code`` into the next byte of the word buffer, unit after unit, step after step — the
-    tail produces them in that order — a step's codes in ``output_step_beats`` words, its last word
-    only partly written.  With two tail units ``h_valid2`` adds ``h_code2``, the next unit's code, in the byte
-    after (units come in pairs 2j, 2j + 1, so a pair never straddles a word).  ``start``
-    (compute finished) begins the packet: one buffer read per cycle through a registered read
+    writes ``h_code`` (of unit ``h_unit``) into byte ``h_unit`` mod W of word ``h_unit`` div W of
+    its sequence's current step (W bytes a word), a step's codes in ``output_step_beats`` words, its
+    last word only partly written; the step moves on with its last unit (the tail produces a
+    sequence's codes unit after unit, step after step).  With two tail units ``h_valid2`` adds
+    ``h_code2``, the next unit's code, in the byte after (units come in pairs 2j, 2j + 1, so a pair
+    never straddles a word).  With a batch (``config.max_batch`` > 1) sequence b's steps fill the
+    words from b·T·``output_step_beats`` on (``h_sequence``).  ``start`` (compute finished) begins
+    the packet: for each sequence its words, then its logits (``num_classes`` > 0), ``stream_width
+    // 32`` per beat (zero padding past C).  One buffer read per cycle through a registered read
     and its registered data, the bytes past H of a step's last word masked to zero, into a small
-    FIFO that drives ``o_stream``, so the first beat is valid :data:`~lstmfpga.hw.latency.OUTPUT_FILL` cycles
-    after the first issue and a stall-free stream takes a beat every cycle.  The logits follow
-    (``num_classes`` > 0), ``stream_width // 32`` per beat (zero padding past C).  TLAST marks the
-    packet's final beat; ``finished`` is set in the cycle that beat is accepted.  ``abort`` empties
-    the sender at once; a beat accepted in that cycle does not count.
+    FIFO that drives ``o_stream``, so the first beat is valid
+    :data:`~lstmfpga.hw.latency.OUTPUT_FILL` cycles after the first issue and a stall-free stream
+    takes a beat every cycle.  TLAST marks the packet's final beat; ``finished`` is set in the cycle
+    that beat is accepted.  ``abort`` empties the sender at once; a beat accepted in that cycle
+    does not count.
 
     Parameters
     ----------
@@ -42,10 +46,12 @@ class OutputSender(wiring.Component):
     def __init__(self, *, config):
         self.config = config
         super().__init__({
-            "clear": In(1), "h_valid": In(1), "h_code": In(signed(8)),
+            "clear": In(1), "h_valid": In(1), "h_code": In(signed(8)), "h_unit": In(unit_index_shape(config)),
             **({"h_valid2": In(1), "h_code2": In(signed(8))} if config.tail_units > 1 else {}),
+            **({"h_sequence": In(range(config.max_batch)), "batch": In(range(config.max_batch + 1))}
+               if config.max_batch > 1 else {}),
             "start": In(1), "abort": In(1), "steps": In(5),
-            "logits": In(unsigned(32 * max(config.num_classes, 1))),
+            "logits": In(unsigned(32 * max(config.num_classes, 1) * config.max_batch)),
             "o_stream": Out(stream.Signature(beat_layout(config.stream_width))),
             "finished": Out(1),
         })
@@ -58,29 +64,33 @@ class OutputSender(wiring.Component):
         bpw = cfg.bytes_per_word
         lanes = stream_format.lanes_per_beat(cfg)
         logit_beats = stream_format.output_logit_beats(cfg)
-        words = cfg.max_timesteps * osb
+        B_max = cfg.max_batch
+        words = cfg.max_run_steps * osb
         m.submodules.word_buf = word_buf = ram(shape=unsigned(cfg.stream_width), depth=words)
         write = word_buf.write_port(granularity=8)
         read = word_buf.read_port()
 
-        # -- packer: byte lane one-hot, unit of the step, word address ----------------------------
-        lane = Signal(bpw // cfg.tail_units, init=1)   # one-hot: the slot of TU codes written next
-        unit = Signal(range(max(H, 2)))
-        waddr = Signal(range(words + 1))
-        # a slot holds TU codes (a pair's second only with h_valid2)
+        # -- packer: the word of each sequence's current step, the unit's word and byte in it -------
+        step_word = [Signal(range(words + 1), name=f"step_word{b}") for b in range(B_max)]
+        sequence = self.h_sequence if B_max > 1 else Const(0)
         TU = cfg.tail_units
-        slots = bpw // TU
+        slots = bpw // TU          # a slot holds TU codes (a pair's second only with h_valid2)
         codes = [self.h_code] + ([self.h_code2] if TU > 1 else [])
         valids = [self.h_valid] + ([self.h_valid2] if TU > 1 else [])
-        m.d.comb += [write.addr.eq(waddr), write.data.eq(Cat(*codes).as_unsigned().replicate(slots)),
-                     write.en.eq(Cat(*[Cat(*[bit & v for v in valids]) for bit in lane[:slots]]))]
+        word_bits = (bpw - 1).bit_length()
+        slot = self.h_unit[:word_bits] >> (TU - 1)
+        lane = Signal(slots)
+        m.d.comb += [lane.eq(1 << slot), write.addr.eq(Array(step_word)[sequence] + (self.h_unit >> word_bits)),
+                     write.data.eq(Cat(*codes).as_unsigned().replicate(slots)),
+                     write.en.eq(Cat(*[Cat(*[bit & v for v in valids]) for bit in lane]))]
+        step_end = Const(1) if H <= TU else self.h_unit >= H - TU   # a constant compare is a lint error
         with m.If(self.clear):
-            m.d.sync += [lane.eq(1), unit.eq(0), waddr.eq(0)]
-        with m.Elif(self.h_valid):
-            step_end = Const(1) if H <= TU else unit >= H - TU   # a constant compare is a lint error
-            m.d.sync += [unit.eq(Mux(step_end, 0, unit + TU)), lane.eq(Cat(lane[slots - 1], lane[:slots - 1]))]
-            with m.If(step_end | lane[slots - 1]):
-                m.d.sync += [waddr.eq(waddr + 1), lane.eq(1)]
+            # sequence b's steps from word b·T·osb on
+            m.d.sync += [word.eq(b * osb * self.steps) for b, word in enumerate(step_word)]
+        with m.Elif(self.h_valid & step_end):
+            for b, word in enumerate(step_word):
+                with m.If(sequence == b):
+                    m.d.sync += word.eq(word + osb)
 
         # -- send: issue → registered read → FIFO → o_stream ----------------------------------------
         m.submodules.fifo = out_fifo = ResetInserter(self.abort)(
@@ -93,6 +103,9 @@ class OutputSender(wiring.Component):
         t, w = Signal(5), Signal(range(max(osb, 2)))   # step and word of the h word issued next
         last_t = Signal(5)                             # steps − 1, registered at start
         logit = Signal(range(max(logit_beats, 2)))   # logit beat issued next (no zero-width signals)
+        seq = Signal(range(B_max))                     # the sequence whose beats are issued
+        seq_last = Signal()                            # seq == batch − 1
+        batch = self.batch if B_max > 1 else Const(1)
         raddr = Signal(range(words + 1))
         # stage 1: the read is under way; stage 2: its data registered as it leaves the block RAM
         # (no output register there, and its clock-to-out is most of a cycle: no logic before the
@@ -113,15 +126,21 @@ class OutputSender(wiring.Component):
         m.d.sync += [data2.eq(read.data), mask2.eq(mask1), logit_word2.eq(logit_word1),
                      data3.eq((data2 & mask2) | logit_word2)]
         if C:
-            logit_lanes = [self.logits[32 * i:32 * (i + 1)] if i < C else Const(0, 32)
-                           for i in range(logit_beats * lanes)]
-            logit_beat = Array(Cat(*logit_lanes[lanes * b:lanes * (b + 1)]) for b in range(logit_beats))
+            # a sequence's logit beats: its C lanes, zero past them
+            logit_lanes = [[self.logits.word_select(b * C + i, 32) if i < C else Const(0, 32)
+                            for i in range(logit_beats * lanes)] for b in range(B_max)]
+            logit_beat = Array(Array(Cat(*seq_lanes[lanes * n:lanes * (n + 1)]) for n in range(logit_beats))
+                               for seq_lanes in logit_lanes)
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [t.eq(0), w.eq(0), logit.eq(0), raddr.eq(0), last_t.eq(self.steps - 1)]
+                    m.d.sync += [t.eq(0), w.eq(0), logit.eq(0), raddr.eq(0), last_t.eq(self.steps - 1),
+                                 seq.eq(0), seq_last.eq(batch == 1)]
                     m.next = "WORDS"
+
+            def next_sequence():
+                m.d.sync += [seq.eq(seq + 1), seq_last.eq(seq + 2 == batch), t.eq(0), w.eq(0), logit.eq(0)]
 
             with m.State("WORDS"):
                 m.d.comb += issue.eq(in_flight < FIFO_DEPTH)
@@ -129,20 +148,28 @@ class OutputSender(wiring.Component):
                 with m.If(issue):
                     m.d.sync += [raddr.eq(raddr + 1), w.eq(Mux(w == osb - 1, 0, w + 1)),
                                  mask1.eq(Mux(w == osb - 1, keep, ~Const(0, cfg.stream_width))), logit_word1.eq(0),
-                                 last1.eq(last_word if C == 0 else 0)]
+                                 last1.eq(last_word & seq_last if C == 0 else 0)]
                     with m.If(w == osb - 1):
                         m.d.sync += t.eq(t + 1)
                     with m.If(last_word):
-                        m.next = "LOGITS" if C else "IDLE"
+                        if C:
+                            m.next = "LOGITS"
+                        else:
+                            next_sequence()
+                            with m.If(seq_last):
+                                m.next = "IDLE"
 
             if C:
                 with m.State("LOGITS"):
                     m.d.comb += issue.eq(in_flight < FIFO_DEPTH)
                     with m.If(issue):
-                        m.d.sync += [logit.eq(logit + 1), mask1.eq(0), logit_word1.eq(logit_beat[logit]),
-                                     last1.eq(logit == logit_beats - 1)]
+                        m.d.sync += [logit.eq(logit + 1), mask1.eq(0), logit_word1.eq(logit_beat[seq][logit]),
+                                     last1.eq((logit == logit_beats - 1) & seq_last)]
                         with m.If(logit == logit_beats - 1):
-                            m.next = "IDLE"
+                            next_sequence()
+                            m.next = "WORDS"
+                            with m.If(seq_last):
+                                m.next = "IDLE"
 
         with m.If(self.abort):
             m.d.sync += [fsm.state.eq(fsm.encoding["IDLE"]), v1.eq(0), v2.eq(0), v3.eq(0)]

@@ -24,15 +24,24 @@ def _bits_for(n: int) -> int:
 
 
 def input_buffer_depth(config) -> int:
-    """Words of the full-mode input buffer: one input packet of ``max_timesteps`` steps."""
-    return config.max_timesteps * stream_format.input_beats_per_step(config)
+    """Words of the full-mode input buffer: one input packet of ``max_timesteps`` steps of each of
+    ``max_batch`` sequences."""
+    return config.max_run_steps * stream_format.input_beats_per_step(config)
 
 
 def sequence_bits(config) -> int:
-    """Width of addresses into the per-run sequences: the h buffers (T·H codes) and the input
-    buffer (T·words per step), with two bits of headroom for the dependency bounds' arithmetic."""
+    """Width of addresses into the per-run sequences: the h buffers (T·B·H codes) and the input
+    buffer (T·B·words per step), with two bits of headroom for the dependency bounds' arithmetic."""
     wps = stream_format.input_beats_per_step(config)
-    return _bits_for(config.max_timesteps * max(config.hidden_size, wps) + 1) + 2
+    return _bits_for(config.max_run_steps * max(config.hidden_size, wps) + 1) + 2
+
+
+def batch_fields(config) -> dict:
+    """A batch's sequence index and its first cell-memory word (b·H), on a core with
+    ``max_batch`` > 1 (none otherwise)."""
+    if config.max_batch == 1:
+        return {}
+    return {"sequence": range(config.max_batch), "cell_base": range(config.max_batch * config.hidden_size)}
 
 
 def unit_index_shape(config):
@@ -64,6 +73,7 @@ def group_tag_layout(config) -> data.StructLayout:
         "unit_base": unit_index_shape(config),   # first hidden unit of the group
         "first_step": 1,                         # t = 0: the previous cell state is zero
         "classify": 1,                           # last step of the last layer: feed the classifier
+        **batch_fields(config),                  # the sequence b of a batch, its cell words b·H
     })
 
 
@@ -103,4 +113,5 @@ def unit_layout(config) -> data.StructLayout:
         **_pre_base(config),
         "first_step": 1,
         "classify": 1,
+        **batch_fields(config),
     })

@@ -38,6 +38,9 @@ class RunControl(wiring.Component):
     gives up) ends the run the same way: the flags go to ERROR from ``DDR_ERROR_SHIFT`` up, the
     computation is flushed, the rest of a packet under way is drained, no output is sent.
 
+    With ``config.max_batch`` > 1, ``start`` takes ``run_batch`` sequences (BATCH, checked like
+    TIMESTEPS: outside 1..max_batch sets ``Error.BATCH``) and holds it on ``batch`` for the run.
+
     Parameters
     ----------
     config : AcceleratorConfig
@@ -61,7 +64,9 @@ class RunControl(wiring.Component):
             # input receiver
             "receive_begin": Out(1), "receive_in_packet": In(1), "receive_final": In(1),
             # column scheduler, engine, tail
-            "steps": Out(5), "compute_start": Out(1), "compute_finished": In(1), "flush": Out(1),
+            "steps": Out(5), "compute_start": Out(1),
+            **({"run_batch": In(32), "batch": Out(range(config.max_batch + 1))}
+               if config.max_batch > 1 else {}), "compute_finished": In(1), "flush": Out(1),
             **({"fetch_fault": In(4)} if config.ddr_weights else {}),
             # output sender (and its stream, observed)
             "output_start": Out(1), "output_abort": Out(1), "output_finished": In(1),
@@ -72,6 +77,7 @@ class RunControl(wiring.Component):
         m = Module()
         cfg = self.config
         T_max = cfg.max_timesteps
+        batched = cfg.max_batch > 1
         wps = stream_format.input_beats_per_step(cfg)
 
         error = Signal(16)
@@ -153,9 +159,14 @@ class RunControl(wiring.Component):
                         m.d.sync += [done.eq(1), error.eq(Error.NO_WEIGHTS)]
                     with m.Elif((self.timesteps == 0) | (self.timesteps > T_max)):
                         m.d.sync += [done.eq(1), error.eq(Error.TIMESTEPS)]
+                    if batched:
+                        with m.Elif((self.run_batch == 0) | (self.run_batch > cfg.max_batch)):
+                            m.d.sync += [done.eq(1), error.eq(Error.BATCH)]
                     with m.Else():
                         m.d.comb += self.receive_begin.eq(1)
                         m.d.sync += [T.eq(self.timesteps), run_cycles.eq(0), run_counting.eq(1)]
+                        if batched:
+                            m.d.sync += self.batch.eq(self.run_batch)
                         m.next = "RECV"
                 with m.Elif(self.load_weights):
                     m.d.comb += self.load_begin.eq(1)

@@ -10,6 +10,7 @@ from amaranth.lib.wiring import In, Out
 
 from lstmfpga.foundation.hw import weight_image
 from lstmfpga.hw import latency
+from lstmfpga.hw.rtl import payloads
 from lstmfpga.hw.rtl.ram import ram
 from lstmfpga.hw.rtl.requantizer import Requantizer
 
@@ -44,7 +45,7 @@ def preactivation_port_shapes(config) -> dict[str, int]:
     """The tail's write port for split-mode pre-activations: name → width.  The input receiver
     drives it with one beat per write, ``stream_width // 32`` consecutive 32-bit gate lanes of one
     hidden unit starting at gate lane ``pre_lane``."""
-    return {"pre_we": 1, "pre_addr": _bits_for(config.max_timesteps * config.hidden_size), "pre_lane": 2,
+    return {"pre_we": 1, "pre_addr": _bits_for(config.max_run_steps * config.hidden_size), "pre_lane": 2,
             "pre_data": config.stream_width}
 
 
@@ -55,9 +56,11 @@ class TailUnit(wiring.Component):
     (``h_addr`` = ``step_base`` + ``unit`` div S, the h-buffer word of the layer's h sequence,
     ``h_lane`` = ``unit`` mod S its byte; S = ``config.column_sets``).  Split mode: the unit's
     pre-activation is read at slot ``pre_base`` + ``unit``.  Units of one
-    layer must arrive in step order (the cell state of unit j lives in one memory word).
-    ``classify`` marks units of the last step of the last layer: their h codes are accumulated
-    into ``logits`` (which ``cls_start`` presets to the classifier bias).
+    layer and sequence must arrive in step order (the cell state of unit j of sequence b lives in
+    memory word ``cell_base`` + j, ``cell_base`` = b·H).  ``classify`` marks units of the last step
+    of the last layer: their h codes are accumulated into sequence b's lanes of ``logits`` (C
+    32-bit lanes a sequence, which ``cls_start`` presets to the classifier bias).  ``h_unit`` and
+    ``h_sequence`` say whose h code leaves.
 
     Parameters
     ----------
@@ -70,19 +73,22 @@ class TailUnit(wiring.Component):
         self.config = c = config
         H = c.hidden_size
         self.unit_bits = _bits_for(H + 1)
-        self.seq_bits = _bits_for(c.max_timesteps * H + 1)
+        self.seq_bits = _bits_for(c.max_run_steps * H + 1)
         C = max(c.num_classes, 1)
+        batch = payloads.batch_fields(c)
         super().__init__({
             "valid": In(1), "layer": In(2), "step_base": In(self.seq_bits), "first_step": In(1),
             **({"pre_base": In(self.seq_bits)} if c.mode == "split" else {}),
             "classify": In(1), "unit": In(self.unit_bits), "acc": In(unsigned(4 * c.accumulator_bits)),
+            **{name: In(shape) for name, shape in batch.items()},
             **{name: In(shape) for name, shape in load_port_shapes(c).items()},
             **{name: In(shape) for name, shape in preactivation_port_shapes(c).items()},
             "cls_start": In(1), "flush": In(1),
             "h_valid": Out(1), "h_layer": Out(2), "h_addr": Out(self.seq_bits),
             "h_lane": Out(max(1, c.column_sets.bit_length() - 1)),
-            "h_code": Out(signed(c.io_bits)),
-            "logits": Out(unsigned(32 * C)),
+            "h_code": Out(signed(c.io_bits)), "h_unit": Out(self.unit_bits),
+            **({"h_sequence": Out(batch["sequence"])} if batch else {}),
+            "logits": Out(unsigned(32 * C * c.max_batch)),
         })
 
     def elaborate(self, platform):
@@ -115,14 +121,14 @@ class TailUnit(wiring.Component):
         m.d.comb += [bias_w.addr.eq(self.bias_addr), bias_w.data.eq(self.bias_data.replicate(4)),
                      bias_w.en.eq(Mux(self.bias_we, 1 << self.bias_lane, 0))]
         if split:
-            pre_mem = ram(shape=unsigned(128), depth=c.max_timesteps * H)
+            pre_mem = ram(shape=unsigned(128), depth=c.max_run_steps * H)
             m.submodules.pre_mem = pre_mem
             pre_w = pre_mem.write_port(granularity=32)
             pre_r = pre_mem.read_port()
             per_write = c.stream_width // 32
             m.d.comb += [pre_w.addr.eq(self.pre_addr), pre_w.data.eq(self.pre_data.replicate(4 // per_write)),
                          pre_w.en.eq(Mux(self.pre_we, ((1 << per_write) - 1) << self.pre_lane, 0))]
-        cell_mem = ram(shape=signed(cb), depth=H)
+        cell_mem = ram(shape=signed(cb), depth=c.max_batch * H)
         m.submodules.cell_mem = cell_mem
         cell_w = cell_mem.write_port()
         cell_r = cell_mem.read_port()
@@ -159,9 +165,16 @@ class TailUnit(wiring.Component):
         first = chain("first", 1, self.first_step)
         cls = chain("cls", 1, self.classify)
         unit = chain("unit", self.unit_bits, self.unit)
+        batch = payloads.batch_fields(c)
+        if batch:
+            sequence = chain("sequence", batch["sequence"], self.sequence)
+            cell_base = chain("cell_base", batch["cell_base"], self.cell_base)
+
+        def cell_addr(stage):
+            return cell_base[stage] + unit[stage] if batch else unit[stage]
 
         S = latency.TAIL_STAGES
-        m.d.comb += [bias_r.addr.eq(layer[S["read"]] * H + unit[S["read"]]), cell_r.addr.eq(unit[S["read"]])]
+        m.d.comb += [bias_r.addr.eq(layer[S["read"]] * H + unit[S["read"]]), cell_r.addr.eq(cell_addr(S["read"]))]
         if split:
             # the read stage is the input cycle: the slot needs no pipeline
             m.d.comb += pre_r.addr.eq(self.pre_base + unit[S["read"]])
@@ -242,7 +255,7 @@ class TailUnit(wiring.Component):
         m.d.sync += c_new.eq(Mux(below, cell_lo, Mux(above, cell_hi, c_sum2)))
         # write cell state, tanh(c) look-up
         w = S["cell_write"]
-        m.d.comb += [cell_w.addr.eq(unit[w]), cell_w.data.eq(c_new), cell_w.en.eq(valid[w])]
+        m.d.comb += [cell_w.addr.eq(cell_addr(w)), cell_w.data.eq(c_new), cell_w.en.eq(valid[w])]
         t_index = (c_new - param(layer[w], CELL_LO).as_signed())[:cb]
         m.d.comb += tanh_r.addr.eq(Cat(t_index, layer[w]) if L > 1 else t_index)
         # o · tanh(c)
@@ -254,7 +267,8 @@ class TailUnit(wiring.Component):
         drive(rq_h, RQ_H, S["h_rq"], h_in)
         out = S["h_out"]
         m.d.comb += [self.h_valid.eq(valid[out]), self.h_layer.eq(layer[out]),
-                     self.h_code.eq(rq_h.result)]
+                     self.h_code.eq(rq_h.result), self.h_unit.eq(unit[out]),
+                     *([self.h_sequence.eq(sequence[out])] if batch else [])]
         set_bits = c.column_sets.bit_length() - 1
         m.d.comb += self.h_addr.eq(base[out] + (unit[out] >> set_bits))
         if set_bits:
@@ -279,13 +293,16 @@ class TailUnit(wiring.Component):
             for s in range(latency.MEMORY_READ + latency.MEMORY_OUTPUT):
                 h_cls = registered(h_cls, f"h_cls{s + 1}")
             w_cls = registered(cls_r.data, "cls_weights")
-            take = valid[out + latency.CLASSIFIER] & cls[out + latency.CLASSIFIER]
-            logits = [Signal(32, name=f"logit{k}") for k in range(C)]
+            at = out + latency.CLASSIFIER
+            take = valid[at] & cls[at]
+            logits = [[Signal(32, name=f"logit{k}" + (f"_{b}" if batch else "")) for k in range(C)]
+                      for b in range(c.max_batch)]
             for k in range(C):
                 product = registered(w_cls[k * cw:(k + 1) * cw].as_signed() * h_cls, f"cls_product{k}")
-                with m.If(self.cls_start):
-                    m.d.sync += logits[k].eq(bias_regs[k])
-                with m.Elif(take):
-                    m.d.sync += logits[k].eq(logits[k].as_signed() + product)
-            m.d.comb += self.logits.eq(Cat(*logits))
+                for b, lanes in enumerate(logits):
+                    with m.If(self.cls_start):
+                        m.d.sync += lanes[k].eq(bias_regs[k])
+                    with m.Elif(take & (sequence[at] == b) if batch else take):
+                        m.d.sync += lanes[k].eq(lanes[k].as_signed() + product)
+            m.d.comb += self.logits.eq(Cat(*(lane for lanes in logits for lane in lanes)))
         return m

@@ -84,6 +84,13 @@ class LstmAcceleratorTop(wiring.Component):
             m.d.sync += timesteps.eq(wdata)
         with m.If(do_write & (waddr == Reg.TIMEOUT >> 2)):
             m.d.sync += timeout.eq(wdata)
+        batch_register = {}
+        if cfg.max_batch > 1:
+            batch = Signal(32, init=1)
+            batch_register = {Reg.BATCH: batch}
+            with m.If(do_write & (waddr == Reg.BATCH >> 2)):
+                m.d.sync += batch.eq(wdata)
+            m.d.comb += core.batch.eq(batch)
         ddr_registers = {}
         if cfg.ddr_weights:
             ddr_registers = {Reg.DDR_BASE_LO: Signal(32, name="ddr_base_lo"),
@@ -106,7 +113,7 @@ class LstmAcceleratorTop(wiring.Component):
         values = {
             Reg.ID: register_map.CORE_ID, Reg.VERSION: register_map.CORE_VERSION, Reg.STATUS: status,
             Reg.ERROR: core.error, Reg.TIMESTEPS: timesteps, Reg.CYCLES: core.cycles,
-            Reg.TIMEOUT: timeout, Reg.RUN_CYCLES: core.run_cycles, **ddr_registers,
+            Reg.TIMEOUT: timeout, Reg.RUN_CYCLES: core.run_cycles, **ddr_registers, **batch_register,
             **{Reg[name]: value for name, value in shape.items()},
             **{register_map.hash_offset(i): core.hash[32 * i:32 * (i + 1)] for i in range(register_map.HASH_WORDS)},
         }

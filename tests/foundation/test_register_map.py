@@ -1,5 +1,6 @@
 """SHAPE_* registers: decode_shape inverts shape_registers on drawn configurations, packed or not,
-with one column set or more, one tail unit or two."""
+with one column set or more, one tail unit or two, weights on chip or in DDR, one sequence a run or
+a batch."""
 
 import numpy as np
 import pytest
@@ -22,7 +23,8 @@ def _drawn_config(rng, ddr_rng=None) -> AcceleratorConfig:
     ddr = {}
     if ddr_rng is not None and ddr_rng.random() < 0.4:
         ddr = dict(weight_residency="stream", ddr_width=int(ddr_rng.choice([64, 128])),
-                   ddr_burst=int(ddr_rng.integers(1, 257)), ddr_outstanding=int(ddr_rng.integers(1, 65)))
+                   ddr_burst=int(ddr_rng.integers(1, 257)), ddr_outstanding=int(ddr_rng.integers(1, 65)),
+                   max_batch=int(ddr_rng.choice([1, ddr_rng.integers(2, 65)])))
     return AcceleratorConfig(**ddr,
         input_size=int(rng.integers(1, 3000)), hidden_size=int(rng.integers(1, 600)),
         num_layers=int(rng.integers(1, 4)), lanes=lanes, mode=mode, stream_width=stream_width,
@@ -34,7 +36,7 @@ def _drawn_config(rng, ddr_rng=None) -> AcceleratorConfig:
 
 def test_decode_shape_inverts_shape_registers():
     rng, ddr_rng = np.random.default_rng(13), np.random.default_rng(14)
-    packed = sets = tails = ddr = 0
+    packed = sets = tails = ddr = batches = 0
     for _ in range(200):
         config = _drawn_config(rng, ddr_rng)
         registers = shape_registers(config)
@@ -42,7 +44,7 @@ def test_decode_shape_inverts_shape_registers():
         # packing), a core of one column set SHAPE_SETS; a driver reading every SHAPE_* register gets 0 there
         unmapped = ([] if config.macs_per_dsp > 1 else ["SHAPE_PACKING"]) + \
             ([] if config.column_sets > 1 else ["SHAPE_SETS"]) + ([] if config.tail_units > 1 else ["SHAPE_TAILS"]) + \
-            ([] if config.ddr_weights else ["SHAPE_DDR"])
+            ([] if config.ddr_weights else ["SHAPE_DDR"]) + ([] if config.max_batch > 1 else ["SHAPE_BATCH"])
         names = [reg.name for reg in SHAPE_REGS]
         assert sorted(list(registers) + unmapped) == sorted(names)
         assert list(registers) == [name for name in names if name in registers]
@@ -50,12 +52,13 @@ def test_decode_shape_inverts_shape_registers():
         sets += config.column_sets > 1
         tails += config.tail_units > 1
         ddr += config.ddr_weights
+        batches += config.max_batch > 1
         expected = config
         if config.num_classes == 0:  # no classifier: its width is not carried
             expected = AcceleratorConfig(**{**config.__dict__, "classifier_weight_bits": 8})
         assert decode_shape(registers) == expected
         assert decode_shape({**dict.fromkeys(unmapped, 0), **registers}) == expected
-    assert packed > 50 and sets > 30 and tails > 10 and ddr > 50
+    assert packed > 50 and sets > 30 and tails > 10 and ddr > 50 and batches > 25
 
 
 def test_ddr_error_bits_follow_the_fetchers_flags():

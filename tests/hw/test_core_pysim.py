@@ -21,7 +21,7 @@ AXI_SAMPLED = ("m_axi_arvalid", "m_axi_arready", "m_axi_araddr", "m_axi_arlen", 
 
 
 def _simulate(config, image, packets, timesteps, *, memory=None, region=(0, 0), timeout=1 << 20,
-              soft_reset_after=None, max_cycles=200_000):
+              soft_reset_after=None, max_cycles=200_000, batches=None):
     """Load ``image``, run each packet of 32-bit lanes (``lanes_per_beat`` lanes a beat, lane 0 in
     the low bits) under output backpressure; returns the output packets as lanes and the flags.
 
@@ -29,8 +29,9 @@ def _simulate(config, image, packets, timesteps, *, memory=None, region=(0, 0), 
     ``observe(cycle, sampled)``, :class:`axi_weight_reader_bench.ScriptedMemory`) answers the
     core's ``m_axi_*`` port from the run's START on, and ``region`` is (DDR_BASE, DDR_LENGTH) or
     ``region(run)``.  ``soft_reset_after(run)`` → N or None: a soft reset N cycles after the
-    memory took the run's first AR, once the packet is sent.  A run that ends without output (an
-    error, a soft reset) or sends none within ``max_cycles`` gives an empty packet."""
+    memory took the run's first AR, once the packet is sent.  ``batches[run]``: the BATCH of a
+    run (a core with ``max_batch`` > 1).  A run that ends without output (an error, a soft reset) or
+    sends none within ``max_cycles`` gives an empty packet."""
     dut = LstmCore(config=config)
     per = stream_format.lanes_per_beat(config)
     outputs, flags = [], {}
@@ -83,6 +84,9 @@ def _simulate(config, image, packets, timesteps, *, memory=None, region=(0, 0), 
         flags["weights_valid"] = ctx.get(dut.weights_valid)
         for run, (lanes, T) in enumerate(zip(packets, timesteps)):
             ctx.set(dut.timesteps, T)
+            if batches is not None:
+                ctx.set(dut.batch, batches[run])
+                await ctx.tick()          # the core registers T·B a cycle before START reads it
             if memory is not None:
                 current["memory"] = memory(run)
                 base, length = region(run) if callable(region) else region

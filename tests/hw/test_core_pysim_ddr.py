@@ -4,6 +4,7 @@ AXI4 memory written from the AXI rules (:class:`ScriptedMemory`: fixed latency, 
 schedule (:func:`~lstmfpga.hw.ddr_schedule.estimate_ddr`), and every fault ending its run with
 the documented error bit, no output, and an exact run after it."""
 
+import dataclasses
 import random
 
 import numpy as np
@@ -18,7 +19,7 @@ from lstmfpga.foundation.hw.weight_image import build_weight_image
 from lstmfpga.hw import cycle_model
 from lstmfpga.hw.ddr_schedule import DdrPort, estimate_ddr
 from lstmfpga.sim.golden.random_artifact import random_artifact
-from lstmfpga.sim.rtl_check import golden_packets, random_codes
+from lstmfpga.sim.rtl_check import golden_batch_packets, golden_packets, random_codes
 from test_core_pysim import _simulate
 
 #: The DDR schedule's bound on its error against CYCLES (issue #11: exact or within 2 %).
@@ -168,3 +169,56 @@ def test_soft_reset_during_a_fetch(seed):
                                memory=lambda run: memory, soft_reset_after=lambda run: rnd.randint(0, 10) if run == 0 else None)
     _check_fault_then_exact(config, outputs, flags, expected, 0)
     assert not memory.beats                          # every beat of the reset fetch was taken
+
+
+def _batch_core(seed, **fixed):
+    rnd = random.Random(700 + seed)
+    art, config = _drawn_core(rnd, 700 + seed, **fixed)
+    return rnd, art, dataclasses.replace(config, max_batch=rnd.randint(2, 4))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_ddr_core_batches_match_golden_and_ddr_schedule(seed):
+    """Batches of B drawn sequences (B from 1 to max_batch, T drawn): each group's rows fetched once
+    and used by every sequence; every sequence bit-exact against the golden, CYCLES against the
+    schedule's batch walk (exact in one 4 KiB page, within 2 % otherwise)."""
+    rnd, art, config = _batch_core(seed)
+    latency, interval = rnd.randint(1, 40), rnd.randint(1, 3)
+    ddr = build_ddr_image(art, config).tobytes()
+    base = _base(rnd, config)
+    rng = np.random.default_rng(seed)
+    runs = [(rnd.randint(1, config.max_timesteps), rnd.randint(1, config.max_batch)) for _ in range(2)]
+    runs.append((config.max_timesteps, config.max_batch))
+    packets, expected = zip(*(golden_batch_packets(config, art, np.stack([random_codes(art, rng, T) for _ in range(B)]))
+                              for T, B in runs))
+    outputs, flags = _simulate(config, build_weight_image(art, config), packets, [T for T, _ in runs],
+                               memory=lambda run: _memory(ddr, base, config, latency=latency, interval=interval),
+                               region=(base, len(ddr)), batches=[B for _, B in runs])
+    assert flags["errors"] == [0] * len(runs)
+    for got, want in zip(outputs, expected):
+        np.testing.assert_array_equal(got, want)
+    port = DdrPort(data_width=config.ddr_width, max_burst=config.ddr_burst, outstanding=config.ddr_outstanding,
+                   latency=latency, interval=interval)
+    for (T, B), cycles in zip(runs, flags["cycles"]):
+        model = estimate_ddr(config, T, residency="stream", batch=B, port=port).compute_cycles
+        if base % 4096 + len(ddr) <= 4096:
+            assert cycles == model, (config, T, B, latency, interval)
+        else:
+            assert abs(cycles - model) <= MODEL_TOLERANCE * cycles, (config, T, B, latency, interval, cycles, model)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_batch_outside_the_core_is_refused(seed):
+    """BATCH 0 or past max_batch: START refused with Error.BATCH and nothing read; the next run exact."""
+    rnd, art, config = _batch_core(seed, mode=["full", "split"][seed])
+    ddr = build_ddr_image(art, config).tobytes()
+    base = _base(rnd, config)
+    rng = np.random.default_rng(seed)
+    T, B = config.max_timesteps, config.max_batch
+    packet, want = golden_batch_packets(config, art, np.stack([random_codes(art, rng, T) for _ in range(B)]))
+    outputs, flags = _simulate(config, build_weight_image(art, config), [np.zeros(0, np.uint32), packet], [T, T],
+                               memory=lambda run: _memory(ddr, base, config, latency=3), region=(base, len(ddr)),
+                               batches=[rnd.choice([0, B + 1, 1 << 20]), B])
+    assert flags["errors"] == [Error.BATCH, 0]
+    assert outputs[0].size == 0
+    np.testing.assert_array_equal(outputs[1], want)

