@@ -3,13 +3,17 @@ harness against the same core with its weights on chip, over memories of several
 idle rates.
 
     python bench/ddr_core.py [--input 256 --hidden 64 --layers 2 --steps 8 --weight-bits 4]
-                             [--lanes 64] [--sequences 4] [--latencies 1,24,100] [--cache-dir DIR]
+                             [--lanes 64] [--sequences 4] [--latencies 1,24,100] [--batches 1,2,4,8]
+                             [--cache-dir DIR]
 
 For each memory it prints the measured CYCLES of a T-step sequence (mean over the sequences), the
 DDR schedule's estimate (``estimate_ddr``, residency ``stream``) and its error, the on-chip core's
 measured CYCLES in the same run and the ratio, the DDR bytes a sequence reads and the bandwidth
-that is at 250 MHz, and the harness's simulated cycles per wall second.  Every run is checked
-bit-exact against the integer golden.
+that is at 250 MHz, and the harness's simulated cycles per wall second.  Then batches: a core
+built with ``max_batch`` = the largest B, run through the unchanged driver on the simulated board
+(64-bit port, the slowest latency), for each B the CYCLES of a batch, its model, the cycles and
+DDR bytes per sequence, and the speed-up per sequence over B = 1 measured in the same run.  Every
+run is checked bit-exact against the integer golden.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ def main() -> None:
     parser.add_argument("--lanes", type=int, default=64)
     parser.add_argument("--sequences", type=int, default=4)
     parser.add_argument("--latencies", default="1,24,100", help="memory latencies in cycles, comma-separated")
+    parser.add_argument("--batches", default="1,2,4,8", help="batch sizes B, comma-separated")
     parser.add_argument("--cache-dir", default=None, help="Verilator build cache (default: a temporary folder)")
     args = parser.parse_args()
 
@@ -97,9 +102,48 @@ def main() -> None:
                     rows.append([f"DDR {width}-bit", latency, pause, cycles, model, f"{(model - cycles) / cycles:+.2%}",
                                  cycles / base_cycles, f"{nbytes / 1e3:.1f}", f"{gbps:.2f}", rate])
                     print(f"  {width}-bit, latency {latency}, R idle {pause:.0%}: {cycles:,.0f} cycles", flush=True)
+        batch_rows = _batches(chip, artifact, cache, args, latency=max(int(v) for v in args.latencies.split(",")))
     print()
     print(_table(["weights", "latency", "R idle", "CYCLES", "model", "model err", "x on chip", "kB/seq",
                   f"GB/s @{CLOCK_MHZ}MHz", "sim cyc/s"], rows))
+    print()
+    print(_table(["B", "CYCLES/batch", "model", "model err", "cycles/seq", "x B=1 per seq", "kB/seq"], batch_rows))
+
+
+def _batches(chip, artifact, cache, args, *, latency: int) -> list[list]:
+    """Batches of B sequences on a core of ``max_batch`` = max B, through the driver."""
+    import numpy as np
+
+    from lstmfpga.foundation.hw.ddr_image import build_ddr_image
+    from lstmfpga.host.backends.golden import GoldenBackend
+    from lstmfpga.host.backends.rtl import RtlBackend
+    from lstmfpga.hw.ddr_schedule import estimate_ddr
+    from lstmfpga.sim.harness.simulated_ddr import SimulatedDdr
+    from lstmfpga.sim.rtl_check import random_codes
+
+    sizes = sorted({1, *(int(v) for v in args.batches.split(","))})
+    ddr = SimulatedDdr(latency=latency)
+    rng = np.random.default_rng(1)
+    rows, per_sequence = [], {}
+    with RtlBackend(artifact=artifact, lanes=chip.lanes, max_steps=chip.max_timesteps, stream_width=64,
+                    weight_residency="stream", ddr_width=64, max_batch=sizes[-1], ddr=ddr, cache_dir=cache,
+                    work_dir=cache) as rtl:
+        config = rtl.config
+        for B in sizes:
+            codes = np.stack([random_codes(artifact, rng, args.steps) for _ in range(B)])
+            before = len(rtl.cycles)
+            got = rtl.run(codes)
+            want = GoldenBackend(artifact=artifact).run(codes)
+            if not (np.array_equal(got.h_codes, want.h_codes) and np.array_equal(got.logits, want.logits)):
+                sys.exit(f"a batch of {B} differs from the golden")
+            cycles = rtl.cycles[before]
+            model = estimate_ddr(config, args.steps, residency="stream", batch=B, port=ddr.port(config))
+            per_sequence[B] = cycles / B
+            nbytes = build_ddr_image(artifact, config).size * args.steps
+            rows.append([B, cycles, model.compute_cycles, f"{(model.compute_cycles - cycles) / cycles:+.2%}",
+                         cycles / B, per_sequence[1] / (cycles / B), f"{nbytes / B / 1e3:.1f}"])
+            print(f"  batch of {B}: {cycles:,} cycles", flush=True)
+    return rows
 
 
 if __name__ == "__main__":

@@ -51,6 +51,9 @@ def add_backend(p, *, default: str) -> None:
                         "AXI4 master each step (rtl backend, harness)")
     p.add_argument("--ddr-width", type=int, choices=(64, 128), default=128,
                    help="the simulated core's AXI4 read port width (rtl backend, weights in DDR; default 128)")
+    p.add_argument("--max-batch", type=int, default=1,
+                   help="sequences the simulated core runs as one batch, each fetched weight row serving all"
+                        " (rtl backend, weights in DDR; default 1)")
     p.add_argument("--max-steps", type=int, default=None,
                    help="longest sequence of the simulated core (rtl); with --listen on the golden backend, "
                         "the longest sequence accepted (default 4096)")
@@ -166,7 +169,7 @@ def build_backend(args, artifact):
                             macs_per_dsp=args.macs_per_dsp, column_sets=args.column_sets,
                             tail_units=args.tail_units, weight_ports=args.weight_ports,
                             stream_width=args.stream_width, weight_residency=args.weight_residency,
-                            ddr_width=args.ddr_width,
+                            ddr_width=args.ddr_width, max_batch=args.max_batch,
                             double_buffer=double_buffer, simulator=args.simulator, **kw)
     if args.overlay is None:
         raise ConfigError("the pynq backend needs --overlay (the .bit file)")

@@ -50,7 +50,7 @@ def add_packing_argument(parser) -> None:
 
 def add_ddr_arguments(parser) -> None:
     """``--weight-residency`` (weights on chip, or every row in DDR through an AXI4 master) and the
-    read port's ``--ddr-width``, ``--ddr-burst``, ``--ddr-outstanding``."""
+    read port's ``--ddr-width``, ``--ddr-burst``, ``--ddr-outstanding``, and ``--max-batch``."""
     parser.add_argument("--weight-residency", choices=WEIGHT_RESIDENCIES, default="chip",
                         help="chip: every weight row in on-chip memory (default); stream: every row in DDR, "
                              "fetched through the m_axi read port each step into a double buffer of two row "
@@ -60,12 +60,16 @@ def add_ddr_arguments(parser) -> None:
     parser.add_argument("--ddr-burst", type=int, default=16,
                         help="longest m_axi burst in beats (1-256; default 16, the AXI3 limit of Zynq-7000)")
     parser.add_argument("--ddr-outstanding", type=int, default=8, help="m_axi bursts in flight (1-64; default 8)")
+    parser.add_argument("--max-batch", type=int, default=1,
+                        help="most sequences one run holds (BATCH register, 1..this), each fetched row group "
+                             "serving them all: DDR traffic per sequence falls by the batch (weights in DDR; "
+                             "default 1)")
 
 
 def ddr_options(args) -> dict:
     """The :class:`AcceleratorConfig` fields of :func:`add_ddr_arguments`."""
     return {"weight_residency": args.weight_residency, "ddr_width": args.ddr_width, "ddr_burst": args.ddr_burst,
-            "ddr_outstanding": args.ddr_outstanding}
+            "ddr_outstanding": args.ddr_outstanding, "max_batch": args.max_batch}
 
 
 def core_config(args):
@@ -132,7 +136,8 @@ def _hdl(args) -> int:
 
         print(f"weights in DDR ({config.weight_residency}): {config.ddr_width}-bit m_axi, bursts <= {config.ddr_burst}, "
               f"{config.ddr_outstanding} in flight; DDR image {layer_offsets(config, config.ddr_width)[-1]:,} bytes "
-              f"(the driver places it and writes DDR_BASE/DDR_LENGTH)")
+              f"(the driver places it and writes DDR_BASE/DDR_LENGTH)"
+              + (f"; batches of up to {config.max_batch} sequences (BATCH)" if config.max_batch > 1 else ""))
     print(f"cycle model T={est.timesteps}: {est.compute_cycles} compute cycles "
           f"({est.cycles_per_step:.1f}/step), MAC utilisation {est.utilization:.1%}"
           + (" with an ideal memory (a lower bound; `lstmfpga plan --residency stream` times a board's DDR)"

@@ -1,10 +1,11 @@
 """Cycle model of the weights-in-DDR engine: the schedule the planner sizes DDR-resident plans by.
 
 Stdlib only.  The core with ``weight_residency="stream"`` (:class:`~lstmfpga.hw.rtl.core.LstmCore`
-with its :class:`~lstmfpga.hw.rtl.ddr_row_fetcher.DdrRowFetcher`) runs residency ``stream`` at
-B = 1 exactly as this model says when the memory's requests are split as a page-aligned one's
-(tests against a fixed-latency memory in Amaranth's simulator and under Verilator); ``wx``,
-``all`` and B > 1 are the specification the rest of the DDR engine is being built to.
+with its :class:`~lstmfpga.hw.rtl.ddr_row_fetcher.DdrRowFetcher`) runs residency ``stream`` —
+one sequence, or a batch of up to ``max_batch`` — exactly as this model says when the memory's
+requests are split as a page-aligned one's (tests against a fixed-latency memory in Amaranth's
+simulator and under Verilator); ``wx`` and ``all`` are the specification the rest of the DDR
+engine is being built to.
 :mod:`lstmfpga.hw.cycle_model` stays the exact model of the on-chip core.
 
 Residency (the same for every layer):

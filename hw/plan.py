@@ -285,11 +285,11 @@ class Plan:
 
     def _ddr_rtl(self, port) -> str:
         """Whether the RTL builds this DDR plan, and how."""
-        if self.residency == "stream" and self.batch == 1:
+        if self.residency == "stream":
             return (f"the RTL builds it: `lstmfpga hdl --weight-residency stream --ddr-width {port.data_width} "
-                    f"--ddr-burst {port.max_burst} --ddr-outstanding {port.outstanding}`")
-        return ("schedule model only: the RTL builds residency stream at B=1; the input pass (wx, all) and "
-                "batches are not in the RTL yet")
+                    f"--ddr-burst {port.max_burst} --ddr-outstanding {port.outstanding}"
+                    + (f" --max-batch {self.batch}`" if self.batch > 1 else "`"))
+        return "schedule model only: the RTL builds residency stream; the input pass (wx, all) is not in the RTL yet"
 
 
 _DDR_SCHEDULES = {

@@ -50,7 +50,7 @@ def board_port(board: Board, clock_mhz: float, ddr_gbps: float | None = None) ->
 
 
 #: Memories that hold one sequence's state or stream data: a batch needs B of them.
-PER_SEQUENCE = ("h_buf", "cell_mem", "input_buf", "word_buf")
+PER_SEQUENCE = ("h_buf", "cell_mem", "input_buf", "word_buf", "pre_mem")
 
 
 def ddr_memories(config, residency: str, batch: int) -> tuple[MemorySpec, ...]:

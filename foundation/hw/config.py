@@ -332,7 +332,8 @@ class AcceleratorConfig:
     def from_artifact(cls, artifact, *, lanes: int, mode: str = "full", max_timesteps: int = 24,
                       stream_width: int = 32, macs_per_dsp: int = 1, column_sets: int = 1,
                       tail_units: int = 1, weight_ports: int = 1, weight_residency: str = "chip",
-                      ddr_width: int = 128, ddr_burst: int = 16, ddr_outstanding: int = 8) -> "AcceleratorConfig":
+                      ddr_width: int = 128, ddr_burst: int = 16, ddr_outstanding: int = 8,
+                      max_batch: int = 1) -> "AcceleratorConfig":
         """The configuration whose bitstream runs ``artifact`` with ``lanes`` MAC lanes."""
         layers = artifact.layers
         if not 1 <= len(layers) <= 3:
@@ -347,8 +348,8 @@ class AcceleratorConfig:
         return cls(input_size=int(layers[0].input_size), hidden_size=hidden, num_layers=len(layers),
                    lanes=lanes, macs_per_dsp=macs_per_dsp, column_sets=column_sets, tail_units=tail_units,
                    weight_ports=weight_ports, weight_residency=weight_residency, ddr_width=ddr_width,
-                   ddr_burst=ddr_burst, ddr_outstanding=ddr_outstanding, mode=mode, num_classes=classes,
-                   max_timesteps=max_timesteps, stream_width=stream_width, **cls.widths_of(artifact))
+                   ddr_burst=ddr_burst, ddr_outstanding=ddr_outstanding, max_batch=max_batch, mode=mode,
+                   num_classes=classes, max_timesteps=max_timesteps, stream_width=stream_width, **cls.widths_of(artifact))
 
     def shape_matches(self, artifact) -> bool:
         """Whether ``artifact`` can be loaded into a bitstream built for this configuration."""

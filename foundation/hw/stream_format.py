@@ -162,7 +162,7 @@ def unpack_output(config, lanes: np.ndarray, timesteps: int) -> tuple[np.ndarray
 
 
 def _check_batch(config, batch: int) -> None:
-    most = getattr(config, "max_batch", 1)
+    most = config.max_batch
     if not 1 <= batch <= most:
         raise InputError(f"a batch must hold 1 to {most} sequences on this core, not {batch}")
 
@@ -233,4 +233,7 @@ def describe(config) -> dict:
             "logit_int32_beats": output_logit_beats(config),
         },
         "last": "final beat of every packet",
+        **({"batch": {"max_batch": config.max_batch, "input": "step t of sequence b at step t*B + b",
+                      "output": "the B sequences' output packets one after another, last on the final beat"}}
+           if config.max_batch > 1 else {}),
     }

@@ -38,9 +38,10 @@ class RtlBackend(Backend):
     ----------
     lanes, macs_per_dsp, column_sets, tail_units, weight_ports, max_steps, stream_width
         Build-time shape of the simulated core (the rest comes from the artifact).
-    weight_residency, ddr_width, ddr_burst, ddr_outstanding
-        Weights on chip (``"chip"``) or in DDR (``"stream"``), and the read port
-        (:class:`~lstmfpga.foundation.hw.config.AcceleratorConfig`); harness only.
+    weight_residency, ddr_width, ddr_burst, ddr_outstanding, max_batch
+        Weights on chip (``"chip"``) or in DDR (``"stream"``), the read port, and the most
+        sequences a run holds (:class:`~lstmfpga.foundation.hw.config.AcceleratorConfig`; the
+        driver runs consecutive sequences of one length as batches); harness only.
     ddr
         The memory behind a core with weights in DDR (a
         :class:`~lstmfpga.sim.harness.simulated_ddr.SimulatedDdr`; default latency, no idle cycles).
@@ -79,7 +80,7 @@ class RtlBackend(Backend):
 
     def __init__(self, *, artifact, mode: str = "full", lanes: int = 8, macs_per_dsp: int = 1, column_sets: int = 1,
                  tail_units: int = 1, weight_ports: int = 1, max_steps: int = 24, weight_residency: str = "chip",
-                 ddr_width: int = 128, ddr_burst: int = 16, ddr_outstanding: int = 8, ddr=None,
+                 ddr_width: int = 128, ddr_burst: int = 16, ddr_outstanding: int = 8, max_batch: int = 1, ddr=None,
                  stream_width: int = 32, double_buffer: bool = True, cache_dir=None, timeout_s: float | None = None,
                  watchdog_cycles: int = 1 << 20, poll_cycles: int | None = None, stall_output: bool = False,
                  input_pause: float = 0.0, output_pause: float = 0.0, seed: int = 0,
@@ -101,7 +102,7 @@ class RtlBackend(Backend):
                                                       column_sets=column_sets, tail_units=tail_units,
                                                       weight_ports=weight_ports, weight_residency=weight_residency,
                                                       ddr_width=ddr_width, ddr_burst=ddr_burst,
-                                                      ddr_outstanding=ddr_outstanding)
+                                                      ddr_outstanding=ddr_outstanding, max_batch=max_batch)
         if self.config.ddr_weights and simulator != "harness":
             raise ConfigError("a core with weights in DDR runs on the harness (simulator='harness'), whose memory "
                               "answers its AXI4 read port; the cocotb board has none")

@@ -11,9 +11,11 @@ it once, and points DDR_BASE_LO/HI and DDR_LENGTH at it; the weight stream still
 image, which the core checks and hashes.  A later ``prepare`` of the same model on the same driver
 copies nothing.
 
-Per sequence: TIMESTEPS, receive armed, START, send; then the core's DONE, its ERROR word, the
-output DMA, CYCLES. ``run`` double-buffers: while the core computes sequence k, sequence k+1 is
-packed and flushed into the other input buffer and the output of k-1 is unpacked.
+Per run: TIMESTEPS (and BATCH on a core with SHAPE_BATCH), receive armed, START, send; then the
+core's DONE, its ERROR word, the output DMA, CYCLES.  A core that takes batches (SHAPE_BATCH > 1)
+runs up to that many consecutive sequences of the same T as one batch: every fetched weight row
+serves them all.  ``run`` double-buffers: while the core computes run k, run k+1 is packed and
+flushed into the other input buffer and the output of k-1 is unpacked.
 
 NumPy only: runs on Python 3.10 / NumPy 1.21 on a PYNQ image.
 """
@@ -64,7 +66,8 @@ def hash_hex(words: Sequence[int]) -> str:
 
 @dataclass(frozen=True)
 class RunResult:
-    """One sequence's output: h codes ``[T, H]``, logits ``[C]`` or None, core cycles."""
+    """One sequence's output: h codes ``[T, H]``, logits ``[C]`` or None, and the core cycles and
+    seconds of its run (shared by the sequences of a batch)."""
 
     h_codes: np.ndarray
     logits: np.ndarray | None
@@ -218,24 +221,33 @@ class LstmCoreDriver:
 
     def _allocate_buffers(self, config: AcceleratorConfig) -> None:
         self._free_stream_buffers()
-        in_words = sf.input_lanes(config, config.max_timesteps)
-        out_words = sf.output_lanes(config, config.max_timesteps)
-        check_transfer(in_words * 4, self.max_transfer_bytes, f"an input packet of T={config.max_timesteps}")
-        check_transfer(out_words * 4, self.max_transfer_bytes, f"an output packet of T={config.max_timesteps}")
+        B = config.max_batch
+        in_words = B * sf.input_lanes(config, config.max_timesteps)
+        out_words = B * sf.output_lanes(config, config.max_timesteps)
+        what = f"T={config.max_timesteps}" + (f" and B={B}" if B > 1 else "")
+        check_transfer(in_words * 4, self.max_transfer_bytes, f"an input packet of {what}")
+        check_transfer(out_words * 4, self.max_transfer_bytes, f"an output packet of {what}")
         self._in_bufs = [self.allocate(shape=(in_words,), dtype=np.uint32) for _ in range(2)]
         self._out_bufs = [self.allocate(shape=(out_words,), dtype=np.uint32) for _ in range(2)]
 
-    def _pack(self, data: np.ndarray, slot: int) -> int:
+    def _pack(self, batch: Sequence[np.ndarray], slot: int) -> int:
         config = self.config
-        lanes = sf.pack_preactivations(config, data) if config.mode == "split" else sf.pack_input(config, data)
+        if config.max_batch > 1:
+            lanes = sf.pack_batch_input(config, np.stack(batch))
+        elif config.mode == "split":
+            lanes = sf.pack_preactivations(config, batch[0])
+        else:
+            lanes = sf.pack_input(config, batch[0])
         buf = self._in_bufs[slot]
         buf[: lanes.size] = lanes
         buf.flush()
         return lanes.size * 4
 
-    def _start(self, slot: int, timesteps: int, in_bytes: int) -> None:
-        out_bytes = sf.output_lanes(self.config, timesteps) * 4
+    def _start(self, slot: int, timesteps: int, batch: int, in_bytes: int) -> None:
+        out_bytes = batch * sf.output_lanes(self.config, timesteps) * 4
         self.mmio.write(Reg.TIMESTEPS, timesteps)
+        if self.config.max_batch > 1:
+            self.mmio.write(Reg.BATCH, batch)
         self.recv.transfer(self._out_bufs[slot], out_bytes)
         self.mmio.write(Reg.CTRL, Ctrl.START)
         self.send.transfer(self._in_bufs[slot], in_bytes)
@@ -253,10 +265,11 @@ class LstmCoreDriver:
         self._out_bufs[slot].invalidate()
         return cycles, self.clock() - started
 
-    def _unpack(self, slot: int, timesteps: int, cycles: int, seconds: float) -> RunResult:
-        words = sf.output_lanes(self.config, timesteps)
-        h, logits = sf.unpack_output(self.config, np.asarray(self._out_bufs[slot][:words]), timesteps)
-        return RunResult(h_codes=h, logits=logits, cycles=int(cycles), seconds=seconds)
+    def _unpack(self, slot: int, timesteps: int, batch: int, cycles: int, seconds: float) -> list[RunResult]:
+        words = batch * sf.output_lanes(self.config, timesteps)
+        h, logits = sf.unpack_batch_output(self.config, np.asarray(self._out_bufs[slot][:words]), timesteps, batch)
+        return [RunResult(h_codes=h[b], logits=None if logits is None else logits[b], cycles=int(cycles),
+                          seconds=seconds) for b in range(batch)]
 
     def check_sequence(self, data: np.ndarray) -> np.ndarray:
         config = self.config
@@ -271,32 +284,46 @@ class LstmCoreDriver:
             raise InputError(f"this bitstream runs 1 to {config.max_timesteps} time steps, not {data.shape[0]}")
         return data
 
-    def run(self, sequences: Sequence[np.ndarray], *, double_buffer: bool = True) -> list[RunResult]:
-        """Run sequences (each ``[T, I]`` codes or ``[T, 4, H]`` pre-activations) one after another."""
+    def run(self, sequences: Sequence[np.ndarray], *, double_buffer: bool = True,
+            max_batch: int | None = None) -> list[RunResult]:
+        """Run sequences (each ``[T, I]`` codes or ``[T, 4, H]`` pre-activations) in order, one
+        result each.  On a core that takes batches, up to ``max_batch`` (default: the core's)
+        consecutive sequences of the same T run as one batch."""
         sequences = [self.check_sequence(s) for s in sequences]
+        most = self.config.max_batch if sequences else 1
+        if max_batch is not None:
+            if not is_integer(max_batch) or not 1 <= max_batch <= most:
+                raise InputError(f"max_batch must be an integer in [1, {most}] on this core, not {max_batch!r}")
+            most = max_batch
+        batches: list[list[np.ndarray]] = []
+        for seq in sequences:
+            if batches and len(batches[-1]) < most and batches[-1][0].shape[0] == seq.shape[0]:
+                batches[-1].append(seq)
+            else:
+                batches.append([seq])
         results: list = []
-        if not sequences:
+        if not batches:
             return results
         if not double_buffer:
-            for seq in sequences:
+            for batch in batches:
                 started = self.clock()
-                self._start(0, seq.shape[0], self._pack(seq, 0))
+                self._start(0, batch[0].shape[0], len(batch), self._pack(batch, 0))
                 cycles, seconds = self._finish(0, started)
-                results.append(self._unpack(0, seq.shape[0], cycles, seconds))
+                results.extend(self._unpack(0, batch[0].shape[0], len(batch), cycles, seconds))
             return results
-        in_bytes = self._pack(sequences[0], 0)
-        previous = None  # (slot, T, cycles, seconds) of the output still to unpack
-        for k, seq in enumerate(sequences):
-            slot, steps = k % 2, seq.shape[0]
+        in_bytes = self._pack(batches[0], 0)
+        previous = None  # (slot, T, B, cycles, seconds) of the output still to unpack
+        for k, batch in enumerate(batches):
+            slot, steps = k % 2, batch[0].shape[0]
             started = self.clock()
-            self._start(slot, steps, in_bytes)
-            if k + 1 < len(sequences):
-                in_bytes = self._pack(sequences[k + 1], 1 - slot)  # overlaps the core's compute
+            self._start(slot, steps, len(batch), in_bytes)
+            if k + 1 < len(batches):
+                in_bytes = self._pack(batches[k + 1], 1 - slot)  # overlaps the core's compute
             if previous is not None:
-                results.append(self._unpack(*previous))
+                results.extend(self._unpack(*previous))
             cycles, seconds = self._finish(slot, started)
-            previous = (slot, steps, cycles, seconds)
-        results.append(self._unpack(*previous))
+            previous = (slot, steps, len(batch), cycles, seconds)
+        results.extend(self._unpack(*previous))
         return results
 
     # -- waiting and recovery -----------------------------------------------------------------

@@ -22,9 +22,9 @@ def image_beats(config) -> int:
     return -(-image_words(config) // stream_format.lanes_per_beat(config))
 
 
-def run_cycles(config, timesteps: int, ddr=None) -> int:
-    """Stall-free cycles of one sequence (input, compute, output): the on-chip core's, or with
-    weights in DDR the DDR schedule's against ``ddr`` (a
+def run_cycles(config, timesteps: int, ddr=None, batch: int = 1) -> int:
+    """Stall-free cycles of one run of ``batch`` sequences (input, compute, output): the on-chip
+    core's, or with weights in DDR the DDR schedule's against ``ddr`` (a
     :class:`~lstmfpga.sim.harness.simulated_ddr.SimulatedDdr`; its default when None)."""
     if not config.ddr_weights:
         from lstmfpga.hw.cycle_model import estimate
@@ -34,7 +34,7 @@ def run_cycles(config, timesteps: int, ddr=None) -> int:
     from lstmfpga.sim.harness.simulated_ddr import SimulatedDdr
 
     port = (ddr or SimulatedDdr()).port(config)
-    return estimate_ddr(config, int(timesteps), residency=config.weight_residency, port=port).run_cycles
+    return estimate_ddr(config, int(timesteps), residency=config.weight_residency, batch=batch, port=port).run_cycles
 
 
 def work_cycles(config, timesteps, *, pause: float = 0.0, ddr=None) -> int:
@@ -44,7 +44,7 @@ def work_cycles(config, timesteps, *, pause: float = 0.0, ddr=None) -> int:
 
 
 def deadline_cycles(config, *, pause: float = 0.0, ddr=None) -> int:
-    """Cycles allowed for the longest single transaction of ``config``: a weight load or a
-    sequence of ``max_timesteps`` steps."""
-    longest = max(image_beats(config), work_cycles(config, [config.max_timesteps], ddr=ddr))
+    """Cycles allowed for the longest single transaction of ``config``: a weight load or a run of
+    ``max_batch`` sequences of ``max_timesteps`` steps."""
+    longest = max(image_beats(config), run_cycles(config, config.max_timesteps, ddr, config.max_batch))
     return int(DEADLINE_MARGIN * longest * _stretch(pause)) + DEADLINE_SLACK_CYCLES

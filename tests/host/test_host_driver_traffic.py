@@ -16,6 +16,7 @@ from lstmfpga.host.driver.errors import (
     StreamTimeout,
     WeightLoadError,
 )
+from lstmfpga.foundation.errors import InputError
 from lstmfpga.foundation.hw import stream_format as sf
 from lstmfpga.foundation.hw.config import AcceleratorConfig
 from lstmfpga.foundation.hw.register_map import (
@@ -352,3 +353,55 @@ def test_ddr_core_needs_buffers_with_a_bus_address(small_artifact):
     with pytest.raises(DriverError, match="gives no physical_address .use pynq.allocate."):
         driver.prepare(small_artifact)
     board.done()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_batch_core_runs_runs_of_equal_length_as_batches(small_artifact, seed):
+    """A core with SHAPE_BATCH: consecutive sequences of one T (up to max_batch) go out as one batch
+    — TIMESTEPS, BATCH, the output armed for B packets, START, the interleaved input packet — and
+    come back one result each, in order."""
+    import random
+
+    rnd = random.Random(seed)
+    config = dataclasses.replace(_ddr_config(small_artifact, rnd), max_batch=rnd.randint(2, 4))
+    rng = np.random.default_rng(seed)
+    lengths = [rnd.choice([2, 5]) for _ in range(rnd.randint(3, 9))]
+    xs = [rng.integers(-128, 128, size=(t, small_artifact.input_size)) for t in lengths]
+    inputs = [x if config.mode == "full" else input_products(small_artifact.layers[0], x[None])[0] for x in xs]
+    batches = []                                     # what the driver must group, by hand
+    for k, t in enumerate(lengths):
+        if batches and len(batches[-1]) < config.max_batch and lengths[batches[-1][0]] == t:
+            batches[-1].append(k)
+        else:
+            batches.append([k])
+    expected = [run_integer(small_artifact, x[None]) for x in xs]
+    ops = (_identify_ops(config) + _ddr_ops(small_artifact, config, MockBoard.FIRST_ADDRESS + (4 << 20))
+           + [("read", Reg.STATUS, 0)] + _load_ops(small_artifact, config) + [("flush",)])
+    packs = []
+    for n, batch in enumerate(batches):
+        T, B = lengths[batch[0]], len(batch)
+        pack = sf.pack_batch_input(config, np.stack([inputs[k] for k in batch]))
+        out = sf.pack_batch_output(config, np.stack([expected[k].last_h[0] for k in batch]),
+                                   np.stack([expected[k].logits[0] for k in batch]))
+        packs.append(pack)
+        ops += [("write", Reg.TIMESTEPS, T), ("write", Reg.BATCH, B), ("recv", out.size * 4, out),
+                ("write", Reg.CTRL, Ctrl.START), ("send", pack.size * 4)]
+        if n + 1 < len(batches):
+            ops += [("flush",)]
+        ops += [("wait", "send", None), ("read", Reg.STATUS, Status.DONE), ("read", Reg.ERROR, 0),
+                ("wait", "recv", None), ("read", Reg.CYCLES, 500 + n), ("invalidate",)]
+    board = MockBoard(ops)
+    driver = _driver(board)
+    driver.prepare(small_artifact)
+    results = driver.run(inputs)
+    board.done()
+    for n, pack in enumerate(packs):
+        np.testing.assert_array_equal(board.sent[n + 1].view("<u4"), pack)
+    assert len(results) == len(xs)
+    for n, batch in enumerate(batches):
+        for k in batch:
+            np.testing.assert_array_equal(results[k].h_codes, expected[k].last_h[0])
+            np.testing.assert_array_equal(results[k].logits, expected[k].logits[0])
+            assert results[k].cycles == 500 + n
+    with pytest.raises(InputError, match=r"max_batch must be an integer in \[1, \d\] on this core"):
+        driver.run(inputs, max_batch=config.max_batch + 1)

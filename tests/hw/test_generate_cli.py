@@ -148,6 +148,22 @@ def test_hdl_command_weights_in_ddr(tmp_path, capsys):
     assert "error: weight_ports 2 needs weights on chip" in capsys.readouterr().err
 
 
+def test_hdl_builds_a_core_that_takes_batches(tmp_path, capsys):
+    """--max-batch: the manifest records it and maps BATCH and SHAPE_BATCH, the summary says so; a
+    batch on a core with its weights on chip is refused with the reason."""
+    art = random_artifact(input_size=9, hidden_size=6, num_layers=1, num_classes=3, weight_bits=4, seed=4)
+    model = art.save(tmp_path / "model.npz")
+    out = tmp_path / "hdl"
+    assert main(["hdl", "--model", str(model), "--lanes", "8", "--weight-residency", "stream", "--max-batch", "3",
+                 "--out", str(out)]) == 0
+    assert "batches of up to 3 sequences (BATCH)" in capsys.readouterr().out
+    manifest = read_manifest(out)
+    assert manifest.config == AcceleratorConfig.from_artifact(art, lanes=8, weight_residency="stream", max_batch=3)
+    assert manifest.register_offset("BATCH") == register_map.Reg.BATCH
+    assert main(["hdl", "--model", str(model), "--lanes", "8", "--max-batch", "2", "--out", str(out)]) == 2
+    assert "error: max_batch 2 needs weights in DDR" in capsys.readouterr().err
+
+
 def test_hdl_command_errors(tmp_path, capsys):
     art = random_artifact(input_size=4, hidden_size=3, num_layers=1, num_classes=0, weight_bits=4)
     model = art.save(tmp_path / "m.npz")

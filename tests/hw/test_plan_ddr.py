@@ -17,8 +17,8 @@ from lstmfpga.hw.boards import BOARD_KEYS, get_board  # noqa: E402
 from lstmfpga.hw.ddr_schedule import estimate_ddr  # noqa: E402
 from lstmfpga.hw.memory_map import memories_at  # noqa: E402
 from lstmfpga.hw.plan import make_plan, shape_config  # noqa: E402
-from lstmfpga.hw.plan_ddr import (BATCH_TOLERANCE, DDR_EFFICIENCY, DDR_LATENCY_NS, _ddr_check,  # noqa: E402
-                                  board_port, ddr_memories)
+from lstmfpga.hw.plan_ddr import (BATCH_TOLERANCE, DDR_EFFICIENCY, DDR_LATENCY_NS, DDR_RESERVE,  # noqa: E402
+                                  _ddr_check, board_port, ddr_memories)
 from plan_standins import stand_in_fit, stand_in_fits  # noqa: E402,F401
 
 
@@ -63,10 +63,29 @@ def test_ddr_memories_hold_the_double_buffer_and_b_sequences(residency):
     if residency != "stream":
         assert ddr["core/pre_buf"].bits >= config.max_timesteps * batch * 4 * config.hidden_size * 32
     for name, memory in chip.items():
-        if name.rsplit("/", 1)[-1].startswith(("h_buf", "cell_mem", "input_buf", "word_buf")):
+        if name.rsplit("/", 1)[-1].startswith(("h_buf", "cell_mem", "input_buf", "word_buf", "pre_mem")):
             assert ddr[name].depth == batch * memory.depth and ddr[name].width == memory.width
         elif "weight_mem" not in name:
             assert ddr[name] == memory
+
+
+@pytest.mark.parametrize("mode", ["full", "split"])
+def test_ddr_memories_of_a_stream_batch_are_those_of_the_generated_core(mode):
+    """The planner's memories for residency ``stream`` and B sequences are the memories of the core
+    the RTL generates with ``max_batch`` = B (elaborated), but for the read master's FIFO, which
+    ``DDR_RESERVE`` counts as one BRAM36."""
+    from lstmfpga.hw.memory_map import accelerator_memories
+
+    rng = np.random.default_rng()
+    config = dataclasses.replace(_draw(rng), mode=mode, max_timesteps=int(rng.integers(1, 25)))
+    config = dataclasses.replace(config, lanes=min(config.lanes, 4 * config.column_sets * 4))
+    batch = int(rng.integers(2, 9))
+    model = {m.name: m for m in ddr_memories(config, "stream", batch)}
+    built = {m.name: m for m in accelerator_memories(dataclasses.replace(config, weight_residency="stream",
+                                                                          max_batch=batch))}
+    fifo = built.pop("core/fetcher/reader/fifo/storage")
+    assert fifo.bits <= 36 * 1024 and DDR_RESERVE["bram36"] >= 1
+    assert model == built, (config, batch)
 
 
 def test_a_shape_too_big_for_the_chip_gets_a_ddr_plan_at_the_latency_of_one_sequence(stand_in_fits):
@@ -107,7 +126,12 @@ def test_residency_and_batch_are_validated(stand_in_fits):
     with pytest.raises(ConfigError, match=r"a DDR-resident plan runs every layer on the FPGA"):
         make_plan(template, board, residency="stream", mode="split")
     assert make_plan(template, board, compare=False).residency == "chip"     # it fits: on chip
-    assert make_plan(template, board, residency="stream", batch=3).batch == 3
+    plan = make_plan(template, board, residency="stream", batch=3)
+    assert plan.batch == 3
+    # the RTL builds a stream plan with its batch: the report names the options
+    assert (f"the RTL builds it: `lstmfpga hdl --weight-residency stream --ddr-width {plan.port.data_width} "
+            f"--ddr-burst {plan.port.max_burst} --ddr-outstanding {plan.port.outstanding} --max-batch 3`") in plan.report()
+    assert "schedule model only" in make_plan(template, board, residency="all", batch=2).report()
 
 
 def test_cli_plans_weights_in_ddr(stand_in_fits, capsys):
