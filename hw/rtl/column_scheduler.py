@@ -89,9 +89,9 @@ class ColumnScheduler(wiring.Component):
         tW = Signal(range(T_max * wps + 1))        # word of step v in the input buffer
         # (v = t·B + b; with a batch the same at b = 0, the group's first pass: tH0, tU0, tW0)
         tH0, tU0, tW0 = (Signal.like(x, name=f"{x.name}0") for x in (tH, tU, tW)) if batched else (tH, tU, tW)
-        bseq = Signal(range(cfg.max_batch))         # the sequence b of the pass
-        b_last = Signal(init=1)                     # b == B − 1
-        cell_base = Signal(range(cfg.max_batch * H))  # b·H
+        bseq = Signal(range(max(cfg.max_batch, 2)))     # the sequence b of the pass
+        b_last = Signal(init=1)                         # b == B − 1
+        cell_base = Signal(range(max(cfg.max_batch * H, 2)))  # b·H
         # h-buffer words back to the sequence's step before: the run's step v − B
         back = Signal(seq_bits, name="back") if batched else Const(Hc, seq_bits)
         seq_base = Signal(seq_bits)                # units of this layer finished before step t

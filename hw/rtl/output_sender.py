@@ -103,7 +103,7 @@ class OutputSender(wiring.Component):
         t, w = Signal(5), Signal(range(max(osb, 2)))   # step and word of the h word issued next
         last_t = Signal(5)                             # steps − 1, registered at start
         logit = Signal(range(max(logit_beats, 2)))   # logit beat issued next (no zero-width signals)
-        seq = Signal(range(B_max))                     # the sequence whose beats are issued
+        seq = Signal(range(max(B_max, 2)))             # the sequence whose beats are issued
         seq_last = Signal()                            # seq == batch − 1
         batch = self.batch if B_max > 1 else Const(1)
         raddr = Signal(range(words + 1))
