@@ -22,7 +22,7 @@ class OutputSender(wiring.Component):
     run of ``steps`` timesteps on ``o_stream``.
 
     ``clear`` (a cycle after the run's compute start) rewinds the packer; then each ``h_valid``
-    writes ``h_code`` (of unit ``h_unit``) into byte ``h_unit`` mod W of word ``h_unit`` div W of
+    writes (a cycle later) ``h_code`` (of unit ``h_unit``) into byte ``h_unit`` mod W of word ``h_unit`` div W of
     its sequence's current step (W bytes a word), a step's codes in ``output_step_beats`` words, its
     last word only partly written; the step moves on with its last unit (the tail produces a
     sequence's codes unit after unit, step after step).  With two tail units ``h_valid2`` adds
@@ -80,7 +80,9 @@ class OutputSender(wiring.Component):
         word_bits = (bpw - 1).bit_length()
         slot = self.h_unit[:word_bits] >> (TU - 1)
         lane = Signal(slots)
-        m.d.comb += [lane.eq(1 << slot), write.addr.eq(Array(step_word)[sequence] + (self.h_unit >> word_bits)),
+        m.d.comb += lane.eq(1 << slot)
+        # the write a cycle later, from registers: the address sum stays off the block RAM's ports
+        m.d.sync += [write.addr.eq(Array(step_word)[sequence] + (self.h_unit >> word_bits)),
                      write.data.eq(Cat(*codes).as_unsigned().replicate(slots)),
                      write.en.eq(Cat(*[Cat(*[bit & v for v in valids]) for bit in lane]))]
         step_end = Const(1) if H <= TU else self.h_unit >= H - TU   # a constant compare is a lint error

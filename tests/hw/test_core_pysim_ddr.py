@@ -222,3 +222,30 @@ def test_batch_outside_the_core_is_refused(seed):
     assert flags["errors"] == [Error.BATCH, 0]
     assert outputs[0].size == 0
     np.testing.assert_array_equal(outputs[1], want)
+
+
+@pytest.mark.parametrize("seed", range(2))
+@pytest.mark.parametrize("fault", ["slverr", "soft_reset"])
+def test_a_fault_mid_batch_ends_it_and_the_next_batch_is_exact(seed, fault):
+    """An SLVERR beat, or a soft reset with bursts in flight, during a batch of max_batch sequences:
+    the batch ends without output (the error bit, or none after the reset); the next batch exact."""
+    rnd, art, config = _batch_core(40 + seed, mode=["full", "split"][seed])
+    ddr = build_ddr_image(art, config).tobytes()
+    base = _base(rnd, config)
+    rng = np.random.default_rng(seed)
+    T, B = config.max_timesteps, config.max_batch
+    packets, expected = zip(*(golden_batch_packets(config, art, np.stack([random_codes(art, rng, T) for _ in range(B)]))
+                              for _ in range(2)))
+    row_beats = -(-config.lanes * config.weight_bits // config.ddr_width)
+    if fault == "slverr":
+        fault_beat = rnd.randrange(row_beats * config.weight_memory_rows)
+        memory = lambda run: _memory(ddr, base, config, latency=rnd.randint(1, 9),  # noqa: E731
+                                     fault=(fault_beat, SLVERR) if run == 0 else None)
+        options = {}
+    else:
+        shared = _memory(ddr, base, config, latency=rnd.randint(20, 60))
+        memory = lambda run: shared  # noqa: E731
+        options = {"soft_reset_after": lambda run: rnd.randint(0, 10) if run == 0 else None}
+    outputs, flags = _simulate(config, build_weight_image(art, config), packets, [T, T], memory=memory,
+                               region=(base, len(ddr)), batches=[B, B], **options)
+    _check_fault_then_exact(config, outputs, flags, expected, Error.DDR_SLVERR if fault == "slverr" else 0)
