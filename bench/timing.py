@@ -1,12 +1,13 @@
 """Timing evidence: the generated core placed and routed on an ECP5 with the open tools.
 
     python bench/timing.py [--lanes 16 64] [--input-size 64] [--hidden-size 32] [--family xcup]
-                           [--fabric-registers]
+                           [--fabric-registers] [--fabric-ram-registers] [--seed N]
 
 For each lane count: Yosys ``synth_ecp5`` + nextpnr-ecp5 (``--85k --package CABGA381``) on the
 generated core (4-bit weights, 8-bit activations, two classes; the multipliers' operand and
-product registers moved into the MULT18X18D, as Lattice's synthesis does, unless
-``--fabric-registers``), the achieved Fmax, its ratio to the 120 MHz goal and to the first row's
+product registers moved into the MULT18X18D and each block RAM read's register into the DP16KD's
+output register, as Lattice's synthesis does, unless ``--fabric-registers`` /
+``--fabric-ram-registers``), the achieved Fmax, its ratio to the 120 MHz goal and to the first row's
 Fmax (same run), the critical path's logic/routing split and endpoints, and Yosys
 ``synth_xilinx`` cell counts (DSP48E2 per MAC lane at one MAC per DSP).
 """
@@ -34,6 +35,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
     parser.add_argument("--fabric-registers", action="store_true",
                         help="leave the multipliers' registers in the fabric (Yosys synth_ecp5 as it maps them)")
+    parser.add_argument("--fabric-ram-registers", action="store_true",
+                        help="leave the registers after block RAM reads in the fabric (Yosys synth_ecp5 as it maps them)")
     args = parser.parse_args()
 
     rows = []
@@ -41,7 +44,8 @@ def main() -> None:
         config = AcceleratorConfig(input_size=args.input_size, hidden_size=args.hidden_size, lanes=lanes,
                                    weight_bits=4, num_classes=2)
         with tempfile.TemporaryDirectory(prefix="lstmfpga-timing-bench-") as work:
-            result = core_timing(config, work_dir=work, seed=args.seed, dsp_registers=not args.fabric_registers)
+            result = core_timing(config, work_dir=work, seed=args.seed, dsp_registers=not args.fabric_registers,
+                                 ram_registers=not args.fabric_ram_registers)
             cells = None
             if args.family != "none":
                 cells = synthesize([f"{work}/{TOP_NAME}.v"], top=TOP_NAME, family=args.family).resources

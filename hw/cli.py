@@ -109,6 +109,9 @@ def register(subparsers) -> None:
     t.add_argument("--fabric-registers", action="store_true",
                    help="leave the multipliers' operand and product registers in the fabric (by default they"
                         " move into the MULT18X18D, as Lattice's synthesis places them)")
+    t.add_argument("--fabric-ram-registers", action="store_true",
+                   help="leave the registers after block RAM reads in the fabric (by default they become the"
+                        " DP16KD's output registers, as Lattice's synthesis places them)")
     t.set_defaults(handler=_timing)
 
 
@@ -153,7 +156,8 @@ def _timing(args) -> int:
     _, config = core_config(args)
     with tempfile.TemporaryDirectory(prefix="lstmfpga-timing-") as scratch:
         out = args.out or scratch
-        result = core_timing(config, work_dir=out, keep_dir=args.out, dsp_registers=not args.fabric_registers)
+        result = core_timing(config, work_dir=out, keep_dir=args.out, dsp_registers=not args.fabric_registers,
+                             ram_registers=not args.fabric_ram_registers)
         print(f"shape I={config.input_size} H={config.hidden_size} L={config.num_layers} P={config.lanes} "
               f"macs_per_dsp={config.macs_per_dsp} column_sets={config.column_sets} tail_units={config.tail_units} "
               f"mode={config.mode} "

@@ -18,10 +18,10 @@ whole product register in the fabric.
 from __future__ import annotations
 
 import dataclasses
-from collections import defaultdict
+
+from lstmfpga.hw.ecp5_netlist import FF, Netlist, param, plain_ff
 
 MULT = "MULT18X18D"
-FF = "TRELLIS_FF"
 #: Operand letter → the block's register name; the product register is OUTPUT.
 _REGISTERS = {"A": "INPUTA", "B": "INPUTB", "P": "OUTPUT"}
 
@@ -36,65 +36,13 @@ class Absorbed:
     flip_flops_removed: int
 
 
-def _param(cell: dict, name: str) -> str:
-    # Yosys JSON marks string parameters that look like bit strings with a trailing space
-    return str(cell.get("parameters", {}).get(name, "")).rstrip()
-
-
-def _plain_ff(cell: dict):
-    """(clock net, clock-enable bit) of a plain D flip-flop, or None when it has a set/reset."""
-    connections = cell["connections"]
-    if _param(cell, "CLKMUX") not in ("CLK", "") or _param(cell, "REGSET") not in ("RESET", ""):
-        return None      # an inverted clock, or a set value the block's registers (reset to 0) lack
-    if connections.get("LSR", ["0"]) != ["0"] or _param(cell, "LSRMUX") not in ("LSR", ""):
-        return None      # a set/reset, or an inverted (always active) one
-    cemux = _param(cell, "CEMUX")
-    if cemux == "1" or "CE" not in connections:
-        enable = "1"
-    elif cemux in ("CE", ""):
-        enable = connections["CE"][0]
-    else:
-        return None
-    return connections["CLK"][0], enable
-
-
-class _Netlist:
-    def __init__(self, module: dict):
-        self.cells = module["cells"]
-        self.driver, self.loads = {}, defaultdict(list)
-        for name, cell in self.cells.items():
-            for port, bits in cell["connections"].items():
-                output = cell.get("port_directions", {}).get(port) == "output"
-                for bit in bits:
-                    if isinstance(bit, int):
-                        if output:
-                            self.driver[bit] = (name, port)
-                        else:
-                            self.loads[bit].append((name, port))
-        for port in module.get("ports", {}).values():
-            if port["direction"] != "input":
-                for bit in port["bits"]:
-                    self.loads[bit].append(("", "module port"))
-
-    def drop_load(self, bit, load):
-        self.loads[bit].remove(load)
-
-    def remove_ff(self, name: str) -> None:
-        cell = self.cells.pop(name)
-        for port, bits in cell["connections"].items():
-            if port != "Q":
-                for bit in bits:
-                    if isinstance(bit, int):
-                        self.drop_load(bit, (name, port))
-
-
 def _clocking(groups) -> tuple | None:
     """The one clock net of ``groups`` (each a list of (clock, enable)), or None."""
     clocks = {clock for group in groups for clock, _ in group}
     return clocks.pop() if len(clocks) == 1 else None
 
 
-def _operand(net: _Netlist, name: str, cell: dict, letter: str):
+def _operand(net: Netlist, name: str, cell: dict, letter: str):
     """The flip-flops driving operand ``letter``: {pin: ff name}, or None when not all are plain."""
     sources = {}
     for pin in (f"{letter}{i}" for i in range(18)):
@@ -113,7 +61,7 @@ def _used(cell: dict, letter: str) -> bool:
     return any(isinstance(cell["connections"].get(f"{letter}{i}", ["0"])[0], int) for i in range(18))
 
 
-def _output(net: _Netlist, cell: dict):
+def _output(net: Netlist, cell: dict):
     """The product register: {pin: ff name} when every used product bit has one flip-flop as its
     only load, else None."""
     sinks = {}
@@ -133,14 +81,14 @@ def absorb_dsp_registers(netlist: dict) -> Absorbed:
     (modified in place); see the module docstring for which registers qualify."""
     multipliers = operand_groups = output_groups = removed = 0
     for module in netlist.get("modules", {}).values():
-        net = _Netlist(module)
+        net = Netlist(module)
         for name in sorted(n for n, c in module["cells"].items() if c["type"] == MULT):
             cell = module["cells"][name]
-            if any(_param(cell, f"REG_{reg}_CLK") not in ("", "NONE") for reg in _REGISTERS.values()):
+            if any(param(cell, f"REG_{reg}_CLK") not in ("", "NONE") for reg in _REGISTERS.values()):
                 continue
             groups = {letter: _operand(net, name, cell, letter) for letter in "AB"}
             groups["P"] = _output(net, cell)
-            styles = {key: [_plain_ff(net.cells[ff]) for ff in g.values()] for key, g in groups.items() if g}
+            styles = {key: [plain_ff(net.cells[ff]) for ff in g.values()] for key, g in groups.items() if g}
             styles = {key: s for key, s in styles.items()
                       if all(s) and len({enable for _, enable in s}) == 1}
             if any(_used(cell, letter) and letter not in styles for letter in "AB"):

