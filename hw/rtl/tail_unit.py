@@ -180,9 +180,10 @@ class TailUnit(wiring.Component):
             m.d.comb += pre_r.addr.eq(self.pre_base + unit[S["read"]])
         def registered(source, name):
             """``source`` one cycle later (a memory's output register).  With a reset, so that it
-            stays a fabric flip-flop beside the block RAM: as a multiplier's operand register moved
-            into the DSP (``hw/ecp5_dsp_registers.py`` takes only registers without one) it would
-            be a long route from the RAM's slow output."""
+            stays with the block RAM: moved into a multiplier as its operand register
+            (``hw/ecp5_dsp_registers.py`` takes only registers without one) it would be a long
+            route from the RAM's slow output; the RAM pass (``hw/ecp5_bram_registers.py``) makes
+            it the block's own output register."""
             r = Signal.like(source, name=name)
             m.d.sync += r.eq(source)
             return r
