@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from lstmfpga.hw.ecp5_netlist import FF, Netlist, param, plain_ff
+from lstmfpga.hw.ecp5_netlist import Netlist, param, plain_ff
 
 BRAM = "DP16KD"
 
@@ -48,20 +48,6 @@ def _reset_ff(cell: dict):
     return connections["CLK"][0], lsr
 
 
-def _output_register(net: Netlist, cell: dict, port: str):
-    """{pin: flip-flop} of the register after read port ``port``, or None when it does not qualify."""
-    sinks = {}
-    for i in range(18):
-        bit = cell["connections"].get(f"DO{port}{i}", [None])[0]
-        loads = net.loads.get(bit, []) if isinstance(bit, int) else []
-        if not loads:
-            continue
-        if len(loads) != 1 or loads[0][1] != "DI" or net.cells.get(loads[0][0], {}).get("type") != FF:
-            return None
-        sinks[f"DO{port}{i}"] = loads[0][0]
-    return sinks or None
-
-
 def absorb_bram_output_registers(netlist: dict) -> AbsorbedRam:
     """Give every ``DP16KD`` read port of a Yosys JSON ``netlist`` (modified in place) the register
     that follows it; see the module docstring for which registers qualify."""
@@ -74,7 +60,7 @@ def absorb_bram_output_registers(netlist: dict) -> AbsorbedRam:
             for port, other in (("A", "B"), ("B", "A")):
                 if param(cell, f"REGMODE_{port}") not in ("NOREG", ""):
                     continue
-                group = _output_register(net, cell, port)
+                group = net.register_after(cell, [f"DO{port}{i}" for i in range(18)])
                 if group is None or pins.get(f"OCE{port}", ["1"]) != ["1"] or pins.get(f"RST{port}", ["0"]) != ["0"]:
                     continue
                 if param(cell, f"CLK{port}MUX") not in (f"CLK{port}", ""):

