@@ -94,7 +94,9 @@ def _verify(args) -> int:
           f"P={config.lanes} macs_per_dsp={config.macs_per_dsp} column_sets={config.column_sets} "
           f"tail_units={config.tail_units} weight_ports={config.weight_ports} "
           f"weights={config.weight_residency} "
-          f"stream={config.stream_width} mode={config.mode} ({len(sequences)} sequences, "
+          f"stream={config.stream_width} mode={config.mode} "
+          + (f"batches of up to {config.max_batch} " if config.max_batch > 1 else "")
+          + f"({len(sequences)} sequences, "
           f"{args.simulator})...", flush=True)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="lstmfpga-verify-") as work:
@@ -118,7 +120,9 @@ def _verify(args) -> int:
         print(f"CYCLES vs {what}: worst deviation {max(drift):.2%}")
     for run in results["runs"]:
         if not run["ok"]:
-            print(f"  sequence {run['index']} (T={run['T']}): mismatch, ERROR=0x{run['error']:x}")
+            what = f"batch {run['index']} (T={run['T']}, B={run['B']})" if run.get("B", 1) > 1 else \
+                f"sequence {run['index']} (T={run['T']})"
+            print(f"  {what}: mismatch, ERROR=0x{run['error']:x}")
     print(f"wall time {time.perf_counter() - started:.1f} s (build included)")
     print("PASS" if summary["failed"] == 0 else "FAIL")
     return 0 if summary["failed"] == 0 else 1
@@ -134,5 +138,5 @@ def _model_cycles(config, run: dict) -> int:
     from lstmfpga.hw.ddr_schedule import estimate_ddr
     from lstmfpga.sim.harness.simulated_ddr import SimulatedDdr
 
-    return estimate_ddr(config, run["T"], residency=config.weight_residency,
+    return estimate_ddr(config, run["T"], residency=config.weight_residency, batch=run.get("B", 1),
                         port=SimulatedDdr().port(config)).compute_cycles

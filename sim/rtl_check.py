@@ -114,16 +114,24 @@ def run_sequences(config: AcceleratorConfig, artifacts: list, sequences: list[Se
     options = {"input_pause": 0.3, "output_pause": 0.3, **job_options}  # build_job's defaults
     library = verilator.build_harness(config, cache_dir)
     image = image_lanes(config, build_weight_image(artifacts[0], config))
-    packets = [(*golden_packets(config, artifacts[0], seq.x_codes), seq.x_codes.shape[0]) for seq in sequences]
+    if config.max_batch > 1:
+        packets = [(*golden_batch_packets(config, artifacts[0], np.stack([s.x_codes for s in batch])),
+                    batch[0].x_codes.shape[0], len(batch))
+                   for batch in ([sequences[i] for i in group] for group in stream_format.batch_groups(
+                       [s.x_codes.shape[0] for s in sequences], config.max_batch))]
+    else:
+        packets = [(*golden_packets(config, artifacts[0], seq.x_codes), seq.x_codes.shape[0]) for seq in sequences]
     if config.ddr_weights:
         from lstmfpga.foundation.hw.ddr_image import build_ddr_image
 
         options["ddr_image"] = build_ddr_image(artifacts[0], config)
-    return run_packets(library, config, image, [(lanes, T, expected) for lanes, expected, T in packets],
+    return run_packets(library, config, image, [(lanes, T, expected, *B) for lanes, expected, T, *B in packets],
                        jobs=jobs, **options)
 
 
 def summarize(results: dict) -> dict:
+    """Sequences passed, failed and run (a batch's sequences pass or fail together)."""
     runs = results["runs"]
-    passed = sum(1 for r in runs if r["ok"])
-    return {"passed": passed, "failed": len(runs) - passed, "total": len(runs)}
+    total = sum(r.get("B", 1) for r in runs)
+    passed = sum(r.get("B", 1) for r in runs if r["ok"])
+    return {"passed": passed, "failed": total - passed, "total": total}

@@ -167,6 +167,18 @@ def _check_batch(config, batch: int) -> None:
         raise InputError(f"a batch must hold 1 to {most} sequences on this core, not {batch}")
 
 
+def batch_groups(lengths, most: int) -> list[list[int]]:
+    """Indices of sequences of ``lengths`` steps grouped into runs: consecutive sequences of one
+    length, up to ``most`` a batch (in order; a different length starts a new batch)."""
+    groups: list[list[int]] = []
+    for index, length in enumerate(lengths):
+        if groups and len(groups[-1]) < most and lengths[groups[-1][0]] == length:
+            groups[-1].append(index)
+        else:
+            groups.append([index])
+    return groups
+
+
 def interleave_steps(sequences: np.ndarray) -> np.ndarray:
     """``[B, T, ...]`` → ``[T·B, ...]``, step t of sequence b at t·B + b: a batch's packet order."""
     s = np.asarray(sequences)

@@ -295,12 +295,8 @@ class LstmCoreDriver:
             if not is_integer(max_batch) or not 1 <= max_batch <= most:
                 raise InputError(f"max_batch must be an integer in [1, {most}] on this core, not {max_batch!r}")
             most = max_batch
-        batches: list[list[np.ndarray]] = []
-        for seq in sequences:
-            if batches and len(batches[-1]) < most and batches[-1][0].shape[0] == seq.shape[0]:
-                batches[-1].append(seq)
-            else:
-                batches.append([seq])
+        batches = [[sequences[i] for i in group]
+                   for group in sf.batch_groups([s.shape[0] for s in sequences], most)]
         results: list = []
         if not batches:
             return results

@@ -37,10 +37,12 @@ def run_cycles(config, timesteps: int, ddr=None, batch: int = 1) -> int:
     return estimate_ddr(config, int(timesteps), residency=config.weight_residency, batch=batch, port=port).run_cycles
 
 
-def work_cycles(config, timesteps, *, pause: float = 0.0, ddr=None) -> int:
-    """Stall-free cycles of sequences of ``timesteps`` steps (input, compute, output), stretched by
-    ``pause`` (the larger of the two streams' idle probabilities)."""
-    return int(_stretch(pause) * sum(run_cycles(config, T, ddr) for T in timesteps))
+def work_cycles(config, timesteps, *, pause: float = 0.0, ddr=None, batches=None) -> int:
+    """Stall-free cycles of runs of ``timesteps`` steps (input, compute, output) — of
+    ``batches[i]`` sequences each, one when None — stretched by ``pause`` (the larger of the two
+    streams' idle probabilities)."""
+    batches = batches or [1] * len(timesteps)
+    return int(_stretch(pause) * sum(run_cycles(config, T, ddr, B) for T, B in zip(timesteps, batches)))
 
 
 def deadline_cycles(config, *, pause: float = 0.0, ddr=None) -> int:

@@ -5,7 +5,8 @@ packets are compared word for word with the golden's (what the cocotb bench
 Each worker of a :class:`~lstmfpga.sim.harness.pool.WorkerPool` holds one core; the runs are
 split into contiguous shares.  Results have the bench's format (``index``, ``T``, ``ok``,
 ``status``, ``error``, ``cycles``, ``run_cycles``, and ``arrivals``: the cycles the input packet's
-beats were accepted, for :func:`~lstmfpga.hw.cycle_model.estimate`).
+beats were accepted, for :func:`~lstmfpga.hw.cycle_model.estimate`), and ``B``, the sequences of
+the run (a batch on a core with ``max_batch`` > 1).
 """
 
 from __future__ import annotations
@@ -62,11 +63,14 @@ class PacketBoard:
         self.wait_idle("the weight load")
         return h.read(Reg.ERROR)
 
-    def run(self, lanes: np.ndarray, timesteps: int, expected: np.ndarray) -> dict:
-        """One sequence: START, input packet, output packet; the bench's result entry."""
+    def run(self, lanes: np.ndarray, timesteps: int, expected: np.ndarray, batch: int | None = None) -> dict:
+        """One sequence, or a batch of ``batch`` (BATCH written): START, input packet, output
+        packet; the bench's result entry."""
         h = self.harness
         out = np.zeros(expected.size, dtype=np.uint32)
         h.write(Reg.TIMESTEPS, timesteps)
+        if batch is not None:
+            h.write(Reg.BATCH, batch)
         h.receive(out, out.nbytes)
         h.write(Reg.CTRL, Ctrl.START)
         h.send(lanes, lanes.size * 4)
@@ -74,7 +78,7 @@ class PacketBoard:
         received = h.wait_receive(self.deadline)
         self._expect(received, f"the output packet receive up to TLAST (T={timesteps})")
         status = self.wait_idle(f"the run of T={timesteps}")
-        entry = {"T": int(timesteps), "status": status, "error": h.read(Reg.ERROR),
+        entry = {"T": int(timesteps), "B": int(batch or 1), "status": status, "error": h.read(Reg.ERROR),
                  "cycles": h.read(Reg.CYCLES), "run_cycles": h.read(Reg.RUN_CYCLES),
                  "received_bytes": h.counters()["received_bytes"], "arrivals": h.send_cycles()}
         entry["ok"] = bool(entry["received_bytes"] == out.nbytes and np.array_equal(out, expected))
@@ -90,7 +94,8 @@ class PacketBoard:
 def run_packets(library, config, image: np.ndarray, packets: list[tuple[np.ndarray, int, np.ndarray]], *,
                 jobs: int = 1, input_pause: float = 0.0, output_pause: float = 0.0, seed: int = 0,
                 watchdog_s: float | None = None, ddr_image: np.ndarray | None = None, ddr=None) -> dict:
-    """Load ``image`` into ``jobs`` cores and run ``packets`` (input lanes, T, expected output lanes).
+    """Load ``image`` into ``jobs`` cores and run ``packets`` (input lanes, T, expected output
+    lanes, and optionally B: a batch of B sequences).
 
     With weights in DDR, ``ddr_image`` (uint8, :mod:`~lstmfpga.foundation.hw.ddr_image`) lies in
     the harness's memory as ``ddr`` (a :class:`~lstmfpga.sim.harness.simulated_ddr.SimulatedDdr`,
@@ -123,7 +128,8 @@ def run_packets(library, config, image: np.ndarray, packets: list[tuple[np.ndarr
                       setup_cycles=int(image_beats(config) / (1.0 - pause)), watchdog_s=watchdog_s)
     try:
         requests = [[packets[i] for i in share] for share in shares]
-        work = max(work_cycles(config, [p[1] for p in r], pause=pause, ddr=ddr) for r in requests)
+        work = max(work_cycles(config, [p[1] for p in r], pause=pause, ddr=ddr,
+                               batches=[p[3] if len(p) > 3 else 1 for p in r]) for r in requests)
         replies = pool.map(requests, work, [f"sequences {s[0]}..{s[-1]}" for s in shares])
     finally:
         pool.close()

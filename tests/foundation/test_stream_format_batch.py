@@ -63,3 +63,15 @@ def test_batches_a_core_cannot_take_are_named():
         sf.unpack_batch_output(one, np.zeros(2 * sf.output_lanes(one, 1), dtype=np.uint32), 1, 2)
     with pytest.raises(InputError, match=r"output packet has 3 32-bit lanes, expected \d+ for a batch of 2"):
         sf.unpack_batch_output(config, np.zeros(3, dtype=np.uint32), 2, 2)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_batch_groups_are_runs_of_one_length(seed):
+    rng = np.random.default_rng(seed)
+    lengths = rng.choice([3, 3, 3, 7], size=int(rng.integers(0, 30))).tolist()
+    most = int(rng.integers(1, 6))
+    groups = sf.batch_groups(lengths, most)
+    assert [i for g in groups for i in g] == list(range(len(lengths)))      # every sequence, in order
+    for g, h in zip(groups, groups[1:]):
+        assert len(g) == most or lengths[h[0]] != lengths[g[0]]           # a batch ends full or at a new length
+    assert all(1 <= len(g) <= most and len({lengths[i] for i in g}) == 1 for g in groups)
