@@ -200,6 +200,13 @@ def test_infer_cli_rtl_and_golden_write_identical_outputs(trained_artifact, veri
         assert g.dtype == np.float32 and np.array_equal(g, r)
     out = capsys.readouterr().out
     assert out.count("confusion (rows: true, columns: predicted)") == 2 and "backend: rtl, mode split" in out
+    # the same through a core with its weights in DDR that takes batches of 4 (the driver sends the
+    # 12 sequences of 3 steps as three batches)
+    assert main(common + ["--backend", "rtl", "--lanes", str(LANES), "--build-dir", str(verilator_cache),
+                          "--weight-residency", "stream", "--ddr-width", "64", "--max-batch", "4",
+                          "--max-steps", "3", "--out", str(tmp_path / "D.npy")]) == 0
+    for name in ("", "_logits"):
+        assert np.array_equal(np.load(tmp_path / f"G{name}.npy"), np.load(tmp_path / f"D{name}.npy"))
 
 
 def test_stalled_output_is_a_timeout_not_a_hang(trained_artifact, verilator_cache):
