@@ -496,7 +496,8 @@ def make_plan(template, board: Board, *, clock_mhz: float | None = None, mode: s
     residency :
         ``"chip"``, ``"wx"``, ``"all"`` (:data:`~lstmfpga.hw.ddr_schedule.RESIDENCIES`) or
         ``"auto"`` (default): on chip when the weights fit there, else the faster DDR residency
-        (:func:`~lstmfpga.hw.plan_ddr.make_ddr_plan`; full mode).
+        (:func:`~lstmfpga.hw.plan_ddr.make_ddr_plan`; full mode); ``"rtl"``: the same among the
+        residencies the RTL builds (:data:`~lstmfpga.hw.plan_ddr.RTL_RESIDENCIES`).
     batch :
         Sequences per fetched weight row of a DDR plan; ``"auto"``: the most that keep one
         sequence's latency (:func:`~lstmfpga.hw.plan_ddr.largest_batch`).
@@ -511,16 +512,16 @@ def make_plan(template, board: Board, *, clock_mhz: float | None = None, mode: s
         A bad mode, clock or T.
     """
     from lstmfpga.hw.ddr_schedule import MAX_BATCH, RESIDENCIES
-    from lstmfpga.hw.plan_ddr import DDR_RESIDENCIES
+    from lstmfpga.hw.plan_ddr import DDR_RESIDENCIES, RTL_RESIDENCIES
 
-    if residency not in (*RESIDENCIES, "auto"):
-        raise ConfigError(f"residency must be one of {', '.join((*RESIDENCIES, 'auto'))}, not {residency!r}")
+    if residency not in (*RESIDENCIES, "auto", "rtl"):
+        raise ConfigError(f"residency must be one of {', '.join((*RESIDENCIES, 'auto', 'rtl'))}, not {residency!r}")
     if batch != "auto":
         check_integer("batch", batch, low=1, high=1 if residency == "chip" else MAX_BATCH)
     if ddr_gbps is not None and not (is_finite_number(ddr_gbps) and ddr_gbps > 0):
         raise ConfigError(f"ddr_gbps must be a positive number of GB/s, not {ddr_gbps!r}")
     chip_error = None
-    if residency in ("chip", "auto"):
+    if residency in ("chip", "auto", "rtl"):
         try:
             return _chip_plan(template, board, clock_mhz=clock_mhz, mode=mode, timesteps=timesteps,
                               macs_per_dsp=macs_per_dsp, column_sets=column_sets, tail_units=tail_units,
@@ -532,7 +533,7 @@ def make_plan(template, board: Board, *, clock_mhz: float | None = None, mode: s
     return _ddr_plan(template, board, chip_error, clock_mhz=clock_mhz, mode=mode, timesteps=timesteps,
                      macs_per_dsp=macs_per_dsp, column_sets=column_sets, tail_units=tail_units,
                      sample_lanes=sample_lanes, cache_dir=cache_dir, progress=progress,
-                     residencies=DDR_RESIDENCIES if residency == "auto" else (residency,),
+                     residencies={"auto": DDR_RESIDENCIES, "rtl": RTL_RESIDENCIES}.get(residency, (residency,)),
                      batch=batch, ddr_gbps=ddr_gbps)
 
 

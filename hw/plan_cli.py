@@ -41,10 +41,11 @@ def register_plan(subparsers) -> None:
     p.add_argument("--stream-width", type=int, choices=STREAM_WIDTHS, default=32,
                    help="AXI-Stream TDATA bits of the core (default 32; the HP ports of Zynq UltraScale+ "
                         "take 128, of Zynq-7000 64)")
-    p.add_argument("--residency", choices=("auto", "chip", "wx", "all", "stream"), default="auto",
+    p.add_argument("--residency", choices=("auto", "rtl", "chip", "wx", "all", "stream"), default="auto",
                    help="where the weights live: chip, wx (W_x in DDR, input pass over all steps), all (W_x and "
                         "W_h in DDR), stream (every row from DDR each step); default auto: on chip when they "
-                        "fit, else the fastest DDR residency")
+                        "fit, else the fastest DDR residency; rtl: the same among what the RTL builds (chip, "
+                        "stream; the input pass of wx and all is the schedule model only)")
     p.add_argument("--batch", default="auto", metavar="B|auto",
                    help="sequences run through each fetched weight row of a DDR plan (default auto: the most "
                         "that keep one sequence's latency)")

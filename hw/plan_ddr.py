@@ -36,6 +36,9 @@ DDR_RESERVE = {"lut": 1_500, "ff": 2_500, "dsp": 0, "bram36": 1, "uram": 0}
 #: A batch of B sequences may take this much longer than one sequence alone.
 BATCH_TOLERANCE = 0.05
 DDR_RESIDENCIES = ("wx", "all", "stream")
+#: The DDR residencies the RTL builds (`plan --residency rtl` chooses among these; the input pass
+#: of ``wx`` and ``all`` is the schedule model only).
+RTL_RESIDENCIES = ("stream",)
 
 
 def board_port(board: Board, clock_mhz: float, ddr_gbps: float | None = None) -> DdrPort:

@@ -115,7 +115,7 @@ def test_a_shape_too_big_for_the_chip_gets_a_ddr_plan_at_the_latency_of_one_sequ
 def test_residency_and_batch_are_validated(stand_in_fits):
     template = shape_config(input_size=30, hidden_size=8, num_layers=1, weight_bits=4)
     board = get_board("kv260")
-    with pytest.raises(ConfigError, match=r"residency must be one of chip, wx, all, stream, auto, not 'x'"):
+    with pytest.raises(ConfigError, match=r"residency must be one of chip, wx, all, stream, auto, rtl, not 'x'"):
         make_plan(template, board, residency="x")
     with pytest.raises(ConfigError, match=r"batch must be an integer in \[1, 1\], not 2"):
         make_plan(template, board, residency="chip", batch=2)
@@ -132,6 +132,21 @@ def test_residency_and_batch_are_validated(stand_in_fits):
     assert (f"the RTL builds it: `lstmfpga hdl --weight-residency stream --ddr-width {plan.port.data_width} "
             f"--ddr-burst {plan.port.max_burst} --ddr-outstanding {plan.port.outstanding} --max-batch 3`") in plan.report()
     assert "schedule model only" in make_plan(template, board, residency="all", batch=2).report()
+
+
+def test_residency_rtl_plans_only_what_the_rtl_builds(stand_in_fits):
+    """--residency rtl: on chip when the weights fit, else a DDR residency the RTL builds — never an
+    input-pass plan, whose schedule the RTL does not run yet."""
+    from lstmfpga.hw.plan_ddr import RTL_RESIDENCIES
+
+    rng = np.random.default_rng()
+    board = get_board(str(rng.choice(BOARD_KEYS)))
+    units, layers = [(1024, 2), (2048, 1), (2048, 3)][int(rng.integers(3))]
+    template = shape_config(input_size=2048, hidden_size=units, num_layers=layers, weight_bits=4)
+    plan = make_plan(template, board, timesteps=16, residency="rtl")
+    assert plan.residency in RTL_RESIDENCIES and "the RTL builds it" in plan.report()
+    small = shape_config(input_size=30, hidden_size=8, num_layers=1, weight_bits=4)
+    assert make_plan(small, board, residency="rtl", compare=False).residency == "chip"
 
 
 def test_cli_plans_weights_in_ddr(stand_in_fits, capsys):
