@@ -45,9 +45,10 @@ def _tail_stages() -> dict[str, int]:
 TAIL_STAGES = _tail_stages()
 #: Tail unit: accumulators in to h code out.
 TAIL = TAIL_STAGES["h_out"]
-#: The classifier after an h code: its weight read (and output register), then the product register
-#: (the multiplier's output is registered before the 32-bit logit accumulation).
-CLASSIFIER = MEMORY_READ + MEMORY_OUTPUT + 1
+#: The classifier after an h code: its weight read (and output register), the multiplier's operand
+#: registers, then its product register (all three inside the DSP), before the 32-bit logit
+#: accumulation.
+CLASSIFIER = MEMORY_READ + MEMORY_OUTPUT + 2
 
 #: Registers between the blocks (:mod:`~lstmfpga.hw.rtl.mac_engine`, :mod:`~lstmfpga.hw.rtl.column_scheduler`).
 #: The shadow bank takes the lanes' sums one cycle after ``done``.

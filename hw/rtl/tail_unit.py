@@ -294,12 +294,23 @@ class TailUnit(wiring.Component):
             for s in range(latency.MEMORY_READ + latency.MEMORY_OUTPUT):
                 h_cls = registered(h_cls, f"h_cls{s + 1}")
             w_cls = registered(cls_r.data, "cls_weights")
+
+            def operand(source, name):
+                """A multiplier's operand or product register without reset: the DSP's own."""
+                r = Signal.like(source, name=name, reset_less=True)
+                m.d.sync += r.eq(source)
+                return r
+
+            # the weight's register stays with the memory; the operand registers behind it and the
+            # product register move into the multiplier (a multiply between fabric registers was
+            # the tail's longest path)
+            h_cls, w_cls = operand(h_cls, "h_cls_operand"), operand(w_cls, "cls_weights_operand")
             at = out + latency.CLASSIFIER
             take = valid[at] & cls[at]
             logits = [[Signal(32, name=f"logit{k}" + (f"_{b}" if batch else "")) for k in range(C)]
                       for b in range(c.max_batch)]
             for k in range(C):
-                product = registered(w_cls[k * cw:(k + 1) * cw].as_signed() * h_cls, f"cls_product{k}")
+                product = operand(w_cls[k * cw:(k + 1) * cw].as_signed() * h_cls, f"cls_product{k}")
                 for b, lanes in enumerate(logits):
                     with m.If(self.cls_start):
                         m.d.sync += lanes[k].eq(bias_regs[k])
