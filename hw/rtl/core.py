@@ -83,12 +83,6 @@ class LstmCore(wiring.Component):
         tail = tails[0]
         m.submodules.sender = sender = OutputSender(config=cfg)
         batched = cfg.max_batch > 1
-        # steps of the run's input packet: T of each of the B sequences (a register: TIMESTEPS and
-        # BATCH are written long before the START that reads it)
-        run_steps = self.timesteps
-        if batched:
-            run_steps = Signal.like(receiver.steps)
-            m.d.sync += run_steps.eq(self.timesteps * self.batch[:cfg.max_batch.bit_length()])
 
         # -- memories ---------------------------------------------------------------------------
         # the loader's writes are registered on their way to the memories and the tail's parameter
@@ -146,7 +140,7 @@ class LstmCore(wiring.Component):
             control.load_in_packet.eq(loader.in_packet), control.load_finish.eq(loader.finish),
             control.load_last.eq(loader.finish_last),
             control.load_fault.eq(loader.fault), control.load_hash.eq(loader.image_hash),
-            receiver.begin.eq(control.receive_begin), receiver.steps.eq(run_steps),
+            receiver.begin.eq(control.receive_begin), receiver.steps.eq(control.run_steps),
             control.receive_in_packet.eq(receiver.in_packet), control.receive_final.eq(receiver.final),
             *([scheduler.received.eq(receiver.received)] if full else []),
             scheduler.start.eq(control.compute_start), scheduler.steps.eq(control.steps),

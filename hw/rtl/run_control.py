@@ -38,8 +38,12 @@ class RunControl(wiring.Component):
     gives up) ends the run the same way: the flags go to ERROR from ``DDR_ERROR_SHIFT`` up, the
     computation is flushed, the rest of a packet under way is drained, no output is sent.
 
-    With ``config.max_batch`` > 1, ``start`` takes ``run_batch`` sequences (BATCH, checked like
-    TIMESTEPS: outside 1..max_batch sets ``Error.BATCH``) and holds it on ``batch`` for the run.
+    ``start`` runs ``timesteps`` steps as they were the cycle before (TIMESTEPS is a register the
+    host writes long before START; its range check is a flip-flop, off the START decision's path):
+    outside 1..max_timesteps sets ``Error.TIMESTEPS``.  With ``config.max_batch`` > 1 it takes
+    ``run_batch`` sequences the same way (BATCH: outside 1..max_batch sets ``Error.BATCH``) and
+    holds it on ``batch`` for the run.  ``run_steps`` is the input packet's steps, T·B, for the
+    input receiver's ``begin``.
 
     Parameters
     ----------
@@ -64,7 +68,8 @@ class RunControl(wiring.Component):
             # input receiver
             "receive_begin": Out(1), "receive_in_packet": In(1), "receive_final": In(1),
             # column scheduler, engine, tail
-            "steps": Out(5), "compute_start": Out(1),
+            "steps": Out(5), "run_steps": Out(max(8, config.max_run_steps.bit_length() + 2)),
+            "compute_start": Out(1),
             **({"run_batch": In(32), "batch": Out(range(config.max_batch + 1))}
                if config.max_batch > 1 else {}), "compute_finished": In(1), "flush": Out(1),
             **({"fetch_fault": In(4)} if config.ddr_weights else {}),
@@ -136,6 +141,17 @@ class RunControl(wiring.Component):
         timed_out = Signal()
         m.d.comb += timed_out.eq(armed & expired)
 
+        # TIMESTEPS and BATCH as they were a cycle ago, with their range checks, in flip-flops
+        steps_seen, steps_ok = Signal(5), Signal()
+        m.d.sync += [steps_seen.eq(self.timesteps), steps_ok.eq((self.timesteps != 0) & (self.timesteps <= T_max))]
+        if batched:
+            batch_seen, batch_ok = Signal(range(cfg.max_batch + 1)), Signal()
+            m.d.sync += [batch_seen.eq(self.run_batch),
+                         batch_ok.eq((self.run_batch != 0) & (self.run_batch <= cfg.max_batch)),
+                         self.run_steps.eq(self.timesteps * self.run_batch[:cfg.max_batch.bit_length()])]
+        else:
+            m.d.comb += self.run_steps.eq(steps_seen)
+
         beat = self.i_stream.payload
         in_fire = Signal()
         m.d.comb += [in_fire.eq(self.i_stream.valid & self.i_stream.ready),
@@ -157,16 +173,16 @@ class RunControl(wiring.Component):
                     with m.If(~weights_valid):
                         m.d.comb += set_error.eq(Error.NO_WEIGHTS)
                         m.d.sync += [done.eq(1), error.eq(Error.NO_WEIGHTS)]
-                    with m.Elif((self.timesteps == 0) | (self.timesteps > T_max)):
+                    with m.Elif(~steps_ok):
                         m.d.sync += [done.eq(1), error.eq(Error.TIMESTEPS)]
                     if batched:
-                        with m.Elif((self.run_batch == 0) | (self.run_batch > cfg.max_batch)):
+                        with m.Elif(~batch_ok):
                             m.d.sync += [done.eq(1), error.eq(Error.BATCH)]
                     with m.Else():
                         m.d.comb += self.receive_begin.eq(1)
-                        m.d.sync += [T.eq(self.timesteps), run_cycles.eq(0), run_counting.eq(1)]
+                        m.d.sync += [T.eq(steps_seen), run_cycles.eq(0), run_counting.eq(1)]
                         if batched:
-                            m.d.sync += self.batch.eq(self.run_batch)
+                            m.d.sync += self.batch.eq(batch_seen)
                         m.next = "RECV"
                 with m.Elif(self.load_weights):
                     m.d.comb += self.load_begin.eq(1)

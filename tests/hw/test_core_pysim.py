@@ -86,7 +86,7 @@ def _simulate(config, image, packets, timesteps, *, memory=None, region=(0, 0), 
             ctx.set(dut.timesteps, T)
             if batches is not None:
                 ctx.set(dut.batch, batches[run])
-                await ctx.tick()          # the core registers T·B a cycle before START reads it
+            await ctx.tick()              # START runs TIMESTEPS and BATCH as they were a cycle before
             if memory is not None:
                 current["memory"] = memory(run)
                 base, length = region(run) if callable(region) else region

@@ -14,7 +14,7 @@ from lstmfpga.hw.rtl.run_control import RunControl
 INPUTS = ("start", "soft_reset", "load_weights", "clear", "timesteps", "timeout", "load_in_header", "load_in_packet",
           "load_finish", "load_fault", "load_last", "load_hash", "receive_in_packet", "receive_final", "compute_finished",
           "output_finished", "out_valid", "out_ready", "valid", "last", "load_ready")
-OUTPUTS = ("busy", "done", "weights_valid", "loading", "error", "cycles", "run_cycles", "hash", "ready",
+OUTPUTS = ("run_steps", "busy", "done", "weights_valid", "loading", "error", "cycles", "run_cycles", "hash", "ready",
            "load_valid", "receive_valid", "load_begin", "receive_begin", "steps", "compute_start", "flush",
            "output_start", "output_abort")
 
@@ -28,6 +28,7 @@ class Model:
         self.state, self.error, self.done, self.weights_valid, self.hash = "IDLE", 0, 0, 0, 0
         self.cycles = self.run_cycles = self.counting = self.steps = self.idle = self.cls_pending = 0
         self.hash_commit = self.flush = 0
+        self.timesteps_before = 0     # START runs TIMESTEPS as it was the cycle before
 
     def step(self, i):
         s = self.state
@@ -38,7 +39,7 @@ class Model:
                            "DRAIN": (1, fire), "OUTPUT": (i["out_valid"], i["out_ready"])}.get(s, (0, 0))
         # the idle count only grows while watching (the RTL does not re-check the watch itself)
         timed_out = i["timeout"] != 0 and self.idle >= i["timeout"]
-        steps_ok = 1 <= i["timesteps"] <= self.max_timesteps
+        steps_ok = 1 <= self.timesteps_before <= self.max_timesteps
         first_beat = s == "RECV" and fire and not i["receive_in_packet"]
         # TLAST early or late, or the watchdog, while the computation runs: it is flushed
         input_fault = self.overlap and s == "RECV" and (
@@ -49,7 +50,7 @@ class Model:
                    receive_valid=int(fire and s == "RECV"),
                    load_begin=int(s == "IDLE" and not i["start"] and i["load_weights"]),
                    receive_begin=int(s == "IDLE" and i["start"] and self.weights_valid and steps_ok),
-                   steps=self.steps, compute_start=int(first_beat if self.overlap else s == "COMPUTE_START"),
+                   steps=self.steps, run_steps=self.timesteps_before & 31, compute_start=int(first_beat if self.overlap else s == "COMPUTE_START"),
                    flush=self.flush,
                    output_start=int(s == "FINISH" and self.cls_pending == 0),
                    output_abort=int((s == "OUTPUT" and timed_out) or i["soft_reset"]))
@@ -78,7 +79,7 @@ class Model:
                 elif not steps_ok:
                     n.update(done=1, error=Error.TIMESTEPS)
                 else:
-                    n.update(steps=i["timesteps"] & 31, run_cycles=0, counting=1, state="RECV")
+                    n.update(steps=self.timesteps_before & 31, run_cycles=0, counting=1, state="RECV")
             elif i["load_weights"]:
                 n.update(error=0, done=0, weights_valid=0, state="LOAD")
             elif i["clear"]:
@@ -120,7 +121,7 @@ class Model:
             if i["compute_finished"]:
                 n.update(cls_pending=latency.CLASSIFIER, state="FINISH")
         elif s == "FINISH":
-            n.update(cls_pending=(self.cls_pending - 1) % 4, cycles=self.cycles + 1)
+            n.update(cls_pending=(self.cls_pending - 1) % (1 << latency.CLASSIFIER.bit_length()), cycles=self.cycles + 1)
             if self.cls_pending == 0:
                 n["state"] = "OUTPUT"
         elif s == "OUTPUT":
@@ -133,6 +134,7 @@ class Model:
             n.update(counting=0, state="IDLE")
             if s == "LOAD":
                 n["weights_valid"] = 0
+        n["timesteps_before"] = i["timesteps"]
         for key, value in n.items():
             setattr(self, key, value)
         return out
