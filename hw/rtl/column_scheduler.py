@@ -94,8 +94,13 @@ class ColumnScheduler(wiring.Component):
         cell_base = Signal(range(max(cfg.max_batch * H, 2)))  # b·H
         # h-buffer words back to the sequence's step before: the run's step v − B
         back = Signal(seq_bits, name="back") if batched else Const(Hc, seq_bits)
-        seq_base = Signal(seq_bits)                # units of this layer finished before step t
-        TH = Signal(seq_bits)
+        seq_base = Signal(seq_bits)                # units of the sequence finished before (layer, t)
+        # the dependency bounds of the step's parts, registers that move by H with seq_base (the
+        # issue decision's need takes a register, not a chain of adders): the x part of a layer
+        # l > 0 waits for the layer below's units of step t, the h part for this layer's of t − 1
+        x_need = Signal(seq_bits)                  # seq_base − T·H + first_need
+        x_cap = Signal(seq_bits)                   # seq_base − T·H + H
+        h_need = Signal(seq_bits)                  # seq_base − H + first_need
         baddr = Signal(seq_bits)
         bsel = Signal(byte_select_bits(cfg))
         need = Signal(seq_bits)                    # units_done this column waits for
@@ -169,16 +174,17 @@ class ColumnScheduler(wiring.Component):
         issue = Signal()
         m.d.comb += issue.eq(self.o_column.valid & self.o_column.ready)
 
-        def group_start(layer_v, tH_v, tW_v, seq_v):
-            """Column address and dependency bound of the first column of a group."""
+        def group_start(layer_v, tH_v, tW_v, ahead):
+            """Column address and dependency bound of the first column of a group (``ahead``: of
+            the next step, whose bounds are H past this step's)."""
             m.d.sync += [bsel.eq(0), in_x.eq(first_in_x[layer_v]), x_end.eq(first_x_end[layer_v]),
                          last_col.eq(first_last_col[layer_v])]
+            step = H if ahead else 0
             has_x = x_cols[layer_v] != 0
             with m.If(has_x):
-                m.d.sync += [baddr.eq(Mux(layer_v == 0, tW_v, tH_v)), need.eq(seq_v - TH + first_need),
-                             cap.eq(seq_v - TH + H)]
+                m.d.sync += [baddr.eq(Mux(layer_v == 0, tW_v, tH_v)), need.eq(x_need + step), cap.eq(x_cap + step)]
             with m.Else():
-                m.d.sync += [baddr.eq(tH_v - back), need.eq(seq_v - H + first_need), cap.eq(seq_v)]
+                m.d.sync += [baddr.eq(tH_v - back), need.eq(h_need + step), cap.eq(seq_base + step)]
 
         with m.If(issue):
             m.d.sync += [k.eq(k + 1), waddr.eq(waddr + 1),
@@ -194,7 +200,7 @@ class ColumnScheduler(wiring.Component):
             with m.Else():
                 m.d.sync += baddr.eq(baddr + 1)
             with m.If(in_x & x_end):
-                m.d.sync += [baddr.eq(tH - back), bsel.eq(0), need.eq(seq_base - H + first_need), cap.eq(seq_base)]
+                m.d.sync += [baddr.eq(tH - back), bsel.eq(0), need.eq(h_need), cap.eq(seq_base)]
             if batched:
                 next_pass = last_col & ~b_last
                 with m.If(next_pass):
@@ -202,7 +208,7 @@ class ColumnScheduler(wiring.Component):
                     m.d.sync += [k.eq(0), bseq.eq(bseq + 1), b_last.eq(bseq + 2 == self.batch),
                                  cell_base.eq(cell_base + H), tH.eq(tH + Hc), tU.eq(tU + H), tW.eq(tW + wps),
                                  waddr.eq(Mux(half, k_half, 0))]
-                    group_start(lyr, tH + Hc, tW + wps, seq_base)
+                    group_start(lyr, tH + Hc, tW + wps, ahead=False)
             else:
                 next_pass = Const(0)
             with m.If(last_col & ~next_pass):
@@ -216,6 +222,7 @@ class ColumnScheduler(wiring.Component):
                     m.d.sync += [half.eq(~half), waddr.eq(Mux(half, 0, k_half))]
                 with m.If(grp_last):
                     m.d.sync += [grp.eq(0), grp_last.eq(G == 1), seq_base.eq(seq_base + H),
+                                 x_need.eq(x_need + H), x_cap.eq(x_cap + H), h_need.eq(h_need + H),
                                  t_first.eq(t_last), t_last.eq(Mux(t_last, last_t == 0, t + 1 == last_t))]
                     with m.If(t_last):
                         with m.If(lyr == L - 1):
@@ -226,7 +233,7 @@ class ColumnScheduler(wiring.Component):
                             m.d.sync += [tH0.eq(0), tU0.eq(0), tW0.eq(0)]
                         if not ddr:
                             m.d.sync += waddr.eq(lbase + rows[lyr])
-                        group_start(lyr + 1, Const(0, seq_bits), Const(0, 16), seq_base + H)
+                        group_start(lyr + 1, Const(0, seq_bits), Const(0, 16), ahead=True)
                     with m.Else():
                         # (after the batch's last pass v + 1 is the next step's first)
                         m.d.sync += [t.eq(t + 1), tH.eq(tH + Hc), tU.eq(tU + H), tW.eq(tW + wps)]
@@ -234,9 +241,9 @@ class ColumnScheduler(wiring.Component):
                             m.d.sync += [tH0.eq(tH + Hc), tU0.eq(tU + H), tW0.eq(tW + wps)]
                         if not ddr:
                             m.d.sync += waddr.eq(lbase)
-                        group_start(lyr, tH + Hc, tW + wps, seq_base + H)
+                        group_start(lyr, tH + Hc, tW + wps, ahead=True)
                 with m.Else():
-                    group_start(lyr, tH0, tW0, seq_base)
+                    group_start(lyr, tH0, tW0, ahead=False)
 
         if cfg.mode == "full":
             # whether the column's input word was counted by the cycle before: the compare of the
@@ -254,14 +261,15 @@ class ColumnScheduler(wiring.Component):
 
         with m.If(self.start):
             m.d.sync += [lyr.eq(0), t.eq(0), grp.eq(0), k.eq(0), waddr.eq(0), lbase.eq(0),
-                         tH.eq(0), tU.eq(0), tW.eq(0), seq_base.eq(0), TH.eq(T * H), all_done.eq(0),
+                         tH.eq(0), tU.eq(0), tW.eq(0), seq_base.eq(0), all_done.eq(0),
+                         x_need.eq(first_need - T * H), x_cap.eq(H - T * H), h_need.eq(first_need - H),
                          total_units.eq(T * (H * L)), issuing.eq(1), last_t.eq(T - 1), half.eq(0),
                          grp_last.eq(G == 1), t_first.eq(1), t_last.eq(T == 1)]
             if batched:
                 m.d.sync += [tH0.eq(0), tU0.eq(0), tW0.eq(0), bseq.eq(0), b_last.eq(self.batch == 1), cell_base.eq(0),
                              back.eq(self.batch * Hc),
                              *(count.eq(0) for count in units_done)]
-            group_start(Const(0, 2), Const(0, seq_bits), Const(0, 16), Const(0, seq_bits))
+            group_start(Const(0, 2), Const(0, seq_bits), Const(0, 16), ahead=False)   # (no wait at t = 0 of layer 0)
         if batched:
             # the batch's units, a cycle after start (its product is not on the start's path)
             m.d.sync += total_all.eq(total_units * self.batch)
