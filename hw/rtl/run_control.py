@@ -69,10 +69,10 @@ class RunControl(wiring.Component):
             "receive_begin": Out(1), "receive_in_packet": In(1), "receive_final": In(1),
             # column scheduler, engine, tail
             "steps": Out(5), "run_steps": Out(max(8, config.max_run_steps.bit_length() + 2)),
-            "compute_start": Out(1),
-            **({"run_batch": In(32), "batch": Out(range(config.max_batch + 1))}
-               if config.max_batch > 1 else {}), "compute_finished": In(1), "flush": Out(1),
+            "compute_start": Out(1), "compute_finished": In(1), "flush": Out(1),
             **({"fetch_fault": In(4)} if config.ddr_weights else {}),
+            # a batch's sequences: BATCH in, the run's B out
+            **({"run_batch": In(32), "batch": Out(range(config.max_batch + 1))} if config.max_batch > 1 else {}),
             # output sender (and its stream, observed)
             "output_start": Out(1), "output_abort": Out(1), "output_finished": In(1),
             "out_valid": In(1), "out_ready": In(1),
