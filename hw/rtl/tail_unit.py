@@ -75,7 +75,7 @@ class TailUnit(wiring.Component):
         self.unit_bits = _bits_for(H + 1)
         self.seq_bits = _bits_for(c.max_run_steps * H + 1)
         C = max(c.num_classes, 1)
-        batch = payloads.batch_fields(c)
+        self.batch_fields = batch = payloads.batch_fields(c)
         super().__init__({
             "valid": In(1), "layer": In(2), "step_base": In(self.seq_bits), "first_step": In(1),
             **({"pre_base": In(self.seq_bits)} if c.mode == "split" else {}),
@@ -165,7 +165,7 @@ class TailUnit(wiring.Component):
         first = chain("first", 1, self.first_step)
         cls = chain("cls", 1, self.classify)
         unit = chain("unit", self.unit_bits, self.unit)
-        batch = payloads.batch_fields(c)
+        batch = self.batch_fields
         if batch:
             sequence = chain("sequence", batch["sequence"], self.sequence)
             cell_base = chain("cell_base", batch["cell_base"], self.cell_base)

@@ -237,15 +237,16 @@ def test_a_fault_mid_batch_ends_it_and_the_next_batch_is_exact(seed, fault):
     packets, expected = zip(*(golden_batch_packets(config, art, np.stack([random_codes(art, rng, T) for _ in range(B)]))
                               for _ in range(2)))
     row_beats = -(-config.lanes * config.weight_bits // config.ddr_width)
-    if fault == "slverr":
-        fault_beat = rnd.randrange(row_beats * config.weight_memory_rows)
-        memory = lambda run: _memory(ddr, base, config, latency=rnd.randint(1, 9),  # noqa: E731
-                                     fault=(fault_beat, SLVERR) if run == 0 else None)
-        options = {}
-    else:
-        shared = _memory(ddr, base, config, latency=rnd.randint(20, 60))
-        memory = lambda run: shared  # noqa: E731
-        options = {"soft_reset_after": lambda run: rnd.randint(0, 10) if run == 0 else None}
+    fault_beat = rnd.randrange(row_beats * config.weight_memory_rows)
+    shared = _memory(ddr, base, config, latency=rnd.randint(20, 60))
+
+    def memory(run):
+        if fault == "slverr":
+            return _memory(ddr, base, config, latency=rnd.randint(1, 9),
+                           fault=(fault_beat, SLVERR) if run == 0 else None)
+        return shared
+
+    options = {} if fault == "slverr" else {"soft_reset_after": lambda run: rnd.randint(0, 10) if run == 0 else None}
     outputs, flags = _simulate(config, build_weight_image(art, config), packets, [T, T], memory=memory,
                                region=(base, len(ddr)), batches=[B, B], **options)
     _check_fault_then_exact(config, outputs, flags, expected, Error.DDR_SLVERR if fault == "slverr" else 0)
