@@ -204,7 +204,8 @@ def estimate(config, timesteps: int, arrivals: tuple | None = None) -> CycleEsti
     out_beats = stream_format.output_beats(config, T)
     # the input packet before the computation (split mode; full mode overlaps it), the output
     # packet: the sender's read pipeline fills, then a beat per cycle
-    run = (0 if overlap else in_beats) + total + latency.OUTPUT_FILL + out_beats + latency.RUN_CONTROL
+    run = ((0 if overlap else in_beats) + total + latency.OUTPUT_FILL + out_beats + latency.RUN_CONTROL
+           + latency.STREAM_PORTS)
     return CycleEstimate(timesteps=T, compute_cycles=int(total), ideal_cycles=ideal,
                          step_cycles=tuple(steps), input_beats=in_beats, output_beats=out_beats,
                          run_cycles=int(run))

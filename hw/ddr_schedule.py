@@ -288,6 +288,7 @@ def estimate_ddr(config, timesteps: int, *, residency: str, batch: int = 1,
     total = lasts_b[-1][-1] + _round_trip(config) + last_unit + latency.RUN_TAIL
     in_beats = B * stream_format.input_beats(config, T)
     out_beats = B * stream_format.output_beats(config, T)
-    run = (0 if config.mode == "full" else in_beats) + total + latency.OUTPUT_FILL + out_beats + latency.RUN_CONTROL
+    run = ((0 if config.mode == "full" else in_beats) + total + latency.OUTPUT_FILL + out_beats + latency.RUN_CONTROL
+           + latency.STREAM_PORTS)
     bound = ddr_bytes / port.bytes_per_cycle if port is not None else 0.0
     return DdrEstimate(residency, B, T, int(total), int(run), ideal, ddr_bytes, bound)

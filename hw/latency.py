@@ -94,6 +94,12 @@ def round_trip(macs_per_dsp: int, column_sets: int = 1) -> int:
 #: its registered data, the masked word (or logit beat), the FIFO write.  Then a beat per cycle on a
 #: stall-free stream.
 OUTPUT_FILL = MEMORY_READ + MEMORY_OUTPUT + 2
+#: A register slice on a stream port (:mod:`~lstmfpga.hw.rtl.stream_register`): a beat leaves it
+#: the cycle after it was taken.
+STREAM_REGISTER = 1
+#: The core's two stream ports each have a register slice: a run's first input beat reaches the
+#: run controller, and its last output beat the bus, a slice later.
+STREAM_PORTS = 2 * STREAM_REGISTER
 #: Run control outside the streams and the compute, as RUN_CYCLES counts it from the cycle the core
 #: takes START (registered: the cycle the write's BVALID rises) when the host sends its first beat
 #: as soon as it sees the response: one cycle.

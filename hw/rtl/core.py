@@ -3,10 +3,12 @@ ports; see ``top.py`` for the AXI wrapper.
 
 ::
 
-    i_stream ─ RunControl ─┬─ WeightLoader ──── weight memory, tail parameters
-                           └─ InputReceiver ─── input buffer (full) / tail pre-activations (split)
+    i_stream ─ StreamRegister ─ RunControl ─┬─ WeightLoader ─── weight memory, tail parameters
+                                            └─ InputReceiver ── input buffer (full) / pre-activations (split)
     ColumnScheduler ─ MacEngine ─ TailUnit ─┬─ h buffers (the next step's and layer's input)
-                                            └─ OutputSender ─ o_stream (the last layer's h codes)
+                                            └─ OutputSender ─ StreamRegister ─ o_stream (last layer's h)
+
+Both stream ports pass a register slice, so the bus's TVALID and TREADY meet the core's registers only.
 
 With weights in DDR (``config.ddr_weights``) the weight memory is a double buffer of row groups
 that a :class:`~lstmfpga.hw.rtl.ddr_row_fetcher.DdrRowFetcher` fills through ``m_axi_*`` during
@@ -16,7 +18,7 @@ rows.
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, ResetInserter, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -29,6 +31,7 @@ from lstmfpga.hw.rtl.output_sender import OutputSender
 from lstmfpga.hw.rtl.payloads import batch_fields, beat_layout, input_buffer_depth
 from lstmfpga.hw.rtl.ram import ram
 from lstmfpga.hw.rtl.run_control import RunControl
+from lstmfpga.hw.rtl.stream_register import StreamRegister
 from lstmfpga.hw.rtl.tail_unit import TailUnit, load_port_shapes, preactivation_port_shapes
 from lstmfpga.hw.rtl.weight_loader import WeightLoader
 from lstmfpga.hw.rtl.weight_memory import WeightMemory
@@ -118,11 +121,20 @@ class LstmCore(wiring.Component):
                          read.addr.eq(engine.h_read[b].addr), engine.h_read[b].data.eq(read.data)]
 
         # -- streams ------------------------------------------------------------------------------
-        wiring.connect(m, wiring.flipped(self.i_stream), control.i_stream)
+        # the input slice takes beats while the run controller reads them; the output slice empties
+        # with the sender when a run's output is abandoned
+        beat = beat_layout(cfg.stream_width)
+        m.submodules.in_register = in_register = StreamRegister(payload_shape=beat, gated=True)
+        out_register = StreamRegister(payload_shape=beat)
+        m.submodules.out_register = ResetInserter(control.output_abort)(out_register)
+        wiring.connect(m, wiring.flipped(self.i_stream), in_register.i_stream)
+        wiring.connect(m, in_register.o_stream, control.i_stream)
+        m.d.comb += in_register.accept.eq(control.accepting)
         wiring.connect(m, control.load_stream, loader.i_stream)
         wiring.connect(m, control.receive_stream, receiver.i_stream)
         wiring.connect(m, scheduler.o_column, engine.i_column)
-        wiring.connect(m, sender.o_stream, wiring.flipped(self.o_stream))
+        wiring.connect(m, sender.o_stream, out_register.i_stream)
+        wiring.connect(m, out_register.o_stream, wiring.flipped(self.o_stream))
 
         # -- commands and status --------------------------------------------------------------------
         for name in ("start", "soft_reset", "load_weights", "clear", "timesteps", "timeout"):
@@ -156,7 +168,7 @@ class LstmCore(wiring.Component):
                sender.h_valid2.eq(tails[1].h_valid & (tail.h_layer == cfg.num_layers - 1))] if TU > 1 else []),
             sender.start.eq(control.output_start), sender.abort.eq(control.output_abort),
             sender.steps.eq(control.steps), sender.logits.eq(self._logits(m, tails)),
-            control.output_finished.eq(sender.finished),
+            control.output_finished.eq(self.o_stream.valid & self.o_stream.ready & self.o_stream.payload.last),
             control.out_valid.eq(self.o_stream.valid), control.out_ready.eq(self.o_stream.ready),
         ]
 

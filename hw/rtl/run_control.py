@@ -31,12 +31,16 @@ class RunControl(wiring.Component):
 
     The watchdog counts cycles without progress while a packet is under way (``timeout``
     cycles, 0 = never).  ``soft_reset`` returns to idle from any state: ``flush`` (also raised by
-    an input fault) drops the engine's work in flight and ``output_abort`` stops the output
-    sender.  ``start`` or ``load_weights`` while busy sets ``Error.BUSY`` and is otherwise ignored.
+    an input fault) drops the engine's work in flight and ``output_abort`` (also raised by the
+    output watchdog) empties the output sender; both are registers, raised the cycle after.
+    ``start`` or ``load_weights`` while busy sets ``Error.BUSY`` and is otherwise ignored.
 
     With weights in DDR, ``fetch_fault`` (the row fetcher's error flags, nonzero for the cycle it
     gives up) ends the run the same way: the flags go to ERROR from ``DDR_ERROR_SHIFT`` up, the
     computation is flushed, the rest of a packet under way is drained, no output is sent.
+
+    ``accepting`` is high in the states that read ``i_stream`` (a load, a run's input packet, a
+    drain): the core's input port slice takes beats only then and drops what it holds after.
 
     ``start`` runs ``timesteps`` steps as they were the cycle before (TIMESTEPS is a register the
     host writes long before START; its range check is a flip-flop, off the START decision's path):
@@ -59,7 +63,7 @@ class RunControl(wiring.Component):
             "busy": Out(1), "done": Out(1), "weights_valid": Out(1), "loading": Out(1),
             "error": Out(16), "cycles": Out(32), "run_cycles": Out(32), "hash": Out(unsigned(256)),
             # the input stream and where it goes
-            "i_stream": In(stream.Signature(beat_layout(config.stream_width))),
+            "i_stream": In(stream.Signature(beat_layout(config.stream_width))), "accepting": Out(1),
             "load_stream": Out(stream.Signature(beat_layout(config.stream_width))),
             "receive_stream": Out(stream.Signature(beat_layout(config.stream_width), always_ready=True)),
             # weight loader
@@ -111,6 +115,10 @@ class RunControl(wiring.Component):
         m.d.comb += fetch_error.eq(fetch_fault << DDR_ERROR_SHIFT)
         m.d.sync += flush.eq(self.soft_reset | input_fault | (fetch_fault != 0))
         m.d.comb += self.flush.eq(flush)
+        # output_abort too: it resets the output sender and the output port's register slice, a
+        # wide fan-out that the watchdog's and the state's decode would otherwise run into
+        abort = Signal()
+        m.d.sync += self.output_abort.eq(abort)
         m.d.sync += error.eq(error | set_error)
         # the 256 hash flip-flops take the loader's hash the cycle after a clean finish: their
         # enable is a register, not the loader's checksum verdict (a long path into a wide fan-out)
@@ -157,10 +165,20 @@ class RunControl(wiring.Component):
         m.d.comb += [in_fire.eq(self.i_stream.valid & self.i_stream.ready),
                      self.load_stream.payload.eq(beat), self.receive_stream.payload.eq(beat)]
 
-        # the LOAD state as a flip-flop of its own, set and cleared with the state's transitions:
+        # the LOAD state as a flip-flop of its own, set and cleared with the state's transitions (goto):
         # the loader's stream valid, into its write enables, reads it instead of the state decode
         loading = Signal()
         m.d.comb += [self.loading.eq(loading), self.load_stream.valid.eq(self.i_stream.valid & loading)]
+
+        # accepting (the states that read the input stream), like loading, a flip-flop set with
+        # every transition, not a decode of the state: it is the input port's TREADY and its
+        # registers' enable
+        accepting = Signal()
+        m.d.comb += self.accepting.eq(accepting)
+
+        def goto(state):
+            m.next = state
+            m.d.sync += [accepting.eq(state in ("LOAD", "RECV", "DRAIN")), loading.eq(state == "LOAD")]
 
         def fail(bits, *also):
             """Latch error ``bits`` and end the command."""
@@ -183,11 +201,11 @@ class RunControl(wiring.Component):
                         m.d.sync += [T.eq(steps_seen), run_cycles.eq(0), run_counting.eq(1)]
                         if batched:
                             m.d.sync += self.batch.eq(batch_seen)
-                        m.next = "RECV"
+                        goto("RECV")
                 with m.Elif(self.load_weights):
                     m.d.comb += self.load_begin.eq(1)
-                    m.d.sync += [error.eq(0), done.eq(0), weights_valid.eq(0), loading.eq(1)]
-                    m.next = "LOAD"
+                    m.d.sync += [error.eq(0), done.eq(0), weights_valid.eq(0)]
+                    goto("LOAD")
                 with m.Elif(self.clear):
                     m.d.sync += [error.eq(0), done.eq(0)]
 
@@ -196,16 +214,16 @@ class RunControl(wiring.Component):
                              watch.eq(self.load_in_packet), progress.eq(self.i_stream.valid)]
                 # the header has no timeout: its words are checked as they come
                 with m.If(timed_out & ~self.load_in_header):
-                    fail(Error.INPUT_TIMEOUT, loading.eq(0))
-                    m.next = "IDLE"
+                    fail(Error.INPUT_TIMEOUT)
+                    goto("IDLE")
                 with m.Elif(self.load_finish):
-                    fail(self.load_fault, loading.eq(0))
+                    fail(self.load_fault)
                     with m.If(self.load_fault == 0):
                         m.d.sync += [weights_valid.eq(1), hash_commit.eq(1)]
                     with m.If(self.load_last):        # else drain the rest of the packet
-                        m.next = "IDLE"
+                        goto("IDLE")
                     with m.Else():
-                        m.next = "DRAIN"
+                        goto("DRAIN")
 
             with m.State("RECV"):
                 m.d.comb += [self.i_stream.ready.eq(1), self.receive_stream.valid.eq(in_fire), self.busy.eq(1),
@@ -219,51 +237,51 @@ class RunControl(wiring.Component):
                 with m.If(timed_out):
                     m.d.comb += input_fault.eq(overlap)
                     fail(Error.INPUT_TIMEOUT, run_counting.eq(0))
-                    m.next = "IDLE"
+                    goto("IDLE")
                 with m.Elif(fetch_fault != 0):
                     # (full mode: the fetch starts with the packet's first beat) drain the packet
                     m.d.sync += [error.eq(error | fetch_error), run_counting.eq(0)]
                     with m.If(in_fire & beat.last):
                         m.d.sync += done.eq(1)
-                        m.next = "IDLE"
+                        goto("IDLE")
                     with m.Else():
-                        m.next = "DRAIN"
+                        goto("DRAIN")
                 with m.Elif(in_fire):
                     with m.If(self.receive_final & beat.last):
-                        m.next = "COMPUTE" if overlap else "COMPUTE_START"
+                        goto("COMPUTE" if overlap else "COMPUTE_START")
                     with m.Elif(self.receive_final):
                         m.d.comb += input_fault.eq(overlap)
                         m.d.sync += [error.eq(error | Error.LAST_LATE), run_counting.eq(0)]
-                        m.next = "DRAIN"
+                        goto("DRAIN")
                     with m.Elif(beat.last):
                         m.d.comb += input_fault.eq(overlap)
                         fail(Error.LAST_EARLY, run_counting.eq(0))
-                        m.next = "IDLE"
+                        goto("IDLE")
 
             with m.State("DRAIN"):
                 m.d.comb += [self.i_stream.ready.eq(1), self.busy.eq(1), watch.eq(1), progress.eq(in_fire)]
                 with m.If(timed_out):
                     fail(Error.INPUT_TIMEOUT)
-                    m.next = "IDLE"
+                    goto("IDLE")
                 with m.Elif(in_fire & beat.last):
                     m.d.sync += done.eq(1)
-                    m.next = "IDLE"
+                    goto("IDLE")
 
             if not overlap:
                 with m.State("COMPUTE_START"):
                     m.d.comb += [self.busy.eq(1), self.compute_start.eq(1)]
                     m.d.sync += cycles.eq(0)
-                    m.next = "COMPUTE"
+                    goto("COMPUTE")
 
             with m.State("COMPUTE"):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += cycles.eq(cycles + 1)
                 with m.If(fetch_fault != 0):
                     fail(fetch_error, run_counting.eq(0))
-                    m.next = "IDLE"
+                    goto("IDLE")
                 with m.Elif(self.compute_finished):
                     m.d.sync += cls_pending.eq(latency.CLASSIFIER)
-                    m.next = "FINISH"
+                    goto("FINISH")
 
             with m.State("FINISH"):
                 # the classifier accumulates the last h code CLASSIFIER cycles after it leaves the tail
@@ -271,22 +289,22 @@ class RunControl(wiring.Component):
                 m.d.sync += [cls_pending.eq(cls_pending - 1), cycles.eq(cycles + 1)]
                 with m.If(cls_pending == 0):
                     m.d.comb += self.output_start.eq(1)
-                    m.next = "OUTPUT"
+                    goto("OUTPUT")
 
             with m.State("OUTPUT"):
                 m.d.comb += [self.busy.eq(1), watch.eq(self.out_valid), progress.eq(self.out_ready)]
                 with m.If(timed_out):
-                    m.d.comb += self.output_abort.eq(1)
+                    m.d.comb += abort.eq(1)
                     fail(Error.OUTPUT_TIMEOUT, run_counting.eq(0))
-                    m.next = "IDLE"
+                    goto("IDLE")
                 with m.Elif(self.output_finished):
                     m.d.sync += [done.eq(1), run_counting.eq(0)]
-                    m.next = "IDLE"
+                    goto("IDLE")
 
         # soft reset from any state
         with m.If(self.soft_reset):
-            m.d.comb += self.output_abort.eq(1)
-            m.d.sync += [run_counting.eq(0), fsm.state.eq(fsm.encoding["IDLE"]), loading.eq(0)]
+            m.d.comb += abort.eq(1)
+            m.d.sync += [run_counting.eq(0), fsm.state.eq(fsm.encoding["IDLE"]), loading.eq(0), accepting.eq(0)]
             with m.If(fsm.ongoing("LOAD")):
                 m.d.sync += weights_valid.eq(0)
         with m.If((self.start | self.load_weights) & ~fsm.ongoing("IDLE") & ~self.soft_reset):

@@ -34,10 +34,11 @@ def _rotate_xor(checksum, word):
 class WeightLoader(wiring.Component):
     """Consumes the words of one weight image (header, sections, checksum) from ``i_stream``.
 
-    The image's 32-bit words are read one per cycle, lane 0 of a beat first: a beat of
-    ``stream_width`` bits is held until its last lane (``ready`` follows the lane count, a
-    register, never the data).  A weight load is not part of a run, so its time does not enter
-    the cycle model.
+    The image's 32-bit words are read one per cycle, lane 0 of a beat first, except the header's
+    words and the checksum word, which take two (compared in the first, the compare registered):
+    a beat of ``stream_width`` bits is held until its last lane is read (``ready`` follows the
+    lane count and the loader's phase, registers, never the data).  A weight load is not part of
+    a run, so its time does not enter the cycle model.
 
     ``begin`` starts a new image.  Each word is checked as it arrives; the word that decides the
     load's end decides the verdict, reported the cycle after its beat was accepted (registered: the
@@ -50,9 +51,9 @@ class WeightLoader(wiring.Component):
     ``Error.WEIGHT_LENGTH``; so does a checksum word whose beat has no TLAST.  ``in_header`` is
     set while the header is being read, ``in_packet`` once the image's first word has arrived.
 
-    Weight rows (``row_words`` words each) go to ``weight_write``, every other section to the
-    tail unit's parameter ports (``tail_write``, names of
-    :func:`~lstmfpga.hw.rtl.tail_unit.load_port_shapes`), as they arrive.
+    Weight rows (``row_words`` words each) go to ``weight_write`` the cycle after their last word,
+    every other section to the tail unit's parameter ports (``tail_write``, names of
+    :func:`~lstmfpga.hw.rtl.tail_unit.load_port_shapes`) as its words arrive.
 
     Parameters
     ----------
@@ -79,14 +80,19 @@ class WeightLoader(wiring.Component):
         H, P, wb = cfg.hidden_size, cfg.lanes, cfg.weight_bits
         lanes = cfg.stream_width // 32
         beat = self.i_stream.payload
-        arrives = Signal()
-        m.d.comb += arrives.eq(self.i_stream.valid & ~self.finish)
+        # A header word or the checksum word is compared in one cycle (registered) and taken in the
+        # next: the 32-bit compares then feed flip-flops, not the verdict's decisions (a weight load
+        # is not timed; the header and the checksum are a few words of an image)
+        present, arrives = Signal(), Signal()
+        looked = Signal()             # the word on the port was compared the cycle before
+        slow = Signal()               # the word waits for its compare
+        m.d.comb += present.eq(self.i_stream.valid & ~self.finish)
         tail = self.tail_write
 
         lane = Signal(range(max(lanes, 2)))   # no zero-width signals in the Verilog
         beat_end = Signal()           # the word is its beat's last
         word = Signal(32)
-        m.d.comb += [beat_end.eq(lane == lanes - 1), self.i_stream.ready.eq(beat_end & ~self.finish),
+        m.d.comb += [beat_end.eq(lane == lanes - 1), self.i_stream.ready.eq(beat_end & ~self.finish & ~slow),
                      word.eq(beat.data.word_select(lane, 32) if lanes > 1 else beat.data)]
         ended = Signal()              # the load's end was decided by an earlier word of this beat
         ended_fault = Signal(16)
@@ -103,7 +109,7 @@ class WeightLoader(wiring.Component):
         header_count = Signal(range(weight_image.HEADER_WORDS + 1))
         checksum = Signal(32)
         rw = weight_image.row_words(cfg)
-        row_sr = Signal(32 * rw)
+        row_sr = Signal(32 * rw, reset_less=True)
         row_word = Signal(range(rw + 1))
         row_addr = Signal(range(cfg.weight_depth + 1))
         cls_j = Signal(range(H + 1))
@@ -126,7 +132,9 @@ class WeightLoader(wiring.Component):
         check = Signal(16, init=checks[0])
         in_hash = Signal()          # the header's hash words are arriving
         bad = Signal(16)
-        m.d.comb += bad.eq(Mux(word != expected_word, check, 0))
+        mismatch, sum_mismatch = Signal(), Signal()     # the compares of the word on the port
+        m.d.sync += [mismatch.eq(word != expected_word), sum_mismatch.eq(word != checksum)]
+        m.d.comb += bad.eq(Mux(mismatch, check, 0))
         with m.If(in_header & arrives & ~ended):
             m.d.sync += [header_count.eq(header_count + 1), checksum.eq(_rotate_xor(checksum, word)),
                          in_header.eq(header_count != weight_image.HEADER_WORDS - 1), self.in_packet.eq(1),
@@ -159,10 +167,21 @@ class WeightLoader(wiring.Component):
         # the values for the section after section i, at index i (the last one repeated)
         following = [Array(Const(entering(i + 1)[f], flag.shape()) for i in range(len(sections)))
                      for f, flag in enumerate(flags)]
-        m.d.comb += load_word.eq(~in_header & arrives & ~image_end & ~ended)
+        # (a word past the header and before the checksum is never slow: ``present``, not ``arrives``)
+        m.d.comb += load_word.eq(~in_header & present & ~image_end & ~ended)
+        m.d.comb += [slow.eq((in_header | image_end) & ~ended & ~looked), arrives.eq(present & ~slow)]
+        m.d.sync += looked.eq(present & slow & ~self.begin)
         m.d.comb += [getattr(tail, name).eq(word) for name in load_port_shapes(cfg) if name.endswith("_data")]
-        m.d.comb += [self.weight_write.addr.eq(row_addr), self.weight_write.en.eq(load_word & in_weights & row_end),
-                     self.weight_write.data.eq(Cat(row_sr[32:], word)[:P * wb])]
+        # the row shift register and the row write a cycle behind the word: the strobe's fan-out
+        # into the sections' registers then leaves out the row's P·weight_bits flip-flops
+        shift, shift_word = Signal(), Signal(32, reset_less=True)
+        write_row, write_addr = Signal(), Signal.like(row_addr, reset_less=True)
+        m.d.sync += [shift.eq(load_word), shift_word.eq(word),
+                     write_row.eq(load_word & in_weights & row_end), write_addr.eq(row_addr)]
+        with m.If(shift):
+            m.d.sync += row_sr.eq(Cat(row_sr[32:], shift_word))
+        m.d.comb += [self.weight_write.addr.eq(write_addr), self.weight_write.en.eq(write_row),
+                     self.weight_write.data.eq(Cat(row_sr[32:], shift_word)[:P * wb])]
         with m.Switch(sec):
             for i, (kind, layer, words) in enumerate(sections):
                 with m.Case(i):
@@ -185,7 +204,7 @@ class WeightLoader(wiring.Component):
         with m.If(load_word):
             m.d.sync += [sec_count.eq(sec_count + 1), checksum.eq(_rotate_xor(checksum, word)),
                          left.eq(left - 1), section_end.eq(left == 1)]
-            m.d.sync += [row_sr.eq(Cat(row_sr[32:], word)), row_word.eq(row_word + 1), row_end.eq(row_word + 2 == rw)]
+            m.d.sync += [row_word.eq(row_word + 1), row_end.eq(row_word + 2 == rw)]
             with m.If(in_weights & row_end):
                 m.d.sync += [row_word.eq(0), row_end.eq(rw == 1), row_addr.eq(row_addr + 1)]
             m.d.sync += cls_j.eq(cls_j + 1)
@@ -208,7 +227,7 @@ class WeightLoader(wiring.Component):
                          verdict.eq(Mux(bad != 0, bad, Error.WEIGHT_LENGTH))]
         with m.Else():
             m.d.comb += [decides.eq(image_end | packet_end),
-                         verdict.eq(Mux(image_end, Mux(word != checksum, Error.WEIGHT_CHECKSUM, 0) |
+                         verdict.eq(Mux(image_end, Mux(sum_mismatch, Error.WEIGHT_CHECKSUM, 0) |
                                         Mux(last, 0, Error.WEIGHT_LENGTH), Error.WEIGHT_LENGTH))]
         m.d.sync += [self.finish.eq(arrives & beat_end & (ended | decides) & ~self.begin),
                      self.fault.eq(Mux(ended, ended_fault, verdict)), self.finish_last.eq(last)]

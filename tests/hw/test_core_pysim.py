@@ -20,6 +20,31 @@ AXI_SAMPLED = ("m_axi_arvalid", "m_axi_arready", "m_axi_araddr", "m_axi_arlen", 
                "m_axi_rvalid", "m_axi_rready")
 
 
+def _beats(lanes, per):
+    """A packet's 32-bit lanes as TDATA values, ``per`` lanes a beat, lane 0 in the low bits."""
+    lanes = np.asarray(lanes, dtype=np.uint32)
+    return [sum(int(v) << (32 * n) for n, v in enumerate(lanes[b:b + per])) for b in range(0, lanes.size, per)]
+
+
+async def _receive(ctx, dut, per, *, max_cycles, ready=lambda cycle: True, stop=lambda: False):
+    """The output packet's lanes, TREADY ``ready(cycle)``, until its TLAST beat, ``stop()`` or
+    ``max_cycles``."""
+    words = []
+    for cycle in range(max_cycles):
+        if stop():
+            break
+        taking = ready(cycle)
+        ctx.set(dut.o_stream.ready, taking)
+        if ctx.get(dut.o_stream.valid) and taking:
+            beat = ctx.get(dut.o_stream.payload.data)
+            words.extend((beat >> (32 * n)) & 0xFFFFFFFF for n in range(per))
+            if ctx.get(dut.o_stream.payload.last):
+                await ctx.tick()
+                break
+        await ctx.tick()
+    return np.array(words, dtype=np.uint32)
+
+
 def _simulate(config, image, packets, timesteps, *, memory=None, region=(0, 0), timeout=1 << 20,
               soft_reset_after=None, max_cycles=200_000, batches=None):
     """Load ``image``, run each packet of 32-bit lanes (``lanes_per_beat`` lanes a beat, lane 0 in
@@ -63,8 +88,7 @@ def _simulate(config, image, packets, timesteps, *, memory=None, region=(0, 0), 
             ctx.set(sig, 0)
 
         async def send(lanes):
-            lanes = np.asarray(lanes, dtype=np.uint32)
-            words = [sum(int(v) << (32 * n) for n, v in enumerate(lanes[b:b + per])) for b in range(0, lanes.size, per)]
+            words = _beats(lanes, per)
             for i, w in enumerate(words):
                 ctx.set(dut.i_stream.valid, 1)
                 ctx.set(dut.i_stream.payload.data, int(w))
@@ -79,7 +103,10 @@ def _simulate(config, image, packets, timesteps, *, memory=None, region=(0, 0), 
 
         await pulse(dut.load_weights)
         await send(image_lanes(config, image))
-        await ctx.tick().repeat(2)
+        for _ in range(16):           # the loader's verdict on the checksum word, then idle
+            if not ctx.get(dut.busy):
+                break
+            await ctx.tick()
         flags["load_error"] = ctx.get(dut.error)
         flags["weights_valid"] = ctx.get(dut.weights_valid)
         for run, (lanes, T) in enumerate(zip(packets, timesteps)):
@@ -97,20 +124,9 @@ def _simulate(config, image, packets, timesteps, *, memory=None, region=(0, 0), 
             await pulse(dut.start)
             await send(lanes)
             current["sent"] = True
-            words = []
-            for cycle in range(max_cycles):
-                if (ctx.get(dut.done) or current["reset"]) and not ctx.get(dut.busy):
-                    break
-                ready = cycle % 3 != 0  # backpressure
-                ctx.set(dut.o_stream.ready, ready)
-                if ctx.get(dut.o_stream.valid) and ready:
-                    beat = ctx.get(dut.o_stream.payload.data)
-                    words.extend((beat >> (32 * n)) & 0xFFFFFFFF for n in range(per))
-                    if ctx.get(dut.o_stream.payload.last):
-                        await ctx.tick()
-                        break
-                await ctx.tick()
-            outputs.append(np.array(words, dtype=np.uint32))
+            outputs.append(await _receive(
+                ctx, dut, per, max_cycles=max_cycles, ready=lambda cycle: cycle % 3 != 0,   # backpressure
+                stop=lambda: (ctx.get(dut.done) or current["reset"]) and not ctx.get(dut.busy)))
             flags.setdefault("errors", []).append(ctx.get(dut.error))
             flags.setdefault("cycles", []).append(ctx.get(dut.cycles))
 
@@ -200,3 +216,83 @@ def test_core_two_tail_units_match_golden_and_cycle_model(seed):
     for got, want in zip(outputs, expected):
         np.testing.assert_array_equal(got, want)
     assert flags["cycles"] == [cycle_model.estimate(config, T).compute_cycles for T in steps]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_beats_pushed_between_a_soft_reset_and_the_dma_reset_never_reach_the_next_run(seed):
+    """The driver's recovery: SOFT_RESET mid-packet while the DMA keeps offering the packet's beats
+    until its own reset. The core takes none of them after the reset (its input slice reads only
+    while run control does, and drops what it held), and the next run is bit-exact and
+    cycle-exact."""
+    import random
+
+    rnd = random.Random(seed)
+    art = random_artifact(input_size=rnd.randint(2, 9), hidden_size=rnd.randint(1, 5), num_layers=rnd.randint(1, 2),
+                          num_classes=rnd.choice([0, 2]), weight_bits=rnd.choice([2, 4, 8]), seed=300 + seed)
+    config = AcceleratorConfig.from_artifact(art, lanes=rnd.choice([4, 8, 12]), mode=["full", "split"][seed % 2],
+                                             max_timesteps=4, stream_width=rnd.choice(STREAM_WIDTHS))
+    per = stream_format.lanes_per_beat(config)
+    rng = np.random.default_rng(seed)
+    (cut, _), (lanes, expected) = (golden_packets(config, art, random_codes(art, rng, 4)) for _ in range(2))
+    dut = LstmCore(config=config)
+    result = {}
+
+    async def bench(ctx):
+        ctx.set(dut.timeout, 1 << 20)
+
+        async def pulse(sig):
+            ctx.set(sig, 1)
+            await ctx.tick()
+            ctx.set(sig, 0)
+
+        async def offer(words, *, cycles=None):
+            """Offer ``words`` in order (TLAST on the last); returns how many the core took. With
+            ``cycles``, stop offering after that many cycles."""
+            taken = 0
+            for cycle in range(cycles if cycles is not None else 100 * len(words)):
+                if taken == len(words):
+                    break
+                ctx.set(dut.i_stream.valid, 1)
+                ctx.set(dut.i_stream.payload.data, words[taken])
+                ctx.set(dut.i_stream.payload.last, int(taken == len(words) - 1))
+                ready = ctx.get(dut.i_stream.ready)
+                await ctx.tick()
+                taken += ready
+            ctx.set(dut.i_stream.valid, 0)
+            return taken
+
+        await pulse(dut.load_weights)
+        await offer(_beats(image_lanes(config, build_weight_image(art, config)), per))
+        await ctx.tick().repeat(16)
+        ctx.set(dut.timesteps, 4)
+        await ctx.tick()
+        await pulse(dut.start)
+        words = _beats(cut, per)
+        half = max(1, len(words) // 2)
+        await offer(words[:half])
+        # the soft reset while the rest of the packet is still offered, then the DMA's reset
+        ctx.set(dut.soft_reset, 1)
+        ctx.set(dut.i_stream.valid, 1)
+        ctx.set(dut.i_stream.payload.data, words[half % len(words)])
+        await ctx.tick()
+        ctx.set(dut.soft_reset, 0)
+        result["taken_after_reset"] = await offer(words[half:] or words[:1], cycles=20)
+        await ctx.tick().repeat(4)
+        result["busy"] = ctx.get(dut.busy)
+        await pulse(dut.start)
+        await offer(_beats(lanes, per))
+        out = await _receive(ctx, dut, per, max_cycles=20_000)
+        for _ in range(100):
+            if not ctx.get(dut.busy):
+                break
+            await ctx.tick()
+        result.update(out=out, error=ctx.get(dut.error), cycles=ctx.get(dut.cycles))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert result["taken_after_reset"] == 0 and result["busy"] == 0
+    assert result["error"] == 0
+    np.testing.assert_array_equal(result["out"], expected)
+    assert result["cycles"] == cycle_model.estimate(config, 4).compute_cycles   # (beats back to back)

@@ -16,7 +16,7 @@ INPUTS = ("start", "soft_reset", "load_weights", "clear", "timesteps", "timeout"
           "output_finished", "out_valid", "out_ready", "valid", "last", "load_ready")
 OUTPUTS = ("run_steps", "busy", "done", "weights_valid", "loading", "error", "cycles", "run_cycles", "hash", "ready",
            "load_valid", "receive_valid", "load_begin", "receive_begin", "steps", "compute_start", "flush",
-           "output_start", "output_abort")
+           "output_start", "output_abort", "accepting")
 
 
 class Model:
@@ -27,7 +27,7 @@ class Model:
         self.overlap = overlap      # full mode: the computation starts with the input packet's first beat
         self.state, self.error, self.done, self.weights_valid, self.hash = "IDLE", 0, 0, 0, 0
         self.cycles = self.run_cycles = self.counting = self.steps = self.idle = self.cls_pending = 0
-        self.hash_commit = self.flush = 0
+        self.hash_commit = self.flush = self.abort = 0
         self.timesteps_before = 0     # START runs TIMESTEPS as it was the cycle before
 
     def step(self, i):
@@ -53,12 +53,13 @@ class Model:
                    steps=self.steps, run_steps=self.timesteps_before & 31, compute_start=int(first_beat if self.overlap else s == "COMPUTE_START"),
                    flush=self.flush,
                    output_start=int(s == "FINISH" and self.cls_pending == 0),
-                   output_abort=int((s == "OUTPUT" and timed_out) or i["soft_reset"]))
+                   output_abort=self.abort, accepting=int(s in ("LOAD", "RECV", "DRAIN")))
 
         n = dict(state=s, error=self.error, done=self.done, weights_valid=self.weights_valid, hash=self.hash,
                  cycles=self.cycles, run_cycles=self.run_cycles, counting=self.counting, steps=self.steps,
                  cls_pending=self.cls_pending, idle=0 if (not watch or progress) else self.idle + 1,
-                 flush=int(bool(i["soft_reset"] or input_fault)))      # a cycle later, from a register
+                 flush=int(bool(i["soft_reset"] or input_fault)),      # a cycle later, from a register
+                 abort=int((s == "OUTPUT" and timed_out) or bool(i["soft_reset"])))   # the same
         # the hash registers take the loader's hash the cycle after a clean finish
         n["hash_commit"] = 0
         if self.hash_commit:

@@ -33,38 +33,58 @@ def _draw(seed):
     return rnd, art, config
 
 
-def _load(config, image, rnd, *, gap=0.2):
+def _load(config, image, rnd, *, gap=0.2, checksum_at=None, decided_at=None):
     """Feed ``image`` (padded to whole beats, TLAST on the last beat) until the loader finishes;
-    returns the writes and, per 32-bit word read, the verdict (finish, fault, in_header)."""
+    returns the writes and, per 32-bit word read, the verdict (finish, fault, in_header).
+
+    A header word and the checksum word (index ``checksum_at``, default the image's last) take two
+    cycles, the first without a write or the beat's TREADY, unless a word before it in its beat
+    decided the load's end (the checksum word, or ``decided_at``, a bad header word)."""
+    checksum_at = len(image) - 1 if checksum_at is None else checksum_at
     dut = WeightLoader(config=config)
     per = lanes_per_beat(config)
     words = image_lanes(config, np.asarray(image, dtype=np.uint32))
     beats = [sum(int(w) << (32 * i) for i, w in enumerate(words[b:b + per])) for b in range(0, words.size, per)]
     weight_rows, tail_writes, verdicts, flags = {}, [], [], {}
 
+    def take_row(ctx, word_before):
+        """A weight row's write, which comes the cycle after its last word."""
+        if ctx.get(dut.weight_write.en):
+            assert word_before, "a row write without a word the cycle before"
+            addr = ctx.get(dut.weight_write.addr)
+            assert addr not in weight_rows
+            weight_rows[addr] = ctx.get(dut.weight_write.data)
+
     async def bench(ctx):
         ctx.set(dut.begin, 1)
         await ctx.tick()
         ctx.set(dut.begin, 0)
         flags["in_packet_before"] = ctx.get(dut.in_packet)
+        word_before = False
         for b, beat in enumerate(beats):
             while rnd.random() < gap:
                 ctx.set(dut.i_stream.valid, 0)
-                assert not ctx.get(dut.weight_write.en)
+                take_row(ctx, word_before)
                 assert not any(ctx.get(getattr(dut.tail_write, f"{g}_we")) for g in _TAIL_PORTS)
                 await ctx.tick()
+                word_before = False
             ctx.set(dut.i_stream.valid, 1)
             ctx.set(dut.i_stream.payload.data, beat)
             ctx.set(dut.i_stream.payload.last, int(b == len(beats) - 1))
             for lane in range(per):
+                i = b * per + lane
+                ended = any(d is not None and d < i and d // per == b for d in (checksum_at, decided_at))
+                if (i < weight_image.HEADER_WORDS or i == checksum_at) and not ended:
+                    assert not ctx.get(dut.i_stream.ready), (b, lane)
+                    take_row(ctx, word_before)
+                    assert not any(ctx.get(getattr(dut.tail_write, f"{g}_we")) for g in _TAIL_PORTS)
+                    await ctx.tick()
+                    word_before = False
                 assert not ctx.get(dut.finish)
                 ready = ctx.get(dut.i_stream.ready)
                 # one word per cycle; the beat is taken with its last word
                 assert ready == (lane == per - 1), (b, lane)
-                if ctx.get(dut.weight_write.en):
-                    addr = ctx.get(dut.weight_write.addr)
-                    assert addr not in weight_rows
-                    weight_rows[addr] = ctx.get(dut.weight_write.data)
+                take_row(ctx, word_before)
                 for group, keys in _TAIL_PORTS.items():
                     port = dut.tail_write
                     if ctx.get(getattr(port, f"{group}_we")):
@@ -72,6 +92,7 @@ def _load(config, image, rnd, *, gap=0.2):
                         tail_writes.append((group, key, ctx.get(getattr(port, f"{group}_data"))))
                 in_header = ctx.get(dut.in_header)
                 await ctx.tick()
+                word_before = True
                 # the verdict on this word comes the next cycle, when the loader takes nothing
                 finish = ctx.get(dut.finish)
                 verdicts.append((finish, ctx.get(dut.fault), in_header))
@@ -82,8 +103,10 @@ def _load(config, image, rnd, *, gap=0.2):
             if verdicts[-1][0]:
                 break
         ctx.set(dut.i_stream.valid, 0)
+        take_row(ctx, word_before)
         await ctx.tick()
         assert not ctx.get(dut.finish)     # one pulse
+        assert not ctx.get(dut.weight_write.en)
         flags["hash"] = ctx.get(dut.image_hash)
 
     sim = Simulator(dut)
@@ -172,7 +195,8 @@ def test_weight_loader_faults(seed):
         at, fault = len(image) - 1, Error.WEIGHT_LENGTH
     if kind == "identity":
         at = next(i for i in (Header.MAGIC, Header.VERSION) if image[i] != build_weight_image(art, config)[i])
-    _, _, verdicts, flags = _load(config, image, rnd, gap=0.1)
+    _, _, verdicts, flags = _load(config, image, rnd, gap=0.1, checksum_at=n - 1,
+                                  decided_at=at if kind in ("identity", "shape") else None)
     at = (at // per + 1) * per - 1      # the verdict comes with the last word of the deciding word's beat
     assert [v[0] for v in verdicts] == [0] * at + [1]
     assert verdicts[-1][1] == fault
