@@ -17,8 +17,8 @@ COLUMN_COPY = 1
 #: MAC lanes: operand registers, product register, accumulator (``done`` with the finished sums).
 MAC_LANES = 3
 #: Requantizer: partial products, their sums per value slice, the product, byte shift, bit shift,
-#: rounding decision, round and saturate.
-REQUANTIZER = 7
+#: rounding decision, round, saturate.
+REQUANTIZER = 8
 #: Packed MAC: the DSP's A/B, M and P registers, then the row sums (output register).
 PACKED_MAC = 4
 

@@ -38,9 +38,9 @@ def register_plan(subparsers) -> None:
     p.add_argument("--tail-units", type=int, choices=(1, 2), default=1,
                    help="hidden units the tail finishes a cycle (default 1; 2 halves a step's tail time, "
                         "what binds split mode, with column sets >= 2)")
-    p.add_argument("--stream-width", type=int, choices=STREAM_WIDTHS, default=32,
-                   help="AXI-Stream TDATA bits of the core (default 32; the HP ports of Zynq UltraScale+ "
-                        "take 128, of Zynq-7000 64)")
+    p.add_argument("--stream-width", type=int, choices=STREAM_WIDTHS, default=None,
+                   help="AXI-Stream TDATA bits of the core (default: the width of the board's HP ports, "
+                        "128 on Zynq UltraScale+, 64 on Zynq-7000)")
     p.add_argument("--residency", choices=("auto", "rtl", "chip", "wx", "all", "stream"), default="auto",
                    help="where the weights live: chip, wx (W_x in DDR, input pass over all steps), all (W_x and "
                         "W_h in DDR), stream (every row from DDR each step); default auto: on chip when they "
@@ -99,8 +99,9 @@ def _plan(args) -> int:
         template = AcceleratorConfig.from_artifact(load_model(args.model), lanes=4)
     else:
         template = shape_config(**parse_shape(args.shape))
-    template = dataclasses.replace(template, stream_width=args.stream_width)
-    plan = make_plan(template, get_board(args.board), clock_mhz=args.clock_mhz, mode=args.mode,
+    board = get_board(args.board)
+    template = dataclasses.replace(template, stream_width=args.stream_width or board.hp_width)
+    plan = make_plan(template, board, clock_mhz=args.clock_mhz, mode=args.mode,
                      timesteps=args.timesteps, macs_per_dsp=_int_or_auto(args.macs_per_dsp, "--macs-per-dsp"),
                      column_sets=_int_or_auto(args.column_sets, "--column-sets"), tail_units=args.tail_units,
                      sample_lanes=_sample_lanes(args.sample_lanes), residency=args.residency,

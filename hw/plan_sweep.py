@@ -59,9 +59,12 @@ def binding_limit(plan: Plan) -> str:
 
 def sweep(board: Board, *, units: Sequence[int], layers: Sequence[int], timesteps: Sequence[int],
           input_size: int = 2048, weight_bits: int = 4, clock_mhz: float | None = None,
-          stream_width: int = 32, residency: str = "auto", ddr_gbps: float | None = None, cache_dir=None,
+          stream_width: int | None = None, residency: str = "auto", ddr_gbps: float | None = None, cache_dir=None,
           progress: bool = False) -> list[SweepRow]:
-    """Plan every ``units`` × ``layers`` shape on ``board``; time each at every ``timesteps``."""
+    """Plan every ``units`` × ``layers`` shape on ``board``; time each at every ``timesteps``.
+
+    The cores' streams are ``stream_width`` bits wide, by default as wide as the board's HP ports.
+    """
     from lstmfpga.hw.cycle_model import estimate
     from lstmfpga.hw.ddr_schedule import estimate_ddr
 
@@ -74,7 +77,7 @@ def sweep(board: Board, *, units: Sequence[int], layers: Sequence[int], timestep
         for n in layers:
             template = dataclasses.replace(shape_config(input_size=input_size, hidden_size=int(h),
                                                         num_layers=int(n), weight_bits=weight_bits),
-                                           stream_width=stream_width)
+                                           stream_width=stream_width or board.hp_width)
             if not 1 <= timesteps[0] <= timesteps[-1] <= template.max_timesteps:
                 raise ConfigError(f"sequence lengths must be in [1, {template.max_timesteps}], not {timesteps}")
             if progress:

@@ -33,7 +33,7 @@ class Requantizer(wiring.Component):
     product is built from DSP-sized partial products in three registered stages (partial
     products, their sums per value slice, the product); the shift right by S - 1 takes two
     (whole bytes, then 0-7 bits, gathering the sticky bit); then the half-even decision with the
-    floor cut to a window of ``out_width + 2`` bits; then round and saturate on that window.
+    floor cut to a window of ``out_width + 2`` bits; then round on that window; then saturate.
 
     Parameters
     ----------
@@ -136,13 +136,16 @@ class Requantizer(wiring.Component):
                      round_up.eq(~exact5 & y[0] & (sticky5 | floor[0])),
                      above.eq(~floor[-1] & upper.any()), below.eq(floor[-1] & ~upper.all())]
         lo6, hi6 = delayed(lo5, 1, "lo6"), delayed(hi5, 1, "hi6")
-        # round and saturate (outside the window the value is beyond lo/hi)
+        # round, then saturate a stage later (outside the window the value is beyond lo/hi): the
+        # rounding carry and the bound compares in one cycle were the path that set the tail's clock
         rounded = Signal(signed(window + 1))
-        m.d.comb += rounded.eq(small + round_up)
-        with m.If(below | (~above & (rounded < lo6))):
-            m.d.sync += self.result.eq(lo6)
-        with m.Elif(above | (rounded > hi6)):
-            m.d.sync += self.result.eq(hi6)
+        above7, below7 = Signal(), Signal()
+        m.d.sync += [rounded.eq(small + round_up), above7.eq(above), below7.eq(below)]
+        lo7, hi7 = delayed(lo6, 1, "lo7"), delayed(hi6, 1, "hi7")
+        with m.If(below7 | (~above7 & (rounded < lo7))):
+            m.d.sync += self.result.eq(lo7)
+        with m.Elif(above7 | (rounded > hi7)):
+            m.d.sync += self.result.eq(hi7)
         with m.Else():
             m.d.sync += self.result.eq(rounded)
         return m

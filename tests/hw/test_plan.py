@@ -14,7 +14,7 @@ pytest.importorskip("amaranth")
 from lstmfpga.foundation.errors import ConfigError  # noqa: E402
 from lstmfpga.cli.main import main  # noqa: E402
 from lstmfpga.hw import plan as plan_mod  # noqa: E402
-from lstmfpga.hw.boards import get_board  # noqa: E402
+from lstmfpga.hw.boards import BOARDS, get_board  # noqa: E402
 from lstmfpga.hw.cycle_model import estimate as cycle_estimate  # noqa: E402
 from lstmfpga.hw.ddr_schedule import estimate_ddr  # noqa: E402
 from lstmfpga.hw.plan import (MAX_LANES, NoFitError, candidate_lanes, make_plan, packed_macs_per_dsp,  # noqa: E402
@@ -413,6 +413,29 @@ def test_cli_plans_at_the_stream_width_given(stand_in_fits, capsys):
     with pytest.raises(SystemExit) as exited:
         main(["plan", "--shape", "64,16,1,4", "--board", "kv260", "--stream-width", "48"])
     assert exited.value.code == 2 and "invalid choice: 48" in capsys.readouterr().err
+
+
+def test_cli_streams_as_wide_as_the_boards_hp_ports_by_default(stand_in_fits, capsys):
+    """Without ``--stream-width`` a plan's core streams at its board's HP port width (64 bits on
+    the Zynq-7000 PYNQ-Z2, 128 on the UltraScale+ boards), and its time is that core's RUN_CYCLES."""
+    import re
+
+    from lstmfpga.hw.cycle_model import estimate
+
+    rng = np.random.default_rng()
+    board = get_board(str(rng.choice(list(BOARDS))))
+    i, h, t = int(rng.integers(40, 300)), int(rng.integers(8, 40)), int(rng.integers(2, 25))
+    assert main(["plan", "--shape", f"{i},{h},1,4", "--board", board.key, "--mode", "full", "--no-compare",
+                 "--residency", "chip", "--timesteps", str(t)]) == 0
+    out = capsys.readouterr().out
+    assert f"input and output streams of {board.hp_width} bits included" in out
+    lanes = int(re.search(r"P=(\d+) MAC lanes", out).group(1))
+    k = int(re.search(r"macs_per_dsp k=(\d+)", out).group(1))
+    sets = int(re.search(r"column_sets S=(\d+)", out).group(1))
+    config = dataclasses.replace(shape_config(input_size=i, hidden_size=h, num_layers=1, weight_bits=4),
+                                 lanes=lanes, macs_per_dsp=k, column_sets=sets, stream_width=board.hp_width)
+    us = float(re.search(r"([\d.]+) µs per sequence", out).group(1))
+    assert us == pytest.approx(estimate(config, t).run_cycles / board.clock_mhz, abs=0.05)
 
 
 def test_a_weight_memory_too_wide_for_one_port_moves_to_two(stand_in_fits):
