@@ -198,6 +198,13 @@ class TailUnit(wiring.Component):
         # bias (+ split-mode pre-activation), previous cell state
         v2 = [Signal(signed(accw), name=f"v{g}", reset_less=True) for g in range(4)]
         c_old = {s: Signal(signed(cb), name=f"c_old{s}") for s in range(S["gate_rq"], S["gate_value"] + 1)}
+
+        def operand(source, name):
+            """A multiplier's operand or product register without reset: the DSP's own."""
+            r = Signal.like(source, name=name, reset_less=True)
+            m.d.sync += r.eq(source)
+            return r
+
         for g in range(4):
             total = acc1[g * accw:(g + 1) * accw].as_signed() + bias_data[32 * g:32 * (g + 1)].as_signed()
             if split:
@@ -228,13 +235,17 @@ class TailUnit(wiring.Component):
             index = (gate_codes[g] - param(layer[S["gate_table"]], 4 * g + 2).as_signed())[:ba]
             m.d.comb += table_r[g].addr.eq(Cat(index, layer[S["gate_table"]]) if L > 1 else index)
         # gate values -> products
+        # (the values' registers stay with the tables, the operand registers behind them move into
+        # the multipliers: a table's output routed straight into a multiplier's combinational
+        # input was the tail's longest path)
         i6, f6, g6, o6 = (registered(table_r[g].data, f"gate_value{g}") for g in range(4))
+        i_op, f_op, g_op = (operand(v, f"{n}_operand") for v, n in ((i6, "i"), (f6, "f"), (g6, "g")))
+        c_op = operand(c_old[S["gate_value"]], "c_old_operand")
         fc_in = Signal(signed(tb + cb), reset_less=True)
         ig_in = Signal(signed(2 * tb), reset_less=True)
-        o7 = Signal(signed(tb))
-        m.d.sync += [fc_in.eq(f6 * c_old[S["gate_value"]]), ig_in.eq(i6 * g6), o7.eq(o6)]
-        o_delay = [o7]
-        for s in range(S["cell_rq"] + 1, S["hidden_tanh"] + 1):
+        m.d.sync += [fc_in.eq(f_op * c_op), ig_in.eq(i_op * g_op)]
+        o_delay = [o6]
+        for s in range(S["gate_value"] + 1, S["hidden_tanh"] + 1):
             r = Signal(signed(tb), name=f"o{s}")
             m.d.sync += r.eq(o_delay[-1])
             o_delay.append(r)
@@ -261,7 +272,8 @@ class TailUnit(wiring.Component):
         m.d.comb += tanh_r.addr.eq(Cat(t_index, layer[w]) if L > 1 else t_index)
         # o · tanh(c)
         h_in = Signal(signed(tb + htb), reset_less=True)
-        m.d.sync += h_in.eq(o_delay[-1] * registered(tanh_r.data, "tanh_value"))
+        m.d.sync += h_in.eq(operand(o_delay[-1], "o_operand") * operand(registered(tanh_r.data, "tanh_value"),
+                                                                        "tanh_operand"))
         # h requantizer
         rq_h = Requantizer(in_width=tb + htb, out_width=io)
         m.submodules.h_rq = rq_h
@@ -294,12 +306,6 @@ class TailUnit(wiring.Component):
             for s in range(latency.MEMORY_READ + latency.MEMORY_OUTPUT):
                 h_cls = registered(h_cls, f"h_cls{s + 1}")
             w_cls = registered(cls_r.data, "cls_weights")
-
-            def operand(source, name):
-                """A multiplier's operand or product register without reset: the DSP's own."""
-                r = Signal.like(source, name=name, reset_less=True)
-                m.d.sync += r.eq(source)
-                return r
 
             # the weight's register stays with the memory; the operand registers behind it and the
             # product register move into the multiplier (a multiply between fabric registers was
