@@ -188,6 +188,12 @@ class TailUnit(wiring.Component):
             m.d.sync += r.eq(source)
             return r
 
+        def operand(source, name):
+            """A multiplier's operand or product register without reset: the DSP's own."""
+            r = Signal.like(source, name=name, reset_less=True)
+            m.d.sync += r.eq(source)
+            return r
+
         acc1 = self.acc
         for s in range(S["bias"]):
             acc1 = registered(acc1, f"acc{s + 1}")
@@ -198,13 +204,6 @@ class TailUnit(wiring.Component):
         # bias (+ split-mode pre-activation), previous cell state
         v2 = [Signal(signed(accw), name=f"v{g}", reset_less=True) for g in range(4)]
         c_old = {s: Signal(signed(cb), name=f"c_old{s}") for s in range(S["gate_rq"], S["gate_value"] + 1)}
-
-        def operand(source, name):
-            """A multiplier's operand or product register without reset: the DSP's own."""
-            r = Signal.like(source, name=name, reset_less=True)
-            m.d.sync += r.eq(source)
-            return r
-
         for g in range(4):
             total = acc1[g * accw:(g + 1) * accw].as_signed() + bias_data[32 * g:32 * (g + 1)].as_signed()
             if split:
