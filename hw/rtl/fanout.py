@@ -19,6 +19,12 @@ LANES_PER_COPY = 16
 KEEP_REGISTERS = "proc\nsetattr -set keep 1 a:keep %ci1:+$dff[Q] t:$dff %i\n"
 
 
+#: Attributes of a register stage that must stay flip-flops: ``keep`` (the flows above put it on the
+#: cells, and Yosys's shift-register mapping passes over kept cells) and Vivado's own
+#: ``shreg_extract``.
+FLIP_FLOPS = {"keep": 1, "shreg_extract": "no"}
+
+
 def copies(lanes: int) -> int:
     """Copies for ``lanes`` lanes: one per :data:`LANES_PER_COPY`, at least one."""
     return max(1, -(-lanes // LANES_PER_COPY))

@@ -33,7 +33,9 @@ def copied_inputs(m, lanes, *, count: int):
     """
     column = fanout.kept(Signal.like(lanes.column, reset_less=True), count=count, name="column_near")
     valid, first, last = (fanout.kept(Signal(), count=count, name=s) for s in ("valid0", "first0", "last0"))
-    weights = Signal.like(lanes.weights, name="weights0", reset_less=True)
+    # (a flip-flop stage, not a shift register: with the memory's output register before it, Yosys
+    # maps the pair to SRL16Es, a LUT for every weight bit of every lane)
+    weights = Signal.like(lanes.weights, name="weights0", reset_less=True, attrs=fanout.FLIP_FLOPS)
     m.d.sync += weights.eq(lanes.weights)
     for b in range(count):
         m.d.sync += [column[b].eq(lanes.column), valid[b].eq(lanes.valid & ~lanes.flush),
