@@ -139,8 +139,8 @@ class Requantizer(wiring.Component):
         # round, then saturate a stage later (outside the window the value is beyond lo/hi): the
         # rounding carry and the bound compares in one cycle were the path that set the tail's clock
         rounded = Signal(signed(window + 1))
-        above7, below7 = Signal(), Signal()
-        m.d.sync += [rounded.eq(small + round_up), above7.eq(above), below7.eq(below)]
+        m.d.sync += rounded.eq(small + round_up)
+        above7, below7 = delayed(above, 1, "above"), delayed(below, 1, "below")
         lo7, hi7 = delayed(lo6, 1, "lo7"), delayed(hi6, 1, "hi7")
         with m.If(below7 | (~above7 & (rounded < lo7))):
             m.d.sync += self.result.eq(lo7)
