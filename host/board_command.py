@@ -18,7 +18,7 @@ import numpy as np
 
 from lstmfpga.foundation.artifact import LstmArtifact
 from lstmfpga.foundation.errors import ConfigError
-from lstmfpga.foundation.hw.config import MODES
+from lstmfpga.foundation.hw.config import MODES, WEIGHT_RESIDENCIES
 from lstmfpga.foundation.printable import printable
 from lstmfpga.foundation.validation import check_integer
 
@@ -46,9 +46,10 @@ def add_backend(p, *, default: str) -> None:
                    help="read ports of the simulated core's weight memory (rtl backend; default 1)")
     p.add_argument("--stream-width", type=int, default=32, choices=(32, 64, 128),
                    help="AXI-Stream TDATA bits of the simulated core (rtl backend; default 32)")
-    p.add_argument("--weight-residency", choices=("chip", "stream"), default="chip",
+    p.add_argument("--weight-residency", choices=WEIGHT_RESIDENCIES, default="chip",
                    help="the simulated core's weights: on chip (default) or in DDR, read through its "
-                        "AXI4 master each step (rtl backend, harness)")
+                        "AXI4 master each step (stream) or, W_x, once a run for an input pass (all; full "
+                        "mode) (rtl backend, harness)")
     p.add_argument("--ddr-width", type=int, choices=(64, 128), default=128,
                    help="the simulated core's AXI4 read port width (rtl backend, weights in DDR; default 128)")
     p.add_argument("--max-batch", type=int, default=1,

@@ -1,11 +1,11 @@
 """Cycle model of the weights-in-DDR engine: the schedule the planner sizes DDR-resident plans by.
 
-Stdlib only.  The core with ``weight_residency="stream"`` (:class:`~lstmfpga.hw.rtl.core.LstmCore`
-with its :class:`~lstmfpga.hw.rtl.ddr_row_fetcher.DdrRowFetcher`) runs residency ``stream`` —
-one sequence, or a batch of up to ``max_batch`` — exactly as this model says when the memory's
-requests are split as a page-aligned one's (tests against a fixed-latency memory in Amaranth's
-simulator and under Verilator); ``wx`` and ``all`` are the specification the rest of the DDR
-engine is being built to.
+Stdlib only.  The core with ``weight_residency="stream"`` or ``"all"``
+(:class:`~lstmfpga.hw.rtl.core.LstmCore` with its
+:class:`~lstmfpga.hw.rtl.ddr_row_fetcher.DdrRowFetcher`) runs that residency — one sequence, or
+a batch of up to ``max_batch`` — exactly as this model says when the memory's requests are split
+as a page-aligned one's (tests against a fixed-latency memory in Amaranth's simulator and under
+Verilator); ``wx`` (W_h on chip beside the double buffer) is the schedule model only.
 :mod:`lstmfpga.hw.cycle_model` stays the exact model of the on-chip core.
 
 Residency (the same for every layer):
@@ -260,8 +260,8 @@ def estimate_ddr(config, timesteps: int, *, residency: str, batch: int = 1,
                         shadow_free = last + to_tail
                         issue = last + 1
                 fetcher.release(issue)
-            # the recurrence's tail reads the pre-activations: the last group's sums are written
-            issue = max(issue, shadow_free)
+            # (no wait for the last group's sums: the tail stores them before any unit of the
+            # recurrence, behind them in its pipeline, reads its slot)
         columns = X if per_step else 0
         offsets = [[] for _ in range(B)]
         for t in range(T):

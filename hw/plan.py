@@ -285,11 +285,14 @@ class Plan:
 
     def _ddr_rtl(self, port) -> str:
         """Whether the RTL builds this DDR plan, and how."""
-        if self.residency == "stream":
-            return (f"the RTL builds it: `lstmfpga hdl --weight-residency stream --ddr-width {port.data_width} "
-                    f"--ddr-burst {port.max_burst} --ddr-outstanding {port.outstanding}"
+        from lstmfpga.hw.plan_ddr import RTL_RESIDENCIES
+
+        if self.residency in RTL_RESIDENCIES:
+            return (f"the RTL builds it: `lstmfpga hdl --weight-residency {self.residency} --ddr-width "
+                    f"{port.data_width} --ddr-burst {port.max_burst} --ddr-outstanding {port.outstanding}"
                     + (f" --max-batch {self.batch}`" if self.batch > 1 else "`"))
-        return "schedule model only: the RTL builds residency stream; the input pass (wx, all) is not in the RTL yet"
+        return (f"schedule model only: the RTL builds residencies {' and '.join(RTL_RESIDENCIES)}; W_h on chip beside "
+                f"the double buffer (wx) is not in the RTL yet")
 
 
 _DDR_SCHEDULES = {

@@ -36,9 +36,9 @@ DDR_RESERVE = {"lut": 1_500, "ff": 2_500, "dsp": 0, "bram36": 1, "uram": 0}
 #: A batch of B sequences may take this much longer than one sequence alone.
 BATCH_TOLERANCE = 0.05
 DDR_RESIDENCIES = ("wx", "all", "stream")
-#: The DDR residencies the RTL builds (`plan --residency rtl` chooses among these; the input pass
-#: of ``wx`` and ``all`` is the schedule model only).
-RTL_RESIDENCIES = ("stream",)
+#: The DDR residencies the RTL builds (`plan --residency rtl` chooses among these; ``wx``, W_h on
+#: chip beside the double buffer, is the schedule model only).
+RTL_RESIDENCIES = ("stream", "all")
 
 
 def board_port(board: Board, clock_mhz: float, ddr_gbps: float | None = None) -> DdrPort:
@@ -58,9 +58,10 @@ PER_SEQUENCE = ("h_buf", "cell_mem", "input_buf", "word_buf", "pre_mem")
 
 def ddr_memories(config, residency: str, batch: int) -> tuple[MemorySpec, ...]:
     """The on-chip memories of ``config`` with weights resident as ``residency`` and ``batch``
-    sequences: the weight memory holds the double buffer (and W_h for ``wx``), a pre-activation
-    buffer (T·4H int32 per sequence, written four gate sums a word) joins where there is an input
-    pass, and each per-sequence memory is ``batch`` deep copies."""
+    sequences: the weight memory holds the double buffer (and W_h for ``wx``), each tail's
+    pre-activation memory (T·4H int32 per sequence over the tails, four gate sums a word) joins
+    where there is an input pass, and each per-sequence memory is ``batch`` deep copies: for
+    ``stream`` and ``all`` the memories of the core the RTL generates with ``max_batch`` = B."""
     from lstmfpga.hw.rtl.weight_memory import weight_memory_shape
 
     one_port = dataclasses.replace(config, weight_ports=1)
@@ -81,9 +82,10 @@ def ddr_memories(config, residency: str, batch: int) -> tuple[MemorySpec, ...]:
             m = dataclasses.replace(m, depth=m.depth * batch)
         result.append(m)
     if x_max:
-        width = 128 * config.tail_units
-        result.append(MemorySpec("core/pre_buf", config.max_timesteps * batch * config.hidden_size // config.tail_units
-                                 + 1, width))
+        # each tail's: B·T steps of its own units' four int32 sums (the input pass's, ``input_pass``)
+        depth = max(2, config.max_timesteps * batch * -(-config.hidden_size // config.tail_units))
+        result += [MemorySpec(f"core/{name}/pre_mem", depth, 128, granularity=32)
+                   for name in ("tail", "tail2")[:config.tail_units]]
     return tuple(result)
 
 

@@ -25,9 +25,11 @@ TAIL_UNITS = (1, 2)
 #: Read ports of the weight memory.
 WEIGHT_PORTS = (1, 2)
 #: Where the core keeps its weight rows: ``chip`` (the weight memory holds every row, loaded by
-#: the weight stream) or ``stream`` (every row in DDR, fetched through the AXI4 read port into a
-#: double buffer of two row groups, each step; :mod:`lstmfpga.hw.ddr_schedule`).
-WEIGHT_RESIDENCIES = ("chip", "stream")
+#: the weight stream), ``stream`` (every row in DDR, fetched through the AXI4 read port into a
+#: double buffer of two row groups, each step) or ``all`` (every row in DDR, each layer's W_x
+#: fetched once a run for an input pass over all steps, W_h each step);
+#: :mod:`lstmfpga.hw.ddr_schedule`.
+WEIGHT_RESIDENCIES = ("chip", "stream", "all")
 #: Data widths of the AXI4 read port (the Zynq-7000 HP ports are 64 bits wide, UltraScale+ 128).
 DDR_WIDTHS = (64, 128)
 
@@ -164,6 +166,9 @@ class AcceleratorConfig:
             raise ConfigError(f"weight_ports {self.weight_ports} needs weights on chip: with weight_residency"
                               f" {self.weight_residency!r} the row fetcher writes the weight memory while the engine"
                               f" reads it, so both ports of a true-dual-port RAM cannot read")
+        if self.weight_residency == "all" and self.mode != "full":
+            raise ConfigError("weight_residency 'all' (an input pass per layer) is built in full mode only; split"
+                              " mode's layer 0 has no W_x on the FPGA: use 'stream'")
         check_in_range("ddr_burst", self.ddr_burst, low=1, high=256)
         check_in_range("ddr_outstanding", self.ddr_outstanding, low=1, high=64)
         if self.tail_units > 1 and self.column_sets < 2:
@@ -258,7 +263,21 @@ class AcceleratorConfig:
         of two row groups of the longest layer."""
         if not self.ddr_weights:
             return self.weight_depth
+        if self.input_pass:
+            return 2 * max(max(self.x_columns(layer) for layer in range(self.num_layers)), self.h_columns)
         return 2 * max(self.issued_columns(layer) for layer in range(self.num_layers))
+
+    @property
+    def input_pass(self) -> bool:
+        """Whether each layer runs an input pass (W_x·x of every step, into the tail's
+        pre-activation memory) before its recurrence (residency ``all``)."""
+        return self.weight_residency == "all"
+
+    @property
+    def pre_stride(self) -> int:
+        """Pre-activation words of one step in each tail's memory: H (split mode, every tail holds
+        every unit) or ceil(H / tail_units) (the input pass: a tail stores its own units)."""
+        return -(-self.hidden_size // self.tail_units) if self.input_pass else self.hidden_size
 
     @property
     def max_run_steps(self) -> int:

@@ -85,7 +85,8 @@ class ColumnScheduler(wiring.Component):
         half = Signal()                            # the buffer half of the group (weights in DDR)
         k_half = cfg.weight_memory_rows // 2
         tH = Signal(seq_bits)                      # word of step v in the h sequence: v·ceil(H/S)
-        tU = Signal(seq_bits)                      # slot of step v's first unit: v·H (split mode)
+        tU = Signal(seq_bits)                      # pre-activation slot of step v: v·pre_stride
+        stride = cfg.pre_stride
         tW = Signal(range(T_max * wps + 1))        # word of step v in the input buffer
         # (v = t·B + b; with a batch the same at b = 0, the group's first pass: tH0, tU0, tW0)
         tH0, tU0, tW0 = (Signal.like(x, name=f"{x.name}0") for x in (tH, tU, tW)) if batched else (tH, tU, tW)
@@ -127,6 +128,8 @@ class ColumnScheduler(wiring.Component):
 
         # Where the walk stands, as registers beside the counters they describe: the issue decision
         # (valid, into ~100 enables) reads flip-flops, not comparators on k, grp and t.
+        passes = cfg.input_pass
+        inpass = Signal()        # the layer's input pass (x columns only, for every step), not its recurrence
         in_x = Signal()          # k < x_cols[lyr]: the column reads the x part
         x_end = Signal()         # k == x_cols[lyr] − 1
         last_col = Signal()      # k == k_cols[lyr] − 1
@@ -137,6 +140,10 @@ class ColumnScheduler(wiring.Component):
         x_counts = [cfg.x_columns(layer) for layer in range(L)] + [0]
         k_counts = [cfg.issued_columns(layer) for layer in range(L)] + [0]
         first_in_x = Array(Const(int(n > 0), 1) for n in x_counts)
+        if passes:
+            # a group of the input pass issues the x columns, one of the recurrence the h columns
+            k_counts = x_counts
+            x_need0, x_cap0 = Signal(seq_bits), Signal(seq_bits)   # the bounds of the layer's step 0
         first_x_end = Array(Const(int(n == 1), 1) for n in x_counts)
         first_last_col = Array(Const(int(n == 1), 1) for n in k_counts)
         dep = Signal()
@@ -167,28 +174,38 @@ class ColumnScheduler(wiring.Component):
             column.op.first.eq(k == 0), column.op.last.eq(last_col), column.op.source.eq(src),
             column.op.byte.eq(bsel),
             column.op.tag.layer.eq(lyr), column.op.tag.step_base.eq(tH), column.op.tag.unit_base.eq(grp * UPG),
-            *([column.op.tag.pre_base.eq(tU)] if cfg.mode == "split" else []),
-            column.op.tag.first_step.eq(t_first), column.op.tag.classify.eq((lyr == L - 1) & t_last),
+            *([column.op.tag.pre_base.eq(tU)] if cfg.mode == "split" or passes else []),
+            *([column.op.tag.store.eq(inpass)] if passes else []),
+            column.op.tag.first_step.eq(t_first), column.op.tag.classify.eq((lyr == L - 1) & t_last & ~inpass),
             *([column.op.tag.sequence.eq(bseq), column.op.tag.cell_base.eq(cell_base)] if batched else []),
         ]
         issue = Signal()
         m.d.comb += issue.eq(self.o_column.valid & self.o_column.ready)
 
-        def group_start(layer_v, tH_v, tW_v, ahead):
+        def group_start(layer_v, tH_v, tW_v, ahead, x_phase=None, x_bounds=None):
             """Column address and dependency bound of the first column of a group (``ahead``: of
-            the next step, whose bounds are H past this step's)."""
-            m.d.sync += [bsel.eq(0), in_x.eq(first_in_x[layer_v]), x_end.eq(first_x_end[layer_v]),
-                         last_col.eq(first_last_col[layer_v])]
+            the next step, whose bounds are H past this step's).  ``x_phase``: the group issues x
+            columns (an input pass; by default, whether the layer has any), ``x_bounds`` their
+            dependency bounds other than this step's."""
             step = H if ahead else 0
-            has_x = x_cols[layer_v] != 0
-            with m.If(has_x):
-                m.d.sync += [baddr.eq(Mux(layer_v == 0, tW_v, tH_v)), need.eq(x_need + step), cap.eq(x_cap + step)]
+            if x_phase is None:
+                x_phase = x_cols[layer_v] != 0
+                m.d.sync += [in_x.eq(first_in_x[layer_v]), x_end.eq(first_x_end[layer_v]),
+                             last_col.eq(first_last_col[layer_v])]
+            else:
+                m.d.sync += [in_x.eq(x_phase), x_end.eq(x_phase & first_x_end[layer_v]),
+                             last_col.eq(Mux(x_phase, first_last_col[layer_v], Hc == 1))]
+            x_need_v, x_cap_v = x_bounds or (x_need + step, x_cap + step)
+            m.d.sync += bsel.eq(0)
+            with m.If(x_phase):
+                m.d.sync += [baddr.eq(Mux(layer_v == 0, tW_v, tH_v)), need.eq(x_need_v), cap.eq(x_cap_v)]
             with m.Else():
                 m.d.sync += [baddr.eq(tH_v - back), need.eq(h_need + step), cap.eq(seq_base + step)]
 
         with m.If(issue):
+            columns = Mux(inpass, x_cols[lyr], Hc) if passes else k_cols[lyr]
             m.d.sync += [k.eq(k + 1), waddr.eq(waddr + 1),
-                         in_x.eq(in_x & ~x_end), x_end.eq(k + 2 == x_cols[lyr]), last_col.eq(k + 2 == k_cols[lyr])]
+                         in_x.eq(in_x & ~x_end), x_end.eq(k + 2 == x_cols[lyr]), last_col.eq(k + 2 == columns)]
             if S == 1:
                 m.d.sync += need.eq(need + 1)
             else:
@@ -206,20 +223,24 @@ class ColumnScheduler(wiring.Component):
                 with m.If(next_pass):
                     # the group again, for the batch's next sequence: its step v + 1, the same rows
                     m.d.sync += [k.eq(0), bseq.eq(bseq + 1), b_last.eq(bseq + 2 == self.batch),
-                                 cell_base.eq(cell_base + H), tH.eq(tH + Hc), tU.eq(tU + H), tW.eq(tW + wps),
+                                 cell_base.eq(cell_base + H), tH.eq(tH + Hc), tU.eq(tU + stride), tW.eq(tW + wps),
                                  waddr.eq(Mux(half, k_half, 0))]
-                    group_start(lyr, tH + Hc, tW + wps, ahead=False)
+                    group_start(lyr, tH + Hc, tW + wps, ahead=False, x_phase=inpass if passes else None)
             else:
                 next_pass = Const(0)
-            with m.If(last_col & ~next_pass):
-                m.d.sync += [k.eq(0), grp.eq(grp + 1), grp_last.eq(grp + 2 == G)]
-                if batched:
-                    m.d.sync += [bseq.eq(0), b_last.eq(self.batch == 1), cell_base.eq(0),
-                                 tH.eq(tH0), tU.eq(tU0), tW.eq(tW0)]
+            zero_h, zero_w = Const(0, seq_bits), Const(0, 16)
+            phase = (lambda x: Const(x, 1)) if passes else (lambda x: None)
+
+            def release_rows():
                 if ddr:
                     # the next group's rows sit in the other half, whatever layer or step it is
                     m.d.comb += self.rows_release.eq(1)
                     m.d.sync += [half.eq(~half), waddr.eq(Mux(half, 0, k_half))]
+
+            def recurrence_group_end():
+                m.d.sync += [grp.eq(grp + 1), grp_last.eq(grp + 2 == G)]
+                if batched:
+                    m.d.sync += [tH.eq(tH0), tU.eq(tU0), tW.eq(tW0)]
                 with m.If(grp_last):
                     m.d.sync += [grp.eq(0), grp_last.eq(G == 1), seq_base.eq(seq_base + H),
                                  x_need.eq(x_need + H), x_cap.eq(x_cap + H), h_need.eq(h_need + H),
@@ -233,17 +254,57 @@ class ColumnScheduler(wiring.Component):
                             m.d.sync += [tH0.eq(0), tU0.eq(0), tW0.eq(0)]
                         if not ddr:
                             m.d.sync += waddr.eq(lbase + rows[lyr])
-                        group_start(lyr + 1, Const(0, seq_bits), Const(0, 16), ahead=True)
+                        if passes:
+                            # the next layer's input pass; its later groups start over from step 0's bounds
+                            m.d.sync += [inpass.eq(1), x_need0.eq(x_need + H), x_cap0.eq(x_cap + H)]
+                        group_start(lyr + 1, zero_h, zero_w, ahead=True, x_phase=phase(1))
                     with m.Else():
                         # (after the batch's last pass v + 1 is the next step's first)
-                        m.d.sync += [t.eq(t + 1), tH.eq(tH + Hc), tU.eq(tU + H), tW.eq(tW + wps)]
+                        m.d.sync += [t.eq(t + 1), tH.eq(tH + Hc), tU.eq(tU + stride), tW.eq(tW + wps)]
                         if batched:
-                            m.d.sync += [tH0.eq(tH + Hc), tU0.eq(tU + H), tW0.eq(tW + wps)]
+                            m.d.sync += [tH0.eq(tH + Hc), tU0.eq(tU + stride), tW0.eq(tW + wps)]
                         if not ddr:
                             m.d.sync += waddr.eq(lbase)
-                        group_start(lyr, tH + Hc, tW + wps, ahead=True)
+                        group_start(lyr, tH + Hc, tW + wps, ahead=True, x_phase=phase(0))
                 with m.Else():
-                    group_start(lyr, tH0, tW0, ahead=False)
+                    group_start(lyr, tH0, tW0, ahead=False, x_phase=phase(0))
+
+            def input_pass_group_end():
+                with m.If(~t_last):
+                    # the group's rows again, for the next step (after the batch's last pass, v + 1)
+                    m.d.sync += [t.eq(t + 1), tH.eq(tH + Hc), tU.eq(tU + stride), tW.eq(tW + wps),
+                                 x_need.eq(x_need + H), x_cap.eq(x_cap + H), t_first.eq(0), t_last.eq(t + 1 == last_t),
+                                 waddr.eq(Mux(half, k_half, 0))]
+                    if batched:
+                        m.d.sync += [tH0.eq(tH + Hc), tU0.eq(tU + stride), tW0.eq(tW + wps)]
+                    group_start(lyr, tH + Hc, tW + wps, ahead=True, x_phase=phase(1))
+                with m.Else():
+                    release_rows()
+                    m.d.sync += [t.eq(0), tH.eq(0), tU.eq(0), tW.eq(0), x_need.eq(x_need0), x_cap.eq(x_cap0),
+                                 t_first.eq(1), t_last.eq(last_t == 0)]
+                    if batched:
+                        m.d.sync += [tH0.eq(0), tU0.eq(0), tW0.eq(0)]
+                    with m.If(grp_last):
+                        # the layer's recurrence (the tail stores the last sums before any unit reads them)
+                        m.d.sync += [grp.eq(0), grp_last.eq(G == 1), inpass.eq(0)]
+                        group_start(lyr, zero_h, zero_w, ahead=False, x_phase=phase(0))
+                    with m.Else():
+                        m.d.sync += [grp.eq(grp + 1), grp_last.eq(grp + 2 == G)]
+                        group_start(lyr, zero_h, zero_w, ahead=False, x_phase=phase(1), x_bounds=(x_need0, x_cap0))
+
+            with m.If(last_col & ~next_pass):
+                m.d.sync += k.eq(0)
+                if batched:
+                    m.d.sync += [bseq.eq(0), b_last.eq(self.batch == 1), cell_base.eq(0)]
+                if passes:
+                    with m.If(inpass):
+                        input_pass_group_end()
+                    with m.Else():
+                        release_rows()
+                        recurrence_group_end()
+                else:
+                    release_rows()
+                    recurrence_group_end()
 
         if cfg.mode == "full":
             # whether the column's input word was counted by the cycle before: the compare of the
@@ -255,7 +316,12 @@ class ColumnScheduler(wiring.Component):
                 with m.If(in_x & (lyr == 0) & (bsel == chunks - 1)):
                     m.d.sync += in_ok.eq(baddr + 1 < self.received)
                 with m.If(last_col):
-                    m.d.sync += in_ok.eq(Mux(grp_last | ~b_last, tW + wps < self.received, tW0 < self.received))
+                    if passes:
+                        # (the input pass walks a group's steps; a new group starts at step 0)
+                        m.d.sync += in_ok.eq(Mux(t_last & b_last, self.received != 0, tW + wps < self.received))
+                    else:
+                        m.d.sync += in_ok.eq(Mux(grp_last | ~b_last, tW + wps < self.received,
+                                                 tW0 < self.received))
             with m.If(self.start):
                 m.d.sync += in_ok.eq(self.received != 0)
 
@@ -265,6 +331,8 @@ class ColumnScheduler(wiring.Component):
                          x_need.eq(first_need - T * H), x_cap.eq(H - T * H), h_need.eq(first_need - H),
                          total_units.eq(T * (H * L)), issuing.eq(1), last_t.eq(T - 1), half.eq(0),
                          grp_last.eq(G == 1), t_first.eq(1), t_last.eq(T == 1)]
+            if passes:
+                m.d.sync += [inpass.eq(1), x_need0.eq(first_need - T * H), x_cap0.eq(H - T * H)]
             if batched:
                 m.d.sync += [tH0.eq(0), tU0.eq(0), tW0.eq(0), bseq.eq(0), b_last.eq(self.batch == 1), cell_base.eq(0),
                              back.eq(self.batch * Hc),

@@ -181,7 +181,8 @@ class LstmCore(wiring.Component):
         for i, t in enumerate(tails):
             m.d.comb += [t.valid.eq(engine.o_units.valid & (unit.second if i else 1)), t.unit.eq(unit.unit + i),
                          t.acc.eq(unit.sums[i]), t.layer.eq(unit.layer), t.step_base.eq(unit.step_base),
-                         *([t.pre_base.eq(unit.pre_base)] if cfg.mode == "split" else []),
+                         *([t.pre_base.eq(unit.pre_base)] if cfg.mode == "split" or cfg.input_pass else []),
+                         *([t.store.eq(unit.store)] if cfg.input_pass else []),
                          t.first_step.eq(unit.first_step), t.classify.eq(unit.classify),
                          *(getattr(t, name).eq(getattr(unit, name)) for name in batch_fields(cfg)),
                          t.cls_start.eq(run_clear), t.flush.eq(control.flush)]

@@ -1,11 +1,7 @@
 """The DDR row fetcher: fills a double buffer of weight rows from DDR, one row group at a time,
-in the order the column scheduler consumes them (residency ``stream`` of
-:mod:`lstmfpga.hw.ddr_schedule`).
-
-The second block of weights in DDR (issue #11), after
-:class:`~lstmfpga.hw.rtl.axi_weight_reader.AxiWeightReader`, which it drives; it is not in the
-core yet (the column scheduler's side — wait for a full half, release it after the group's last
-column — comes with it).
+in the order the column scheduler consumes them (residencies ``stream`` and ``all`` of
+:mod:`lstmfpga.hw.ddr_schedule`), through an
+:class:`~lstmfpga.hw.rtl.axi_weight_reader.AxiWeightReader`.
 
 DDR layout: :mod:`lstmfpga.foundation.hw.ddr_image` (the on-chip weight memory's rows, each
 padded to whole port beats, layer after layer from offset 0 of the region).
@@ -24,8 +20,9 @@ from lstmfpga.hw.rtl.ram import address_bits
 
 
 def buffer_depth(config) -> int:
-    """Rows of the double buffer: two halves of the longest group (``max_l K_l`` rows each)."""
-    return 2 * max(config.issued_columns(layer) for layer in range(config.num_layers))
+    """Rows of the double buffer: two halves of the longest group's fetch (``max_l K_l`` rows each,
+    or with an input pass the longest of a layer's X_l and H_c)."""
+    return config.weight_memory_rows
 
 
 class DdrRowFetcher(wiring.Component):
@@ -33,7 +30,9 @@ class DdrRowFetcher(wiring.Component):
 
     ``start`` begins a run: group by group (layers, then steps, then row groups, as the column
     scheduler walks them) it waits for the next half to be free, reads the group's K_l rows
-    (one :class:`AxiWeightReader` request), writes row k of the group to ``write`` address
+    (one :class:`AxiWeightReader` request; with an input pass, ``config.input_pass``, a layer's
+    groups' X_l rows of W_x once, then per step the groups' H_c rows of W_h, each group's X_l rows
+    in DDR before its H_c rows), writes row k of the group to ``write`` address
     ``half·K_max + k`` and then sets ``full[half]``.  ``release`` frees the halves in the same
     order, one per pulse (the scheduler pulses it when a group's last column has issued).  After
     the run's last group ``done`` pulses.  A reader error ends the run (``done``, ``error``);
@@ -74,11 +73,15 @@ class DdrRowFetcher(wiring.Component):
         L, G = cfg.num_layers, cfg.groups
         k_max = buffer_depth(cfg) // 2
         rb = row_bytes(cfg, self.data_width)
+        passes = cfg.input_pass
         group_bytes = Array(Const(cfg.issued_columns(layer) * rb, SIZE_BITS) for layer in range(L))
+        x_bytes = Array(Const(cfg.x_columns(layer) * rb, SIZE_BITS) for layer in range(L))
+        h_bytes = Const(cfg.h_columns * rb, SIZE_BITS)
         bases = layer_offsets(cfg, self.data_width)
         layer_base = Array(Const(offset, SIZE_BITS) for offset in bases)
 
         lyr, t, grp = Signal(range(L + 1)), Signal(5), Signal(range(G + 1))
+        inpass = Signal()                       # the layer's W_x rows, once (an input pass)
         last_t = Signal(5)
         offset = Signal(SIZE_BITS)              # the group's first byte in the region
         half, release_half = Signal(), Signal()
@@ -105,11 +108,12 @@ class DdrRowFetcher(wiring.Component):
         with m.If(row_done):
             m.d.sync += k.eq(k + 1)
 
-        m.d.comb += [reader.request.offset.eq(offset), reader.request.bytes.eq(group_bytes[lyr])]
+        m.d.comb += [reader.request.offset.eq(offset),
+                     reader.request.bytes.eq(Mux(inpass, x_bytes[lyr], h_bytes) if passes else group_bytes[lyr])]
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start & ~self.flush):
-                    m.d.sync += [lyr.eq(0), t.eq(0), grp.eq(0), offset.eq(0), half.eq(0),
+                    m.d.sync += [lyr.eq(0), t.eq(0), grp.eq(0), offset.eq(0), half.eq(0), inpass.eq(passes),
                                  release_half.eq(0), full.eq(0), last_t.eq(self.steps - 1), self.busy.eq(1)]
                     m.next = "WAIT"
             with m.State("WAIT"):
@@ -132,16 +136,21 @@ class DdrRowFetcher(wiring.Component):
                 m.d.sync += [full.bit_select(half, 1).eq(1), half.eq(~half)]
                 with m.If(self.flush):
                     m.next = "IDLE"
+                with m.Elif(inpass & (grp == G - 1)):
+                    # the recurrence's step 0: each group's W_h rows sit after its W_x rows
+                    m.d.sync += [grp.eq(0), inpass.eq(0), offset.eq(layer_base[lyr] + x_bytes[lyr])]
+                    m.next = "WAIT"
                 with m.Elif(grp == G - 1):
                     m.d.sync += grp.eq(0)
                     with m.If(t == last_t):
-                        m.d.sync += [t.eq(0), lyr.eq(lyr + 1), offset.eq(layer_base[lyr + 1])]
+                        m.d.sync += [t.eq(0), lyr.eq(lyr + 1), offset.eq(layer_base[lyr + 1]), inpass.eq(passes)]
                         with m.If(lyr == L - 1):
                             m.next = "END"
                         with m.Else():
                             m.next = "WAIT"
                     with m.Else():
-                        m.d.sync += [t.eq(t + 1), offset.eq(layer_base[lyr])]   # the layer's rows again
+                        # the layer's rows again
+                        m.d.sync += [t.eq(t + 1), offset.eq(layer_base[lyr] + (x_bytes[lyr] if passes else 0))]
                         m.next = "WAIT"
                 with m.Else():
                     m.d.sync += [grp.eq(grp + 1), offset.eq(offset + group_bytes[lyr])]

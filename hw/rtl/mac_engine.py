@@ -180,14 +180,14 @@ class MacEngine(wiring.Component):
         m.d.sync += [feed_valid.eq((left != 0) & ~flush), feed_unit.eq(unit),
                      *(feed_sums[i].eq(shadow.word_select(i, sw).as_signed()) for i in range(4 * TU))]
         out = self.o_units.payload
+        optional = [name for name in ("pre_base", "store", *batch_fields(cfg)) if name in unit_layout(cfg).members]
         # a partial last group pads past H: those units never reach the tail
         m.d.comb += [self.o_units.valid.eq(feed_valid & (feed_unit < H)),
                      *([out.second.eq(feed_unit + 1 < H)] if TU > 1 else []),
                      out.unit.eq(feed_unit), out.sums.eq(feed_sums.as_value()),
                      out.layer.eq(shadow_tag.layer), out.step_base.eq(shadow_tag.step_base),
-                     *([out.pre_base.eq(shadow_tag.pre_base)] if cfg.mode == "split" else []),
                      out.first_step.eq(shadow_tag.first_step), out.classify.eq(shadow_tag.classify),
-                     *(getattr(out, name).eq(getattr(shadow_tag, name)) for name in batch_fields(cfg))]
+                     *(getattr(out, name).eq(getattr(shadow_tag, name)) for name in optional)]
 
         with m.If(flush):
             m.d.sync += [left.eq(0), feed_valid.eq(0), valid1.eq(0), valid2.eq(0)]

@@ -73,13 +73,20 @@ def group_tag_layout(config) -> data.StructLayout:
         "unit_base": unit_index_shape(config),   # first hidden unit of the group
         "first_step": 1,                         # t = 0: the previous cell state is zero
         "classify": 1,                           # last step of the last layer: feed the classifier
+        **_store(config),
         **batch_fields(config),                  # the sequence b of a batch, its cell words b·H
     })
 
 
 def _pre_base(config) -> dict:
-    """Split mode: the pre-activation slot of the step's first unit, t·H."""
-    return {"pre_base": sequence_bits(config)} if config.mode == "split" else {}
+    """The pre-activation slot of the step's first unit, v·``config.pre_stride`` (split mode and
+    the input pass)."""
+    return {"pre_base": sequence_bits(config)} if config.mode == "split" or config.input_pass else {}
+
+
+def _store(config) -> dict:
+    """The input pass: the group's sums are W_x·x, for the tail's pre-activation memory."""
+    return {"store": 1} if config.input_pass else {}
 
 
 def column_op_layout(config) -> data.StructLayout:
@@ -113,5 +120,6 @@ def unit_layout(config) -> data.StructLayout:
         **_pre_base(config),
         "first_step": 1,
         "classify": 1,
+        **_store(config),
         **batch_fields(config),
     })

@@ -55,7 +55,10 @@ class TailUnit(wiring.Component):
     Inputs arrive with ``valid``; the h code leaves :attr:`LATENCY` cycles later with ``h_valid``
     (``h_addr`` = ``step_base`` + ``unit`` div S, the h-buffer word of the layer's h sequence,
     ``h_lane`` = ``unit`` mod S its byte; S = ``config.column_sets``).  Split mode: the unit's
-    pre-activation is read at slot ``pre_base`` + ``unit``.  Units of one
+    pre-activation is read at slot ``pre_base`` + ``unit`` (and added in layer 0).  With an input
+    pass (``config.input_pass``) a unit marked ``store`` writes its four sums to slot ``pre_base``
+    + ``unit`` div ``tail_units`` and goes no further; every other unit adds what that slot holds.
+    Units of one
     layer and sequence must arrive in step order (the cell state of unit j of sequence b lives in
     memory word ``cell_base`` + j, ``cell_base`` = b·H).  ``classify`` marks units of the last step
     of the last layer: their h codes are accumulated into sequence b's lanes of ``logits`` (C
@@ -78,7 +81,8 @@ class TailUnit(wiring.Component):
         self.batch_fields = batch = payloads.batch_fields(c)
         super().__init__({
             "valid": In(1), "layer": In(2), "step_base": In(self.seq_bits), "first_step": In(1),
-            **({"pre_base": In(self.seq_bits)} if c.mode == "split" else {}),
+            **({"pre_base": In(self.seq_bits)} if c.mode == "split" or c.input_pass else {}),
+            **({"store": In(1)} if c.input_pass else {}),
             "classify": In(1), "unit": In(self.unit_bits), "acc": In(unsigned(4 * c.accumulator_bits)),
             **{name: In(shape) for name, shape in batch.items()},
             **{name: In(shape) for name, shape in load_port_shapes(c).items()},
@@ -98,6 +102,7 @@ class TailUnit(wiring.Component):
         accw, ba = c.accumulator_bits, c.acc_bits
         tb, cb, htb, io = c.table_bits, c.cell_bits, c.hidden_tanh_bits, c.io_bits
         split = c.mode == "split"
+        stored = split or c.input_pass          # a pre-activation memory the tail adds from
 
         # -- parameter registers (loaded through the weight image) ---------------------------
         params = [[Signal(32, name=f"param_l{l}_{i}") for i in range(PARAM_WORDS)] for l in range(L)]
@@ -120,11 +125,12 @@ class TailUnit(wiring.Component):
         bias_r = bias_mem.read_port()
         m.d.comb += [bias_w.addr.eq(self.bias_addr), bias_w.data.eq(self.bias_data.replicate(4)),
                      bias_w.en.eq(Mux(self.bias_we, 1 << self.bias_lane, 0))]
-        if split:
-            pre_mem = ram(shape=unsigned(128), depth=c.max_run_steps * H)
+        if stored:
+            pre_mem = ram(shape=unsigned(128), depth=c.max_run_steps * c.pre_stride)
             m.submodules.pre_mem = pre_mem
             pre_w = pre_mem.write_port(granularity=32)
             pre_r = pre_mem.read_port()
+        if split:
             per_write = c.stream_width // 32
             m.d.comb += [pre_w.addr.eq(self.pre_addr), pre_w.data.eq(self.pre_data.replicate(4 // per_write)),
                          pre_w.en.eq(Mux(self.pre_we, ((1 << per_write) - 1) << self.pre_lane, 0))]
@@ -156,7 +162,8 @@ class TailUnit(wiring.Component):
                 m.d.sync += regs[s].eq(regs[s - 1])
             return regs
 
-        valid = chain("valid", 1, self.valid)
+        # (an input-pass unit only writes its sums to the pre-activation memory)
+        valid = chain("valid", 1, self.valid & ~self.store if c.input_pass else self.valid)
         with m.If(self.flush):
             # soft reset: units in flight must not write h codes or count as done
             m.d.sync += [v.eq(0) for v in valid[1:]]
@@ -178,6 +185,14 @@ class TailUnit(wiring.Component):
         if split:
             # the read stage is the input cycle: the slot needs no pipeline
             m.d.comb += pre_r.addr.eq(self.pre_base + unit[S["read"]])
+        elif c.input_pass:
+            # slot v·ceil(H/TU) + unit div TU: a tail keeps its own units (unit 2j + 1 is tail 2's j);
+            # an input-pass unit's sums are written a cycle after they arrive, as 32-bit lanes
+            # (W_x·x fits: ``accumulator_bits`` is int32 headroom above the widest dot product)
+            slot = self.pre_base + (unit[S["read"]] >> (c.tail_units - 1))
+            m.d.comb += pre_r.addr.eq(slot)
+            m.d.sync += [pre_w.addr.eq(slot), pre_w.en.eq(Mux(self.valid & self.store, 0b1111, 0)),
+                         pre_w.data.eq(Cat(*(self.acc[g * accw:g * accw + 32] for g in range(4))))]
         def registered(source, name):
             """``source`` one cycle later (a memory's output register).  With a reset, so that it
             stays with the block RAM: moved into a multiplier as its operand register
@@ -199,7 +214,7 @@ class TailUnit(wiring.Component):
             acc1 = registered(acc1, f"acc{s + 1}")
         bias_data = registered(bias_r.data, "bias_data")
         cell_data = registered(cell_r.data, "cell_data")
-        if split:
+        if stored:
             pre_data = registered(pre_r.data, "pre_data")
         # bias (+ split-mode pre-activation), previous cell state
         v2 = [Signal(signed(accw), name=f"v{g}", reset_less=True) for g in range(4)]
@@ -208,6 +223,8 @@ class TailUnit(wiring.Component):
             total = acc1[g * accw:(g + 1) * accw].as_signed() + bias_data[32 * g:32 * (g + 1)].as_signed()
             if split:
                 total = total + Mux(layer[S["bias"]] == 0, pre_data[32 * g:32 * (g + 1)].as_signed(), 0)
+            elif c.input_pass:
+                total = total + pre_data[32 * g:32 * (g + 1)].as_signed()
             m.d.sync += v2[g].eq(total)
         m.d.sync += c_old[S["gate_rq"]].eq(Mux(first[S["bias"]], 0, cell_data))
         for s in range(S["gate_rq"] + 1, S["gate_value"] + 1):

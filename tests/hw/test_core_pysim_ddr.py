@@ -27,11 +27,13 @@ MODEL_TOLERANCE = 0.02
 
 
 def _drawn_core(rnd, seed, **fixed):
-    """A small artifact and a DDR core for it, every build parameter drawn."""
+    """A small artifact and a DDR core for it, every build parameter drawn (the residency too:
+    ``stream``, or in full mode ``all``, the input pass)."""
     wb = rnd.choice([2, 3, 4, 5, 8])
     art = random_artifact(input_size=rnd.randint(1, 9), hidden_size=rnd.randint(1, 6), num_layers=rnd.randint(1, 3),
                           num_classes=rnd.choice([0, 1, 3]), weight_bits=wb, seed=1000 + seed)
     mode = fixed.get("mode", rnd.choice(["full", "split"]))
+    residency = fixed.get("residency", rnd.choice(["stream", "all"]) if mode == "full" else "stream")
     width = rnd.choice(STREAM_WIDTHS)
     sets = rnd.choice([S for S in (1, 2, 4) if mode == "split" or S <= width // 8])
     lanes = 4 * sets * rnd.randint(1, 4)
@@ -40,7 +42,7 @@ def _drawn_core(rnd, seed, **fixed):
     config = AcceleratorConfig.from_artifact(
         art, lanes=lanes, mode=mode, max_timesteps=rnd.randint(2, 4), stream_width=width, column_sets=sets,
         tail_units=tails, macs_per_dsp=rnd.randint(1, max_macs_per_dsp(weight_bits=wb, act_bits=io_bits)),
-        weight_residency="stream", ddr_width=rnd.choice([64, 128]),
+        weight_residency=residency, ddr_width=rnd.choice([64, 128]),
         ddr_burst=rnd.choice([1, 2, 3, 4, 16, 256]), ddr_outstanding=rnd.choice([1, 2, 3, 8]))
     return art, config
 
@@ -75,7 +77,7 @@ def test_ddr_core_matches_golden_and_ddr_schedule(seed):
     port = DdrPort(data_width=config.ddr_width, max_burst=config.ddr_burst, outstanding=config.ddr_outstanding,
                    latency=latency, interval=interval)
     for T, cycles in zip(steps, flags["cycles"]):
-        model = estimate_ddr(config, T, residency="stream", port=port).compute_cycles
+        model = estimate_ddr(config, T, residency=config.weight_residency, port=port).compute_cycles
         if base % 4096 + len(ddr) <= 4096:
             # no burst split at a page edge: the schedule's requests are the reader's exactly
             assert cycles == model, (config, T, latency, interval)
@@ -200,7 +202,7 @@ def test_ddr_core_batches_match_golden_and_ddr_schedule(seed):
     port = DdrPort(data_width=config.ddr_width, max_burst=config.ddr_burst, outstanding=config.ddr_outstanding,
                    latency=latency, interval=interval)
     for (T, B), cycles in zip(runs, flags["cycles"]):
-        model = estimate_ddr(config, T, residency="stream", batch=B, port=port).compute_cycles
+        model = estimate_ddr(config, T, residency=config.weight_residency, batch=B, port=port).compute_cycles
         if base % 4096 + len(ddr) <= 4096:
             assert cycles == model, (config, T, B, latency, interval)
         else:

@@ -59,9 +59,10 @@ def test_ddr_memories_hold_the_double_buffer_and_b_sequences(residency):
              "all": 2 * max(x_max, config.h_columns),
              "wx": 2 * x_max + config.num_layers * config.groups * config.h_columns}[residency]
     assert (weights.depth, weights.width) == (max(2, depth), chip["core/weight_mem/mem"].width)
-    assert ("core/pre_buf" in ddr) == (residency != "stream")
+    assert ("core/tail/pre_mem" in ddr) == (residency != "stream")
     if residency != "stream":
-        assert ddr["core/pre_buf"].bits >= config.max_timesteps * batch * 4 * config.hidden_size * 32
+        assert sum(m.bits for name, m in ddr.items() if name.endswith("pre_mem")) >= (
+            config.max_timesteps * batch * 4 * config.hidden_size * 32)
     for name, memory in chip.items():
         if name.rsplit("/", 1)[-1].startswith(("h_buf", "cell_mem", "input_buf", "word_buf", "pre_mem")):
             assert ddr[name].depth == batch * memory.depth and ddr[name].width == memory.width
@@ -69,19 +70,21 @@ def test_ddr_memories_hold_the_double_buffer_and_b_sequences(residency):
             assert ddr[name] == memory
 
 
-@pytest.mark.parametrize("mode", ["full", "split"])
-def test_ddr_memories_of_a_stream_batch_are_those_of_the_generated_core(mode):
-    """The planner's memories for residency ``stream`` and B sequences are the memories of the core
-    the RTL generates with ``max_batch`` = B (elaborated), but for the read master's FIFO, which
-    ``DDR_RESERVE`` counts as one BRAM36."""
+@pytest.mark.parametrize("mode, residency", [("full", "stream"), ("split", "stream"), ("full", "all")])
+def test_ddr_memories_of_a_batch_are_those_of_the_generated_core(mode, residency):
+    """The planner's memories for a residency the RTL builds and B sequences are the memories of
+    the core the RTL generates with ``max_batch`` = B (elaborated), but for the read master's FIFO,
+    which ``DDR_RESERVE`` counts as one BRAM36."""
     from lstmfpga.hw.memory_map import accelerator_memories
 
     rng = np.random.default_rng()
     config = dataclasses.replace(_draw(rng), mode=mode, max_timesteps=int(rng.integers(1, 25)))
     config = dataclasses.replace(config, lanes=min(config.lanes, 4 * config.column_sets * 4))
+    if config.column_sets > 1 and config.lanes % (8 * config.column_sets) == 0:
+        config = dataclasses.replace(config, tail_units=int(rng.integers(1, 3)))
     batch = int(rng.integers(2, 9))
-    model = {m.name: m for m in ddr_memories(config, "stream", batch)}
-    built = {m.name: m for m in accelerator_memories(dataclasses.replace(config, weight_residency="stream",
+    model = {m.name: m for m in ddr_memories(config, residency, batch)}
+    built = {m.name: m for m in accelerator_memories(dataclasses.replace(config, weight_residency=residency,
                                                                           max_batch=batch))}
     fifo = built.pop("core/fetcher/reader/fifo/storage")
     assert fifo.bits <= 36 * 1024 and DDR_RESERVE["bram36"] >= 1
@@ -131,12 +134,15 @@ def test_residency_and_batch_are_validated(stand_in_fits):
     # the RTL builds a stream plan with its batch: the report names the options
     assert (f"the RTL builds it: `lstmfpga hdl --weight-residency stream --ddr-width {plan.port.data_width} "
             f"--ddr-burst {plan.port.max_burst} --ddr-outstanding {plan.port.outstanding} --max-batch 3`") in plan.report()
-    assert "schedule model only" in make_plan(template, board, residency="all", batch=2).report()
+    assert "schedule model only" in make_plan(template, board, residency="wx", batch=2).report()
+    plan = make_plan(template, board, residency="all", batch=2)
+    assert (f"the RTL builds it: `lstmfpga hdl --weight-residency all --ddr-width {plan.port.data_width} "
+            f"--ddr-burst {plan.port.max_burst} --ddr-outstanding {plan.port.outstanding} --max-batch 2`") in plan.report()
 
 
 def test_residency_rtl_plans_only_what_the_rtl_builds(stand_in_fits):
-    """--residency rtl: on chip when the weights fit, else a DDR residency the RTL builds — never an
-    input-pass plan, whose schedule the RTL does not run yet."""
+    """--residency rtl: on chip when the weights fit, else a DDR residency the RTL builds (stream or
+    all) — never W_h on chip beside the double buffer (wx), which it does not build yet."""
     from lstmfpga.hw.plan_ddr import RTL_RESIDENCIES
 
     rng = np.random.default_rng()
