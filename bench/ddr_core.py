@@ -1,13 +1,14 @@
-"""Weights in DDR, measured: the generated core with ``weight_residency="stream"`` on the compiled
-harness against the same core with its weights on chip, over memories of several latencies and
-idle rates.
+"""Weights in DDR, measured: the generated core with its weights in DDR (``weight_residency``
+``stream``: every row each step; ``all``: W_x once a run for an input pass, W_h each step) on the
+compiled harness against the same core with its weights on chip, over memories of several
+latencies and idle rates.
 
     python bench/ddr_core.py [--input 256 --hidden 64 --layers 2 --steps 8 --weight-bits 4]
                              [--lanes 64] [--sequences 4] [--latencies 1,24,100] [--batches 1,2,4,8]
-                             [--cache-dir DIR]
+                             [--residencies stream,all] [--cache-dir DIR]
 
-For each memory it prints the measured CYCLES of a T-step sequence (mean over the sequences), the
-DDR schedule's estimate (``estimate_ddr``, residency ``stream``) and its error, the on-chip core's
+For each residency and memory it prints the measured CYCLES of a T-step sequence (mean over the
+sequences), the DDR schedule's estimate (``estimate_ddr`` at the image's address) and its error, the on-chip core's
 measured CYCLES in the same run and the ratio, the DDR bytes a sequence reads and the bandwidth
 that is at 250 MHz, and the harness's simulated cycles per wall second.  Then batches: a core
 built with ``max_batch`` = the largest B, run through the unchanged driver on the simulated board
@@ -63,15 +64,18 @@ def main() -> None:
     parser.add_argument("--sequences", type=int, default=4)
     parser.add_argument("--latencies", default="1,24,100", help="memory latencies in cycles, comma-separated")
     parser.add_argument("--batches", default="1,2,4,8", help="batch sizes B, comma-separated")
+    parser.add_argument("--residencies", default="stream,all", help="DDR residencies, comma-separated (stream, all)")
     parser.add_argument("--cache-dir", default=None, help="Verilator build cache (default: a temporary folder)")
     args = parser.parse_args()
+    residencies = args.residencies.split(",")
+    if not residencies or any(r not in ("stream", "all") for r in residencies):
+        parser.error(f"--residencies takes stream and/or all, not {args.residencies!r}")
 
     import dataclasses
 
     import numpy as np
 
     from lstmfpga.foundation.hw.config import AcceleratorConfig
-    from lstmfpga.foundation.hw.ddr_image import build_ddr_image
     from lstmfpga.hw.ddr_schedule import estimate_ddr
     from lstmfpga.sim.golden.random_artifact import random_artifact
     from lstmfpga.sim.harness.simulated_ddr import SimulatedDdr
@@ -89,32 +93,37 @@ def main() -> None:
               flush=True)
         base_cycles, base_rate = _measure(chip, artifact, sequences, cache)
         rows = [["on chip", "-", "-", base_cycles, "-", "-", 1.0, "-", "-", base_rate]]
-        for width in (64, 128):
-            config = dataclasses.replace(chip, weight_residency="stream", ddr_width=width, ddr_burst=16,
-                                         ddr_outstanding=8)
-            nbytes = build_ddr_image(artifact, config).size * args.steps
-            for latency in (int(v) for v in args.latencies.split(",")):
-                for pause in (0.0, 0.5):
-                    ddr = SimulatedDdr(latency=latency, r_pause=pause)
-                    cycles, rate = _measure(config, artifact, sequences, cache, ddr=ddr)
-                    model = estimate_ddr(config, args.steps, residency="stream", port=ddr.port(config)).compute_cycles
-                    gbps = nbytes / (cycles / (CLOCK_MHZ * 1e6)) / 1e9
-                    rows.append([f"DDR {width}-bit", latency, pause, cycles, model, f"{(model - cycles) / cycles:+.2%}",
-                                 cycles / base_cycles, f"{nbytes / 1e3:.1f}", f"{gbps:.2f}", rate])
-                    print(f"  {width}-bit, latency {latency}, R idle {pause:.0%}: {cycles:,.0f} cycles", flush=True)
-        batch_rows = _batches(chip, artifact, cache, args, latency=max(int(v) for v in args.latencies.split(",")))
+        for residency in residencies:
+            for width in (64, 128):
+                config = dataclasses.replace(chip, weight_residency=residency, ddr_width=width, ddr_burst=16,
+                                             ddr_outstanding=8)
+                for latency in (int(v) for v in args.latencies.split(",")):
+                    for pause in (0.0, 0.5):
+                        ddr = SimulatedDdr(latency=latency, r_pause=pause)
+                        cycles, rate = _measure(config, artifact, sequences, cache, ddr=ddr)
+                        model = estimate_ddr(config, args.steps, residency=residency, port=ddr.port(config))
+                        nbytes = model.ddr_bytes
+                        gbps = nbytes / (cycles / (CLOCK_MHZ * 1e6)) / 1e9
+                        rows.append([f"{residency} {width}-bit", latency, pause, cycles, model.compute_cycles,
+                                     f"{(model.compute_cycles - cycles) / cycles:+.2%}", cycles / base_cycles,
+                                     f"{nbytes / 1e3:.1f}", f"{gbps:.2f}", rate])
+                        print(f"  {residency} {width}-bit, latency {latency}, R idle {pause:.0%}: {cycles:,.0f} cycles",
+                              flush=True)
+        latency = max(int(v) for v in args.latencies.split(","))
+        batch_rows = [row for residency in residencies
+                      for row in _batches(chip, artifact, cache, args, latency=latency, residency=residency)]
     print()
     print(_table(["weights", "latency", "R idle", "CYCLES", "model", "model err", "x on chip", "kB/seq",
                   f"GB/s @{CLOCK_MHZ}MHz", "sim cyc/s"], rows))
     print()
-    print(_table(["B", "CYCLES/batch", "model", "model err", "cycles/seq", "x B=1 per seq", "kB/seq"], batch_rows))
+    print(_table(["weights", "B", "CYCLES/batch", "model", "model err", "cycles/seq", "x B=1 per seq", "kB/seq"],
+                 batch_rows))
 
 
-def _batches(chip, artifact, cache, args, *, latency: int) -> list[list]:
+def _batches(chip, artifact, cache, args, *, latency: int, residency: str) -> list[list]:
     """Batches of B sequences on a core of ``max_batch`` = max B, through the driver."""
     import numpy as np
 
-    from lstmfpga.foundation.hw.ddr_image import build_ddr_image
     from lstmfpga.host.backends.golden import GoldenBackend
     from lstmfpga.host.backends.rtl import RtlBackend
     from lstmfpga.hw.ddr_schedule import estimate_ddr
@@ -126,7 +135,7 @@ def _batches(chip, artifact, cache, args, *, latency: int) -> list[list]:
     rng = np.random.default_rng(1)
     rows, per_sequence = [], {}
     with RtlBackend(artifact=artifact, lanes=chip.lanes, max_steps=chip.max_timesteps, stream_width=64,
-                    weight_residency="stream", ddr_width=64, max_batch=sizes[-1], ddr=ddr, cache_dir=cache,
+                    weight_residency=residency, ddr_width=64, max_batch=sizes[-1], ddr=ddr, cache_dir=cache,
                     work_dir=cache) as rtl:
         config = rtl.config
         for B in sizes:
@@ -137,12 +146,12 @@ def _batches(chip, artifact, cache, args, *, latency: int) -> list[list]:
             if not (np.array_equal(got.h_codes, want.h_codes) and np.array_equal(got.logits, want.logits)):
                 sys.exit(f"a batch of {B} differs from the golden")
             cycles = rtl.cycles[before]
-            model = estimate_ddr(config, args.steps, residency="stream", batch=B, port=ddr.port(config))
+            model = estimate_ddr(config, args.steps, residency=residency, batch=B, port=ddr.port(config))
             per_sequence[B] = cycles / B
-            nbytes = build_ddr_image(artifact, config).size * args.steps
-            rows.append([B, cycles, model.compute_cycles, f"{(model.compute_cycles - cycles) / cycles:+.2%}",
+            nbytes = model.ddr_bytes
+            rows.append([residency, B, cycles, model.compute_cycles, f"{(model.compute_cycles - cycles) / cycles:+.2%}",
                          cycles / B, per_sequence[1] / (cycles / B), f"{nbytes / B / 1e3:.1f}"])
-            print(f"  batch of {B}: {cycles:,} cycles", flush=True)
+            print(f"  {residency}, batch of {B}: {cycles:,} cycles", flush=True)
     return rows
 
 

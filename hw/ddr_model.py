@@ -185,15 +185,16 @@ def sustained_cycles_per_beat(*, max_burst: int, outstanding: int, latency: floa
 
 
 def approx_request_cycles(nbytes: int, *, data_width: int, max_burst: int, outstanding: int, latency: float,
-                          interval: float) -> float:
+                          interval: float, address: int = 0) -> float:
     """The memory term of the accelerator's cycle model: :func:`read_schedule` of ``nbytes``
-    (rounded up to whole beats) at a page-aligned address, with ``latency`` and ``interval``
-    allowed fractional (a DDR's sustained bandwidth in beats per cycle).  Exact for a request
-    whose bursts the 4 KiB pages split as they split a page-aligned one; otherwise a burst more
-    or less changes it by about a burst's start-up."""
+    (rounded up to whole beats) at ``address`` (default: a page's start), with ``latency`` and
+    ``interval`` allowed fractional (a DDR's sustained bandwidth in beats per cycle).  Exact at
+    the request's real address; at a page's start for a request whose bursts the 4 KiB pages split
+    as they split a page-aligned one, otherwise a burst more or less changes it by about a burst's
+    start-up."""
     beat_bytes = data_width // 8
     nbytes = -(-int(nbytes) // beat_bytes) * beat_bytes
-    return _schedule(0, nbytes, data_width=data_width, max_burst=max_burst, outstanding=outstanding,
+    return _schedule(int(address), nbytes, data_width=data_width, max_burst=max_burst, outstanding=outstanding,
                      latency=latency, interval=interval).cycles
 
 

@@ -42,7 +42,8 @@ The fetcher issues one request per group, in the order the engine consumes them 
 pass groups, then its steps' recurrence groups).  Request i starts when request i−1 has ended (plus
 :data:`~lstmfpga.hw.latency.DDR_ROWS_READY`) and the half it fills has been released (the cycle
 after the last pass of group i−2 has issued its last column), and takes
-:func:`~lstmfpga.hw.ddr_model.approx_request_cycles` of its bytes; the group's first column may
+:func:`~lstmfpga.hw.ddr_model.approx_request_cycles` of its bytes (at its own address where the
+port's ``base`` is known, else as if it started a page); the group's first column may
 issue :data:`~lstmfpga.hw.latency.DDR_ROWS_READY` cycles after its last word has left the reader.
 Cycle 0 is the first request's start: the core starts the fetcher with the column scheduler
 (``compute_start``), the fetcher issues its first request :data:`~lstmfpga.hw.latency.DDR_FIRST_REQUEST`
@@ -81,6 +82,10 @@ class DdrPort:
         Cycles from an accepted AR to its first R beat.
     interval :
         Cycles per beat the DDR sustains (≥ 1: one beat a cycle is the port's own limit).
+    base :
+        The weight image's bus address, where it is known (a simulated DDR): each request is then
+        timed at its own address, its bursts split at the 4 KiB pages where the reader splits
+        them.  None (a plan): every request timed as if it started a page.
     """
 
     data_width: int = 128
@@ -88,6 +93,7 @@ class DdrPort:
     outstanding: int = 8
     latency: float = 50.0
     interval: float = 1.0
+    base: int | None = None
 
     def __post_init__(self) -> None:
         check_reader_parameters(data_width=self.data_width, max_burst=self.max_burst, outstanding=self.outstanding)
@@ -95,6 +101,11 @@ class DdrPort:
             raise ConfigError(f"DDR latency must be at least one cycle, not {self.latency!r}")
         if not self.interval >= 1:
             raise ConfigError(f"DDR beat interval must be at least one cycle, not {self.interval!r}")
+        if self.base is not None:
+            check_integer("base", self.base, low=0, high=(1 << 64) - 1)
+            if self.base % self.beat_bytes:
+                raise ConfigError(f"the DDR image's base {self.base:#x} is not a multiple of the port's "
+                                  f"{self.beat_bytes}-byte beats")
 
     @property
     def beat_bytes(self) -> int:
@@ -110,9 +121,12 @@ class DdrPort:
         """Whether the port (one beat a cycle), not the DDR, is what limits the bandwidth."""
         return self.interval <= 1.0
 
-    def request_cycles(self, nbytes: int) -> float:
+    def request_cycles(self, nbytes: int, offset: int = 0) -> float:
+        """Cycles of a request of ``nbytes`` at ``offset`` into the image (the offset counts only
+        with a known :attr:`base`)."""
         return approx_request_cycles(nbytes, data_width=self.data_width, max_burst=self.max_burst,
-                                     outstanding=self.outstanding, latency=self.latency, interval=self.interval)
+                                     outstanding=self.outstanding, latency=self.latency, interval=self.interval,
+                                     address=0 if self.base is None else self.base + offset)
 
 
 def row_bytes(config, port: DdrPort) -> int:
@@ -188,15 +202,21 @@ class _Fetcher:
     the group's columns may issue :data:`~lstmfpga.hw.latency.DDR_ROWS_READY` cycles after its
     last word.  An ideal memory (no port) costs nothing: a fetch is done when its half is free."""
 
-    def __init__(self, port: DdrPort | None, sizes) -> None:
-        self.cycles = {n: port.request_cycles(n) if port is not None else 0 for n in set(sizes) if n}
+    def __init__(self, port: DdrPort | None) -> None:
+        self.port = port
         self.end = None
         self.released: list[float] = [0.0, 0.0]
+        self.cycles: dict = {}
 
-    def ready(self, nbytes: int) -> int:
-        gap = latency.DDR_ROWS_READY if self.cycles[nbytes] else 0
+    def ready(self, nbytes: int, offset: int) -> int:
+        """The fetch of ``nbytes`` at ``offset`` in the image."""
+        key = (nbytes, offset if self.port is not None and self.port.base is not None else 0)
+        if key not in self.cycles:
+            self.cycles[key] = self.port.request_cycles(*key) if self.port is not None else 0
+        cycles = self.cycles[key]
+        gap = latency.DDR_ROWS_READY if cycles else 0
         start = max(0.0 if self.end is None else self.end + gap, self.released[-2])
-        self.end = start + self.cycles[nbytes]
+        self.end = start + cycles
         return int(-(-self.end // 1)) + gap
 
     def release(self, cycle: int) -> None:
@@ -219,7 +239,7 @@ def estimate_ddr(config, timesteps: int, *, residency: str, batch: int = 1,
     ``residency`` (see the module's description; stall-free input and output streams).
     ``port=None``: an ideal memory, every fetch done the cycle it may start (rows padded to 128
     bits), so only the schedule's own waits remain."""
-    from lstmfpga.foundation.hw import stream_format
+    from lstmfpga.foundation.hw import ddr_image, stream_format
 
     _check(config, timesteps, residency, batch)
     T, B = int(timesteps), int(batch)
@@ -234,7 +254,9 @@ def estimate_ddr(config, timesteps: int, *, residency: str, batch: int = 1,
     x_pass = {l: not per_step and config.x_columns(l) > 0 for l in layers}   # split: layer 0's W_x is the host's
     h_bytes = {l: (config.issued_columns(l) if per_step else Hc if residency == "all" else 0) * rb for l in layers}
     x_bytes = {l: config.x_columns(l) * rb for l in layers}
-    fetcher = _Fetcher(port, [*h_bytes.values(), *x_bytes.values()])
+    group_stride = {l: config.issued_columns(l) * rb for l in layers}
+    fetcher = _Fetcher(port)
+    layer_base = ddr_image.layer_offsets(config, (port or DdrPort()).data_width)
     to_tail = engine_latency(config) + latency.SHADOW_LOAD + config.tail_cycles_per_group
     wps = stream_format.input_beats_per_step(config)
 
@@ -252,7 +274,8 @@ def estimate_ddr(config, timesteps: int, *, residency: str, batch: int = 1,
         ideal += B * T * 4 * H * config.on_chip_input_columns(layer) / P
         if x_pass[layer]:
             for g in range(G):
-                issue = max(issue, fetcher.ready(x_bytes[layer]))
+                # (a group's rows in the image: its X W_x rows, then its H_c W_h rows)
+                issue = max(issue, fetcher.ready(x_bytes[layer], layer_base[layer] + g * group_stride[layer]))
                 ddr_bytes += x_bytes[layer]
                 for t in range(T):
                     for b in range(B):
@@ -268,7 +291,8 @@ def estimate_ddr(config, timesteps: int, *, residency: str, batch: int = 1,
             lasts_b = [[] for _ in range(B)]
             for g in range(G):
                 if h_bytes[layer]:
-                    issue = max(issue, fetcher.ready(h_bytes[layer]))
+                    issue = max(issue, fetcher.ready(h_bytes[layer], layer_base[layer] + g * group_stride[layer]
+                                                     + (0 if per_step else x_bytes[layer])))
                     ddr_bytes += h_bytes[layer]
                 for b in range(B):
                     start = max(issue, x_ready(t, b)) + columns if columns else issue

@@ -47,12 +47,13 @@ class SimulatedDdr:
 
     def port(self, config):
         """The :class:`~lstmfpga.hw.ddr_schedule.DdrPort` that models this memory for ``config``'s
-        read port (the pauses as a slower beat rate and a longer latency, on average)."""
+        read port (the pauses as a slower beat rate and a longer latency, on average), at the
+        image's address."""
         from lstmfpga.hw.ddr_schedule import DdrPort
 
         stretch = 1.0 / (1.0 - max(self.ar_pause, self.r_pause))
         return DdrPort(data_width=config.ddr_width, max_burst=config.ddr_burst, outstanding=config.ddr_outstanding,
-                       latency=self.latency * stretch, interval=stretch)
+                       latency=self.latency * stretch, interval=stretch, base=self.base)
 
     def attach(self, harness, image) -> None:
         """Map ``image`` (the uint8 DDR image) at :attr:`base` and set the timing on ``harness``."""

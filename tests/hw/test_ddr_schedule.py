@@ -102,7 +102,8 @@ def _reference(config, T: int, residency: str, B: int, port: DdrPort | None) -> 
                     for b in range(B):
                         run_pass(x_needs(t, b), ready, ready)
                 state["released"].append(state["prev"] + 1)
-            state["prev"] = max(state["prev"], state["shadow"] - 1)
+            # (the recurrence's first column does not wait for the input pass's last sums: the
+            # tail stores them before any unit behind them reads its slot)
         for t in range(T):
             for g in range(G):
                 per_group = (config.issued_columns(layer) if residency == "stream"
