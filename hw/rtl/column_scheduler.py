@@ -34,6 +34,13 @@ class ColumnScheduler(wiring.Component):
     groups issue: group i's columns read rows ``(i mod 2)·K_max + k``, wait until ``rows_full``
     says that half holds them, and the group's last column pulses ``rows_release``.
 
+    With an input pass (``config.input_pass``, residency ``all``) each layer walks in two phases:
+    the input pass (group → step → sequence) issues only the x columns of each group, its rows
+    fetched once and used for every step, the group's sums tagged ``store`` (the tail keeps them
+    as pre-activations at slot v·``pre_stride``; they count as no units), then the recurrence
+    (step → group → sequence) issues only the h columns, each group's W_h rows fetched per step.
+    The x part's dependency bounds restart at step 0's for each group of the input pass.
+
     With ``config.max_batch`` > 1 a run holds ``batch`` sequences: each group's columns issue once
     for every sequence b before the next group (the walk is layer → step → group → sequence →
     column), so a fetched group serves the whole batch.  Step t of sequence b is the run's step
