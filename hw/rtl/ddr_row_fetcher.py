@@ -113,7 +113,8 @@ class DdrRowFetcher(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start & ~self.flush):
-                    m.d.sync += [lyr.eq(0), t.eq(0), grp.eq(0), offset.eq(0), half.eq(0), inpass.eq(passes),
+                    m.d.sync += [lyr.eq(0), t.eq(0), grp.eq(0), offset.eq(0), half.eq(0),
+                                 *([inpass.eq(1)] if passes else []),
                                  release_half.eq(0), full.eq(0), last_t.eq(self.steps - 1), self.busy.eq(1)]
                     m.next = "WAIT"
             with m.State("WAIT"):
@@ -136,21 +137,24 @@ class DdrRowFetcher(wiring.Component):
                 m.d.sync += [full.bit_select(half, 1).eq(1), half.eq(~half)]
                 with m.If(self.flush):
                     m.next = "IDLE"
-                with m.Elif(inpass & (grp == G - 1)):
-                    # the recurrence's step 0: each group's W_h rows sit after its W_x rows
-                    m.d.sync += [grp.eq(0), inpass.eq(0), offset.eq(layer_base[lyr] + x_bytes[lyr])]
-                    m.next = "WAIT"
+                if passes:
+                    with m.Elif(inpass & (grp == G - 1)):
+                        # the recurrence's step 0: each group's W_h rows sit after its W_x rows
+                        m.d.sync += [grp.eq(0), inpass.eq(0), offset.eq(layer_base[lyr] + x_bytes[lyr])]
+                        m.next = "WAIT"
                 with m.Elif(grp == G - 1):
                     m.d.sync += grp.eq(0)
                     with m.If(t == last_t):
-                        m.d.sync += [t.eq(0), lyr.eq(lyr + 1), offset.eq(layer_base[lyr + 1]), inpass.eq(passes)]
+                        m.d.sync += [t.eq(0), lyr.eq(lyr + 1), offset.eq(layer_base[lyr + 1]),
+                                     *([inpass.eq(1)] if passes else [])]
                         with m.If(lyr == L - 1):
                             m.next = "END"
                         with m.Else():
                             m.next = "WAIT"
                     with m.Else():
                         # the layer's rows again
-                        m.d.sync += [t.eq(t + 1), offset.eq(layer_base[lyr] + (x_bytes[lyr] if passes else 0))]
+                        m.d.sync += [t.eq(t + 1),
+                                     offset.eq(layer_base[lyr] + x_bytes[lyr] if passes else layer_base[lyr])]
                         m.next = "WAIT"
                 with m.Else():
                     m.d.sync += [grp.eq(grp + 1), offset.eq(offset + group_bytes[lyr])]
