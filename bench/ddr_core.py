@@ -1,11 +1,12 @@
 """Weights in DDR, measured: the generated core with its weights in DDR (``weight_residency``
-``stream``: every row each step; ``all``: W_x once a run for an input pass, W_h each step) on the
+``stream``: every row each step; ``all``: W_x once a run for an input pass, W_h each step;
+``wx``: the input pass, W_h on chip) on the
 compiled harness against the same core with its weights on chip, over memories of several
 latencies and idle rates.
 
     python bench/ddr_core.py [--input 256 --hidden 64 --layers 2 --steps 8 --weight-bits 4]
                              [--lanes 64] [--sequences 4] [--latencies 1,24,100] [--batches 1,2,4,8]
-                             [--residencies stream,all] [--cache-dir DIR]
+                             [--residencies stream,all,wx] [--cache-dir DIR]
 
 For each residency and memory it prints the measured CYCLES of a T-step sequence (mean over the
 sequences), the DDR schedule's estimate (``estimate_ddr`` at the image's address) and its error, the on-chip core's
@@ -64,12 +65,13 @@ def main() -> None:
     parser.add_argument("--sequences", type=int, default=4)
     parser.add_argument("--latencies", default="1,24,100", help="memory latencies in cycles, comma-separated")
     parser.add_argument("--batches", default="1,2,4,8", help="batch sizes B, comma-separated")
-    parser.add_argument("--residencies", default="stream,all", help="DDR residencies, comma-separated (stream, all)")
+    parser.add_argument("--residencies", default="stream,all,wx",
+                        help="DDR residencies, comma-separated (stream, all, wx)")
     parser.add_argument("--cache-dir", default=None, help="Verilator build cache (default: a temporary folder)")
     args = parser.parse_args()
     residencies = args.residencies.split(",")
-    if not residencies or any(r not in ("stream", "all") for r in residencies):
-        parser.error(f"--residencies takes stream and/or all, not {args.residencies!r}")
+    if not residencies or any(r not in ("stream", "all", "wx") for r in residencies):
+        parser.error(f"--residencies takes stream, all and/or wx, not {args.residencies!r}")
 
     import dataclasses
 

@@ -48,8 +48,8 @@ def add_backend(p, *, default: str) -> None:
                    help="AXI-Stream TDATA bits of the simulated core (rtl backend; default 32)")
     p.add_argument("--weight-residency", choices=WEIGHT_RESIDENCIES, default="chip",
                    help="the simulated core's weights: on chip (default) or in DDR, read through its "
-                        "AXI4 master each step (stream) or, W_x, once a run for an input pass (all; full "
-                        "mode) (rtl backend, harness)")
+                        "AXI4 master each step (stream) or, W_x, once a run for an input pass with W_h from "
+                        "DDR (all) or on chip (wx; both full mode) (rtl backend, harness)")
     p.add_argument("--ddr-width", type=int, choices=(64, 128), default=128,
                    help="the simulated core's AXI4 read port width (rtl backend, weights in DDR; default 128)")
     p.add_argument("--max-batch", type=int, default=1,

@@ -49,13 +49,14 @@ def add_packing_argument(parser) -> None:
 
 
 def add_ddr_arguments(parser) -> None:
-    """``--weight-residency`` (weights on chip, or every row in DDR through an AXI4 master) and the
+    """``--weight-residency`` (weights on chip, or in DDR through an AXI4 master) and the
     read port's ``--ddr-width``, ``--ddr-burst``, ``--ddr-outstanding``, and ``--max-batch``."""
     parser.add_argument("--weight-residency", choices=WEIGHT_RESIDENCIES, default="chip",
                         help="chip: every weight row in on-chip memory (default); stream: every row in DDR, "
                              "fetched through the m_axi read port each step into a double buffer of two row "
                              "groups; all: every row in DDR, each layer's W_x fetched once a run for an input "
-                             "pass over all steps, W_h each step (full mode; what `plan --residency all` sizes)")
+                             "pass over all steps, W_h each step; wx: the same input pass, W_h on chip (all and wx "
+                             "in full mode; what `plan --residency X` sizes)")
     parser.add_argument("--ddr-width", type=int, choices=DDR_WIDTHS, default=128,
                         help="m_axi data bits (default 128; 64 on the Zynq-7000 HP ports)")
     parser.add_argument("--ddr-burst", type=int, default=16,
@@ -144,7 +145,7 @@ def _hdl(args) -> int:
               + (f"; batches of up to {config.max_batch} sequences (BATCH)" if config.max_batch > 1 else ""))
     print(f"cycle model T={est.timesteps}: {est.compute_cycles} compute cycles "
           f"({est.cycles_per_step:.1f}/step), MAC utilisation {est.utilization:.1%}"
-          + (" with an ideal memory (a lower bound; `lstmfpga plan --residency stream` or `all` times a board's DDR)"
+          + (" with an ideal memory (a lower bound; `lstmfpga plan --residency` times a board's DDR)"
              if config.ddr_weights else ""))
     return 0
 

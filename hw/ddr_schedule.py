@@ -1,11 +1,11 @@
 """Cycle model of the weights-in-DDR engine: the schedule the planner sizes DDR-resident plans by.
 
-Stdlib only.  The core with ``weight_residency="stream"`` or ``"all"``
+Stdlib only.  The core with ``weight_residency`` ``"stream"``, ``"all"`` or ``"wx"``
 (:class:`~lstmfpga.hw.rtl.core.LstmCore` with its
 :class:`~lstmfpga.hw.rtl.ddr_row_fetcher.DdrRowFetcher`) runs that residency — one sequence, or
-a batch of up to ``max_batch`` — exactly as this model says when the memory's requests are split
-as a page-aligned one's (tests against a fixed-latency memory in Amaranth's simulator and under
-Verilator); ``wx`` (W_h on chip beside the double buffer) is the schedule model only.
+a batch of up to ``max_batch`` — exactly as this model says when the port's ``base`` is the
+image's address (tests against a fixed-latency memory in Amaranth's simulator and under
+Verilator).
 :mod:`lstmfpga.hw.cycle_model` stays the exact model of the on-chip core.
 
 Residency (the same for every layer):

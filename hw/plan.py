@@ -291,8 +291,7 @@ class Plan:
             return (f"the RTL builds it: `lstmfpga hdl --weight-residency {self.residency} --ddr-width "
                     f"{port.data_width} --ddr-burst {port.max_burst} --ddr-outstanding {port.outstanding}"
                     + (f" --max-batch {self.batch}`" if self.batch > 1 else "`"))
-        return (f"schedule model only: the RTL builds residencies {' and '.join(RTL_RESIDENCIES)}; W_h on chip beside "
-                f"the double buffer (wx) is not in the RTL yet")
+        return f"schedule model only: the RTL builds residencies {', '.join(RTL_RESIDENCIES)}"
 
 
 _DDR_SCHEDULES = {

@@ -44,8 +44,8 @@ def register_plan(subparsers) -> None:
     p.add_argument("--residency", choices=("auto", "rtl", "chip", "wx", "all", "stream"), default="auto",
                    help="where the weights live: chip, wx (W_x in DDR, input pass over all steps), all (W_x and "
                         "W_h in DDR), stream (every row from DDR each step); default auto: on chip when they "
-                        "fit, else the fastest DDR residency; rtl: the same among what the RTL builds (chip, "
-                        "stream; the input pass of wx and all is the schedule model only)")
+                        "fit, else the fastest DDR residency; rtl: the same among what the RTL builds (today "
+                        "every residency)")
     p.add_argument("--batch", default="auto", metavar="B|auto",
                    help="sequences run through each fetched weight row of a DDR plan (default auto: the most "
                         "that keep one sequence's latency)")

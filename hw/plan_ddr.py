@@ -36,9 +36,8 @@ DDR_RESERVE = {"lut": 1_500, "ff": 2_500, "dsp": 0, "bram36": 1, "uram": 0}
 #: A batch of B sequences may take this much longer than one sequence alone.
 BATCH_TOLERANCE = 0.05
 DDR_RESIDENCIES = ("wx", "all", "stream")
-#: The DDR residencies the RTL builds (`plan --residency rtl` chooses among these; ``wx``, W_h on
-#: chip beside the double buffer, is the schedule model only).
-RTL_RESIDENCIES = ("stream", "all")
+#: The DDR residencies the RTL builds (`plan --residency rtl` chooses among these): all of them.
+RTL_RESIDENCIES = ("wx", "all", "stream")
 
 
 def board_port(board: Board, clock_mhz: float, ddr_gbps: float | None = None) -> DdrPort:

@@ -26,10 +26,11 @@ TAIL_UNITS = (1, 2)
 WEIGHT_PORTS = (1, 2)
 #: Where the core keeps its weight rows: ``chip`` (the weight memory holds every row, loaded by
 #: the weight stream), ``stream`` (every row in DDR, fetched through the AXI4 read port into a
-#: double buffer of two row groups, each step) or ``all`` (every row in DDR, each layer's W_x
-#: fetched once a run for an input pass over all steps, W_h each step);
+#: double buffer of two row groups, each step), ``all`` (every row in DDR, each layer's W_x
+#: fetched once a run for an input pass over all steps, W_h each step) or ``wx`` (W_x in DDR as
+#: for ``all``, W_h on chip beside the double buffer, loaded by the weight stream);
 #: :mod:`lstmfpga.hw.ddr_schedule`.
-WEIGHT_RESIDENCIES = ("chip", "stream", "all")
+WEIGHT_RESIDENCIES = ("chip", "stream", "all", "wx")
 #: Data widths of the AXI4 read port (the Zynq-7000 HP ports are 64 bits wide, UltraScale+ 128).
 DDR_WIDTHS = (64, 128)
 
@@ -166,9 +167,9 @@ class AcceleratorConfig:
             raise ConfigError(f"weight_ports {self.weight_ports} needs weights on chip: with weight_residency"
                               f" {self.weight_residency!r} the row fetcher writes the weight memory while the engine"
                               f" reads it, so both ports of a true-dual-port RAM cannot read")
-        if self.weight_residency == "all" and self.mode != "full":
-            raise ConfigError("weight_residency 'all' (an input pass per layer) is built in full mode only; split"
-                              " mode's layer 0 has no W_x on the FPGA: use 'stream'")
+        if self.weight_residency in ("all", "wx") and self.mode != "full":
+            raise ConfigError(f"weight_residency {self.weight_residency!r} (an input pass per layer) is built in full"
+                              f" mode only; split mode's layer 0 has no W_x on the FPGA: use 'stream'")
         check_in_range("ddr_burst", self.ddr_burst, low=1, high=256)
         check_in_range("ddr_outstanding", self.ddr_outstanding, low=1, high=64)
         if self.tail_units > 1 and self.column_sets < 2:
@@ -263,15 +264,30 @@ class AcceleratorConfig:
         of two row groups of the longest layer."""
         if not self.ddr_weights:
             return self.weight_depth
-        if self.input_pass:
-            return 2 * max(max(self.x_columns(layer) for layer in range(self.num_layers)), self.h_columns)
-        return 2 * max(self.issued_columns(layer) for layer in range(self.num_layers))
+        return 2 * self.fetch_half_rows + self.resident_h_rows
+
+    @property
+    def fetch_half_rows(self) -> int:
+        """Rows of one half of the double buffer the DDR rows are fetched into (weights in DDR):
+        the longest group's K_l rows, or with an input pass its longest fetch (X_l rows of W_x, or
+        H_c of W_h where W_h is in DDR too)."""
+        layers = range(self.num_layers)
+        if not self.input_pass:
+            return max(self.issued_columns(layer) for layer in layers)
+        x_longest = max(self.x_columns(layer) for layer in layers)
+        return x_longest if self.resident_h_rows else max(x_longest, self.h_columns)
+
+    @property
+    def resident_h_rows(self) -> int:
+        """Rows of W_h kept on chip after the double buffer (residency ``wx``): every layer's
+        groups' H_c rows, layer by layer, group by group."""
+        return self.num_layers * self.groups * self.h_columns if self.weight_residency == "wx" else 0
 
     @property
     def input_pass(self) -> bool:
         """Whether each layer runs an input pass (W_x·x of every step, into the tail's
-        pre-activation memory) before its recurrence (residency ``all``)."""
-        return self.weight_residency == "all"
+        pre-activation memory) before its recurrence (residencies ``all`` and ``wx``)."""
+        return self.weight_residency in ("all", "wx")
 
     @property
     def pre_stride(self) -> int:

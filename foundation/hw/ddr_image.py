@@ -37,6 +37,18 @@ def layer_offsets(config, data_width: int) -> list[int]:
     return offsets
 
 
+def read_extent(config, data_width: int) -> int:
+    """Bytes from the image's start to the end of the last row a run reads: the whole image, but
+    with W_h on chip (residency ``wx``) the last layer's last group's W_x rows end it (the W_h
+    rows after them stay in the image, unread)."""
+    offsets = layer_offsets(config, data_width)
+    if not config.resident_h_rows:
+        return offsets[-1]
+    last = config.num_layers - 1
+    rb = row_bytes(config, data_width)
+    return offsets[last] + ((config.groups - 1) * config.issued_columns(last) + config.x_columns(last)) * rb
+
+
 def build_ddr_image(artifact, config, data_width: int | None = None) -> np.ndarray:
     """The uint8 DDR image of ``artifact``'s weight rows for a core built for ``config`` (for a
     port of ``data_width`` bits; default ``config.ddr_width``).

@@ -118,7 +118,7 @@ class Error(enum.IntFlag):
 #: DDR_TIMEOUT).
 DDR_ERROR_SHIFT = 11
 #: SHAPE_DDR's residency field: the code of each ``weight_residency`` other than ``chip``.
-DDR_RESIDENCY_CODES = {"stream": 1, "all": 2}
+DDR_RESIDENCY_CODES = {"stream": 1, "all": 2, "wx": 3}
 
 
 def pack_bits(*, weight_bits: int, io_bits: int, acc_bits: int, sigmoid_bits: int, tanh_bits: int,

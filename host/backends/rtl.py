@@ -39,7 +39,7 @@ class RtlBackend(Backend):
     lanes, macs_per_dsp, column_sets, tail_units, weight_ports, max_steps, stream_width
         Build-time shape of the simulated core (the rest comes from the artifact).
     weight_residency, ddr_width, ddr_burst, ddr_outstanding, max_batch
-        Weights on chip (``"chip"``) or in DDR (``"stream"``, ``"all"``), the read port, and the most
+        Weights on chip (``"chip"``) or in DDR (``"stream"``, ``"all"``, ``"wx"``), the read port, and the most
         sequences a run holds (:class:`~lstmfpga.foundation.hw.config.AcceleratorConfig`; the
         driver runs consecutive sequences of one length as batches); harness only.
     ddr

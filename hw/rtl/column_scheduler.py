@@ -90,7 +90,11 @@ class ColumnScheduler(wiring.Component):
         lbase = Signal(range(cfg.weight_depth + 1))
         ddr = cfg.ddr_weights
         half = Signal()                            # the buffer half of the group (weights in DDR)
-        k_half = cfg.weight_memory_rows // 2
+        k_half = cfg.fetch_half_rows
+        resident = cfg.resident_h_rows > 0        # W_h on chip after the double buffer (``wx``)
+        if resident:
+            hbase = Signal(range(cfg.weight_memory_rows + 1))    # the layer's first W_h row
+            gbase = Signal(range(cfg.weight_memory_rows + 1))    # the group's first W_h row
         tH = Signal(seq_bits)                      # word of step v in the h sequence: v·ceil(H/S)
         tU = Signal(seq_bits)                      # pre-activation slot of step v: v·pre_stride
         stride = cfg.pre_stride
@@ -171,7 +175,8 @@ class ColumnScheduler(wiring.Component):
         if cfg.mode == "full":
             ready_terms.append(~in_x | (lyr != 0) | in_ok)
         if ddr:
-            ready_terms.append(self.rows_full.bit_select(half, 1))
+            full_half = self.rows_full.bit_select(half, 1)
+            ready_terms.append(full_half | ~inpass if resident else full_half)
         if ready_terms:
             m.d.comb += arrived.eq(functools.reduce(operator.and_, ready_terms))
         column = self.o_column.payload
@@ -231,7 +236,8 @@ class ColumnScheduler(wiring.Component):
                     # the group again, for the batch's next sequence: its step v + 1, the same rows
                     m.d.sync += [k.eq(0), bseq.eq(bseq + 1), b_last.eq(bseq + 2 == self.batch),
                                  cell_base.eq(cell_base + H), tH.eq(tH + Hc), tU.eq(tU + stride), tW.eq(tW + wps),
-                                 waddr.eq(Mux(half, k_half, 0))]
+                                 waddr.eq(Mux(inpass, Mux(half, k_half, 0), gbase) if resident
+                                          else Mux(half, k_half, 0))]
                     group_start(lyr, tH + Hc, tW + wps, ahead=False, x_phase=inpass if passes else None)
             else:
                 next_pass = Const(0)
@@ -248,6 +254,9 @@ class ColumnScheduler(wiring.Component):
                 m.d.sync += [grp.eq(grp + 1), grp_last.eq(grp + 2 == G)]
                 if batched:
                     m.d.sync += [tH.eq(tH0), tU.eq(tU0), tW.eq(tW0)]
+                if resident:
+                    # the next group's W_h rows follow this group's; a step starts over at the layer's
+                    m.d.sync += gbase.eq(waddr + 1)
                 with m.If(grp_last):
                     m.d.sync += [grp.eq(0), grp_last.eq(G == 1), seq_base.eq(seq_base + H),
                                  x_need.eq(x_need + H), x_cap.eq(x_cap + H), h_need.eq(h_need + H),
@@ -264,6 +273,8 @@ class ColumnScheduler(wiring.Component):
                         if passes:
                             # the next layer's input pass; its later groups start over from step 0's bounds
                             m.d.sync += [inpass.eq(1), x_need0.eq(x_need + H), x_cap0.eq(x_cap + H)]
+                        if resident:
+                            m.d.sync += [hbase.eq(hbase + G * Hc), waddr.eq(Mux(half, k_half, 0))]
                         group_start(lyr + 1, zero_h, zero_w, ahead=True, x_phase=phase(1))
                     with m.Else():
                         # (after the batch's last pass v + 1 is the next step's first)
@@ -272,6 +283,8 @@ class ColumnScheduler(wiring.Component):
                             m.d.sync += [tH0.eq(tH + Hc), tU0.eq(tU + stride), tW0.eq(tW + wps)]
                         if not ddr:
                             m.d.sync += waddr.eq(lbase)
+                        if resident:
+                            m.d.sync += [waddr.eq(hbase), gbase.eq(hbase)]
                         group_start(lyr, tH + Hc, tW + wps, ahead=True, x_phase=phase(0))
                 with m.Else():
                     group_start(lyr, tH0, tW0, ahead=False, x_phase=phase(0))
@@ -294,6 +307,8 @@ class ColumnScheduler(wiring.Component):
                     with m.If(grp_last):
                         # the layer's recurrence (the tail stores the last sums before any unit reads them)
                         m.d.sync += [grp.eq(0), grp_last.eq(G == 1), inpass.eq(0)]
+                        if resident:
+                            m.d.sync += [waddr.eq(hbase), gbase.eq(hbase)]
                         group_start(lyr, zero_h, zero_w, ahead=False, x_phase=phase(0))
                     with m.Else():
                         m.d.sync += [grp.eq(grp + 1), grp_last.eq(grp + 2 == G)]
@@ -307,7 +322,8 @@ class ColumnScheduler(wiring.Component):
                     with m.If(inpass):
                         input_pass_group_end()
                     with m.Else():
-                        release_rows()
+                        if not resident:
+                            release_rows()
                         recurrence_group_end()
                 else:
                     release_rows()
@@ -340,6 +356,8 @@ class ColumnScheduler(wiring.Component):
                          grp_last.eq(G == 1), t_first.eq(1), t_last.eq(T == 1)]
             if passes:
                 m.d.sync += [inpass.eq(1), x_need0.eq(first_need - T * H), x_cap0.eq(H - T * H)]
+            if resident:
+                m.d.sync += hbase.eq(2 * k_half)
             if batched:
                 m.d.sync += [tH0.eq(0), tU0.eq(0), tW0.eq(0), bseq.eq(0), b_last.eq(self.batch == 1), cell_base.eq(0),
                              back.eq(self.batch * Hc),

@@ -30,6 +30,7 @@ from lstmfpga.hw.rtl.mac_engine import MacEngine, h_buffer_banks, h_buffer_depth
 from lstmfpga.hw.rtl.output_sender import OutputSender
 from lstmfpga.hw.rtl.payloads import batch_fields, beat_layout, input_buffer_depth
 from lstmfpga.hw.rtl.ram import ram
+from lstmfpga.hw.rtl.resident_rows import ResidentRows
 from lstmfpga.hw.rtl.run_control import RunControl
 from lstmfpga.hw.rtl.stream_register import StreamRegister
 from lstmfpga.hw.rtl.tail_unit import TailUnit, load_port_shapes, preactivation_port_shapes
@@ -93,7 +94,7 @@ class LstmCore(wiring.Component):
         # enables' paths
         m.submodules.weight_mem = weight_mem = WeightMemory(config=cfg)
         if cfg.ddr_weights:
-            self._fetch_rows(m, control, scheduler, weight_mem)
+            self._fetch_rows(m, control, scheduler, loader, weight_mem)
         else:
             wiring.connect(m, loader.weight_write, weight_mem.write)
         wiring.connect(m, engine.weight_read, weight_mem.read)
@@ -188,13 +189,22 @@ class LstmCore(wiring.Component):
                          t.cls_start.eq(run_clear), t.flush.eq(control.flush)]
         return m
 
-    def _fetch_rows(self, m, control, scheduler, weight_mem):
+    def _fetch_rows(self, m, control, scheduler, loader, weight_mem):
         """The row fetcher: started with the scheduler, its halves handed over by ``rows_full`` and
-        ``rows_release``, its errors ending the run."""
+        ``rows_release``, its errors ending the run.  With W_h on chip (``wx``) the loader's W_h
+        rows share the memory's write port with it (a load and a run never overlap)."""
         cfg = self.config
         m.submodules.fetcher = fetcher = DdrRowFetcher(config=cfg, data_width=cfg.ddr_width, max_burst=cfg.ddr_burst,
                                                        outstanding=cfg.ddr_outstanding, timeout_bits=32)
-        wiring.connect(m, fetcher.write, weight_mem.write)
+        if cfg.resident_h_rows:
+            m.submodules.resident = resident = ResidentRows(config=cfg)
+            wiring.connect(m, loader.weight_write, resident.image_write)
+            fetched, kept, write = fetcher.write, resident.write, weight_mem.write
+            m.d.comb += [resident.begin.eq(control.load_begin), write.en.eq(fetched.en | kept.en),
+                         write.addr.eq(Mux(fetched.en, fetched.addr, kept.addr)),
+                         write.data.eq(Mux(fetched.en, fetched.data, kept.data))]
+        else:
+            wiring.connect(m, fetcher.write, weight_mem.write)
         forward_axi(m, self, fetcher)
         m.d.comb += [
             fetcher.start.eq(control.compute_start), fetcher.steps.eq(control.steps), fetcher.flush.eq(control.flush),

@@ -20,9 +20,8 @@ from lstmfpga.hw.rtl.ram import address_bits
 
 
 def buffer_depth(config) -> int:
-    """Rows of the double buffer: two halves of the longest group's fetch (``max_l K_l`` rows each,
-    or with an input pass the longest of a layer's X_l and H_c)."""
-    return config.weight_memory_rows
+    """Rows of the double buffer: two halves of the longest fetch (``config.fetch_half_rows``)."""
+    return 2 * config.fetch_half_rows
 
 
 class DdrRowFetcher(wiring.Component):
@@ -31,8 +30,9 @@ class DdrRowFetcher(wiring.Component):
     ``start`` begins a run: group by group (layers, then steps, then row groups, as the column
     scheduler walks them) it waits for the next half to be free, reads the group's K_l rows
     (one :class:`AxiWeightReader` request; with an input pass, ``config.input_pass``, a layer's
-    groups' X_l rows of W_x once, then per step the groups' H_c rows of W_h, each group's X_l rows
-    in DDR before its H_c rows), writes row k of the group to ``write`` address
+    groups' X_l rows of W_x once, then per step the groups' H_c rows of W_h unless W_h stays on
+    chip (``wx``), each group's X_l rows in DDR before its H_c rows), writes row k of the group to
+    ``write`` address
     ``half·K_max + k`` and then sets ``full[half]``.  ``release`` frees the halves in the same
     order, one per pulse (the scheduler pulses it when a group's last column has issued).  After
     the run's last group ``done`` pulses.  A reader error ends the run (``done``, ``error``);
@@ -137,7 +137,15 @@ class DdrRowFetcher(wiring.Component):
                 m.d.sync += [full.bit_select(half, 1).eq(1), half.eq(~half)]
                 with m.If(self.flush):
                     m.next = "IDLE"
-                if passes:
+                if cfg.resident_h_rows:
+                    with m.Elif(grp == G - 1):
+                        # W_h is on chip: the next layer's input pass
+                        m.d.sync += [grp.eq(0), lyr.eq(lyr + 1), offset.eq(layer_base[lyr + 1])]
+                        with m.If(lyr == L - 1):
+                            m.next = "END"
+                        with m.Else():
+                            m.next = "WAIT"
+                elif passes:
                     with m.Elif(inpass & (grp == G - 1)):
                         # the recurrence's step 0: each group's W_h rows sit after its W_x rows
                         m.d.sync += [grp.eq(0), inpass.eq(0), offset.eq(layer_base[lyr] + x_bytes[lyr])]

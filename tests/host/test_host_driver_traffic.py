@@ -254,10 +254,11 @@ def test_bad_sequence_shapes_are_named(small_artifact):
 # -- weights in DDR -----------------------------------------------------------------------------
 
 def _ddr_config(artifact, rnd):
-    """A drawn core with weights in DDR (either residency: SHAPE_DDR tells the driver which)."""
+    """A drawn core with weights in DDR (any residency: SHAPE_DDR tells the driver which)."""
     mode = rnd.choice(["full", "split"])
     return AcceleratorConfig.from_artifact(artifact, lanes=4 * rnd.randint(1, 12), mode=mode, max_timesteps=6,
-                                           weight_residency=rnd.choice(["stream", "all"]) if mode == "full" else "stream",
+                                           weight_residency=rnd.choice(["stream", "all", "wx"]) if mode == "full"
+                                           else "stream",
                                            ddr_width=rnd.choice([64, 128]), ddr_burst=rnd.choice([16, 256]),
                                            ddr_outstanding=rnd.randint(1, 8))
 

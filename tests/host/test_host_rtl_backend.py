@@ -95,11 +95,11 @@ def test_the_driver_runs_unchanged_on_wide_streams(mode, stream_width, macs_per_
 
 
 @pytest.mark.parametrize("mode,residency,ddr_width,pause", [("full", "all", 64, 0.0), ("split", "stream", 128, 0.3),
-                                                            ("full", "stream", 128, 0.0)])
+                                                            ("full", "stream", 128, 0.0), ("full", "wx", 64, 0.3)])
 def test_the_driver_runs_a_core_with_weights_in_ddr(mode, residency, ddr_width, pause, verilator_cache):
-    """Weights in DDR (every row each step, or W_x once a run for the input pass) on the simulated
-    board: the unchanged driver writes the model's DDR image into
-    a buffer of the board's memory (the harness's AXI4 read slave, idle cycles on its channels) and
+    """Weights in DDR (every row each step, or W_x once a run for the input pass and W_h from DDR or
+    on chip) on the simulated board: the unchanged driver writes the model's DDR image into a
+    buffer of the board's memory (the harness's AXI4 read slave, idle cycles on its channels) and
     points the core at it; the golden's outputs, and without idle cycles CYCLES equal to the
     DDR schedule."""
     from lstmfpga.hw.ddr_schedule import estimate_ddr

@@ -154,21 +154,24 @@ def test_column_scheduler_flush_stops_issuing():
 
 
 def _expected_input_pass_columns(cfg, T):
-    """The walk of a core with an input pass (residency ``all``): per layer, each group's x columns
-    for every step (``store``), then per step each group's h columns; each group's rows in the next
-    half of the double buffer.  (fields, unit the column waits for or None, fetched group index)."""
+    """The walk of a core with an input pass (residency ``all`` or ``wx``): per layer, each group's
+    x columns for every step (``store``), then per step each group's h columns; each group's rows in
+    the next half of the double buffer, or (``wx``) a recurrence group's on chip after it.
+    (fields, unit the column waits for or None, fetched group index or None)."""
     H, L, G, UPG = cfg.hidden_size, cfg.num_layers, cfg.groups, cfg.units_per_group
     S, Hc, B = cfg.column_sets, cfg.h_columns, cfg.bytes_per_word
     wps = stream_format.input_beats_per_step(cfg)
-    half_rows = cfg.weight_memory_rows // 2
+    half_rows, resident = cfg.fetch_half_rows, cfg.resident_h_rows > 0
     columns, fetched = [], 0
 
     def column(l, t, g, k, count, store, src, addr, byte, dep):
-        fields = dict(weight_addr=fetched % 2 * half_rows + k, buffer_addr=addr, source=src, byte=byte,
+        on_chip = resident and not store
+        weight_addr = 2 * half_rows + (l * G + g) * Hc + k if on_chip else fetched % 2 * half_rows + k
+        fields = dict(weight_addr=weight_addr, buffer_addr=addr, source=src, byte=byte,
                       first=int(k == 0), last=int(k == count - 1), layer=l, step_base=t * Hc, unit_base=g * UPG,
                       first_step=int(t == 0), classify=int(l == L - 1 and t == T - 1 and not store),
                       pre_base=t * cfg.pre_stride, store=int(store))
-        columns.append((fields, dep, fetched))
+        columns.append((fields, dep, None if on_chip else fetched))
 
     for l in range(L):
         X = cfg.x_columns(l)
@@ -190,13 +193,13 @@ def _expected_input_pass_columns(cfg, T):
                     else:
                         column(l, t, g, k, Hc, False, [Source.HBUF0, Source.HBUF1][l % 2], (t - 1) * Hc + k, 0,
                                l * T * H + (t - 1) * H + min((k + 1) * S, H) - 1)
-                fetched += 1
+                fetched += not resident
     return columns, fetched
 
 
 @pytest.mark.parametrize("seed", range(10))
 def test_column_scheduler_input_pass_walk(seed):
-    """Residency ``all``: the two-phase walk column by column, under random shadow-bank stalls,
+    """Residencies ``all`` and ``wx``: the two-phase walk column by column, under random shadow-bank stalls,
     unit delays, input beats and row fetches (a half is filled at random once released): every
     column in order with its addresses and tags, never before its h code, input word or rows, an
     input pass's sums never counted as units, ``rows_release`` once a group, ``finished`` after the
@@ -207,7 +210,8 @@ def test_column_scheduler_input_pass_walk(seed):
     TU = rnd.choice([1, 2]) if sets > 1 else 1
     cfg = AcceleratorConfig(input_size=rnd.randint(1, 40), hidden_size=rnd.randint(1, 19), num_layers=rnd.randint(1, 3),
                             lanes=4 * sets * TU * rnd.randint(1, 6), column_sets=sets, tail_units=TU,
-                            stream_width=width, max_timesteps=rnd.randint(1, 4), weight_residency="all")
+                            stream_width=width, max_timesteps=rnd.randint(1, 4),
+                            weight_residency=("all", "wx")[seed % 2])
     dut = ColumnScheduler(config=cfg)
     H, UPG = cfg.hidden_size, cfg.units_per_group
     runs = [rnd.randint(1, cfg.max_timesteps) for _ in range(2)]
@@ -248,10 +252,12 @@ def test_column_scheduler_input_pass_walk(seed):
                         have["buffer_addr"] = None
                     assert have == fields, (len(got), T)
                     assert dep is None or done > dep, (len(got), dep, done)
-                    assert full[group % 2] and released == group, (len(got), group, released, full)
+                    if group is not None:
+                        assert full[group % 2] and released == group, (len(got), group, released, full)
                     if fields["source"] == Source.INPUT:
                         assert fields["buffer_addr"] < counted, (len(got), counted)
-                    group_ends = fields["last"] and (len(got) + 1 == len(expected) or expected[len(got) + 1][2] != group)
+                    group_ends = group is not None and fields["last"] and (
+                        len(got) + 1 == len(expected) or expected[len(got) + 1][2] != group)
                     assert release == group_ends, (len(got), release)
                     if fields["last"]:
                         assert ctx.get(dut.shadow_free)

@@ -19,7 +19,7 @@ from lstmfpga.sim.golden.random_artifact import random_artifact
     ("max_timesteps", 25, r"max_timesteps must be in \[1, 24\], not 25"),
     ("hidden_size", 2.0, "hidden_size must be an integer, not 2.0"),
     ("stream_width", 48, r"stream_width must be one of \(32, 64, 128\), not 48"),
-    ("weight_residency", "ddr", r"weight_residency must be one of \('chip', 'stream', 'all'\), not 'ddr'"),
+    ("weight_residency", "ddr", r"weight_residency must be one of \('chip', 'stream', 'all', 'wx'\), not 'ddr'"),
     ("ddr_width", 32, r"ddr_width must be one of \(64, 128\), not 32"),
     ("ddr_burst", 257, r"ddr_burst must be in \[1, 256\], not 257"),
     ("ddr_outstanding", 0, r"ddr_outstanding must be in \[1, 64\], not 0"),
@@ -51,11 +51,15 @@ def test_weights_in_ddr_keep_a_double_buffer_of_row_groups():
             x_longest = max(config.x_columns(layer) for layer in range(config.num_layers))
             assert passes.weight_memory_rows == 2 * max(x_longest, config.h_columns) < config.weight_memory_rows
             assert passes.pre_stride == config.hidden_size
+            # W_h on chip: after a double buffer of the longest X_l, every group's H_c rows
+            resident = dataclasses.replace(config, weight_residency="wx")
+            assert resident.weight_memory_rows == 2 * x_longest + config.num_layers * config.groups * config.h_columns
 
 
-def test_an_input_pass_runs_in_full_mode_only():
-    with pytest.raises(ConfigError, match="weight_residency 'all' .* is built in full mode only"):
-        AcceleratorConfig(input_size=5, hidden_size=3, mode="split", weight_residency="all")
+@pytest.mark.parametrize("residency", ["all", "wx"])
+def test_an_input_pass_runs_in_full_mode_only(residency):
+    with pytest.raises(ConfigError, match=f"weight_residency '{residency}' .* is built in full mode only"):
+        AcceleratorConfig(input_size=5, hidden_size=3, mode="split", weight_residency=residency)
 
 
 def test_config_is_keyword_only_and_frozen():

@@ -1,4 +1,4 @@
-"""The core with its weights in DDR (residencies ``stream`` and ``all``, drawn) under Amaranth's
+"""The core with its weights in DDR (residencies ``stream``, ``all`` and ``wx``, drawn) under Amaranth's
 simulator, against an AXI4 memory written from the AXI rules (:class:`ScriptedMemory`: fixed
 latency, one beat every ``interval`` cycles, the image anywhere in a page): outputs bit-exact
 against the integer golden, CYCLES equal to the DDR schedule
@@ -13,7 +13,7 @@ import pytest
 
 from axi_weight_reader_bench import DECERR, SLVERR, ScriptedMemory
 from lstmfpga.foundation.hw.config import STREAM_WIDTHS, AcceleratorConfig
-from lstmfpga.foundation.hw.ddr_image import build_ddr_image
+from lstmfpga.foundation.hw.ddr_image import build_ddr_image, read_extent
 from lstmfpga.foundation.hw.packed_mac_model import max_macs_per_dsp
 from lstmfpga.foundation.hw.register_map import Error
 from lstmfpga.foundation.hw.weight_image import build_weight_image
@@ -27,12 +27,12 @@ from test_core_pysim import _simulate
 
 def _drawn_core(rnd, seed, **fixed):
     """A small artifact and a DDR core for it, every build parameter drawn (the residency too:
-    ``stream``, or in full mode ``all``, the input pass)."""
+    ``stream``, or in full mode ``all`` or ``wx``, the input pass)."""
     wb = rnd.choice([2, 3, 4, 5, 8])
     art = random_artifact(input_size=rnd.randint(1, 9), hidden_size=rnd.randint(1, 6), num_layers=rnd.randint(1, 3),
                           num_classes=rnd.choice([0, 1, 3]), weight_bits=wb, seed=1000 + seed)
     mode = fixed.get("mode", rnd.choice(["full", "split"]))
-    residency = fixed.get("residency", rnd.choice(["stream", "all"]) if mode == "full" else "stream")
+    residency = fixed.get("residency", rnd.choice(["stream", "all", "wx"]) if mode == "full" else "stream")
     width = rnd.choice(STREAM_WIDTHS)
     sets = rnd.choice([S for S in (1, 2, 4) if mode == "split" or S <= width // 8])
     lanes = 4 * sets * rnd.randint(1, 4)
@@ -83,6 +83,13 @@ def test_ddr_core_matches_golden_and_ddr_schedule(seed):
         assert cycles >= cycle_model.estimate(config, T).compute_cycles
 
 
+def _run_beats(config, T, B=1) -> int:
+    """The port beats a run of T steps and B sequences reads: a fault drawn among them lands."""
+    port = DdrPort(data_width=config.ddr_width, max_burst=config.ddr_burst, outstanding=config.ddr_outstanding)
+    return estimate_ddr(config, T, residency=config.weight_residency, batch=B, port=port).ddr_bytes // (
+        config.ddr_width // 8)
+
+
 def _fault_case(seed, mode="full"):
     rnd = random.Random(500 + seed)
     art, config = _drawn_core(rnd, 500 + seed, mode=mode)
@@ -109,7 +116,9 @@ def test_ddr_region_outside_the_image_is_refused(seed, region_fault):
     region is exact."""
     rnd, art, config, ddr, base, steps, packets, expected = _fault_case(seed, mode=["full", "split"][seed % 2])
     beat = config.ddr_width // 8
-    wrong = (base, len(ddr) - beat) if region_fault == "short" else (base + rnd.randrange(1, beat), len(ddr))
+    # (short: a beat less than the rows a run reads, the whole image but with W_h on chip)
+    wrong = ((base, read_extent(config, config.ddr_width) - beat) if region_fault == "short"
+             else (base + rnd.randrange(1, beat), len(ddr)))
     reads = []
 
     def memory(run):
@@ -137,8 +146,7 @@ def test_ddr_read_error_ends_the_run(seed):
     outstanding bursts drained; the next run exact."""
     rnd, art, config, ddr, base, steps, packets, expected = _fault_case(seed, mode=["full", "split"][seed % 2])
     resp = [SLVERR, DECERR][seed // 2]
-    row_beats = -(-config.lanes * config.weight_bits // config.ddr_width)
-    fault_beat = rnd.randrange(row_beats * config.weight_memory_rows)   # within the first groups
+    fault_beat = rnd.randrange(_run_beats(config, steps[0]))
     outputs, flags = _simulate(
         config, build_weight_image(art, config), packets, steps, region=(base, len(ddr)),
         memory=lambda run: _memory(ddr, base, config, latency=rnd.randint(1, 9), interval=rnd.randint(1, 2),
@@ -231,8 +239,7 @@ def test_a_fault_mid_batch_ends_it_and_the_next_batch_is_exact(seed, fault):
     T, B = config.max_timesteps, config.max_batch
     packets, expected = zip(*(golden_batch_packets(config, art, np.stack([random_codes(art, rng, T) for _ in range(B)]))
                               for _ in range(2)))
-    row_beats = -(-config.lanes * config.weight_bits // config.ddr_width)
-    fault_beat = rnd.randrange(row_beats * config.weight_memory_rows)
+    fault_beat = rnd.randrange(_run_beats(config, T, B))
     shared = _memory(ddr, base, config, latency=rnd.randint(20, 60))
 
     def memory(run):

@@ -70,7 +70,7 @@ def test_ddr_memories_hold_the_double_buffer_and_b_sequences(residency):
             assert ddr[name] == memory
 
 
-@pytest.mark.parametrize("mode, residency", [("full", "stream"), ("split", "stream"), ("full", "all")])
+@pytest.mark.parametrize("mode, residency", [("full", "stream"), ("split", "stream"), ("full", "all"), ("full", "wx")])
 def test_ddr_memories_of_a_batch_are_those_of_the_generated_core(mode, residency):
     """The planner's memories for a residency the RTL builds and B sequences are the memories of
     the core the RTL generates with ``max_batch`` = B (elaborated), but for the read master's FIFO,
@@ -134,15 +134,16 @@ def test_residency_and_batch_are_validated(stand_in_fits):
     # the RTL builds a stream plan with its batch: the report names the options
     assert (f"the RTL builds it: `lstmfpga hdl --weight-residency stream --ddr-width {plan.port.data_width} "
             f"--ddr-burst {plan.port.max_burst} --ddr-outstanding {plan.port.outstanding} --max-batch 3`") in plan.report()
-    assert "schedule model only" in make_plan(template, board, residency="wx", batch=2).report()
-    plan = make_plan(template, board, residency="all", batch=2)
-    assert (f"the RTL builds it: `lstmfpga hdl --weight-residency all --ddr-width {plan.port.data_width} "
-            f"--ddr-burst {plan.port.max_burst} --ddr-outstanding {plan.port.outstanding} --max-batch 2`") in plan.report()
+    for residency in ("all", "wx"):
+        plan = make_plan(template, board, residency=residency, batch=2)
+        assert (f"the RTL builds it: `lstmfpga hdl --weight-residency {residency} --ddr-width {plan.port.data_width} "
+                f"--ddr-burst {plan.port.max_burst} --ddr-outstanding {plan.port.outstanding} --max-batch 2`"
+                ) in plan.report()
 
 
 def test_residency_rtl_plans_only_what_the_rtl_builds(stand_in_fits):
-    """--residency rtl: on chip when the weights fit, else a DDR residency the RTL builds (stream or
-    all) — never W_h on chip beside the double buffer (wx), which it does not build yet."""
+    """--residency rtl: on chip when the weights fit, else a DDR residency the RTL builds (today
+    every one: stream, all, wx)."""
     from lstmfpga.hw.plan_ddr import RTL_RESIDENCIES
 
     rng = np.random.default_rng()

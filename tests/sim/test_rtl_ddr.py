@@ -1,5 +1,6 @@
-"""Weights in DDR under Verilator: the generated Verilog of cores with residency ``stream`` or
-``all`` (each layer's input pass over W_x once a run, then its recurrence) on the
+"""Weights in DDR under Verilator: the generated Verilog of cores with residency ``stream``,
+``all`` or ``wx`` (each layer's input pass over W_x once a run, then its recurrence over W_h from
+DDR or from chip) on the
 compiled harness, whose AXI4 read slave answers the core's ``m_axi_*`` port from the DDR image
 (``harness.cpp``).  Drawn configurations (shape, lanes, mode, widths, packing, column sets, the
 read port's width, burst and bursts in flight) run bit-exact against the integer golden with the
@@ -20,7 +21,7 @@ import pytest
 
 from lstmfpga.foundation.hw import stream_format
 from lstmfpga.foundation.hw.config import COLUMN_SETS, STREAM_WIDTHS, AcceleratorConfig
-from lstmfpga.foundation.hw.ddr_image import build_ddr_image
+from lstmfpga.foundation.hw.ddr_image import build_ddr_image, read_extent
 from lstmfpga.foundation.hw.packed_mac_model import max_macs_per_dsp
 from lstmfpga.foundation.hw.register_map import Ctrl, Error, Reg, Status, ddr_region_writes
 from lstmfpga.foundation.hw.weight_image import build_weight_image, image_lanes
@@ -50,10 +51,10 @@ def draw_core(rnd: random.Random, residency=None):
     art = random_artifact(input_size=rnd.randint(1, 60), hidden_size=H, num_layers=rnd.randint(1, 3),
                           num_classes=rnd.randint(0, 3), weight_bits=wb, act_bits=ab, seed=rnd.randrange(1 << 30))
     mode, width = rnd.choice(["full", "split"]), rnd.choice(STREAM_WIDTHS)
-    if residency == "all":
+    if residency in ("all", "wx"):
         mode = "full"
     elif residency is None:
-        residency = rnd.choice(["stream", "all"]) if mode == "full" else "stream"
+        residency = rnd.choice(["stream", "all", "wx"]) if mode == "full" else "stream"
     lanes = 4 * rnd.randint(1, H + 2)
     sets = rnd.choice([S for S in COLUMN_SETS if lanes % (4 * S) == 0 and (mode == "split" or S <= width // 8)])
     config = AcceleratorConfig.from_artifact(
@@ -68,7 +69,7 @@ def draw_core(rnd: random.Random, residency=None):
 @pytest.mark.parametrize("index", range(DRAWS))
 def test_drawn_ddr_core(index, verilator_cache, tmp_path):
     rnd = random.Random(_seed() * 1000 + index)
-    art, config = draw_core(rnd, residency="all" if index % 2 == 0 else None)
+    art, config = draw_core(rnd, residency=("all", "wx")[index // 2 % 2] if index % 2 == 0 else None)
     rng = np.random.default_rng(index)
     steps = [config.max_timesteps, 1, rnd.randint(1, config.max_timesteps)]
     sequences = [Sequence(0, random_codes(art, rng, T)) for T in steps]
@@ -90,16 +91,16 @@ def test_drawn_ddr_core(index, verilator_cache, tmp_path):
         assert run["ok"] and run["error"] == 0, f"{config} T={run['T']} {bumpy}"
 
 
-@pytest.mark.parametrize("index", range(3))
+@pytest.mark.parametrize("index", range(4))
 def test_drawn_ddr_core_batches(index, verilator_cache):
     """Cores with ``max_batch`` > 1: batches of drawn B and T, bit-exact with idle cycles on AR, R
     and both streams; with a steady memory CYCLES equal to the schedule's batch walk."""
     from lstmfpga.sim import verilator
 
     rnd = random.Random(_seed() * 1000 + 500 + index)
-    # a full-mode core with an input pass, a split one, a full one streaming every row; several row
-    # groups, so sequences interleave
-    mode, residency = (("full", "all"), ("split", "stream"), ("full", "stream"))[index]
+    # full-mode cores with an input pass (W_h in DDR, W_h on chip), a split one, a full one
+    # streaming every row; several row groups, so sequences interleave
+    mode, residency = (("full", "all"), ("split", "stream"), ("full", "stream"), ("full", "wx"))[index]
     while True:
         art, config = draw_core(rnd, residency=residency)
         if config.mode == mode and config.weight_residency == residency and config.groups > 1:
@@ -185,7 +186,7 @@ class _DdrBoard:
         return self.h.read(Reg.ERROR), out[:received], expected
 
 
-@pytest.fixture(scope="module", params=["stream", "all"])
+@pytest.fixture(scope="module", params=["stream", "all", "wx"])
 def fault_core(request, verilator_cache):
     from lstmfpga.sim import verilator
 
@@ -193,7 +194,8 @@ def fault_core(request, verilator_cache):
     while True:
         art, config = draw_core(rnd, residency=request.param)
         # long enough runs that a fault can land in the middle of a fetch
-        if config.max_timesteps >= 2 and config.weight_depth >= 4:
+        if (config.max_timesteps >= 2 and config.weight_depth >= 4
+                and read_extent(config, config.ddr_width) >= 2 * config.ddr_width // 8):
             break
     return art, config, verilator.build_harness(config, verilator_cache)
 
@@ -208,8 +210,9 @@ def test_read_outside_the_mapped_memory_is_decerr(fault_core):
     art, config, library = fault_core
     image = build_ddr_image(art, config)
     ddr = SimulatedDdr(latency=9, r_pause=0.2)
-    # the interconnect decodes only the first half of the image's rows: the rest answers DECERR
-    board = _DdrBoard(library, config, art, ddr, image[:image.size // 2 // 16 * 16])
+    # the interconnect decodes only the first half of the rows a run reads: the rest answers DECERR
+    beat = config.ddr_width // 8
+    board = _DdrBoard(library, config, art, ddr, image[:read_extent(config, config.ddr_width) // 2 // beat * beat])
     board.region(ddr.base, image.nbytes)
     rng = np.random.default_rng(1)
     error, got, _ = board.run(random_codes(art, rng, config.max_timesteps))
@@ -238,9 +241,9 @@ def test_region_shorter_than_the_image_is_refused(fault_core):
     art, config, library = fault_core
     image = build_ddr_image(art, config)
     ddr = SimulatedDdr(latency=5)
-    # the memory holds exactly the region the core is given, one beat short of the image: a read
-    # past the region would answer DECERR
-    short = image[:image.nbytes - config.ddr_width // 8]
+    # the memory holds exactly the region the core is given, one beat short of the rows a run reads
+    # (the image, but with W_h on chip): a read past the region would answer DECERR
+    short = image[:read_extent(config, config.ddr_width) - config.ddr_width // 8]
     board = _DdrBoard(library, config, art, ddr, short)
     rng = np.random.default_rng(3)
     error, got, _ = board.run(random_codes(art, rng, config.max_timesteps))
