@@ -58,9 +58,8 @@ class TailUnit(wiring.Component):
     pre-activation is read at slot ``pre_base`` + ``unit`` (and added in layer 0).  With an input
     pass (``config.input_pass``) a unit marked ``store`` writes its four sums to slot ``pre_base``
     + ``unit`` div ``tail_units`` and goes no further; every other unit adds what that slot holds.
-    Units of one
-    layer and sequence must arrive in step order (the cell state of unit j of sequence b lives in
-    memory word ``cell_base`` + j, ``cell_base`` = b·H).  ``classify`` marks units of the last step
+    Units of one layer and sequence must arrive in step order (the cell state of unit j of sequence
+    b lives in memory word ``cell_base`` + j, ``cell_base`` = b·H).  ``classify`` marks units of the last step
     of the last layer: their h codes are accumulated into sequence b's lanes of ``logits`` (C
     32-bit lanes a sequence, which ``cls_start`` presets to the classifier bias).  ``h_unit`` and
     ``h_sequence`` say whose h code leaves.
