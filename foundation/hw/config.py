@@ -261,7 +261,7 @@ class AcceleratorConfig:
     @property
     def weight_memory_rows(self) -> int:
         """Rows of the on-chip weight memory: the image's, or with weights in DDR a double buffer
-        of two row groups of the longest layer."""
+        of two halves of :attr:`fetch_half_rows` (then, residency ``wx``, W_h's rows)."""
         if not self.ddr_weights:
             return self.weight_depth
         return 2 * self.fetch_half_rows + self.resident_h_rows
