@@ -11,6 +11,7 @@ from lstmfpga.foundation.hw.config import (
     WEIGHT_PORTS,
     WEIGHT_RESIDENCIES,
 )
+from lstmfpga.foundation.hw.packed_mac_model import DSP_SHAPES
 from lstmfpga.hw.boards import FAMILIES
 from lstmfpga.hw.plan_cli import register_plan
 
@@ -30,12 +31,17 @@ def add_core_arguments(parser) -> None:
 
 
 def add_packing_argument(parser) -> None:
-    """``--macs-per-dsp``: gate rows sharing one DSP48E2 (default 1, no packing); ``--column-sets``:
+    """``--macs-per-dsp``: gate rows sharing one multiplier (default 1, no packing), laid out for
+    ``--packing-dsp`` (default DSP48E2); ``--column-sets``:
     lane sets each taking every S-th column (default 1); ``--tail-units``: hidden units the tail
     finishes a cycle (default 1); ``--weight-ports``: read ports of the weight memory (default 1)."""
     parser.add_argument("--macs-per-dsp", type=int, default=1,
-                        help="gate rows packed into one DSP48E2 multiplier (default 1; at most what the "
+                        help="gate rows packed into one multiplier (default 1; at most what the "
                              "weight and activation widths allow, e.g. 2 for 4-bit x 8-bit)")
+    parser.add_argument("--packing-dsp", choices=tuple(DSP_SHAPES), default="DSP48E2",
+                        help="the multiplier the packed rows are laid out for (default DSP48E2, UltraScale+; "
+                             "DSP48E1 for the 7-series, whose 25-bit port a DSP48E2 packing overflows; what "
+                             "`plan` picks for the board)")
     parser.add_argument("--column-sets", type=int, default=1, choices=COLUMN_SETS,
                         help="column sets S: the lanes are S sets of P/S gate rows, set s taking every S-th "
                              "column from s, their sums added (default 1; in full mode at most stream width / 8)")
@@ -82,8 +88,9 @@ def core_config(args):
     artifact = load_model(args.model)
     return artifact, AcceleratorConfig.from_artifact(artifact, lanes=args.lanes, mode=args.mode,
                                                      max_timesteps=args.max_timesteps,
-                                                     macs_per_dsp=args.macs_per_dsp, column_sets=args.column_sets,
-                                                     tail_units=args.tail_units, weight_ports=args.weight_ports,
+                                                     macs_per_dsp=args.macs_per_dsp, packing_dsp=args.packing_dsp,
+                                                     column_sets=args.column_sets, tail_units=args.tail_units,
+                                                     weight_ports=args.weight_ports,
                                                      stream_width=args.stream_width, **ddr_options(args))
 
 
@@ -133,7 +140,9 @@ def _hdl(args) -> int:
     est = estimate(config, config.max_timesteps)
     print(f"wrote {manifest.parent / (TOP_NAME + '.v')} and {manifest}")
     print(f"shape I={config.input_size} H={config.hidden_size} L={config.num_layers} P={config.lanes} "
-          f"macs_per_dsp={config.macs_per_dsp} mode={config.mode} column_sets={config.column_sets} "
+          f"macs_per_dsp={config.macs_per_dsp}"
+          + (f" packing_dsp={config.packing_dsp}" if config.macs_per_dsp > 1 else "")
+          + f" mode={config.mode} column_sets={config.column_sets} "
           f"tail_units={config.tail_units} weight_ports={config.weight_ports} "
           f"stream_width={config.stream_width} weight_bits={config.weight_bits} classes={config.num_classes}")
     if config.ddr_weights:

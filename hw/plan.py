@@ -62,16 +62,21 @@ def shape_config(*, input_size: int, hidden_size: int, num_layers: int, weight_b
 
 
 def packed_macs_per_dsp(config, board: Board) -> int:
-    """Most gate rows one DSP of ``board`` holds at ``config``'s weight and activation widths.
+    """Most gate rows one DSP of ``board`` holds at ``config``'s weight and activation widths, the
+    packed fields laid out for that DSP (:func:`board_dsp`)."""
+    from lstmfpga.foundation.hw.packed_mac_model import DSP_OF_FAMILY, max_macs_per_dsp
 
-    The packed units are laid out for a DSP48E2 (:class:`~lstmfpga.hw.rtl.packed_mac.PackedMac`),
-    so the count is also capped at what a DSP48E2 holds; the Yosys fit then measures what the
-    board's own DSPs make of it.
-    """
-    from lstmfpga.foundation.hw.packed_mac_model import DSP48E2, DSP_OF_FAMILY, max_macs_per_dsp
+    return max_macs_per_dsp(weight_bits=config.weight_bits, act_bits=config.io_bits,
+                            dsp=DSP_OF_FAMILY[board.family])
 
-    return min(max_macs_per_dsp(weight_bits=config.weight_bits, act_bits=config.io_bits, dsp=dsp)
-               for dsp in (DSP_OF_FAMILY[board.family], DSP48E2))
+
+def board_dsp(board: Board) -> str:
+    """The ``packing_dsp`` of a core for ``board``: its family's multiplier.  A packing laid out for
+    a wider one (a DSP48E2's 27-bit port on a 7-series' 25-bit DSP48E1) is split over two
+    multipliers by synthesis and saves nothing."""
+    from lstmfpga.foundation.hw.packed_mac_model import DSP_OF_FAMILY
+
+    return DSP_OF_FAMILY[board.family].name
 
 
 def lane_step(column_sets: int, tail_units: int = 1) -> int:
@@ -215,7 +220,9 @@ class Plan:
             f"{c.rows_per_group} rows per step and layer)"
             + (f", tail_units={c.tail_units}" if c.tail_units > 1 else "")
             + (", weight memory on two read ports (halves of a row in one true-dual-port RAM)"
-               if c.weight_ports > 1 else ""),
+               if c.weight_ports > 1 else "")
+            + (f", the packed rows laid out for a {c.packing_dsp} (`lstmfpga hdl --packing-dsp {c.packing_dsp}`)"
+               if c.macs_per_dsp > 1 and c.packing_dsp != "DSP48E2" else ""),
             f"cycle model T={self.timesteps}: {self.cycles.compute_cycles} compute cycles "
             f"({self.cycles.cycles_per_step:.1f} per step), MAC-lane utilisation "
             f"{self.cycles.utilization:.1%}",
@@ -310,7 +317,8 @@ def _split_rows_note(config, fit: LogicFit | None) -> str | None:
 
     if fit is None or config.macs_per_dsp == 1 or not fit.samples:
         return None
-    run = plan_packing(weight_bits=config.weight_bits, act_bits=config.io_bits, macs_per_dsp=config.macs_per_dsp).run
+    run = plan_packing(weight_bits=config.weight_bits, act_bits=config.io_bits, macs_per_dsp=config.macs_per_dsp,
+                       dsp=config.packing_shape).run
     longest = max(config.issued_columns(layer) for layer in range(config.num_layers))   # a set's run
     proxy = fit.samples[0]
     S = config.column_sets
@@ -547,7 +555,8 @@ def _settings(template, board: Board, clock_mhz, timesteps, macs_per_dsp, column
     check_integer("timesteps", timesteps, low=1, high=template.max_timesteps)
     if macs_per_dsp == "auto":
         macs_per_dsp = packed_macs_per_dsp(template, board)
-    template = dataclasses.replace(template, macs_per_dsp=macs_per_dsp)   # validated by the config
+    template = dataclasses.replace(template, macs_per_dsp=macs_per_dsp,
+                                   packing_dsp=board_dsp(board))   # validated by the config
     check_integer("tail_units", tail_units, low=1)
     if tail_units > 1:
         S = 2 if column_sets == "auto" else column_sets

@@ -120,14 +120,15 @@ def _fits(config, fit, board: Board, residency: str, batch: int) -> bool:
 LANE_LADDER = 12
 
 
-def _lane_ladder(base, board: Board, residency: str) -> list:
+def _lane_ladder(base, board: Board, residency: str, fit=None) -> list:
     """Configurations of ``base`` at up to :data:`LANE_LADDER` lane counts, geometrically spaced
-    from the lane step to the most whose memories and multipliers fit at B = 1."""
+    from the lane step to the most whose memories and multipliers (and the logic of ``fit``, when
+    given) fit at B = 1."""
     from lstmfpga.hw.plan import MAX_LANES, lane_step
 
     step = lane_step(base.column_sets, base.tail_units)
     top = min(MAX_LANES, 4 * base.hidden_size * base.column_sets) // step
-    most = _bisect(1, top, lambda n: _fits(dataclasses.replace(base, lanes=n * step), None, board, residency, 1))
+    most = _bisect(1, top, lambda n: _fits(dataclasses.replace(base, lanes=n * step), fit, board, residency, 1))
     if most is None:
         return []
     ratio = most ** (1 / max(1, LANE_LADDER - 1))
@@ -146,15 +147,20 @@ class _Candidate:
         return self.batch / self.cycles
 
 
-def _candidates(template, board: Board, residency: str, timesteps: int, port: DdrPort, column_sets) -> list:
+def _candidates(template, board: Board, residency: str, timesteps: int, port: DdrPort, column_sets,
+                fits: dict | None = None) -> list:
     """Every (column sets, lanes) of the ladder whose one sequence is within :data:`BATCH_TOLERANCE`
     of the fastest, each with the largest batch that stays there and fits on memory, best
-    throughput first (ties: fewer lanes)."""
+    throughput first (ties: fewer lanes).  With ``fits`` (logic fits by column-set count) only
+    those counts are tried, their ladders bounded by the fitted logic as well."""
     from lstmfpga.hw.plan import _with_sets, column_set_choices
 
     mode = "full"
     choices = column_set_choices(template, mode) if column_sets == "auto" else (column_sets,)
-    configs = [c for S in choices for c in _lane_ladder(_with_sets(template, mode, S), board, residency)]
+    if fits is not None:
+        choices = [S for S in choices if S in fits]
+    configs = [c for S in choices for c in _lane_ladder(_with_sets(template, mode, S), board, residency,
+                                                        None if fits is None else fits[S])]
     if not configs:
         return []
 
@@ -176,7 +182,8 @@ def _candidates(template, board: Board, residency: str, timesteps: int, port: Dd
     result = []
     for config in (c for c in alone if alone[c] <= limit):
         most = min(MAX_BATCH, max(1, int(limit // demand(config, timesteps, residency=residency, port=port)[0])))
-        batch = _bisect(1, most, lambda b: cycles(config, b) <= limit and _fits(config, None, board, residency, b))
+        fit = None if fits is None else fits[config.column_sets]
+        batch = _bisect(1, most, lambda b: cycles(config, b) <= limit and _fits(config, fit, board, residency, b))
         result.append(_Candidate(config, batch, cycles(config, batch)))
     return sorted(result, key=lambda c: (-c.throughput, c.config.lanes))
 
@@ -191,7 +198,9 @@ def make_ddr_plan(template, board: Board, *, residency: str, clock_mhz: float, t
     memories and multipliers fit, is timed by the DDR cycle model at B = 1; among those within
     :data:`BATCH_TOLERANCE` of the fastest, each takes the largest batch that keeps that latency and
     fits, and the best throughput wins once the Yosys logic fit of its S confirms it (``batch``:
-    a fixed B instead).
+    a fixed B instead).  When the logic fits refuse every candidate (the ladder is sized on memory
+    and ideal multipliers alone), the search runs again over the fitted S, their ladders bounded by
+    the fitted logic.
     """
     from lstmfpga.hw.plan import Plan, _logic_fits, _with_sets, fit_logic, sample_lanes_for
 
@@ -199,20 +208,21 @@ def make_ddr_plan(template, board: Board, *, residency: str, clock_mhz: float, t
         raise ConfigError(f"a DDR residency is one of {', '.join(DDR_RESIDENCIES)}, not {residency!r}")
     port = board_port(board, clock_mhz, ddr_gbps)
     fits = {}
-    for candidate in _candidates(template, board, residency, timesteps, port, column_sets):
-        config = candidate.config
-        S = config.column_sets
-        if S not in fits:
-            base = _with_sets(template, "full", S)
-            fits[S] = fit_logic(base, family=board.family, cache_dir=cache_dir, progress=progress,
-                                sample_lanes=sample_lanes_for(sample_lanes, S, base.tail_units))
-        chosen = candidate.batch if batch == "auto" else batch
-        if config.multipliers > board.dsp or not _logic_fits(fits[S], board, config.lanes):
-            continue
-        check = _ddr_check(config, fits[S], board, residency, chosen)
-        if not check.fits:
-            continue
-        cycles = estimate_ddr(config, timesteps, residency=residency, batch=chosen, port=port)
-        return Plan(config, board, float(clock_mhz), timesteps, cycles, check, residency=residency,
-                    batch=chosen, port=port)
+    for measured in (None, fits):
+        for candidate in _candidates(template, board, residency, timesteps, port, column_sets, measured):
+            config = candidate.config
+            S = config.column_sets
+            if S not in fits:
+                base = _with_sets(template, "full", S)
+                fits[S] = fit_logic(base, family=board.family, cache_dir=cache_dir, progress=progress,
+                                    sample_lanes=sample_lanes_for(sample_lanes, S, base.tail_units))
+            chosen = candidate.batch if batch == "auto" else batch
+            if config.multipliers > board.dsp or not _logic_fits(fits[S], board, config.lanes):
+                continue
+            check = _ddr_check(config, fits[S], board, residency, chosen)
+            if not check.fits:
+                continue
+            cycles = estimate_ddr(config, timesteps, residency=residency, batch=chosen, port=port)
+            return Plan(config, board, float(clock_mhz), timesteps, cycles, check, residency=residency,
+                        batch=chosen, port=port)
     return None

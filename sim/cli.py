@@ -77,6 +77,7 @@ def _verify(args) -> int:
     artifact = load_model(args.model)
     config = AcceleratorConfig.from_artifact(artifact, lanes=args.lanes, mode=args.mode,
                                              max_timesteps=args.max_timesteps, macs_per_dsp=args.macs_per_dsp,
+                                             packing_dsp=args.packing_dsp,
                                              column_sets=args.column_sets, tail_units=args.tail_units,
                                              weight_ports=args.weight_ports,
                                              stream_width=args.stream_width, **ddr_options(args))

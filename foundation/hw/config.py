@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 from lstmfpga.foundation.errors import ConfigError
-from lstmfpga.foundation.hw.packed_mac_model import max_macs_per_dsp, signed_bits, sum_range
+from lstmfpga.foundation.hw.packed_mac_model import DSP_SHAPES, DspShape, max_macs_per_dsp, signed_bits, sum_range
 from lstmfpga.foundation.validation import check_in_range
 
 MODES = ("full", "split")
@@ -41,8 +41,8 @@ MAX_BATCH = 64
 
 
 #: Fields that change the hardware but neither the results nor the weight image.
-_IMAGE_NEUTRAL = ("macs_per_dsp", "tail_units", "weight_ports", "sum_bits", "weight_residency", "ddr_width",
-                  "ddr_burst", "ddr_outstanding", "max_batch")
+_IMAGE_NEUTRAL = ("macs_per_dsp", "packing_dsp", "tail_units", "weight_ports", "sum_bits", "weight_residency",
+                  "ddr_width", "ddr_burst", "ddr_outstanding", "max_batch")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -57,11 +57,19 @@ class AcceleratorConfig:
         MAC lanes P, a positive multiple of 4·``column_sets`` (a group of R = P/S rows holds all
         four gates of R/4 hidden units).
     macs_per_dsp :
-        Gate rows sharing one DSP48E2 multiplier (field packing,
+        Gate rows sharing one hardware multiplier (field packing,
         :mod:`~lstmfpga.foundation.hw.packed_mac_model`): 1 (a multiplier per lane) up to
-        :func:`~lstmfpga.foundation.hw.packed_mac_model.max_macs_per_dsp` for ``weight_bits`` and
-        ``io_bits``.  It changes the multipliers and the engine latency, not the results nor the
-        weight image: an artifact loads on a core of any ``macs_per_dsp``.
+        :func:`~lstmfpga.foundation.hw.packed_mac_model.max_macs_per_dsp` for ``weight_bits``,
+        ``io_bits`` and ``packing_dsp``.  It changes the multipliers and the engine latency, not the
+        results nor the weight image: an artifact loads on a core of any ``macs_per_dsp``.
+    packing_dsp :
+        The multiplier the packed fields are laid out for, a key of
+        :data:`~lstmfpga.foundation.hw.packed_mac_model.DSP_SHAPES`: ``"DSP48E2"`` (UltraScale+,
+        27×18), ``"DSP48E1"`` (7-series, 25×18) or ``"MULT18X18D"`` (ECP5, 18×18).  The packed
+        operand must fit the device's multiplier port, or synthesis splits each packed product over
+        two multipliers and packing saves nothing; a narrower one gives shorter accumulation runs
+        (more fabric adds).  Ignored when ``macs_per_dsp`` is 1; changes neither results nor the
+        weight image.
     mode :
         ``"full"`` (W_x·x and W_h·h on chip) or ``"split"`` (layer 0's W_x·x arrives from the host
         as int32 pre-activations).
@@ -109,6 +117,7 @@ class AcceleratorConfig:
     num_layers: int = 1
     lanes: int = 8
     macs_per_dsp: int = 1
+    packing_dsp: str = "DSP48E2"
     column_sets: int = 1
     tail_units: int = 1
     weight_ports: int = 1
@@ -144,12 +153,14 @@ class AcceleratorConfig:
         for name in ("io_bits", "acc_bits", "sigmoid_bits", "tanh_bits", "cell_bits", "hidden_tanh_bits"):
             check_in_range(name, getattr(self, name), low=4, high=8)
         check_in_range("macs_per_dsp", self.macs_per_dsp, low=1)
+        if not isinstance(self.packing_dsp, str) or self.packing_dsp not in DSP_SHAPES:
+            raise ConfigError(f"packing_dsp must be one of {tuple(DSP_SHAPES)}, not {self.packing_dsp!r}")
         if self.macs_per_dsp > 1:
-            most = max_macs_per_dsp(weight_bits=self.weight_bits, act_bits=self.io_bits)
+            most = max_macs_per_dsp(weight_bits=self.weight_bits, act_bits=self.io_bits, dsp=self.packing_shape)
             if self.macs_per_dsp > most:
                 raise ConfigError(
                     f"macs_per_dsp must be in [1, {most}] for {self.weight_bits}-bit weights and {self.io_bits}-bit"
-                    f" activations (a DSP48E2), not {self.macs_per_dsp!r}")
+                    f" activations (a {self.packing_dsp}), not {self.macs_per_dsp!r}")
         if self.column_sets not in COLUMN_SETS:
             raise ConfigError(f"column_sets must be one of {COLUMN_SETS}, not {self.column_sets!r}")
         if self.lanes % (4 * self.column_sets):
@@ -195,6 +206,11 @@ class AcceleratorConfig:
             check_in_range("sum_bits", self.sum_bits, low=self.exact_sum_bits, high=self.accumulator_bits)
 
     # -- derived shape ------------------------------------------------------------------------
+
+    @property
+    def packing_shape(self) -> DspShape:
+        """The multiplier :attr:`packing_dsp` names."""
+        return DSP_SHAPES[self.packing_dsp]
 
     def layer_input_size(self, layer: int) -> int:
         return self.input_size if layer == 0 else self.hidden_size
@@ -365,7 +381,7 @@ class AcceleratorConfig:
 
     @classmethod
     def from_artifact(cls, artifact, *, lanes: int, mode: str = "full", max_timesteps: int = 24,
-                      stream_width: int = 32, macs_per_dsp: int = 1, column_sets: int = 1,
+                      stream_width: int = 32, macs_per_dsp: int = 1, packing_dsp: str = "DSP48E2", column_sets: int = 1,
                       tail_units: int = 1, weight_ports: int = 1, weight_residency: str = "chip",
                       ddr_width: int = 128, ddr_burst: int = 16, ddr_outstanding: int = 8,
                       max_batch: int = 1) -> "AcceleratorConfig":
@@ -381,9 +397,10 @@ class AcceleratorConfig:
                     f" the accelerator needs {hidden} and {hidden}")
         classes = 0 if artifact.classifier is None else int(artifact.classifier.weight.shape[0])
         return cls(input_size=int(layers[0].input_size), hidden_size=hidden, num_layers=len(layers),
-                   lanes=lanes, macs_per_dsp=macs_per_dsp, column_sets=column_sets, tail_units=tail_units,
-                   weight_ports=weight_ports, weight_residency=weight_residency, ddr_width=ddr_width,
-                   ddr_burst=ddr_burst, ddr_outstanding=ddr_outstanding, max_batch=max_batch, mode=mode,
+                   lanes=lanes, macs_per_dsp=macs_per_dsp, packing_dsp=packing_dsp, column_sets=column_sets,
+                   tail_units=tail_units, weight_ports=weight_ports, weight_residency=weight_residency,
+                   ddr_width=ddr_width, ddr_burst=ddr_burst, ddr_outstanding=ddr_outstanding, max_batch=max_batch,
+                   mode=mode,
                    num_classes=classes, max_timesteps=max_timesteps, stream_width=stream_width, **cls.widths_of(artifact))
 
     def shape_matches(self, artifact) -> bool:
@@ -393,7 +410,7 @@ class AcceleratorConfig:
     def mismatch(self, artifact) -> str | None:
         """A message naming the first field in which ``artifact`` differs from this shape, else None.
 
-        ``macs_per_dsp``, ``tail_units``, ``weight_ports``, ``sum_bits``, the weight residency,
+        ``macs_per_dsp``, ``packing_dsp``, ``tail_units``, ``weight_ports``, ``sum_bits``, the weight residency,
         the DDR port and ``max_batch`` are not compared: the weight image is the same for all.
         """
         try:

@@ -49,6 +49,8 @@ DSP48E1 = DspShape(name="DSP48E1", a_bits=25, b_bits=18, p_bits=48)
 MULT18X18D = DspShape(name="MULT18X18D", a_bits=18, b_bits=18, p_bits=54)
 #: The multiplier of each FPGA family the boards use (:attr:`lstmfpga.hw.boards.Board.family`).
 DSP_OF_FAMILY = {"xcup": DSP48E2, "xc7": DSP48E1, "ecp5": MULT18X18D}
+#: The multipliers a core's packed fields can be laid out for, by name.
+DSP_SHAPES = {dsp.name: dsp for dsp in (DSP48E2, DSP48E1, MULT18X18D)}
 
 
 def signed_range(bits: int) -> tuple[int, int]:

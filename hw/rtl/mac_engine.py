@@ -90,7 +90,7 @@ class MacEngine(wiring.Component):
                 lanes = MacLanes(lanes=R, weight_bits=wb, column_bits=8, acc_bits=sw)
             else:
                 lanes = PackedMacLanes(lanes=R, weight_bits=wb, act_bits=cfg.io_bits, macs_per_dsp=cfg.macs_per_dsp,
-                                       max_length=longest, column_bits=8, acc_bits=sw)
+                                       max_length=longest, column_bits=8, acc_bits=sw, dsp=cfg.packing_shape)
             m.submodules["lanes" if S == 1 else f"lanes_set{s}"] = lanes
             sets.append(lanes)
 

@@ -255,17 +255,19 @@ class PackedMacLanes(wiring.Component):
         Width of the ``column`` port (at least ``act_bits``).
     acc_bits : int
         Width of each lane's sum in ``sums`` (at least :attr:`PackedMac.sum_bits`).
+    dsp : DspShape
+        The multiplier the units' packing fits (:data:`~lstmfpga.foundation.hw.packed_mac_model.DSP48E2`).
 
     Raises
     ------
     ConfigError
-        A count or width out of range, or a packing that does not fit a DSP48E2.
+        A count or width out of range, or a packing that does not fit ``dsp``.
     """
 
     LATENCY = latency.COLUMN_COPY + PackedMac.LATENCY
 
     def __init__(self, *, lanes: int, weight_bits: int, act_bits: int, macs_per_dsp: int, max_length: int,
-                 column_bits: int, acc_bits: int):
+                 column_bits: int, acc_bits: int, dsp: DspShape = DSP48E2):
         check_integer("lanes", lanes, low=1, what="a positive integer")
         check_integer("macs_per_dsp", macs_per_dsp, low=2, what="an integer of at least 2 (1 is MacLanes)")
         check_integer("column_bits", column_bits, low=act_bits, what=f"an integer of at least act_bits ({act_bits})")
@@ -273,7 +275,8 @@ class PackedMacLanes(wiring.Component):
         self.macs_per_dsp, self.max_length, self.column_bits = macs_per_dsp, max_length, column_bits
         self.units = -(-lanes // macs_per_dsp)
         check_integer("max_length", max_length, low=1, what="a positive integer")
-        self.packing = plan_packing(weight_bits=weight_bits, act_bits=act_bits, macs_per_dsp=macs_per_dsp)
+        self.dsp = dsp
+        self.packing = plan_packing(weight_bits=weight_bits, act_bits=act_bits, macs_per_dsp=macs_per_dsp, dsp=dsp)
         self.sum_bits = signed_bits(*sum_range(weight_bits, act_bits, max_length))   # as each unit's
         check_integer("acc_bits", acc_bits, low=self.sum_bits, what=f"an integer of at least {self.sum_bits}")
         self.acc_bits = acc_bits
@@ -287,7 +290,8 @@ class PackedMacLanes(wiring.Component):
         sums = []
         for u in range(self.units):
             b = fanout.block_of(u)
-            unit = PackedMac(weight_bits=wb, act_bits=self.act_bits, macs_per_dsp=k, max_length=self.max_length)
+            unit = PackedMac(weight_bits=wb, act_bits=self.act_bits, macs_per_dsp=k, max_length=self.max_length,
+                             dsp=self.dsp)
             m.submodules[f"unit{u}"] = ResetInserter({"sync": self.flush})(unit)
             beat = unit.i_stream.payload
             rows = min(k, P - u * k)

@@ -204,6 +204,7 @@ def test_packing_is_the_most_the_widths_allow_on_the_board_and_can_be_fixed(stan
     narrow = dataclasses.replace(template, io_bits=4)
     assert packed_macs_per_dsp(narrow, get_board("kv260")) == 3
     assert packed_macs_per_dsp(dataclasses.replace(narrow, weight_bits=2), get_board("pynq-z2")) == 4  # DSP48E1
+    assert packed_macs_per_dsp(dataclasses.replace(narrow, weight_bits=3), get_board("pynq-z2")) == 3  # (E2: 4)
     assert make_plan(template, get_board("kv260"), macs_per_dsp=1).config.macs_per_dsp == 1
     with pytest.raises(ConfigError, match=r"macs_per_dsp must be in \[1, 2\] for 4-bit weights and 8-bit"):
         make_plan(template, get_board("kv260"), macs_per_dsp=3)
@@ -280,6 +281,28 @@ def test_dsp_bound_fraction_counts_every_mac_of_the_model(stand_in_fits):
         assert f"macs_per_dsp k={packed}, column_sets S={S} ({S * -(-plan.lanes // S // packed)} multipliers" \
             in plan.report()
         assert name in plan.report()
+
+
+def test_packed_rows_are_laid_out_for_the_boards_own_dsp(stand_in_fits):
+    """A DSP48E2 packing's operand overflows a DSP48E1's 25-bit port (synthesis then splits each
+    product over two, and packing saves nothing): a 7-series plan packs for its DSP48E1, shorter
+    runs and all, and says how to build it."""
+    from lstmfpga.foundation.hw.packed_mac_model import DSP_SHAPES, max_macs_per_dsp
+
+    rng = np.random.default_rng()
+    wb, io = int(rng.integers(2, 9)), int(rng.choice([4, 6, 8]))
+    template = dataclasses.replace(shape_config(input_size=int(rng.integers(8, 90)),
+                                                hidden_size=int(rng.integers(4, 30)), num_layers=1, weight_bits=wb),
+                                   io_bits=io)
+    for board in BOARDS.values():
+        key = board.key
+        plan = make_plan(template, board, compare=False)
+        c = plan.config
+        dsp = DSP_SHAPES[c.packing_dsp]
+        assert c.packing_dsp == ("DSP48E1" if board.family == "xc7" else "DSP48E2"), key
+        assert c.macs_per_dsp == max_macs_per_dsp(weight_bits=wb, act_bits=io, dsp=dsp)
+        assert (f"laid out for a DSP48E1 (`lstmfpga hdl --packing-dsp DSP48E1`)" in plan.report()) == \
+            (board.family == "xc7" and c.macs_per_dsp > 1)
 
 
 def test_study_widths_pack_two_rows_per_ultrascale_dsp_and_the_clock_is_called_an_assumption(stand_in_fits):

@@ -115,6 +115,35 @@ def test_a_shape_too_big_for_the_chip_gets_a_ddr_plan_at_the_latency_of_one_sequ
     assert (fixed.batch, fixed.residency) == (1, plan.residency)
 
 
+def test_logic_that_refuses_every_candidate_sends_the_search_to_fewer_lanes(stand_in_fits):
+    """The lane ladder is sized on memory and ideal multipliers; when the Yosys logic fit then
+    refuses every candidate (here each multiplier costs several DSPs), the search runs again on
+    ladders bounded by the fitted logic instead of giving up."""
+    from lstmfpga.hw.plan import SHELL_RESERVE, UTILIZATION_LIMIT
+
+    rng = np.random.default_rng()
+    board = get_board("pynq-z2")
+    per_multiplier = float(rng.uniform(4.0, 12.0))
+    stand_in_fits.slopes["dsp"] = (27, per_multiplier)
+    # one layer with an input pass: MAC-bound there, so every candidate within 5 % of the fastest
+    # has the most lanes the memory allows
+    template = shape_config(input_size=2048, hidden_size=int(rng.choice([512, 1024])), num_layers=1, weight_bits=4)
+    plan = make_plan(template, board, timesteps=16, residency="all")
+    dsp_limit = board.dsp * UTILIZATION_LIMIT["dsp"] - SHELL_RESERVE["dsp"] - DDR_RESERVE["dsp"]
+    assert 27 + per_multiplier * plan.config.multipliers <= dsp_limit
+    assert plan.used["dsp"] <= plan.check.limit["dsp"]
+    fit = stand_in_fit("full", board.family, macs_per_dsp=plan.config.macs_per_dsp,
+                       column_sets=plan.config.column_sets, dsp=(27, per_multiplier))
+    assert _ddr_check(plan.config, fit, board, plan.residency, plan.batch).fits
+    # the ladder without the logic reaches far past what the DSPs allow
+    from lstmfpga.hw.plan_ddr import _lane_ladder
+    from lstmfpga.hw.plan import _with_sets
+
+    base = _with_sets(plan.config, "full", plan.config.column_sets)
+    top = _lane_ladder(base, board, plan.residency)[-1]
+    assert 27 + per_multiplier * top.multipliers > dsp_limit
+
+
 def test_residency_and_batch_are_validated(stand_in_fits):
     template = shape_config(input_size=30, hidden_size=8, num_layers=1, weight_bits=4)
     board = get_board("kv260")

@@ -77,6 +77,27 @@ def test_packed_design_maps_one_dsp48e2_per_pair_of_lanes(full_fit, packed_fit):
     assert all(s.measured.other == () for s in packed_fit.samples)
 
 
+@pytest.fixture(scope="session")
+def xc7_fits(request, tmp_path_factory, template):
+    """Yosys synth_xilinx -family xc7 on the proxies unpacked and packed two lanes per DSP laid
+    out for a DSP48E1 (what a PYNQ-Z2 plan builds)."""
+    with shared_yosys_cache(request, tmp_path_factory, "accel-yosys-cache") as folder:
+        return tuple(fit_logic(dataclasses.replace(template, mode="full", **packing), family="xc7",
+                               sample_lanes=SAMPLE_LANES, cache_dir=folder)
+                     for packing in ({}, {"macs_per_dsp": 2, "packing_dsp": "DSP48E1"}))
+
+
+def test_packed_design_maps_one_dsp48e1_per_pair_of_lanes_on_the_7_series(xc7_fits):
+    """Laid out for the DSP48E1's 25-bit port, a packed pair is one DSP48E1 (a DSP48E2 layout's
+    27-bit operand is split over two: the 7-series plans of stop 29 gained nothing from packing)."""
+    unpacked, packed = xc7_fits
+    assert unpacked.coefficients["dsp"][1] == pytest.approx(1.0)
+    assert packed.coefficients["dsp"][1] == pytest.approx(1.0)      # per multiplier, ceil(P/2)
+    for one, pair in zip(unpacked.samples, packed.samples):
+        assert one.measured.dsp - pair.measured.dsp == pair.lanes // 2
+    assert all(s.measured.other == () for s in packed.samples)
+
+
 @pytest.mark.parametrize("board_key", ["zcu104", "kv260"])
 def test_h512_model_fits(full_fit, template, accel_cache, board_key):
     board = get_board(board_key)

@@ -1,9 +1,10 @@
 """The configuration space under Verilator, not a few points of it: a seeded generator draws the
-shape (I, H, L), the lane count P (dividing 4H or not, up to past 4H), the mode, the bit widths, the stream width,
-the MACs per DSP (packed or not), the column sets and the sequence lengths; each drawn core runs a few sequences on
-the compiled harness, bit-exact against the integer golden and with CYCLES equal to the cycle
-model.  Fixed packed cores add the corners: every weight and input at the most negative code, and
-rows longer than the packing's run.
+shape (I, H, L), the lane count P (dividing 4H or not, up to past 4H), the mode, the bit widths, the
+stream width, the MACs per DSP (packed or not) and the multiplier they are laid out for, the column
+sets and the sequence lengths; each drawn core runs a few sequences on the compiled harness,
+bit-exact against the integer golden and with CYCLES equal to the cycle model.  Fixed packed cores
+add the corners: every weight and input at the most negative code, and rows longer than the
+packing's run.
 
 ``LSTMFPGA_SWEEP_SEED`` (read when the test runs) replays or widens the draw; the default seed is
 fixed so that CI runs the same cores every time.
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 
 from lstmfpga.foundation.hw.config import COLUMN_SETS, STREAM_WIDTHS, AcceleratorConfig
-from lstmfpga.foundation.hw.packed_mac_model import max_macs_per_dsp, plan_packing
+from lstmfpga.foundation.hw.packed_mac_model import DSP_SHAPES, max_macs_per_dsp, plan_packing
 from lstmfpga.hw import cycle_model
 from lstmfpga.sim.golden.random_artifact import most_negative_weights, random_artifact
 from lstmfpga.sim.rtl_check import Sequence, random_codes, run_sequences
@@ -46,6 +47,7 @@ class Draw:
     max_timesteps: int
     seed: int
     macs_per_dsp: int = 1
+    packing_dsp: str = "DSP48E2"
     #: every LSTM weight and every input at the most negative code
     most_negative: bool = False
     stream_width: int = 32
@@ -59,6 +61,7 @@ class Draw:
                 f"_w{self.weight_bits}a{self.act_bits}_C{self.num_classes}_T{self.max_timesteps}"
                 + (f"_s{self.stream_width}" if self.stream_width != 32 else "")
                 + (f"_k{self.macs_per_dsp}" if self.macs_per_dsp > 1 else "")
+                + (f"_{self.packing_dsp}" if self.packing_dsp != "DSP48E2" else "")
                 + (f"_S{self.column_sets}" if self.column_sets > 1 else "")
                 + (f"_U{self.tail_units}" if self.tail_units > 1 else "")
                 + (f"_W{self.weight_ports}" if self.weight_ports > 1 else "")
@@ -105,13 +108,15 @@ def draw_configurations(seed: int, count: int) -> list[Draw]:
     Half the cores whose lanes and stream allow more than one column set get one of those
     (uniform; also from a generator of its own), and half of those whose units per group are even
     two tail units (a fifth generator); half of all cores get a weight memory of two read ports
-    (a sixth).
+    (a sixth); a packed core's fields are laid out for a multiplier drawn among those that hold its
+    ``macs_per_dsp`` (a seventh: DSP48E2, DSP48E1 or MULT18X18D).
     """
     rng, packing = random.Random(seed), random.Random(seed + 1)
     widths = random.Random(seed + 2)   # the stream width's own generator: the other fields stay
     sets = random.Random(seed + 3)
     tails = random.Random(seed + 4)
     ports = random.Random(seed + 5)
+    layouts = random.Random(seed + 6)
     draws = []
     for index in range(count):
         H = _log_uniform(rng, 1, 40)
@@ -134,6 +139,12 @@ def draw_configurations(seed: int, count: int) -> list[Draw]:
             draws[-1] = dataclasses.replace(d, tail_units=2)
         if ports.random() < 0.5:
             draws[-1] = dataclasses.replace(draws[-1], weight_ports=2)
+        d = draws[-1]
+        if d.macs_per_dsp > 1:
+            holding = sorted(name for name, dsp in DSP_SHAPES.items()
+                             if max_macs_per_dsp(weight_bits=d.weight_bits, act_bits=d.act_bits, dsp=dsp)
+                             >= d.macs_per_dsp)
+            draws[-1] = dataclasses.replace(d, packing_dsp=layouts.choice(holding))
     return draws
 
 
@@ -167,7 +178,9 @@ def test_draws_cover_the_space():
     assert len(two_ports) >= len(draws) // 4 and {d.mode for d in two_ports} == {"full", "split"}
     assert any(d.macs_per_dsp > 1 and d.column_sets > 1 for d in two_ports)
     assert any(d.input_size + d.hidden_size > plan_packing(weight_bits=d.weight_bits, act_bits=d.act_bits,
-                                                           macs_per_dsp=d.macs_per_dsp).run for d in packed)
+                                                           macs_per_dsp=d.macs_per_dsp,
+                                                           dsp=DSP_SHAPES[d.packing_dsp]).run for d in packed)
+    assert {"DSP48E1", "MULT18X18D"} <= {d.packing_dsp for d in packed}
 
 
 def _check(draw: Draw, cache, tmp_path):
@@ -177,7 +190,8 @@ def _check(draw: Draw, cache, tmp_path):
     if draw.most_negative:
         art = most_negative_weights(art)
     config = AcceleratorConfig.from_artifact(art, lanes=draw.lanes, mode=draw.mode, macs_per_dsp=draw.macs_per_dsp,
-                                             column_sets=draw.column_sets, tail_units=draw.tail_units,
+                                             packing_dsp=draw.packing_dsp, column_sets=draw.column_sets,
+                                             tail_units=draw.tail_units,
                                              weight_ports=draw.weight_ports, max_timesteps=draw.max_timesteps,
                                              stream_width=draw.stream_width)
     rng = np.random.default_rng(draw.seed)
