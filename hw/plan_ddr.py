@@ -59,8 +59,8 @@ def ddr_memories(config, residency: str, batch: int) -> tuple[MemorySpec, ...]:
     """The on-chip memories of ``config`` with weights resident as ``residency`` and ``batch``
     sequences: the weight memory holds the double buffer (and W_h for ``wx``), each tail's
     pre-activation memory (T·4H int32 per sequence over the tails, four gate sums a word) joins
-    where there is an input pass, and each per-sequence memory is ``batch`` deep copies: for
-    ``stream`` and ``all`` the memories of the core the RTL generates with ``max_batch`` = B."""
+    where there is an input pass, and each per-sequence memory is ``batch`` deep copies: the
+    memories of the core the RTL generates with ``max_batch`` = B."""
     from lstmfpga.hw.rtl.weight_memory import weight_memory_shape
 
     one_port = dataclasses.replace(config, weight_ports=1)
@@ -72,13 +72,15 @@ def ddr_memories(config, residency: str, batch: int) -> tuple[MemorySpec, ...]:
         double = 2 * max(x_max, config.h_columns if residency == "all" else 0)
     resident_h = config.num_layers * config.groups * config.h_columns if residency == "wx" else 0
     _, width = weight_memory_shape(one_port)
+    # a memory is at least two words deep, so one sequence's depth is half that of a core of two
+    pair = {m.name: m for m in memories_at(dataclasses.replace(one_port, weight_residency="stream", max_batch=2))}
     result = []
     for m in memories_at(one_port):
         path = m.name.split("/")
         if "weight_mem" in path:
             m = dataclasses.replace(m, depth=max(2, double + resident_h), width=width, read_ports=1)
         elif any(path[-1].startswith(name) for name in PER_SEQUENCE):
-            m = dataclasses.replace(m, depth=m.depth * batch)
+            m = dataclasses.replace(m, depth=max(2, pair[m.name].depth // 2 * batch))
         result.append(m)
     if x_max:
         # each tail's: B·T steps of its own units' four int32 sums (the input pass's, ``input_pass``)

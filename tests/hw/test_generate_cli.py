@@ -4,6 +4,7 @@ import dataclasses
 import json
 import re
 
+import numpy as np
 import pytest
 
 from lstmfpga.foundation.errors import ArtifactError
@@ -44,16 +45,18 @@ def test_hdl_command(tmp_path, capsys):
 
 
 def test_hdl_command_packed(tmp_path, capsys):
-    """--macs-per-dsp 2: the manifest records it, its cycle model and engine latency are the packed
-    core's, and the Verilog has the packed units and the SHAPE_PACKING register; 3 is refused for
-    4-bit weights and 8-bit activations."""
+    """--macs-per-dsp 2 (laid out for a drawn --packing-dsp): the manifest records both, its cycle
+    model and engine latency are the packed core's, and the Verilog has the packed units and the
+    SHAPE_PACKING register; 3 is refused for 4-bit weights and 8-bit activations."""
     art = random_artifact(input_size=9, hidden_size=6, num_layers=2, num_classes=2, weight_bits=4, seed=3)
     model = art.save(tmp_path / "model.npz")
     out = tmp_path / "hdl"
-    assert main(["hdl", "--model", str(model), "--lanes", "12", "--macs-per-dsp", "2", "--out", str(out)]) == 0
-    assert "P=12 macs_per_dsp=2 mode=full" in capsys.readouterr().out
+    dsp = str(np.random.default_rng().choice(["DSP48E2", "DSP48E1", "MULT18X18D"]))
+    assert main(["hdl", "--model", str(model), "--lanes", "12", "--macs-per-dsp", "2", "--packing-dsp", dsp,
+                 "--out", str(out)]) == 0
+    assert f"P=12 macs_per_dsp=2 packing_dsp={dsp} mode=full" in capsys.readouterr().out
     manifest = read_manifest(out)
-    assert manifest.config == AcceleratorConfig.from_artifact(art, lanes=12, macs_per_dsp=2)
+    assert manifest.config == AcceleratorConfig.from_artifact(art, lanes=12, macs_per_dsp=2, packing_dsp=dsp)
     assert manifest.cycle_model["engine_latency"] == cycle_model.engine_latency(manifest.config) == \
         cycle_model.engine_latency(AcceleratorConfig.from_artifact(art, lanes=12)) + 1
     est = cycle_model.estimate(manifest.config, 24)
@@ -61,8 +64,10 @@ def test_hdl_command_packed(tmp_path, capsys):
     verilog = (out / "lstm_accel.v").read_text()
     assert len(re.findall(r"^module \S*unit\d+\b", verilog, re.M)) == 6 and "packed_operand" in verilog
     assert manifest.register_offset("SHAPE_PACKING") == register_map.Reg.SHAPE_PACKING
-    assert main(["hdl", "--model", str(model), "--lanes", "12", "--macs-per-dsp", "3", "--out", str(out)]) == 2
-    assert "error: macs_per_dsp must be in [1, 2] for 4-bit weights and 8-bit activations" in capsys.readouterr().err
+    assert main(["hdl", "--model", str(model), "--lanes", "12", "--macs-per-dsp", "3", "--packing-dsp", dsp,
+                 "--out", str(out)]) == 2
+    assert (f"error: macs_per_dsp must be in [1, 2] for 4-bit weights and 8-bit activations (a {dsp})"
+            in capsys.readouterr().err)
 
 
 def test_hdl_command_column_sets(tmp_path, capsys):

@@ -204,7 +204,7 @@ def test_packing_is_the_most_the_widths_allow_on_the_board_and_can_be_fixed(stan
     narrow = dataclasses.replace(template, io_bits=4)
     assert packed_macs_per_dsp(narrow, get_board("kv260")) == 3
     assert packed_macs_per_dsp(dataclasses.replace(narrow, weight_bits=2), get_board("pynq-z2")) == 4  # DSP48E1
-    assert packed_macs_per_dsp(dataclasses.replace(narrow, weight_bits=3), get_board("pynq-z2")) == 3  # (E2: 4)
+    assert packed_macs_per_dsp(dataclasses.replace(narrow, weight_bits=2), get_board("kv260")) == 5    # DSP48E2
     assert make_plan(template, get_board("kv260"), macs_per_dsp=1).config.macs_per_dsp == 1
     with pytest.raises(ConfigError, match=r"macs_per_dsp must be in \[1, 2\] for 4-bit weights and 8-bit"):
         make_plan(template, get_board("kv260"), macs_per_dsp=3)

@@ -91,6 +91,25 @@ def test_ddr_memories_of_a_batch_are_those_of_the_generated_core(mode, residency
     assert model == built, (config, batch)
 
 
+@pytest.mark.parametrize("residency", ["stream", "all", "wx"])
+def test_ddr_memories_of_one_word_sequences_are_those_of_the_generated_core(residency):
+    """A sequence of one step in one stream word: one sequence's memories are at their floor of
+    two words, and a batch of B holds B words, not 2·B."""
+    from lstmfpga.hw.memory_map import accelerator_memories
+
+    rng = np.random.default_rng()
+    config = shape_config(input_size=int(rng.integers(1, 17)), hidden_size=int(rng.integers(1, 9)),
+                          num_layers=int(rng.integers(1, 4)), weight_bits=int(rng.integers(2, 9)))
+    config = dataclasses.replace(config, lanes=8, stream_width=128, max_timesteps=1)
+    batch = int(rng.integers(2, 9))
+    model = {m.name: m for m in ddr_memories(config, residency, batch)}
+    built = {m.name: m for m in accelerator_memories(dataclasses.replace(config, weight_residency=residency,
+                                                                          max_batch=batch))}
+    built.pop("core/fetcher/reader/fifo/storage")
+    assert model["core/input_buf"].depth == batch
+    assert model == built, (config, batch)
+
+
 def test_a_shape_too_big_for_the_chip_gets_a_ddr_plan_at_the_latency_of_one_sequence(stand_in_fits):
     rng = np.random.default_rng()
     board = get_board(str(rng.choice(BOARD_KEYS)))
