@@ -381,8 +381,8 @@ class AcceleratorConfig:
 
     @classmethod
     def from_artifact(cls, artifact, *, lanes: int, mode: str = "full", max_timesteps: int = 24,
-                      stream_width: int = 32, macs_per_dsp: int = 1, packing_dsp: str = "DSP48E2", column_sets: int = 1,
-                      tail_units: int = 1, weight_ports: int = 1, weight_residency: str = "chip",
+                      stream_width: int = 32, macs_per_dsp: int = 1, packing_dsp: str = "DSP48E2",
+                      column_sets: int = 1, tail_units: int = 1, weight_ports: int = 1, weight_residency: str = "chip",
                       ddr_width: int = 128, ddr_burst: int = 16, ddr_outstanding: int = 8,
                       max_batch: int = 1) -> "AcceleratorConfig":
         """The configuration whose bitstream runs ``artifact`` with ``lanes`` MAC lanes."""
@@ -400,8 +400,8 @@ class AcceleratorConfig:
                    lanes=lanes, macs_per_dsp=macs_per_dsp, packing_dsp=packing_dsp, column_sets=column_sets,
                    tail_units=tail_units, weight_ports=weight_ports, weight_residency=weight_residency,
                    ddr_width=ddr_width, ddr_burst=ddr_burst, ddr_outstanding=ddr_outstanding, max_batch=max_batch,
-                   mode=mode,
-                   num_classes=classes, max_timesteps=max_timesteps, stream_width=stream_width, **cls.widths_of(artifact))
+                   mode=mode, num_classes=classes, max_timesteps=max_timesteps, stream_width=stream_width,
+                   **cls.widths_of(artifact))
 
     def shape_matches(self, artifact) -> bool:
         """Whether ``artifact`` can be loaded into a bitstream built for this configuration."""
@@ -410,8 +410,8 @@ class AcceleratorConfig:
     def mismatch(self, artifact) -> str | None:
         """A message naming the first field in which ``artifact`` differs from this shape, else None.
 
-        ``macs_per_dsp``, ``packing_dsp``, ``tail_units``, ``weight_ports``, ``sum_bits``, the weight residency,
-        the DDR port and ``max_batch`` are not compared: the weight image is the same for all.
+        ``macs_per_dsp``, ``packing_dsp``, ``tail_units``, ``weight_ports``, ``sum_bits``, the weight
+        residency, the DDR port and ``max_batch`` are not compared: the weight image is the same for all.
         """
         try:
             other = AcceleratorConfig.from_artifact(
