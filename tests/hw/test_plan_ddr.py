@@ -138,7 +138,8 @@ def test_logic_that_refuses_every_candidate_sends_the_search_to_fewer_lanes(stan
     """The lane ladder is sized on memory and ideal multipliers; when the Yosys logic fit then
     refuses every candidate (here each multiplier costs several DSPs), the search runs again on
     ladders bounded by the fitted logic instead of giving up."""
-    from lstmfpga.hw.plan import SHELL_RESERVE, UTILIZATION_LIMIT
+    from lstmfpga.hw.plan import SHELL_RESERVE, UTILIZATION_LIMIT, _with_sets
+    from lstmfpga.hw.plan_ddr import _lane_ladder
 
     rng = np.random.default_rng()
     board = get_board("pynq-z2")
@@ -155,9 +156,6 @@ def test_logic_that_refuses_every_candidate_sends_the_search_to_fewer_lanes(stan
                        column_sets=plan.config.column_sets, dsp=(27, per_multiplier))
     assert _ddr_check(plan.config, fit, board, plan.residency, plan.batch).fits
     # the ladder without the logic reaches far past what the DSPs allow
-    from lstmfpga.hw.plan_ddr import _lane_ladder
-    from lstmfpga.hw.plan import _with_sets
-
     base = _with_sets(plan.config, "full", plan.config.column_sets)
     top = _lane_ladder(base, board, plan.residency)[-1]
     assert 27 + per_multiplier * top.multipliers > dsp_limit
