@@ -31,6 +31,8 @@ SHELL_RESERVE = {"lut": 4_000, "ff": 6_000, "dsp": 0, "bram36": 2, "uram": 0}
 UTILIZATION_LIMIT = {"lut": 0.85, "ff": 0.85, "dsp": 1.0, "bram36": 1.0, "uram": 1.0}
 RESOURCE_NAMES = {"lut": "LUT", "ff": "FF", "dsp": "DSP", "bram36": "BRAM36", "uram": "URAM"}
 MAX_LANES = 4096
+#: How a plan with weights in DDR is chosen among the residencies (:func:`make_plan`'s ``rank``).
+RANKS = ("latency", "throughput")
 
 
 class NoFitError(ConfigError):
@@ -472,7 +474,7 @@ def make_plan(template, board: Board, *, clock_mhz: float | None = None, mode: s
               timesteps: int = 16, macs_per_dsp: int | str = "auto", column_sets: int | str = "auto",
               tail_units: int = 1, sample_lanes: Sequence[int] = DEFAULT_SAMPLE_LANES,
               cache_dir=None, progress: bool = False, compare: bool = True, residency: str = "auto",
-              batch: int | str = "auto", ddr_gbps: float | None = None) -> Plan:
+              batch: int | str = "auto", ddr_gbps: float | None = None, rank: str = "latency") -> Plan:
     """The fastest configuration of ``template``'s shape that fits ``board``.
 
     Parameters
@@ -513,6 +515,10 @@ def make_plan(template, board: Board, *, clock_mhz: float | None = None, mode: s
         sequence's latency (:func:`~lstmfpga.hw.plan_ddr.largest_batch`).
     ddr_gbps :
         Sustained DDR read bandwidth, GB/s (default: the board's peak × the planner's efficiency).
+    rank :
+        How the DDR residencies' plans are ranked: ``"latency"`` (default: the fastest sequence) or
+        ``"throughput"`` (the most sequences a second, which may be a larger batch at a longer
+        latency).  A shape whose weights fit on chip stays there either way.
 
     Raises
     ------
@@ -530,6 +536,8 @@ def make_plan(template, board: Board, *, clock_mhz: float | None = None, mode: s
         check_integer("batch", batch, low=1, high=1 if residency == "chip" else MAX_BATCH)
     if ddr_gbps is not None and not (is_finite_number(ddr_gbps) and ddr_gbps > 0):
         raise ConfigError(f"ddr_gbps must be a positive number of GB/s, not {ddr_gbps!r}")
+    if rank not in RANKS:
+        raise ConfigError(f"rank must be one of {', '.join(RANKS)}, not {rank!r}")
     chip_error = None
     if residency in ("chip", "auto", "rtl"):
         try:
@@ -544,7 +552,7 @@ def make_plan(template, board: Board, *, clock_mhz: float | None = None, mode: s
                      macs_per_dsp=macs_per_dsp, column_sets=column_sets, tail_units=tail_units,
                      sample_lanes=sample_lanes, cache_dir=cache_dir, progress=progress,
                      residencies={"auto": DDR_RESIDENCIES, "rtl": RTL_RESIDENCIES}.get(residency, (residency,)),
-                     batch=batch, ddr_gbps=ddr_gbps)
+                     batch=batch, ddr_gbps=ddr_gbps, rank=rank)
 
 
 def _settings(template, board: Board, clock_mhz, timesteps, macs_per_dsp, column_sets, tail_units):
@@ -570,8 +578,9 @@ def _settings(template, board: Board, clock_mhz, timesteps, macs_per_dsp, column
 
 
 def _ddr_plan(template, board: Board, chip_error, *, clock_mhz, mode, timesteps, macs_per_dsp, column_sets,
-              tail_units, sample_lanes, cache_dir, progress, residencies, batch, ddr_gbps) -> Plan:
-    """The fastest of ``residencies``' DDR plans; :class:`NoFitError` when none fits."""
+              tail_units, sample_lanes, cache_dir, progress, residencies, batch, ddr_gbps, rank) -> Plan:
+    """The best of ``residencies``' DDR plans by ``rank`` (the fastest sequence, or the most
+    sequences a second); :class:`NoFitError` when none fits."""
     from lstmfpga.hw.plan_ddr import make_ddr_plan
 
     if mode == "split":
@@ -587,7 +596,10 @@ def _ddr_plan(template, board: Board, chip_error, *, clock_mhz, mode, timesteps,
                      f"{' or '.join(residencies)}: not even the double buffer of two row groups and one "
                      f"sequence's state fit)")
         raise NoFitError("\n".join(lines))
-    best = min(plans, key=lambda p: p.us_per_sequence)
+    if rank == "throughput":
+        best = max(plans, key=lambda p: (p.sequences_per_s, -p.us_per_sequence))
+    else:
+        best = min(plans, key=lambda p: p.us_per_sequence)
     if chip_error is not None:
         why = str(chip_error).splitlines()[-1]
         best = dataclasses.replace(best, alternative=f"on chip: {why}")

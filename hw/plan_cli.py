@@ -46,6 +46,11 @@ def register_plan(subparsers) -> None:
                         "W_h in DDR), stream (every row from DDR each step); default auto: on chip when they "
                         "fit, else the fastest DDR residency; rtl: the same among what the RTL builds (today "
                         "every residency)")
+    # lstmfpga.hw.plan.RANKS, not imported here: that module loads Amaranth
+    p.add_argument("--rank", choices=("latency", "throughput"), default="latency",
+                   help="how a DDR plan is chosen among the residencies: latency (default: the fastest "
+                        "sequence) or throughput (the most sequences a second: a larger batch may win at a "
+                        "longer latency)")
     p.add_argument("--batch", default="auto", metavar="B|auto",
                    help="sequences run through each fetched weight row of a DDR plan (default auto: the most "
                         "that keep one sequence's latency)")
@@ -105,7 +110,7 @@ def _plan(args) -> int:
                      timesteps=args.timesteps, macs_per_dsp=_int_or_auto(args.macs_per_dsp, "--macs-per-dsp"),
                      column_sets=_int_or_auto(args.column_sets, "--column-sets"), tail_units=args.tail_units,
                      sample_lanes=_sample_lanes(args.sample_lanes), residency=args.residency,
-                     batch=_int_or_auto(args.batch, "--batch"), ddr_gbps=args.ddr_gbps,
+                     batch=_int_or_auto(args.batch, "--batch"), ddr_gbps=args.ddr_gbps, rank=args.rank,
                      cache_dir=args.cache_dir, progress=True, compare=not args.no_compare)
     print(plan.report())
     return 0
@@ -126,6 +131,6 @@ def _sweep_seed(args) -> int:
     rows = sweep(board, units=SEED_SPACE["hidden"], layers=SEED_SPACE["layers"],
                  timesteps=SEED_SPACE["frames"], weight_bits=args.weight_bits, clock_mhz=args.clock_mhz,
                  stream_width=args.stream_width, residency=args.residency, ddr_gbps=args.ddr_gbps,
-                 cache_dir=args.cache_dir, progress=True)
+                 cache_dir=args.cache_dir, progress=True, rank=args.rank)
     print(sweep_table(board, rows))
     return 0

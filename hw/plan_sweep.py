@@ -60,10 +60,11 @@ def binding_limit(plan: Plan) -> str:
 def sweep(board: Board, *, units: Sequence[int], layers: Sequence[int], timesteps: Sequence[int],
           input_size: int = 2048, weight_bits: int = 4, clock_mhz: float | None = None,
           stream_width: int | None = None, residency: str = "auto", ddr_gbps: float | None = None, cache_dir=None,
-          progress: bool = False) -> list[SweepRow]:
+          progress: bool = False, rank: str = "latency") -> list[SweepRow]:
     """Plan every ``units`` × ``layers`` shape on ``board``; time each at every ``timesteps``.
 
-    The cores' streams are ``stream_width`` bits wide, by default as wide as the board's HP ports.
+    The cores' streams are ``stream_width`` bits wide, by default as wide as the board's HP ports;
+    ``rank`` is :func:`~lstmfpga.hw.plan.make_plan`'s (the fastest sequence, or the most a second).
     """
     from lstmfpga.hw.cycle_model import estimate
     from lstmfpga.hw.ddr_schedule import estimate_ddr
@@ -84,7 +85,7 @@ def sweep(board: Board, *, units: Sequence[int], layers: Sequence[int], timestep
                 print(f"plan {board.name}: H={h} L={n}...", flush=True)
             try:
                 plan = make_plan(template, board, clock_mhz=clock_mhz, timesteps=sized_at, cache_dir=cache_dir,
-                                 compare=False, residency=residency, ddr_gbps=ddr_gbps)
+                                 compare=False, residency=residency, ddr_gbps=ddr_gbps, rank=rank)
             except NoFitError as exc:
                 rows.append(SweepRow(int(h), int(n), None, str(exc).splitlines()[-1].removeprefix(
                     "binding resource: "), tuple(timesteps), {}))

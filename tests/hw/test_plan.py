@@ -315,8 +315,9 @@ def test_study_widths_pack_two_rows_per_ultrascale_dsp_and_the_clock_is_called_a
 
 
 def test_sweep_seed_plans_the_study_grid_and_times_every_sequence_length(stand_in_fits, capsys):
-    """Every units × layers shape of the seed space: the plan make_plan picks, timed by the cycle
-    model at T=8/16/24, and what binds it (a resource, P = 4H, or the reason nothing fits)."""
+    """Every units × layers shape of the seed space: the plan make_plan picks (by a drawn rank),
+    timed by the cycle model at T=8/16/24, and what binds it (a resource, P = 4H, or the reason
+    nothing fits)."""
     import numpy as np
 
     from lstmfpga.hw.boards import BOARD_KEYS
@@ -326,15 +327,16 @@ def test_sweep_seed_plans_the_study_grid_and_times_every_sequence_length(stand_i
     board = get_board(str(rng.choice(BOARD_KEYS)))
     wb = int(rng.integers(2, 9))
     units, layers = sorted(rng.choice([8, 12, 64, 512, 1024], size=2, replace=False)), [1, int(rng.integers(2, 4))]
+    rank = str(rng.choice(["latency", "throughput"]))
     rows = sweep(board, units=units, layers=layers, timesteps=(24, 8, 16), input_size=int(rng.integers(30, 2049)),
-                 weight_bits=wb)
+                 weight_bits=wb, rank=rank)
     assert [(r.units, r.layers) for r in rows] == [(h, n) for h in units for n in layers]
     for row in rows:
         assert row.timesteps == (8, 16, 24)
         if row.plan is None:
             assert "on-chip memory" in row.binding or "DSP" in row.binding or "LUT" in row.binding
             continue
-        again = make_plan(row.plan.config, board, timesteps=16, compare=False)
+        again = make_plan(row.plan.config, board, timesteps=16, compare=False, rank=rank)
         assert (again.lanes, again.mode, again.config.column_sets, again.residency, again.batch) == \
             (row.plan.lanes, row.plan.mode, row.plan.config.column_sets, row.plan.residency, row.plan.batch)
         for t in (8, 16, 24):

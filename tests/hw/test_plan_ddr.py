@@ -202,6 +202,39 @@ def test_residency_rtl_plans_only_what_the_rtl_builds(stand_in_fits):
     assert make_plan(small, board, residency="rtl", compare=False).residency == "chip"
 
 
+def test_rank_throughput_takes_the_residency_that_moves_the_most_sequences(stand_in_fits, capsys):
+    """``rank="throughput"``: of the DDR residencies' plans (each planned alone is the reference)
+    the one with the most sequences a second; ``"latency"``: the fastest sequence."""
+    from lstmfpga.hw.plan import NoFitError
+
+    rng = np.random.default_rng()
+    board = get_board(str(rng.choice(BOARD_KEYS)))
+    # on no board's chip, and with more than one DDR residency that fits (2048 units on the small
+    # boards: `stream` only)
+    shapes = [(1024, 2)] if board.key in ("pynq-z2", "ultra96") else [(1024, 2), (1024, 3), (2048, 1), (2048, 2)]
+    units, layers = shapes[int(rng.integers(len(shapes)))]
+    template = dataclasses.replace(shape_config(input_size=2048, hidden_size=units, num_layers=layers, weight_bits=4),
+                                   stream_width=board.hp_width)   # as `plan` streams
+    alone = []
+    for residency in ("wx", "all", "stream"):
+        try:
+            alone.append(make_plan(template, board, timesteps=16, residency=residency))
+        except NoFitError:
+            pass
+    assert len(alone) >= 2
+    by_latency = make_plan(template, board, timesteps=16)
+    by_throughput = make_plan(template, board, timesteps=16, rank="throughput")
+    assert by_latency.us_per_sequence == min(p.us_per_sequence for p in alone)
+    assert by_throughput.sequences_per_s == max(p.sequences_per_s for p in alone)
+    assert by_throughput.sequences_per_s >= by_latency.sequences_per_s
+    assert by_throughput.us_per_sequence >= by_latency.us_per_sequence
+    with pytest.raises(ConfigError, match=r"rank must be one of latency, throughput, not 'fast'"):
+        make_plan(template, board, rank="fast")
+    shape = f"2048,{units},{layers},4"
+    assert main(["plan", "--shape", shape, "--board", board.key, "--rank", "throughput"]) == 0
+    assert f"batch B={by_throughput.batch}: {by_throughput.sequences_per_s:,.0f} sequences/s" in capsys.readouterr().out
+
+
 def test_cli_plans_weights_in_ddr(stand_in_fits, capsys):
     assert main(["plan", "--shape", "2048,2048,3,4", "--board", "pynq-z2"]) == 0
     out = capsys.readouterr().out
