@@ -66,10 +66,10 @@ def shape_config(*, input_size: int, hidden_size: int, num_layers: int, weight_b
 def packed_macs_per_dsp(config, board: Board) -> int:
     """Most gate rows one DSP of ``board`` holds at ``config``'s weight and activation widths, the
     packed fields laid out for that DSP (:func:`board_dsp`)."""
-    from lstmfpga.foundation.hw.packed_mac_model import DSP_OF_FAMILY, max_macs_per_dsp
+    from lstmfpga.foundation.hw.packed_mac_model import DSP_SHAPES, max_macs_per_dsp
 
     return max_macs_per_dsp(weight_bits=config.weight_bits, act_bits=config.io_bits,
-                            dsp=DSP_OF_FAMILY[board.family])
+                            dsp=DSP_SHAPES[board_dsp(board)])
 
 
 def board_dsp(board: Board) -> str:
@@ -206,9 +206,7 @@ class Plan:
     def packed_macs_per_dsp(self) -> tuple[int, str]:
         """Most gate rows one of the board's DSPs holds at these widths (:func:`packed_macs_per_dsp`),
         and the DSP's name."""
-        from lstmfpga.foundation.hw.packed_mac_model import DSP_OF_FAMILY
-
-        return packed_macs_per_dsp(self.config, self.board), DSP_OF_FAMILY[self.board.family].name
+        return packed_macs_per_dsp(self.config, self.board), board_dsp(self.board)
 
     def report(self) -> str:
         c, b = self.config, self.board
