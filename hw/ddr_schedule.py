@@ -153,6 +153,12 @@ class DdrEstimate(RunCycles):
         Weight bytes read from DDR for the batch.
     bound_cycles :
         ``ddr_bytes`` at the port's sustained rate: no schedule of these reads is faster.
+    phase_bound_cycles :
+        The sum over the schedule's phases (each layer's input pass, then its recurrence) of the
+        larger of the phase's MAC cycles on P lanes and the DDR bytes it reads at the port's rate,
+        less the two groups the double buffer may fetch before the phase starts: the engine runs
+        the phases one after another, so a plan whose input pass is bound by the MACs and whose
+        recurrence is bound by the port is held to this bound, not to either alone.
     """
 
     residency: str
@@ -163,11 +169,17 @@ class DdrEstimate(RunCycles):
     ideal_cycles: float
     ddr_bytes: int
     bound_cycles: float
+    phase_bound_cycles: float
 
     @property
     def bandwidth_fraction(self) -> float:
         """The DDR bound ÷ compute cycles: how close a DDR-bound plan runs to its bandwidth."""
         return self.bound_cycles / self.compute_cycles
+
+    @property
+    def phase_fraction(self) -> float:
+        """The phase bound ÷ compute cycles: how close a plan runs to the bound its phases set."""
+        return self.phase_bound_cycles / self.compute_cycles
 
     @property
     def ddr_bound(self) -> bool:
@@ -245,7 +257,8 @@ def estimate_ddr(config, timesteps: int, *, residency: str, batch: int = 1,
     T, B = int(timesteps), int(batch)
     if residency == "chip":
         base = estimate(config, T)
-        return DdrEstimate(residency, 1, T, base.compute_cycles, base.run_cycles, base.ideal_cycles, 0, 0.0)
+        return DdrEstimate(residency, 1, T, base.compute_cycles, base.run_cycles, base.ideal_cycles, 0, 0.0,
+                           base.ideal_cycles)
 
     G, H, P, Hc = config.groups, config.hidden_size, config.lanes, config.h_columns
     rb = row_bytes(config, port or DdrPort())
@@ -260,7 +273,8 @@ def estimate_ddr(config, timesteps: int, *, residency: str, batch: int = 1,
     to_tail = engine_latency(config) + latency.SHADOW_LOAD + config.tail_cycles_per_group
     wps = stream_format.input_beats_per_step(config)
 
-    issue, shadow_free, ideal, ddr_bytes = 0, 0, 0.0, 0
+    rate = port.bytes_per_cycle if port is not None else float("inf")
+    issue, shadow_free, ideal, ddr_bytes, phase_bound = 0, 0, 0.0, 0, 0.0
     below = None              # [b][t] offsets of the layer below's h codes
     lasts_b: list = []
     for layer in layers:
@@ -272,7 +286,10 @@ def estimate_ddr(config, timesteps: int, *, residency: str, batch: int = 1,
             return (t * B + b) * wps + latency.INPUT_COUNT if config.mode == "full" else 0
 
         ideal += B * T * 4 * H * config.on_chip_input_columns(layer) / P
+        macs = B * T * 4 * H / P
+        x_macs = macs * (config.on_chip_input_columns(layer) - H)
         if x_pass[layer]:
+            phase_bound += max(x_macs, max(0, G - 2) * x_bytes[layer] / rate)
             for g in range(G):
                 # (a group's rows in the image: its X W_x rows, then its H_c W_h rows)
                 issue = max(issue, fetcher.ready(x_bytes[layer], layer_base[layer] + g * group_stride[layer]))
@@ -286,6 +303,7 @@ def estimate_ddr(config, timesteps: int, *, residency: str, batch: int = 1,
             # (no wait for the last group's sums: the tail stores them before any unit of the
             # recurrence, behind them in its pipeline, reads its slot)
         columns = X if per_step else 0
+        phase_bound += max(macs * H + (x_macs if per_step else 0), max(0, T * G - 2) * h_bytes[layer] / rate)
         offsets = [[] for _ in range(B)]
         for t in range(T):
             lasts_b = [[] for _ in range(B)]
@@ -315,4 +333,5 @@ def estimate_ddr(config, timesteps: int, *, residency: str, batch: int = 1,
     run = ((0 if config.mode == "full" else in_beats) + total + latency.OUTPUT_FILL + out_beats + latency.RUN_CONTROL
            + latency.STREAM_PORTS)
     bound = ddr_bytes / port.bytes_per_cycle if port is not None else 0.0
-    return DdrEstimate(residency, B, T, int(total), int(run), ideal, ddr_bytes, bound)
+    return DdrEstimate(residency, B, T, int(total), int(run), ideal, ddr_bytes, bound,
+                       max(phase_bound, bound, ideal))

@@ -286,7 +286,10 @@ class Plan:
             f"batch B={self.batch}: {self.sequences_per_s:,.0f} sequences/s; each batch reads "
             f"{cycles.ddr_bytes / 1e6:,.2f} MB of weights, {cycles.bound_cycles:,.0f} cycles at that rate = "
             f"{cycles.bandwidth_fraction:.1%} of the batch's {cycles.compute_cycles:,} compute cycles "
-            + ("(DDR-bound)" if cycles.ddr_bound else f"(MAC-bound: {cycles.ideal_cycles:,.0f} ideal MAC cycles)"),
+            + ("(DDR-bound)" if cycles.ddr_bound else f"(MAC-bound: {cycles.ideal_cycles:,.0f} ideal MAC cycles)")
+            + (f"; its phases (input pass, recurrence) bound it at {cycles.phase_bound_cycles:,.0f} cycles = "
+               f"{cycles.phase_fraction:.1%}" if cycles.phase_bound_cycles > max(cycles.bound_cycles, cycles.ideal_cycles)
+               * 1.01 else ""),
             f"DDR engine: {_DDR_SCHEDULES[self.residency]} (lstmfpga.hw.ddr_schedule); {self._ddr_rtl(port)}",
         ]
 

@@ -48,8 +48,8 @@ def binding_limit(plan: Plan) -> str:
         if cycles.bandwidth_fraction >= DDR_BOUND_SHARE:
             return f"DDR bandwidth ({what}; {cycles.bandwidth_fraction:.0%} of its bound)"
         # the phases bind in turn: an input pass on the MACs, a recurrence on the port
-        return (f"DDR bandwidth and MAC lanes by phase ({what}; {cycles.bandwidth_fraction:.0%} of the DDR "
-                f"bound, {cycles.utilization:.0%} of the MAC bound)")
+        return (f"DDR bandwidth and MAC lanes by phase ({what}; {cycles.phase_fraction:.0%} of the phases' bound, "
+                f"{cycles.bandwidth_fraction:.0%} of the DDR bound, {cycles.utilization:.0%} of the MAC bound)")
     if c.lanes >= min(4 * c.hidden_size * c.column_sets, MAX_LANES // (4 * c.column_sets) * 4 * c.column_sets):
         return "lanes (P = 4H·S, one per gate row and column set)"
     key, fraction = max(((k, plan.check.used[k] / plan.check.limit[k]) for k in plan.check.used

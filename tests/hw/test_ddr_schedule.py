@@ -152,8 +152,39 @@ def test_demand_is_what_the_walk_counts_and_both_bounds_hold():
         ideal, nbytes = demand(config, T, residency=residency, batch=B, port=port)
         assert (got.ideal_cycles, got.ddr_bytes) == (pytest.approx(ideal), nbytes)
         assert got.bound_cycles == pytest.approx(nbytes * port.interval / port.beat_bytes)
-        assert got.compute_cycles >= max(got.ideal_cycles, got.bound_cycles)
-        assert 0 <= got.bandwidth_fraction <= 1 and 0 < got.utilization <= 1
+        assert got.compute_cycles >= got.phase_bound_cycles >= max(got.ideal_cycles, got.bound_cycles)
+        assert 0 <= got.bandwidth_fraction <= got.phase_fraction <= 1 and 0 < got.utilization <= 1
+
+
+def test_phase_bound_is_each_phase_at_its_own_limit():
+    """The phases' bound sums, per layer, the input pass and the recurrence each at the larger of
+    its MAC cycles and its reads (less the two groups the double buffer may hold before the phase
+    starts) — reckoned here from the shape and the byte counts of :func:`demand`."""
+    rng = np.random.default_rng()
+    for _ in range(40):
+        config = _draw_config(rng)
+        T, B, residency, port = int(rng.integers(1, 25)), int(rng.integers(1, 5)), str(rng.choice(DDR)), _draw_port(rng)
+        x_only = {r: demand(config, T, residency=r, batch=B, port=port)[1] for r in ("wx", "all")}
+        G, H, rate = config.groups, config.hidden_size, port.bytes_per_cycle
+        x_bytes = [0] * config.num_layers
+        for layer in range(config.num_layers):
+            x_bytes[layer] = G * config.x_columns(layer) * -(-config.lanes * config.weight_bits // port.data_width) \
+                * port.data_width // 8
+        assert sum(x_bytes) == x_only["wx"]
+        h_total = (x_only["all"] - x_only["wx"]) // config.num_layers      # the same W_h bytes every layer
+        expected = 0.0
+        for layer in range(config.num_layers):
+            x_macs = B * T * 4 * H * (config.on_chip_input_columns(layer) - H) / config.lanes
+            h_macs = B * T * 4 * H * H / config.lanes
+            group_x, group_h = x_bytes[layer] / G, h_total / (T * G)
+            if residency == "stream":
+                expected += max(x_macs + h_macs, max(0, T * G - 2) * (group_x + group_h) / rate)
+                continue
+            if x_bytes[layer]:
+                expected += max(x_macs, max(0, G - 2) * group_x / rate)
+            expected += max(h_macs, max(0, T * G - 2) * group_h / rate if residency == "all" else 0.0)
+        got = estimate_ddr(config, T, residency=residency, batch=B, port=port)
+        assert got.phase_bound_cycles == pytest.approx(max(expected, got.bound_cycles, got.ideal_cycles))
 
 
 def test_ddr_bytes_per_batch_follow_the_residency():
