@@ -44,7 +44,7 @@ def register_plan(subparsers) -> None:
     p.add_argument("--residency", choices=("auto", "rtl", "chip", "wx", "all", "stream"), default="auto",
                    help="where the weights live: chip, wx (W_x in DDR, input pass over all steps), all (W_x and "
                         "W_h in DDR), stream (every row from DDR each step); default auto: on chip when they "
-                        "fit, else the fastest DDR residency; rtl: the same among what the RTL builds (today "
+                        "fit, else the DDR residency --rank prefers; rtl: the same among what the RTL builds (today "
                         "every residency)")
     # lstmfpga.hw.plan.RANKS, not imported here: that module loads Amaranth
     p.add_argument("--rank", choices=("latency", "throughput"), default="latency",
