@@ -332,6 +332,6 @@ def estimate_ddr(config, timesteps: int, *, residency: str, batch: int = 1,
     out_beats = B * stream_format.output_beats(config, T)
     run = ((0 if config.mode == "full" else in_beats) + total + latency.OUTPUT_FILL + out_beats + latency.RUN_CONTROL
            + latency.STREAM_PORTS)
-    bound = ddr_bytes / port.bytes_per_cycle if port is not None else 0.0
+    bound = ddr_bytes / rate
     return DdrEstimate(residency, B, T, int(total), int(run), ideal, ddr_bytes, bound,
                        max(phase_bound, bound, ideal))

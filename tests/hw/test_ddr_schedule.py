@@ -166,10 +166,7 @@ def test_phase_bound_is_each_phase_at_its_own_limit():
         T, B, residency, port = int(rng.integers(1, 25)), int(rng.integers(1, 5)), str(rng.choice(DDR)), _draw_port(rng)
         x_only = {r: demand(config, T, residency=r, batch=B, port=port)[1] for r in ("wx", "all")}
         G, H, rate = config.groups, config.hidden_size, port.bytes_per_cycle
-        x_bytes = [0] * config.num_layers
-        for layer in range(config.num_layers):
-            x_bytes[layer] = G * config.x_columns(layer) * -(-config.lanes * config.weight_bits // port.data_width) \
-                * port.data_width // 8
+        x_bytes = [G * config.x_columns(layer) * row_bytes(config, port) for layer in range(config.num_layers)]
         assert sum(x_bytes) == x_only["wx"]
         h_total = (x_only["all"] - x_only["wx"]) // config.num_layers      # the same W_h bytes every layer
         expected = 0.0
