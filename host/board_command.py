@@ -38,7 +38,7 @@ def add_backend(p, *, default: str) -> None:
     p.add_argument("--lanes", type=int, default=8, help="MAC lanes P of the simulated core (rtl backend)")
     p.add_argument("--macs-per-dsp", type=int, default=1,
                    help="gate rows sharing one DSP48E2 in the simulated core (rtl backend; default 1)")
-    p.add_argument("--column-sets", type=int, default=1, choices=(1, 2, 4, 8, 16),
+    p.add_argument("--column-sets", type=int, default=1, metavar="{1..16}",
                    help="column sets S of the simulated core (rtl backend; default 1)")
     p.add_argument("--tail-units", type=int, default=1, choices=(1, 2),
                    help="hidden units the simulated core's tail finishes a cycle (rtl backend; default 1)")

@@ -42,7 +42,7 @@ def add_packing_argument(parser) -> None:
                         help="the multiplier the packed rows are laid out for (default DSP48E2, UltraScale+; "
                              "DSP48E1 for the 7-series, whose 25-bit port a DSP48E2 packing overflows; what "
                              "`plan` picks for the board)")
-    parser.add_argument("--column-sets", type=int, default=1, choices=COLUMN_SETS,
+    parser.add_argument("--column-sets", type=int, default=1, metavar=f"{{{COLUMN_SETS[0]}..{COLUMN_SETS[-1]}}}",
                         help="column sets S: the lanes are S sets of P/S gate rows, set s taking every S-th "
                              "column from s, their sums added (default 1; in full mode at most stream width / 8)")
     parser.add_argument("--tail-units", type=int, default=1, choices=TAIL_UNITS,

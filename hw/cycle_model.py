@@ -182,6 +182,7 @@ def estimate(config, timesteps: int, arrivals: tuple | None = None) -> CycleEsti
     start, shadow_free = 0, 0
     previous_layer = None     # h offsets of the layer below, per step
     steps = []
+    step_ends = []            # the last layer's steps: the cycle of each one's last column
     ideal = 0.0
     for layer in range(config.num_layers):
         K = config.on_chip_input_columns(layer)
@@ -193,6 +194,8 @@ def estimate(config, timesteps: int, arrivals: tuple | None = None) -> CycleEsti
             h_ready = offsets[-1] if t > 0 else None
             lasts, ready = _step(config, layer, start, shadow_free, x_ready, h_ready)
             offsets.append(ready)
+            if layer == config.num_layers - 1:
+                step_ends.append(lasts[-1])
             start = lasts[-1] + 1
             shadow_free = lasts[-1] + engine_latency(config) + latency.SHADOW_LOAD + config.tail_cycles_per_group
         steps.append(start - step_start)
@@ -202,13 +205,41 @@ def estimate(config, timesteps: int, arrivals: tuple | None = None) -> CycleEsti
     total = (start - 1) + _round_trip(config) + last_unit + RUN_OVERHEAD
     in_beats = stream_format.input_beats(config, T)
     out_beats = stream_format.output_beats(config, T)
+    if config.early_output:
+        # the input's last beat (full mode; split mode starts after it)
+        input_in = (in_beats if arrivals is None else arrivals[-1] - arrivals[0] + 1) if overlap else 0
+        last_issue = _early_output_issue(config, T, step_ends, last_unit, input_in, total)
+    else:
+        last_issue = total + out_beats
     # the input packet before the computation (split mode; full mode overlaps it), the output
     # packet: the sender's read pipeline fills, then a beat per cycle
-    run = ((0 if overlap else in_beats) + total + latency.OUTPUT_FILL + out_beats + latency.RUN_CONTROL
+    run = ((0 if overlap else in_beats) + last_issue + latency.OUTPUT_FILL + latency.RUN_CONTROL
            + latency.STREAM_PORTS)
     return CycleEstimate(timesteps=T, compute_cycles=int(total), ideal_cycles=ideal,
                          step_cycles=tuple(steps), input_beats=in_beats, output_beats=out_beats,
                          run_cycles=int(run))
+
+
+def _early_output_issue(config, T: int, step_ends, last_unit: int, input_in: int, total: int) -> int:
+    """The cycle the output sender issues its last beat, with ``early_output``: a step's words from
+    the second cycle after the h code of its last unit (the packer's write, then the written count),
+    once the input packet is in (``input_in``), a word a cycle; the logits (or, without a
+    classifier, the last word) from the cycle after the computation's end, as without it."""
+    from lstmfpga.foundation.hw import stream_format
+
+    words = stream_format.output_step_beats(config)
+    h_code = _round_trip(config) - latency.UNIT_COUNT + last_unit
+    done = total + 1
+    issue = None
+    for t in range(T):
+        ready = max(step_ends[t] + h_code + latency.OUTPUT_WRITE, input_in)
+        for w in range(words):
+            if config.num_classes == 0 and t == T - 1 and w == words - 1:
+                ready = max(ready, done)
+            issue = ready if issue is None else max(issue + 1, ready)
+    for _ in range(stream_format.output_logit_beats(config) if config.num_classes else 0):
+        issue = max(issue + 1, done)
+    return issue
 
 
 def for_run(config, run: dict) -> CycleEstimate:

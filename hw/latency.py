@@ -79,11 +79,11 @@ def mac(macs_per_dsp: int) -> int:
 
 
 def set_sum(column_sets: int) -> int:
-    """The adder tree over the column sets' partial sums: a registered level per halving (none
-    for one set)."""
-    if column_sets not in (1, 2, 4, 8, 16):
-        raise ValueError(f"column_sets must be 1, 2, 4, 8 or 16, not {column_sets!r}")
-    return column_sets.bit_length() - 1
+    """The adder tree over the column sets' partial sums: a registered level per halving, an odd
+    one out registered beside the pairs (none for one set)."""
+    if not isinstance(column_sets, int) or isinstance(column_sets, bool) or not 1 <= column_sets <= 16:
+        raise ValueError(f"column_sets must be an integer in [1, 16], not {column_sets!r}")
+    return (column_sets - 1).bit_length()
 
 
 def engine(macs_per_dsp: int, column_sets: int = 1) -> int:
@@ -102,6 +102,9 @@ def round_trip(macs_per_dsp: int, column_sets: int = 1) -> int:
 #: its registered data, the masked word (or logit beat), the FIFO write.  Then a beat per cycle on a
 #: stall-free stream.
 OUTPUT_FILL = MEMORY_READ + MEMORY_OUTPUT + 2
+#: Output sender with weights on chip, a step's last h code to the first cycle its words may be
+#: read: the packer's registered write, then the count of written words (a register).
+OUTPUT_WRITE = 2
 #: A register slice on a stream port (:mod:`~lstmfpga.hw.rtl.stream_register`): a beat leaves it
 #: the cycle after it was taken.
 STREAM_REGISTER = 1

@@ -203,9 +203,10 @@ def memories_at(config) -> tuple[MemorySpec, ...]:
         return tuple(one[:index]) + tuple(copies) + tuple(one[index:])
     if S > 1:
         # the core of one column set at the same P, with the memories the sets change resized: the
-        # weight memory's rows (groups of P/S rows, ceil(K/S) columns) and the h buffers (words of S
-        # codes written a byte at a time)
+        # weight memory's rows (groups of P/S rows, ceil(K/S) columns), the h buffers (words of S
+        # codes written a byte at a time) and the input buffer (a word holds whole columns of S)
         from lstmfpga.hw.rtl.mac_engine import h_buffer_depth
+        from lstmfpga.hw.rtl.payloads import input_buffer_depth
 
         resized = []
         for m in memories_at(dataclasses.replace(config, column_sets=1)):
@@ -215,6 +216,8 @@ def memories_at(config) -> tuple[MemorySpec, ...]:
                 m = dataclasses.replace(m, depth=depth, width=width)
             elif leaf.startswith("h_buf"):
                 m = dataclasses.replace(m, depth=max(2, h_buffer_depth(config)), width=8 * S, granularity=8)
+            elif leaf == "input_buf":
+                m = dataclasses.replace(m, depth=max(2, input_buffer_depth(config)))
             resized.append(m)
         return tuple(resized)
     at4 = accelerator_memories(dataclasses.replace(config, lanes=4))

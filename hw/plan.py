@@ -435,27 +435,36 @@ def column_set_choices(template, mode: str) -> tuple[int, ...]:
     """The column sets a core of ``template``'s stream width (and tail units) can have in ``mode``."""
     return tuple(S for S in COLUMN_SETS
                  if lane_step(S, template.tail_units) <= MAX_LANES
-                 and (mode == "split" or S <= template.stream_width // 8) and (template.tail_units == 1 or S > 1))
+                 and (mode == "split" or S <= template.stream_width // 8) and (template.tail_units == 1 or S % 2 == 0))
 
 
-def _sets_to_size(template, mode: str, column_sets, board: Board, timesteps: int) -> list[int]:
-    """Column sets worth a logic fit, best first: the fewest sets within :data:`CYCLE_TOLERANCE`
-    of the fastest fit on memory and multipliers alone (the cycle model ranks them without
-    synthesis; one multiplier per DSP at most), then one set."""
+#: Column-set counts a chip plan fits logic for at most (each fit is two Yosys runs the first time).
+MAX_SET_FITS = 4
+
+
+def _set_bounds(template, mode: str, column_sets, board: Board, timesteps: int, dsp_reserve: int = 0) -> dict:
+    """Per column-set count S (every one the stream allows, or ``column_sets``): the compute
+    cycles of its fastest lane count on memory and multipliers alone, one multiplier per DSP of
+    those ``dsp_reserve`` leaves (the cycle model ranks them without synthesis).  No logic fit of
+    S runs faster."""
     from lstmfpga.hw.cycle_model import estimate as cycle_estimate
 
     choices = column_set_choices(template, mode) if column_sets == "auto" else (column_sets,)
-    cycles = {}
+    bounds = {}
     for S in choices:
-        base = _with_sets(template, mode, S)
-        check = _fastest_fit(base, None, board, timesteps, max_multipliers=board.dsp)
+        check = _fastest_fit(_with_sets(template, mode, S), None, board, timesteps,
+                             max_multipliers=board.dsp - dsp_reserve)
         if check is not None:
-            cycles[S] = cycle_estimate(check.config, timesteps).compute_cycles
-    if not cycles:
-        return []
-    best = min(cycles.values())
-    first = min(S for S, c in cycles.items() if c <= best * (1 + CYCLE_TOLERANCE))
-    return [first] + ([1] if first != 1 and 1 in cycles else [])
+            bounds[S] = cycle_estimate(check.config, timesteps).compute_cycles
+    return bounds
+
+
+def _sets_in_order(bounds: dict) -> list[int]:
+    """Column-set counts by their bounds: the fewest sets within :data:`CYCLE_TOLERANCE` of the
+    fastest first, then the rest fastest first (ties: fewer sets)."""
+    best = min(bounds.values())
+    first = min(S for S, c in bounds.items() if c <= best * (1 + CYCLE_TOLERANCE))
+    return [first] + sorted((S for S in bounds if S != first), key=lambda S: (bounds[S], S))
 
 
 def sample_lanes_for(sample_lanes: Sequence[int], column_sets: int, tail_units: int = 1) -> tuple[int, ...]:
@@ -494,8 +503,10 @@ def make_plan(template, board: Board, *, clock_mhz: float | None = None, mode: s
         (:func:`packed_macs_per_dsp`), so that a DSP-bound board gets that many times the lanes.
     column_sets :
         Column sets S of the core; ``"auto"`` (default): the cycle model ranks every S the stream
-        allows on memory and multipliers alone, and the fewest sets within 1 % of the fastest (and
-        one set, when that is not it) get the logic fit; the faster fitting one wins.
+        allows on memory and multipliers alone (the fewest sets within 1 % of the fastest first),
+        and they get the logic fit in that order, ranked again with the fitted constant DSPs
+        reserved, until no bound left can beat the fastest fit by more than 1 % (at most
+        :data:`MAX_SET_FITS` fits).
     tail_units :
         Hidden units the tail finishes a cycle (1 or 2; two need S ≥ 2 and bind split-mode
         steps less, at the cost of a second tail's DSPs and memories).
@@ -620,13 +631,23 @@ def _chip_plan(template, board: Board, *, clock_mhz, mode, timesteps, macs_per_d
     found_config: dict[str, object] = {}
     failures: dict[str, Check] = {}
     for m in modes:
-        sets = _sets_to_size(template, m, column_sets, board, timesteps)
-        if not sets:
+        bounds = _set_bounds(template, m, column_sets, board, timesteps)
+        if not bounds:
             # no lane count fits even on memory alone: no need to synthesize anything
             S = column_set_choices(template, m)[0] if column_sets == "auto" else column_sets
             failures[m] = _check(_with_sets(template, m, S), None, board)
             continue
-        for S in sets:
+        # Fit the column-set counts best bound first, until the next bound cannot beat the best
+        # fit by more than the tolerance.  A fit's constant DSPs (the tail's multipliers) are
+        # every count's, so the bounds are taken again with them reserved.
+        tried, reserve = [], 0
+        while len(tried) < MAX_SET_FITS:
+            order = [S for S in _sets_in_order(bounds) if S not in tried] if bounds else []
+            if not order or (m in found and bounds[order[0]] * (1 + CYCLE_TOLERANCE)
+                             >= cycle_estimate(found_config[m], timesteps).compute_cycles):
+                break
+            S = order[0]
+            tried.append(S)
             base = _with_sets(template, m, S)
             fit = fit_logic(base, family=board.family, sample_lanes=sample_lanes_for(sample_lanes, S, base.tail_units),
                             cache_dir=cache_dir, progress=progress)
@@ -635,8 +656,12 @@ def _chip_plan(template, board: Board, *, clock_mhz, mode, timesteps, macs_per_d
                 config = found_check.config
                 if m not in found or _faster(config, found_config[m], timesteps):
                     found[m], found_config[m] = found_check, config
-            if m not in found and S == sets[-1]:
+            if m not in found:
                 failures[m] = _check(base, fit, board)
+            fixed = max(0, math.ceil(fit.coefficients["dsp"][0]))
+            if fixed > reserve:
+                reserve = fixed
+                bounds = _set_bounds(template, m, column_sets, board, timesteps, dsp_reserve=reserve)
         if found:
             break
 

@@ -33,7 +33,7 @@ def register_plan(subparsers) -> None:
                    help="gate rows packed into one DSP (default auto: the most the weight and activation "
                         "widths allow on the board's DSPs)")
     p.add_argument("--column-sets", default="auto", metavar="S|auto",
-                   help="column sets of the core (1, 2, 4, 8, 16; default auto: the cycle model picks among "
+                   help="column sets of the core (1 to 16; default auto: the cycle model picks among "
                         "those the stream width allows)")
     p.add_argument("--tail-units", type=int, choices=(1, 2), default=1,
                    help="hidden units the tail finishes a cycle (default 1; 2 halves a step's tail time, "

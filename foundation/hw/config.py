@@ -18,8 +18,10 @@ from lstmfpga.foundation.validation import check_in_range
 MODES = ("full", "split")
 #: AXI-Stream TDATA widths the core is built for (Zynq-7000 HP ports are 64-bit, UltraScale+ 128-bit).
 STREAM_WIDTHS = (32, 64, 128)
-#: Column sets a core can be built with (powers of two: a unit's h-buffer word and byte are bit fields).
-COLUMN_SETS = (1, 2, 4, 8, 16)
+#: Column sets a core can be built with.  Other than a power of two, a full-mode input word holds
+#: ``bytes_per_word // S`` columns and pads the rest (:func:`~lstmfpga.foundation.hw.stream_format.columns_per_word`),
+#: and the tail divides a unit's index by S for its h-buffer word and byte.
+COLUMN_SETS = tuple(range(1, 17))
 #: Hidden units the tail finishes per cycle.
 TAIL_UNITS = (1, 2)
 #: Read ports of the weight memory.
@@ -161,8 +163,8 @@ class AcceleratorConfig:
                 raise ConfigError(
                     f"macs_per_dsp must be in [1, {most}] for {self.weight_bits}-bit weights and {self.io_bits}-bit"
                     f" activations (a {self.packing_dsp}), not {self.macs_per_dsp!r}")
-        if self.column_sets not in COLUMN_SETS:
-            raise ConfigError(f"column_sets must be one of {COLUMN_SETS}, not {self.column_sets!r}")
+        if isinstance(self.column_sets, bool) or self.column_sets not in COLUMN_SETS:
+            raise ConfigError(f"column_sets must be an integer in [1, {COLUMN_SETS[-1]}], not {self.column_sets!r}")
         if self.lanes % (4 * self.column_sets):
             raise ConfigError(f"lanes must be a multiple of 4 x column_sets = {4 * self.column_sets} (each set"
                               f" holds whole hidden units), not {self.lanes!r}")
@@ -186,6 +188,9 @@ class AcceleratorConfig:
         if self.tail_units > 1 and self.column_sets < 2:
             raise ConfigError(f"tail_units {self.tail_units} needs column_sets of at least 2 (the units"
                               f" finished together share an h-buffer word), not {self.column_sets!r}")
+        if self.tail_units > 1 and self.column_sets % 2:
+            raise ConfigError(f"tail_units {self.tail_units} needs an even column_sets (a pair of units shares an"
+                              f" h-buffer word), not {self.column_sets!r}")
         if self.tail_units > 1 and self.lanes % (8 * self.column_sets):
             raise ConfigError(f"tail_units {self.tail_units} needs lanes a multiple of 8 x column_sets ="
                               f" {8 * self.column_sets} (an even number of units a group), not {self.lanes!r}")
@@ -273,6 +278,14 @@ class AcceleratorConfig:
     def ddr_weights(self) -> bool:
         """Whether the weight rows live in DDR (``weight_residency`` other than ``chip``)."""
         return self.weight_residency != "chip"
+
+    @property
+    def early_output(self) -> bool:
+        """Whether the output packet's h words stream out while later steps compute (weights on
+        chip: once a run's input packet is in, nothing but a soft reset can end it before its
+        output, so a packet begun early is always finished).  With weights in DDR a fetch fault may
+        end a run at any step, and the packet starts when the computation has finished."""
+        return not self.ddr_weights
 
     @property
     def weight_memory_rows(self) -> int:

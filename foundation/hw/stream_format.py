@@ -5,8 +5,11 @@ lanes form one beat, lane 0 in TDATA[31:0] (little-endian: the bytes of
 ``words.astype('<u4').tobytes()`` are the DMA buffer).  TLAST is set on the final beat of every
 packet.  Packets:
 
-* **input, full mode** — for each timestep t, the ``input_size`` io codes as int8 bytes, padded
-  with zeros to a whole beat (``input_beats_per_step`` beats per step); T·that beats.
+* **input, full mode** — for each timestep t, the ``input_size`` io codes as int8 bytes in
+  columns of S = ``column_sets`` bytes, ``columns_per_word`` columns a beat from its byte 0 (the
+  rest of a beat zero when S does not divide its bytes), the last column and beat padded with
+  zeros (``input_beats_per_step`` beats per step); T·that beats.  Where S divides the beat's bytes
+  (a power of two) that is the codes back to back, padded to a whole beat.
 * **input, split mode** — for each timestep t, hidden unit j, gate g (i, f, g, o): the layer-0
   pre-activation Σ_k w_x[0][g, j, k]·x[t, k] as int32; 4·H lanes per step padded to a whole beat.
 * **output** — for each timestep t the last layer's ``hidden_size`` h codes as int8 bytes, padded
@@ -34,11 +37,25 @@ def lanes_per_beat(config) -> int:
     return config.stream_width // 32
 
 
+def columns_per_word(config) -> int:
+    """Full mode: the input columns (S = ``column_sets`` bytes each) one beat holds; a column never
+    straddles two beats."""
+    return config.bytes_per_word // config.column_sets
+
+
 def input_beats_per_step(config) -> int:
     """Beats one timestep occupies in the input packet."""
     if config.mode == "split":
         return _ceil_div(4 * config.hidden_size, lanes_per_beat(config))
-    return _ceil_div(config.input_size, config.bytes_per_word)
+    return _ceil_div(_ceil_div(config.input_size, config.column_sets), columns_per_word(config))
+
+
+def _input_byte_index(config) -> np.ndarray:
+    """Full mode: the byte of a step's beats that holds each of the ``input_size`` codes."""
+    S, c = config.column_sets, columns_per_word(config)
+    k = np.arange(config.input_size)
+    column = k // S
+    return (column // c) * config.bytes_per_word + (column % c) * S + k % S
 
 
 def output_step_beats(config) -> int:
@@ -91,7 +108,7 @@ def _pack_steps(config, x: np.ndarray) -> np.ndarray:
         raise InputError(f"x codes must lie in [{lo}, {hi}] (io_bits={config.io_bits})")
     step_bytes = input_beats_per_step(config) * config.bytes_per_word
     buf = np.zeros((x.shape[0], step_bytes), dtype=np.uint8)
-    buf[:, : config.input_size] = x.astype(np.int8).view(np.uint8)
+    buf[:, _input_byte_index(config)] = x.astype(np.int8).view(np.uint8)
     return _bytes_to_lanes(buf.reshape(-1))
 
 
@@ -99,7 +116,7 @@ def unpack_input(config, lanes: np.ndarray, timesteps: int) -> np.ndarray:
     """Inverse of :func:`pack_input`: int64 ``[T, input_size]``."""
     step_bytes = input_beats_per_step(config) * config.bytes_per_word
     data = np.asarray(lanes, dtype="<u4").astype("<u4").view(np.uint8).reshape(timesteps, step_bytes)
-    return data[:, : config.input_size].view(np.int8).astype(np.int64)
+    return data[:, _input_byte_index(config)].view(np.int8).astype(np.int64)
 
 
 def pack_preactivations(config, pre: np.ndarray) -> np.ndarray:

@@ -103,9 +103,13 @@ def hash_words(sha256_hex: str) -> list[int]:
 
 
 def lanes_word(config) -> int:
-    """Header word 5: lanes P, and log2 of the column sets in bits 16–19 (the layout of the weight
-    rows; 0 for one set, as in images made before column sets existed)."""
-    return config.lanes | (config.column_sets.bit_length() - 1) << 16
+    """Header word 5: lanes P, and the column sets S (the layout of the weight rows): log2 S in
+    bits 16–19 where S is a power of two (0 for one set, as in images made before column sets
+    existed), else S in bits 20–24."""
+    S = config.column_sets
+    if S & (S - 1) == 0:
+        return config.lanes | (S.bit_length() - 1) << 16
+    return config.lanes | S << 20
 
 
 def header(config, sha256_hex: str) -> list[int]:

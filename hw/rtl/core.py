@@ -169,6 +169,7 @@ class LstmCore(wiring.Component):
                sender.h_valid2.eq(tails[1].h_valid & (tail.h_layer == cfg.num_layers - 1))] if TU > 1 else []),
             sender.start.eq(control.output_start), sender.abort.eq(control.output_abort),
             sender.steps.eq(control.steps), sender.logits.eq(self._logits(m, tails)),
+            *([sender.input_in.eq(control.input_in)] if cfg.early_output else []),
             control.output_finished.eq(self.o_stream.valid & self.o_stream.ready & self.o_stream.payload.last),
             control.out_valid.eq(self.o_stream.valid), control.out_ready.eq(self.o_stream.ready),
         ]

@@ -145,6 +145,11 @@ class MacEngine(wiring.Component):
                 m.d.sync += total.eq(Cat(*[(a.word_select(r, sw).as_signed() + b.word_select(r, sw).as_signed())[:sw]
                                            for r in range(R)]))
                 pairs.append(total)
+            if len(level) % 2:
+                # the odd one out waits a level beside the pairs' sums
+                alone = Signal(R * sw, name=f"set_sum{depth}_{len(pairs)}")
+                m.d.sync += alone.eq(level[-1])
+                pairs.append(alone)
             later = Signal(name=f"set_sum{depth}_done")
             m.d.sync += later.eq(done & ~flush)
             level, done = pairs, later

@@ -1,5 +1,6 @@
 """The output sender: the last layer's h codes packed into beat-wide words as the tail produces
-them, then sent one beat per cycle with the logits after them, as one packet."""
+them and sent one beat per cycle — with weights on chip as soon as each step's words are written —
+with the logits after them, as one packet."""
 
 from __future__ import annotations
 
@@ -30,7 +31,11 @@ class OutputSender(wiring.Component):
     never straddles a word).  With a batch (``config.max_batch`` > 1) sequence b's steps fill the
     words from b·T·``output_step_beats`` on (``h_sequence``).  ``start`` (compute finished) begins
     the packet: for each sequence its words, then its logits (``num_classes`` > 0), ``stream_width
-    // 32`` per beat (zero padding past C).  One buffer read per cycle through a registered read
+    // 32`` per beat (zero padding past C).  With ``config.early_output`` (weights on chip) the
+    packet begins with ``clear`` instead: once ``input_in`` (the run's input packet is in, so no
+    input fault can end the run) a word is sent as soon as its step's last unit is in the buffer,
+    while later steps compute; the logits, and without a classifier the packet's last word, wait
+    for ``start``.  One buffer read per cycle through a registered read
     and its registered data, the bytes past H of a step's last word masked to zero, into a small
     FIFO that drives ``o_stream``, so the first beat is valid
     :data:`~lstmfpga.hw.latency.OUTPUT_FILL` cycles after the first issue and a stall-free stream
@@ -51,6 +56,7 @@ class OutputSender(wiring.Component):
             **({"h_sequence": In(range(config.max_batch)), "batch": In(range(config.max_batch + 1))}
                if config.max_batch > 1 else {}),
             "start": In(1), "abort": In(1), "steps": In(5),
+            **({"input_in": In(1)} if config.early_output else {}),
             "logits": In(unsigned(32 * max(config.num_classes, 1) * config.max_batch)),
             "o_stream": Out(stream.Signature(beat_layout(config.stream_width))),
             "finished": Out(1),
@@ -69,6 +75,8 @@ class OutputSender(wiring.Component):
         m.submodules.word_buf = word_buf = ram(shape=unsigned(cfg.stream_width), depth=words)
         write = word_buf.write_port(granularity=8)
         read = word_buf.read_port()
+        early = cfg.early_output
+        assert not (early and cfg.max_batch > 1), "a batch needs weights in DDR"
 
         # -- packer: the word of each sequence's current step, the unit's word and byte in it -------
         step_word = [Signal(range(words + 1), name=f"step_word{b}") for b in range(B_max)]
@@ -93,6 +101,16 @@ class OutputSender(wiring.Component):
             for b, word in enumerate(step_word):
                 with m.If(sequence == b):
                     m.d.sync += word.eq(word + osb)
+        # the words of the finished steps, a cycle behind the count: a step's last write (a register
+        # after its h_valid) is in the buffer by the time a read may see it
+        written = Signal(range(words + 1))
+        m.d.sync += written.eq(Mux(self.clear, 0, step_word[0]))
+        # the run's compute has finished: every word is written, the logits are final
+        computed = Signal()
+        with m.If(self.start):
+            m.d.sync += computed.eq(1)
+        with m.Elif(self.clear | self.abort):
+            m.d.sync += computed.eq(0)
 
         # -- send: issue → registered read → FIFO → o_stream ----------------------------------------
         m.submodules.fifo = out_fifo = ResetInserter(self.abort)(
@@ -134,19 +152,29 @@ class OutputSender(wiring.Component):
             logit_beat = Array(Array(Cat(*seq_lanes[lanes * n:lanes * (n + 1)]) for n in range(logit_beats))
                                for seq_lanes in logit_lanes)
 
+        room = Signal()
+        m.d.comb += room.eq(in_flight < FIFO_DEPTH)
+        begin = [t.eq(0), w.eq(0), logit.eq(0), raddr.eq(0), last_t.eq(self.steps - 1), seq.eq(0),
+                 seq_last.eq(batch == 1)]
         with m.FSM() as fsm:
             with m.State("IDLE"):
-                with m.If(self.start):
-                    m.d.sync += [t.eq(0), w.eq(0), logit.eq(0), raddr.eq(0), last_t.eq(self.steps - 1),
-                                 seq.eq(0), seq_last.eq(batch == 1)]
-                    m.next = "WORDS"
+                if not early:
+                    with m.If(self.start):
+                        m.d.sync += begin
+                        m.next = "WORDS"
 
             def next_sequence():
                 m.d.sync += [seq.eq(seq + 1), seq_last.eq(seq + 2 == batch), t.eq(0), w.eq(0), logit.eq(0)]
 
             with m.State("WORDS"):
-                m.d.comb += issue.eq(in_flight < FIFO_DEPTH)
                 last_word = (t == last_t) & (w == osb - 1)
+                if early:
+                    # the packet's last beat (a classifier's logits or this word) waits for the
+                    # run's end, so the run controller sees it in OUTPUT
+                    word_ready = computed | (self.input_in & (raddr < written) & (~last_word if C == 0 else 1))
+                    m.d.comb += issue.eq(room & word_ready)
+                else:
+                    m.d.comb += issue.eq(room)
                 with m.If(issue):
                     m.d.sync += [raddr.eq(raddr + 1), w.eq(Mux(w == osb - 1, 0, w + 1)),
                                  mask1.eq(Mux(w == osb - 1, keep, ~Const(0, cfg.stream_width))), logit_word1.eq(0),
@@ -163,7 +191,7 @@ class OutputSender(wiring.Component):
 
             if C:
                 with m.State("LOGITS"):
-                    m.d.comb += issue.eq(in_flight < FIFO_DEPTH)
+                    m.d.comb += issue.eq(room & computed)
                     with m.If(issue):
                         m.d.sync += [logit.eq(logit + 1), mask1.eq(0), logit_word1.eq(logit_beat[seq][logit]),
                                      last1.eq((logit == logit_beats - 1) & seq_last)]
@@ -173,6 +201,11 @@ class OutputSender(wiring.Component):
                             with m.If(seq_last):
                                 m.next = "IDLE"
 
+        if early:
+            # a run's packet begins with its clear, in any state: a run that ended on an input fault
+            # left the sender waiting for words that never came
+            with m.If(self.clear):
+                m.d.sync += [*begin, fsm.state.eq(fsm.encoding["WORDS"])]
         with m.If(self.abort):
             m.d.sync += [fsm.state.eq(fsm.encoding["IDLE"]), v1.eq(0), v2.eq(0), v3.eq(0)]
         return m

@@ -41,6 +41,8 @@ class RunControl(wiring.Component):
 
     ``accepting`` is high in the states that read ``i_stream`` (a load, a run's input packet, a
     drain): the core's input port slice takes beats only then and drops what it holds after.
+    ``input_in`` is high from a run's last input beat to its end (no input fault can end it then):
+    with weights on chip the output sender sends the words of finished steps from then on.
 
     ``start`` runs ``timesteps`` steps as they were the cycle before (TIMESTEPS is a register the
     host writes long before START; its range check is a flip-flop, off the START decision's path):
@@ -78,7 +80,7 @@ class RunControl(wiring.Component):
             # a batch's sequences: BATCH in, the run's B out
             **({"run_batch": In(32), "batch": Out(range(config.max_batch + 1))} if config.max_batch > 1 else {}),
             # output sender (and its stream, observed)
-            "output_start": Out(1), "output_abort": Out(1), "output_finished": In(1),
+            "output_start": Out(1), "output_abort": Out(1), "output_finished": In(1), "input_in": Out(1),
             "out_valid": In(1), "out_ready": In(1),
         })
 
@@ -175,10 +177,14 @@ class RunControl(wiring.Component):
         # registers' enable
         accepting = Signal()
         m.d.comb += self.accepting.eq(accepting)
+        # and input_in the same way
+        input_in = Signal()
+        m.d.comb += self.input_in.eq(input_in)
 
         def goto(state):
             m.next = state
-            m.d.sync += [accepting.eq(state in ("LOAD", "RECV", "DRAIN")), loading.eq(state == "LOAD")]
+            m.d.sync += [accepting.eq(state in ("LOAD", "RECV", "DRAIN")), loading.eq(state == "LOAD"),
+                         input_in.eq(state in ("COMPUTE_START", "COMPUTE", "FINISH", "OUTPUT"))]
 
         def fail(bits, *also):
             """Latch error ``bits`` and end the command."""
@@ -304,7 +310,8 @@ class RunControl(wiring.Component):
         # soft reset from any state
         with m.If(self.soft_reset):
             m.d.comb += abort.eq(1)
-            m.d.sync += [run_counting.eq(0), fsm.state.eq(fsm.encoding["IDLE"]), loading.eq(0), accepting.eq(0)]
+            m.d.sync += [run_counting.eq(0), fsm.state.eq(fsm.encoding["IDLE"]), loading.eq(0), accepting.eq(0),
+                         input_in.eq(0)]
             with m.If(fsm.ongoing("LOAD")):
                 m.d.sync += weights_valid.eq(0)
         with m.If((self.start | self.load_weights) & ~fsm.ongoing("IDLE") & ~self.soft_reset):

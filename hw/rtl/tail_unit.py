@@ -49,6 +49,19 @@ def preactivation_port_shapes(config) -> dict[str, int]:
             "pre_data": config.stream_width}
 
 
+def _divide_by_constant(m, early, late, divisor: int, bits: int):
+    """Registered ``late`` div and mod ``divisor`` (an unsigned ``bits``-bit value that is
+    ``early`` a cycle before): the quotient ``early``·ceil(2^n / d) >> n, n = bits + ceil(log2 d),
+    exact for every ``bits``-bit value (checked here), a cycle later the remainder from it."""
+    n = bits + (divisor - 1).bit_length()
+    reciprocal = -(-(1 << n) // divisor)
+    assert all(u * reciprocal >> n == u // divisor for u in range(1 << bits))
+    quotient, word = Signal(bits, name="h_word_early"), Signal(bits, name="h_word")
+    lane = Signal(range(divisor), name="h_lane_value")
+    m.d.sync += [quotient.eq((early * reciprocal) >> n), word.eq(quotient), lane.eq(late - quotient * divisor)]
+    return word, lane
+
+
 class TailUnit(wiring.Component):
     """Turns the four gate accumulators of one hidden unit into its new c and h codes.
 
@@ -88,7 +101,7 @@ class TailUnit(wiring.Component):
             **{name: In(shape) for name, shape in preactivation_port_shapes(c).items()},
             "cls_start": In(1), "flush": In(1),
             "h_valid": Out(1), "h_layer": Out(2), "h_addr": Out(self.seq_bits),
-            "h_lane": Out(max(1, c.column_sets.bit_length() - 1)),
+            "h_lane": Out(max(1, (c.column_sets - 1).bit_length())),
             "h_code": Out(signed(c.io_bits)), "h_unit": Out(self.unit_bits),
             **({"h_sequence": Out(batch["sequence"])} if batch else {}),
             "logits": Out(unsigned(32 * C * c.max_batch)),
@@ -297,10 +310,17 @@ class TailUnit(wiring.Component):
         m.d.comb += [self.h_valid.eq(valid[out]), self.h_layer.eq(layer[out]),
                      self.h_code.eq(rq_h.result), self.h_unit.eq(unit[out]),
                      *([self.h_sequence.eq(sequence[out])] if batch else [])]
-        set_bits = c.column_sets.bit_length() - 1
-        m.d.comb += self.h_addr.eq(base[out] + (unit[out] >> set_bits))
-        if set_bits:
-            m.d.comb += self.h_lane.eq(unit[out][:set_bits])
+        sets = c.column_sets
+        if sets & (sets - 1) == 0:
+            set_bits = sets.bit_length() - 1
+            m.d.comb += self.h_addr.eq(base[out] + (unit[out] >> set_bits))
+            if set_bits:
+                m.d.comb += self.h_lane.eq(unit[out][:set_bits])
+        else:
+            # unit div S and mod S over the two stages before the h code: the quotient as the
+            # product with a rounded-up reciprocal (exact below 2^unit_bits), then the remainder
+            word, lane = _divide_by_constant(m, unit[out - 2], unit[out - 1], sets, self.unit_bits)
+            m.d.comb += [self.h_addr.eq(base[out] + word), self.h_lane.eq(lane)]
 
         # -- classifier: logits[k] += w[k, j] · h_j over the last step of the last layer --------
         C = c.num_classes

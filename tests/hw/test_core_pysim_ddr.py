@@ -34,9 +34,9 @@ def _drawn_core(rnd, seed, **fixed):
     mode = fixed.get("mode", rnd.choice(["full", "split"]))
     residency = fixed.get("residency", rnd.choice(["stream", "all", "wx"]) if mode == "full" else "stream")
     width = rnd.choice(STREAM_WIDTHS)
-    sets = rnd.choice([S for S in (1, 2, 4) if mode == "split" or S <= width // 8])
+    sets = rnd.choice([S for S in range(1, 6) if mode == "split" or S <= width // 8])
     lanes = 4 * sets * rnd.randint(1, 4)
-    tails = 2 if sets > 1 and lanes % (8 * sets) == 0 and rnd.random() < 0.5 else 1
+    tails = 2 if sets % 2 == 0 and lanes % (8 * sets) == 0 and rnd.random() < 0.5 else 1
     io_bits = AcceleratorConfig.widths_of(art)["io_bits"]
     config = AcceleratorConfig.from_artifact(
         art, lanes=lanes, mode=mode, max_timesteps=rnd.randint(2, 4), stream_width=width, column_sets=sets,

@@ -15,7 +15,7 @@ from lstmfpga.sim.golden.random_artifact import random_artifact
 def _draw(rng):
     while True:
         I, H, L = int(rng.integers(1, 40)), int(rng.integers(1, 20)), int(rng.integers(1, 4))
-        S = int(rng.choice([1, 2, 4]))
+        S = int(rng.integers(1, 6))
         art = random_artifact(input_size=I, hidden_size=H, num_layers=L, num_classes=int(rng.integers(0, 3)),
                               weight_bits=int(rng.integers(2, 9)), seed=int(rng.integers(2**31)))
         try:

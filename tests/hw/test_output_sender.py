@@ -25,16 +25,43 @@ def _draw(seed):
     return rnd, cfg
 
 
+def _script(cfg, rnd, h_mem, T, B):
+    """The inputs of one run, a dict per cycle from ``clear`` to ``start``: the h codes with random
+    gaps, the sequences interleaved at random, and (``early_output``) ``input_in`` from a drawn
+    cycle on; the steps the codes have finished by each cycle."""
+    H = cfg.hidden_size
+    cycles = [dict(clear=1)]
+    left = {b: [(i % H, int(code)) for i, code in enumerate(h_mem[b][:T * H])] for b in range(B)}
+    while left:
+        b = rnd.choice(sorted(left))
+        unit, code = left[b].pop(0)
+        if not left[b]:
+            del left[b]
+        while rnd.random() < 0.3:
+            cycles.append({})
+        cycles.append(dict(h_valid=1, h_code=code, h_unit=unit, h_sequence=b))
+    cycles += [{} for _ in range(rnd.choice([0, 0, 1, rnd.randint(2, 20)]))]
+    cycles.append(dict(start=1))
+    open_at = rnd.randint(1, len(cycles) - 1)
+    for cycle in cycles[open_at:]:
+        cycle["input_in"] = 1
+    return cycles
+
+
 def _send(cfg, h_mem, logits, steps, *, ready_ps, abort_at=None, seed=0):
-    """Packets the sender emits for ``steps`` ((T, B) each): before each, the run's h codes
-    (``h_mem[b]`` of sequence b, step after step) are packed in with random gaps, the sequences
-    interleaved at random, then the packet is sent with TREADY high with probability
-    ``ready_ps[n]`` per cycle; ``logits[b]`` are sequence b's.
-    ``abort_at`` = (packet, cycle) aborts one packet, which then yields None.  Each packet comes
-    with the cycles from ``start`` to its last beat (None unless the stream never stalls)."""
+    """Packets the sender emits for ``steps`` ((T, B) each), each run driven by :func:`_script`
+    while its beats are taken with TREADY high with probability ``ready_ps[n]`` per cycle;
+    ``logits[b]`` are sequence b's.  ``abort_at`` = (packet, cycle from its ``clear``) aborts one
+    packet, which then yields None.  Each packet is (beats, ``finished`` count, cycles from
+    ``start`` to the last beat or None where the stream stalled after ``start``); a beat is (data,
+    last, and what had come before the cycle it was taken: the words of finished steps,
+    ``input_in``, ``start``)."""
     dut = OutputSender(config=cfg)
     rnd = random.Random(seed)
     H, C = cfg.hidden_size, max(cfg.num_classes, 1)
+    osb = stream_format.output_step_beats(cfg)
+    ports = {name: getattr(dut, name) for name in ("clear", "h_valid", "h_code", "h_unit", "h_sequence", "start",
+                                                   "input_in", "abort") if hasattr(dut, name)}
     packets = []
 
     async def bench(ctx):
@@ -44,46 +71,37 @@ def _send(cfg, h_mem, logits, steps, *, ready_ps, abort_at=None, seed=0):
             ctx.set(dut.steps, T)
             if cfg.max_batch > 1:
                 ctx.set(dut.batch, B)
-            ctx.set(dut.clear, 1)
-            await ctx.tick()
-            ctx.set(dut.clear, 0)
-            left = {b: [(i % H, int(code)) for i, code in enumerate(h_mem[b][:T * H])] for b in range(B)}
-            while left:
-                b = rnd.choice(sorted(left))
-                unit, code = left[b].pop(0)
-                if not left[b]:
-                    del left[b]
-                while rnd.random() < 0.3:
-                    await ctx.tick()
-                ctx.set(dut.h_valid, 1)
-                ctx.set(dut.h_code, code)
-                ctx.set(dut.h_unit, unit)
-                if cfg.max_batch > 1:
-                    ctx.set(dut.h_sequence, b)
-                await ctx.tick()
-                ctx.set(dut.h_valid, 0)
-            ctx.set(dut.start, 1)
-            await ctx.tick()
-            ctx.set(dut.start, 0)
-            words, finished, aborted, stalled = [], 0, False, False
-            for cycle in range(20 * B * (T * H + C + 8)):
-                ready = rnd.random() < ready_p
-                stalled |= not ready
-                ctx.set(dut.o_stream.ready, ready)
+            script = _script(cfg, rnd, h_mem, T, B)
+            started = len(script) - 1
+            words, finished, stalled, done, seen_in = [], 0, False, 0, False
+            for cycle in range(started + 20 * B * (T * H + C + 8)):
+                inputs = script[cycle] if cycle < len(script) else {}
+                for name, port in ports.items():
+                    ctx.set(port, inputs.get(name, 0 if name != "input_in" or cycle < len(script) else 1))
                 if abort_at == (n, cycle):
                     ctx.set(dut.abort, 1)
-                    aborted = True
-                if ctx.get(dut.o_stream.valid) and ready and not aborted:
-                    words.append((ctx.get(dut.o_stream.payload.data), ctx.get(dut.o_stream.payload.last)))
-                finished += ctx.get(dut.finished) and not aborted
-                await ctx.tick()
-                if aborted:
+                    await ctx.tick()
                     ctx.set(dut.abort, 0)
+                    assert not ctx.get(dut.o_stream.valid)
+                    packets.append(None)
                     break
+                ready = rnd.random() < ready_p
+                stalled |= not ready and cycle >= started
+                ctx.set(dut.o_stream.ready, ready)
+                if ctx.get(dut.o_stream.valid) and ready:
+                    words.append((ctx.get(dut.o_stream.payload.data), ctx.get(dut.o_stream.payload.last),
+                                  done * osb, seen_in, cycle > started))
+                finished += ctx.get(dut.finished)
+                await ctx.tick()
+                done += inputs.get("h_valid", 0) and inputs["h_unit"] == H - 1
+                seen_in |= bool(inputs.get("input_in"))
                 if words and words[-1][1]:
+                    packets.append((words, finished, None if stalled else cycle - started))
                     break
+            else:
+                raise AssertionError(f"packet {n}: no last beat")
+            ctx.set(dut.start, 0)
             assert not ctx.get(dut.o_stream.valid)
-            packets.append(None if aborted else (words, finished, None if stalled else cycle + 1))
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -95,7 +113,7 @@ def _send(cfg, h_mem, logits, steps, *, ready_ps, abort_at=None, seed=0):
 def _lanes(cfg, beats):
     """The 32-bit lanes of (data, last) beats, lane 0 in the low bits."""
     per = stream_format.lanes_per_beat(cfg)
-    return np.array([(data >> (32 * i)) & 0xFFFFFFFF for data, _ in beats for i in range(per)], dtype=np.uint32)
+    return np.array([(beat[0] >> (32 * i)) & 0xFFFFFFFF for beat in beats for i in range(per)], dtype=np.uint32)
 
 
 @pytest.mark.parametrize("seed", range(10))
@@ -110,9 +128,15 @@ def test_output_sender_packets(seed):
     assert packets[0][2] is not None
     for (T, B), (words, finished, cycles) in zip(steps, packets):
         lanes = _lanes(cfg, words)
-        assert [last for _, last in words] == [0] * (len(words) - 1) + [1]
+        assert [beat[1] for beat in words] == [0] * (len(words) - 1) + [1]
         assert finished == 1
-        if cycles is not None:      # a stall-free stream: the pipeline fills, then a beat per cycle
+        if cfg.early_output:
+            # a word after its step's last unit and the run's input; the last beat (the logits
+            # too) after the compute's end
+            h_words = T * stream_format.output_step_beats(cfg)
+            assert all(n < done and seen_in for n, (_, _, done, seen_in, _) in enumerate(words[:h_words]))
+            assert all(started for *_, started in words[h_words:] + words[-1:])
+        elif cycles is not None:    # a stall-free stream: the pipeline fills, then a beat per cycle
             assert cycles == latency.OUTPUT_FILL + B * stream_format.output_beats(cfg, T)
         h, got_logits = stream_format.unpack_batch_output(cfg, lanes, T, B)
         np.testing.assert_array_equal(h, h_mem[:B, :T * H].reshape(B, T, H))

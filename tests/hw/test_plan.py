@@ -46,7 +46,7 @@ def _brute_force(template, board, mode, fit):
     with UltraRAM, two: the fewest lanes within 1 % of the fastest."""
     fitting = []
     S = fit.column_sets
-    for lanes in range(4 * S, 4 * S * template.hidden_size + 4 * S, 4 * S):
+    for lanes in range(4 * S, min(4 * S * template.hidden_size, MAX_LANES) + 1, 4 * S):
         for ports in (1, 2) if board.uram else (1,):
             config = dataclasses.replace(template, mode=mode, lanes=lanes, macs_per_dsp=fit.macs_per_dsp,
                                          column_sets=S, weight_ports=ports)
@@ -92,9 +92,10 @@ def test_choice_matches_brute_force(stand_in_fits, board_key, shape, mode, slope
 @pytest.mark.parametrize("seed", range(4))
 def test_column_sets_beyond_four_h_rows(stand_in_fits, seed):
     """A short-row model on a board with DSPs for more lanes than it has gate rows: auto column
-    sets ranks every S on memory and multipliers alone, sizes the fewest within 1 % of the fastest
-    (and S = 1), and its plan is the faster of the two brute-force searches; it beats S = 1
-    wherever lanes past 4H help."""
+    sets ranks every S on memory and multipliers alone and fits them in that order; its plan is
+    the brute-force search's for its S, no S it fitted is faster by more than 1 %, none it left
+    could be (its bound with the fit's constant DSPs reserved), and it beats S = 1 wherever lanes
+    past 4H help."""
     rng = np.random.default_rng(seed)
     board = get_board(str(rng.choice(["zcu104", "kv260"])))
     template = dataclasses.replace(
@@ -104,11 +105,17 @@ def test_column_sets_beyond_four_h_rows(stand_in_fits, seed):
     S = plan.config.column_sets
     assert S > 1 and plan.lanes > 4 * template.hidden_size and plan.lanes % (4 * S) == 0
     sized = [call[2] if len(call) == 3 else 1 for call in stand_in_fits]
-    assert sized == [S, 1]
+    assert len(set(sized)) == len(sized) <= plan_mod.MAX_SET_FITS and S in sized
     k = plan.config.macs_per_dsp
     best = {s: _brute_force(template, board, "full", stand_in_fit("full", board.family, macs_per_dsp=k, column_sets=s))
-            for s in (S, 1)}
-    assert (plan.cycles.compute_cycles, plan.lanes) == best[S]
+            for s in {*sized, 1}}
+    cycles = plan.cycles.compute_cycles
+    assert (cycles, plan.lanes) == best[S]
+    assert all(cycles <= best[s][0] * 1.01 for s in sized)
+    if len(sized) < plan_mod.MAX_SET_FITS:
+        settled = plan_mod._settings(template, board, None, 16, "auto", "auto", 1)[1]
+        bounds = plan_mod._set_bounds(settled, "full", "auto", board, 16, dsp_reserve=27)
+        assert all(bounds[s] * 1.01 >= cycles for s in bounds if s not in sized)
     assert best[S][0] * 1.01 < best[1][0]
     assert f"column_sets S={S}" in plan.report()
 
@@ -160,8 +167,8 @@ def test_fixed_column_sets_are_checked(stand_in_fits):
     assert plan.alternative.startswith("split mode would fit with P=")
     with pytest.raises(ConfigError, match=r"column_sets 8 needs a stream of at least 64 bits in full mode"):
         make_plan(template, get_board("kv260"), mode="full", column_sets=8)
-    with pytest.raises(ConfigError, match=r"column_sets must be one of \(1, 2, 4, 8, 16\), not 3"):
-        make_plan(template, get_board("kv260"), column_sets=3)
+    with pytest.raises(ConfigError, match=r"column_sets must be an integer in \[1, 16\], not 17"):
+        make_plan(template, get_board("kv260"), column_sets=17)
 
 
 def test_auto_prefers_full_and_reports_split_for_comparison(stand_in_fits):
@@ -434,7 +441,8 @@ def test_cli_plans_at_the_stream_width_given(stand_in_fits, capsys):
         config = dataclasses.replace(shape_config(input_size=i, hidden_size=h, num_layers=1, weight_bits=4),
                                      lanes=lanes, macs_per_dsp=k, column_sets=sets, stream_width=w)
         assert times[w] == pytest.approx(estimate(config, t).run_cycles / 200.0, abs=0.05)
-    assert times[width] < times[32]
+    # a wider stream allows more column sets; the streams themselves overlap the computation
+    assert times[width] <= times[32]
     with pytest.raises(SystemExit) as exited:
         main(["plan", "--shape", "64,16,1,4", "--board", "kv260", "--stream-width", "48"])
     assert exited.value.code == 2 and "invalid choice: 48" in capsys.readouterr().err

@@ -16,7 +16,7 @@ INPUTS = ("start", "soft_reset", "load_weights", "clear", "timesteps", "timeout"
           "output_finished", "out_valid", "out_ready", "valid", "last", "load_ready")
 OUTPUTS = ("run_steps", "busy", "done", "weights_valid", "loading", "error", "cycles", "run_cycles", "hash", "ready",
            "load_valid", "receive_valid", "load_begin", "receive_begin", "steps", "compute_start", "flush",
-           "output_start", "output_abort", "accepting")
+           "output_start", "output_abort", "accepting", "input_in")
 
 
 class Model:
@@ -53,7 +53,8 @@ class Model:
                    steps=self.steps, run_steps=self.timesteps_before & 31, compute_start=int(first_beat if self.overlap else s == "COMPUTE_START"),
                    flush=self.flush,
                    output_start=int(s == "FINISH" and self.cls_pending == 0),
-                   output_abort=self.abort, accepting=int(s in ("LOAD", "RECV", "DRAIN")))
+                   output_abort=self.abort, accepting=int(s in ("LOAD", "RECV", "DRAIN")),
+                   input_in=int(s in ("COMPUTE_START", "COMPUTE", "FINISH", "OUTPUT")))
 
         n = dict(state=s, error=self.error, done=self.done, weights_valid=self.weights_valid, hash=self.hash,
                  cycles=self.cycles, run_cycles=self.run_cycles, counting=self.counting, steps=self.steps,

@@ -52,6 +52,32 @@ def test_image_rejects_wrong_shape():
         weight_image.build_weight_image(art, cfg)
 
 
+def test_input_columns_never_straddle_a_beat():
+    """Full mode with S column sets: column j of a step (codes jS … jS + S − 1) sits in beat
+    j div c of the step at bytes (j mod c)·S on, c = beat bytes div S columns a beat, the rest of
+    every beat zero; a power of two S packs the codes back to back.  Drawn I, S, widths and T."""
+    rng = np.random.default_rng()
+    for _ in range(60):
+        width = int(rng.choice([32, 64, 128]))
+        S = int(rng.integers(1, width // 8 + 1))
+        I, T = int(rng.integers(1, 90)), int(rng.integers(1, 6))
+        cfg = AcceleratorConfig(input_size=I, hidden_size=3, lanes=4 * S, column_sets=S, stream_width=width)
+        W, c = width // 8, width // 8 // S
+        x = rng.integers(-128, 128, size=(T, I))
+        lanes = stream_format.pack_input(cfg, x)
+        beats = -(-(-(-I // S)) // c)
+        assert lanes.size == T * beats * (width // 32) == stream_format.input_lanes(cfg, T)
+        raw = np.frombuffer(stream_format.to_bytes(lanes), dtype=np.uint8).reshape(T, beats, W)
+        want = np.zeros((T, beats, W), dtype=np.uint8)
+        for k in range(I):
+            j = k // S
+            want[:, j // c, (j % c) * S + k % S] = x[:, k].astype(np.int8).view(np.uint8)
+        np.testing.assert_array_equal(raw, want, err_msg=f"I={I} S={S} width={width}")
+        if W % S == 0:
+            np.testing.assert_array_equal(raw.reshape(T, -1)[:, :I].view(np.int8), x)
+        np.testing.assert_array_equal(stream_format.unpack_input(cfg, lanes, T), x)
+
+
 @pytest.mark.parametrize("I,H,T", [(37, 19, 5), (4, 1, 1), (9, 8, 24)])
 def test_stream_round_trips(I, H, T):
     rng = np.random.default_rng(T)

@@ -59,7 +59,7 @@ def draw_core(rnd: random.Random, residency=None):
     sets = rnd.choice([S for S in COLUMN_SETS if lanes % (4 * S) == 0 and (mode == "split" or S <= width // 8)])
     config = AcceleratorConfig.from_artifact(
         art, lanes=lanes, mode=mode, stream_width=width, column_sets=sets, max_timesteps=rnd.randint(1, 8),
-        tail_units=2 if sets > 1 and lanes % (8 * sets) == 0 and rnd.random() < 0.5 else 1,
+        tail_units=2 if sets % 2 == 0 and lanes % (8 * sets) == 0 and rnd.random() < 0.5 else 1,
         macs_per_dsp=rnd.randint(1, max_macs_per_dsp(weight_bits=wb, act_bits=ab)),
         weight_residency=residency, ddr_width=rnd.choice([64, 128]), ddr_burst=rnd.choice([1, 2, 5, 16, 64, 256]),
         ddr_outstanding=rnd.choice([1, 2, 4, 8]))

@@ -135,7 +135,7 @@ def draw_configurations(seed: int, count: int) -> list[Draw]:
         if allowed and sets.random() < 0.5:
             draws[-1] = dataclasses.replace(d, column_sets=sets.choice(allowed))
         d = draws[-1]
-        if d.column_sets > 1 and d.lanes % (8 * d.column_sets) == 0 and tails.random() < 0.5:
+        if d.column_sets % 2 == 0 and d.lanes % (8 * d.column_sets) == 0 and tails.random() < 0.5:
             draws[-1] = dataclasses.replace(d, tail_units=2)
         if ports.random() < 0.5:
             draws[-1] = dataclasses.replace(draws[-1], weight_ports=2)

