@@ -222,13 +222,15 @@ def estimate(config, timesteps: int, arrivals: tuple | None = None) -> CycleEsti
 
 def _early_output_issue(config, T: int, step_ends, last_unit: int, input_in: int, total: int) -> int:
     """The cycle the output sender issues its last beat, with ``early_output``: a step's words from
-    the second cycle after the h code of its last unit (the packer's write, then the written count),
-    once the input packet is in (``input_in``), a word a cycle; the logits (or, without a
-    classifier, the last word) from the cycle after the computation's end, as without it."""
+    :data:`~lstmfpga.hw.latency.OUTPUT_WRITE` cycles after the h code of its last unit (which
+    leaves the tail ``round_trip`` + ``last_unit`` cycles after the step's last column, as the run's
+    last one does :data:`RUN_OVERHEAD` cycles before ``total``), once the input packet is in
+    (``input_in``), a word a cycle; the logits (or, without a classifier, the last word) from the
+    cycle after the computation's end, as without it."""
     from lstmfpga.foundation.hw import stream_format
 
     words = stream_format.output_step_beats(config)
-    h_code = _round_trip(config) - latency.UNIT_COUNT + last_unit
+    h_code = _round_trip(config) + last_unit
     done = total + 1
     issue = None
     for t in range(T):
