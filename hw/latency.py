@@ -103,8 +103,9 @@ def round_trip(macs_per_dsp: int, column_sets: int = 1) -> int:
 #: stall-free stream.
 OUTPUT_FILL = MEMORY_READ + MEMORY_OUTPUT + 2
 #: Output sender with weights on chip, a step's last h code to the first cycle its words may be
-#: read: the packer's registered write, then the count of written words (a register).
-OUTPUT_WRITE = 2
+#: read: the packer's registered write, the count of written words, then its compare with the read
+#: address (registers all).
+OUTPUT_WRITE = 3
 #: A register slice on a stream port (:mod:`~lstmfpga.hw.rtl.stream_register`): a beat leaves it
 #: the cycle after it was taken.
 STREAM_REGISTER = 1

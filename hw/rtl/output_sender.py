@@ -102,9 +102,17 @@ class OutputSender(wiring.Component):
                 with m.If(sequence == b):
                     m.d.sync += word.eq(word + osb)
         # the words of the finished steps, a cycle behind the count: a step's last write (a register
-        # after its h_valid) is in the buffer by the time a read may see it
+        # after its h_valid) is in the buffer by the time a read may see it.  Without a classifier
+        # the packet's last word is not counted: it waits for the run's end, so that the run
+        # controller sees the final beat in OUTPUT.
         written = Signal(range(words + 1))
-        m.d.sync += written.eq(Mux(self.clear, 0, step_word[0]))
+        if C == 0 and early:
+            cap = Signal(range(words + 1))              # T·osb − 1, set with clear
+            with m.If(self.clear):
+                m.d.sync += cap.eq(self.steps * osb - 1)
+            m.d.sync += written.eq(Mux(self.clear, 0, Mux(step_word[0] > cap, cap, step_word[0])))
+        else:
+            m.d.sync += written.eq(Mux(self.clear, 0, step_word[0]))
         # the run's compute has finished: every word is written, the logits are final
         computed = Signal()
         with m.If(self.start):
@@ -154,6 +162,13 @@ class OutputSender(wiring.Component):
 
         room = Signal()
         m.d.comb += room.eq(in_flight < FIFO_DEPTH)
+        # whether word raddr is written, from flip-flops: the compares a cycle ahead, for raddr as it
+        # is and one past it, chosen by whether a word issued (a compare before the issue's
+        # fan-out to the read pipeline's enables set the clock at P = 64: 115.9 MHz)
+        here_ok, next_ok, advanced = Signal(), Signal(), Signal()
+        m.d.sync += [here_ok.eq(~self.clear & (raddr < written)), next_ok.eq(~self.clear & (raddr + 1 < written)),
+                     advanced.eq(0)]
+        word_ok = Mux(advanced, next_ok, here_ok)
         begin = [t.eq(0), w.eq(0), logit.eq(0), raddr.eq(0), last_t.eq(self.steps - 1), seq.eq(0),
                  seq_last.eq(batch == 1)]
         with m.FSM() as fsm:
@@ -168,15 +183,9 @@ class OutputSender(wiring.Component):
 
             with m.State("WORDS"):
                 last_word = (t == last_t) & (w == osb - 1)
-                if early:
-                    # the packet's last beat (a classifier's logits or this word) waits for the
-                    # run's end, so the run controller sees it in OUTPUT
-                    word_ready = computed | (self.input_in & (raddr < written) & (~last_word if C == 0 else 1))
-                    m.d.comb += issue.eq(room & word_ready)
-                else:
-                    m.d.comb += issue.eq(room)
+                m.d.comb += issue.eq(room & (computed | (self.input_in & word_ok)) if early else room)
                 with m.If(issue):
-                    m.d.sync += [raddr.eq(raddr + 1), w.eq(Mux(w == osb - 1, 0, w + 1)),
+                    m.d.sync += [raddr.eq(raddr + 1), advanced.eq(~self.clear), w.eq(Mux(w == osb - 1, 0, w + 1)),
                                  mask1.eq(Mux(w == osb - 1, keep, ~Const(0, cfg.stream_width))), logit_word1.eq(0),
                                  last1.eq(last_word & seq_last if C == 0 else 0)]
                     with m.If(w == osb - 1):

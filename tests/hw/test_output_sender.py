@@ -40,7 +40,7 @@ def _script(cfg, rnd, h_mem, T, B):
         while rnd.random() < 0.3:
             cycles.append({})
         cycles.append(dict(h_valid=1, h_code=code, h_unit=unit, h_sequence=b))
-    cycles += [{} for _ in range(rnd.choice([0, 0, 1, rnd.randint(2, 20)]))]
+    cycles += [{} for _ in range(rnd.choice([0, 1, rnd.randint(2, 12), rnd.randint(13, 40)]))]
     cycles.append(dict(start=1))
     open_at = rnd.randint(1, len(cycles) - 1)
     for cycle in cycles[open_at:]:
