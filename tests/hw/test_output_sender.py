@@ -27,8 +27,8 @@ def _draw(seed):
 
 def _script(cfg, rnd, h_mem, T, B):
     """The inputs of one run, a dict per cycle from ``clear`` to ``start``: the h codes with random
-    gaps, the sequences interleaved at random, and (``early_output``) ``input_in`` from a drawn
-    cycle on; the steps the codes have finished by each cycle."""
+    gaps, the sequences interleaved at random, ``input_in`` (read by an ``early_output`` sender)
+    from a drawn cycle on, and a drawn pause before ``start``."""
     H = cfg.hidden_size
     cycles = [dict(clear=1)]
     left = {b: [(i % H, int(code)) for i, code in enumerate(h_mem[b][:T * H])] for b in range(B)}
