@@ -4,12 +4,13 @@
                            [--fabric-registers] [--fabric-ram-registers] [--seed N]
 
 For each lane count: Yosys ``synth_ecp5`` + nextpnr-ecp5 (``--85k --package CABGA381``) on the
-generated core (4-bit weights, 8-bit activations, two classes; the multipliers' operand and
-product registers moved into the MULT18X18D and each block RAM read's register into the DP16KD's
-output register, as Lattice's synthesis does, unless ``--fabric-registers`` /
+generated core (4-bit weights, 8-bit activations, two classes; its multiplies laid out for the
+MULT18X18D, their operand and product registers moved into it and each block RAM read's register
+into the DP16KD's output register, as Lattice's synthesis does, unless ``--fabric-registers`` /
 ``--fabric-ram-registers``), the achieved Fmax, its ratio to the 120 MHz goal and to the first row's
 Fmax (same run), the critical path's logic/routing split and endpoints, and Yosys
-``synth_xilinx`` cell counts (DSP48E2 per MAC lane at one MAC per DSP).
+``synth_xilinx`` cell counts of the core laid out for the family's DSP (DSP48E2 per MAC lane at
+one MAC per DSP).
 """
 
 from __future__ import annotations
@@ -23,9 +24,8 @@ GOAL_MHZ = 120.0
 def main() -> None:
     from lstmfpga.foundation.hw.config import AcceleratorConfig
     from lstmfpga.hw.boards import FAMILIES
-    from lstmfpga.hw.manifest import TOP_NAME
     from lstmfpga.hw.timing import core_timing
-    from lstmfpga.hw.yosys_synth import synthesize
+    from lstmfpga.hw.yosys_synth import synthesize_core
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lanes", type=int, nargs="+", default=[16, 64])
@@ -48,7 +48,7 @@ def main() -> None:
                                  ram_registers=not args.fabric_ram_registers)
             cells = None
             if args.family != "none":
-                cells = synthesize([f"{work}/{TOP_NAME}.v"], top=TOP_NAME, family=args.family).resources
+                cells = synthesize_core(config, family=args.family, work_dir=f"{work}/{args.family}").resources
         rows.append((config, result, cells))
         print(f"\n# I={config.input_size} H={config.hidden_size} P={lanes}")
         print("\n".join(result.describe()))

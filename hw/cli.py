@@ -39,9 +39,9 @@ def add_packing_argument(parser) -> None:
                         help="gate rows packed into one multiplier (default 1; at most what the "
                              "weight and activation widths allow, e.g. 2 for 4-bit x 8-bit)")
     parser.add_argument("--packing-dsp", choices=tuple(DSP_SHAPES), default="DSP48E2",
-                        help="the multiplier the packed rows are laid out for (default DSP48E2, UltraScale+; "
-                             "DSP48E1 for the 7-series, whose 25-bit port a DSP48E2 packing overflows; what "
-                             "`plan` picks for the board)")
+                        help="the multiplier the packed rows and the requantizers' partial products are laid out "
+                             "for (default DSP48E2, UltraScale+; DSP48E1 for the 7-series, whose 25-bit port a "
+                             "DSP48E2 packing overflows; MULT18X18D for the ECP5; what `plan` picks for the board)")
     parser.add_argument("--column-sets", type=int, default=1, metavar=f"{{{COLUMN_SETS[0]}..{COLUMN_SETS[-1]}}}",
                         help="column sets S: the lanes are S sets of P/S gate rows, set s taking every S-th "
                              "column from s, their sums added (default 1; in full mode at most stream width / 8)")
@@ -140,9 +140,8 @@ def _hdl(args) -> int:
     est = estimate(config, config.max_timesteps)
     print(f"wrote {manifest.parent / (TOP_NAME + '.v')} and {manifest}")
     print(f"shape I={config.input_size} H={config.hidden_size} L={config.num_layers} P={config.lanes} "
-          f"macs_per_dsp={config.macs_per_dsp}"
-          + (f" packing_dsp={config.packing_dsp}" if config.macs_per_dsp > 1 else "")
-          + f" mode={config.mode} column_sets={config.column_sets} "
+          f"macs_per_dsp={config.macs_per_dsp} packing_dsp={config.packing_dsp} mode={config.mode} "
+          f"column_sets={config.column_sets} "
           f"tail_units={config.tail_units} weight_ports={config.weight_ports} "
           f"stream_width={config.stream_width} weight_bits={config.weight_bits} classes={config.num_classes}")
     if config.ddr_weights:
@@ -161,8 +160,9 @@ def _hdl(args) -> int:
 
 def _timing(args) -> int:
     import tempfile
+    from pathlib import Path
 
-    from lstmfpga.hw.timing import core_timing
+    from lstmfpga.hw.timing import ECP5_DSP, core_timing
 
     _, config = core_config(args)
     with tempfile.TemporaryDirectory(prefix="lstmfpga-timing-") as scratch:
@@ -172,15 +172,16 @@ def _timing(args) -> int:
         print(f"shape I={config.input_size} H={config.hidden_size} L={config.num_layers} P={config.lanes} "
               f"macs_per_dsp={config.macs_per_dsp} column_sets={config.column_sets} tail_units={config.tail_units} "
               f"mode={config.mode} "
-              f"weight_bits={config.weight_bits}")
+              f"weight_bits={config.weight_bits}, laid out for the ECP5's {ECP5_DSP}")
         print("\n".join(result.describe()))
         if args.family != "none":
-            from lstmfpga.hw.manifest import TOP_NAME
-            from lstmfpga.hw.yosys_synth import synthesize
+            from lstmfpga.foundation.hw.packed_mac_model import DSP_OF_FAMILY
+            from lstmfpga.hw.yosys_synth import synthesize_core
 
-            synth = synthesize([f"{out}/{TOP_NAME}.v"], top=TOP_NAME, family=args.family)
+            synth = synthesize_core(config, family=args.family, work_dir=Path(out) / args.family)
             r = synth.resources
-            print(f"synth_xilinx -family {args.family}: {r.dsp} DSP, {r.lut} LUT, {r.ff} FF, {r.bram36:g} BRAM36, "
+            print(f"synth_xilinx -family {args.family}, laid out for its {DSP_OF_FAMILY[args.family].name}: "
+                  f"{r.dsp} DSP, {r.lut} LUT, {r.ff} FF, {r.bram36:g} BRAM36, "
                   f"{r.uram} URAM ({synth.seconds:.0f} s{', cached' if synth.cached else ''})")
     return 0
 

@@ -26,6 +26,8 @@ DEVICE = "85k"
 PACKAGE = "CABGA381"
 #: Target clock handed to nextpnr (it reports the achieved Fmax whatever the target).
 TARGET_MHZ = 150.0
+#: The ECP5's multiplier, which a placed core's packed fields and requantizer slices are laid out for.
+ECP5_DSP = "MULT18X18D"
 
 
 class TimingError(LstmfpgaError):
@@ -200,9 +202,10 @@ def place_and_route(verilog_file, *, top: str, target_mhz: float = TARGET_MHZ, s
 
 
 def core_timing(config, *, work_dir, **options) -> TimingResult:
-    """Place and route the generated core for ``config`` (its Verilog lands in ``work_dir``)."""
+    """Place and route the generated core for ``config``, its multiplies laid out for the ECP5's
+    :data:`ECP5_DSP` (its Verilog lands in ``work_dir``)."""
     from lstmfpga.hw.generate import generate_verilog
     from lstmfpga.hw.manifest import TOP_NAME
 
-    generate_verilog(config, work_dir)
+    generate_verilog(dataclasses.replace(config, packing_dsp=ECP5_DSP), work_dir)
     return place_and_route(Path(work_dir) / f"{TOP_NAME}.v", top=TOP_NAME, **options)

@@ -236,3 +236,15 @@ def synthesize(verilog_files: Sequence[str | os.PathLike], *, top: str, family: 
     atomic_write_bytes(entry, json.dumps({"resources": resources.to_dict(), "cells": cells, "seconds": seconds,
                                           "top": top, "family": family, "files": [str(p) for p in paths]}).encode())
     return SynthResult(resources, cells, seconds, False, key)
+
+
+def synthesize_core(config, *, family: str, work_dir: str | os.PathLike, cache_dir=None) -> SynthResult:
+    """Generate the core for ``config`` into ``work_dir``, its multiplies laid out for ``family``'s
+    DSP, and :func:`synthesize` it."""
+    from lstmfpga.foundation.hw.packed_mac_model import DSP_OF_FAMILY
+    from lstmfpga.hw.generate import TOP_NAME, generate_verilog
+
+    if family not in FAMILIES:
+        raise SynthesisError(f"family must be one of {FAMILIES}, not {family!r}")
+    generate_verilog(dataclasses.replace(config, packing_dsp=DSP_OF_FAMILY[family].name), work_dir)
+    return synthesize(sorted(Path(work_dir).glob("*.v")), top=TOP_NAME, family=family, cache_dir=cache_dir)

@@ -65,13 +65,15 @@ class AcceleratorConfig:
         ``io_bits`` and ``packing_dsp``.  It changes the multipliers and the engine latency, not the
         results nor the weight image: an artifact loads on a core of any ``macs_per_dsp``.
     packing_dsp :
-        The multiplier the packed fields are laid out for, a key of
+        The device multiplier the core's multiplies are laid out for, a key of
         :data:`~lstmfpga.foundation.hw.packed_mac_model.DSP_SHAPES`: ``"DSP48E2"`` (UltraScale+,
-        27×18), ``"DSP48E1"`` (7-series, 25×18) or ``"MULT18X18D"`` (ECP5, 18×18).  The packed
-        operand must fit the device's multiplier port, or synthesis splits each packed product over
-        two multipliers and packing saves nothing; a narrower one gives shorter accumulation runs
-        (more fabric adds).  Ignored when ``macs_per_dsp`` is 1; changes neither results nor the
-        weight image.
+        27×18), ``"DSP48E1"`` (7-series, 25×18) or ``"MULT18X18D"`` (ECP5, 18×18): the packed
+        fields (when ``macs_per_dsp`` > 1) and the requantizers' partial products
+        (:func:`~lstmfpga.hw.rtl.requantizer.multiplier_slices`: two multipliers for a gate on a
+        DSP48E2, four on a MULT18X18D).  The packed operand must fit the device's multiplier port,
+        or synthesis splits each packed product over two multipliers and packing saves nothing; a
+        narrower one gives shorter accumulation runs (more fabric adds).  Changes neither results
+        nor the weight image.
     mode :
         ``"full"`` (W_x·x and W_h·h on chip) or ``"split"`` (layer 0's W_x·x arrives from the host
         as int32 pre-activations).

@@ -9,20 +9,36 @@ from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from lstmfpga.foundation.hw.packed_mac_model import DSP48E2, DspShape
 from lstmfpga.foundation.validation import check_integer
 from lstmfpga.hw import latency
 
 MULTIPLIER_BITS = 31
 SHIFT_BITS = 7
+#: The multiplier's top slice is added up from shifted copies of the value in fabric when it is at
+#: most this wide (a DSP48E2's 26-bit slice leaves 5 bits, a DSP48E1's 24-bit one 7): a DSP for a
+#: few bits would be most of a gate requantizer's multipliers.
+FABRIC_BITS = 8
 
 
-#: Operand slice width of the partial products: a signed 18×18 multiplier (ECP5 MULT18X18D,
-#: Xilinx DSP48's B port) takes 17 magnitude bits of each.
-SLICE_BITS = 17
+def _slices(width: int, step: int) -> list[tuple[int, int]]:
+    return [(lo, min(lo + step, width)) for lo in range(0, width, step)]
 
 
-def _slices(width: int) -> list[tuple[int, int]]:
-    return [(lo, min(lo + SLICE_BITS, width)) for lo in range(0, width, SLICE_BITS)]
+def multiplier_slices(dsp: DspShape) -> tuple[list[tuple[int, int]], tuple[int, int] | None]:
+    """The multiplier's bit ranges that go to DSPs (unsigned in the ``a_bits`` port) and the top
+    range added in fabric (``None`` when every slice has a DSP)."""
+    slices = _slices(MULTIPLIER_BITS, dsp.a_bits - 1)
+    if len(slices) > 1 and slices[-1][1] - slices[-1][0] <= FABRIC_BITS:
+        return slices[:-1], slices[-1]
+    return slices, None
+
+
+def dsp_count(in_width: int, dsp: DspShape) -> int:
+    """Multipliers of a :class:`Requantizer` for an ``in_width``-bit value laid out for ``dsp``
+    (a one-bit value slice selects the multiplier in fabric, as synthesis maps it)."""
+    wide = [hi - lo for lo, hi in _slices(in_width, dsp.b_bits - 1) if hi - lo > 1]
+    return len(wide) * len(multiplier_slices(dsp)[0])
 
 
 class Requantizer(wiring.Component):
@@ -30,8 +46,11 @@ class Requantizer(wiring.Component):
 
     Fully pipelined: one input per cycle, the result appears :attr:`LATENCY` cycles after its
     operands (parameters are sampled with the value, so they may change every cycle).  The wide
-    product is built from DSP-sized partial products in three registered stages (partial
-    products, their sums per value slice, the product); the shift right by S - 1 takes two
+    product is built from partial products sized for ``dsp`` in three registered stages (partial
+    products, their sums per value slice, the product): value slices of ``b_bits - 1`` bits times
+    multiplier slices of ``a_bits - 1`` bits, a top multiplier slice of at most
+    :data:`FABRIC_BITS` bits as shifted copies of the value added in fabric (pairs in the first
+    stage, all in the second); the shift right by S - 1 takes two
     (whole bytes, then 0-7 bits, gathering the sticky bit); then the half-even decision with the
     floor cut to a window of ``out_width + 2`` bits; then round on that window; then saturate.
 
@@ -41,15 +60,21 @@ class Requantizer(wiring.Component):
         Signed width of ``value``.
     out_width : int
         Signed width of ``lo``, ``hi`` and ``result``.
+    dsp : DspShape
+        The device's multiplier the partial products are sized for (default DSP48E2:
+        :func:`dsp_count` multipliers, two for a value of up to 34 bits).
     """
 
     LATENCY = latency.REQUANTIZER
 
-    def __init__(self, *, in_width: int, out_width: int):
+    def __init__(self, *, in_width: int, out_width: int, dsp: DspShape = DSP48E2):
         check_integer("Input width", in_width, low=2, error=TypeError)
         check_integer("Output width", out_width, low=2, high=32, error=TypeError)
+        if not isinstance(dsp, DspShape):
+            raise TypeError(f"dsp must be a DspShape, not {dsp!r}")
         self.in_width = in_width
         self.out_width = out_width
+        self.dsp = dsp
         super().__init__({
             "value": In(signed(in_width)),
             "multiplier": In(unsigned(MULTIPLIER_BITS)),
@@ -75,21 +100,35 @@ class Requantizer(wiring.Component):
         # partial products: value slices (the top one signed) × multiplier slices (unsigned); the
         # datapath registers have no reset, so that synthesis can move the partial-product registers
         # into the DSPs' output registers (hw/ecp5_dsp_registers.py)
-        v_slices = _slices(self.in_width)
+        m_slices, fabric = multiplier_slices(self.dsp)
+        v_slices = _slices(self.in_width, self.dsp.b_bits - 1)
         rows = []
         for i, (vlo, vhi) in enumerate(v_slices):
             v = self.value[vlo:vhi]
             v = v.as_signed() if i == len(v_slices) - 1 else v
             parts = []
-            for mlo, mhi in _slices(MULTIPLIER_BITS):
+            for mlo, mhi in m_slices:
                 pp = Signal(signed(vhi - vlo + mhi - mlo + 1), name=f"pp_v{vlo}_m{mlo}", reset_less=True)
                 m.d.sync += pp.eq(v * self.multiplier[mlo:mhi])
                 parts.append((pp, mlo))
             row = Signal(signed(pw), name=f"row_v{vlo}", reset_less=True)
             m.d.sync += row.eq(sum(pp << mlo for pp, mlo in parts))
             rows.append((row, vlo))
+        if fabric is not None:
+            # value × the top bits as a sum of the value's shifted copies, never a multiply that
+            # synthesis would put in a DSP
+            flo, fhi = fabric
+            copies = [Mux(self.multiplier[b], self.value << (b - flo), 0) for b in range(flo, fhi)]
+            pairs = []
+            for j in range(0, len(copies), 2):
+                pair = Signal(signed(self.in_width + fhi - flo + 1), name=f"fabric_m{flo + j}", reset_less=True)
+                m.d.sync += pair.eq(sum(copies[j:j + 2]))
+                pairs.append(pair)
+            row = Signal(signed(pw), name=f"row_m{flo}", reset_less=True)
+            m.d.sync += row.eq(sum(pairs))
+            rows.append((row, flo))
         product = Signal(signed(pw), reset_less=True)
-        m.d.sync += product.eq(sum(row << vlo for row, vlo in rows))
+        m.d.sync += product.eq(sum(row << lo for row, lo in rows))
         lo1, hi1 = delayed(self.lo, 3, "lo"), delayed(self.hi, 3, "hi")
         shift2 = delayed(self.shift, 2, "shift")
         # y = product >> (S - 1) in two steps (by whole bytes, then by 0-7 bits), collecting the

@@ -254,7 +254,7 @@ class TailUnit(wiring.Component):
 
         gate_codes = []
         for g in range(4):
-            rq = Requantizer(in_width=accw, out_width=ba)
+            rq = Requantizer(in_width=accw, out_width=ba, dsp=c.packing_shape)
             m.submodules[f"gate_rq{g}"] = rq
             drive(rq, g, S["gate_rq"], v2[g])
             gate_codes.append(rq.result)
@@ -278,8 +278,8 @@ class TailUnit(wiring.Component):
             m.d.sync += r.eq(o_delay[-1])
             o_delay.append(r)
         # cell requantizers
-        rq_fc = Requantizer(in_width=tb + cb, out_width=cb)
-        rq_ig = Requantizer(in_width=2 * tb, out_width=cb)
+        rq_fc = Requantizer(in_width=tb + cb, out_width=cb, dsp=c.packing_shape)
+        rq_ig = Requantizer(in_width=2 * tb, out_width=cb, dsp=c.packing_shape)
         m.submodules.fc_rq, m.submodules.ig_rq = rq_fc, rq_ig
         drive(rq_fc, RQ_FC, S["cell_rq"], fc_in)
         drive(rq_ig, RQ_IG, S["cell_rq"], ig_in)
@@ -303,7 +303,7 @@ class TailUnit(wiring.Component):
         m.d.sync += h_in.eq(operand(o_delay[-1], "o_operand") * operand(registered(tanh_r.data, "tanh_value"),
                                                                         "tanh_operand"))
         # h requantizer
-        rq_h = Requantizer(in_width=tb + htb, out_width=io)
+        rq_h = Requantizer(in_width=tb + htb, out_width=io, dsp=c.packing_shape)
         m.submodules.h_rq = rq_h
         drive(rq_h, RQ_H, S["h_rq"], h_in)
         out = S["h_out"]

