@@ -73,9 +73,9 @@ def packed_macs_per_dsp(config, board: Board) -> int:
 
 
 def board_dsp(board: Board) -> str:
-    """The ``packing_dsp`` of a core for ``board``: its family's multiplier.  A packing laid out for
-    a wider one (a DSP48E2's 27-bit port on a 7-series' 25-bit DSP48E1) is split over two
-    multipliers by synthesis and saves nothing."""
+    """The ``packing_dsp`` of a core for ``board``: its family's multiplier.  A packing or a
+    requantizer slice laid out for a wider one (a DSP48E2's 27-bit port on a 7-series' 25-bit
+    DSP48E1) is split over two multipliers by synthesis."""
     from lstmfpga.foundation.hw.packed_mac_model import DSP_OF_FAMILY
 
     return DSP_OF_FAMILY[board.family].name
@@ -221,8 +221,8 @@ class Plan:
             + (f", tail_units={c.tail_units}" if c.tail_units > 1 else "")
             + (", weight memory on two read ports (halves of a row in one true-dual-port RAM)"
                if c.weight_ports > 1 else "")
-            + (f", the packed rows laid out for a {c.packing_dsp} (`lstmfpga hdl --packing-dsp {c.packing_dsp}`)"
-               if c.macs_per_dsp > 1 and c.packing_dsp != "DSP48E2" else ""),
+            + (f", the multiplies laid out for a {c.packing_dsp} (`lstmfpga hdl --packing-dsp {c.packing_dsp}`)"
+               if c.packing_dsp != "DSP48E2" else ""),
             f"cycle model T={self.timesteps}: {self.cycles.compute_cycles} compute cycles "
             f"({self.cycles.cycles_per_step:.1f} per step), MAC-lane utilisation "
             f"{self.cycles.utilization:.1%}",
