@@ -81,8 +81,8 @@ def test_hdl_command_column_sets(tmp_path, capsys):
     out = tmp_path / "hdl"
     assert main(["hdl", "--model", str(model), "--lanes", "32", "--column-sets", "4", "--stream-width", "64",
                  "--out", str(out), "--weight-image"]) == 0
-    assert "P=32 macs_per_dsp=1 packing_dsp=DSP48E2 mode=full column_sets=4 tail_units=1 weight_ports=1 stream_width=64" in \
-        capsys.readouterr().out
+    assert ("P=32 macs_per_dsp=1 packing_dsp=DSP48E2 mode=full column_sets=4 tail_units=1 weight_ports=1"
+            " stream_width=64") in capsys.readouterr().out
     manifest = read_manifest(out)
     config = AcceleratorConfig.from_artifact(art, lanes=32, column_sets=4, stream_width=64)
     assert manifest.config == config and config.groups == 3 and config.issued_columns(0) == 3 + 2
