@@ -72,7 +72,9 @@ def main(argv=None) -> int:
                          compare=False)
         c = plan.config
         rows.append((f"FPGA {plan.board.name} {c.mode} P={c.lanes} k={c.macs_per_dsp} S={c.column_sets}"
-                     + (" W2" if c.weight_ports > 1 else "") + f" @{plan.clock_mhz:g} MHz (compute)",
+                     + (" W2" if c.weight_ports > 1 else "")
+                     + (f" fold {c.fold_lanes or c.lanes}x{c.fold_rows}" if c.fold_lanes or c.fold_rows else "")
+                     + f" @{plan.clock_mhz:g} MHz (compute)",
                      plan.us_per_step * T, plan.us_per_step,
                      f"cycle model, MAC utilisation {plan.cycles.utilization:.1%}, "
                      f"{plan.dsp_bound_fraction():.1%} of the DSP-bound limit"))

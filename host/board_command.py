@@ -44,6 +44,11 @@ def add_backend(p, *, default: str) -> None:
                    help="hidden units the simulated core's tail finishes a cycle (rtl backend; default 1)")
     p.add_argument("--weight-ports", type=int, default=1, choices=(1, 2),
                    help="read ports of the simulated core's weight memory (rtl backend; default 1)")
+    p.add_argument("--fold-lanes", type=int, default=0,
+                   help="with --weight-ports 2: lanes of the simulated core whose weights sit on both ports "
+                        "(rtl backend; default 0 = all)")
+    p.add_argument("--fold-rows", type=int, default=0,
+                   help="with --weight-ports 2: rows those lanes hold on both ports (rtl backend; default 0 = all)")
     p.add_argument("--stream-width", type=int, default=32, choices=(32, 64, 128),
                    help="AXI-Stream TDATA bits of the simulated core (rtl backend; default 32)")
     p.add_argument("--weight-residency", choices=WEIGHT_RESIDENCIES, default="chip",
@@ -169,6 +174,7 @@ def build_backend(args, artifact):
         return make_backend("rtl", artifact=artifact, mode=args.mode or "full", lanes=args.lanes,
                             macs_per_dsp=args.macs_per_dsp, column_sets=args.column_sets,
                             tail_units=args.tail_units, weight_ports=args.weight_ports,
+                            fold_lanes=args.fold_lanes, fold_rows=args.fold_rows,
                             stream_width=args.stream_width, weight_residency=args.weight_residency,
                             ddr_width=args.ddr_width, max_batch=args.max_batch,
                             double_buffer=double_buffer, simulator=args.simulator, **kw)

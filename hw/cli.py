@@ -34,7 +34,8 @@ def add_packing_argument(parser) -> None:
     """``--macs-per-dsp``: gate rows sharing one multiplier (default 1, no packing), laid out for
     ``--packing-dsp`` (default DSP48E2); ``--column-sets``:
     lane sets each taking every S-th column (default 1); ``--tail-units``: hidden units the tail
-    finishes a cycle (default 1); ``--weight-ports``: read ports of the weight memory (default 1)."""
+    finishes a cycle (default 1); ``--weight-ports``: read ports of the weight memory (default 1),
+    ``--fold-lanes``/``--fold-rows``: the part of it on both (default all)."""
     parser.add_argument("--macs-per-dsp", type=int, default=1,
                         help="gate rows packed into one multiplier (default 1; at most what the "
                              "weight and activation widths allow, e.g. 2 for 4-bit x 8-bit)")
@@ -52,6 +53,13 @@ def add_packing_argument(parser) -> None:
                         help="read ports of the weight memory (default 1; 2 reads a row's halves through both "
                              "ports of a true-dual-port RAM: twice an UltraRAM's width, what `plan` picks when "
                              "the weight memory is too wide for one port)")
+    parser.add_argument("--fold-lanes", type=int, default=0,
+                        help="with --weight-ports 2: the lanes whose weights sit on both ports (even; default 0 = "
+                             "all), the others' on a one-port RAM")
+    parser.add_argument("--fold-rows", type=int, default=0,
+                        help="with --weight-ports 2: the rows those lanes hold on both ports (a power of two; "
+                             "default 0 = all), the others on a one-port RAM; `plan` folds 2048 rows (half an "
+                             "UltraRAM) of the lanes the UltraRAMs hold when the memory is deeper")
 
 
 def add_ddr_arguments(parser) -> None:
@@ -80,6 +88,11 @@ def ddr_options(args) -> dict:
             "ddr_outstanding": args.ddr_outstanding, "max_batch": args.max_batch}
 
 
+def fold_options(args) -> dict:
+    """The weight memory's fold fields of :func:`add_packing_argument`."""
+    return {"fold_lanes": args.fold_lanes, "fold_rows": args.fold_rows}
+
+
 def core_config(args):
     """(artifact, AcceleratorConfig) of the arguments :func:`add_core_arguments` added."""
     from lstmfpga.foundation.hw.config import AcceleratorConfig
@@ -90,7 +103,7 @@ def core_config(args):
                                                      max_timesteps=args.max_timesteps,
                                                      macs_per_dsp=args.macs_per_dsp, packing_dsp=args.packing_dsp,
                                                      column_sets=args.column_sets, tail_units=args.tail_units,
-                                                     weight_ports=args.weight_ports,
+                                                     weight_ports=args.weight_ports, **fold_options(args),
                                                      stream_width=args.stream_width, **ddr_options(args))
 
 
@@ -143,7 +156,9 @@ def _hdl(args) -> int:
           f"macs_per_dsp={config.macs_per_dsp} packing_dsp={config.packing_dsp} mode={config.mode} "
           f"column_sets={config.column_sets} "
           f"tail_units={config.tail_units} weight_ports={config.weight_ports} "
-          f"stream_width={config.stream_width} weight_bits={config.weight_bits} classes={config.num_classes}")
+          + (f"fold_lanes={config.fold_lanes} fold_rows={config.fold_rows} "
+             if config.fold_lanes or config.fold_rows else "")
+          + f"stream_width={config.stream_width} weight_bits={config.weight_bits} classes={config.num_classes}")
     if config.ddr_weights:
         from lstmfpga.foundation.hw.ddr_image import layer_offsets
 

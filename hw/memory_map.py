@@ -184,15 +184,14 @@ def accelerator_memories(config) -> tuple[MemorySpec, ...]:
 def memories_at(config) -> tuple[MemorySpec, ...]:
     """:func:`accelerator_memories` of ``config`` without elaborating it for every lane count.
 
-    The design is elaborated at P = 4 and P = 8; memories that differ between the two must be the
-    weight memory (:func:`~lstmfpga.hw.rtl.weight_memory.weight_memory_shape`), which is then
-    sized for ``config.lanes`` directly.  Anything else that depends on P falls back to
-    elaborating.  A core of S > 1 column sets is that of one set with its weight memory and h
-    buffers resized; a core of two tail units has a copy of the tail's memories under ``tail2``.
+    The design is elaborated at P = 4 and P = 8 with its weight memory on one port; memories that
+    differ between the two must be the weight memory, which is then replaced by the banks
+    :func:`~lstmfpga.hw.rtl.weight_memory.weight_banks` gives ``config``.  Anything else that
+    depends on P falls back to elaborating.  A core of S > 1 column sets is that of one set with
+    its weight memory and h buffers resized; a core of two tail units has a copy of the tail's
+    memories under ``tail2``.
     """
     import dataclasses
-
-    from lstmfpga.hw.rtl.weight_memory import weight_memory_shape
 
     S = config.column_sets
     if config.tail_units > 1:
@@ -209,19 +208,20 @@ def memories_at(config) -> tuple[MemorySpec, ...]:
         from lstmfpga.hw.rtl.payloads import input_buffer_depth
 
         resized = []
-        for m in memories_at(dataclasses.replace(config, column_sets=1)):
+        for m in memories_at(_one_port(dataclasses.replace(config, column_sets=1))):
             leaf = m.name.rsplit("/", 1)[-1]
             if "weight_mem" in m.name.split("/"):
-                depth, width = weight_memory_shape(config)
-                m = dataclasses.replace(m, depth=depth, width=width)
-            elif leaf.startswith("h_buf"):
+                resized.extend(_weight_banks_as(m, config))
+                continue
+            if leaf.startswith("h_buf"):
                 m = dataclasses.replace(m, depth=max(2, h_buffer_depth(config)), width=8 * S, granularity=8)
             elif leaf == "input_buf":
                 m = dataclasses.replace(m, depth=max(2, input_buffer_depth(config)))
             resized.append(m)
         return tuple(resized)
-    at4 = accelerator_memories(dataclasses.replace(config, lanes=4))
-    at8 = accelerator_memories(dataclasses.replace(config, lanes=8))
+    one_port = _one_port(config)
+    at4 = accelerator_memories(dataclasses.replace(one_port, lanes=4))
+    at8 = accelerator_memories(dataclasses.replace(one_port, lanes=8))
     if [m.name for m in at4] != [m.name for m in at8]:
         return accelerator_memories(config)
     result = []
@@ -230,9 +230,26 @@ def memories_at(config) -> tuple[MemorySpec, ...]:
             result.append(m4)
             continue
         for lanes, m in ((4, m4), (8, m8)):
-            expected = dataclasses.replace(config, lanes=lanes)
-            if (m.depth, m.width) != weight_memory_shape(expected):
+            (bank,) = _weight_banks_as(m4, dataclasses.replace(one_port, lanes=lanes))
+            if (m.depth, m.width) != (bank.depth, bank.width):
                 return accelerator_memories(config)
-        depth, width = weight_memory_shape(config)
-        result.append(dataclasses.replace(m4, depth=depth, width=width))
+        result.extend(_weight_banks_as(m4, config))
     return tuple(result)
+
+
+def _one_port(config):
+    """``config`` with its weight memory on one port (the shape the shortcut elaborates)."""
+    import dataclasses
+
+    return dataclasses.replace(config, weight_ports=1, fold_lanes=0, fold_rows=0)
+
+
+def _weight_banks_as(memory: MemorySpec, config) -> list[MemorySpec]:
+    """``config``'s weight-memory banks, named beside ``memory`` (the one-port ``mem``)."""
+    import dataclasses
+
+    from lstmfpga.hw.rtl.weight_memory import weight_banks
+
+    parent = memory.name.rsplit("/", 1)[0]
+    return [dataclasses.replace(memory, name=f"{parent}/{bank.name}", depth=bank.depth, width=bank.width,
+                                read_ports=bank.read_ports) for bank in weight_banks(config)]

@@ -220,7 +220,10 @@ class Plan:
             f"{c.rows_per_group} rows per step and layer)"
             + (f", tail_units={c.tail_units}" if c.tail_units > 1 else "")
             + (", weight memory on two read ports (halves of a row in one true-dual-port RAM)"
-               if c.weight_ports > 1 else "")
+               if c.weight_ports > 1 and not (c.fold_lanes or c.fold_rows) else "")
+            + (f", weight memory folded: {c.fold_lanes or c.lanes} lanes' rows below {c.fold_rows} on both ports of"
+               f" a true-dual-port RAM, their other rows and the other lanes on one port"
+               if c.fold_lanes or c.fold_rows else "")
             + (f", the multiplies laid out for a {c.packing_dsp} (`lstmfpga hdl --packing-dsp {c.packing_dsp}`)"
                if c.packing_dsp != "DSP48E2" else ""),
             f"cycle model T={self.timesteps}: {self.cycles.compute_cycles} compute cycles "
@@ -335,7 +338,8 @@ def _split_rows_note(config, fit: LogicFit | None) -> str | None:
 
 def resource_table(check: Check, board: Board) -> str:
     rows = [f"{'resource':<9}{'used':>10}{'available':>11}{'%':>8}   {'source'}"]
-    sources = {"lut": "Yosys logic (extrapolated) + LUTRAM (model)", "ff": "Yosys (extrapolated)",
+    sources = {"lut": "Yosys logic (extrapolated) + LUTRAM (model)",
+               "ff": "Yosys (extrapolated)" + (", the MAC units' DSP48E2 registers out" if board.family == "xcup" else ""),
                "dsp": "Yosys (extrapolated)", "bram36": "memory model (Yosys-checked)",
                "uram": "memory model"}
     for key in RESOURCE_FIELDS:
@@ -387,6 +391,11 @@ def _fastest_fit(base, fit: LogicFit | None, board: Board, timesteps: int,
         check = _check(config, fit, board)
         if not check.fits and board.uram:
             check = _check(_with_weight_ports(config, 2), fit, board)
+        memory_bound = not check.fits and board.uram and set(check.over) <= {"bram36", "uram"}
+        for folded in (_weight_folds(config, board) if memory_bound else ()):
+            check = _check(folded, fit, board)
+            if check.fits:
+                break
         if check.fits:
             if best_cycles is None:
                 best_cycles = cycle_estimate(config, timesteps).compute_cycles
@@ -399,6 +408,34 @@ def _with_weight_ports(config, ports: int):
     (a true-dual-port tile reads two 72-bit words a cycle), which is what limits a wide, shallow
     weight memory; the logic it adds (an address multiplexer) is left to the fit's margin."""
     return dataclasses.replace(config, weight_ports=ports)
+
+
+#: Fold widths :func:`_weight_folds` tries below the widest, in UltraRAMs.
+FOLD_STEPS = 4
+
+
+def _weight_folds(config, board: Board) -> list:
+    """``config`` with part of its weight rows folded over both ports, the widest fold first.
+
+    A weight memory of more than 2,048 rows (half an UltraRAM) folded whole needs two UltraRAMs
+    per 144 bits, each half empty; folding the rows below 2,048 of as many lanes as the UltraRAMs
+    hold (two 72-bit columns each) and leaving those lanes' other rows and the other lanes to
+    one-port memories fills them.  Tried at the board's UltraRAM count and :data:`FOLD_STEPS`
+    below it (the other memories may need some)."""
+    from lstmfpga.hw.memory_map import URAM_DEPTH, URAM_WIDTH
+
+    half = URAM_DEPTH // 2
+    if config.weight_memory_rows <= half or config.weight_residency != "chip":
+        return []
+    lanes_per_uram = 2 * URAM_WIDTH / config.weight_bits
+    widest = min(board.uram, math.ceil(config.lanes / lanes_per_uram))
+    folds = []
+    for urams in range(widest, max(0, widest - FOLD_STEPS), -1):
+        lanes = 2 * int(urams * lanes_per_uram // 2)
+        lanes = 0 if lanes >= config.lanes else lanes   # 0: every lane
+        if (lanes or urams == widest) and lanes not in {f.fold_lanes for f in folds}:
+            folds.append(dataclasses.replace(config, weight_ports=2, fold_lanes=lanes, fold_rows=half))
+    return folds
 
 
 def _logic_fits(fit: LogicFit, board: Board, lanes: int) -> bool:
@@ -643,10 +680,10 @@ def _chip_plan(template, board: Board, *, clock_mhz, mode, timesteps, macs_per_d
         tried, reserve = [], 0
         while len(tried) < MAX_SET_FITS:
             order = [S for S in _sets_in_order(bounds) if S not in tried] if bounds else []
-            if not order or (m in found and bounds[order[0]] * (1 + CYCLE_TOLERANCE)
+            if not order or (m in found and min(bounds[S] for S in order) * (1 + CYCLE_TOLERANCE)
                              >= cycle_estimate(found_config[m], timesteps).compute_cycles):
                 break
-            S = order[0]
+            S = order[0] if not tried else _likeliest_sets(order, bounds, template, m, fit, board, timesteps)
             tried.append(S)
             base = _with_sets(template, m, S)
             fit = fit_logic(base, family=board.family, sample_lanes=sample_lanes_for(sample_lanes, S, base.tail_units),
@@ -692,6 +729,25 @@ def _chip_plan(template, board: Board, *, clock_mhz, mode, timesteps, macs_per_d
     elif mode == "auto" and chosen_mode == "split":
         alternative = f"full mode does not fit: {_why(failures['full'])}"
     return Plan(config, board, float(clock), timesteps, cycles, check, alternative)
+
+
+def _likeliest_sets(order: list[int], bounds: dict, template, mode: str, fit: LogicFit, board: Board,
+                    timesteps: int) -> int:
+    """The column-set count of ``order`` to fit next: the lowest of its memory bound and its cycles
+    at the most lanes the logic lines of ``fit`` allow (another count's lines, which are close to
+    any count's).  Where the logic binds first the memory bounds alone say little."""
+    from lstmfpga.hw.cycle_model import estimate as cycle_estimate
+
+    def key(S):
+        base = _with_sets(template, mode, S)
+        borrowed = dataclasses.replace(fit, column_sets=S, samples=())
+        step = lane_step(S, base.tail_units)
+        lanes = min(MAX_LANES, step * base.hidden_size) // step * step
+        while lanes > step and not _logic_fits(borrowed, board, lanes):
+            lanes -= step
+        return max(bounds[S], cycle_estimate(dataclasses.replace(base, lanes=lanes), timesteps).compute_cycles), S
+
+    return min(order, key=key)
 
 
 def _faster(a, b, timesteps: int) -> bool:

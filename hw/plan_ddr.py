@@ -61,9 +61,7 @@ def ddr_memories(config, residency: str, batch: int) -> tuple[MemorySpec, ...]:
     pre-activation memory (T·4H int32 per sequence over the tails, four gate sums a word) joins
     where there is an input pass, and each per-sequence memory is ``batch`` deep copies: the
     memories of the core the RTL generates with ``max_batch`` = B."""
-    from lstmfpga.hw.rtl.weight_memory import weight_memory_shape
-
-    one_port = dataclasses.replace(config, weight_ports=1)
+    one_port = dataclasses.replace(config, weight_ports=1, fold_lanes=0, fold_rows=0)
     layers = range(config.num_layers)
     if residency == "stream":
         x_max, double = 0, 2 * max(config.issued_columns(layer) for layer in layers)
@@ -71,7 +69,7 @@ def ddr_memories(config, residency: str, batch: int) -> tuple[MemorySpec, ...]:
         x_max = max(config.x_columns(layer) for layer in layers)
         double = 2 * max(x_max, config.h_columns if residency == "all" else 0)
     resident_h = config.num_layers * config.groups * config.h_columns if residency == "wx" else 0
-    _, width = weight_memory_shape(one_port)
+    width = config.lanes * config.weight_bits
     # a memory is at least two words deep, so one sequence's depth is half that of a core of two
     pair = {m.name: m for m in memories_at(dataclasses.replace(one_port, weight_residency="stream", max_batch=2))}
     result = []

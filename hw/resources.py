@@ -30,8 +30,8 @@ from pathlib import Path
 
 from lstmfpga.foundation.errors import ConfigError
 from lstmfpga.foundation.validation import is_integer
-from lstmfpga.hw.memory_map import (URAM_WIDTH, MemorySpec, MemoryTiles, accelerator_memories, bram36_tiles,
-                                    memories_at, place_small, split_uram_bram)
+from lstmfpga.hw.memory_map import (URAM_DEPTH, URAM_WIDTH, MemorySpec, MemoryTiles, accelerator_memories,
+                                    bram36_tiles, memories_at, place_small, split_uram_bram)
 from lstmfpga.hw.yosys_synth import ResourceCount, synthesize
 
 DEFAULT_SAMPLE_LANES = (8, 16)
@@ -126,7 +126,11 @@ class LogicFit:
                 f"{k.upper()} {v:.0f}" for k, v in self.max_residual.items()))
         return (f"logic measured by Yosys synth_xilinx -family {self.family} on the generated Verilog "
                 f"at P = {lanes} (proxy I={first.input_size}, H={first.hidden_size}, {self.mode} mode), "
-                f"extrapolated linearly in P ({how}): {fit}")
+                f"extrapolated linearly in P ({how}): {fit}"
+                + ("; FF without the packed MAC units' A/B/M/P registers, which the DSP48E2s hold (Yosys's "
+                   "xilinx_dsp packs them into a DSP48E1 on xc7, into no DSP48E2; "
+                   + ", ".join(f"P={s.lanes}: {s.measured.dsp_ff} of {s.measured.ff}" for s in self.samples) + ")"
+                   if any(s.measured.dsp_ff for s in self.samples) else ""))
 
 
 def _linear_fit(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, float]:
@@ -140,8 +144,9 @@ def _linear_fit(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float,
 
 
 def logic_only(measured: ResourceCount) -> dict[str, int]:
-    """LUT (distributed RAM taken out: the memory model adds it back at the real shape), FF, DSP."""
-    return {"lut": measured.lut - measured.lutram, "ff": measured.ff, "dsp": measured.dsp}
+    """LUT (distributed RAM taken out: the memory model adds it back at the real shape), FF (the
+    MAC units' registers a DSP48E2 holds taken out, :attr:`ResourceCount.dsp_ff`), DSP."""
+    return {"lut": measured.lut - measured.lutram, "ff": measured.ff - measured.dsp_ff, "dsp": measured.dsp}
 
 
 def fit_variable(name: str, lanes: int, macs_per_dsp: int = 1, column_sets: int = 1) -> int:
@@ -250,13 +255,16 @@ class ResourceEstimate:
 
 
 def place_memories(memories, *, family: str, bram36_budget: float, uram_budget: int) -> tuple[MemoryTiles, ...]:
-    """Place each memory in LUTRAM/BRAM as Yosys would, then move 72-bit columns of the largest
-    block memories into UltraRAM until the block RAM fits ``bram36_budget`` (or URAM runs out)."""
+    """Place each memory in LUTRAM/BRAM as Yosys would, then move 72-bit columns of the deepest
+    block memories (the largest first among those 4K deep or more) into UltraRAM until the block
+    RAM fits ``bram36_budget`` (or URAM runs out)."""
     placed = {m: place_small(m, family) for m in memories}
     if uram_budget <= 0:
         return tuple(placed.values())
     uram_left = uram_budget
-    block = sorted((m for m, t in placed.items() if t.bram36), key=lambda m: m.bits, reverse=True)
+    # deepest first: a 72-bit URAM column of a 4K-deep memory frees 8 RAMB36, of a 512-deep one 1
+    block = sorted((m for m, t in placed.items() if t.bram36), key=lambda m: (min(m.depth, URAM_DEPTH), m.bits),
+                   reverse=True)
     for memory in block:
         total_bram = sum(t.bram36 for t in placed.values())
         if total_bram <= bram36_budget:

@@ -25,7 +25,12 @@ from lstmfpga.hw.boards import FAMILIES
 from lstmfpga.hw.rtl import fanout
 
 #: Bumped whenever the script or the counting rules change, so old cache entries are not reused.
-SCRIPT_VERSION = 4
+SCRIPT_VERSION = 5
+
+#: The packed MAC unit's registers a DSP slice holds itself (A, B, M and the accumulator P,
+#: :class:`~lstmfpga.hw.rtl.packed_mac.PackedMac`): Yosys's ``xilinx_dsp`` moves them into a DSP48E1
+#: (``-family xc7``) but into no DSP48E2, where Vivado does, so on ``xcup`` they are counted apart.
+DSP_REGISTERS = ("a_reg", "b_reg", "m_reg", "p_reg")
 
 # 6-input LUT sites each cell occupies (LUTRAM and SRL cells live in SLICEM LUTs).  Shift registers
 # count as logic, not as memory: Yosys makes them from the pipeline's reset-less register chains
@@ -68,6 +73,9 @@ class ResourceCount:
         The part of ``lut`` used as distributed RAM (shift registers are logic).
     ff, dsp, uram :
         Flip-flops (and latches), DSP48 slices, UltraRAMs.
+    dsp_ff :
+        Of ``ff``, the packed MAC units' :data:`DSP_REGISTERS` left in the fabric where the DSP48E2
+        would hold them (counted on ``xcup`` only; 0 elsewhere).
     bram36 :
         36 Kib block RAMs; a RAMB18 counts 0.5.
     other :
@@ -81,6 +89,7 @@ class ResourceCount:
     dsp: int = 0
     bram36: float = 0.0
     uram: int = 0
+    dsp_ff: int = 0
     other: tuple[tuple[str, int], ...] = ()
 
     def to_dict(self) -> dict:
@@ -118,6 +127,20 @@ def count_cells(cells_by_type: Mapping[str, int]) -> ResourceCount:
             other[cell] = other.get(cell, 0) + number
     return ResourceCount(lut=lut, lutram=lutram, ff=ff, dsp=dsp, bram36=bram36, uram=uram,
                          other=tuple(sorted(other.items())))
+
+
+def dsp_register_flops(netlist: Mapping, top: str) -> int:
+    """Flip-flops of a ``write_json`` netlist whose output is one of :data:`DSP_REGISTERS` (by the
+    last component of any of its bit's names in the flattened ``top``)."""
+    try:
+        module = netlist["modules"][top]
+        names, cells = module["netnames"], module["cells"]
+    except (KeyError, TypeError) as exc:
+        raise SynthesisError(f"cannot read the Yosys netlist of {top}: {exc}") from None
+    register_bits = {bit for name, net in names.items() if name.rsplit(".", 1)[-1] in DSP_REGISTERS
+                     for bit in net["bits"] if isinstance(bit, int)}
+    return sum(1 for cell in cells.values()
+               if cell["type"] in _FF_CELLS and cell["connections"].get("Q", [None])[0] in register_bits)
 
 
 def parse_stat_json(text: str) -> tuple[ResourceCount, dict[str, int]]:
@@ -172,11 +195,12 @@ def synth_script(files: Sequence[str], *, top: str, family: str) -> str:
     ``-noiopad``/``-noclkbuf``: the core sits inside a block design, so its ports are not pins.
     ``-uram`` (UltraScale+): large memories may become URAM288 where Yosys finds them cheaper.
     The lanes' broadcast copies stay apart (:data:`~lstmfpga.hw.rtl.fanout.KEEP_REGISTERS`).
+    On ``xcup`` the netlist is written too, for :func:`dsp_register_flops`.
     """
     reads = "\n".join(f"read_verilog -sv {json.dumps(str(f))}" for f in files)
     uram = " -uram" if family == "xcup" else ""
     return (f"{reads}\n{fanout.KEEP_REGISTERS}synth_xilinx -family {family} -top {top} -flatten -noiopad -noclkbuf{uram}\n"
-            "tee -q -o stat.json stat -json\n")
+            "tee -q -o stat.json stat -json\n" + ("write_json netlist.json\n" if family == "xcup" else ""))
 
 
 def synthesize(verilog_files: Sequence[str | os.PathLike], *, top: str, family: str,
@@ -232,6 +256,12 @@ def synthesize(verilog_files: Sequence[str | os.PathLike], *, top: str, family: 
             tail = (log.read_text(errors="replace") if log.is_file() else proc.stderr)[-2000:]
             raise SynthesisError(f"Yosys failed on {paths[0]} (exit {proc.returncode}):\n{tail}")
         resources, cells = parse_stat_json(stat.read_text())
+        if family == "xcup":
+            try:
+                netlist = json.loads((Path(work) / "netlist.json").read_text())
+            except (OSError, ValueError) as exc:
+                raise SynthesisError(f"cannot read the Yosys netlist of {paths[0]}: {exc}") from None
+            resources = dataclasses.replace(resources, dsp_ff=dsp_register_flops(netlist, top))
 
     atomic_write_bytes(entry, json.dumps({"resources": resources.to_dict(), "cells": cells, "seconds": seconds,
                                           "top": top, "family": family, "files": [str(p) for p in paths]}).encode())

@@ -63,7 +63,7 @@ def _verify(args) -> int:
 
     from lstmfpga.foundation.errors import ConfigError, InputError
     from lstmfpga.foundation.hw.config import AcceleratorConfig
-    from lstmfpga.hw.cli import ddr_options
+    from lstmfpga.hw.cli import ddr_options, fold_options
     from lstmfpga.quant.model_file import load_model
     from lstmfpga.sim.rtl_check import Sequence, random_codes, run_sequences, summarize
     from lstmfpga.sim.verilator import DEFAULT_CACHE
@@ -79,7 +79,7 @@ def _verify(args) -> int:
                                              max_timesteps=args.max_timesteps, macs_per_dsp=args.macs_per_dsp,
                                              packing_dsp=args.packing_dsp,
                                              column_sets=args.column_sets, tail_units=args.tail_units,
-                                             weight_ports=args.weight_ports,
+                                             weight_ports=args.weight_ports, **fold_options(args),
                                              stream_width=args.stream_width, **ddr_options(args))
     if args.timesteps is not None and not 1 <= args.timesteps <= config.max_timesteps:
         raise InputError(f"--timesteps must be in [1, {config.max_timesteps}], not {args.timesteps}")
@@ -94,7 +94,9 @@ def _verify(args) -> int:
     print(f"building/simulating I={config.input_size} H={config.hidden_size} L={config.num_layers} "
           f"P={config.lanes} macs_per_dsp={config.macs_per_dsp} column_sets={config.column_sets} "
           f"tail_units={config.tail_units} weight_ports={config.weight_ports} "
-          f"weights={config.weight_residency} "
+          + (f"fold_lanes={config.fold_lanes} fold_rows={config.fold_rows} "
+             if config.fold_lanes or config.fold_rows else "")
+          + f"weights={config.weight_residency} "
           f"stream={config.stream_width} mode={config.mode} "
           + (f"batches of up to {config.max_batch} " if config.max_batch > 1 else "")
           + f"({len(sequences)} sequences, "

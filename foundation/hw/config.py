@@ -43,7 +43,8 @@ MAX_BATCH = 64
 
 
 #: Fields that change the hardware but neither the results nor the weight image.
-_IMAGE_NEUTRAL = ("macs_per_dsp", "packing_dsp", "tail_units", "weight_ports", "sum_bits", "weight_residency",
+_IMAGE_NEUTRAL = ("macs_per_dsp", "packing_dsp", "tail_units", "weight_ports", "fold_lanes", "fold_rows", "sum_bits",
+                  "weight_residency",
                   "ddr_width", "ddr_burst", "ddr_outstanding", "max_batch")
 
 
@@ -89,6 +90,15 @@ class AcceleratorConfig:
         half as wide, read through both ports of a true-dual-port RAM in the same cycle: an
         UltraRAM then gives 144 bits a cycle instead of 72, which is what binds a wide, shallow
         weight memory.  Changes neither results nor the weight image.  Two need weights on chip.
+    fold_lanes, fold_rows :
+        With two weight ports, which part of the rows sits on both ports (0 = all of it): the weights
+        of the first ``fold_lanes`` lanes (even) in rows below ``fold_rows`` (a power of two; the
+        halves then sit at words r and ``fold_rows`` + r).  The other lanes' weights sit on a
+        one-port memory of every row, the folded lanes' rows from ``fold_rows`` on on another.  An
+        UltraRAM holds 4,096 words: folded, 2,048 rows of 144 bits; a weight memory of 2,048 to
+        4,096 rows fills the UltraRAMs with both ports only for its first 2,048 rows, so the planner
+        folds the lanes the UltraRAMs hold (``fold_rows`` = 2,048) and leaves the other rows and
+        lanes to one-port memories.  Changes neither results nor the weight image.
     weight_bits :
         LSTM weight width (2–8), signed.
     io_bits, acc_bits, sigmoid_bits, tanh_bits, cell_bits, hidden_tanh_bits :
@@ -125,6 +135,8 @@ class AcceleratorConfig:
     column_sets: int = 1
     tail_units: int = 1
     weight_ports: int = 1
+    fold_lanes: int = 0
+    fold_rows: int = 0
     weight_residency: str = "chip"
     ddr_width: int = 128
     ddr_burst: int = 16
@@ -174,6 +186,15 @@ class AcceleratorConfig:
             raise ConfigError(f"tail_units must be one of {TAIL_UNITS}, not {self.tail_units!r}")
         if self.weight_ports not in WEIGHT_PORTS:
             raise ConfigError(f"weight_ports must be one of {WEIGHT_PORTS}, not {self.weight_ports!r}")
+        if isinstance(self.fold_lanes, bool) or not isinstance(self.fold_lanes, int) or not (
+                0 <= self.fold_lanes <= self.lanes and self.fold_lanes % 2 == 0):
+            raise ConfigError(f"fold_lanes must be an even integer in [0, lanes = {self.lanes}], not {self.fold_lanes!r}")
+        if isinstance(self.fold_rows, bool) or not isinstance(self.fold_rows, int) or self.fold_rows < 0 or (
+                self.fold_rows & (self.fold_rows - 1)):
+            raise ConfigError(f"fold_rows must be 0 or a power of two, not {self.fold_rows!r}")
+        if (self.fold_lanes or self.fold_rows) and self.weight_ports != 2:
+            raise ConfigError(f"fold_lanes {self.fold_lanes} and fold_rows {self.fold_rows} need weight_ports 2"
+                              f" (they say which part of the rows sits on both ports), not {self.weight_ports!r}")
         if self.weight_residency not in WEIGHT_RESIDENCIES:
             raise ConfigError(f"weight_residency must be one of {WEIGHT_RESIDENCIES}, not {self.weight_residency!r}")
         if self.ddr_width not in DDR_WIDTHS:
@@ -397,7 +418,8 @@ class AcceleratorConfig:
     @classmethod
     def from_artifact(cls, artifact, *, lanes: int, mode: str = "full", max_timesteps: int = 24,
                       stream_width: int = 32, macs_per_dsp: int = 1, packing_dsp: str = "DSP48E2",
-                      column_sets: int = 1, tail_units: int = 1, weight_ports: int = 1, weight_residency: str = "chip",
+                      column_sets: int = 1, tail_units: int = 1, weight_ports: int = 1, fold_lanes: int = 0,
+                      fold_rows: int = 0, weight_residency: str = "chip",
                       ddr_width: int = 128, ddr_burst: int = 16, ddr_outstanding: int = 8,
                       max_batch: int = 1) -> "AcceleratorConfig":
         """The configuration whose bitstream runs ``artifact`` with ``lanes`` MAC lanes."""
@@ -413,7 +435,8 @@ class AcceleratorConfig:
         classes = 0 if artifact.classifier is None else int(artifact.classifier.weight.shape[0])
         return cls(input_size=int(layers[0].input_size), hidden_size=hidden, num_layers=len(layers),
                    lanes=lanes, macs_per_dsp=macs_per_dsp, packing_dsp=packing_dsp, column_sets=column_sets,
-                   tail_units=tail_units, weight_ports=weight_ports, weight_residency=weight_residency,
+                   tail_units=tail_units, weight_ports=weight_ports, fold_lanes=fold_lanes, fold_rows=fold_rows,
+                   weight_residency=weight_residency,
                    ddr_width=ddr_width, ddr_burst=ddr_burst, ddr_outstanding=ddr_outstanding, max_batch=max_batch,
                    mode=mode, num_classes=classes, max_timesteps=max_timesteps, stream_width=stream_width,
                    **cls.widths_of(artifact))
@@ -425,7 +448,7 @@ class AcceleratorConfig:
     def mismatch(self, artifact) -> str | None:
         """A message naming the first field in which ``artifact`` differs from this shape, else None.
 
-        ``macs_per_dsp``, ``packing_dsp``, ``tail_units``, ``weight_ports``, ``sum_bits``, the weight
+        ``macs_per_dsp``, ``packing_dsp``, ``tail_units``, the weight ports and folds, ``sum_bits``, the weight
         residency, the DDR port and ``max_batch`` are not compared: the weight image is the same for all.
         """
         try:

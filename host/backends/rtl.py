@@ -36,7 +36,8 @@ class RtlBackend(Backend):
 
     Parameters
     ----------
-    lanes, macs_per_dsp, packing_dsp, column_sets, tail_units, weight_ports, max_steps, stream_width
+    lanes, macs_per_dsp, packing_dsp, column_sets, tail_units, weight_ports, fold_lanes, fold_rows, max_steps,
+    stream_width
         Build-time shape of the simulated core (the rest comes from the artifact).
     weight_residency, ddr_width, ddr_burst, ddr_outstanding, max_batch
         Weights on chip (``"chip"``) or in DDR (``"stream"``, ``"all"``, ``"wx"``), the read port, and the most
@@ -80,7 +81,8 @@ class RtlBackend(Backend):
 
     def __init__(self, *, artifact, mode: str = "full", lanes: int = 8, macs_per_dsp: int = 1,
                  packing_dsp: str = "DSP48E2", column_sets: int = 1,
-                 tail_units: int = 1, weight_ports: int = 1, max_steps: int = 24, weight_residency: str = "chip",
+                 tail_units: int = 1, weight_ports: int = 1, fold_lanes: int = 0, fold_rows: int = 0,
+                 max_steps: int = 24, weight_residency: str = "chip",
                  ddr_width: int = 128, ddr_burst: int = 16, ddr_outstanding: int = 8, max_batch: int = 1, ddr=None,
                  stream_width: int = 32, double_buffer: bool = True, cache_dir=None, timeout_s: float | None = None,
                  watchdog_cycles: int = 1 << 20, poll_cycles: int | None = None, stall_output: bool = False,
@@ -102,6 +104,7 @@ class RtlBackend(Backend):
                                                       stream_width=stream_width, macs_per_dsp=macs_per_dsp,
                                                       packing_dsp=packing_dsp, column_sets=column_sets,
                                                       tail_units=tail_units, weight_ports=weight_ports,
+                                                      fold_lanes=fold_lanes, fold_rows=fold_rows,
                                                       weight_residency=weight_residency,
                                                       ddr_width=ddr_width, ddr_burst=ddr_burst,
                                                       ddr_outstanding=ddr_outstanding, max_batch=max_batch)

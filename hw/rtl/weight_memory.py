@@ -1,8 +1,10 @@
 """The weight memory: one P·weight_bits row per issued column, written by the weight loader and
-read by the MAC engine, on one read port or split into halves over both ports of a
-true-dual-port RAM (``config.weight_ports``)."""
+read by the MAC engine, on one read port or folded over both ports of a true-dual-port RAM
+(``config.weight_ports``, ``config.fold_lanes``, ``config.fold_rows``)."""
 
 from __future__ import annotations
+
+import dataclasses
 
 from amaranth import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import memory, wiring
@@ -11,18 +13,45 @@ from amaranth.lib.wiring import Out
 from lstmfpga.hw.rtl.ram import address_bits, ram
 
 
-def weight_memory_shape(config) -> tuple[int, int]:
-    """(depth, width) of the weight memory's words.
+@dataclasses.dataclass(frozen=True)
+class WeightBank:
+    """One RAM of the weight memory: the submodule ``name``, ``depth`` words of ``width`` bits read
+    through ``read_ports`` ports."""
 
-    One port: ``config.weight_memory_rows`` words of P·weight_bits (at least two, as :func:`ram`
-    makes them).  Two ports: words of half a row, row r's low half at word r and its high half
-    at word 2^a + r (a = the row address width): the port's address is the row's with one bit
-    on top, so no adder sits on the read path.
+    name: str
+    depth: int
+    width: int
+    read_ports: int
+
+
+def folded_rows(config) -> int:
+    """Rows whose folded lanes sit on both ports: ``fold_rows``, at most the power of two the row
+    address spans (all rows when ``fold_rows`` is 0)."""
+    every = 1 << address_bits(config.weight_memory_rows)
+    return min(config.fold_rows or every, every)
+
+
+def weight_banks(config) -> tuple[WeightBank, ...]:
+    """The RAMs of the weight memory.
+
+    One port: ``mem``, ``config.weight_memory_rows`` words of P·weight_bits (at least two, as
+    :func:`ram` makes them).  Two ports, with L = ``fold_lanes`` (or P) and F = :func:`folded_rows`:
+    ``mem`` holds the first L lanes' weights of rows below F in words of half of them, row r's low
+    half at word r and its high half at word F + r (F is a power of two: the port's address is the
+    row's low bits with one bit on top, so no adder sits on the read path); ``upper_rows`` the same
+    lanes' rows from F on, at word r − F; ``one_port_lanes`` the other lanes' weights of every row.
     """
-    width = config.lanes * config.weight_bits
+    rows, row = config.weight_memory_rows, config.lanes * config.weight_bits
     if config.weight_ports == 1:
-        return max(config.weight_memory_rows, 2), width
-    return 2 << address_bits(config.weight_memory_rows), width // 2
+        return (WeightBank("mem", max(rows, 2), row, 1),)
+    folded = (config.fold_lanes or config.lanes) * config.weight_bits
+    F = folded_rows(config)
+    banks = [WeightBank("mem", 2 * F, folded // 2, 2)]
+    if rows > F:
+        banks.append(WeightBank("upper_rows", max(rows - F, 2), folded, 1))
+    if folded < row:
+        banks.append(WeightBank("one_port_lanes", max(rows, 2), row - folded, 1))
+    return tuple(banks)
 
 
 class WeightMemory(wiring.Component):
@@ -30,12 +59,13 @@ class WeightMemory(wiring.Component):
     loader's word strobe stays off the memory's enables), rows out through ``read`` one cycle
     after its address (a synchronous read, as on one port).
 
-    With ``config.weight_ports`` = 2 both ports of the RAM read (or write) the two halves of one
-    row in the same cycle: each port's address is the row's, so a write and a read share the
-    port, and a port does not read while it writes (``en`` low: the RAM's "no change" mode),
-    which is the shape Yosys maps to one true-dual-port UltraRAM per 72 bits of each half
-    (Vivado's inference of it is not checked here).  The core never reads while the loader
-    writes.
+    With ``config.weight_ports`` = 2 both ports of the folded RAM read (or write) the two halves of
+    its part of one row in the same cycle: each port's address is the row's, so a write and a read
+    share the port, and a port does not read while it writes (``en`` low: the RAM's "no change"
+    mode), which is the shape Yosys maps to one true-dual-port UltraRAM per 72 bits of each half
+    (Vivado's inference of it is not checked here).  The rows past the fold come from their own
+    RAM through a multiplexer whose select is registered beside the read.  The core never reads
+    while the loader writes.
 
     Parameters
     ----------
@@ -53,23 +83,46 @@ class WeightMemory(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
-        depth, width = weight_memory_shape(cfg)
-        m.submodules.mem = mem = ram(shape=unsigned(width), depth=depth)
+        banks = {bank.name: bank for bank in weight_banks(cfg)}
+        mems = {name: ram(shape=unsigned(bank.width), depth=bank.depth) for name, bank in banks.items()}
+        for name, mem in mems.items():
+            m.submodules[name] = mem
         addr, data, en = Signal.like(self.write.addr), Signal.like(self.write.data), Signal()
         m.d.sync += [addr.eq(self.write.addr), data.eq(self.write.data), en.eq(self.write.en)]
         if cfg.weight_ports == 1:
-            write, read = mem.write_port(), mem.read_port()
+            write, read = mems["mem"].write_port(), mems["mem"].read_port()
             m.d.comb += [write.addr.eq(addr), write.data.eq(data), write.en.eq(en),
                          read.addr.eq(self.read.addr), read.en.eq(self.read.en), self.read.data.eq(read.data)]
             return m
+        F, half_width = folded_rows(cfg), banks["mem"].width
+        f = F.bit_length() - 1
         row = Signal.like(addr)
         m.d.comb += row.eq(Mux(en, addr, self.read.addr))
         halves = []
         for half in range(2):
-            write, read = mem.write_port(), mem.read_port()
-            port_addr = Cat(row, half)
-            m.d.comb += [write.addr.eq(port_addr), write.data.eq(data.word_select(half, width)), write.en.eq(en),
+            write, read = mems["mem"].write_port(), mems["mem"].read_port()
+            port_addr = Cat(row[:f], half)
+            m.d.comb += [write.addr.eq(port_addr), write.data.eq(data.word_select(half, half_width)),
+                         write.en.eq(en & (addr[f:] == 0)),
                          read.addr.eq(port_addr), read.en.eq(self.read.en & ~en)]
             halves.append(read.data)
-        m.d.comb += self.read.data.eq(Cat(*halves))
+        folded = Cat(*halves)
+        if "upper_rows" in mems:
+            # rows F and up at word r − F: F's one bit is above the row's low f bits
+            upper_write, upper_read = mems["upper_rows"].write_port(), mems["upper_rows"].read_port()
+            upper = Signal()
+            m.d.comb += [upper_write.addr.eq(Cat(addr[:f], addr[f:] - 1)), upper_write.data.eq(data[:len(folded)]),
+                         upper_write.en.eq(en & (addr[f:] != 0)),
+                         upper_read.addr.eq(Cat(self.read.addr[:f], self.read.addr[f:] - 1)),
+                         upper_read.en.eq(self.read.en)]
+            with m.If(self.read.en):
+                m.d.sync += upper.eq(self.read.addr[f:] != 0)
+            folded = Mux(upper, upper_read.data, folded)
+        parts = [folded]
+        if "one_port_lanes" in mems:
+            write, read = mems["one_port_lanes"].write_port(), mems["one_port_lanes"].read_port()
+            m.d.comb += [write.addr.eq(addr), write.data.eq(data[2 * half_width:]), write.en.eq(en),
+                         read.addr.eq(self.read.addr), read.en.eq(self.read.en)]
+            parts.append(read.data)
+        m.d.comb += self.read.data.eq(Cat(*parts))
         return m

@@ -172,16 +172,20 @@ def test_core_rejects_corrupt_image():
 @pytest.mark.parametrize("seed", range(6))
 def test_core_drawn_shape_matches_golden_and_cycle_model(seed):
     """The joined blocks on a drawn small shape, each mode at each stream width, the weight memory
-    on one read port or two: outputs bit-exact, CYCLES exact."""
+    on one read port or folded over two: outputs bit-exact, CYCLES exact."""
     import random
 
     rnd = random.Random(seed)
     art = random_artifact(input_size=rnd.randint(1, 9), hidden_size=rnd.randint(1, 6), num_layers=rnd.randint(1, 3),
                           num_classes=rnd.choice([0, 1, 3]), weight_bits=rnd.choice([2, 3, 4, 8]), seed=100 + seed)
-    config = AcceleratorConfig.from_artifact(art, lanes=rnd.choice([4, 8, 12, 16, 24]),
+    lanes, ports = rnd.choice([4, 8, 12, 16, 24]), rnd.choice([1, 2])
+    folded = ports == 2 and seed % 3 != 2   # part of the lanes and rows on both ports, the rest on one
+    config = AcceleratorConfig.from_artifact(art, lanes=lanes,
                                              mode=["full", "split"][seed % 2], max_timesteps=rnd.randint(1, 4),
                                              stream_width=STREAM_WIDTHS[seed // 2 % len(STREAM_WIDTHS)],
-                                             weight_ports=rnd.choice([1, 2]))
+                                             weight_ports=ports,
+                                             fold_lanes=2 * rnd.randint(1, lanes // 2) if folded else 0,
+                                             fold_rows=1 << rnd.randint(0, 5) if folded else 0)
     rng = np.random.default_rng(seed)
     steps = [rnd.randint(1, config.max_timesteps) for _ in range(2)]
     packets, expected = zip(*(golden_packets(config, art, random_codes(art, rng, T)) for T in steps))

@@ -496,3 +496,39 @@ def test_a_weight_memory_too_wide_for_one_port_moves_to_two(stand_in_fits):
     weights = next(t for t in plan.check.estimate.memories if "weight_mem" in t.memory.name)
     assert weights.memory.read_ports == 2 and weights.memory.width == 2 * plan.lanes
     assert 0 < weights.uram <= uram_tiles(weights.memory.depth, weights.memory.width) <= board.uram
+
+
+def test_a_weight_memory_deeper_than_half_an_ultraram_is_folded_in_part(stand_in_fits):
+    """The base model in full mode on a KV260 with logic to spare: at the lanes the DSPs allow the
+    weight memory is 2,048-4,096 rows deep, so folded whole it needs two UltraRAMs per 144 bits,
+    half empty.  The plan folds the first 2,048 rows of the lanes the UltraRAMs hold and leaves the
+    rest to one-port memories: more lanes and fewer cycles than any fit on one port or folded whole,
+    the folded bank in UltraRAM, every bank's bits those of the rows."""
+    from lstmfpga.hw.memory_map import URAM_DEPTH, URAM_WIDTH
+
+    stand_in_fits.slopes.update({"lut": (5_000, 20.0), "ff": (4_000, 40.0)})
+    board = get_board("kv260")
+    template = dataclasses.replace(shape_config(input_size=2048, hidden_size=512, num_layers=1, weight_bits=4),
+                                   stream_width=128)
+    plan = make_plan(template, board, mode="full", column_sets=13, compare=False)
+    c = plan.config
+    assert c.weight_ports == 2 and c.fold_rows == URAM_DEPTH // 2 and 0 <= c.fold_lanes < c.lanes
+    assert URAM_DEPTH // 2 < c.weight_memory_rows <= URAM_DEPTH
+    assert "weight memory folded" in plan.report()
+    fit = stand_in_fit("full", "xcup", macs_per_dsp=2, column_sets=c.column_sets, **stand_in_fits.slopes)
+    unfolded = dataclasses.replace(c, fold_lanes=0, fold_rows=0)
+    for lanes in candidate_lanes(c, 16):   # nothing faster fits without the fold
+        if cycle_estimate(dataclasses.replace(c, lanes=lanes), 16).compute_cycles < plan.cycles.compute_cycles:
+            for ports in (1, 2):
+                assert not plan_mod._check(dataclasses.replace(unfolded, lanes=lanes, weight_ports=ports),
+                                           fit, board).fits
+    assert not plan_mod._check(unfolded, fit, board).fits
+    banks = {t.memory.name.rsplit("/", 1)[-1]: t for t in plan.check.estimate.memories if "weight_mem" in t.memory.name}
+    assert set(banks) == {"mem", "upper_rows"} | ({"one_port_lanes"} if c.fold_lanes else set())
+    assert banks["mem"].uram == -(-(c.fold_lanes or c.lanes) * c.weight_bits // (2 * URAM_WIDTH))
+    assert banks["mem"].bram36 == 0
+    row_bits = sum(t.memory.width * (2 if t.memory.read_ports == 2 else 1) for name, t in banks.items()
+                   if name != "upper_rows")
+    assert row_bits == c.lanes * c.weight_bits
+    assert banks["upper_rows"].memory.depth == c.weight_memory_rows - c.fold_rows
+    assert sum(t.uram for t in plan.check.estimate.memories) <= board.uram

@@ -3,6 +3,7 @@ tile model against Yosys, the linear lane fit against a measured point, and the 
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -95,19 +96,98 @@ def test_weight_memory_on_two_ports_is_one_true_dual_port_uram_per_144_bits(tmp_
     import random
 
     from lstmfpga.foundation.hw.config import AcceleratorConfig
-    from lstmfpga.hw.rtl.weight_memory import WeightMemory, weight_memory_shape
+    from lstmfpga.hw.rtl.weight_memory import WeightMemory, weight_banks
 
     rnd = random.Random()
     lanes = 4 * rnd.randint(9, 12)                       # 144 to 192 bits a row at 4-bit weights
     config = AcceleratorConfig(input_size=rnd.randint(1100, 1900), hidden_size=lanes // 4, lanes=lanes,
                                weight_bits=4, io_bits=8, weight_ports=2)
-    depth, width = weight_memory_shape(config)
+    (bank,) = weight_banks(config)
+    depth, width = bank.depth, bank.width
     assert depth == 4096 and 1024 < config.weight_depth <= 2048
     path = write_verilog(WeightMemory(config=config), tmp_path / "weights.v")
     result = synthesize([path], top="top", family="xcup", cache_dir=yosys_cache)
     assert result.resources.uram == uram_tiles(depth, width) == math.ceil(width / 72)
     assert result.resources.bram36 == 0
     assert 2 * result.resources.uram <= uram_tiles(config.weight_depth, 2 * width) + 1
+
+
+def test_a_folded_weight_memory_is_uram_on_both_ports_and_block_ram_beside(tmp_path, yosys_cache):
+    """``weight_ports=2`` folding part of a memory deeper than half a URAM (``fold_lanes``,
+    ``fold_rows`` = 2,048), drawn rows and lanes: Yosys maps the folded bank (the first 36 lanes'
+    rows below 2,048, as 4,096 words of 72 bits) to one true-dual-port URAM288 and each of the two
+    one-port banks (those lanes' other rows, the other lanes) to the block RAM or the URAMs the tile
+    model gives it."""
+    import random
+
+    from lstmfpga.foundation.hw.config import AcceleratorConfig
+    from lstmfpga.hw.rtl.weight_memory import WeightMemory, weight_banks
+
+    rnd = random.Random()
+    lanes = 4 * rnd.randint(10, 12)
+    config = AcceleratorConfig(input_size=rnd.randint(2100, 3800), hidden_size=lanes // 4, lanes=lanes,
+                               weight_bits=4, io_bits=8, weight_ports=2, fold_lanes=36, fold_rows=2048)
+    banks = {bank.name: bank for bank in weight_banks(config)}
+    assert set(banks) == {"mem", "upper_rows", "one_port_lanes"} and banks["mem"].depth == 4096
+    path = write_verilog(WeightMemory(config=config), tmp_path / "weights.v")
+    result = synthesize([path], top="top", family="xcup", cache_dir=yosys_cache)
+    # each one-port bank in block RAM or in URAM (Yosys's cost model picks), the folded one in one URAM
+    options = [[(0, place_small(MemorySpec(b.name, b.depth, b.width), "xcup").bram36), (uram_tiles(b.depth, b.width), 0)]
+               for name, b in banks.items() if name != "mem"]
+    placements = {(uram_tiles(4096, 72) + u1 + u2, b1 + b2) for (u1, b1), (u2, b2) in itertools.product(*options)}
+    assert uram_tiles(4096, 72) == 1
+    assert (result.resources.uram, result.resources.bram36) in placements, placements
+
+
+def test_dsp_register_flops_counts_the_mac_units_registers_by_any_of_their_names():
+    """A drawn flattened netlist: flip-flops whose output bit carries a DSP register's name (also
+    as an alias beside a shorter one) count; other flip-flops, other cells, other names do not."""
+    import random
+
+    from lstmfpga.hw.yosys_synth import DSP_REGISTERS, SynthesisError, dsp_register_flops
+
+    rnd = random.Random()
+    names, cells, expected, bit = {}, {}, 0, 10
+    for unit in range(rnd.randint(1, 6)):
+        for reg in (*DSP_REGISTERS, "row_acc0", "a_regs", "weights"):
+            width = rnd.randint(1, 40)
+            bits = list(range(bit, bit + width))
+            bit += width
+            names[f"core.engine.lanes_set0.unit{unit}.{reg}"] = {"bits": bits}
+            if rnd.random() < 0.5:
+                names[f"core.x{unit}{reg}"] = {"bits": bits}          # a shorter alias of the same bits
+            for b in bits:
+                kind = rnd.choice(["FDRE", "FDSE", "LUT2"])
+                cells[f"c{b}"] = {"type": kind, "connections": {"Q" if kind != "LUT2" else "O": [b]}}
+                expected += reg in DSP_REGISTERS and kind != "LUT2"
+    netlist = {"modules": {"top": {"netnames": names, "cells": cells}}}
+    assert dsp_register_flops(netlist, "top") == expected
+    with pytest.raises(SynthesisError, match="netlist of other"):
+        dsp_register_flops(netlist, "other")
+
+
+def test_the_dsp48e2_registers_are_those_yosys_packs_into_a_dsp48e1(tmp_path, yosys_cache):
+    """A drawn packed core synthesized for xcup and for xc7 (laid out for each family's DSP): on xc7
+    Yosys's ``xilinx_dsp`` moves the MAC units' A/B/M/P registers into the DSP48E1s; on xcup it
+    leaves them in the fabric, and the flip-flops counted apart as :attr:`dsp_ff` are about that
+    difference (the rest of it: the tail's requantizer registers, also packed on xc7)."""
+    import random
+
+    from lstmfpga.foundation.hw.config import AcceleratorConfig
+    from lstmfpga.foundation.hw.packed_mac_model import DSP48E2, plan_packing
+    from lstmfpga.hw.yosys_synth import synthesize_core
+
+    rnd = random.Random()
+    S = rnd.choice([1, 2])
+    config = AcceleratorConfig(input_size=rnd.randint(5, 20), hidden_size=rnd.randint(2, 6), lanes=8 * S * rnd.randint(1, 2),
+                               macs_per_dsp=2, column_sets=S, weight_bits=4, io_bits=8, stream_width=64,
+                               num_classes=rnd.randint(0, 2))
+    up = synthesize_core(config, family="xcup", work_dir=tmp_path / "xcup", cache_dir=yosys_cache).resources
+    seven = synthesize_core(config, family="xc7", work_dir=tmp_path / "xc7", cache_dir=yosys_cache).resources
+    packing = plan_packing(weight_bits=4, act_bits=8, macs_per_dsp=2, dsp=DSP48E2)
+    # at least every unit's M register (the product: never shared between units, never trimmed)
+    assert seven.dsp_ff == 0 and up.dsp_ff >= config.multipliers * (packing.packed_bits + 8)
+    assert seven.ff < up.ff - up.dsp_ff <= seven.ff * 1.15, (up, seven)
 
 
 def test_bram_depth_splits_like_yosys():

@@ -54,6 +54,8 @@ class Draw:
     column_sets: int = 1
     tail_units: int = 1
     weight_ports: int = 1
+    fold_lanes: int = 0
+    fold_rows: int = 0
 
     @property
     def name(self) -> str:
@@ -65,6 +67,7 @@ class Draw:
                 + (f"_S{self.column_sets}" if self.column_sets > 1 else "")
                 + (f"_U{self.tail_units}" if self.tail_units > 1 else "")
                 + (f"_W{self.weight_ports}" if self.weight_ports > 1 else "")
+                + (f"_F{self.fold_lanes}x{self.fold_rows}" if self.fold_lanes or self.fold_rows else "")
                 + ("_neg" if self.most_negative else ""))
 
 
@@ -90,6 +93,9 @@ FIXED = [
     Draw(19, 9, 2, 32, "split", 4, 8, 2, 8, 11, macs_per_dsp=2, column_sets=2, tail_units=2),
     # the weight memory's halves on two read ports, the base model's packing and sets
     Draw(29, 6, 2, 48, "full", 4, 8, 2, 5, 12, macs_per_dsp=2, column_sets=4, stream_width=128, weight_ports=2),
+    # folded: 30 of 48 lanes' first 8 rows on both ports, their other rows and the other lanes on one
+    Draw(29, 6, 2, 48, "full", 4, 8, 2, 5, 13, macs_per_dsp=2, column_sets=4, stream_width=128, weight_ports=2,
+         fold_lanes=30, fold_rows=8),
 ]
 
 
@@ -109,7 +115,8 @@ def draw_configurations(seed: int, count: int) -> list[Draw]:
     (uniform; also from a generator of its own), and half of those whose units per group are even
     two tail units (a fifth generator); half of all cores get a weight memory of two read ports
     (a sixth); a packed core's fields are laid out for a multiplier drawn among those that hold its
-    ``macs_per_dsp`` (a seventh: DSP48E2, DSP48E1 or MULT18X18D).
+    ``macs_per_dsp`` (a seventh: DSP48E2, DSP48E1 or MULT18X18D); half of the two-port memories
+    fold only some lanes and rows over both ports (an eighth).
     """
     rng, packing = random.Random(seed), random.Random(seed + 1)
     widths = random.Random(seed + 2)   # the stream width's own generator: the other fields stay
@@ -117,6 +124,7 @@ def draw_configurations(seed: int, count: int) -> list[Draw]:
     tails = random.Random(seed + 4)
     ports = random.Random(seed + 5)
     layouts = random.Random(seed + 6)
+    folds = random.Random(seed + 7)
     draws = []
     for index in range(count):
         H = _log_uniform(rng, 1, 40)
@@ -139,6 +147,9 @@ def draw_configurations(seed: int, count: int) -> list[Draw]:
             draws[-1] = dataclasses.replace(d, tail_units=2)
         if ports.random() < 0.5:
             draws[-1] = dataclasses.replace(draws[-1], weight_ports=2)
+            if folds.random() < 0.5:
+                draws[-1] = dataclasses.replace(draws[-1], fold_lanes=2 * folds.randint(1, draws[-1].lanes // 2),
+                                                fold_rows=1 << folds.randint(0, 8))
         d = draws[-1]
         if d.macs_per_dsp > 1:
             holding = sorted(name for name, dsp in DSP_SHAPES.items()
@@ -177,6 +188,8 @@ def test_draws_cover_the_space():
     two_ports = [d for d in draws if d.weight_ports > 1]
     assert len(two_ports) >= len(draws) // 4 and {d.mode for d in two_ports} == {"full", "split"}
     assert any(d.macs_per_dsp > 1 and d.column_sets > 1 for d in two_ports)
+    assert sum(1 for d in two_ports if 0 < d.fold_lanes < d.lanes) >= 3
+    assert sum(1 for d in two_ports if d.fold_rows) >= len(two_ports) // 4
     assert any(d.input_size + d.hidden_size > plan_packing(weight_bits=d.weight_bits, act_bits=d.act_bits,
                                                            macs_per_dsp=d.macs_per_dsp,
                                                            dsp=DSP_SHAPES[d.packing_dsp]).run for d in packed)
@@ -192,7 +205,8 @@ def _check(draw: Draw, cache, tmp_path):
     config = AcceleratorConfig.from_artifact(art, lanes=draw.lanes, mode=draw.mode, macs_per_dsp=draw.macs_per_dsp,
                                              packing_dsp=draw.packing_dsp, column_sets=draw.column_sets,
                                              tail_units=draw.tail_units,
-                                             weight_ports=draw.weight_ports, max_timesteps=draw.max_timesteps,
+                                             weight_ports=draw.weight_ports, fold_lanes=draw.fold_lanes,
+                                             fold_rows=draw.fold_rows, max_timesteps=draw.max_timesteps,
                                              stream_width=draw.stream_width)
     rng = np.random.default_rng(draw.seed)
     steps = [draw.max_timesteps, 1, int(rng.integers(1, draw.max_timesteps + 1))][:SEQUENCES]
