@@ -17,6 +17,7 @@ from lstmfpga.foundation.hw.packed_mac_model import max_macs_per_dsp
 from lstmfpga.foundation.hw.register_map import Ctrl, Reg
 from lstmfpga.foundation.hw.weight_image import build_weight_image, image_lanes
 from lstmfpga.hw import cycle_model
+from lstmfpga.sim import verilator
 from lstmfpga.sim.golden.random_artifact import random_artifact
 from lstmfpga.sim.harness.library import CHECK_ENV
 from lstmfpga.sim.rtl_check import Sequence, golden_packets, random_codes, run_sequences
@@ -72,6 +73,12 @@ def test_harness_and_cocotb_bench_agree_with_the_golden(seed, mode, verilator_ca
     # backpressure really happened: the runs took longer than their stall-free estimate
     stall_free = [cycle_model.estimate(config, r["T"]).run_cycles for r in runs["harness"]]
     assert sum(r["run_cycles"] for r in runs["harness"]) > sum(stall_free)
+    # both simulators ran from builds without Verilator's precompiled headers and object files
+    build_dir = verilator.build(config, verilator_cache)
+    for folder in (build_dir / "sim", verilator.build_harness(config, verilator_cache).parent):
+        kept = [p for p in folder.iterdir() if p.is_file()]
+        assert kept and not [p.name for p in kept if p.name.endswith(verilator.INTERMEDIATE_SUFFIXES)]
+        assert sum(p.stat().st_size for p in kept) < 30e6, folder
 
 
 @pytest.mark.parametrize("seed,mode", [(101, "full"), (202, "split")])
@@ -148,7 +155,6 @@ def test_harness_refuses_what_only_the_cocotb_bench_runs(verilator_cache, tmp_pa
 
 
 def _board(verilator_cache, *, deadline, **harness_options):
-    from lstmfpga.sim import verilator
     from lstmfpga.sim.harness.library import Harness
     from lstmfpga.sim.harness.packets import PacketBoard
 
@@ -219,7 +225,6 @@ def test_the_verilator_cache_follows_the_yosys_cache_rule(monkeypatch, tmp_path)
     from pathlib import Path
 
     from lstmfpga.hw.yosys_synth import default_cache_dir as yosys_cache
-    from lstmfpga.sim import verilator
 
     monkeypatch.setenv("LSTMFPGA_CACHE_DIR", str(tmp_path / "own"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
