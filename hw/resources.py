@@ -127,10 +127,11 @@ class LogicFit:
         return (f"logic measured by Yosys synth_xilinx -family {self.family} on the generated Verilog "
                 f"at P = {lanes} (proxy I={first.input_size}, H={first.hidden_size}, {self.mode} mode), "
                 f"extrapolated linearly in P ({how}): {fit}"
-                + ("; FF without the packed MAC units' A/B/M/P registers, which the DSP48E2s hold (Yosys's "
-                   "xilinx_dsp packs them into a DSP48E1 on xc7, into no DSP48E2; "
-                   + ", ".join(f"P={s.lanes}: {s.measured.dsp_ff} of {s.measured.ff}" for s in self.samples) + ")"
-                   if any(s.measured.dsp_ff for s in self.samples) else ""))
+                + ("; LUT and FF without the packed MAC units' accumulator adders and A/B/M/P registers, which "
+                   "the DSP48E2s hold (Yosys's xilinx_dsp packs them into a DSP48E1 on xc7, into no DSP48E2; "
+                   + ", ".join(f"P={s.lanes}: {s.measured.dsp_lut} of {s.measured.lut} LUT, "
+                               f"{s.measured.dsp_ff} of {s.measured.ff} FF" for s in self.samples) + ")"
+                   if any(s.measured.dsp_ff or s.measured.dsp_lut for s in self.samples) else ""))
 
 
 def _linear_fit(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, float]:
@@ -144,9 +145,11 @@ def _linear_fit(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float,
 
 
 def logic_only(measured: ResourceCount) -> dict[str, int]:
-    """LUT (distributed RAM taken out: the memory model adds it back at the real shape), FF (the
-    MAC units' registers a DSP48E2 holds taken out, :attr:`ResourceCount.dsp_ff`), DSP."""
-    return {"lut": measured.lut - measured.lutram, "ff": measured.ff - measured.dsp_ff, "dsp": measured.dsp}
+    """LUT (distributed RAM taken out: the memory model adds it back at the real shape), FF and DSP;
+    the MAC units' accumulator adders and registers a DSP48E2 holds taken out of LUT and FF
+    (:attr:`ResourceCount.dsp_lut`, :attr:`ResourceCount.dsp_ff`)."""
+    return {"lut": measured.lut - measured.lutram - measured.dsp_lut, "ff": measured.ff - measured.dsp_ff,
+            "dsp": measured.dsp}
 
 
 def fit_variable(name: str, lanes: int, macs_per_dsp: int = 1, column_sets: int = 1) -> int:

@@ -22,39 +22,13 @@ from lstmfpga.foundation.atomic import atomic_write_bytes
 from lstmfpga.foundation.cache_dirs import user_cache_dir
 from lstmfpga.foundation.errors import LstmfpgaError
 from lstmfpga.hw.boards import FAMILIES
+from lstmfpga.hw.dsp_fabric import dsp_fabric
 from lstmfpga.hw.rtl import fanout
+from lstmfpga.hw.xilinx_cells import (BRAM36_UNITS, DSP_CELLS, FLIP_FLOPS, FREE_CELLS, LUT_SITES, LUTRAM_CELLS,
+                                      URAM_CELLS)
 
 #: Bumped whenever the script or the counting rules change, so old cache entries are not reused.
-SCRIPT_VERSION = 5
-
-#: The packed MAC unit's registers a DSP slice holds itself (A, B, M and the accumulator P,
-#: :class:`~lstmfpga.hw.rtl.packed_mac.PackedMac`): Yosys's ``xilinx_dsp`` moves them into a DSP48E1
-#: (``-family xc7``) but into no DSP48E2, where Vivado does, so on ``xcup`` they are counted apart.
-DSP_REGISTERS = ("a_reg", "b_reg", "m_reg", "p_reg")
-
-# 6-input LUT sites each cell occupies (LUTRAM and SRL cells live in SLICEM LUTs).  Shift registers
-# count as logic, not as memory: Yosys makes them from the pipeline's reset-less register chains
-# (the requantizers' low product bits, the weights on their way to the DSPs), which scale with the
-# design's logic, not with any memory of the memory model.
-_LUT_SITES = {
-    **{f"LUT{n}": 1 for n in range(1, 7)},
-    "LUT6_2": 1, "INV": 1,
-    "SRL16E": 1, "SRLC16E": 1, "SRLC32E": 1,
-    "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4, "RAM512X1S": 8,
-    "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4, "RAM256X1D": 8,
-    "RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8, "RAM32X16DR8": 8, "RAM64X8SW": 8,
-}
-_LUTRAM_CELLS = frozenset(name for name in _LUT_SITES if name.startswith("RAM"))
-_FF_CELLS = frozenset({"FDRE", "FDSE", "FDCE", "FDPE", "FDRE_1", "FDSE_1", "FDCE_1", "FDPE_1",
-                       "LDCE", "LDPE"})
-_DSP_CELLS = frozenset({"DSP48E1", "DSP48E2"})
-# RAMB18 is half a RAMB36 site.
-_BRAM36_UNITS = {"RAMB36E1": 1.0, "RAMB36E2": 1.0, "FIFO36E1": 1.0, "FIFO36E2": 1.0,
-                 "RAMB18E1": 0.5, "RAMB18E2": 0.5, "FIFO18E1": 0.5, "FIFO18E2": 0.5}
-_URAM_CELLS = frozenset({"URAM288", "URAM288_BASE"})
-# Cells that use no budgeted resource (carry chains and wide muxes sit beside the LUTs).
-_FREE_CELLS = frozenset({"CARRY4", "CARRY8", "MUXF7", "MUXF8", "MUXF9", "BUFG", "BUFGCTRL",
-                         "IBUF", "OBUF", "IOBUF", "GND", "VCC", "$scopeinfo"})
+SCRIPT_VERSION = 6
 
 
 class SynthesisError(LstmfpgaError):
@@ -73,9 +47,10 @@ class ResourceCount:
         The part of ``lut`` used as distributed RAM (shift registers are logic).
     ff, dsp, uram :
         Flip-flops (and latches), DSP48 slices, UltraRAMs.
-    dsp_ff :
-        Of ``ff``, the packed MAC units' :data:`DSP_REGISTERS` left in the fabric where the DSP48E2
-        would hold them (counted on ``xcup`` only; 0 elsewhere).
+    dsp_ff, dsp_lut :
+        Of ``ff`` and ``lut``, the packed MAC units' registers and accumulator adders left in the
+        fabric where a DSP48E2 would hold them (:mod:`~lstmfpga.hw.dsp_fabric`; counted on ``xcup``
+        only, 0 elsewhere).
     bram36 :
         36 Kib block RAMs; a RAMB18 counts 0.5.
     other :
@@ -90,6 +65,7 @@ class ResourceCount:
     bram36: float = 0.0
     uram: int = 0
     dsp_ff: int = 0
+    dsp_lut: int = 0
     other: tuple[tuple[str, int], ...] = ()
 
     def to_dict(self) -> dict:
@@ -111,36 +87,22 @@ def count_cells(cells_by_type: Mapping[str, int]) -> ResourceCount:
     other = {}
     for cell, number in cells_by_type.items():
         number = int(number)
-        if cell in _LUT_SITES:
-            lut += _LUT_SITES[cell] * number
-            if cell in _LUTRAM_CELLS:
-                lutram += _LUT_SITES[cell] * number
-        elif cell in _FF_CELLS:
+        if cell in LUT_SITES:
+            lut += LUT_SITES[cell] * number
+            if cell in LUTRAM_CELLS:
+                lutram += LUT_SITES[cell] * number
+        elif cell in FLIP_FLOPS:
             ff += number
-        elif cell in _DSP_CELLS:
+        elif cell in DSP_CELLS:
             dsp += number
-        elif cell in _BRAM36_UNITS:
-            bram36 += _BRAM36_UNITS[cell] * number
-        elif cell in _URAM_CELLS:
+        elif cell in BRAM36_UNITS:
+            bram36 += BRAM36_UNITS[cell] * number
+        elif cell in URAM_CELLS:
             uram += number
-        elif cell not in _FREE_CELLS:
+        elif cell not in FREE_CELLS:
             other[cell] = other.get(cell, 0) + number
     return ResourceCount(lut=lut, lutram=lutram, ff=ff, dsp=dsp, bram36=bram36, uram=uram,
                          other=tuple(sorted(other.items())))
-
-
-def dsp_register_flops(netlist: Mapping, top: str) -> int:
-    """Flip-flops of a ``write_json`` netlist whose output is one of :data:`DSP_REGISTERS` (by the
-    last component of any of its bit's names in the flattened ``top``)."""
-    try:
-        module = netlist["modules"][top]
-        names, cells = module["netnames"], module["cells"]
-    except (KeyError, TypeError) as exc:
-        raise SynthesisError(f"cannot read the Yosys netlist of {top}: {exc}") from None
-    register_bits = {bit for name, net in names.items() if name.rsplit(".", 1)[-1] in DSP_REGISTERS
-                     for bit in net["bits"] if isinstance(bit, int)}
-    return sum(1 for cell in cells.values()
-               if cell["type"] in _FF_CELLS and cell["connections"].get("Q", [None])[0] in register_bits)
 
 
 def parse_stat_json(text: str) -> tuple[ResourceCount, dict[str, int]]:
@@ -195,7 +157,7 @@ def synth_script(files: Sequence[str], *, top: str, family: str) -> str:
     ``-noiopad``/``-noclkbuf``: the core sits inside a block design, so its ports are not pins.
     ``-uram`` (UltraScale+): large memories may become URAM288 where Yosys finds them cheaper.
     The lanes' broadcast copies stay apart (:data:`~lstmfpga.hw.rtl.fanout.KEEP_REGISTERS`).
-    On ``xcup`` the netlist is written too, for :func:`dsp_register_flops`.
+    On ``xcup`` the netlist is written too, for :func:`~lstmfpga.hw.dsp_fabric.dsp_fabric`.
     """
     reads = "\n".join(f"read_verilog -sv {json.dumps(str(f))}" for f in files)
     uram = " -uram" if family == "xcup" else ""
@@ -259,9 +221,10 @@ def synthesize(verilog_files: Sequence[str | os.PathLike], *, top: str, family: 
         if family == "xcup":
             try:
                 netlist = json.loads((Path(work) / "netlist.json").read_text())
-            except (OSError, ValueError) as exc:
-                raise SynthesisError(f"cannot read the Yosys netlist of {paths[0]}: {exc}") from None
-            resources = dataclasses.replace(resources, dsp_ff=dsp_register_flops(netlist, top))
+                fabric = dsp_fabric(netlist["modules"][top])
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise SynthesisError(f"cannot read the Yosys netlist of {paths[0]}: {exc!r}") from None
+            resources = dataclasses.replace(resources, dsp_ff=fabric.ff, dsp_lut=fabric.lut)
 
     atomic_write_bytes(entry, json.dumps({"resources": resources.to_dict(), "cells": cells, "seconds": seconds,
                                           "top": top, "family": family, "files": [str(p) for p in paths]}).encode())

@@ -139,42 +139,17 @@ def test_a_folded_weight_memory_is_uram_on_both_ports_and_block_ram_beside(tmp_p
     assert (result.resources.uram, result.resources.bram36) in placements, placements
 
 
-def test_dsp_register_flops_counts_the_mac_units_registers_by_any_of_their_names():
-    """A drawn flattened netlist: flip-flops whose output bit carries a DSP register's name (also
-    as an alias beside a shorter one) count; other flip-flops, other cells, other names do not."""
-    import random
-
-    from lstmfpga.hw.yosys_synth import DSP_REGISTERS, SynthesisError, dsp_register_flops
-
-    rnd = random.Random()
-    names, cells, expected, bit = {}, {}, 0, 10
-    for unit in range(rnd.randint(1, 6)):
-        for reg in (*DSP_REGISTERS, "row_acc0", "a_regs", "weights"):
-            width = rnd.randint(1, 40)
-            bits = list(range(bit, bit + width))
-            bit += width
-            names[f"core.engine.lanes_set0.unit{unit}.{reg}"] = {"bits": bits}
-            if rnd.random() < 0.5:
-                names[f"core.x{unit}{reg}"] = {"bits": bits}          # a shorter alias of the same bits
-            for b in bits:
-                kind = rnd.choice(["FDRE", "FDSE", "LUT2"])
-                cells[f"c{b}"] = {"type": kind, "connections": {"Q" if kind != "LUT2" else "O": [b]}}
-                expected += reg in DSP_REGISTERS and kind != "LUT2"
-    netlist = {"modules": {"top": {"netnames": names, "cells": cells}}}
-    assert dsp_register_flops(netlist, "top") == expected
-    with pytest.raises(SynthesisError, match="netlist of other"):
-        dsp_register_flops(netlist, "other")
-
-
 def test_the_dsp48e2_registers_are_those_yosys_packs_into_a_dsp48e1(tmp_path, yosys_cache):
     """A drawn packed core synthesized for xcup and for xc7 (laid out for each family's DSP): on xc7
-    Yosys's ``xilinx_dsp`` moves the MAC units' A/B/M/P registers into the DSP48E1s; on xcup it
-    leaves them in the fabric, and the flip-flops counted apart as :attr:`dsp_ff` are about that
-    difference (the rest of it: the tail's requantizer registers, also packed on xc7)."""
+    Yosys's ``xilinx_dsp`` moves the MAC units' A/B/M/P registers and accumulator adders into the
+    DSP48E1s; on xcup it leaves them in the fabric, and the flip-flops counted apart as
+    :attr:`dsp_ff` are about that difference (the rest of it: the tail's requantizer registers, also
+    packed on xc7); the LUTs counted apart as :attr:`dsp_lut` are about one per bit of each unit's P."""
     import random
 
     from lstmfpga.foundation.hw.config import AcceleratorConfig
     from lstmfpga.foundation.hw.packed_mac_model import DSP48E2, plan_packing
+    from lstmfpga.hw.rtl.packed_mac import PackedMac
     from lstmfpga.hw.yosys_synth import synthesize_core
 
     rnd = random.Random()
@@ -188,6 +163,9 @@ def test_the_dsp48e2_registers_are_those_yosys_packs_into_a_dsp48e1(tmp_path, yo
     # at least every unit's M register (the product: never shared between units, never trimmed)
     assert seven.dsp_ff == 0 and up.dsp_ff >= config.multipliers * (packing.packed_bits + 8)
     assert seven.ff < up.ff - up.dsp_ff <= seven.ff * 1.15, (up, seven)
+    longest = max(config.issued_columns(layer) for layer in range(config.num_layers))
+    unit = PackedMac(weight_bits=4, act_bits=8, macs_per_dsp=2, max_length=longest)
+    assert seven.dsp_lut == 0 and 0.9 * config.multipliers * unit.acc_bits <= up.dsp_lut <= config.multipliers * unit.acc_bits
 
 
 def test_bram_depth_splits_like_yosys():
