@@ -90,9 +90,8 @@ class WeightMemory(wiring.Component):
         addr, data, en = Signal.like(self.write.addr), Signal.like(self.write.data), Signal()
         m.d.sync += [addr.eq(self.write.addr), data.eq(self.write.data), en.eq(self.write.en)]
         if cfg.weight_ports == 1:
-            write, read = mems["mem"].write_port(), mems["mem"].read_port()
-            m.d.comb += [write.addr.eq(addr), write.data.eq(data), write.en.eq(en),
-                         read.addr.eq(self.read.addr), read.en.eq(self.read.en), self.read.data.eq(read.data)]
+            m.d.comb += self.read.data.eq(_one_port(m, mems["mem"], write_to=(addr, data, en),
+                                                    read_from=(self.read.addr, self.read.en)))
             return m
         F, half_width = folded_rows(cfg), banks["mem"].width
         f = F.bit_length() - 1
@@ -109,20 +108,26 @@ class WeightMemory(wiring.Component):
         folded = Cat(*halves)
         if "upper_rows" in mems:
             # rows F and up at word r − F: F's one bit is above the row's low f bits
-            upper_write, upper_read = mems["upper_rows"].write_port(), mems["upper_rows"].read_port()
             upper = Signal()
-            m.d.comb += [upper_write.addr.eq(Cat(addr[:f], addr[f:] - 1)), upper_write.data.eq(data[:len(folded)]),
-                         upper_write.en.eq(en & (addr[f:] != 0)),
-                         upper_read.addr.eq(Cat(self.read.addr[:f], self.read.addr[f:] - 1)),
-                         upper_read.en.eq(self.read.en)]
+            upper_data = _one_port(m, mems["upper_rows"],
+                                   write_to=(Cat(addr[:f], addr[f:] - 1), data[:len(folded)], en & (addr[f:] != 0)),
+                                   read_from=(Cat(self.read.addr[:f], self.read.addr[f:] - 1), self.read.en))
             with m.If(self.read.en):
                 m.d.sync += upper.eq(self.read.addr[f:] != 0)
-            folded = Mux(upper, upper_read.data, folded)
+            folded = Mux(upper, upper_data, folded)
         parts = [folded]
         if "one_port_lanes" in mems:
-            write, read = mems["one_port_lanes"].write_port(), mems["one_port_lanes"].read_port()
-            m.d.comb += [write.addr.eq(addr), write.data.eq(data[2 * half_width:]), write.en.eq(en),
-                         read.addr.eq(self.read.addr), read.en.eq(self.read.en)]
-            parts.append(read.data)
+            parts.append(_one_port(m, mems["one_port_lanes"], write_to=(addr, data[2 * half_width:], en),
+                                   read_from=(self.read.addr, self.read.en)))
         m.d.comb += self.read.data.eq(Cat(*parts))
         return m
+
+
+def _one_port(m: Module, mem, *, write_to, read_from):
+    """Wire one write port (address, data, enable) and one read port (address, enable) of ``mem``;
+    return the read data."""
+    write, read = mem.write_port(), mem.read_port()
+    (waddr, wdata, wen), (raddr, ren) = write_to, read_from
+    m.d.comb += [write.addr.eq(waddr), write.data.eq(wdata), write.en.eq(wen),
+                 read.addr.eq(raddr), read.en.eq(ren)]
+    return read.data

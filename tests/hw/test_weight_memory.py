@@ -3,6 +3,7 @@ and rows sit on both ports of the folded RAM, the rest on one-port RAMs); every 
 random order reads back whole at random addresses a cycle after its address, and holds while the
 read is not enabled."""
 
+import dataclasses
 import random
 
 import pytest
@@ -69,18 +70,27 @@ def test_weight_memory_reads_back_every_row(seed):
     sim.run()
 
 
-def test_weight_banks_hold_each_weight_once():
-    """The banks' bits add up to the image's rows (plus the fold's power-of-two padding), drawn."""
+def test_weight_banks_cover_every_row_and_lane_with_less_than_half_padding():
+    """Drawn configurations: the banks' lanes make up a row (the folded bank's two halves, the
+    one-port lanes), their words cover every row, only the folded bank reads on two ports, and
+    the fold's power-of-two padding never doubles the memory."""
     rnd = random.Random(5)
     for _ in range(200):
         config = _draw(rnd)
-        rows, row = config.weight_memory_rows, config.lanes * config.weight_bits
-        F = folded_rows(config)
-        folded = (config.fold_lanes or config.lanes) * config.weight_bits
-        bits = {bank.name: bank.depth * bank.width for bank in weight_banks(config)}
-        assert bits["mem"] == F * folded
-        assert bits.get("upper_rows", 0) == (max(rows - F, 2) * folded if rows > F else 0)
-        assert bits.get("one_port_lanes", 0) == max(rows, 2) * (row - folded)
+        if rnd.random() < 0.2:
+            config = dataclasses.replace(config, weight_ports=1, fold_lanes=0, fold_rows=0)
+        rows, row = max(config.weight_memory_rows, 2), config.lanes * config.weight_bits
+        banks = {bank.name: bank for bank in weight_banks(config)}
+        total = sum(bank.depth * bank.width for bank in banks.values())
+        assert rows * row <= total < 2 * rows * row
+        if config.weight_ports == 1:
+            assert list(banks) == ["mem"] and banks["mem"].depth >= rows and banks["mem"].width == row
+            continue
+        mem, upper, rest = banks["mem"], banks.get("upper_rows"), banks.get("one_port_lanes")
+        assert [b.read_ports for b in banks.values()] == [2] + [1] * (len(banks) - 1)
+        assert 2 * mem.width + (rest.width if rest else 0) == row
+        assert mem.depth // 2 + (upper.depth if upper else 0) >= rows and (not rest or rest.depth >= rows)
+        assert upper is None or upper.width == 2 * mem.width
 
 
 @pytest.mark.parametrize("fields, message", [
