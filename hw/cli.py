@@ -35,7 +35,8 @@ def add_packing_argument(parser) -> None:
     ``--packing-dsp`` (default DSP48E2); ``--column-sets``:
     lane sets each taking every S-th column (default 1); ``--tail-units``: hidden units the tail
     finishes a cycle (default 1); ``--weight-ports``: read ports of the weight memory (default 1),
-    ``--fold-lanes``/``--fold-rows``: the part of it on both (default all)."""
+    ``--fold-lanes``/``--fold-rows``: the part of it on both (default all), ``--lutram-upper-lanes``:
+    how many folded lanes' other rows sit in LUTs."""
     parser.add_argument("--macs-per-dsp", type=int, default=1,
                         help="gate rows packed into one multiplier (default 1; at most what the "
                              "weight and activation widths allow, e.g. 2 for 4-bit x 8-bit)")
@@ -60,6 +61,10 @@ def add_packing_argument(parser) -> None:
                         help="with --weight-ports 2: the rows those lanes hold on both ports (a power of two; "
                              "default 0 = all), the others on a one-port RAM; `plan` folds 2048 rows (half an "
                              "UltraRAM) of the lanes the UltraRAMs hold when the memory is deeper")
+    parser.add_argument("--lutram-upper-lanes", type=int, default=0,
+                        help="with --weight-ports 2: of the folded lanes' rows past --fold-rows, those of the first N "
+                             "lanes (even) in distributed (LUT) RAM (ram_style \"distributed\"; default 0); `plan` "
+                             "picks it where the block RAM binds and LUTs are spare")
 
 
 def add_ddr_arguments(parser) -> None:
@@ -90,7 +95,14 @@ def ddr_options(args) -> dict:
 
 def fold_options(args) -> dict:
     """The weight memory's fold fields of :func:`add_packing_argument`."""
-    return {"fold_lanes": args.fold_lanes, "fold_rows": args.fold_rows}
+    return {"fold_lanes": args.fold_lanes, "fold_rows": args.fold_rows, "lutram_upper_lanes": args.lutram_upper_lanes}
+
+
+def fold_words(config) -> str:
+    """The fold fields of ``config`` as the commands print them ("" when the memory is not folded)."""
+    folded = config.fold_lanes or config.fold_rows
+    words = f"fold_lanes={config.fold_lanes} fold_rows={config.fold_rows} " if folded else ""
+    return words + (f"lutram_upper_lanes={config.lutram_upper_lanes} " if config.lutram_upper_lanes else "")
 
 
 def core_config(args):
@@ -156,8 +168,7 @@ def _hdl(args) -> int:
           f"macs_per_dsp={config.macs_per_dsp} packing_dsp={config.packing_dsp} mode={config.mode} "
           f"column_sets={config.column_sets} "
           f"tail_units={config.tail_units} weight_ports={config.weight_ports} "
-          + (f"fold_lanes={config.fold_lanes} fold_rows={config.fold_rows} "
-             if config.fold_lanes or config.fold_rows else "")
+          + fold_words(config)
           + f"stream_width={config.stream_width} weight_bits={config.weight_bits} classes={config.num_classes}")
     if config.ddr_weights:
         from lstmfpga.foundation.hw.ddr_image import layer_offsets

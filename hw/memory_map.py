@@ -44,6 +44,7 @@ class MemorySpec:
     async_read: bool = False
     granularity: int = 0     #: write-enable granule in bits (0 = the whole word)
     read_ports: int = 1      #: 2: both ports of a true-dual-port RAM read (each also writes)
+    distributed: bool = False    #: ``ram_style = "distributed"``: in LUTs whatever the cost
 
     @property
     def bits(self) -> int:
@@ -57,7 +58,9 @@ class MemoryTiles:
     memory: MemorySpec
     bram36: float = 0.0
     uram: int = 0
-    lut: int = 0
+    lut: int = 0             #: LUT sites of LUTRAM cells
+    logic_lut: int = 0       #: LUTs of a forced LUTRAM's read multiplexer
+    ff: int = 0              #: flip-flops of a forced LUTRAM's output register
 
     @property
     def kind(self) -> str:
@@ -111,8 +114,27 @@ def uram_tiles(depth: int, width: int) -> int:
     return tiles
 
 
-def lutram_luts(depth: int, width: int, family: str, granularity: int = 0) -> tuple[int, int]:
-    """(LUT sites, Yosys cost) of the cheapest distributed RAM for ``depth`` x ``width``.
+def mux_luts(inputs: int) -> int:
+    """LUT6s of one bit's ``inputs``-to-1 multiplexer as Yosys and ABC build it, measured on
+    LUTRAM read paths: up to six inputs a LUT takes four and each next one three more
+    (ceil((n - 1) / 3)); past six ABC's trees vary (4.0 at 7 rows, 3.0 at 8, 5.0 at 9, 4.3 at
+    10): half a LUT an input."""
+    if inputs <= 6:
+        return math.ceil((inputs - 1) / 3)
+    return math.ceil(inputs / 2)
+
+
+#: What Yosys's LUTRAM choice weighs an extra row of cells at, per bit, in its cost units (a cell
+#: is 16): fitted to the cells it chose on nine measured memories (any value in 0.30-0.45 fits).
+ROW_MUX_COST = 0.375
+
+
+def lutram_luts(depth: int, width: int, family: str, granularity: int = 0) -> tuple[int, int, int]:
+    """(LUT sites, Yosys cost, read-multiplexer LUTs) of the distributed RAM Yosys builds for
+    ``depth`` x ``width``: of its library's cells, the lowest cost with :data:`ROW_MUX_COST` for
+    each row of cells past the first (measured: past 32 words Yosys mostly builds RAM64M8, though
+    RAM32M16 costs less by the library's figures alone), its LUT sites and :func:`mux_luts` a bit;
+    the cost is the library's, which Yosys weighs against block RAM.
 
     Each write-enable granule packs into LUTRAM cells on its own.
     """
@@ -122,20 +144,27 @@ def lutram_luts(depth: int, width: int, family: str, granularity: int = 0) -> tu
         rows = math.ceil(depth / cell_depth)
         cells = rows * (width // granule) * math.ceil(granule / cell_bits)
         cells += rows * math.ceil((width % granule) / cell_bits)
-        candidate = (cells * sites, cost * cells)
-        if best is None or candidate[1] < best[1]:
-            best = candidate
-    return best
+        option = (cost * cells + ROW_MUX_COST * width * (rows - 1), cells * sites, cost * cells, width * mux_luts(rows))
+        if best is None or option[0] < best[0]:
+            best = option
+    return best[1:]
 
 
 @functools.lru_cache(maxsize=16384)
 def place_small(memory: MemorySpec, family: str) -> MemoryTiles:
-    """LUTRAM or block RAM, whichever Yosys's cost model prefers (async reads force LUTRAM; a
-    second read port, counted as a copy of the LUTRAM)."""
-    luts, lut_cost = lutram_luts(memory.depth, memory.width, family, memory.granularity)
-    luts, lut_cost = luts * memory.read_ports, lut_cost * memory.read_ports
-    if memory.async_read or lut_cost < _bram_cost(memory.depth, memory.width, memory.read_ports):
-        return MemoryTiles(memory, lut=luts)
+    """LUTRAM or block RAM, whichever Yosys's cost model prefers (async reads and
+    ``ram_style = "distributed"`` force LUTRAM; a second read port, counted as a copy of the LUTRAM).
+
+    A memory forced into LUTs also gets its read multiplexer's LUTs and its output register's
+    flip-flops (:attr:`MemoryTiles.logic_lut`, :attr:`MemoryTiles.ff`): it is deep and wide, and
+    absent from the small cores whose logic Yosys measures; those Yosys puts in LUTs itself are
+    shallow, and their logic is in that measurement."""
+    luts, lut_cost, mux = lutram_luts(memory.depth, memory.width, family, memory.granularity)
+    ports = memory.read_ports
+    if memory.distributed:
+        return MemoryTiles(memory, lut=luts * ports, logic_lut=mux * ports, ff=memory.width * ports)
+    if memory.async_read or lut_cost * ports < _bram_cost(memory.depth, memory.width, ports):
+        return MemoryTiles(memory, lut=luts * ports)
     return MemoryTiles(memory, bram36=bram36_tiles(memory.depth, memory.width, memory.read_ports))
 
 
@@ -161,8 +190,9 @@ def design_memories(fragment) -> tuple[MemorySpec, ...]:
             async_read = any(port._domain == "comb" for port in frag._read_ports)
             granules = [len(port._data) // len(port._en) for port in frag._write_ports
                         if len(port._en) > 1]
+            distributed = frag._attrs.get("ram_style") == "distributed"
             found.append(MemorySpec("/".join(path), int(data.depth), int(width), async_read,
-                                    min(granules, default=0), len(frag._read_ports)))
+                                    min(granules, default=0), len(frag._read_ports), distributed))
         for sub, name, *_ in frag.subfragments:
             walk(sub, (*path, str(name)))
 
@@ -241,7 +271,7 @@ def _one_port(config):
     """``config`` with its weight memory on one port (the shape the shortcut elaborates)."""
     import dataclasses
 
-    return dataclasses.replace(config, weight_ports=1, fold_lanes=0, fold_rows=0)
+    return dataclasses.replace(config, weight_ports=1, fold_lanes=0, fold_rows=0, lutram_upper_lanes=0)
 
 
 def _weight_banks_as(memory: MemorySpec, config) -> list[MemorySpec]:
@@ -252,4 +282,5 @@ def _weight_banks_as(memory: MemorySpec, config) -> list[MemorySpec]:
 
     parent = memory.name.rsplit("/", 1)[0]
     return [dataclasses.replace(memory, name=f"{parent}/{bank.name}", depth=bank.depth, width=bank.width,
-                                read_ports=bank.read_ports) for bank in weight_banks(config)]
+                                read_ports=bank.read_ports, distributed=bank.distributed)
+            for bank in weight_banks(config)]

@@ -223,6 +223,8 @@ class Plan:
                if c.weight_ports > 1 and not (c.fold_lanes or c.fold_rows) else "")
             + (f", weight memory folded: {c.fold_lanes or c.lanes} lanes' rows below {c.fold_rows} on both ports of"
                f" a true-dual-port RAM, their other rows and the other lanes on one port"
+               + (f" (the other rows of {c.lutram_upper_lanes} of them in LUTs: --lutram-upper-lanes)"
+                  if c.lutram_upper_lanes else "")
                if c.fold_lanes or c.fold_rows else "")
             + (f", the multiplies laid out for a {c.packing_dsp} (`lstmfpga hdl --packing-dsp {c.packing_dsp}`)"
                if c.packing_dsp != "DSP48E2" else ""),
@@ -412,6 +414,8 @@ def _with_weight_ports(config, ports: int):
 
 #: Fold widths :func:`_weight_folds` tries below the widest, in UltraRAMs.
 FOLD_STEPS = 4
+#: Parts of the folded lanes whose rows past the fold :func:`_weight_folds` tries in LUTs.
+LUTRAM_STEPS = 8
 
 
 def _weight_folds(config, board: Board) -> list:
@@ -421,7 +425,9 @@ def _weight_folds(config, board: Board) -> list:
     per 144 bits, each half empty; folding the rows below 2,048 of as many lanes as the UltraRAMs
     hold (two 72-bit columns each) and leaving those lanes' other rows and the other lanes to
     one-port memories fills them.  Tried at the board's UltraRAM count and :data:`FOLD_STEPS`
-    below it (the other memories may need some)."""
+    below it (the other memories may need some), then each again with the rows past 2,048 of the
+    first 1/:data:`LUTRAM_STEPS`, 2/:data:`LUTRAM_STEPS`, … of the folded lanes in LUTs
+    (``lutram_upper_lanes``: a few hundred rows take block RAM 512 deep), fewest first."""
     from lstmfpga.hw.memory_map import URAM_DEPTH, URAM_WIDTH
 
     half = URAM_DEPTH // 2
@@ -435,7 +441,10 @@ def _weight_folds(config, board: Board) -> list:
         lanes = 0 if lanes >= config.lanes else lanes   # 0: every lane
         if (lanes or urams == widest) and lanes not in {f.fold_lanes for f in folds}:
             folds.append(dataclasses.replace(config, weight_ports=2, fold_lanes=lanes, fold_rows=half))
-    return folds
+    in_luts = [dataclasses.replace(fold, lutram_upper_lanes=2 * ((fold.fold_lanes or fold.lanes) * step
+                                                                 // (2 * LUTRAM_STEPS)))
+               for step in range(1, LUTRAM_STEPS + 1) for fold in folds]
+    return folds + [fold for fold in in_luts if fold.lutram_upper_lanes]
 
 
 def _logic_fits(fit: LogicFit, board: Board, lanes: int) -> bool:

@@ -61,7 +61,7 @@ def ddr_memories(config, residency: str, batch: int) -> tuple[MemorySpec, ...]:
     pre-activation memory (T·4H int32 per sequence over the tails, four gate sums a word) joins
     where there is an input pass, and each per-sequence memory is ``batch`` deep copies: the
     memories of the core the RTL generates with ``max_batch`` = B."""
-    one_port = dataclasses.replace(config, weight_ports=1, fold_lanes=0, fold_rows=0)
+    one_port = dataclasses.replace(config, weight_ports=1, fold_lanes=0, fold_rows=0, lutram_upper_lanes=0)
     layers = range(config.num_layers)
     if residency == "stream":
         x_max, double = 0, 2 * max(config.issued_columns(layer) for layer in layers)

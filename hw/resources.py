@@ -233,8 +233,8 @@ class ResourceEstimate:
     @property
     def totals(self) -> dict[str, float]:
         return {
-            "lut": self.logic["lut"] + sum(t.lut for t in self.memories),
-            "ff": self.logic["ff"],
+            "lut": self.logic["lut"] + sum(t.lut + t.logic_lut for t in self.memories),
+            "ff": self.logic["ff"] + sum(t.ff for t in self.memories),
             "dsp": self.logic["dsp"],
             "bram36": sum(t.bram36 for t in self.memories),
             "uram": sum(t.uram for t in self.memories),

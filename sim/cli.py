@@ -63,7 +63,7 @@ def _verify(args) -> int:
 
     from lstmfpga.foundation.errors import ConfigError, InputError
     from lstmfpga.foundation.hw.config import AcceleratorConfig
-    from lstmfpga.hw.cli import ddr_options, fold_options
+    from lstmfpga.hw.cli import ddr_options, fold_options, fold_words
     from lstmfpga.quant.model_file import load_model
     from lstmfpga.sim.rtl_check import Sequence, random_codes, run_sequences, summarize
     from lstmfpga.sim.verilator import DEFAULT_CACHE
@@ -94,8 +94,7 @@ def _verify(args) -> int:
     print(f"building/simulating I={config.input_size} H={config.hidden_size} L={config.num_layers} "
           f"P={config.lanes} macs_per_dsp={config.macs_per_dsp} column_sets={config.column_sets} "
           f"tail_units={config.tail_units} weight_ports={config.weight_ports} "
-          + (f"fold_lanes={config.fold_lanes} fold_rows={config.fold_rows} "
-             if config.fold_lanes or config.fold_rows else "")
+          + fold_words(config)
           + f"weights={config.weight_residency} "
           f"stream={config.stream_width} mode={config.mode} "
           + (f"batches of up to {config.max_batch} " if config.max_batch > 1 else "")

@@ -43,8 +43,8 @@ MAX_BATCH = 64
 
 
 #: Fields that change the hardware but neither the results nor the weight image.
-_IMAGE_NEUTRAL = ("macs_per_dsp", "packing_dsp", "tail_units", "weight_ports", "fold_lanes", "fold_rows", "sum_bits",
-                  "weight_residency",
+_IMAGE_NEUTRAL = ("macs_per_dsp", "packing_dsp", "tail_units", "weight_ports", "fold_lanes", "fold_rows",
+                  "lutram_upper_lanes", "sum_bits", "weight_residency",
                   "ddr_width", "ddr_burst", "ddr_outstanding", "max_batch")
 
 
@@ -99,6 +99,12 @@ class AcceleratorConfig:
         4,096 rows fills the UltraRAMs with both ports only for its first 2,048 rows, so the planner
         folds the lanes the UltraRAMs hold (``fold_rows`` = 2,048) and leaves the other rows and
         lanes to one-port memories.  Changes neither results nor the weight image.
+    lutram_upper_lanes :
+        Of the folded lanes' rows from ``fold_rows`` on, those of the first ``lutram_upper_lanes``
+        lanes (even) in distributed (LUT) RAM: that memory carries ``ram_style = "distributed"``.
+        A few hundred rows take a 512-deep block RAM column per 72 bits, most of it empty; where the
+        block RAM binds and LUTs are spare, the planner puts some of them in LUTs.  Needs
+        ``weight_ports`` 2; changes neither results nor the weight image.
     weight_bits :
         LSTM weight width (2–8), signed.
     io_bits, acc_bits, sigmoid_bits, tanh_bits, cell_bits, hidden_tanh_bits :
@@ -137,6 +143,7 @@ class AcceleratorConfig:
     weight_ports: int = 1
     fold_lanes: int = 0
     fold_rows: int = 0
+    lutram_upper_lanes: int = 0
     weight_residency: str = "chip"
     ddr_width: int = 128
     ddr_burst: int = 16
@@ -195,6 +202,12 @@ class AcceleratorConfig:
         if (self.fold_lanes or self.fold_rows) and self.weight_ports != 2:
             raise ConfigError(f"fold_lanes {self.fold_lanes} and fold_rows {self.fold_rows} need weight_ports 2"
                               f" (they say which part of the rows sits on both ports), not {self.weight_ports!r}")
+        if isinstance(self.lutram_upper_lanes, bool) or not isinstance(self.lutram_upper_lanes, int) or not (
+                0 <= self.lutram_upper_lanes <= self.lanes and self.lutram_upper_lanes % 2 == 0):
+            raise ConfigError(f"lutram_upper_lanes must be an even integer in [0, lanes = {self.lanes}], "
+                              f"not {self.lutram_upper_lanes!r}")
+        if self.lutram_upper_lanes and self.weight_ports != 2:
+            raise ConfigError(f"lutram_upper_lanes needs weight_ports 2 (rows past a fold), not {self.weight_ports!r}")
         if self.weight_residency not in WEIGHT_RESIDENCIES:
             raise ConfigError(f"weight_residency must be one of {WEIGHT_RESIDENCIES}, not {self.weight_residency!r}")
         if self.ddr_width not in DDR_WIDTHS:
@@ -419,7 +432,7 @@ class AcceleratorConfig:
     def from_artifact(cls, artifact, *, lanes: int, mode: str = "full", max_timesteps: int = 24,
                       stream_width: int = 32, macs_per_dsp: int = 1, packing_dsp: str = "DSP48E2",
                       column_sets: int = 1, tail_units: int = 1, weight_ports: int = 1, fold_lanes: int = 0,
-                      fold_rows: int = 0, weight_residency: str = "chip",
+                      fold_rows: int = 0, lutram_upper_lanes: int = 0, weight_residency: str = "chip",
                       ddr_width: int = 128, ddr_burst: int = 16, ddr_outstanding: int = 8,
                       max_batch: int = 1) -> "AcceleratorConfig":
         """The configuration whose bitstream runs ``artifact`` with ``lanes`` MAC lanes."""
@@ -436,7 +449,7 @@ class AcceleratorConfig:
         return cls(input_size=int(layers[0].input_size), hidden_size=hidden, num_layers=len(layers),
                    lanes=lanes, macs_per_dsp=macs_per_dsp, packing_dsp=packing_dsp, column_sets=column_sets,
                    tail_units=tail_units, weight_ports=weight_ports, fold_lanes=fold_lanes, fold_rows=fold_rows,
-                   weight_residency=weight_residency,
+                   lutram_upper_lanes=lutram_upper_lanes, weight_residency=weight_residency,
                    ddr_width=ddr_width, ddr_burst=ddr_burst, ddr_outstanding=ddr_outstanding, max_batch=max_batch,
                    mode=mode, num_classes=classes, max_timesteps=max_timesteps, stream_width=stream_width,
                    **cls.widths_of(artifact))

@@ -16,12 +16,13 @@ from lstmfpga.hw.rtl.ram import address_bits, ram
 @dataclasses.dataclass(frozen=True)
 class WeightBank:
     """One RAM of the weight memory: the submodule ``name``, ``depth`` words of ``width`` bits read
-    through ``read_ports`` ports."""
+    through ``read_ports`` ports, in LUTs when ``distributed``."""
 
     name: str
     depth: int
     width: int
     read_ports: int
+    distributed: bool = False
 
 
 def folded_rows(config) -> int:
@@ -38,8 +39,9 @@ def weight_banks(config) -> tuple[WeightBank, ...]:
     :func:`ram` makes them).  Two ports, with L = ``fold_lanes`` (or P) and F = :func:`folded_rows`:
     ``mem`` holds the first L lanes' weights of rows below F in words of half of them, row r's low
     half at word r and its high half at word F + r (F is a power of two: the port's address is the
-    row's low bits with one bit on top, so no adder sits on the read path); ``upper_rows`` the same
-    lanes' rows from F on, at word r − F; ``one_port_lanes`` the other lanes' weights of every row.
+    row's low bits with one bit on top, so no adder sits on the read path); the same lanes' rows from
+    F on, at word r − F, in ``upper_rows_lutram`` (the first ``config.lutram_upper_lanes`` of them,
+    in LUTs) and ``upper_rows`` (the others); ``one_port_lanes`` the other lanes' weights of every row.
     """
     rows, row = config.weight_memory_rows, config.lanes * config.weight_bits
     if config.weight_ports == 1:
@@ -48,7 +50,11 @@ def weight_banks(config) -> tuple[WeightBank, ...]:
     F = folded_rows(config)
     banks = [WeightBank("mem", 2 * F, folded // 2, 2)]
     if rows > F:
-        banks.append(WeightBank("upper_rows", max(rows - F, 2), folded, 1))
+        in_luts = min(config.lutram_upper_lanes * config.weight_bits, folded)
+        if in_luts:
+            banks.append(WeightBank("upper_rows_lutram", max(rows - F, 2), in_luts, 1, True))
+        if in_luts < folded:
+            banks.append(WeightBank("upper_rows", max(rows - F, 2), folded - in_luts, 1))
     if folded < row:
         banks.append(WeightBank("one_port_lanes", max(rows, 2), row - folded, 1))
     return tuple(banks)
@@ -84,7 +90,8 @@ class WeightMemory(wiring.Component):
         m = Module()
         cfg = self.config
         banks = {bank.name: bank for bank in weight_banks(cfg)}
-        mems = {name: ram(shape=unsigned(bank.width), depth=bank.depth) for name, bank in banks.items()}
+        mems = {name: ram(shape=unsigned(bank.width), depth=bank.depth, distributed=bank.distributed)
+                for name, bank in banks.items()}
         for name, mem in mems.items():
             m.submodules[name] = mem
         addr, data, en = Signal.like(self.write.addr), Signal.like(self.write.data), Signal()
@@ -106,15 +113,19 @@ class WeightMemory(wiring.Component):
                          read.addr.eq(port_addr), read.en.eq(self.read.en & ~en)]
             halves.append(read.data)
         folded = Cat(*halves)
-        if "upper_rows" in mems:
+        upper_banks = [name for name in ("upper_rows_lutram", "upper_rows") if name in mems]
+        if upper_banks:
             # rows F and up at word r − F: F's one bit is above the row's low f bits
-            upper = Signal()
-            upper_data = _one_port(m, mems["upper_rows"],
-                                   write_to=(Cat(addr[:f], addr[f:] - 1), data[:len(folded)], en & (addr[f:] != 0)),
-                                   read_from=(Cat(self.read.addr[:f], self.read.addr[f:] - 1), self.read.en))
+            upper, upper_data, low = Signal(), [], 0
+            for name in upper_banks:
+                width = banks[name].width
+                upper_data.append(_one_port(
+                    m, mems[name], write_to=(Cat(addr[:f], addr[f:] - 1), data[low:low + width], en & (addr[f:] != 0)),
+                    read_from=(Cat(self.read.addr[:f], self.read.addr[f:] - 1), self.read.en)))
+                low += width
             with m.If(self.read.en):
                 m.d.sync += upper.eq(self.read.addr[f:] != 0)
-            folded = Mux(upper, upper_data, folded)
+            folded = Mux(upper, Cat(*upper_data), folded)
         parts = [folded]
         if "one_port_lanes" in mems:
             parts.append(_one_port(m, mems["one_port_lanes"], write_to=(addr, data[2 * half_width:], en),

@@ -466,7 +466,7 @@ def _build(tmp_path_factory, data_width, rng):
     from cocotb_tools.runner import get_runner
     from resources_standins import write_verilog
 
-    from lstmfpga.sim.verilator import VERILATOR_ARGS, setup_verilator
+    from lstmfpga.sim.verilator import VERILATOR_ARGS, drop_intermediates, setup_verilator
 
     max_burst = rng.choice((rng.randint(1, 16), rng.randint(17, 256)))
     outstanding = rng.randint(1, 6)
@@ -477,6 +477,7 @@ def _build(tmp_path_factory, data_width, rng):
     runner = get_runner("verilator")
     runner.build(sources=[source], hdl_toplevel="axi_weight_reader", build_dir=folder / "sim",
                  build_args=list(VERILATOR_ARGS), log_file=folder / "build.log")
+    drop_intermediates(folder / "sim")
     return runner, folder, dut
 
 

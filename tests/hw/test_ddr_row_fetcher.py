@@ -167,7 +167,7 @@ def test_verilator_against_axiram_with_random_pauses(tmp_path_factory, seed):
     from ddr_row_fetcher_bench import JOB_ENV
     from resources_standins import write_verilog
 
-    from lstmfpga.sim.verilator import VERILATOR_ARGS, setup_verilator
+    from lstmfpga.sim.verilator import VERILATOR_ARGS, drop_intermediates, setup_verilator
 
     rng = random.Random(seed)
     config = _draw_config(rng)
@@ -180,6 +180,7 @@ def test_verilator_against_axiram_with_random_pauses(tmp_path_factory, seed):
     runner = get_runner("verilator")
     runner.build(sources=[source], hdl_toplevel="ddr_row_fetcher", build_dir=folder / "sim",
                  build_args=list(VERILATOR_ARGS), log_file=folder / "build.log")
+    drop_intermediates(folder / "sim")
     image = _image(rng, config, data_width)
     origin = rng.randrange(1, 2**32) * 4096
     (folder / "image.bin").write_bytes(image)

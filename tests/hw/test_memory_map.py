@@ -24,7 +24,7 @@ def test_memories_at_equals_the_elaborated_core(seed):
                                column_sets=sets, tail_units=tails, weight_ports=ports,
                                fold_lanes=2 * rnd.randint(1, lanes // 2) if folded else 0,
                                fold_rows=1 << rnd.randint(0, 6) if folded else 0,
-                               mode=mode, stream_width=width, weight_bits=rnd.randint(2, 8),
+                               lutram_upper_lanes=2 * rnd.randint(0, lanes // 2) if ports == 2 else 0, mode=mode, stream_width=width, weight_bits=rnd.randint(2, 8),
                                num_classes=rnd.randint(0, 3), max_timesteps=rnd.randint(1, 24))
     memories = memories_at(config)
     assert memories == accelerator_memories(config), config
@@ -41,3 +41,8 @@ def test_memories_at_equals_the_elaborated_core(seed):
         assert [m.read_ports for m in banks] == [2] + [1] * (len(banks) - 1)
         widths = {m.name.rsplit("/", 1)[-1]: m.width for m in banks}
         assert 2 * widths["mem"] + widths.get("one_port_lanes", 0) == row
+    # only the folded lanes' rows past the fold carry ram_style "distributed", and only when asked
+    distributed = [m for m in memories if m.distributed]
+    assert [m.name.rsplit("/", 1)[-1] for m in distributed] in ([], ["upper_rows_lutram"])
+    assert bool(distributed) <= bool(config.lutram_upper_lanes)
+    assert all(m.width <= config.lutram_upper_lanes * config.weight_bits for m in distributed)

@@ -470,7 +470,7 @@ def test_verilator_runs_the_generated_verilog(wb, ab, macs, dsp, tmp_path):
     from packed_mac_bench import JOB_ENV
     from resources_standins import write_verilog
 
-    from lstmfpga.sim.verilator import VERILATOR_ARGS, setup_verilator
+    from lstmfpga.sim.verilator import VERILATOR_ARGS, drop_intermediates, setup_verilator
 
     pk = plan_packing(weight_bits=wb, act_bits=ab, macs_per_dsp=macs, dsp=dsp)
     dut = PackedMac(weight_bits=wb, act_bits=ab, macs_per_dsp=macs, max_length=2 * pk.run + 1, dsp=dsp)
@@ -488,6 +488,7 @@ def test_verilator_runs_the_generated_verilog(wb, ab, macs, dsp, tmp_path):
     runner = get_runner("verilator")
     runner.build(sources=[source], hdl_toplevel="packed_mac", build_dir=tmp_path / "sim",
                  build_args=list(VERILATOR_ARGS), log_file=tmp_path / "build.log")
+    drop_intermediates(tmp_path / "sim")
     for name, idle, stall in (("busy", 0.0, 0.0), ("hostile", 0.3, 0.4)):
         work = tmp_path / name
         work.mkdir()

@@ -139,6 +139,43 @@ def test_a_folded_weight_memory_is_uram_on_both_ports_and_block_ram_beside(tmp_p
     assert (result.resources.uram, result.resources.bram36) in placements, placements
 
 
+def test_rows_past_the_fold_go_to_luts_with_ram_style_distributed(tmp_path, yosys_cache):
+    """``lutram_upper_lanes``, drawn shape and lane count: the few hundred rows past the fold of the
+    first lanes, which Yosys's cost model alone puts in block RAM, become the LUTRAM cells the tile
+    model counts, plus about the read multiplexer's LUTs and one output flip-flop a bit; the other
+    banks stay where the model puts them."""
+    import dataclasses
+    import random
+
+    from lstmfpga.foundation.hw.config import AcceleratorConfig
+    from lstmfpga.hw.rtl.weight_memory import WeightMemory, weight_banks
+
+    rnd = random.Random()
+    lanes = 4 * rnd.randint(8, 12)                       # 128 to 192 bits a row at 4-bit weights
+    config = AcceleratorConfig(input_size=rnd.randint(560, 1100), hidden_size=lanes // 4, lanes=lanes,
+                               weight_bits=4, io_bits=8, weight_ports=2, fold_rows=512,
+                               lutram_upper_lanes=rnd.choice([lanes, 2 * rnd.randint(9, lanes // 2 - 1)]))
+    banks = weight_banks(config)
+    in_luts = next(b for b in banks if b.distributed)
+    assert in_luts.name == "upper_rows_lutram" and 40 < in_luts.depth < 600
+    assert in_luts.width == 4 * config.lutram_upper_lanes
+    model = [place_small(MemorySpec(b.name, b.depth, b.width, read_ports=b.read_ports, distributed=b.distributed),
+                         "xcup") for b in banks]
+    forced_tiles = next(t for t in model if t.memory.distributed)
+    runs = {}
+    for upper in (config.lutram_upper_lanes, 0):
+        path = write_verilog(WeightMemory(config=dataclasses.replace(config, lutram_upper_lanes=upper)),
+                             tmp_path / f"weights_{upper}.v")
+        runs[upper] = synthesize([path], top="top", family="xcup", cache_dir=yosys_cache).resources
+    forced, chosen = runs[config.lutram_upper_lanes], runs[0]
+    assert place_small(MemorySpec("upper", in_luts.depth, in_luts.width), "xcup").bram36 > 0   # Yosys's own choice
+    assert forced_tiles.lut > 0 and forced_tiles.bram36 == 0
+    assert (forced.lutram, forced.bram36) == (sum(t.lut for t in model), sum(t.bram36 for t in model)), (forced, model)
+    assert forced.ff - chosen.ff == forced_tiles.ff == in_luts.width
+    extra = (forced.lut - forced.lutram) - (chosen.lut - chosen.lutram)
+    assert 0.7 * forced_tiles.logic_lut <= extra <= 1.1 * forced_tiles.logic_lut + 64, (extra, forced_tiles)
+
+
 def test_the_dsp48e2_registers_are_those_yosys_packs_into_a_dsp48e1(tmp_path, yosys_cache):
     """A drawn packed core synthesized for xcup and for xc7 (laid out for each family's DSP): on xc7
     Yosys's ``xilinx_dsp`` moves the MAC units' A/B/M/P registers and accumulator adders into the

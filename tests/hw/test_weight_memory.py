@@ -1,5 +1,5 @@
 """WeightMemory (Amaranth simulator): drawn shapes, lanes, weight widths and folds (which lanes
-and rows sit on both ports of the folded RAM, the rest on one-port RAMs); every row written in a
+and rows sit on both ports of the folded RAM, the rest on one-port RAMs, some in LUTs); every row written in a
 random order reads back whole at random addresses a cycle after its address, and holds while the
 read is not enabled."""
 
@@ -28,7 +28,8 @@ def _draw(rnd: random.Random, layout: int | None = None) -> AcceleratorConfig:
     return AcceleratorConfig(input_size=base.input_size, hidden_size=base.hidden_size, lanes=lanes,
                              num_layers=base.num_layers, weight_bits=base.weight_bits, weight_ports=2,
                              fold_lanes=2 * rnd.randint(1, lanes // 2 - 1) if layout & 2 else rnd.choice([0, lanes]),
-                             fold_rows=upper if layout & 1 else rnd.choice([0, 1 << span, 1 << rnd.randint(span, 14)]))
+                             fold_rows=upper if layout & 1 else rnd.choice([0, 1 << span, 1 << rnd.randint(span, 14)]),
+                             lutram_upper_lanes=2 * rnd.randint(0, lanes // 2))
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -39,7 +40,8 @@ def test_weight_memory_reads_back_every_row(seed):
     image = [rnd.getrandbits(width) for _ in range(rows)]
     banks = {bank.name for bank in weight_banks(config)}
     # the draw reaches each bank layout: folded rows only, rows past the fold, lanes past it
-    assert ("upper_rows" in banks) == (rows > folded_rows(config)) == bool(seed % 4 & 1)
+    past_fold = bool(banks & {"upper_rows", "upper_rows_lutram"})
+    assert past_fold == (rows > folded_rows(config)) == bool(seed % 4 & 1)
     assert ("one_port_lanes" in banks) == (0 < config.fold_lanes < config.lanes) == bool(seed % 4 & 2)
     dut = WeightMemory(config=config)
 
@@ -78,7 +80,7 @@ def test_weight_banks_cover_every_row_and_lane_with_less_than_half_padding():
     for _ in range(200):
         config = _draw(rnd)
         if rnd.random() < 0.2:
-            config = dataclasses.replace(config, weight_ports=1, fold_lanes=0, fold_rows=0)
+            config = dataclasses.replace(config, weight_ports=1, fold_lanes=0, fold_rows=0, lutram_upper_lanes=0)
         rows, row = max(config.weight_memory_rows, 2), config.lanes * config.weight_bits
         banks = {bank.name: bank for bank in weight_banks(config)}
         total = sum(bank.depth * bank.width for bank in banks.values())
@@ -86,11 +88,17 @@ def test_weight_banks_cover_every_row_and_lane_with_less_than_half_padding():
         if config.weight_ports == 1:
             assert list(banks) == ["mem"] and banks["mem"].depth >= rows and banks["mem"].width == row
             continue
-        mem, upper, rest = banks["mem"], banks.get("upper_rows"), banks.get("one_port_lanes")
+        mem, rest = banks["mem"], banks.get("one_port_lanes")
         assert [b.read_ports for b in banks.values()] == [2] + [1] * (len(banks) - 1)
         assert 2 * mem.width + (rest.width if rest else 0) == row
-        assert mem.depth // 2 + (upper.depth if upper else 0) >= rows and (not rest or rest.depth >= rows)
-        assert upper is None or upper.width == 2 * mem.width
+        upper_depth = max((b.depth for b in banks.values() if b.name.startswith("upper_rows")), default=0)
+        assert mem.depth // 2 + upper_depth >= rows and (not rest or rest.depth >= rows)
+        in_luts, upper = banks.get("upper_rows_lutram"), banks.get("upper_rows")
+        folded = 2 * mem.width
+        assert [b.name for b in banks.values() if b.distributed] == (["upper_rows_lutram"] if in_luts else [])
+        if in_luts or upper:
+            assert (in_luts.width if in_luts else 0) + (upper.width if upper else 0) == folded
+            assert (in_luts.width if in_luts else 0) == min(config.lutram_upper_lanes * config.weight_bits, folded)
 
 
 @pytest.mark.parametrize("fields, message", [

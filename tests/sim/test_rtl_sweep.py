@@ -56,6 +56,7 @@ class Draw:
     weight_ports: int = 1
     fold_lanes: int = 0
     fold_rows: int = 0
+    lutram_upper_lanes: int = 0
 
     @property
     def name(self) -> str:
@@ -68,6 +69,7 @@ class Draw:
                 + (f"_U{self.tail_units}" if self.tail_units > 1 else "")
                 + (f"_W{self.weight_ports}" if self.weight_ports > 1 else "")
                 + (f"_F{self.fold_lanes}x{self.fold_rows}" if self.fold_lanes or self.fold_rows else "")
+                + (f"_lutram{self.lutram_upper_lanes}" if self.lutram_upper_lanes else "")
                 + ("_neg" if self.most_negative else ""))
 
 
@@ -93,9 +95,9 @@ FIXED = [
     Draw(19, 9, 2, 32, "split", 4, 8, 2, 8, 11, macs_per_dsp=2, column_sets=2, tail_units=2),
     # the weight memory's halves on two read ports, the base model's packing and sets
     Draw(29, 6, 2, 48, "full", 4, 8, 2, 5, 12, macs_per_dsp=2, column_sets=4, stream_width=128, weight_ports=2),
-    # folded: 30 of 48 lanes' first 8 rows on both ports, their other rows and the other lanes on one
+    # folded: 30 of 48 lanes' first 8 rows on both ports, their other rows (12 lanes' in LUTs) and the other lanes on one
     Draw(29, 6, 2, 48, "full", 4, 8, 2, 5, 13, macs_per_dsp=2, column_sets=4, stream_width=128, weight_ports=2,
-         fold_lanes=30, fold_rows=8),
+         fold_lanes=30, fold_rows=8, lutram_upper_lanes=12),
 ]
 
 
@@ -116,7 +118,8 @@ def draw_configurations(seed: int, count: int) -> list[Draw]:
     two tail units (a fifth generator); half of all cores get a weight memory of two read ports
     (a sixth); a packed core's fields are laid out for a multiplier drawn among those that hold its
     ``macs_per_dsp`` (a seventh: DSP48E2, DSP48E1 or MULT18X18D); half of the two-port memories
-    fold only some lanes and rows over both ports (an eighth).
+    fold only some lanes and rows over both ports (an eighth), with the other rows of a drawn number
+    of the folded lanes in LUTs (``ram_style``: the same generator).
     """
     rng, packing = random.Random(seed), random.Random(seed + 1)
     widths = random.Random(seed + 2)   # the stream width's own generator: the other fields stay
@@ -149,7 +152,8 @@ def draw_configurations(seed: int, count: int) -> list[Draw]:
             draws[-1] = dataclasses.replace(draws[-1], weight_ports=2)
             if folds.random() < 0.5:
                 draws[-1] = dataclasses.replace(draws[-1], fold_lanes=2 * folds.randint(1, draws[-1].lanes // 2),
-                                                fold_rows=1 << folds.randint(0, 8))
+                                                fold_rows=1 << folds.randint(0, 8),
+                                                lutram_upper_lanes=2 * folds.randint(0, draws[-1].lanes // 2))
         d = draws[-1]
         if d.macs_per_dsp > 1:
             holding = sorted(name for name, dsp in DSP_SHAPES.items()
@@ -206,7 +210,8 @@ def _check(draw: Draw, cache, tmp_path):
                                              packing_dsp=draw.packing_dsp, column_sets=draw.column_sets,
                                              tail_units=draw.tail_units,
                                              weight_ports=draw.weight_ports, fold_lanes=draw.fold_lanes,
-                                             fold_rows=draw.fold_rows, max_timesteps=draw.max_timesteps,
+                                             fold_rows=draw.fold_rows, lutram_upper_lanes=draw.lutram_upper_lanes,
+                                             max_timesteps=draw.max_timesteps,
                                              stream_width=draw.stream_width)
     rng = np.random.default_rng(draw.seed)
     steps = [draw.max_timesteps, 1, int(rng.integers(1, draw.max_timesteps + 1))][:SEQUENCES]
