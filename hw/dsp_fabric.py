@@ -62,7 +62,7 @@ def dsp_fabric(module: Mapping) -> DspFabric:
             if isinstance(bit, int):
                 last[bit].add(name.rsplit(".", 1)[-1])
     flops = {key: cell for key, cell in cells.items() if cell["type"] in FLIP_FLOPS
-             and last[cell["connections"].get("Q", [None])[0]] & set(DSP_REGISTERS)}
+             and not last[cell["connections"].get("Q", [None])[0]].isdisjoint(DSP_REGISTERS)}
     accumulator_d = {(key, "D") for key, cell in flops.items()
                      if DSP_ACCUMULATOR in last[cell["connections"]["Q"][0]]}
     sinks = collections.defaultdict(set)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import typing
 
 #: (depth, width, RAMB36 units) of the block RAM aspect ratios, RAMB18 = half a RAMB36.
 BRAM_ASPECTS = (
@@ -125,8 +126,15 @@ def mux_luts(inputs: int) -> int:
 
 
 #: What Yosys's LUTRAM choice weighs an extra row of cells at, per bit, in its cost units (a cell
-#: is 16): fitted to the cells it chose on nine measured memories (any value in 0.30-0.45 fits).
+#: is 16): fitted to the cells it chose on eleven measured memories (any value in 0.30-0.45 fits).
 ROW_MUX_COST = 0.375
+
+
+class _LutramOption(typing.NamedTuple):
+    choice_cost: float   # what Yosys's choice weighs: the cells' cost and the extra rows' multiplexer
+    sites: int
+    cost: int            # the library's cost alone, which Yosys weighs against block RAM
+    mux: int
 
 
 def lutram_luts(depth: int, width: int, family: str, granularity: int = 0) -> tuple[int, int, int]:
@@ -139,15 +147,15 @@ def lutram_luts(depth: int, width: int, family: str, granularity: int = 0) -> tu
     Each write-enable granule packs into LUTRAM cells on its own.
     """
     granule = granularity if 0 < granularity < width else width
-    best = None
+    options = []
     for cell_depth, cell_bits, sites, cost in _LUTRAM_CELLS[family]:
         rows = math.ceil(depth / cell_depth)
         cells = rows * (width // granule) * math.ceil(granule / cell_bits)
         cells += rows * math.ceil((width % granule) / cell_bits)
-        option = (cost * cells + ROW_MUX_COST * width * (rows - 1), cells * sites, cost * cells, width * mux_luts(rows))
-        if best is None or option[0] < best[0]:
-            best = option
-    return best[1:]
+        options.append(_LutramOption(choice_cost=cost * cells + ROW_MUX_COST * width * (rows - 1),
+                                     sites=cells * sites, cost=cost * cells, mux=width * mux_luts(rows)))
+    best = min(options, key=lambda option: option.choice_cost)   # the first of equals, as Yosys
+    return best.sites, best.cost, best.mux
 
 
 @functools.lru_cache(maxsize=16384)

@@ -20,9 +20,9 @@ DSP_CELLS = frozenset({"DSP48E1", "DSP48E2"})
 BRAM36_UNITS = {"RAMB36E1": 1.0, "RAMB36E2": 1.0, "FIFO36E1": 1.0, "FIFO36E2": 1.0,
                 "RAMB18E1": 0.5, "RAMB18E2": 0.5, "FIFO18E1": 0.5, "FIFO18E2": 0.5}
 URAM_CELLS = frozenset({"URAM288", "URAM288_BASE"})
-# Cells that use no budgeted resource (carry chains and wide muxes sit beside the LUTs).
-FREE_CELLS = frozenset({"CARRY4", "CARRY8", "MUXF7", "MUXF8", "MUXF9", "BUFG", "BUFGCTRL",
-                        "IBUF", "OBUF", "IOBUF", "GND", "VCC", "$scopeinfo"})
 CARRY_CELLS = frozenset({"CARRY4", "CARRY8"})
+# Cells that use no budgeted resource (carry chains and wide muxes sit beside the LUTs).
+FREE_CELLS = CARRY_CELLS | {"MUXF7", "MUXF8", "MUXF9", "BUFG", "BUFGCTRL",
+                            "IBUF", "OBUF", "IOBUF", "GND", "VCC", "$scopeinfo"}
 #: Output ports of the cells above, for netlists written without ``port_directions``.
 OUTPUT_PORTS = frozenset({"O", "O5", "O6", "CO", "Q", "DO", "DOA", "DOB", "DOC", "DOD", "SPO", "DPO"})
