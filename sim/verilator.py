@@ -223,16 +223,61 @@ def build_harness(config, cache_dir: str | os.PathLike, *, opt: str = HARNESS_OP
                     f'#include "{prefix}.h"\n#include "{prefix}___024root.h"\nusing HarnessTop = {prefix};\n'
                     f"#define HARNESS_REGISTERED_HANDSHAKES {int(registered)}\n")
                 log.write(f"harness: handshake outputs registered: {registered}\n")
+                runtime = _runtime_objects(Path(cache_dir), root, variant)
+                log.write(f"harness: runtime objects reused: {_reuse_runtime(runtime, work)}\n")
                 log.flush()
                 done = subprocess.run(compile_, cwd=work, stdout=log, stderr=subprocess.STDOUT)
         if done.returncode != 0 or not library.exists():
             tail = (work / "build.log").read_text()[-3000:]
             raise RuntimeError(f"the Verilator harness build failed (log {work / 'build.log'}):\n{tail}")
+        _keep_runtime(work, runtime)
         drop_intermediates(work)
         stamp.write_text(json.dumps({"config": config.to_dict(), "source": source_key, "opt": opt, "threads": threads,
                                      "verilator_args": list(verilator_args), "registered_handshakes": registered,
                                      "seconds": round(time.perf_counter() - started, 2)}))
     return library
+
+
+#: Verilator's run-time library, compiled into every model alike (about a third of a small core's
+#: build): its object files are kept once per compiler, Verilator and option set under the cache.
+RUNTIME_OBJECTS = "verilated*.o"
+
+
+def _runtime_objects(cache_dir: Path, root: Path, variant: list) -> Path:
+    """The folder of the run-time library's objects for this compiler, Verilator and ``variant``."""
+    compiler = subprocess.run(["c++", "--version"], capture_output=True, text=True).stdout
+    recipe = json.dumps([compiler, str(root), (root / "include" / "verilated_config.h").read_text(),
+                         list(VERILATOR_ARGS), variant])
+    return cache_dir / "runtime" / hashlib.sha256(recipe.encode()).hexdigest()[:16]
+
+
+def _reuse_runtime(runtime: Path, work: Path) -> int:
+    """Link the kept run-time objects into ``work``, dated now so that make takes them as built
+    after the Verilated makefile they depend on; return how many."""
+    kept = sorted(runtime.glob(RUNTIME_OBJECTS)) if runtime.is_dir() else []
+    for path in kept:
+        target = work / path.name
+        try:
+            os.link(path, target)
+        except OSError:
+            shutil.copy2(path, target)
+        os.utime(target)
+    return len(kept)
+
+
+def _keep_runtime(work: Path, runtime: Path) -> None:
+    """Keep the run-time objects of a finished build in ``work`` (once: the first build's stay)."""
+    if runtime.is_dir():
+        return
+    staging = runtime.with_name(f".{runtime.name}.{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for path in work.glob(RUNTIME_OBJECTS):
+        shutil.copy2(path, staging / path.name)
+    try:
+        staging.rename(runtime)
+    except OSError:   # another build kept them first
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 #: Outputs the harness reads right after a rising edge, before evaluating the next one: they must
