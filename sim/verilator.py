@@ -40,6 +40,10 @@ VERILATOR_ARGS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE", 
 #: --x-assign/--x-initial fast, -O3 or --noassert changed the generated model's code).
 HARNESS_LIBRARY = "libharness.so"
 HARNESS_OPT = "-O3"
+#: Overrides :data:`HARNESS_OPT` where set (read at each build): the test suite builds its many small
+#: cores at -O1, whose compile takes about a third less and whose short runs do not need -O3.
+HARNESS_OPT_ENV = "LSTMFPGA_HARNESS_OPT"
+_OPT_FLAG = re.compile(r"-O[0-3sgz]?|-Ofast")
 HARNESS_VERILATOR_ARGS: tuple[str, ...] = ()
 #: What a finished build no longer needs: Verilator's precompiled headers (two of about 70 MB each
 #: for a small core, 97 % of the folder) and the object files linked into the model.
@@ -177,19 +181,28 @@ def drop_intermediates(folder: Path) -> int:
     return freed
 
 
-def build_harness(config, cache_dir: str | os.PathLike, *, opt: str = HARNESS_OPT,
+def harness_opt() -> str:
+    """The harness's C++ optimisation flag: ``$LSTMFPGA_HARNESS_OPT``, else :data:`HARNESS_OPT`."""
+    opt = os.environ.get(HARNESS_OPT_ENV, HARNESS_OPT)
+    if not _OPT_FLAG.fullmatch(opt):
+        raise ConfigError(f"{HARNESS_OPT_ENV}={opt!r} is not a C++ optimisation flag (-O0, -O1, -O2, -O3, -Os, ...)")
+    return opt
+
+
+def build_harness(config, cache_dir: str | os.PathLike, *, opt: str | None = None,
                   threads: int = 1, verilator_args: tuple[str, ...] = HARNESS_VERILATOR_ARGS) -> Path:
     """Verilate ``config`` with the compiled C++ harness (:mod:`lstmfpga.sim.harness`); return
     the shared library, built once per Verilog hash next to the cocotb build.
 
-    ``opt`` is the C++ optimisation flag of the model's code; ``threads`` > 1 builds a
-    multi-threaded model (Verilator ``--threads``); ``verilator_args`` are Verilator's options
-    beyond the warning set of :data:`VERILATOR_ARGS`.  The build's wall time is kept in
+    ``opt`` is the C++ optimisation flag of the model's code (default :func:`harness_opt`);
+    ``threads`` > 1 builds a multi-threaded model (Verilator ``--threads``); ``verilator_args``
+    are Verilator's options beyond the warning set of :data:`VERILATOR_ARGS`.  The build's wall time is kept in
     ``harness.json`` (:func:`harness_build_seconds`).
     """
     from lstmfpga.sim.harness import HARNESS_SOURCE
 
     check_integer("threads", threads, low=1, what="a positive integer")
+    opt = harness_opt() if opt is None else opt
     root = setup_verilator()
     build_dir, text, key = _cached_verilog(config, cache_dir)
     variant = [opt, threads, *verilator_args]

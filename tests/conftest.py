@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
+
+from lstmfpga.sim.verilator import HARNESS_OPT_ENV
+
+# The suite builds about a hundred small cores and runs each briefly: -O1 compiles a third faster
+# than the harness's -O3 (docs/PERFORMANCE.md, "Test suite"); a caller's own setting wins.
+os.environ.setdefault(HARNESS_OPT_ENV, "-O1")
 
 
 def make_qat_artifact(out_dir, *, input_size=37, hidden_size=19, num_layers=2, weight_bits=4,
