@@ -265,16 +265,12 @@ def _runtime_objects(cache_dir: Path, root: Path, variant: list) -> Path:
 
 
 def _reuse_runtime(runtime: Path, work: Path) -> int:
-    """Link the kept run-time objects into ``work``, dated now so that make takes them as built
-    after the Verilated makefile they depend on; return how many."""
+    """Copy the kept run-time objects into ``work``, dated now so that make takes them as built
+    after the Verilated makefile they depend on; return how many.  Copies, not links: a compiler
+    that rewrote one in place would change the kept file too."""
     kept = sorted(runtime.glob(RUNTIME_OBJECTS)) if runtime.is_dir() else []
     for path in kept:
-        target = work / path.name
-        try:
-            os.link(path, target)
-        except OSError:
-            shutil.copy2(path, target)
-        os.utime(target)
+        shutil.copyfile(path, work / path.name)
     return len(kept)
 
 
