@@ -22,14 +22,17 @@ demo: $(STAMP)
 	$(VENV)/bin/lstmfpga demo --out $(DEMO_OUT)
 
 # `make test` leaves out the checks marked slow (RTL sweeps, the demo end to end, Verilator and
-# Yosys builds); `make test-slow` runs just those, `make test-all` both. CI runs both.
+# Yosys builds); `make test-slow` runs just those, `make test-all` (and CI) both in one session:
+# one Verilator build cache, and work stealing keeps both workers busy through the long tests.
+TEST_SELECTION ?= not slow
 test: $(STAMP)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --timeout=1200 -m "not slow" tests
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal --timeout=1200 --durations=25 -m "$(TEST_SELECTION)" tests
 
-test-slow: $(STAMP)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --timeout=1200 --durations=25 -m slow tests
+test-slow:
+	$(MAKE) test TEST_SELECTION=slow
 
-test-all: test test-slow
+test-all:
+	$(MAKE) test TEST_SELECTION="slow or not slow"
 
 bench: $(STAMP)
 	$(VENV)/bin/lstmfpga bench all

@@ -619,6 +619,9 @@ def _settings(template, board: Board, clock_mhz, timesteps, macs_per_dsp, column
     if not is_finite_number(clock) or not 0 < clock <= 1000:
         raise ConfigError(f"clock_mhz must be in (0, 1000], not {clock_mhz!r}")
     check_integer("timesteps", timesteps, low=1, high=template.max_timesteps)
+    # the planner lays out the weight memory for each lane count itself: a plan's own config (folded
+    # at its lanes) plans again from the plain layout
+    template = dataclasses.replace(template, weight_ports=1, fold_lanes=0, fold_rows=0, lutram_upper_lanes=0)
     if macs_per_dsp == "auto":
         macs_per_dsp = packed_macs_per_dsp(template, board)
     template = dataclasses.replace(template, macs_per_dsp=macs_per_dsp,

@@ -532,3 +532,7 @@ def test_a_weight_memory_deeper_than_half_an_ultraram_is_folded_in_part(stand_in
     assert row_bits == c.lanes * c.weight_bits
     assert banks["upper_rows"].memory.depth == c.weight_memory_rows - c.fold_rows
     assert sum(t.uram for t in plan.check.estimate.memories) <= board.uram
+    # a config folded at its lanes (a plan's own) plans again to the same core
+    for fold_lanes in sorted({c.fold_lanes, 2 * (c.lanes // 4)}):
+        folded = dataclasses.replace(c, fold_lanes=fold_lanes, lutram_upper_lanes=2)
+        assert make_plan(folded, board, mode="full", column_sets=13, compare=False).config == c
