@@ -196,8 +196,8 @@ def build_harness(config, cache_dir: str | os.PathLike, *, opt: str | None = Non
 
     ``opt`` is the C++ optimisation flag of the model's code (default :func:`harness_opt`);
     ``threads`` > 1 builds a multi-threaded model (Verilator ``--threads``); ``verilator_args``
-    are Verilator's options beyond the warning set of :data:`VERILATOR_ARGS`.  The build's wall time is kept in
-    ``harness.json`` (:func:`harness_build_seconds`).
+    are Verilator's options beyond the warning set of :data:`VERILATOR_ARGS`.  The build's wall
+    time is kept in ``harness.json`` (:func:`harness_build_seconds`).
     """
     from lstmfpga.sim.harness import HARNESS_SOURCE
 
